@@ -1,0 +1,171 @@
+#include "models/backbone.h"
+
+#include <cmath>
+
+namespace detr::models {
+
+namespace F = torch::nn::functional;
+
+namespace {
+
+torch::nn::Conv2d conv(int64_t in, int64_t out, int64_t k, int64_t stride, int64_t padding,
+                       int64_t dilation = 1) {
+  return torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, k)
+                               .stride(stride)
+                               .padding(padding)
+                               .dilation(dilation)
+                               .bias(false));
+}
+
+struct Arch {
+  bool bottleneck;
+  std::vector<int64_t> blocks;
+};
+
+Arch arch_of(const std::string& name) {
+  if (name == "resnet18") return {false, {2, 2, 2, 2}};
+  if (name == "resnet34") return {false, {3, 4, 6, 3}};
+  if (name == "resnet50") return {true, {3, 4, 6, 3}};
+  if (name == "resnet101") return {true, {3, 4, 23, 3}};
+  throw std::invalid_argument("backbone '" + name +
+                              "' is not one of resnet18, resnet34, resnet50, resnet101");
+}
+
+}  // namespace
+
+FrozenBatchNorm2dImpl::FrozenBatchNorm2dImpl(int64_t n) {
+  weight = register_buffer("weight", torch::ones(n));
+  bias = register_buffer("bias", torch::zeros(n));
+  running_mean = register_buffer("running_mean", torch::zeros(n));
+  running_var = register_buffer("running_var", torch::ones(n));
+}
+
+torch::Tensor FrozenBatchNorm2dImpl::forward(const torch::Tensor& x) {
+  constexpr double eps = 1e-5;  // hard-coded upstream
+  auto w = weight.reshape({1, -1, 1, 1});
+  auto b = bias.reshape({1, -1, 1, 1});
+  auto rv = running_var.reshape({1, -1, 1, 1});
+  auto rm = running_mean.reshape({1, -1, 1, 1});
+  auto scale = w * (rv + eps).rsqrt();
+  auto shift = b - rm * scale;
+  return x * scale + shift;
+}
+
+BasicBlockImpl::BasicBlockImpl(int64_t inplanes, int64_t planes, int64_t stride,
+                               torch::nn::Sequential ds, int64_t dilation) {
+  TORCH_CHECK(dilation == 1, "Dilation > 1 not supported in BasicBlock, got ", dilation);
+  conv1 = register_module("conv1", conv(inplanes, planes, 3, stride, 1));
+  bn1 = register_module("bn1", FrozenBatchNorm2d(planes));
+  conv2 = register_module("conv2", conv(planes, planes, 3, 1, 1));
+  bn2 = register_module("bn2", FrozenBatchNorm2d(planes));
+  if (ds) downsample = register_module("downsample", ds);
+}
+
+torch::Tensor BasicBlockImpl::forward(const torch::Tensor& x) {
+  auto out = torch::relu(bn1(conv1(x)));
+  out = bn2(conv2(out));
+  return torch::relu(out + (downsample ? downsample->forward(x) : x));
+}
+
+BottleneckImpl::BottleneckImpl(int64_t inplanes, int64_t planes, int64_t stride,
+                               torch::nn::Sequential ds, int64_t dilation) {
+  const int64_t width = planes;  // base_width 64, groups 1
+  conv1 = register_module("conv1", conv(inplanes, width, 1, 1, 0));
+  bn1 = register_module("bn1", FrozenBatchNorm2d(width));
+  conv2 = register_module("conv2", conv(width, width, 3, stride, dilation, dilation));
+  bn2 = register_module("bn2", FrozenBatchNorm2d(width));
+  conv3 = register_module("conv3", conv(width, planes * expansion, 1, 1, 0));
+  bn3 = register_module("bn3", FrozenBatchNorm2d(planes * expansion));
+  if (ds) downsample = register_module("downsample", ds);
+}
+
+torch::Tensor BottleneckImpl::forward(const torch::Tensor& x) {
+  auto out = torch::relu(bn1(conv1(x)));
+  out = torch::relu(bn2(conv2(out)));
+  out = bn3(conv3(out));
+  return torch::relu(out + (downsample ? downsample->forward(x) : x));
+}
+
+ResNetBodyImpl::ResNetBodyImpl(const std::string& name, bool dilation) {
+  const auto arch = arch_of(name);
+  conv1 = register_module("conv1", conv(3, 64, 7, 2, 3));
+  bn1 = register_module("bn1", FrozenBatchNorm2d(64));
+  layer1 = register_module("layer1", make_layer(arch.bottleneck, 64, arch.blocks[0], 1, false));
+  layer2 = register_module("layer2", make_layer(arch.bottleneck, 128, arch.blocks[1], 2, false));
+  layer3 = register_module("layer3", make_layer(arch.bottleneck, 256, arch.blocks[2], 2, false));
+  layer4 = register_module("layer4", make_layer(arch.bottleneck, 512, arch.blocks[3], 2, dilation));
+  num_channels = arch.bottleneck ? 2048 : 512;
+  // torchvision's init: kaiming_normal_(fan_out, relu) on every conv; BN buffers are 1/0 already.
+  for (auto& m : modules(/*include_self=*/false)) {
+    if (auto* c = m->as<torch::nn::Conv2d>()) {
+      torch::NoGradGuard no_grad;
+      torch::nn::init::kaiming_normal_(c->weight, 0.0, torch::kFanOut, torch::kReLU);
+    }
+  }
+}
+
+// torchvision's _make_layer: the first block keeps the previous dilation; with dilate the stride
+// becomes dilation for the following blocks.
+torch::nn::Sequential ResNetBodyImpl::make_layer(bool bottleneck, int64_t planes, int64_t blocks,
+                                                 int64_t stride, bool dilate) {
+  const int64_t expansion = bottleneck ? BottleneckImpl::expansion : BasicBlockImpl::expansion;
+  const int64_t previous_dilation = dilation_;
+  if (dilate) {
+    dilation_ *= stride;
+    stride = 1;
+  }
+  torch::nn::Sequential downsample{nullptr};
+  if (stride != 1 || inplanes_ != planes * expansion) {
+    downsample = torch::nn::Sequential(conv(inplanes_, planes * expansion, 1, stride, 0),
+                                       FrozenBatchNorm2d(planes * expansion));
+  }
+  torch::nn::Sequential layer;
+  auto add = [&](int64_t s, torch::nn::Sequential ds, int64_t d) {
+    if (bottleneck)
+      layer->push_back(Bottleneck(inplanes_, planes, s, ds, d));
+    else
+      layer->push_back(BasicBlock(inplanes_, planes, s, ds, d));
+    inplanes_ = planes * expansion;
+  };
+  add(stride, downsample, previous_dilation);
+  for (int64_t i = 1; i < blocks; ++i) add(1, nullptr, dilation_);
+  return layer;
+}
+
+std::vector<torch::Tensor> ResNetBodyImpl::forward(const torch::Tensor& x, bool return_all) {
+  auto y = torch::relu(bn1(conv1(x)));
+  y = F::max_pool2d(y, F::MaxPool2dFuncOptions(3).stride(2).padding(1));
+  std::vector<torch::Tensor> outs;
+  for (auto* layer : {&layer1, &layer2, &layer3, &layer4}) {
+    y = (*layer)->forward(y);
+    if (return_all) outs.push_back(y);
+  }
+  if (!return_all) outs.push_back(y);
+  return outs;
+}
+
+BackboneImpl::BackboneImpl(BackboneOptions opts) : options(std::move(opts)) {
+  body = register_module("body", ResNetBody(options.name(), options.dilation()));
+  num_channels = body->num_channels;
+  // Upstream: only layer2..layer4 train, and nothing when lr_backbone <= 0. (BN is all buffers.)
+  for (auto& p : body->named_parameters()) {
+    const auto& n = p.key();
+    const bool trainable = options.train_backbone() && (n.find("layer2") != std::string::npos ||
+                                                        n.find("layer3") != std::string::npos ||
+                                                        n.find("layer4") != std::string::npos);
+    p.value().set_requires_grad(trainable);
+  }
+}
+
+util::NestedTensor BackboneImpl::forward(const util::NestedTensor& samples) {
+  auto x = body->forward(samples.tensors).back();  // [B, C, h, w]
+  // Legacy 'nearest' (src = floor(dst * in / out)), as F.interpolate's default mode.
+  auto m = F::interpolate(samples.mask.unsqueeze(0).to(torch::kFloat),
+                          F::InterpolateFuncOptions()
+                              .size(std::vector<int64_t>{x.size(-2), x.size(-1)})
+                              .mode(torch::kNearest))
+               .to(torch::kBool)[0];
+  return {x, m};
+}
+
+}  // namespace detr::models

@@ -1,0 +1,92 @@
+// Backbone modules (upstream models/backbone.py): FrozenBatchNorm2d, torchvision's ResNet body,
+// Backbone and Joiner. Registered names give upstream's keys: backbone.0.body.layer1.0.conv1.weight, ...
+#pragma once
+#include <torch/torch.h>
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "src/util/misc.h"
+
+namespace detr::models {
+
+// BatchNorm2d with fixed statistics and affine parameters, all buffers (no num_batches_tracked).
+// y = x * scale + bias with scale = weight * rsqrt(running_var + 1e-5), bias = bias - running_mean * scale.
+class FrozenBatchNorm2dImpl : public torch::nn::Module {
+ public:
+  explicit FrozenBatchNorm2dImpl(int64_t n);
+  torch::Tensor forward(const torch::Tensor& x);  // [B, n, H, W]
+
+  torch::Tensor weight, bias, running_mean, running_var;  // [n] buffers
+};
+TORCH_MODULE(FrozenBatchNorm2d);
+
+// torchvision's BasicBlock (resnet18/34) and Bottleneck (resnet50/101, stride on conv2, "v1.5").
+class BasicBlockImpl : public torch::nn::Module {
+ public:
+  static constexpr int64_t expansion = 1;
+  BasicBlockImpl(int64_t inplanes, int64_t planes, int64_t stride, torch::nn::Sequential downsample,
+                 int64_t dilation);
+  torch::Tensor forward(const torch::Tensor& x);
+
+  torch::nn::Conv2d conv1{nullptr}, conv2{nullptr};
+  FrozenBatchNorm2d bn1{nullptr}, bn2{nullptr};
+  torch::nn::Sequential downsample{nullptr};
+};
+TORCH_MODULE(BasicBlock);
+
+class BottleneckImpl : public torch::nn::Module {
+ public:
+  static constexpr int64_t expansion = 4;
+  BottleneckImpl(int64_t inplanes, int64_t planes, int64_t stride, torch::nn::Sequential downsample,
+                 int64_t dilation);
+  torch::Tensor forward(const torch::Tensor& x);
+
+  torch::nn::Conv2d conv1{nullptr}, conv2{nullptr}, conv3{nullptr};
+  FrozenBatchNorm2d bn1{nullptr}, bn2{nullptr}, bn3{nullptr};
+  torch::nn::Sequential downsample{nullptr};
+};
+TORCH_MODULE(Bottleneck);
+
+// The ResNet trunk up to layer4 (torchvision's resnet without avgpool/fc, as IntermediateLayerGetter).
+class ResNetBodyImpl : public torch::nn::Module {
+ public:
+  ResNetBodyImpl(const std::string& name, bool dilation);
+  // x: [B, 3, H, W] -> the outputs of layer1..layer4 ([B, C_l, H/s_l, W/s_l]); all four only if
+  // return_all, else just layer4's.
+  std::vector<torch::Tensor> forward(const torch::Tensor& x, bool return_all = false);
+
+  torch::nn::Conv2d conv1{nullptr};
+  FrozenBatchNorm2d bn1{nullptr};
+  torch::nn::Sequential layer1{nullptr}, layer2{nullptr}, layer3{nullptr}, layer4{nullptr};
+  int64_t num_channels = 0;  // layer4's: 512 (resnet18/34) or 2048
+
+ private:
+  torch::nn::Sequential make_layer(bool bottleneck, int64_t planes, int64_t blocks, int64_t stride,
+                                   bool dilate);
+  int64_t inplanes_ = 64;
+  int64_t dilation_ = 1;
+};
+TORCH_MODULE(ResNetBody);
+
+struct BackboneOptions {
+  TORCH_ARG(std::string, name) = "resnet50";
+  TORCH_ARG(bool, train_backbone) = true;  // lr_backbone > 0
+  TORCH_ARG(bool, dilation) = false;
+};
+
+// Backbone = ResNet body + mask downsampling. Registered as "body".
+class BackboneImpl : public torch::nn::Module {
+ public:
+  explicit BackboneImpl(BackboneOptions options);
+  // Returns layer4's features [B, C, h, w] with the padding mask resized to them [B, h, w].
+  util::NestedTensor forward(const util::NestedTensor& samples);
+
+  BackboneOptions options;
+  ResNetBody body{nullptr};
+  int64_t num_channels = 0;
+};
+TORCH_MODULE(Backbone);
+
+}  // namespace detr::models

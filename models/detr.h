@@ -1,0 +1,63 @@
+// The DETR detector (upstream models/detr.py: DETR, MLP, build). Registration order and names give
+// upstream's state_dict keys: transformer.*, class_embed.*, bbox_embed.layers.N.*, query_embed.weight,
+// input_proj.*, backbone.0.body.*, backbone.1.* (learned position embedding only).
+#pragma once
+#include <torch/torch.h>
+
+#include <vector>
+
+#include "models/model_config.h"
+#include "models/position_encoding.h"
+#include "models/transformer.h"
+#include "src/util/misc.h"
+
+namespace detr::models {
+
+// One decoder layer's predictions.
+struct Prediction {
+  torch::Tensor pred_logits;  // [B, Q, num_classes + 1]; the last class is "no object"
+  torch::Tensor pred_boxes;   // [B, Q, 4] normalized cxcywh in [0, 1]
+};
+
+struct DetrOutput : Prediction {
+  std::vector<Prediction> aux_outputs;  // decoder layers 0..L-2 when aux_loss
+};
+
+// Multi-layer perceptron with ReLU between layers ("FFN").
+class MLPImpl : public torch::nn::Module {
+ public:
+  MLPImpl(int64_t input_dim, int64_t hidden_dim, int64_t output_dim, int64_t num_layers);
+  torch::Tensor forward(torch::Tensor x);
+
+  torch::nn::ModuleList layers{nullptr};
+};
+TORCH_MODULE(MLP);
+
+struct DETROptions {
+  TORCH_ARG(int64_t, num_classes) = 91;
+  TORCH_ARG(int64_t, num_queries) = 100;
+  TORCH_ARG(bool, aux_loss) = true;
+};
+
+class DETRImpl : public torch::nn::Module {
+ public:
+  DETRImpl(Joiner backbone, Transformer transformer, DETROptions options);
+  DetrOutput forward(const util::NestedTensor& samples);
+
+  DETROptions options;
+  Transformer transformer{nullptr};
+  torch::nn::Linear class_embed{nullptr};
+  MLP bbox_embed{nullptr};
+  torch::nn::Embedding query_embed{nullptr};
+  torch::nn::Conv2d input_proj{nullptr};
+  Joiner backbone{nullptr};
+};
+TORCH_MODULE(DETR);
+
+// Upstream build(): backbone, position embedding, transformer and head from the config.
+DETR build_model(const ModelConfig& config);
+
+// Parameters that train (requires_grad), as upstream counts n_parameters.
+int64_t count_trainable_parameters(const torch::nn::Module& model);
+
+}  // namespace detr::models

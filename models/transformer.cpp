@@ -1,0 +1,151 @@
+#include "models/transformer.h"
+
+namespace detr::models {
+
+namespace {
+
+torch::nn::MultiheadAttention attention(const TransformerOptions& o) {
+  return torch::nn::MultiheadAttention(
+      torch::nn::MultiheadAttentionOptions(o.d_model(), o.nhead()).dropout(o.dropout()));
+}
+
+torch::Tensor with_pos_embed(const torch::Tensor& x, const torch::Tensor& pos) {
+  return pos.defined() ? x + pos : x;
+}
+
+// Attention output only; the averaged weights are not needed (and not computed).
+torch::Tensor attend(torch::nn::MultiheadAttention& mha, const torch::Tensor& q, const torch::Tensor& k,
+                     const torch::Tensor& v, const torch::Tensor& key_padding_mask = {}) {
+  return std::get<0>(mha->forward(q, k, v, key_padding_mask, /*need_weights=*/false));
+}
+
+}  // namespace
+
+TransformerEncoderLayerImpl::TransformerEncoderLayerImpl(const TransformerOptions& o)
+    : normalize_before(o.normalize_before()) {
+  self_attn = register_module("self_attn", attention(o));
+  linear1 = register_module("linear1", torch::nn::Linear(o.d_model(), o.dim_feedforward()));
+  dropout = register_module("dropout", torch::nn::Dropout(o.dropout()));
+  linear2 = register_module("linear2", torch::nn::Linear(o.dim_feedforward(), o.d_model()));
+  norm1 = register_module("norm1", torch::nn::LayerNorm(std::vector<int64_t>{o.d_model()}));
+  norm2 = register_module("norm2", torch::nn::LayerNorm(std::vector<int64_t>{o.d_model()}));
+  dropout1 = register_module("dropout1", torch::nn::Dropout(o.dropout()));
+  dropout2 = register_module("dropout2", torch::nn::Dropout(o.dropout()));
+}
+
+torch::Tensor TransformerEncoderLayerImpl::forward(const torch::Tensor& src,
+                                                   const torch::Tensor& key_padding_mask,
+                                                   const torch::Tensor& pos) {
+  auto ffn = [&](const torch::Tensor& x) { return linear2(dropout(torch::relu(linear1(x)))); };
+  if (normalize_before) {
+    auto src2 = norm1(src);
+    auto q = with_pos_embed(src2, pos);
+    auto out = src + dropout1(attend(self_attn, q, q, src2, key_padding_mask));
+    return out + dropout2(ffn(norm2(out)));
+  }
+  auto q = with_pos_embed(src, pos);
+  auto out = norm1(src + dropout1(attend(self_attn, q, q, src, key_padding_mask)));
+  return norm2(out + dropout2(ffn(out)));
+}
+
+TransformerDecoderLayerImpl::TransformerDecoderLayerImpl(const TransformerOptions& o)
+    : normalize_before(o.normalize_before()) {
+  self_attn = register_module("self_attn", attention(o));
+  multihead_attn = register_module("multihead_attn", attention(o));
+  linear1 = register_module("linear1", torch::nn::Linear(o.d_model(), o.dim_feedforward()));
+  dropout = register_module("dropout", torch::nn::Dropout(o.dropout()));
+  linear2 = register_module("linear2", torch::nn::Linear(o.dim_feedforward(), o.d_model()));
+  norm1 = register_module("norm1", torch::nn::LayerNorm(std::vector<int64_t>{o.d_model()}));
+  norm2 = register_module("norm2", torch::nn::LayerNorm(std::vector<int64_t>{o.d_model()}));
+  norm3 = register_module("norm3", torch::nn::LayerNorm(std::vector<int64_t>{o.d_model()}));
+  dropout1 = register_module("dropout1", torch::nn::Dropout(o.dropout()));
+  dropout2 = register_module("dropout2", torch::nn::Dropout(o.dropout()));
+  dropout3 = register_module("dropout3", torch::nn::Dropout(o.dropout()));
+}
+
+torch::Tensor TransformerDecoderLayerImpl::forward(const torch::Tensor& tgt,
+                                                   const torch::Tensor& memory,
+                                                   const torch::Tensor& memory_key_padding_mask,
+                                                   const torch::Tensor& pos,
+                                                   const torch::Tensor& query_pos) {
+  auto ffn = [&](const torch::Tensor& x) { return linear2(dropout(torch::relu(linear1(x)))); };
+  auto key = with_pos_embed(memory, pos);
+  if (normalize_before) {
+    auto t2 = norm1(tgt);
+    auto q = with_pos_embed(t2, query_pos);
+    auto out = tgt + dropout1(attend(self_attn, q, q, t2));
+    t2 = norm2(out);
+    out = out + dropout2(attend(multihead_attn, with_pos_embed(t2, query_pos), key, memory,
+                                memory_key_padding_mask));
+    return out + dropout3(ffn(norm3(out)));
+  }
+  auto q = with_pos_embed(tgt, query_pos);
+  auto out = norm1(tgt + dropout1(attend(self_attn, q, q, tgt)));
+  out = norm2(out + dropout2(attend(multihead_attn, with_pos_embed(out, query_pos), key, memory,
+                                    memory_key_padding_mask)));
+  return norm3(out + dropout3(ffn(out)));
+}
+
+TransformerEncoderImpl::TransformerEncoderImpl(const TransformerOptions& o) {
+  layers = register_module("layers", torch::nn::ModuleList());
+  for (int64_t i = 0; i < o.num_encoder_layers(); ++i) layers->push_back(TransformerEncoderLayer(o));
+  if (o.normalize_before())
+    norm = register_module("norm", torch::nn::LayerNorm(std::vector<int64_t>{o.d_model()}));
+}
+
+torch::Tensor TransformerEncoderImpl::forward(const torch::Tensor& src,
+                                              const torch::Tensor& key_padding_mask,
+                                              const torch::Tensor& pos) {
+  auto output = src;
+  for (const auto& layer : *layers)
+    output = layer->as<TransformerEncoderLayer>()->forward(output, key_padding_mask, pos);
+  return norm ? norm(output) : output;
+}
+
+TransformerDecoderImpl::TransformerDecoderImpl(const TransformerOptions& o)
+    : return_intermediate(o.return_intermediate_dec()) {
+  layers = register_module("layers", torch::nn::ModuleList());
+  for (int64_t i = 0; i < o.num_decoder_layers(); ++i) layers->push_back(TransformerDecoderLayer(o));
+  norm = register_module("norm", torch::nn::LayerNorm(std::vector<int64_t>{o.d_model()}));
+}
+
+torch::Tensor TransformerDecoderImpl::forward(const torch::Tensor& tgt, const torch::Tensor& memory,
+                                              const torch::Tensor& memory_key_padding_mask,
+                                              const torch::Tensor& pos,
+                                              const torch::Tensor& query_pos) {
+  auto output = tgt;
+  std::vector<torch::Tensor> intermediate;
+  for (const auto& layer : *layers) {
+    output = layer->as<TransformerDecoderLayer>()->forward(output, memory, memory_key_padding_mask,
+                                                          pos, query_pos);
+    if (return_intermediate) intermediate.push_back(norm(output));
+  }
+  if (return_intermediate) return torch::stack(intermediate);  // last entry == norm(output)
+  return norm(output).unsqueeze(0);
+}
+
+TransformerImpl::TransformerImpl(TransformerOptions o) : options(o) {
+  encoder = register_module("encoder", TransformerEncoder(o));
+  decoder = register_module("decoder", TransformerDecoder(o));
+  // Upstream: xavier_uniform_ on every parameter with dim > 1 (including packed in_proj_weight).
+  torch::NoGradGuard no_grad;
+  for (auto& p : parameters())
+    if (p.dim() > 1) torch::nn::init::xavier_uniform_(p);
+}
+
+std::pair<torch::Tensor, torch::Tensor> TransformerImpl::forward(const torch::Tensor& src,
+                                                                 const torch::Tensor& mask,
+                                                                 const torch::Tensor& query_embed,
+                                                                 const torch::Tensor& pos_embed) {
+  const int64_t bs = src.size(0), c = src.size(1), h = src.size(2), w = src.size(3);
+  auto src_seq = src.flatten(2).permute({2, 0, 1});        // [HW, B, C]
+  auto pos_seq = pos_embed.flatten(2).permute({2, 0, 1});  // [HW, B, C]
+  auto query_pos = query_embed.unsqueeze(1).repeat({1, bs, 1});  // [Q, B, C]
+  auto key_padding_mask = mask.flatten(1);                        // [B, HW]
+  auto tgt = torch::zeros_like(query_pos);
+  auto memory = encoder->forward(src_seq, key_padding_mask, pos_seq);
+  auto hs = decoder->forward(tgt, memory, key_padding_mask, pos_seq, query_pos);
+  return {hs.transpose(1, 2), memory.permute({1, 2, 0}).view({bs, c, h, w})};
+}
+
+}  // namespace detr::models

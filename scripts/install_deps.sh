@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs everything detr-cpp needs to build and test on Debian 12 (bookworm) or newer.
+# Idempotent: packages already present are skipped by apt.
+set -euo pipefail
+
+PACKAGES=(
+  build-essential cmake ninja-build pkg-config
+  libtorch-dev            # LibTorch (CPU) + its CMake config
+  libgloo-dev             # c10d's Gloo headers, missing from libtorch-dev
+  libopencv-dev           # image decode / draw
+  nlohmann-json3-dev      # JSON
+  libcxxopts-dev          # command line
+  libgtest-dev            # tests
+  libopenblas0-openmp     # optimised BLAS; the reference BLAS is ~50x slower
+)
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "detr-cpp: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# Make OpenBLAS (OpenMP build) the provider of libblas.so.3 that LibTorch links.
+arch=$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || echo x86_64-linux-gnu)
+alt="/usr/lib/${arch}/openblas-openmp/libblas.so.3"
+if [ -e "$alt" ]; then
+  $SUDO update-alternatives --set "libblas.so.3-${arch}" "$alt" >/dev/null 2>&1 || true
+fi

@@ -1,0 +1,46 @@
+// detr_parity DIR...: compares this build against golden data computed by upstream DETR.
+// Exit codes: 0 all within tolerance, 1 a deviation beyond tolerance or an error, 2 usage.
+#include <cxxopts.hpp>
+#include <torch/torch.h>
+
+#include <iostream>
+
+#include "src/parity.h"
+
+int main(int argc, char** argv) {
+  cxxopts::Options options("detr_parity",
+                           "Checks the model, matcher, losses, gradients and post-processing against "
+                           "a fixture directory made by upstream DETR (config.json, model.pth, "
+                           "expected.pth).");
+  options.add_options()("dirs", "fixture directories", cxxopts::value<std::vector<std::string>>())(
+      "num_threads", "intra-op threads (0 = all cores)", cxxopts::value<int>()->default_value("0"))(
+      "h,help", "print this help");
+  options.parse_positional({"dirs"});
+  options.positional_help("DIR [DIR...]");
+  try {
+    auto args = options.parse(argc, argv);
+    if (args.count("help")) {
+      std::cout << options.help() << std::endl;
+      return 0;
+    }
+    if (!args.count("dirs")) throw cxxopts::exceptions::exception("no fixture directory given");
+    const int threads = args["num_threads"].as<int>();
+    torch::set_num_threads(threads > 0 ? threads : static_cast<int>(std::thread::hardware_concurrency()));
+    bool ok = true;
+    for (const auto& dir : args["dirs"].as<std::vector<std::string>>()) {
+      auto report = detr::run_forward_parity(dir);
+      std::cout << report.format() << std::flush;
+      ok = ok && report.ok();
+    }
+    return ok ? 0 : 1;
+  } catch (const cxxopts::exceptions::exception& e) {
+    std::cerr << "detr_parity: " << e.what() << "\nTry 'detr_parity --help'.\n";
+    return 2;
+  } catch (const c10::Error& e) {
+    std::cerr << "detr_parity: error: " << e.what_without_backtrace() << "\n";
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "detr_parity: error: " << e.what() << "\n";
+    return 1;
+  }
+}

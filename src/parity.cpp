@@ -1,0 +1,206 @@
+#include "src/parity.h"
+
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <sstream>
+
+#include "models/detr.h"
+#include "models/post_process.h"
+#include "models/set_criterion.h"
+
+namespace detr {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+nlohmann::json read_json(const fs::path& path) {
+  std::ifstream in(path);
+  if (!in) throw std::runtime_error(path.string() + ": cannot open");
+  try {
+    return nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    throw std::runtime_error(path.string() + ": " + e.what());
+  }
+}
+
+// TEMPORARY until the torch.save reader lands: plain-dict zip files through torch::pickle_load.
+std::map<std::string, torch::Tensor> read_tensor_dict(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error(path + ": cannot open");
+  std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto ivalue = torch::pickle_load(bytes);
+  std::map<std::string, torch::Tensor> out;
+  for (const auto& kv : ivalue.toGenericDict()) out[kv.key().toStringRef()] = kv.value().toTensor();
+  return out;
+}
+
+void load_state_dict(torch::nn::Module& model, const std::map<std::string, torch::Tensor>& sd) {
+  torch::NoGradGuard no_grad;
+  std::vector<std::string> missing;
+  auto copy = [&](const std::string& name, torch::Tensor& t) {
+    auto it = sd.find(name);
+    if (it == sd.end()) { missing.push_back(name); return; }
+    TORCH_CHECK(it->second.sizes() == t.sizes(), name, ": shape ", it->second.sizes(), " vs ", t.sizes());
+    t.copy_(it->second.to(t.dtype()));
+  };
+  for (auto& p : model.named_parameters()) copy(p.key(), p.value());
+  for (auto& p : model.named_buffers()) copy(p.key(), p.value());
+  TORCH_CHECK(missing.empty(), "missing keys: ", missing.size(), " first ", missing.empty() ? "" : missing[0]);
+  TORCH_CHECK(sd.size() == model.named_parameters().size() + model.named_buffers().size(), "unexpected keys");
+}
+
+class Checker {
+ public:
+  Checker(ParityReport& report, const std::map<std::string, torch::Tensor>& expected)
+      : report_(report), expected_(expected) {}
+
+  const torch::Tensor& ref(const std::string& name) {
+    auto it = expected_.find(name);
+    if (it == expected_.end()) throw std::runtime_error("expected.pth has no entry '" + name + "'");
+    return it->second;
+  }
+  bool has(const std::string& name) const { return expected_.count(name) != 0; }
+
+  // kind: 'a' activation/loss, 'g' gradient, 'x' exact.
+  void compare(const std::string& name, const torch::Tensor& ours_in, char kind) {
+    auto want = ref(name).to(torch::kDouble);
+    auto ours = ours_in.detach().to(torch::kCPU, torch::kDouble);
+    if (ours.sizes() != want.sizes()) {
+      std::ostringstream s;
+      s << name << ": shape " << ours.sizes() << ", expected " << want.sizes();
+      report_.problems.push_back(s.str());
+      return;
+    }
+    const double ref_max = want.numel() ? want.abs().max().item<double>() : 0.0;
+    const double diff = want.numel() ? (ours - want).abs().max().item<double>() : 0.0;
+    const double tol = kind == 'x' ? 0.0 : kind == 'g' ? 1e-3 * ref_max : 1e-4 * std::max(1.0, ref_max);
+    report_.rows.push_back({name, std::isnan(diff) ? INFINITY : diff, ref_max, tol});
+  }
+
+ private:
+  ParityReport& report_;
+  const std::map<std::string, torch::Tensor>& expected_;
+};
+
+}  // namespace
+
+bool ParityReport::ok() const {
+  if (!problems.empty() || rows.empty()) return false;
+  for (const auto& r : rows)
+    if (!r.ok()) return false;
+  return true;
+}
+
+std::string ParityReport::format() const {
+  std::ostringstream s;
+  size_t width = 4;
+  for (const auto& r : rows) width = std::max(width, r.name.size());
+  s << "parity: " << fixture << "\n";
+  s << std::left << std::setw(static_cast<int>(width)) << "name" << "  " << std::right
+    << std::setw(12) << "max|diff|" << "  " << std::setw(12) << "max|ref|" << "  " << std::setw(12)
+    << "tolerance" << "\n";
+  double worst_rel = 0;
+  for (const auto& r : rows) {
+    s << std::left << std::setw(static_cast<int>(width)) << r.name << "  " << std::right
+      << std::scientific << std::setprecision(3) << std::setw(12) << r.max_abs_diff << "  "
+      << std::setw(12) << r.ref_max_abs << "  " << std::setw(12) << r.tolerance
+      << (r.ok() ? "" : "  FAIL") << "\n";
+    if (r.tolerance > 0) worst_rel = std::max(worst_rel, r.max_abs_diff / r.tolerance);
+  }
+  for (const auto& p : problems) s << "problem: " << p << "\n";
+  size_t failed = 0;
+  for (const auto& r : rows) failed += r.ok() ? 0 : 1;
+  s << std::defaultfloat << (ok() ? "PASS" : "FAIL") << ": " << rows.size() << " comparisons, "
+    << failed << " beyond tolerance, " << problems.size() << " problems; worst deviation "
+    << std::setprecision(3) << worst_rel << " of its tolerance\n";
+  return s.str();
+}
+
+ParityReport run_forward_parity(const std::string& dir_str) {
+  const fs::path dir(dir_str);
+  ParityReport report;
+  report.fixture = dir.string();
+  const auto config_json = read_json(dir / "config.json");
+  auto config = models::model_config_from_json(config_json);
+
+  auto model = models::build_model(config);
+  load_state_dict(*model, read_tensor_dict((dir / "model.pth").string()));
+  model->train();  // upstream's fixtures: train mode, dropout 0 (frozen BN makes it deterministic)
+  auto criterion = models::build_criterion(config);
+
+  const auto expected = read_tensor_dict((dir / "expected.pth").string());
+  Checker check(report, expected);
+
+  util::NestedTensor samples{check.ref("input.tensors").to(torch::kFloat),
+                             check.ref("input.mask").to(torch::kBool)};
+  {
+    torch::NoGradGuard no_grad;
+    auto [features, pos] = model->backbone->forward(samples);
+    check.compare("backbone.feature", features.tensors, 'a');
+    check.compare("backbone.mask", features.mask, 'x');
+    check.compare("backbone.pos", pos, 'a');
+  }
+
+  auto out = model->forward(samples);
+  check.compare("out.pred_logits", out.pred_logits, 'a');
+  check.compare("out.pred_boxes", out.pred_boxes, 'a');
+  for (size_t i = 0; i < out.aux_outputs.size(); ++i) {
+    check.compare("aux." + std::to_string(i) + ".pred_logits", out.aux_outputs[i].pred_logits, 'a');
+    check.compare("aux." + std::to_string(i) + ".pred_boxes", out.aux_outputs[i].pred_boxes, 'a');
+  }
+  if (check.has("aux." + std::to_string(out.aux_outputs.size()) + ".pred_logits"))
+    report.problems.push_back("expected.pth has more aux outputs than the model produced");
+
+  std::vector<util::Target> targets;
+  for (int64_t b = 0; b < samples.tensors.size(0); ++b) {
+    const auto p = "target." + std::to_string(b) + ".";
+    targets.push_back({check.ref(p + "boxes").to(torch::kFloat), check.ref(p + "labels").to(torch::kLong)});
+  }
+
+  auto result = criterion->forward(out, targets);
+  for (size_t b = 0; b < targets.size(); ++b) {
+    const auto& m = result.matchings[0][b];
+    const auto p = "match." + std::to_string(b) + ".";
+    check.compare(p + "src", torch::tensor(m.src, torch::kLong), 'x');
+    check.compare(p + "tgt", torch::tensor(m.tgt, torch::kLong), 'x');
+  }
+  for (const auto& item : result.losses) check.compare("loss." + item.key(), item.value(), 'a');
+  for (const auto& [name, value] : expected) {
+    if (name.rfind("loss.", 0) == 0 && name != "loss.total" && !result.losses.contains(name.substr(5)))
+      report.problems.push_back("our criterion has no term '" + name.substr(5) + "'");
+  }
+  auto total = criterion->weighted_total(result.losses);
+  check.compare("loss.total", total, 'a');
+
+  total.backward();
+  const auto params = model->named_parameters();
+  for (const auto& [name, value] : expected) {
+    if (name.rfind("grad.", 0) != 0) continue;
+    const auto pname = name.substr(5);
+    const auto* p = params.find(pname);
+    if (!p) {
+      report.problems.push_back("model has no parameter '" + pname + "'");
+    } else if (!p->grad().defined()) {
+      report.problems.push_back("parameter '" + pname + "' got no gradient");
+    } else {
+      check.compare(name, p->grad(), 'g');
+    }
+  }
+
+  if (check.has("postprocess.target_sizes")) {
+    auto dets = models::post_process(out, check.ref("postprocess.target_sizes"));
+    for (size_t b = 0; b < dets.size(); ++b) {
+      const auto p = "postprocess." + std::to_string(b) + ".";
+      check.compare(p + "scores", dets[b].scores, 'a');
+      check.compare(p + "labels", dets[b].labels, 'x');
+      check.compare(p + "boxes", dets[b].boxes, 'a');
+    }
+  }
+  return report;
+}
+
+}  // namespace detr

@@ -1,0 +1,37 @@
+// Batching helpers (upstream util/misc.py): NestedTensor, padding collation, targets.
+#pragma once
+#include <torch/torch.h>
+
+#include <vector>
+
+namespace detr::util {
+
+// A padded image batch. tensors: [B, 3, H, W] float; mask: [B, H, W] bool, true on padding.
+struct NestedTensor {
+  torch::Tensor tensors;
+  torch::Tensor mask;
+
+  NestedTensor to(const torch::Device& device, bool non_blocking = false) const;
+};
+
+// Pads [3, h_i, w_i] images bottom/right with 0 to the batch's max size (upstream
+// nested_tensor_from_tensor_list); the mask is false on each image's valid h_i x w_i region.
+NestedTensor nested_tensor_from_tensor_list(const std::vector<torch::Tensor>& images);
+
+// One image's annotations as the model sees them (upstream's target dict).
+struct Target {
+  torch::Tensor boxes;      // [N, 4] float, normalized cxcywh
+  torch::Tensor labels;     // [N] int64, raw category ids
+  torch::Tensor image_id;   // [1] int64 (optional)
+  torch::Tensor orig_size;  // [2] int64 (h, w) before augmentation (optional)
+  torch::Tensor size;       // [2] int64 (h, w) after augmentation (optional)
+  torch::Tensor area;       // [N] float (optional)
+  torch::Tensor iscrowd;    // [N] int64 (optional)
+
+  Target to(const torch::Device& device, bool non_blocking = false) const;
+};
+
+// Top-1 accuracy in percent of logits [N, C] against labels [N]; 0 when N == 0 (upstream accuracy()).
+torch::Tensor accuracy(const torch::Tensor& output, const torch::Tensor& target);
+
+}  // namespace detr::util

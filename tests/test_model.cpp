@@ -1,0 +1,220 @@
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "models/detr.h"
+#include "models/post_process.h"
+#include "models/set_criterion.h"
+#include "tests/fixtures.h"
+#include "tests/tensor_support.h"
+
+using namespace detr::models;
+using detr::util::NestedTensor;
+using detr::util::Target;
+
+namespace {
+
+std::map<std::string, std::vector<int64_t>> our_keys(torch::nn::Module& m) {
+  std::map<std::string, std::vector<int64_t>> keys;
+  for (const auto& p : m.named_parameters()) keys[p.key()] = p.value().sizes().vec();
+  for (const auto& b : m.named_buffers()) keys[b.key()] = b.value().sizes().vec();
+  return keys;
+}
+
+// Every key and shape of a fixture's model.pth (upstream's state_dict) must be ours, and no more.
+void expect_same_keys_as_fixture(const ModelConfig& config, const std::string& fixture) {
+  const auto path = detr::testing::fixtures_dir() / "detr" / fixture / "model.pth";
+  if (!std::filesystem::exists(path)) GTEST_SKIP() << "fixture not found: " << path;
+  auto model = build_model(config);
+  auto ours = our_keys(*model);
+  auto ref = detr::testing::load_plain_tensor_dict(path.string());
+  std::cout << fixture << ": " << ours.size() << " keys ours, " << ref.size() << " upstream\n";
+  EXPECT_EQ(ours.size(), ref.size());
+  for (const auto& [name, t] : ref) {
+    auto it = ours.find(name);
+    ASSERT_NE(it, ours.end()) << "missing key " << name;
+    EXPECT_EQ(it->second, t.sizes().vec()) << name;
+  }
+}
+
+ModelConfig tiny_config() {
+  ModelConfig c;
+  c.backbone = "resnet18";
+  c.hidden_dim = 64;
+  c.nheads = 4;
+  c.enc_layers = 2;
+  c.dec_layers = 2;
+  c.dim_feedforward = 128;
+  c.num_queries = 10;
+  c.num_classes = 4;
+  c.dropout = 0;
+  return c;
+}
+
+NestedTensor tiny_batch() {
+  return detr::util::nested_tensor_from_tensor_list({torch::randn({3, 64, 96}), torch::randn({3, 80, 64})});
+}
+
+}  // namespace
+
+TEST(Model, DefaultR50StateDictKeysAndShapesEqualUpstream) {
+  ModelConfig c;  // upstream defaults
+  c.num_classes = 91;
+  expect_same_keys_as_fixture(c, "r50_default");
+  auto model = build_model(c);
+  EXPECT_EQ(our_keys(*model).size(), 458u);
+}
+
+TEST(Model, TinyR18StateDictKeysEqualUpstream) { expect_same_keys_as_fixture(tiny_config(), "tiny_r18"); }
+
+TEST(Model, DefaultR50ParameterCountsEqualUpstream) {
+  auto model = build_model(ModelConfig{});
+  int64_t total = 0, group0 = 0, group1 = 0, n_group0 = 0, n_group1 = 0, frozen_backbone = 0;
+  for (const auto& p : model->named_parameters()) {
+    total += p.value().numel();
+    const bool in_backbone = p.key().find("backbone") != std::string::npos;
+    if (!p.value().requires_grad()) {
+      frozen_backbone += in_backbone;
+      continue;
+    }
+    (in_backbone ? group1 : group0) += p.value().numel();
+    (in_backbone ? n_group1 : n_group0) += 1;
+  }
+  EXPECT_EQ(total, 41524768);
+  EXPECT_EQ(count_trainable_parameters(*model), 41302368);
+  EXPECT_EQ(n_group0, 193);
+  EXPECT_EQ(group0, 18069856);
+  EXPECT_EQ(n_group1, 42);
+  EXPECT_EQ(group1, 23232512);
+  EXPECT_EQ(frozen_backbone, 11);
+}
+
+TEST(Model, VariantsAddUpstreamKeys) {
+  ModelConfig c;
+  c.pre_norm = true;
+  auto keys = our_keys(*build_model(c));
+  EXPECT_EQ(keys.size(), 460u);
+  EXPECT_TRUE(keys.count("transformer.encoder.norm.weight"));
+  EXPECT_TRUE(keys.count("transformer.encoder.norm.bias"));
+
+  c = ModelConfig{};
+  c.position_embedding = "learned";
+  keys = our_keys(*build_model(c));
+  EXPECT_EQ(keys.size(), 460u);
+  EXPECT_EQ(keys["backbone.1.row_embed.weight"], (std::vector<int64_t>{50, 128}));
+  EXPECT_EQ(keys["backbone.1.col_embed.weight"], (std::vector<int64_t>{50, 128}));
+}
+
+TEST(Model, BackboneFreezingFollowsLrBackbone) {
+  auto c = tiny_config();
+  c.lr_backbone = 0;
+  auto model = build_model(c);
+  for (const auto& p : model->named_parameters())
+    if (p.key().find("backbone") != std::string::npos) EXPECT_FALSE(p.value().requires_grad()) << p.key();
+  c.lr_backbone = 1e-5;
+  model = build_model(c);
+  for (const auto& p : model->named_parameters()) {
+    const auto& n = p.key();
+    if (n.find("backbone.0.body.conv1") != std::string::npos || n.find("layer1") != std::string::npos)
+      EXPECT_FALSE(p.value().requires_grad()) << n;
+    if (n.find("layer4") != std::string::npos) EXPECT_TRUE(p.value().requires_grad()) << n;
+  }
+}
+
+TEST(Model, DilationHalvesTheOutputStride) {
+  ModelConfig c;
+  c.dilation = true;
+  c.enc_layers = c.dec_layers = 1;
+  auto model = build_model(c);
+  torch::NoGradGuard no_grad;
+  auto [features, pos] = model->backbone->forward(
+      detr::util::nested_tensor_from_tensor_list({torch::randn({3, 128, 96})}));
+  EXPECT_EQ(features.tensors.sizes(), (std::vector<int64_t>{1, 2048, 8, 6}));  // stride 16
+  EXPECT_EQ(pos.sizes(), (std::vector<int64_t>{1, 256, 8, 6}));
+  c.backbone = "resnet18";
+  EXPECT_THROW(build_model(c), std::invalid_argument);
+}
+
+TEST(Model, OutputsHaveDocumentedShapes) {
+  torch::manual_seed(0);
+  auto model = build_model(tiny_config());
+  auto out = model->forward(tiny_batch());
+  EXPECT_EQ(out.pred_logits.sizes(), (std::vector<int64_t>{2, 10, 5}));
+  EXPECT_EQ(out.pred_boxes.sizes(), (std::vector<int64_t>{2, 10, 4}));
+  ASSERT_EQ(out.aux_outputs.size(), 1u);
+  EXPECT_GE(out.pred_boxes.min().item<double>(), 0.0);
+  EXPECT_LE(out.pred_boxes.max().item<double>(), 1.0);
+}
+
+TEST(Criterion, ImagesWithoutBoxesGiveFiniteLossesAndFullClassError) {
+  torch::manual_seed(0);
+  auto c = tiny_config();
+  auto model = build_model(c);
+  auto criterion = build_criterion(c);
+  auto out = model->forward(tiny_batch());
+  std::vector<Target> targets(2);
+  for (auto& t : targets) {
+    t.boxes = torch::zeros({0, 4});
+    t.labels = torch::zeros({0}, torch::kLong);
+  }
+  auto r = criterion->forward(out, targets);
+  EXPECT_EQ(r.losses["loss_bbox"].item<double>(), 0.0);
+  EXPECT_EQ(r.losses["loss_giou"].item<double>(), 0.0);
+  EXPECT_EQ(r.losses["class_error"].item<double>(), 100.0);
+  EXPECT_TRUE(std::isfinite(r.losses["loss_ce"].item<double>()));
+  auto total = criterion->weighted_total(r.losses);
+  total.backward();
+  EXPECT_TRUE(model->class_embed->weight.grad().defined());
+}
+
+TEST(Criterion, LossKeysFollowUpstreamOrder) {
+  auto c = tiny_config();
+  c.dec_layers = 3;
+  auto model = build_model(c);
+  auto criterion = build_criterion(c);
+  std::vector<Target> targets{{torch::tensor({{0.5, 0.5, 0.2, 0.2}}), torch::tensor({1}, torch::kLong)},
+                              {torch::tensor({{0.3, 0.4, 0.1, 0.3}, {0.6, 0.6, 0.3, 0.3}}),
+                               torch::tensor({2, 3}, torch::kLong)}};
+  auto r = criterion->forward(model->forward(tiny_batch()), targets);
+  std::vector<std::string> keys = r.losses.keys();
+  std::vector<std::string> want{"loss_ce", "class_error", "loss_bbox", "loss_giou", "cardinality_error",
+                                "loss_ce_0", "loss_bbox_0", "loss_giou_0", "cardinality_error_0",
+                                "loss_ce_1", "loss_bbox_1", "loss_giou_1", "cardinality_error_1"};
+  EXPECT_EQ(keys, want);
+  EXPECT_EQ(r.matchings.size(), 3u);
+  EXPECT_EQ(r.matchings[0][1].src.size(), 2u);
+  EXPECT_EQ(c.weight_dict().size(), 9u);
+}
+
+TEST(Criterion, NanPredictionsGiveAClearError) {
+  auto c = tiny_config();
+  auto criterion = build_criterion(c);
+  DetrOutput out;
+  out.pred_logits = torch::randn({1, 10, 5});
+  out.pred_boxes = torch::rand({1, 10, 4});
+  out.pred_boxes[0][3][0] = NAN;
+  std::vector<Target> targets{{torch::tensor({{0.5, 0.5, 0.2, 0.2}}), torch::tensor({1}, torch::kLong)}};
+  try {
+    criterion->forward(out, targets);
+    FAIL() << "no error";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("non-finite"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Criterion, OutOfRangeLabelIsReported) {
+  auto criterion = build_criterion(tiny_config());
+  DetrOutput out;
+  out.pred_logits = torch::randn({1, 10, 5});
+  out.pred_boxes = torch::rand({1, 10, 4}) * 0.5 + 0.25;
+  std::vector<Target> targets{{torch::tensor({{0.5, 0.5, 0.2, 0.2}}), torch::tensor({4}, torch::kLong)}};
+  EXPECT_THROW(criterion->forward(out, targets), c10::Error);
+}
+
+TEST(PostProcess, ScalesBoxesToImageSize) {
+  Prediction p;
+  p.pred_logits = torch::tensor({{{0.0, 3.0, 0.0}}});
+  p.pred_boxes = torch::tensor({{{0.5, 0.5, 0.5, 0.5}}});
+  auto d = post_process(p, torch::tensor({{100, 200}}, torch::kLong));
+  EXPECT_EQ(d[0].labels[0].item<int64_t>(), 1);
+  EXPECT_TRUE(torch::allclose(d[0].boxes[0], torch::tensor({50.0, 25.0, 150.0, 75.0})));
+}
