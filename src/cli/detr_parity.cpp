@@ -14,7 +14,8 @@ int main(int argc, char** argv) {
                            "expected.pth).");
   options.add_options()("dirs", "fixture directories", cxxopts::value<std::vector<std::string>>())(
       "num_threads", "intra-op threads (0 = all cores)", cxxopts::value<int>()->default_value("0"))(
-      "h,help", "print this help");
+      "float64", "compute in float64 (a conditioning check: how far float32 itself is from exact)")(
+      "no_mkldnn", "use ATen's own CPU convolutions instead of oneDNN's")("h,help", "print this help");
   options.parse_positional({"dirs"});
   options.positional_help("DIR [DIR...]");
   try {
@@ -26,9 +27,11 @@ int main(int argc, char** argv) {
     if (!args.count("dirs")) throw cxxopts::exceptions::exception("no fixture directory given");
     const int threads = args["num_threads"].as<int>();
     torch::set_num_threads(threads > 0 ? threads : static_cast<int>(std::thread::hardware_concurrency()));
+    if (args.count("no_mkldnn")) at::globalContext().setUserEnabledMkldnn(false);
     bool ok = true;
     for (const auto& dir : args["dirs"].as<std::vector<std::string>>()) {
-      auto report = detr::run_forward_parity(dir);
+      auto report = detr::run_forward_parity(
+          dir, args.count("float64") ? torch::kDouble : torch::kFloat);
       std::cout << report.format() << std::flush;
       ok = ok && report.ok();
     }

@@ -1,0 +1,409 @@
+#include "datasets/coco.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <map>
+#include <numeric>
+#include <random>
+#include <set>
+#include <sstream>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "datasets/image_io.h"
+
+namespace detr::datasets {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+  return s;
+}
+
+// The folder a split's file_names are relative to: the first that exists of images/<subset>,
+// images/, <subset>/ and the annotation file's folder.
+fs::path guess_image_dir(const fs::path& root, const std::string& subset, const fs::path& ann) {
+  for (const auto& dir : {root / "images" / subset, root / "images", root / subset, ann.parent_path()})
+    if (fs::is_directory(dir)) return dir;
+  return root / "images";
+}
+
+std::optional<CocoSplit> explicit_split(const fs::path& root, const std::string& ann,
+                                        const std::string& image_dir) {
+  if (ann.empty()) return std::nullopt;
+  fs::path a = ann;
+  if (a.is_relative() && !fs::exists(a)) a = root / a;
+  if (!fs::is_regular_file(a)) throw std::runtime_error(a.string() + ": annotation file not found");
+  std::string subset = a.stem().string();
+  if (subset.rfind("instances_", 0) == 0) subset = subset.substr(10);
+  fs::path dir = image_dir.empty() ? guess_image_dir(root, subset, a) : fs::path(image_dir);
+  return CocoSplit{a, dir, subset};
+}
+
+}  // namespace
+
+CocoLayout discover_coco(const fs::path& root, const CocoPathOverrides& o) {
+  if (!fs::is_directory(root)) throw std::runtime_error(root.string() + ": --coco_path is not a directory");
+  if (!o.train_annotations.empty()) {
+    CocoLayout layout{"explicit", *explicit_split(root, o.train_annotations, o.image_dir), std::nullopt};
+    layout.val = explicit_split(root, o.val_annotations, o.image_dir);
+    return layout;
+  }
+  const fs::path ann = root / "annotations";
+  auto with_dir = [&](CocoSplit s) {
+    if (!o.image_dir.empty()) s.image_dir = o.image_dir;
+    return s;
+  };
+  // Upstream's COCO 2017 layout.
+  if (fs::is_regular_file(ann / "instances_train2017.json")) {
+    CocoLayout layout{"upstream",
+                      with_dir({ann / "instances_train2017.json", root / "train2017", "train2017"}),
+                      std::nullopt};
+    if (fs::is_regular_file(ann / "instances_val2017.json"))
+      layout.val = with_dir({ann / "instances_val2017.json", root / "val2017", "val2017"});
+    return layout;
+  }
+  // CVAT / Datumaro: annotations/instances_<Subset>.json.
+  std::map<std::string, fs::path> subsets;  // lower-case subset -> file
+  std::map<std::string, std::string> original;
+  if (fs::is_directory(ann)) {
+    for (const auto& e : fs::directory_iterator(ann)) {
+      const auto name = e.path().filename().string();
+      if (e.is_regular_file() && name.rfind("instances_", 0) == 0 && e.path().extension() == ".json") {
+        const auto subset = e.path().stem().string().substr(10);
+        subsets[lower(subset)] = e.path();
+        original[lower(subset)] = subset;
+      }
+    }
+  }
+  auto pick = [&](std::initializer_list<const char*> names) -> std::optional<CocoSplit> {
+    for (const char* n : names) {
+      auto it = subsets.find(n);
+      if (it != subsets.end())
+        return with_dir({it->second, guess_image_dir(root, original[n], it->second), original[n]});
+    }
+    return std::nullopt;
+  };
+  auto train = pick({"train", "training"});
+  auto val = pick({"validation", "val", "valid"});
+  if (!train) train = pick({"default"});
+  if (!train && subsets.size() == 1)
+    train = with_dir({subsets.begin()->second,
+                      guess_image_dir(root, original[subsets.begin()->first], subsets.begin()->second),
+                      original[subsets.begin()->first]});
+  if (train) return {subsets.size() > 1 ? "cvat-subsets" : "cvat", *train, val};
+
+  std::ostringstream msg;
+  msg << root.string() << ": no COCO annotations found. Looked for "
+      << (ann / "instances_default.json").string() << " (CVAT), " << (ann / "instances_<Subset>.json").string()
+      << " (CVAT/Datumaro subsets such as instances_Train.json), "
+      << (ann / "instances_train2017.json").string()
+      << " (upstream); or give --train_annotations FILE [--val_annotations FILE] [--image_dir DIR]";
+  if (fs::is_directory(ann)) {
+    msg << ". " << ann.string() << " holds:";
+    int n = 0;
+    for (const auto& e : fs::directory_iterator(ann))
+      if (n++ < 8) msg << " " << e.path().filename().string();
+  }
+  throw std::runtime_error(msg.str());
+}
+
+namespace {
+
+// Field access that names file, record and field on failure.
+class Reader {
+ public:
+  explicit Reader(std::string file) : file_(std::move(file)) {}
+
+  [[noreturn]] void fail(const std::string& where, const std::string& what) const {
+    throw std::runtime_error(file_ + ": " + where + ": " + what);
+  }
+  const json& field(const json& obj, const char* key, const std::string& where) const {
+    auto it = obj.find(key);
+    if (it == obj.end()) fail(where, std::string("missing field '") + key + "'");
+    return *it;
+  }
+  int64_t integer(const json& obj, const char* key, const std::string& where) const {
+    const auto& v = field(obj, key, where);
+    if (v.is_number_integer()) return v.get<int64_t>();
+    if (v.is_number_float() && std::floor(v.get<double>()) == v.get<double>())
+      return static_cast<int64_t>(v.get<double>());
+    fail(where, std::string("'") + key + "' must be an integer, got " + v.dump());
+  }
+  double number(const json& v, const std::string& where, const char* key) const {
+    if (!v.is_number()) fail(where, std::string("'") + key + "' must be a number, got " + v.dump());
+    return v.get<double>();
+  }
+  std::string string(const json& obj, const char* key, const std::string& where) const {
+    const auto& v = field(obj, key, where);
+    if (!v.is_string()) fail(where, std::string("'") + key + "' must be a string, got " + v.dump());
+    return v.get<std::string>();
+  }
+
+ private:
+  std::string file_;
+};
+
+json parse_file(const fs::path& path) {
+  std::ifstream in(path);
+  if (!in) throw std::runtime_error(path.string() + ": cannot open annotation file");
+  try {
+    return json::parse(in);
+  } catch (const json::parse_error& e) {
+    throw std::runtime_error(path.string() + ": not valid JSON (" + e.what() + ")");
+  }
+}
+
+// file_name as given (relative to the image folder, or absolute), else images/<basename>: CVAT
+// exports may carry the annotator's absolute paths.
+std::optional<fs::path> resolve_image(const fs::path& image_dir, const std::string& file_name,
+                                      bool& fell_back) {
+  fell_back = false;
+  fs::path given(file_name);
+  fs::path direct = given.is_absolute() ? given : image_dir / given;
+  if (fs::is_regular_file(direct)) return direct;
+  fs::path base = image_dir / given.filename();
+  if (fs::is_regular_file(base)) {
+    fell_back = true;
+    return base;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+int64_t CocoDataset::max_category_id() const {
+  int64_t m = 0;
+  for (const auto& c : categories) m = std::max(m, c.id);
+  return m;
+}
+
+CleanObjects convert_objects(const std::vector<CocoObject>& objects, int64_t w, int64_t h) {
+  CleanObjects out;
+  for (const auto& o : objects) {
+    if (o.iscrowd) continue;
+    // float32 as upstream's tensors: xywh -> xyxy, then clamp to [0, w] x [0, h].
+    float x0 = static_cast<float>(o.bbox[0]), y0 = static_cast<float>(o.bbox[1]);
+    float x1 = x0 + static_cast<float>(o.bbox[2]), y1 = y0 + static_cast<float>(o.bbox[3]);
+    auto clamp = [](float v, float hi) { return std::min(std::max(v, 0.0f), hi); };
+    x0 = clamp(x0, static_cast<float>(w));
+    x1 = clamp(x1, static_cast<float>(w));
+    y0 = clamp(y0, static_cast<float>(h));
+    y1 = clamp(y1, static_cast<float>(h));
+    if (!(y1 > y0 && x1 > x0)) continue;
+    out.boxes_xyxy.push_back({x0, y0, x1, y1});
+    out.labels.push_back(o.category_id);
+    out.areas.push_back(static_cast<float>(o.area));
+  }
+  return out;
+}
+
+CocoDataset load_coco(const CocoSplit& split, const CocoLoadOptions& options) {
+  const std::string file = split.annotation_file.string();
+  Reader r(file);
+  const json root = parse_file(split.annotation_file);
+  if (!root.is_object()) r.fail("top level", "expected a JSON object");
+  CocoDataset data;
+  data.annotation_file = split.annotation_file;
+  auto& summary = data.summary;
+
+  // categories
+  std::unordered_set<int64_t> category_ids;
+  if (auto it = root.find("categories"); it != root.end()) {
+    if (!it->is_array()) r.fail("categories", "must be a list");
+    for (size_t i = 0; i < it->size(); ++i) {
+      const auto& c = (*it)[i];
+      const auto where = "categories[" + std::to_string(i) + "]";
+      CocoCategory cat{r.integer(c, "id", where), r.string(c, "name", where)};
+      if (cat.id < 0) r.fail(where, "negative category id " + std::to_string(cat.id));
+      if (!category_ids.insert(cat.id).second)
+        r.fail(where, "duplicate category id " + std::to_string(cat.id));
+      data.categories.push_back(cat);
+    }
+  }
+  std::sort(data.categories.begin(), data.categories.end(),
+            [](const auto& a, const auto& b) { return a.id < b.id; });
+  if (data.categories.empty()) r.fail("categories", "no categories: nothing to train");
+
+  // images
+  const auto& images = r.field(root, "images", "top level");
+  if (!images.is_array()) r.fail("images", "must be a list");
+  std::unordered_map<int64_t, size_t> index_of;
+  std::map<int64_t, std::string> bad;  // image id -> why (skipped with --skip_bad_images)
+  for (size_t i = 0; i < images.size(); ++i) {
+    const auto& im = images[i];
+    std::string where = "images[" + std::to_string(i) + "]";
+    CocoImageRecord rec;
+    rec.id = r.integer(im, "id", where);
+    where = "image id " + std::to_string(rec.id);
+    if (index_of.count(rec.id)) r.fail(where, "duplicate image id");
+    const auto file_name = r.string(im, "file_name", where);
+    rec.width = r.integer(im, "width", where);
+    rec.height = r.integer(im, "height", where);
+    if (rec.width <= 0 || rec.height <= 0)
+      r.fail(where, "width/height must be positive, got " + std::to_string(rec.width) + "x" +
+                        std::to_string(rec.height));
+    bool fell_back = false;
+    auto path = resolve_image(split.image_dir, file_name, fell_back);
+    index_of[rec.id] = data.images.size();
+    if (!path) {
+      bad[rec.id] = "image file '" + file_name + "' not found in " + split.image_dir.string();
+      rec.path = split.image_dir / file_name;
+    } else {
+      rec.path = *path;
+      summary.file_name_fallbacks += fell_back;
+      if (options.decode_images) {
+        auto problem = image_problem(rec.path);
+        if (!problem.empty()) bad[rec.id] = problem;
+      }
+    }
+    data.images.push_back(std::move(rec));
+  }
+
+  // annotations
+  std::unordered_set<int64_t> ann_ids;
+  if (auto it = root.find("annotations"); it != root.end()) {
+    if (!it->is_array()) r.fail("annotations", "must be a list");
+    for (size_t i = 0; i < it->size(); ++i) {
+      const auto& a = (*it)[i];
+      std::string where = "annotations[" + std::to_string(i) + "]";
+      CocoObject o;
+      o.id = r.integer(a, "id", where);
+      where = "annotation id " + std::to_string(o.id);
+      if (!ann_ids.insert(o.id).second) r.fail(where, "duplicate annotation id");
+      const int64_t image_id = r.integer(a, "image_id", where);
+      auto img = index_of.find(image_id);
+      if (img == index_of.end()) r.fail(where, "image_id " + std::to_string(image_id) + " is not in images");
+      o.category_id = r.integer(a, "category_id", where);
+      if (!category_ids.count(o.category_id))
+        r.fail(where, "category_id " + std::to_string(o.category_id) + " is not in categories");
+      const auto& bbox = r.field(a, "bbox", where);
+      if (!bbox.is_array() || bbox.size() != 4) r.fail(where, "bbox must be [x, y, w, h], got " + bbox.dump());
+      for (size_t k = 0; k < 4; ++k) {
+        o.bbox[k] = r.number(bbox[k], where, "bbox");
+        if (!std::isfinite(o.bbox[k])) r.fail(where, "bbox holds a non-finite number: " + bbox.dump());
+      }
+      if (auto c = a.find("iscrowd"); c != a.end() && !c->is_null()) {
+        if (!c->is_number_integer() && !c->is_boolean())
+          r.fail(where, "'iscrowd' must be 0 or 1, got " + c->dump());
+        o.iscrowd = c->is_boolean() ? c->get<bool>() : c->get<int64_t>() != 0;
+      }
+      o.area = o.bbox[2] * o.bbox[3];
+      if (auto ar = a.find("area"); ar != a.end() && !ar->is_null()) o.area = r.number(*ar, where, "area");
+      if (o.bbox[2] < 0 || o.bbox[3] < 0) {
+        const auto why = where + ": bbox has a negative width or height: " + bbox.dump();
+        if (!options.skip_bad_images) r.fail(where, "bbox has a negative width or height: " + bbox.dump());
+        bad.emplace(image_id, why);
+      }
+      data.images[img->second].objects.push_back(o);
+    }
+  }
+
+  // Bad images: an error, or skipped and counted.
+  if (!bad.empty()) {
+    if (!options.skip_bad_images) {
+      const auto& [id, why] = *bad.begin();
+      std::string more = bad.size() > 1 ? " (and " + std::to_string(bad.size() - 1) + " more images)" : "";
+      throw std::runtime_error(file + ": image id " + std::to_string(id) + ": " + why + more +
+                               "; pass --skip_bad_images to train without them");
+    }
+    std::vector<CocoImageRecord> kept;
+    for (auto& rec : data.images) {
+      auto it = bad.find(rec.id);
+      if (it == bad.end()) {
+        kept.push_back(std::move(rec));
+      } else {
+        summary.skipped.push_back("image id " + std::to_string(rec.id) + ": " + it->second);
+      }
+    }
+    summary.skipped_images = static_cast<int64_t>(bad.size());
+    data.images = std::move(kept);
+  }
+  std::sort(data.images.begin(), data.images.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
+  if (data.images.empty()) r.fail("images", "no usable images");
+
+  for (const auto& rec : data.images) {
+    int64_t crowd = 0;
+    for (const auto& o : rec.objects) crowd += o.iscrowd;
+    const auto clean = convert_objects(rec.objects, rec.width, rec.height);
+    const auto n = static_cast<int64_t>(clean.labels.size());
+    summary.crowd_dropped += crowd;
+    summary.degenerate_dropped += static_cast<int64_t>(rec.objects.size()) - crowd - n;
+    summary.boxes += n;
+    summary.images_without_boxes += n == 0;
+  }
+  summary.images = static_cast<int64_t>(data.images.size());
+  if (summary.boxes == 0)
+    summary.warnings.push_back("no boxes at all: the model can only learn to predict 'no object'");
+  if (summary.file_name_fallbacks)
+    summary.warnings.push_back(std::to_string(summary.file_name_fallbacks) +
+                               " file_name(s) not found as given, found by basename in " +
+                               split.image_dir.string());
+  return data;
+}
+
+std::pair<CocoDataset, CocoDataset> split_dataset(const CocoDataset& data, double fraction,
+                                                  uint64_t seed) {
+  if (!(fraction > 0 && fraction < 1))
+    throw std::invalid_argument("--val_split must be in (0, 1), got " + std::to_string(fraction));
+  const auto n = data.images.size();
+  if (n < 2)
+    throw std::runtime_error(data.annotation_file.string() + ": " + std::to_string(n) +
+                             " image(s) cannot be split into train and validation; use --val_split 0");
+  std::vector<size_t> order(n);
+  std::iota(order.begin(), order.end(), 0);
+  std::mt19937_64 rng(seed);
+  for (size_t i = n - 1; i > 0; --i) std::swap(order[i], order[std::uniform_int_distribution<size_t>(0, i)(rng)]);
+  size_t n_val = static_cast<size_t>(std::llround(fraction * static_cast<double>(n)));
+  n_val = std::min(std::max<size_t>(n_val, 1), n - 1);
+  std::vector<bool> is_val(n, false);
+  for (size_t i = 0; i < n_val; ++i) is_val[order[i]] = true;
+  CocoDataset train = data, val = data;
+  train.images.clear();
+  val.images.clear();
+  for (size_t i = 0; i < n; ++i) (is_val[i] ? val : train).images.push_back(data.images[i]);
+  train.summary.images = static_cast<int64_t>(train.images.size());
+  val.summary.images = static_cast<int64_t>(val.images.size());
+  return {train, val};
+}
+
+void write_classes_csv(const std::vector<CocoCategory>& categories, const fs::path& path) {
+  const auto tmp = path.string() + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary);
+    if (!out) throw std::runtime_error(path.string() + ": cannot write");
+    out << "labels,id\n";
+    for (const auto& c : categories) {
+      std::string name = c.name;
+      if (name.find_first_of(",\"\n") != std::string::npos) {  // CSV-quote odd names
+        std::string q = "\"";
+        for (char ch : name) q += ch == '"' ? std::string("\"\"") : std::string(1, ch);
+        name = q + "\"";
+      }
+      out << name << "," << c.id << "\n";
+    }
+    if (!out) throw std::runtime_error(path.string() + ": write failed");
+  }
+  fs::rename(tmp, path);
+}
+
+std::string format_summary(const CocoDataset& d, const std::string& name) {
+  const auto& s = d.summary;
+  std::ostringstream o;
+  o << name << ": " << d.annotation_file.string() << ": " << s.images << " images ("
+    << s.images_without_boxes << " without boxes), " << s.boxes << " boxes, " << d.categories.size()
+    << " classes (max id " << d.max_category_id() << "); dropped " << s.crowd_dropped << " crowd + "
+    << s.degenerate_dropped << " degenerate boxes; skipped " << s.skipped_images << " images";
+  for (const auto& w : s.warnings) o << "\n  warning: " << w;
+  for (const auto& k : s.skipped) o << "\n  skipped " << k;
+  return o.str();
+}
+
+}  // namespace detr::datasets

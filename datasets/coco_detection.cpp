@@ -1,0 +1,37 @@
+#include "datasets/coco_detection.h"
+
+#include "datasets/image_io.h"
+
+namespace detr::datasets {
+
+CocoDetection::CocoDetection(CocoDataset data, TransformConfig config, bool train)
+    : data_(std::move(data)), config_(std::move(config)), train_(train) {}
+
+Sample CocoDetection::load(size_t index) const {
+  const auto& rec = data_.images.at(index);
+  auto image = to_chw_float(load_image_rgb(rec.path));
+  const int64_t h = image.size(1), w = image.size(2);  // the decoded size, as upstream (PIL's)
+  const auto clean = convert_objects(rec.objects, w, h);
+  const auto n = static_cast<int64_t>(clean.labels.size());
+  util::Target t;
+  t.boxes = n ? torch::from_blob(const_cast<std::array<float, 4>*>(clean.boxes_xyxy.data()), {n, 4},
+                                  torch::kFloat)
+                    .clone()
+              : torch::zeros({0, 4}, torch::kFloat);
+  t.labels = torch::tensor(clean.labels, torch::kLong);
+  t.area = torch::tensor(clean.areas, torch::kFloat);
+  t.iscrowd = torch::zeros({n}, torch::kLong);
+  t.image_id = torch::tensor({rec.id}, torch::kLong);
+  t.orig_size = torch::tensor({h, w}, torch::kLong);
+  t.size = torch::tensor({h, w}, torch::kLong);
+  return {image, t};
+}
+
+Sample CocoDetection::get(size_t index, uint64_t seed) const {
+  auto s = load(index);
+  if (!train_) return val_transforms(std::move(s), config_);
+  Rng rng(seed);
+  return train_transforms(std::move(s), config_, rng);
+}
+
+}  // namespace detr::datasets

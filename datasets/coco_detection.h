@@ -1,0 +1,32 @@
+// A COCO split as training samples (upstream datasets/coco.py CocoDetection + ConvertCocoPolysToMask
+// + make_coco_transforms): decode, drop crowd and degenerate boxes, transform.
+#pragma once
+#include <cstdint>
+
+#include "datasets/coco.h"
+#include "datasets/transforms.h"
+
+namespace detr::datasets {
+
+class CocoDetection {
+ public:
+  CocoDetection(CocoDataset data, TransformConfig config, bool train);
+
+  size_t size() const { return data_.images.size(); }
+  // The transformed sample at `index`; `seed` alone decides its random augmentation, so a sample is
+  // the same whichever thread makes it.
+  Sample get(size_t index, uint64_t seed) const;
+  // Decoded and converted, before any transform: image [3, H, W] float 0..255, boxes xyxy absolute.
+  Sample load(size_t index) const;
+
+  const CocoDataset& data() const { return data_; }
+  const TransformConfig& config() const { return config_; }
+  bool train() const { return train_; }
+
+ private:
+  CocoDataset data_;
+  TransformConfig config_;
+  bool train_;
+};
+
+}  // namespace detr::datasets

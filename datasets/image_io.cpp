@@ -1,0 +1,77 @@
+#include "datasets/image_io.h"
+
+#include <fstream>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+
+namespace detr::datasets {
+
+namespace {
+
+std::vector<uchar> read_bytes(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error(path.string() + ": cannot open image file");
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+// A JPEG whose end-of-image marker is missing was cut short (PIL: "image file is truncated").
+bool jpeg_truncated(const std::vector<uchar>& b) {
+  if (b.size() < 4 || b[0] != 0xFF || b[1] != 0xD8) return false;  // not a JPEG
+  const size_t from = b.size() > 4096 ? b.size() - 4096 : 2;
+  for (size_t i = b.size() - 1; i > from; --i)
+    if (b[i - 1] == 0xFF && b[i] == 0xD9) return false;
+  return true;
+}
+
+cv::Mat decode(const std::filesystem::path& path) {
+  auto bytes = read_bytes(path);
+  if (bytes.empty()) throw std::runtime_error(path.string() + ": image file is empty");
+  if (jpeg_truncated(bytes)) throw std::runtime_error(path.string() + ": JPEG is truncated");
+  cv::Mat img = cv::imdecode(bytes, cv::IMREAD_COLOR | cv::IMREAD_IGNORE_ORIENTATION);
+  if (img.empty()) throw std::runtime_error(path.string() + ": cannot decode image");
+  return img;
+}
+
+}  // namespace
+
+torch::Tensor load_image_rgb(const std::filesystem::path& path) {
+  cv::Mat bgr = decode(path);
+  cv::Mat rgb;
+  cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);
+  auto t = torch::empty({rgb.rows, rgb.cols, 3}, torch::kUInt8);
+  for (int r = 0; r < rgb.rows; ++r)
+    std::memcpy(t.data_ptr<uint8_t>() + static_cast<int64_t>(r) * rgb.cols * 3, rgb.ptr(r),
+                static_cast<size_t>(rgb.cols) * 3);
+  return t;
+}
+
+std::string image_problem(const std::filesystem::path& path) {
+  try {
+    decode(path);
+    return "";
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+}
+
+void save_image_rgb(const torch::Tensor& image, const std::filesystem::path& path) {
+  TORCH_CHECK(image.dim() == 3 && image.size(2) == 3 && image.scalar_type() == torch::kUInt8,
+              "save_image_rgb: expected [H, W, 3] uint8, got ", image.sizes(), " ", image.scalar_type());
+  auto c = image.contiguous();
+  cv::Mat rgb(static_cast<int>(c.size(0)), static_cast<int>(c.size(1)), CV_8UC3, c.data_ptr<uint8_t>());
+  cv::Mat bgr;
+  cv::cvtColor(rgb, bgr, cv::COLOR_RGB2BGR);
+  std::vector<uchar> buf;
+  const auto ext = path.extension().string();
+  if (!cv::imencode(ext.empty() ? ".png" : ext, bgr, buf))
+    throw std::runtime_error(path.string() + ": cannot encode image as '" + ext + "'");
+  const auto tmp = path.string() + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary);
+    out.write(reinterpret_cast<const char*>(buf.data()), static_cast<std::streamsize>(buf.size()));
+    if (!out) throw std::runtime_error(path.string() + ": cannot write");
+  }
+  std::filesystem::rename(tmp, path);
+}
+
+}  // namespace detr::datasets

@@ -1,0 +1,113 @@
+#include "datasets/synthetic.h"
+
+#include <nlohmann/json.hpp>
+
+#include <fstream>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+#include <random>
+
+namespace detr::datasets {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+const char* kShapeNames[] = {"box", "ellipse", "triangle"};
+
+cv::Scalar class_colour(int64_t c) {
+  static const cv::Scalar colours[] = {{40, 40, 220}, {40, 200, 40}, {220, 80, 40},
+                                       {0, 220, 220}, {220, 0, 220}, {220, 220, 0}};
+  return colours[(c - 1) % 6];
+}
+
+// Draws class c into the box; returns the drawn shape's area in pixels.
+double draw(cv::Mat& img, int64_t c, const cv::Rect& r) {
+  const auto colour = class_colour(c);
+  switch ((c - 1) % 3) {
+    case 0:
+      cv::rectangle(img, r, colour, cv::FILLED);
+      return r.area();
+    case 1:
+      cv::ellipse(img, cv::Point(r.x + r.width / 2, r.y + r.height / 2), cv::Size(r.width / 2, r.height / 2),
+                  0, 0, 360, colour, cv::FILLED);
+      return M_PI * r.width * r.height / 4;
+    default: {
+      std::vector<cv::Point> pts{{r.x + r.width / 2, r.y}, {r.x, r.y + r.height}, {r.x + r.width, r.y + r.height}};
+      cv::fillConvexPoly(img, pts, colour);
+      return r.area() / 2.0;
+    }
+  }
+}
+
+}  // namespace
+
+void write_synthetic_cvat_export(const fs::path& root, const SyntheticExportOptions& o) {
+  if (o.num_images < 1 || o.width < 32 || o.height < 32 || o.num_classes < 1)
+    throw std::invalid_argument("synthetic export: need >= 1 image of at least 32x32 and >= 1 class");
+  fs::create_directories(root / "images");
+  fs::create_directories(root / "annotations");
+  std::mt19937_64 rng(o.seed);
+  auto uniform = [&](int64_t lo, int64_t hi) { return std::uniform_int_distribution<int64_t>(lo, hi)(rng); };
+
+  nlohmann::json images = nlohmann::json::array(), annotations = nlohmann::json::array(),
+                 categories = nlohmann::json::array();
+  for (int64_t c = 1; c <= o.num_classes; ++c)
+    categories.push_back({{"id", c},
+                          {"name", std::string(kShapeNames[(c - 1) % 3]) + (c > 3 ? std::to_string(c) : "")},
+                          {"supercategory", ""}});
+  int64_t frame = 0, ann_id = 1;
+  for (int64_t n = 0; n < o.num_images; ++n) {
+    if (o.cvat_quirks && n % 5 == 3) frame += 1;  // CVAT 1.0 drops unannotated frames: id gaps
+    const int64_t id = frame++;
+    cv::Mat img(static_cast<int>(o.height), static_cast<int>(o.width), CV_8UC3);
+    cv::randu(img, cv::Scalar(90, 90, 90), cv::Scalar(150, 150, 150));
+    const bool empty = o.cvat_quirks && n == 1;
+    const int64_t count = empty ? 0 : uniform(1, o.max_objects);
+    for (int64_t k = 0; k < count; ++k) {
+      const int64_t c = uniform(1, o.num_classes);
+      const int64_t bw = uniform(o.width / 6, o.width / 2), bh = uniform(o.height / 6, o.height / 2);
+      const cv::Rect r(static_cast<int>(uniform(0, o.width - bw)), static_cast<int>(uniform(0, o.height - bh)),
+                       static_cast<int>(bw), static_cast<int>(bh));
+      const double area = draw(img, c, r);
+      annotations.push_back({{"id", ann_id++},
+                             {"image_id", id},
+                             {"category_id", c},
+                             {"segmentation", nlohmann::json::array()},
+                             {"area", area},
+                             {"bbox", {r.x, r.y, r.width, r.height}},
+                             {"iscrowd", 0}});
+    }
+    if (o.cvat_quirks && n == 2) {  // a crowd region as CVAT writes masks: uncompressed RLE
+      const int64_t h = o.height, w = o.width;
+      annotations.push_back({{"id", ann_id++},
+                             {"image_id", id},
+                             {"category_id", 1},
+                             {"segmentation", {{"counts", {h * 2, h * 3, h * (w - 5)}}, {"size", {h, w}}}},
+                             {"area", h * 3},
+                             {"bbox", {2, 0, 3, h}},
+                             {"iscrowd", 1}});
+    }
+    const auto file = std::to_string(id) + ".jpg";
+    if (!cv::imwrite((root / "images" / file).string(), img))
+      throw std::runtime_error((root / "images" / file).string() + ": cannot write");
+    images.push_back({{"id", id}, {"width", o.width}, {"height", o.height}, {"file_name", file},
+                      {"license", 0}, {"flickr_url", ""}, {"coco_url", ""}, {"date_captured", 0}});
+  }
+  nlohmann::json doc{{"licenses", {{{"name", ""}, {"id", 0}, {"url", ""}}}},
+                     {"info", {{"contributor", ""}, {"date_created", ""}, {"description", ""},
+                               {"url", ""}, {"version", ""}, {"year", ""}}},
+                     {"categories", categories},
+                     {"images", images},
+                     {"annotations", annotations}};
+  const auto path = root / "annotations" / "instances_default.json";
+  const auto tmp = path.string() + ".tmp";
+  {
+    std::ofstream out(tmp);
+    out << doc.dump();
+    if (!out) throw std::runtime_error(path.string() + ": cannot write");
+  }
+  fs::rename(tmp, path);
+}
+
+}  // namespace detr::datasets

@@ -1,0 +1,60 @@
+// Upstream's detection transforms (datasets/transforms.py, make_coco_transforms in datasets/coco.py)
+// on (image, target) pairs. Images are [3, H, W] float holding uint8 values (0..255) until
+// normalize(); each resize rounds back to whole levels as PIL does. Boxes are absolute xyxy until
+// normalize() turns them into cxcywh relative to the unpadded image.
+#pragma once
+#include <torch/torch.h>
+
+#include <optional>
+#include <random>
+#include <vector>
+
+#include "src/util/misc.h"
+
+namespace detr::datasets {
+
+struct Sample {
+  torch::Tensor image;  // [3, H, W] float
+  util::Target target;  // boxes [N, 4] xyxy absolute (cxcywh normalized after normalize())
+};
+
+// The sizes the transforms use (upstream's defaults; --scales, --max_size, --val_size change them).
+struct TransformConfig {
+  std::vector<int64_t> scales{480, 512, 544, 576, 608, 640, 672, 704, 736, 768, 800};
+  int64_t max_size = 1333;
+  int64_t val_size = 800;
+  // The crop branch: resize to one of these, crop a random region with sides in [crop_min, crop_max],
+  // then resize to `scales`. Upstream: 400/500/600 and 384..600. These scale with max(scales) / 800
+  // when --scales is given, so that small-image training keeps upstream's proportions.
+  std::vector<int64_t> crop_resize{400, 500, 600};
+  int64_t crop_min = 384;
+  int64_t crop_max = 600;
+
+  // A config for the given scales with the crop branch scaled by max(scales) / 800.
+  static TransformConfig with_scales(std::vector<int64_t> scales, int64_t max_size, int64_t val_size);
+};
+
+using Rng = std::mt19937_64;
+
+// (h, w) after resizing the shorter side to `size`, capped so the longer side stays <= max_size
+// (upstream get_size_with_aspect_ratio: Python round() half-to-even for the cap, int() truncation).
+std::pair<int64_t, int64_t> get_size_with_aspect_ratio(int64_t w, int64_t h, int64_t size,
+                                                       std::optional<int64_t> max_size);
+
+Sample hflip(Sample s);
+Sample resize(Sample s, int64_t size, std::optional<int64_t> max_size);
+Sample crop(Sample s, int64_t i, int64_t j, int64_t h, int64_t w);  // region top, left, height, width
+// ToTensor + Normalize(ImageNet mean/std) and boxes -> normalized cxcywh.
+Sample normalize(Sample s);
+
+// The training pipeline: RandomHorizontalFlip(0.5), RandomSelect(RandomResize(scales, max_size),
+// [RandomResize(crop_resize), RandomSizeCrop(crop_min, crop_max), RandomResize(scales, max_size)]),
+// Normalize.
+Sample train_transforms(Sample s, const TransformConfig& config, Rng& rng);
+// Validation: RandomResize([val_size], max_size), Normalize.
+Sample val_transforms(Sample s, const TransformConfig& config);
+
+// Image [H, W, 3] uint8 -> [3, H, W] float of the same values.
+torch::Tensor to_chw_float(const torch::Tensor& hwc_uint8);
+
+}  // namespace detr::datasets

@@ -1,0 +1,118 @@
+// Times detr::datasets::evaluate_bbox on a synthetic COCO-val-sized case: 5,000 images, 80 categories,
+// ~7 ground-truth boxes and exactly 100 detections per image (DETR submits every query), one core.
+//   g++ -std=c++17 -O2 -I. datasets/coco_eval.cpp scripts/bench_coco_eval.cpp -o /tmp/bench_coco_eval
+//   /tmp/bench_coco_eval [images] [repeats] [dir]
+// With `dir`, also writes the case as dir/gt.json and dir/dt.json (to time detr_eval end to end).
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "datasets/coco_eval.h"
+
+using detr::datasets::CocoAnnotation;
+using detr::datasets::CocoGroundTruth;
+
+namespace {
+
+struct Case {
+  CocoGroundTruth gt;
+  std::vector<CocoAnnotation> dt;
+};
+
+Case make_case(int num_images, uint32_t seed) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<double> unit(0.0, 1.0);
+  Case c;
+  for (int k = 0; k < 80; ++k) c.gt.categories.push_back({1 + k + k / 8, "c" + std::to_string(k)});  // gaps, like COCO
+  std::vector<int64_t> image_ids;
+  for (int i = 0; i < num_images; ++i) image_ids.push_back(1 + static_cast<int64_t>(unit(rng) * 580000));
+  std::sort(image_ids.begin(), image_ids.end());
+  image_ids.erase(std::unique(image_ids.begin(), image_ids.end()), image_ids.end());
+  std::shuffle(image_ids.begin(), image_ids.end(), rng);
+
+  const auto random_box = [&](double scale) {
+    const double w = 4 + unit(rng) * scale, h = 4 + unit(rng) * scale;
+    return std::array<double, 4>{unit(rng) * (640 - std::min(w, 600.0)), unit(rng) * (480 - std::min(h, 440.0)), w, h};
+  };
+  const auto category = [&] { return c.gt.categories[static_cast<size_t>(unit(rng) * 80)].id; };
+  int64_t next_id = 1;
+  for (int64_t image : image_ids) {
+    c.gt.images.push_back({image, 640, 480});
+    const int num_gt = 1 + static_cast<int>(unit(rng) * 13);  // mean 7
+    std::vector<CocoAnnotation> objects;
+    for (int g = 0; g < num_gt; ++g) {
+      CocoAnnotation a;
+      a.id = next_id++;
+      a.image_id = image;
+      a.category_id = category();
+      a.bbox = random_box(unit(rng) < 0.4 ? 30 : unit(rng) < 0.6 ? 100 : 400);
+      a.area = a.bbox[2] * a.bbox[3] * (0.6 + 0.4 * unit(rng));  // segmentation area < box area
+      a.iscrowd = unit(rng) < 0.01;
+      objects.push_back(a);
+    }
+    c.gt.annotations.insert(c.gt.annotations.end(), objects.begin(), objects.end());
+    for (int q = 0; q < 100; ++q) {  // jittered hits on the objects, the rest background
+      CocoAnnotation d;
+      d.image_id = image;
+      d.score = unit(rng);
+      if (q < 3 * num_gt) {
+        const auto& o = objects[q % num_gt];
+        d.category_id = unit(rng) < 0.9 ? o.category_id : category();
+        for (int j = 0; j < 4; ++j) d.bbox[j] = o.bbox[j] + (unit(rng) - 0.5) * 0.3 * o.bbox[2 + j % 2];
+        d.bbox[2] = std::max(d.bbox[2], 1.0);
+        d.bbox[3] = std::max(d.bbox[3], 1.0);
+        d.score = 0.3 + 0.7 * d.score;
+      } else {
+        d.category_id = category();
+        d.bbox = random_box(200);
+        d.score *= 0.5;
+      }
+      d.id = static_cast<int64_t>(c.dt.size()) + 1;
+      d.area = d.bbox[2] * d.bbox[3];
+      c.dt.push_back(d);
+    }
+  }
+  return c;
+}
+
+void write_case(const Case& c, const std::string& dir) {
+  nlohmann::json gt, dt = nlohmann::json::array();
+  for (const auto& i : c.gt.images) gt["images"].push_back({{"id", i.id}, {"width", i.width}, {"height", i.height}});
+  for (const auto& k : c.gt.categories) gt["categories"].push_back({{"id", k.id}, {"name", k.name}});
+  for (const auto& a : c.gt.annotations)
+    gt["annotations"].push_back({{"id", a.id}, {"image_id", a.image_id}, {"category_id", a.category_id},
+                                 {"bbox", a.bbox}, {"area", a.area}, {"iscrowd", a.iscrowd ? 1 : 0}});
+  for (const auto& d : c.dt)
+    dt.push_back({{"image_id", d.image_id}, {"category_id", d.category_id}, {"bbox", d.bbox}, {"score", d.score}});
+  std::ofstream(dir + "/gt.json") << gt.dump();
+  std::ofstream(dir + "/dt.json") << dt.dump();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const int num_images = argc > 1 ? std::atoi(argv[1]) : 5000;
+  const int repeats = argc > 2 ? std::atoi(argv[2]) : 5;
+  const Case c = make_case(num_images, 12345);
+  if (argc > 3) write_case(c, argv[3]);
+  std::printf("synthetic case: %zu images, %zu categories, %zu ground-truth boxes, %zu detections\n",
+              c.gt.images.size(), c.gt.categories.size(), c.gt.annotations.size(), c.dt.size());
+  double best = 1e30;
+  detr::datasets::CocoEvalResult result;
+  for (int r = 0; r < repeats; ++r) {
+    const auto start = std::chrono::steady_clock::now();
+    result = detr::datasets::evaluate_bbox(c.gt, c.dt);
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    best = std::min(best, seconds);
+    std::printf("evaluate_bbox run %d: %.3f s\n", r + 1, seconds);
+  }
+  std::printf("%s", detr::datasets::format_summary(result).c_str());
+  std::printf("evaluate_bbox: %.3f s (best of %d, one core)\n", best, repeats);
+  return 0;
+}

@@ -1,0 +1,58 @@
+// detr_eval --gt GT.json --dt RESULTS.json [--json]: COCO bbox evaluation equal to pycocotools'
+// COCOeval(iouType='bbox'). Prints summarize()'s 12 lines, or with --json
+// {"stats": [12 numbers], "per_category_ap": {"<category id>": ap, ...}}.
+// Exit codes: 0 done, 1 bad input (one line "detr_eval: error: <file>: <what>"), 2 usage.
+#include <cxxopts.hpp>
+#include <nlohmann/json.hpp>
+
+#include <iostream>
+#include <string>
+
+#include "datasets/coco_eval.h"
+
+namespace {
+
+void print_json(const detr::datasets::CocoEvalResult& result) {
+  nlohmann::ordered_json out;  // stats first, categories in id order
+  out["stats"] = result.stats;
+  out["per_category_ap"] = nlohmann::ordered_json::object();
+  for (const auto& [category, ap] : result.per_category_ap) out["per_category_ap"][std::to_string(category)] = ap;
+  std::cout << out.dump() << "\n";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  cxxopts::Options options("detr_eval",
+                           "COCO bounding-box evaluation of a results file against a ground-truth "
+                           "instances file, equal to pycocotools' COCOeval (iouType='bbox').");
+  options.add_options()("gt", "COCO ground-truth instances JSON", cxxopts::value<std::string>())(
+      "dt", "COCO results JSON (array of {image_id, category_id, bbox, score})", cxxopts::value<std::string>())(
+      "json", "print {\"stats\": [...], \"per_category_ap\": {...}} instead of the summary table")(
+      "h,help", "print this help");
+  try {
+    const auto args = options.parse(argc, argv);
+    if (args.count("help")) {
+      std::cout << options.help() << std::endl;
+      return 0;
+    }
+    if (!args.unmatched().empty())
+      throw cxxopts::exceptions::exception("unexpected argument '" + args.unmatched().front() + "'");
+    if (!args.count("gt") || !args.count("dt")) throw cxxopts::exceptions::exception("--gt and --dt are required");
+
+    const auto gt = detr::datasets::load_coco_ground_truth(args["gt"].as<std::string>());
+    const auto dt = detr::datasets::load_coco_results(args["dt"].as<std::string>(), gt);
+    const auto result = detr::datasets::evaluate_bbox(gt, dt);
+    if (args.count("json"))
+      print_json(result);
+    else
+      std::cout << detr::datasets::format_summary(result) << std::flush;
+    return 0;
+  } catch (const cxxopts::exceptions::exception& e) {
+    std::cerr << "detr_eval: " << e.what() << "\nTry 'detr_eval --help'.\n";
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << "detr_eval: error: " << e.what() << "\n";
+    return 1;
+  }
+}

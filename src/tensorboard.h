@@ -1,0 +1,70 @@
+// TensorBoard event files (scalars only) without TensorFlow or protobuf.
+//
+// File: <log_dir>/events.out.tfevents.<10-digit unix seconds>.<hostname>[.N] (TensorBoard globs
+// *tfevents*; .N is added only when that name already exists). It is a TFRecord stream:
+//   uint64 length (LE) | uint32 masked_crc32c(8 length bytes) | Event bytes | uint32 masked_crc32c(Event)
+// with mask(c) = ((c >> 15) | (c << 17)) + 0xa282ead8. The Event is hand-encoded protobuf:
+//   Event{wall_time=1 double, step=2 int64, file_version=3 string, summary=5 Summary}
+//   Summary{value=1 repeated Value}, Value{tag=1 string, simple_value=2 float}.
+// The first event carries file_version "brain.Event:2" (as TF's EventsWriter writes).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace detr {
+
+class TensorBoardWriter {
+ public:
+  // Creates `log_dir` (and parents) and a new event file in it, writing and flushing the
+  // file_version event. Throws std::runtime_error naming the path when it cannot.
+  explicit TensorBoardWriter(const std::filesystem::path& log_dir);
+  ~TensorBoardWriter();  // flushes and closes; never throws
+  TensorBoardWriter(const TensorBoardWriter&) = delete;
+  TensorBoardWriter& operator=(const TensorBoardWriter&) = delete;
+
+  // Appends Event{wall_time, step, summary{value{tag, simple_value=float(value)}}}; wall_time 0 means
+  // now. Buffered: the file is flushed at most once a second from here, so call flush() to publish
+  // the latest scalars at once (e.g. at the end of an epoch). Throws std::runtime_error naming the
+  // file on a write error (disk full). Thread-safe.
+  void add_scalar(const std::string& tag, double value, int64_t step, double wall_time = 0);
+  // fflush so a TensorBoard sidecar sees events while training runs.
+  void flush();
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  void write_record(const std::string& event);
+  void flush_locked();
+
+  struct FileCloser {
+    void operator()(std::FILE* f) const { std::fclose(f); }
+  };
+  std::filesystem::path path_;
+  std::unique_ptr<std::FILE, FileCloser> file_;
+  std::mutex mutex_;
+  double last_flush_ = 0;  // unix seconds
+};
+
+struct TensorBoardScalar {
+  std::string tag;
+  int64_t step;
+  double wall_time;
+  float value;
+};
+
+// Reads an event file back, checking both CRCs of every record. Throws std::runtime_error naming
+// the file and the record offset on a bad length/data CRC, a malformed Event, or a truncated record
+// (a truncated last record, e.g. from a writer killed mid-write, says so). The first event must be
+// file_version "brain.Event:2". Returns the simple_value scalars in file order (one per Value).
+std::vector<TensorBoardScalar> read_tensorboard_scalars(const std::filesystem::path& file);
+
+// CRC-32C (Castagnoli): reflected polynomial 0x82F63B78, init and final XOR 0xFFFFFFFF.
+// crc32c("123456789", 9) == 0xE3069283.
+uint32_t crc32c(const void* data, size_t n);
+
+}  // namespace detr
