@@ -14,16 +14,13 @@
 #include <string_view>
 #include <vector>
 
+#include "datasets/coco.h"  // CocoCategory
+
 namespace detr::datasets {
 
 struct CocoImage {
   int64_t id = 0;
   int64_t width = 0, height = 0;  // 0 when the file does not say
-};
-
-struct CocoCategory {
-  int64_t id = 0;
-  std::string name;
 };
 
 // A ground-truth annotation or a detection. For detections `id`, `area` and `iscrowd` are what

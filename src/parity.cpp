@@ -265,3 +265,91 @@ ParityReport run_forward_parity(const std::string& dir, torch::ScalarType dtype)
 }
 
 }  // namespace detr
+
+#include "src/engine.h"
+#include "src/optimizer.h"
+
+namespace detr {
+
+ParityReport run_train_parity(const std::string& dir_str) {
+  const fs::path dir(dir_str);
+  ParityReport report;
+  report.fixture = dir.string();
+  const auto cj = read_json(dir / "config.json");
+  auto config = models::model_config_from_json(cj);
+  auto number = [&](const char* key) {
+    if (!cj.contains(key) || !cj[key].is_number())
+      throw std::runtime_error((dir / "config.json").string() + ": missing number '" + key + "'");
+    return cj[key].get<double>();
+  };
+  AdamWOptions opt;
+  opt.lr = number("lr");
+  opt.lr_backbone = number("lr_backbone");
+  opt.weight_decay = number("weight_decay");
+  config.lr_backbone = opt.lr_backbone;
+  const double clip = number("clip_max_norm");
+  const auto lr_drop = static_cast<int64_t>(number("lr_drop"));
+  const auto steps_per_epoch = static_cast<int64_t>(number("steps_per_epoch"));
+  const auto steps = static_cast<int64_t>(number("steps"));
+
+  auto model = models::build_model(config);
+  load_state_dict(*model, read_tensor_dict((dir / "model.pth").string()));
+  auto criterion = models::build_criterion(config);
+  AdamW optimizer(*model, opt);
+  StepLR scheduler(optimizer, lr_drop);
+
+  const auto batches = read_tensor_dict((dir / "batches.pth").string());
+  const auto expected = read_tensor_dict((dir / "expected.pth").string());
+  std::map<std::string, torch::Tensor> ours;
+  Checker check(report, expected, ours);
+  int64_t n_batches = 0;
+  while (batches.count("batch." + std::to_string(n_batches) + ".tensors")) ++n_batches;
+  if (n_batches == 0) throw std::runtime_error((dir / "batches.pth").string() + ": no batch.0.tensors");
+
+  auto get = [&](const std::string& k) -> const torch::Tensor& {
+    auto it = batches.find(k);
+    if (it == batches.end()) throw std::runtime_error("batches.pth has no entry '" + k + "'");
+    return it->second;
+  };
+  for (int64_t s = 0; s < steps; ++s) {
+    const auto p = "batch." + std::to_string(s % n_batches) + ".";
+    datasets::Batch batch;
+    batch.samples = {get(p + "tensors").to(torch::kFloat), get(p + "mask").to(torch::kBool)};
+    for (int64_t b = 0; b < batch.samples.tensors.size(0); ++b) {
+      const auto t = p + "target." + std::to_string(b) + ".";
+      batch.targets.push_back({get(t + "boxes").to(torch::kFloat), get(t + "labels").to(torch::kLong)});
+    }
+    model->train();
+    const double lr = optimizer.groups()[0].lr;
+    auto out = train_step(model, criterion, optimizer, batch, torch::kCPU, clip);
+    const auto sp = "step." + std::to_string(s) + ".";
+    // Scalars: relative tolerances expressed through the row's tolerance.
+    auto scalar = [&](const std::string& name, double value, double rel) {
+      const double ref = check.ref(name).to(torch::kDouble).item<double>();
+      report.rows.push_back({name, std::abs(value - ref), std::abs(ref), rel * std::abs(ref)});
+    };
+    scalar(sp + "loss", out.loss, 1e-4);
+    scalar(sp + "grad_norm", out.grad_norm, 1e-4);
+    scalar(sp + "lr", lr, 0.0);
+    if ((s + 1) % steps_per_epoch == 0) scheduler.step();
+  }
+  const auto params = model->named_parameters();
+  double param_sum = 0;
+  for (const auto& p : params)
+    if (p.value().requires_grad()) param_sum += p.value().to(torch::kDouble).sum().item<double>();
+  for (const auto& [name, value] : expected) {
+    if (name.rfind("final.", 0) != 0 || name == "final.param_sum") continue;
+    const auto* p = params.find(name.substr(6));
+    if (!p) {
+      report.problems.push_back("model has no parameter '" + name.substr(6) + "'");
+      continue;
+    }
+    check.compare(name, *p, 'a');
+  }
+  const double ref_sum = check.ref("final.param_sum").to(torch::kDouble).item<double>();
+  report.rows.push_back({"final.param_sum", std::abs(param_sum - ref_sum), std::abs(ref_sum),
+                         1e-5 * std::abs(ref_sum)});
+  return report;
+}
+
+}  // namespace detr

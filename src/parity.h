@@ -45,3 +45,13 @@ ParityReport run_forward_parity(const std::string& fixture_dir,
                                 c10::ScalarType dtype = c10::ScalarType::Float);
 
 }  // namespace detr
+
+namespace detr {
+
+// Replays K optimisation steps recorded by upstream's training code (a train_steps fixture:
+// config.json, model.pth, batches.pth, expected.pth) through the same train_step() detr_train uses.
+// Checks every step's loss and gradient norm (1e-4 relative), its lr (exactly), the listed final
+// parameters (1e-4 * max(1, max|ref|)) and the sum of all trainable parameters (1e-5 relative).
+ParityReport run_train_parity(const std::string& fixture_dir);
+
+}  // namespace detr

@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
   options.add_options()("dirs", "fixture directories", cxxopts::value<std::vector<std::string>>())(
       "num_threads", "intra-op threads (0 = all cores)", cxxopts::value<int>()->default_value("0"))(
       "float64", "compute in float64 (a conditioning check: how far float32 itself is from exact)")(
+      "train", "the directories are train_steps fixtures: replay upstream's optimizer steps")(
       "no_mkldnn", "use ATen's own CPU convolutions instead of oneDNN's")("h,help", "print this help");
   options.parse_positional({"dirs"});
   options.positional_help("DIR [DIR...]");
@@ -30,8 +31,9 @@ int main(int argc, char** argv) {
     if (args.count("no_mkldnn")) at::globalContext().setUserEnabledMkldnn(false);
     bool ok = true;
     for (const auto& dir : args["dirs"].as<std::vector<std::string>>()) {
-      auto report = detr::run_forward_parity(
-          dir, args.count("float64") ? torch::kDouble : torch::kFloat);
+      auto report = args.count("train") ? detr::run_train_parity(dir)
+                                        : detr::run_forward_parity(
+                                              dir, args.count("float64") ? torch::kDouble : torch::kFloat);
       std::cout << report.format() << std::flush;
       ok = ok && report.ok();
     }

@@ -1,0 +1,162 @@
+#include "src/engine.h"
+
+#include <chrono>
+#include <cmath>
+#include <sstream>
+
+#include "models/post_process.h"
+#include "src/util/box_ops.h"
+
+namespace detr {
+
+namespace {
+
+std::vector<util::Target> targets_to(const std::vector<util::Target>& targets, const torch::Device& device) {
+  std::vector<util::Target> out;
+  for (const auto& t : targets) out.push_back(t.to(device, /*non_blocking=*/true));
+  return out;
+}
+
+// Losses to host doubles in one transfer.
+std::vector<std::pair<std::string, double>> to_host(const models::LossDict& losses) {
+  std::vector<torch::Tensor> values;
+  for (const auto& item : losses) values.push_back(item.value().detach().to(torch::kFloat).reshape({}));
+  auto host = torch::stack(values).to(torch::kCPU, torch::kDouble);
+  std::vector<std::pair<std::string, double>> out;
+  const auto* data = host.data_ptr<double>();
+  size_t k = 0;
+  for (const auto& item : losses) out.emplace_back(item.key(), data[k++]);
+  return out;
+}
+
+}  // namespace
+
+StepOutput train_step(models::DETR& model, models::SetCriterion& criterion, AdamW& optimizer,
+                      const datasets::Batch& batch, const torch::Device& device, double max_norm) {
+  auto samples = batch.samples.to(device, /*non_blocking=*/true);
+  auto targets = targets_to(batch.targets, device);
+  auto outputs = model->forward(samples);
+  auto result = criterion->forward(outputs, targets);
+  auto total = criterion->weighted_total(result.losses);
+
+  StepOutput out;
+  out.terms = to_host(result.losses);
+  out.loss = total.item<double>();
+  if (!std::isfinite(out.loss)) {
+    std::ostringstream msg;
+    msg << "Loss is " << out.loss << ", stopping training. Loss terms:";
+    for (const auto& [k, v] : out.terms) msg << " " << k << "=" << v;
+    msg << " (lower --lr or --clip_max_norm, or check the data)";
+    throw std::runtime_error(msg.str());
+  }
+  optimizer.zero_grad();
+  total.backward();
+  out.grad_norm = clip_grad_norm(optimizer.all_params(), max_norm);
+  optimizer.step();
+  return out;
+}
+
+void log_step(MetricLogger& logger, const StepOutput& step, const std::map<std::string, double>& weight_dict,
+              double lr) {
+  double class_error = NAN;
+  for (const auto& [k, v] : step.terms)
+    if (k == "class_error") class_error = v;
+  logger.update("lr", lr);
+  logger.update("class_error", class_error);
+  logger.update("loss", step.loss);
+  for (const auto& [k, v] : step.terms) {
+    auto w = weight_dict.find(k);
+    if (w != weight_dict.end()) logger.update(k, v * w->second);
+  }
+  for (const auto& [k, v] : step.terms) logger.update(k + "_unscaled", v);
+}
+
+MetricLogger train_one_epoch(models::DETR& model, models::SetCriterion& criterion, AdamW& optimizer,
+                             datasets::DataLoader& loader, int64_t epoch, const torch::Device& device,
+                             double max_norm, const EpochCallbacks& cb) {
+  model->train();
+  criterion->train();
+  MetricLogger logger;
+  loader.start_epoch(epoch);
+  const int64_t n = loader.size();
+  for (int64_t i = 0; i < n; ++i) {
+    if (cb.should_stop && cb.should_stop()) break;
+    const auto t0 = std::chrono::steady_clock::now();
+    auto batch = loader.next();
+    if (!batch) break;
+    auto step = train_step(model, criterion, optimizer, *batch, device, max_norm);
+    log_step(logger, step, criterion->weight_dict, optimizer.groups()[0].lr);
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (cb.on_step) cb.on_step(i, n, step, batch->samples.tensors.size(0), secs);
+  }
+  return logger;
+}
+
+datasets::CocoGroundTruth to_ground_truth(const datasets::CocoDataset& data) {
+  datasets::CocoGroundTruth gt;
+  gt.categories = data.categories;
+  for (const auto& rec : data.images) {
+    gt.images.push_back({rec.id, rec.width, rec.height});
+    for (const auto& o : rec.objects) {
+      datasets::CocoAnnotation a;
+      a.id = o.id;
+      a.image_id = rec.id;
+      a.category_id = o.category_id;
+      a.bbox = o.bbox;
+      a.area = o.area;
+      a.iscrowd = o.iscrowd;
+      gt.annotations.push_back(a);
+    }
+  }
+  return gt;
+}
+
+EvalOutput evaluate(models::DETR& model, models::SetCriterion& criterion, datasets::DataLoader& loader,
+                    const datasets::CocoDataset& data, const torch::Device& device) {
+  torch::NoGradGuard no_grad;
+  model->eval();
+  criterion->eval();
+  EvalOutput out;
+  loader.start_epoch(0);
+  while (auto batch = loader.next()) {
+    auto samples = batch->samples.to(device, true);
+    auto targets = targets_to(batch->targets, device);
+    auto outputs = model->forward(samples);
+    auto result = criterion->forward(outputs, targets);
+    StepOutput step;
+    step.terms = to_host(result.losses);
+    step.loss = criterion->weighted_total(result.losses).item<double>();
+    log_step(out.stats, step, criterion->weight_dict, NAN);
+
+    std::vector<torch::Tensor> sizes;
+    for (const auto& t : batch->targets) sizes.push_back(t.orig_size);
+    auto dets = models::post_process(outputs, torch::stack(sizes));
+    for (size_t b = 0; b < dets.size(); ++b) {
+      auto boxes = util::box_xyxy_to_cxcywh(dets[b].boxes).to(torch::kCPU, torch::kDouble);  // -> xywh
+      auto xywh = torch::cat({boxes.slice(1, 0, 2) - boxes.slice(1, 2) / 2, boxes.slice(1, 2)}, 1).contiguous();
+      auto scores = dets[b].scores.to(torch::kCPU, torch::kDouble).contiguous();
+      auto labels = dets[b].labels.to(torch::kCPU).contiguous();
+      const int64_t image_id = batch->targets[b].image_id.item<int64_t>();
+      const double* bx = xywh.data_ptr<double>();
+      for (int64_t q = 0; q < scores.size(0); ++q) {
+        datasets::CocoAnnotation d;
+        d.id = static_cast<int64_t>(out.detections.size()) + 1;
+        d.image_id = image_id;
+        d.category_id = labels[q].item<int64_t>();
+        d.bbox = {bx[4 * q], bx[4 * q + 1], bx[4 * q + 2], bx[4 * q + 3]};
+        d.area = d.bbox[2] * d.bbox[3];
+        d.score = scores.data_ptr<double>()[q];
+        out.detections.push_back(d);
+      }
+    }
+  }
+  // "lr" has no meaning in evaluation: drop it as upstream's evaluate has no lr meter.
+  MetricLogger stats;
+  for (const auto& [k, v] : out.stats.averages())
+    if (k != "lr") stats.update(k, v);
+  out.stats = stats;
+  out.coco = datasets::evaluate_bbox(to_ground_truth(data), out.detections);
+  return out;
+}
+
+}  // namespace detr

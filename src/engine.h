@@ -1,0 +1,64 @@
+// Training and evaluation loops (upstream engine.py): one optimisation step as upstream takes it,
+// an epoch over a loader with upstream's logged keys, and evaluation with native COCO AP.
+#pragma once
+#include <torch/torch.h>
+
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "datasets/coco.h"
+#include "datasets/coco_eval.h"
+#include "datasets/loader.h"
+#include "models/detr.h"
+#include "models/set_criterion.h"
+#include "src/metric_logger.h"
+#include "src/optimizer.h"
+
+namespace detr {
+
+struct StepOutput {
+  double loss = 0;       // Σ weighted terms (upstream's loss_value)
+  double grad_norm = 0;  // total gradient norm before clipping
+  std::vector<std::pair<std::string, double>> terms;  // every loss-dict entry, unscaled, in order
+};
+
+// One optimisation step: forward, criterion, weighted total, non-finite check (throws with every
+// term), zero_grad, backward, clip_grad_norm over all parameters, AdamW step.
+// num_boxes: cross-rank averaged target count (distributed); by default this batch's.
+StepOutput train_step(models::DETR& model, models::SetCriterion& criterion, AdamW& optimizer,
+                      const datasets::Batch& batch, const torch::Device& device, double max_norm);
+
+// Adds one step's values to `logger` as upstream's MetricLogger does (lr, class_error, loss, scaled
+// terms, *_unscaled terms).
+void log_step(MetricLogger& logger, const StepOutput& step, const std::map<std::string, double>& weight_dict,
+              double lr);
+
+struct EpochCallbacks {
+  // After each step: (step index in epoch, steps in epoch, step output, images in the batch, seconds).
+  std::function<void(int64_t, int64_t, const StepOutput&, int64_t, double)> on_step;
+  // Polled before each step; true stops the epoch early (a signal arrived).
+  std::function<bool()> should_stop;
+};
+
+// upstream train_one_epoch: returns the epoch means (keys without the train_ prefix).
+MetricLogger train_one_epoch(models::DETR& model, models::SetCriterion& criterion, AdamW& optimizer,
+                             datasets::DataLoader& loader, int64_t epoch, const torch::Device& device,
+                             double max_norm, const EpochCallbacks& callbacks = {});
+
+struct EvalOutput {
+  MetricLogger stats;                            // loss terms, epoch means
+  datasets::CocoEvalResult coco;                 // the 12 COCO stats, per-category AP
+  std::vector<datasets::CocoAnnotation> detections;  // COCO results (xywh, raw category ids)
+};
+
+// upstream evaluate: losses, PostProcess on the original sizes, COCO bbox evaluation against the
+// split's annotations (crowd regions included, as pycocotools sees the file).
+EvalOutput evaluate(models::DETR& model, models::SetCriterion& criterion, datasets::DataLoader& loader,
+                    const datasets::CocoDataset& data, const torch::Device& device);
+
+// The dataset's annotations as the evaluator's ground truth.
+datasets::CocoGroundTruth to_ground_truth(const datasets::CocoDataset& data);
+
+}  // namespace detr

@@ -1,0 +1,30 @@
+// Running means of logged values (upstream util/misc.py SmoothedValue/MetricLogger, reduced to what
+// the logs use: the epoch mean, global_avg), in first-logged order.
+#pragma once
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace detr {
+
+class MetricLogger {
+ public:
+  void update(const std::string& name, double value, int64_t n = 1);
+  double global_avg(const std::string& name) const;  // NaN if never logged
+  double last(const std::string& name) const;
+  // (name, epoch mean) in first-logged order.
+  std::vector<std::pair<std::string, double>> averages() const;
+  bool empty() const { return meters_.empty(); }
+
+ private:
+  struct Meter {
+    std::string name;
+    double total = 0;
+    int64_t count = 0;
+    double last = 0;
+  };
+  const Meter* find(const std::string& name) const;
+  std::vector<Meter> meters_;
+};
+
+}  // namespace detr
