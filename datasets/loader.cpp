@@ -88,11 +88,11 @@ Batch DataLoader::make_batch(int64_t b) const {
   return collate(std::move(samples));
 }
 
-void DataLoader::start_epoch(int64_t epoch) {
+void DataLoader::start_epoch(int64_t epoch, int64_t first_batch) {
   stop();
   epoch_ = epoch;
   order_ = epoch_indices(dataset_.size(), options_, epoch);
-  next_to_make_ = next_to_give_ = 0;
+  next_to_make_ = next_to_give_ = std::min(std::max<int64_t>(first_batch, 0), num_batches_);
   ready_.clear();
   error_ = nullptr;
   for (int w = 0; w < options_.num_workers; ++w) workers_.emplace_back([this] { worker_loop(); });

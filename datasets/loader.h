@@ -48,8 +48,9 @@ class DataLoader {
   DataLoader& operator=(const DataLoader&) = delete;
 
   int64_t size() const { return num_batches_; }
-  // Starts producing the batches of `epoch` (stops any earlier epoch).
-  void start_epoch(int64_t epoch);
+  // Starts producing the batches of `epoch` from batch `first_batch` on (a resumed epoch skips the
+  // batches it already trained on); stops any earlier epoch.
+  void start_epoch(int64_t epoch, int64_t first_batch = 0);
   // The next batch in order, or nullopt at the end of the epoch. Rethrows a worker's error.
   std::optional<Batch> next();
 

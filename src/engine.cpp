@@ -73,18 +73,29 @@ void log_step(MetricLogger& logger, const StepOutput& step, const std::map<std::
 
 MetricLogger train_one_epoch(models::DETR& model, models::SetCriterion& criterion, AdamW& optimizer,
                              datasets::DataLoader& loader, int64_t epoch, const torch::Device& device,
-                             double max_norm, const EpochCallbacks& cb) {
+                             double max_norm, const EpochCallbacks& cb, int64_t first_step) {
   model->train();
   criterion->train();
   MetricLogger logger;
-  loader.start_epoch(epoch);
+  loader.start_epoch(epoch, first_step);
   const int64_t n = loader.size();
-  for (int64_t i = 0; i < n; ++i) {
+  for (int64_t i = first_step; i < n; ++i) {
     if (cb.should_stop && cb.should_stop()) break;
     const auto t0 = std::chrono::steady_clock::now();
     auto batch = loader.next();
     if (!batch) break;
-    auto step = train_step(model, criterion, optimizer, *batch, device, max_norm);
+    StepOutput step;
+    try {
+      step = train_step(model, criterion, optimizer, *batch, device, max_norm);
+    } catch (const c10::Error& e) {
+      const std::string what = e.what_without_backtrace();
+      if (what.find("out of memory") == std::string::npos) throw;
+      const auto& t = batch->samples.tensors;
+      throw std::runtime_error("out of memory on " + device.str() + " at --batch_size " + std::to_string(t.size(0)) +
+                               " with images padded to " + std::to_string(t.size(2)) + "x" + std::to_string(t.size(3)) +
+                               ": lower --batch_size, or use smaller images (--scales 480,512,544 --max_size 800), "
+                               "or a smaller --backbone / --hidden_dim");
+    }
     log_step(logger, step, criterion->weight_dict, optimizer.groups()[0].lr);
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (cb.on_step) cb.on_step(i, n, step, batch->samples.tensors.size(0), secs);

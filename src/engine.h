@@ -42,10 +42,11 @@ struct EpochCallbacks {
   std::function<bool()> should_stop;
 };
 
-// upstream train_one_epoch: returns the epoch means (keys without the train_ prefix).
+// upstream train_one_epoch: returns the epoch means (keys without the train_ prefix). first_step > 0
+// continues an interrupted epoch.
 MetricLogger train_one_epoch(models::DETR& model, models::SetCriterion& criterion, AdamW& optimizer,
                              datasets::DataLoader& loader, int64_t epoch, const torch::Device& device,
-                             double max_norm, const EpochCallbacks& callbacks = {});
+                             double max_norm, const EpochCallbacks& callbacks = {}, int64_t first_step = 0);
 
 struct EvalOutput {
   MetricLogger stats;                            // loss terms, epoch means

@@ -1,0 +1,58 @@
+// detr_train's checkpoints (upstream main.py's checkpoint.pth): torch.save zip files that Python's
+// torch.load(..., weights_only=True) reads as plain dicts —
+//   model        state_dict under upstream's keys
+//   optimizer    {'state': {i: {'step', 'exp_avg', 'exp_avg_sq'}}, 'param_groups': [...]} as AdamW's
+//   lr_scheduler {'step_size', 'gamma', 'last_epoch', 'base_lrs', '_last_lr', ...} as StepLR's
+//   epoch        the last finished epoch
+//   args         every flag as a plain dict (upstream pickles an argparse.Namespace)
+// and ours: model_config (rebuilds the model from the file alone), classes ([{id, name}]),
+// step_in_epoch (> 0: interrupted inside epoch + 1 after that many steps), format_version.
+#pragma once
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "datasets/coco.h"
+#include "models/detr.h"
+#include "models/model_config.h"
+#include "src/optimizer.h"
+
+namespace detr {
+
+constexpr int64_t kCheckpointFormatVersion = 1;
+
+struct CheckpointState {
+  int64_t epoch = -1;
+  int64_t step_in_epoch = 0;
+  double best_ap = -1;
+  std::vector<datasets::CocoCategory> classes;
+};
+
+// Writes atomically (temp file + rename).
+void save_checkpoint(const std::filesystem::path& path, models::DETR& model, const AdamW& optimizer,
+                     const StepLR& scheduler, const CheckpointState& state, const nlohmann::json& args);
+
+// What a torch.save file offers: ours, upstream's checkpoint.pth / model-zoo files, or a plain
+// state dict.
+struct LoadedCheckpoint {
+  std::filesystem::path path;
+  std::map<std::string, torch::Tensor> model;             // state dict (float32 conversion on load)
+  std::optional<models::ModelConfig> model_config;        // ours only
+  std::optional<CheckpointState> state;                   // epoch etc., when present
+  bool has_optimizer = false;                             // optimizer + lr_scheduler present
+};
+
+LoadedCheckpoint load_checkpoint(const std::filesystem::path& path);
+
+// Restores AdamW moments/steps and StepLR from a checkpoint of ours or upstream's.
+void restore_optimizer(const std::filesystem::path& path, AdamW& optimizer, StepLR& scheduler);
+
+// --resume / --pretrained take a file or a directory; a directory is probed as Onepanel lays out
+// /mnt/data/models: {output/model, model, output, .}/ for checkpoint.pth, then any *.pth (newest).
+std::filesystem::path resolve_checkpoint_path(const std::filesystem::path& file_or_dir);
+
+}  // namespace detr

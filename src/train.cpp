@@ -1,0 +1,377 @@
+#include "src/train.h"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <sstream>
+#include <thread>
+
+#include "datasets/coco.h"
+#include "datasets/coco_detection.h"
+#include "datasets/loader.h"
+#include "models/detr.h"
+#include "models/set_criterion.h"
+#include "src/checkpoint.h"
+#include "src/engine.h"
+#include "src/optimizer.h"
+#include "src/serialization/state_dict.h"
+#include "src/tensorboard.h"
+
+namespace detr {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::atomic<int> g_signal{0};
+
+void on_signal(int sig) {
+  if (g_signal.exchange(sig) != 0) std::_Exit(128 + sig);  // second signal: now
+}
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+std::string format_duration(double s) {
+  const auto t = static_cast<int64_t>(s);
+  std::ostringstream o;
+  o << t / 3600 << ":" << std::setw(2) << std::setfill('0') << (t / 60) % 60 << ":" << std::setw(2)
+    << t % 60;
+  return o.str();
+}
+
+torch::Device resolve_device(const std::string& name) {
+  if (name == "auto") return torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
+  torch::Device d(name);
+  if (d.is_cuda() && !torch::cuda::is_available())
+    throw std::runtime_error("--device " + name + ": CUDA is not available in this build or machine (use --device cpu)");
+  return d;
+}
+
+// One JSON line appended to output_dir/log.txt.
+void append_log(const fs::path& path, const nlohmann::json& line) {
+  std::ofstream out(path, std::ios::app);
+  out << line.dump() << "\n";
+  if (!out) throw std::runtime_error(path.string() + ": cannot append");
+}
+
+void write_json_atomic(const fs::path& path, const nlohmann::json& j) {
+  const auto tmp = path.string() + ".tmp";
+  {
+    std::ofstream out(tmp);
+    out << j.dump(1) << "\n";
+    if (!out) throw std::runtime_error(path.string() + ": cannot write");
+  }
+  fs::rename(tmp, path);
+}
+
+// Progress: a live line on a terminal, plain periodic lines otherwise (workflow pods).
+class Progress {
+ public:
+  Progress(int64_t print_freq) : tty_(isatty(STDOUT_FILENO)), print_freq_(print_freq) {}
+  void step(int64_t epoch, int64_t epochs, int64_t i, int64_t n, const StepOutput& s, double images_per_s,
+            double eta) {
+    const bool last = i + 1 == n;
+    if (!tty_ && (i + 1) % print_freq_ != 0 && !last) return;
+    std::ostringstream o;
+    o << "Epoch: [" << epoch << "/" << epochs << "] [" << i + 1 << "/" << n << "] loss: " << std::fixed
+      << std::setprecision(4) << s.loss << " images/s: " << std::setprecision(2) << images_per_s
+      << " eta: " << format_duration(eta);
+    if (tty_) {
+      std::cout << "\r" << o.str() << "   " << (last ? "\n" : "") << std::flush;
+    } else {
+      std::cout << o.str() << std::endl;
+    }
+  }
+
+ private:
+  bool tty_;
+  int64_t print_freq_;
+};
+
+struct Data {
+  datasets::CocoDataset train, val;
+  bool val_is_train = false;
+};
+
+Data load_data(const TrainArgs& a) {
+  auto layout = datasets::discover_coco(a.coco_path, {a.train_annotations, a.val_annotations, a.image_dir});
+  datasets::CocoLoadOptions lo{a.skip_bad_images, a.check_data};
+  Data d;
+  d.train = datasets::load_coco(layout.train, lo);
+  if (layout.val) {
+    d.val = datasets::load_coco(*layout.val, lo);
+  } else {
+    double split = a.val_split;
+    if (split < 0) split = d.train.images.size() >= 10 ? 0.1 : 0.0;
+    if (split > 0) {
+      auto [tr, va] = datasets::split_dataset(d.train, split, static_cast<uint64_t>(a.seed));
+      d.train = std::move(tr);
+      d.val = std::move(va);
+      std::cout << "validation: " << d.val.images.size() << " of " << d.train.images.size() + d.val.images.size()
+                << " images held out (--val_split " << split << ", seed " << a.seed << ")\n";
+    } else {
+      d.val = d.train;
+      d.val_is_train = true;
+      std::cout << "validation: on the training images (no validation subset; --val_split 0)\n";
+    }
+  }
+  return d;
+}
+
+}  // namespace
+
+void install_stop_handlers() {
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
+}
+bool stop_requested() { return g_signal.load() != 0; }
+int stop_signal() { return g_signal.load(); }
+
+int run_train(const TrainArgs& a) {
+  const auto t_start = Clock::now();
+  const int threads = a.num_threads > 0 ? static_cast<int>(a.num_threads)
+                                        : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  torch::set_num_threads(threads);
+  const auto device = resolve_device(a.device);
+
+  // ---- data
+  auto data = load_data(a);
+  std::cout << datasets::format_summary(data.train, "train") << "\n";
+  if (!data.val_is_train) std::cout << datasets::format_summary(data.val, "val") << "\n";
+  if (a.check_data) {
+    std::cout << "check_data: the dataset is usable\n";
+    return 0;
+  }
+  auto config = a.model;
+  const int64_t max_id = std::max(data.train.max_category_id(), data.val.max_category_id());
+  config.num_classes = a.num_classes > 0 ? a.num_classes : max_id + 1;
+  if (max_id >= config.num_classes)
+    throw std::runtime_error("--num_classes " + std::to_string(config.num_classes) + " is too small: category id " +
+                             std::to_string(max_id) + " needs at least " + std::to_string(max_id + 1));
+
+  // ---- model
+  torch::manual_seed(static_cast<uint64_t>(a.seed));
+  auto model = models::build_model(config);
+  std::string init = "random weights (no --pretrained, --backbone_weights or --resume)";
+  if (!a.backbone_weights.empty()) {
+    auto report = serialization::load_backbone_weights(*model, a.backbone_weights);
+    init = "backbone from " + a.backbone_weights;
+    std::cout << report << "\n";
+  }
+  if (!a.pretrained.empty()) {
+    const auto path = resolve_checkpoint_path(a.pretrained);
+    auto ck = load_checkpoint(path);
+    auto report = serialization::load_state_dict(*model, ck.model, serialization::LoadOptions::fine_tune());
+    init = "weights from " + path.string();
+    std::cout << report.summary() << "\n";
+  }
+  LoadedCheckpoint resumed;
+  if (!a.resume.empty()) {
+    const auto path = resolve_checkpoint_path(a.resume);
+    resumed = load_checkpoint(path);
+    serialization::load_state_dict(*model, resumed.model, serialization::LoadOptions::strict());
+    init = "resumed from " + path.string();
+  }
+  std::cout << "model: " << config.backbone << ", hidden " << config.hidden_dim << ", " << config.enc_layers << "+"
+            << config.dec_layers << " layers, " << config.num_queries << " queries, num_classes "
+            << config.num_classes << "; starting from " << init << "\n";
+  if (init.rfind("random", 0) == 0)
+    std::cout << "warning: training starts from random weights; DETR learns slowly from scratch on small "
+                 "datasets (give --backbone_weights or --pretrained)\n";
+  model->to(device);
+  auto criterion = models::build_criterion(config);
+  criterion->to(device);
+  const int64_t n_parameters = models::count_trainable_parameters(*model);
+  std::cout << "number of params: " << n_parameters << "\n";
+
+  AdamWOptions oo;
+  oo.lr = a.lr;
+  oo.lr_backbone = config.lr_backbone;
+  oo.weight_decay = a.weight_decay;
+  AdamW optimizer(*model, oo);
+  StepLR scheduler(optimizer, a.lr_drop);
+
+  CheckpointState state;
+  state.classes = data.train.categories;
+  int64_t start_epoch = a.start_epoch, skip_steps = 0;
+  if (!a.resume.empty() && !a.eval && resumed.has_optimizer && resumed.state) {
+    restore_optimizer(resumed.path, optimizer, scheduler);
+    if (resumed.state->step_in_epoch > 0) {
+      start_epoch = resumed.state->epoch + 1;
+      skip_steps = resumed.state->step_in_epoch;
+    } else {
+      start_epoch = resumed.state->epoch + 1;
+    }
+    state.best_ap = resumed.state->best_ap;
+  }
+
+  // ---- loaders
+  datasets::TransformConfig tc = a.scales.empty() ? datasets::TransformConfig{}
+                                                  : datasets::TransformConfig::with_scales(a.scales, a.max_size, a.val_size);
+  tc.max_size = a.max_size;
+  tc.val_size = a.val_size;
+  datasets::CocoDetection train_set(data.train, tc, /*train=*/true);
+  datasets::CocoDetection val_set(data.val, tc, /*train=*/false);
+  datasets::LoaderOptions tl;
+  tl.batch_size = a.batch_size;
+  tl.num_workers = static_cast<int>(a.num_workers);
+  tl.seed = static_cast<uint64_t>(a.seed);
+  auto vl = tl;
+  vl.shuffle = false;
+  vl.drop_last = false;
+  datasets::DataLoader train_loader(train_set, tl);
+  datasets::DataLoader val_loader(val_set, vl);
+
+  // ---- outputs
+  const bool save = !a.output_dir.empty();
+  const fs::path out(a.output_dir);
+  std::unique_ptr<TensorBoardWriter> tb;
+  if (save) {
+    std::error_code ec;
+    fs::create_directories(out, ec);
+    if (ec || !fs::is_directory(out)) throw std::runtime_error(out.string() + ": cannot create --output_dir");
+    datasets::write_classes_csv(data.train.categories, out / "classes.csv");
+    write_json_atomic(out / "config.json", {{"args", a.to_json()}, {"model_config", models::to_json(config)}});
+    tb = std::make_unique<TensorBoardWriter>(out / "tensorboard");
+  }
+  auto save_ckpt = [&](const fs::path& path, int64_t epoch, int64_t step_in_epoch) {
+    state.epoch = epoch;
+    state.step_in_epoch = step_in_epoch;
+    save_checkpoint(path, model, optimizer, scheduler, state, a.to_json());
+  };
+  auto run_eval = [&](int64_t epoch) {
+    auto ev = evaluate(model, criterion, val_loader, data.val, device);
+    std::cout << datasets::format_summary(ev.coco) << std::flush;
+    if (save) {
+      fs::create_directories(out / "eval");
+      nlohmann::json dets = nlohmann::json::array();
+      for (const auto& d : ev.detections)
+        dets.push_back({{"image_id", d.image_id}, {"category_id", d.category_id},
+                        {"bbox", {d.bbox[0], d.bbox[1], d.bbox[2], d.bbox[3]}}, {"score", d.score}});
+      std::ostringstream name;
+      name << "results_" << std::setw(4) << std::setfill('0') << epoch << ".json";
+      write_json_atomic(out / "eval" / name.str(), dets);
+      write_json_atomic(out / "eval" / "latest.json",
+                        {{"epoch", epoch}, {"coco_eval_bbox", ev.coco.stats}, {"results", name.str()}});
+    }
+    return ev;
+  };
+
+  if (a.eval) {
+    auto ev = run_eval(start_epoch);
+    nlohmann::json line;
+    for (const auto& [k, v] : ev.stats.averages()) line["test_" + k] = v;
+    line["test_coco_eval_bbox"] = ev.coco.stats;
+    std::cout << line.dump() << "\n";
+    return 0;
+  }
+
+  // ---- training
+  install_stop_handlers();
+  Progress progress(a.print_freq);
+  const auto weights = criterion->weight_dict;
+  int64_t global_step = start_epoch * train_loader.size() + skip_steps;
+  std::vector<std::pair<std::string, double>> last_train;
+  int64_t epochs_done = 0;
+  std::cout << "Start training: epochs " << start_epoch << ".." << a.epochs - 1 << ", " << train_loader.size()
+            << " steps of " << a.batch_size << " images, device " << device << ", " << threads << " threads\n";
+  for (int64_t epoch = start_epoch; epoch < a.epochs; ++epoch) {
+    torch::manual_seed(static_cast<uint64_t>(a.seed) * 1000003ULL + static_cast<uint64_t>(epoch));
+    const auto t_epoch = Clock::now();
+    int64_t images = 0, steps_run = 0;
+    EpochCallbacks cb;
+    cb.should_stop = [] { return stop_requested(); };
+    cb.on_step = [&](int64_t i, int64_t n, const StepOutput& s, int64_t batch_images, double secs) {
+      images += batch_images;
+      ++steps_run;
+      ++global_step;
+      const double elapsed = seconds_since(t_epoch);
+      const double ips = images / std::max(elapsed, 1e-9);
+      const double eta = elapsed / (i + 1 - skip_steps) * (n - i - 1);
+      progress.step(epoch, a.epochs, i, n, s, ips, eta);
+      if (tb) {
+        tb->add_scalar("train/loss", s.loss, global_step);
+        for (const auto& [k, v] : s.terms) tb->add_scalar("train/" + k, v, global_step);
+        tb->add_scalar("train/lr", optimizer.groups()[0].lr, global_step);
+        tb->add_scalar("train/images_per_s", batch_images / std::max(secs, 1e-9), global_step);
+        tb->add_scalar("train/grad_norm", s.grad_norm, global_step);
+      }
+    };
+    auto logger = train_one_epoch(model, criterion, optimizer, train_loader, epoch, device, a.clip_max_norm, cb,
+                                  skip_steps);
+    const int64_t done_steps = skip_steps + steps_run;
+    skip_steps = 0;
+    if (stop_requested()) {
+      if (save) {
+        save_ckpt(out / "checkpoint.pth", epoch - 1, done_steps);
+        std::cerr << "detr_train: stopped by signal " << stop_signal() << " in epoch " << epoch << " after step "
+                  << done_steps << "; checkpoint written to " << (out / "checkpoint.pth").string()
+                  << " (--resume it to continue)\n";
+      } else {
+        std::cerr << "detr_train: stopped by signal " << stop_signal() << " (no --output_dir: nothing saved)\n";
+      }
+      if (tb) tb->flush();
+      return 1;
+    }
+    scheduler.step();
+    last_train = logger.averages();
+    const double epoch_secs = seconds_since(t_epoch);
+
+    nlohmann::json line;
+    for (const auto& [k, v] : last_train) line["train_" + k] = v;
+    const bool do_eval = (a.eval_every > 0 && (epoch + 1) % a.eval_every == 0) || epoch + 1 == a.epochs;
+    std::optional<EvalOutput> ev;
+    if (do_eval) {
+      ev = run_eval(epoch);
+      for (const auto& [k, v] : ev->stats.averages()) line["test_" + k] = v;
+      line["test_coco_eval_bbox"] = ev->coco.stats;
+    }
+    line["epoch"] = epoch;
+    line["n_parameters"] = n_parameters;
+    line["epoch_time_s"] = epoch_secs;
+    line["train_images_per_s"] = images / std::max(epoch_secs, 1e-9);
+    if (save) {
+      save_ckpt(out / "checkpoint.pth", epoch, 0);
+      if ((epoch + 1) % a.lr_drop == 0 || (epoch + 1) % 100 == 0) {
+        std::ostringstream name;
+        name << "checkpoint" << std::setw(4) << std::setfill('0') << epoch << ".pth";
+        fs::copy_file(out / "checkpoint.pth", out / name.str(), fs::copy_options::overwrite_existing);
+      }
+      if (ev && ev->coco.stats[0] > state.best_ap) {
+        state.best_ap = ev->coco.stats[0];
+        fs::copy_file(out / "checkpoint.pth", out / "best.pth", fs::copy_options::overwrite_existing);
+      }
+      append_log(out / "log.txt", line);
+    }
+    if (tb) {
+      for (const auto& [k, v] : last_train) tb->add_scalar("epoch/train_" + k, v, epoch);
+      tb->add_scalar("epoch/images_per_s", images / std::max(epoch_secs, 1e-9), epoch);
+      if (ev) {
+        static const char* names[] = {"AP", "AP50", "AP75", "APs", "APm", "APl"};
+        for (int i = 0; i < 6; ++i) tb->add_scalar(std::string("eval/") + names[i], ev->coco.stats[i], epoch);
+        tb->add_scalar("eval/loss", ev->stats.global_avg("loss"), epoch);
+      }
+      tb->flush();
+    }
+    ++epochs_done;
+  }
+
+  // ---- summary
+  std::cout << "Training done: " << epochs_done << " epochs in " << format_duration(seconds_since(t_start));
+  for (const auto& [k, v] : last_train)
+    if (k == "loss" || k == "loss_ce" || k == "loss_bbox" || k == "loss_giou") std::cout << ", " << k << " " << v;
+  std::cout << "\n";
+  if (save)
+    std::cout << "Outputs in " << out.string() << ": checkpoint.pth, classes.csv, log.txt, tensorboard/, eval/"
+              << (state.best_ap >= 0 ? ", best.pth" : "") << "\n";
+  return 0;
+}
+
+}  // namespace detr

@@ -1,0 +1,293 @@
+// The COCO data pipeline: discovery, validation of real exports' quirks, transforms, loader.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "datasets/coco.h"
+#include "datasets/coco_detection.h"
+#include "datasets/image_io.h"
+#include "datasets/loader.h"
+#include "datasets/synthetic.h"
+#include "datasets/transforms.h"
+#include "tests/fixtures.h"
+
+namespace fs = std::filesystem;
+using namespace detr::datasets;
+using nlohmann::json;
+
+namespace {
+
+// A fresh directory per test.
+fs::path temp_dir(const std::string& name) {
+  auto dir = fs::temp_directory_path() / ("detr_test_" + name + "_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir;
+}
+
+fs::path make_export(const std::string& name, int64_t images = 8) {
+  auto dir = temp_dir(name);
+  SyntheticExportOptions o;
+  o.num_images = images;
+  write_synthetic_cvat_export(dir, o);
+  return dir;
+}
+
+json read_json(const fs::path& p) {
+  std::ifstream in(p);
+  return json::parse(in);
+}
+void write_json(const fs::path& p, const json& j) {
+  std::ofstream out(p);
+  out << j.dump();
+}
+
+// Loads the export after `edit` changed its annotation file; returns the error text ("" if none).
+std::string load_error(const fs::path& root, const std::function<void(json&)>& edit, bool skip = false) {
+  const auto ann = root / "annotations" / "instances_default.json";
+  auto j = read_json(ann);
+  edit(j);
+  write_json(ann, j);
+  try {
+    load_coco(discover_coco(root).train, {skip, false});
+    return "";
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+}
+
+}  // namespace
+
+TEST(CocoDiscovery, FindsCvatSubsetsAndUpstreamLayouts) {
+  auto root = make_export("discover");
+  auto layout = discover_coco(root);
+  EXPECT_EQ(layout.kind, "cvat");
+  EXPECT_EQ(layout.train.subset, "default");
+  EXPECT_FALSE(layout.val.has_value());
+
+  fs::rename(root / "annotations" / "instances_default.json", root / "annotations" / "instances_Train.json");
+  fs::copy_file(root / "annotations" / "instances_Train.json", root / "annotations" / "instances_Validation.json");
+  layout = discover_coco(root);
+  EXPECT_EQ(layout.train.subset, "Train");
+  ASSERT_TRUE(layout.val.has_value());
+  EXPECT_EQ(layout.val->subset, "Validation");
+
+  auto up = temp_dir("upstream");
+  fs::create_directories(up / "annotations");
+  fs::create_directories(up / "train2017");
+  std::ofstream(up / "annotations" / "instances_train2017.json") << "{}";
+  std::ofstream(up / "annotations" / "instances_val2017.json") << "{}";
+  layout = discover_coco(up);
+  EXPECT_EQ(layout.kind, "upstream");
+  EXPECT_EQ(layout.train.image_dir, up / "train2017");
+  EXPECT_EQ(layout.val->image_dir, up / "val2017");
+}
+
+TEST(CocoDiscovery, NothingFoundListsWhatWasLookedFor) {
+  auto root = temp_dir("nothing");
+  fs::create_directories(root / "annotations");
+  std::ofstream(root / "annotations" / "labels.txt") << "x";
+  try {
+    discover_coco(root);
+    FAIL();
+  } catch (const std::runtime_error& e) {
+    std::string m = e.what();
+    EXPECT_NE(m.find("instances_default.json"), std::string::npos) << m;
+    EXPECT_NE(m.find("instances_train2017.json"), std::string::npos) << m;
+    EXPECT_NE(m.find("labels.txt"), std::string::npos) << m;
+  }
+}
+
+TEST(CocoLoad, SyntheticCvatExportSummary) {
+  auto root = make_export("summary", 10);
+  auto data = load_coco(discover_coco(root).train, {false, true});
+  EXPECT_EQ(data.summary.images, 10);
+  EXPECT_EQ(data.summary.crowd_dropped, 1);
+  EXPECT_EQ(data.summary.images_without_boxes, 1);
+  EXPECT_GT(data.summary.boxes, 9);
+  EXPECT_EQ(data.max_category_id(), 3);
+  EXPECT_EQ(data.images.front().id, 0);  // CVAT 1.0: frame numbers from 0
+  std::cout << format_summary(data, "train") << "\n";
+}
+
+TEST(CocoLoad, BadAnnotationsNameFileIdAndField) {
+  auto root = make_export("bad", 4);
+  const auto ann = (root / "annotations" / "instances_default.json").string();
+  auto original = read_json(ann);
+  auto restore = [&] { write_json(ann, original); };
+  auto expect_error = [&](const std::function<void(json&)>& edit, std::vector<std::string> parts) {
+    restore();
+    auto msg = load_error(root, edit);
+    EXPECT_FALSE(msg.empty());
+    for (const auto& p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "'" << p << "' not in: " << msg;
+  };
+  expect_error([](json& j) { j["annotations"][0]["bbox"] = {1, 2, 3}; }, {"instances_default.json", "annotation id 1", "bbox"});
+  expect_error([](json& j) { j["annotations"][0]["bbox"][2] = -5; }, {"annotation id 1", "negative"});
+  expect_error([](json& j) { j["annotations"][0]["bbox"][0] = "x"; }, {"annotation id 1", "bbox"});
+  expect_error([](json& j) { j["annotations"][0]["category_id"] = 77; }, {"category_id 77"});
+  expect_error([](json& j) { j["annotations"][0].erase("image_id"); }, {"missing field 'image_id'"});
+  expect_error([](json& j) { j["annotations"][1]["id"] = j["annotations"][0]["id"]; }, {"duplicate annotation id"});
+  expect_error([](json& j) { j["images"][1]["id"] = j["images"][0]["id"]; }, {"duplicate image id"});
+  expect_error([](json& j) { j["images"][0]["file_name"] = "nope.jpg"; }, {"image id 0", "nope.jpg", "--skip_bad_images"});
+  expect_error([](json& j) { j["images"][0]["width"] = "wide"; }, {"image id 0", "'width'"});
+  expect_error([](json& j) { j["images"] = json::array(); j["annotations"] = json::array(); }, {"no usable images"});
+  // With --skip_bad_images the image is skipped and counted instead.
+  restore();
+  auto j = read_json(ann);
+  j["images"][0]["file_name"] = "nope.jpg";
+  write_json(ann, j);
+  auto data = load_coco(discover_coco(root).train, {true, false});
+  EXPECT_EQ(data.summary.skipped_images, 1);
+  EXPECT_EQ(data.summary.images, 3);
+}
+
+TEST(CocoLoad, RealExportQuirks) {
+  auto root = make_export("quirks", 4);
+  const auto ann = root / "annotations" / "instances_default.json";
+  auto j = read_json(ann);
+  // Absolute file_name from the annotator's machine: found by basename.
+  j["images"][0]["file_name"] = "/home/someone/project/images/" + j["images"][0]["file_name"].get<std::string>();
+  // No boxes at all: valid, with a warning.
+  j["annotations"] = json::array();
+  write_json(ann, j);
+  auto data = load_coco(discover_coco(root).train, {false, true});
+  EXPECT_EQ(data.summary.file_name_fallbacks, 1);
+  EXPECT_EQ(data.summary.boxes, 0);
+  EXPECT_FALSE(data.summary.warnings.empty());
+
+  // Grayscale and RGBA PNG images decode to 3-channel RGB.
+  auto gray = torch::full({20, 30, 3}, 77, torch::kUInt8);
+  save_image_rgb(gray, root / "images" / "g.png");
+  auto img = load_image_rgb(root / "images" / "g.png");
+  EXPECT_EQ(img.sizes(), (std::vector<int64_t>{20, 30, 3}));
+  EXPECT_EQ(img[5][5][1].item<int>(), 77);
+
+  // A truncated JPEG is reported with --check_data.
+  auto jpg = root / "images" / data.images[1].path.filename();
+  auto size = fs::file_size(jpg);
+  fs::resize_file(jpg, size / 2);
+  EXPECT_NE(image_problem(jpg).find("truncated"), std::string::npos) << image_problem(jpg);
+  EXPECT_THROW(load_coco(discover_coco(root).train, {false, true}), std::runtime_error);
+}
+
+TEST(CocoLoad, RealExportsPassOrFailClearly) {
+  const auto base = detr::testing::fixtures_dir().parent_path() / "data" / "real-exports";
+  DETR_REQUIRE_FIXTURE(base);
+  int loaded = 0, failed = 0;
+  for (const auto& e : fs::recursive_directory_iterator(base)) {
+    const auto name = e.path().filename().string();
+    if (!e.is_regular_file() || e.path().extension() != ".json") continue;
+    if (name.rfind("instances_", 0) != 0 && name != "_annotations.coco.json" && name != "annotations.json") continue;
+    fs::path root = e.path().parent_path();
+    CocoPathOverrides o;
+    o.train_annotations = e.path().string();
+    if (root.filename() == "annotations") root = root.parent_path();
+    try {
+      auto layout = discover_coco(root, o);
+      auto data = load_coco(layout.train, {false, true});
+      ++loaded;
+      std::cout << "ok    " << format_summary(data, fs::relative(e.path(), base).string()) << "\n";
+    } catch (const std::exception& ex) {
+      ++failed;
+      std::string msg = ex.what();
+      std::cout << "error " << msg << "\n";
+      EXPECT_NE(msg.find(e.path().filename().string()), std::string::npos) << msg;  // names the file
+    }
+  }
+  EXPECT_GT(loaded, 5);
+  std::cout << loaded << " COCO exports loaded, " << failed << " refused with a reason\n";
+}
+
+TEST(Classes, CsvHasHeaderAndIdOrder) {
+  auto dir = temp_dir("classes");
+  write_classes_csv({{1, "cat"}, {2, "dog, big"}, {5, "bird"}}, dir / "classes.csv");
+  std::ifstream in(dir / "classes.csv");
+  std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(all, "labels,id\ncat,1\n\"dog, big\",2\nbird,5\n");
+}
+
+using Size = std::pair<int64_t, int64_t>;
+
+TEST(Transforms, SizesFollowUpstreamRounding) {
+  // 640x480 to 800 (max 1333): int(800 * 640 / 480) = 1066.
+  EXPECT_EQ(get_size_with_aspect_ratio(640, 480, 800, 1333), Size(800, 1066));
+  // 2:1 capped: round(1333 * 100 / 200) = round(666.5) = 666 (half to even), w = int(666 * 2) = 1332.
+  EXPECT_EQ(get_size_with_aspect_ratio(200, 100, 800, 1333), Size(666, 1332));
+  // Already at size: unchanged.
+  EXPECT_EQ(get_size_with_aspect_ratio(800, 1000, 800, std::nullopt), Size(1000, 800));
+}
+
+TEST(Transforms, BoxesFollowFlipCropResizeNormalize) {
+  Sample s;
+  s.image = torch::arange(3 * 10 * 20, torch::kFloat).reshape({3, 10, 20});
+  s.target.boxes = torch::tensor({{2.0f, 1.0f, 6.0f, 5.0f}, {15.0f, 8.0f, 19.0f, 10.0f}});
+  s.target.labels = torch::tensor({1, 2}, torch::kLong);
+  s.target.area = torch::tensor({16.0f, 8.0f});
+  auto f = hflip(s);
+  EXPECT_TRUE(torch::equal(f.target.boxes, torch::tensor({{14.0f, 1.0f, 18.0f, 5.0f}, {1.0f, 8.0f, 5.0f, 10.0f}})));
+  EXPECT_TRUE(torch::equal(f.image.select(2, 0), s.image.select(2, 19)));
+  // A crop that leaves the second box out keeps only the first, with clamped box and area.
+  auto c = crop(s, 0, 0, 6, 10);
+  ASSERT_EQ(c.target.labels.numel(), 1);
+  EXPECT_TRUE(torch::equal(c.target.boxes, torch::tensor({{2.0f, 1.0f, 6.0f, 5.0f}})));
+  EXPECT_EQ(c.image.sizes(), (std::vector<int64_t>{3, 6, 10}));
+  auto r = resize(s, 20, std::nullopt);  // shorter side 10 -> 20
+  EXPECT_EQ(r.image.sizes(), (std::vector<int64_t>{3, 20, 40}));
+  EXPECT_TRUE(torch::allclose(r.target.boxes, s.target.boxes * 2));
+  EXPECT_NEAR(r.target.area[0].item<double>(), 64.0, 1e-4);
+  auto n = normalize(s);
+  EXPECT_TRUE(torch::allclose(n.target.boxes[0], torch::tensor({4.0f / 20, 3.0f / 10, 4.0f / 20, 4.0f / 10})));
+}
+
+TEST(Loader, SameSeedSameBatchesWhateverTheWorkers) {
+  auto root = make_export("loader", 9);
+  auto data = load_coco(discover_coco(root).train);
+  CocoDetection ds(data, TransformConfig::with_scales({64, 80, 96}, 160, 96), true);
+  auto run = [&](int workers) {
+    LoaderOptions o;
+    o.batch_size = 2;
+    o.num_workers = workers;
+    o.seed = 7;
+    DataLoader loader(ds, o);
+    std::vector<Batch> out;
+    loader.start_epoch(3);
+    while (auto b = loader.next()) out.push_back(std::move(*b));
+    return out;
+  };
+  auto a = run(1), b = run(4), c = run(0);
+  ASSERT_EQ(a.size(), 4u);  // drop_last: floor(9 / 2)
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_TRUE(torch::equal(a[i].samples.tensors, b[i].samples.tensors)) << "batch " << i;
+    EXPECT_TRUE(torch::equal(a[i].samples.mask, c[i].samples.mask)) << "batch " << i;
+    for (size_t k = 0; k < a[i].targets.size(); ++k)
+      EXPECT_TRUE(torch::equal(a[i].targets[k].boxes, b[i].targets[k].boxes));
+  }
+  // Padding is bottom/right and masked.
+  const auto& m = a[0].samples.mask;
+  EXPECT_FALSE(m[0][0][0].item<bool>());
+}
+
+TEST(Loader, BatchLargerThanDatasetIsAClearError) {
+  LoaderOptions o;
+  o.batch_size = 8;
+  try {
+    batches_per_epoch(5, o);
+    FAIL();
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("--batch_size 8"), std::string::npos) << e.what();
+  }
+  o.drop_last = false;
+  EXPECT_EQ(batches_per_epoch(5, o), 1);
+  o.world_size = 2;
+  o.drop_last = true;
+  o.batch_size = 3;
+  EXPECT_EQ(batches_per_epoch(5, o), 1);  // ceil(5 / 2) = 3 per rank
+  auto r0 = epoch_indices(5, o, 0);
+  o.rank = 1;
+  auto r1 = epoch_indices(5, o, 0);
+  EXPECT_EQ(r0.size(), 3u);
+  EXPECT_EQ(r1.size(), 3u);
+}
