@@ -40,6 +40,22 @@ FrozenBatchNorm2dImpl::FrozenBatchNorm2dImpl(int64_t n) {
   running_var = register_buffer("running_var", torch::ones(n));
 }
 
+std::pair<torch::Tensor, torch::Tensor> FrozenBatchNorm2dImpl::scale_shift() const {
+  constexpr double eps = 1e-5;  // hard-coded upstream
+  auto scale = weight * (running_var + eps).rsqrt();
+  return {scale, bias - running_mean * scale};
+}
+
+torch::Tensor conv_bn(const torch::nn::Conv2d& conv, const FrozenBatchNorm2d& bn, const torch::Tensor& x) {
+  auto [scale, shift] = bn->scale_shift();
+  const auto& o = conv->options;
+  // Every backbone conv is "same"-padded: padding = dilation * (kernel - 1) / 2 (7x7: 3, 3x3: dilation).
+  const auto k = o.kernel_size(), d = o.dilation();
+  const std::vector<int64_t> padding{d->at(0) * (k->at(0) - 1) / 2, d->at(1) * (k->at(1) - 1) / 2};
+  auto w = conv->weight * scale.reshape({-1, 1, 1, 1});
+  return torch::conv2d(x, w, shift, o.stride(), padding, o.dilation(), o.groups());
+}
+
 torch::Tensor FrozenBatchNorm2dImpl::forward(const torch::Tensor& x) {
   constexpr double eps = 1e-5;  // hard-coded upstream
   auto w = weight.reshape({1, -1, 1, 1});
@@ -61,10 +77,24 @@ BasicBlockImpl::BasicBlockImpl(int64_t inplanes, int64_t planes, int64_t stride,
   if (ds) downsample = register_module("downsample", ds);
 }
 
+namespace {
+// downsample = Sequential(conv 1x1, FrozenBatchNorm2d), folded like the others.
+torch::Tensor conv_then_bn(torch::nn::Conv2d conv, FrozenBatchNorm2d bn, const torch::Tensor& x, bool fold) {
+  return fold ? conv_bn(conv, bn, x) : bn(conv->forward(x));
+}
+
+torch::Tensor identity_of(const torch::nn::Sequential& downsample, const torch::Tensor& x, bool fold) {
+  if (!downsample) return x;
+  auto conv = std::dynamic_pointer_cast<torch::nn::Conv2dImpl>(downsample->ptr(0));
+  FrozenBatchNorm2d bn(std::dynamic_pointer_cast<FrozenBatchNorm2dImpl>(downsample->ptr(1)));
+  return conv_then_bn(torch::nn::Conv2d(conv), bn, x, fold);
+}
+}  // namespace
+
 torch::Tensor BasicBlockImpl::forward(const torch::Tensor& x) {
-  auto out = torch::relu(bn1(conv1(x)));
-  out = bn2(conv2(out));
-  return torch::relu(out + (downsample ? downsample->forward(x) : x));
+  auto out = conv_then_bn(conv1, bn1, x, fold_bn).relu_();
+  out = conv_then_bn(conv2, bn2, out, fold_bn);
+  return out.add_(identity_of(downsample, x, fold_bn)).relu_();
 }
 
 BottleneckImpl::BottleneckImpl(int64_t inplanes, int64_t planes, int64_t stride,
@@ -80,10 +110,10 @@ BottleneckImpl::BottleneckImpl(int64_t inplanes, int64_t planes, int64_t stride,
 }
 
 torch::Tensor BottleneckImpl::forward(const torch::Tensor& x) {
-  auto out = torch::relu(bn1(conv1(x)));
-  out = torch::relu(bn2(conv2(out)));
-  out = bn3(conv3(out));
-  return torch::relu(out + (downsample ? downsample->forward(x) : x));
+  auto out = conv_then_bn(conv1, bn1, x, fold_bn).relu_();
+  out = conv_then_bn(conv2, bn2, out, fold_bn).relu_();
+  out = conv_then_bn(conv3, bn3, out, fold_bn);
+  return out.add_(identity_of(downsample, x, fold_bn)).relu_();
 }
 
 ResNetBodyImpl::ResNetBodyImpl(const std::string& name, bool dilation) {
@@ -132,8 +162,16 @@ torch::nn::Sequential ResNetBodyImpl::make_layer(bool bottleneck, int64_t planes
   return layer;
 }
 
+void ResNetBodyImpl::set_fold_bn(bool fold) {
+  fold_bn_ = fold;
+  for (auto& m : modules(/*include_self=*/false)) {
+    if (auto* b = m->as<BasicBlock>()) b->fold_bn = fold;
+    if (auto* b = m->as<Bottleneck>()) b->fold_bn = fold;
+  }
+}
+
 std::vector<torch::Tensor> ResNetBodyImpl::forward(const torch::Tensor& x, bool return_all) {
-  auto y = torch::relu(bn1(conv1(x)));
+  auto y = conv_then_bn(conv1, bn1, x, fold_bn_).relu_();
   y = F::max_pool2d(y, F::MaxPool2dFuncOptions(3).stride(2).padding(1));
   std::vector<torch::Tensor> outs;
   for (auto* layer : {&layer1, &layer2, &layer3, &layer4}) {

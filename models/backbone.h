@@ -17,10 +17,17 @@ class FrozenBatchNorm2dImpl : public torch::nn::Module {
  public:
   explicit FrozenBatchNorm2dImpl(int64_t n);
   torch::Tensor forward(const torch::Tensor& x);  // [B, n, H, W]
+  // The affine map as {scale [n], shift [n]}.
+  std::pair<torch::Tensor, torch::Tensor> scale_shift() const;
 
   torch::Tensor weight, bias, running_mean, running_var;  // [n] buffers
 };
 TORCH_MODULE(FrozenBatchNorm2d);
+
+// bn(conv(x)) computed as one convolution: the frozen affine map is folded into the (possibly
+// trainable) conv weight and a bias, which saves two passes over every activation. Gradients reach the
+// conv weight through the fold. Equal to the unfolded form up to float32 rounding.
+torch::Tensor conv_bn(const torch::nn::Conv2d& conv, const FrozenBatchNorm2d& bn, const torch::Tensor& x);
 
 // torchvision's BasicBlock (resnet18/34) and Bottleneck (resnet50/101, stride on conv2, "v1.5").
 class BasicBlockImpl : public torch::nn::Module {
@@ -33,6 +40,7 @@ class BasicBlockImpl : public torch::nn::Module {
   torch::nn::Conv2d conv1{nullptr}, conv2{nullptr};
   FrozenBatchNorm2d bn1{nullptr}, bn2{nullptr};
   torch::nn::Sequential downsample{nullptr};
+  bool fold_bn = true;  // conv_bn (default) or upstream's separate conv, then FrozenBatchNorm2d
 };
 TORCH_MODULE(BasicBlock);
 
@@ -46,6 +54,7 @@ class BottleneckImpl : public torch::nn::Module {
   torch::nn::Conv2d conv1{nullptr}, conv2{nullptr}, conv3{nullptr};
   FrozenBatchNorm2d bn1{nullptr}, bn2{nullptr}, bn3{nullptr};
   torch::nn::Sequential downsample{nullptr};
+  bool fold_bn = true;
 };
 TORCH_MODULE(Bottleneck);
 
@@ -61,8 +70,12 @@ class ResNetBodyImpl : public torch::nn::Module {
   FrozenBatchNorm2d bn1{nullptr};
   torch::nn::Sequential layer1{nullptr}, layer2{nullptr}, layer3{nullptr}, layer4{nullptr};
   int64_t num_channels = 0;  // layer4's: 512 (resnet18/34) or 2048
+  // Folding frozen BN into the convs (default) saves two passes over every activation; false runs
+  // upstream's exact operation order (used to measure float32 rounding against the reference).
+  void set_fold_bn(bool fold);
 
  private:
+  bool fold_bn_ = true;
   torch::nn::Sequential make_layer(bool bottleneck, int64_t planes, int64_t blocks, int64_t stride,
                                    bool dilate);
   int64_t inplanes_ = 64;

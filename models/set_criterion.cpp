@@ -1,5 +1,7 @@
 #include "models/set_criterion.h"
 
+#include <chrono>
+
 #include "src/util/box_ops.h"
 
 namespace detr::models {
@@ -56,7 +58,9 @@ CriterionResult SetCriterionImpl::forward(const DetrOutput& outputs,
   std::vector<Prediction> layers{outputs};
   layers.insert(layers.end(), outputs.aux_outputs.begin(), outputs.aux_outputs.end());
   CriterionResult r;
+  const auto t0 = std::chrono::steady_clock::now();
   r.matchings = matcher.match(layers, targets);  // one host transfer for all layers
+  last_matcher_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   // Upstream: a float32 tensor, averaged over ranks, clamped to >= 1, read back as a Python float.
   const double num_boxes = std::max(
       1.0, static_cast<double>(static_cast<float>(

@@ -40,6 +40,7 @@ class SetCriterionImpl : public torch::nn::Module {
   std::map<std::string, double> weight_dict;
   double eos_coef;
   torch::Tensor empty_weight;  // [num_classes + 1] buffer: 1, ..., 1, eos_coef
+  double last_matcher_seconds = 0;  // wall time of the last forward's matching (cost, transfer, LSAP)
 
  private:
   void add_losses(LossDict& losses, const Prediction& p, const std::vector<util::Target>& targets,

@@ -31,13 +31,45 @@ std::vector<std::pair<std::string, double>> to_host(const models::LossDict& loss
 
 }  // namespace
 
+namespace {
+// Phase clock for StepTimings: synchronises the device so that GPU work lands in its phase.
+class PhaseClock {
+ public:
+  PhaseClock(StepTimings* t, const torch::Device& d) : t_(t), device_(d) { if (t_) last_ = now(); }
+  void mark(double StepTimings::*phase) {
+    if (!t_) return;
+    const auto n = now();
+    t_->*phase += std::chrono::duration<double>(n - last_).count();
+    last_ = n;
+  }
+
+ private:
+  std::chrono::steady_clock::time_point now() const {
+    if (device_.is_cuda()) torch::cuda::synchronize(device_.index() < 0 ? 0 : device_.index());
+    return std::chrono::steady_clock::now();
+  }
+  StepTimings* t_;
+  torch::Device device_;
+  std::chrono::steady_clock::time_point last_;
+};
+}  // namespace
+
 StepOutput train_step(models::DETR& model, models::SetCriterion& criterion, AdamW& optimizer,
-                      const datasets::Batch& batch, const torch::Device& device, double max_norm) {
+                      const datasets::Batch& batch, const torch::Device& device, double max_norm,
+                      StepTimings* timings) {
+  PhaseClock clock(timings, device);
   auto samples = batch.samples.to(device, /*non_blocking=*/true);
   auto targets = targets_to(batch.targets, device);
+  clock.mark(&StepTimings::h2d);
   auto outputs = model->forward(samples);
+  clock.mark(&StepTimings::forward);
   auto result = criterion->forward(outputs, targets);
   auto total = criterion->weighted_total(result.losses);
+  clock.mark(&StepTimings::loss);
+  if (timings) {
+    timings->matcher += criterion->last_matcher_seconds;
+    timings->loss -= criterion->last_matcher_seconds;
+  }
 
   StepOutput out;
   out.terms = to_host(result.losses);
@@ -51,8 +83,10 @@ StepOutput train_step(models::DETR& model, models::SetCriterion& criterion, Adam
   }
   optimizer.zero_grad();
   total.backward();
+  clock.mark(&StepTimings::backward);
   out.grad_norm = clip_grad_norm(optimizer.all_params(), max_norm);
   optimizer.step();
+  clock.mark(&StepTimings::optimizer);
   return out;
 }
 

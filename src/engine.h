@@ -24,11 +24,18 @@ struct StepOutput {
   std::vector<std::pair<std::string, double>> terms;  // every loss-dict entry, unscaled, in order
 };
 
+// Seconds per phase of one step, filled only when asked for (the device is synchronised at each
+// boundary, which costs a little on GPU).
+struct StepTimings {
+  double h2d = 0, forward = 0, matcher = 0, loss = 0, backward = 0, optimizer = 0;
+};
+
 // One optimisation step: forward, criterion, weighted total, non-finite check (throws with every
 // term), zero_grad, backward, clip_grad_norm over all parameters, AdamW step.
 // num_boxes: cross-rank averaged target count (distributed); by default this batch's.
 StepOutput train_step(models::DETR& model, models::SetCriterion& criterion, AdamW& optimizer,
-                      const datasets::Batch& batch, const torch::Device& device, double max_norm);
+                      const datasets::Batch& batch, const torch::Device& device, double max_norm,
+                      StepTimings* timings = nullptr);
 
 // Adds one step's values to `logger` as upstream's MetricLogger does (lr, class_error, loss, scaled
 // terms, *_unscaled terms).

@@ -1,0 +1,203 @@
+#include "src/benchmark.h"
+
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <sstream>
+#include <thread>
+
+#include "datasets/coco.h"
+#include "datasets/coco_detection.h"
+#include "datasets/loader.h"
+#include "datasets/synthetic.h"
+#include "models/detr.h"
+#include "models/post_process.h"
+#include "models/set_criterion.h"
+#include "src/engine.h"
+#include "src/optimizer.h"
+
+namespace detr {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+double peak_rss_gb() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_maxrss) / (1024.0 * 1024.0);  // kB -> GB
+}
+
+// The BLAS library this process loaded (LibTorch links libblas.so.3; Debian's alternatives decide).
+std::string blas_in_use() {
+  std::ifstream maps("/proc/self/maps");
+  std::string line;
+  while (std::getline(maps, line)) {
+    const auto p = line.find('/');
+    if (p == std::string::npos) continue;
+    const auto path = line.substr(p);
+    if (path.find("blas") != std::string::npos || path.find("mkl") != std::string::npos) {
+      std::error_code ec;
+      auto real = fs::canonical(path, ec);
+      return ec ? path : real.string();
+    }
+  }
+  return "unknown";
+}
+
+models::ModelConfig bench_config(const std::string& name) {
+  models::ModelConfig c;
+  c.num_classes = 4;
+  if (name == "default") return c;
+  if (name == "small") {
+    c.backbone = "resnet18";
+    c.hidden_dim = 128;
+    c.dim_feedforward = 512;
+    c.enc_layers = c.dec_layers = 2;
+    c.nheads = 4;
+    c.num_queries = 20;
+    return c;
+  }
+  throw std::invalid_argument("--config must be default or small, got '" + name + "'");
+}
+
+}  // namespace
+
+nlohmann::json run_benchmark(const BenchOptions& o) {
+  const int threads = o.num_threads > 0 ? static_cast<int>(o.num_threads)
+                                        : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  torch::set_num_threads(threads);
+  const torch::Device device = o.device == "auto"
+                                   ? (torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU))
+                                   : torch::Device(o.device);
+  const int64_t needed = o.batch_size * (o.warmup + o.steps * o.repeats);
+  fs::path dir = o.data_dir.empty() ? fs::temp_directory_path() / ("detr_bench_" + std::to_string(::getpid())) : fs::path(o.data_dir);
+  datasets::SyntheticExportOptions so;
+  so.num_images = std::max<int64_t>(needed, 2 * o.batch_size);
+  so.width = o.width;
+  so.height = o.height;
+  so.num_classes = 3;
+  so.seed = o.seed;
+  datasets::write_synthetic_cvat_export(dir, so);
+  auto data = datasets::load_coco(datasets::discover_coco(dir).train);
+
+  torch::manual_seed(o.seed);
+  auto config = bench_config(o.config);
+  auto model = models::build_model(config);
+  model->to(device);
+  auto criterion = models::build_criterion(config);
+  criterion->to(device);
+  AdamW optimizer(*model, {});
+
+  nlohmann::json result{{"config", o.config}, {"batch_size", o.batch_size}, {"device", device.str()},
+                        {"threads", threads}, {"blas", blas_in_use()}, {"num_workers", o.num_workers},
+                        {"image_size", std::to_string(o.width) + "x" + std::to_string(o.height)},
+                        {"warmup_steps", o.warmup}, {"steps", o.steps}, {"repeats", o.repeats},
+                        {"libtorch", TORCH_VERSION}};
+
+  auto measure = [&](bool train) {
+    datasets::CocoDetection ds(data, datasets::TransformConfig{}, train);
+    datasets::LoaderOptions lo;
+    lo.batch_size = o.batch_size;
+    lo.num_workers = static_cast<int>(o.num_workers);
+    lo.shuffle = train;
+    lo.drop_last = true;
+    lo.seed = o.seed;
+    datasets::DataLoader loader(ds, lo);
+    loader.start_epoch(0);
+    std::vector<double> ips, step_s, data_s, h2d, fwd, matcher, loss, bwd, opt;
+    for (int64_t r = -1; r < o.repeats; ++r) {  // r = -1: warm-up
+      const int64_t n = r < 0 ? o.warmup : o.steps;
+      const auto t_rep = Clock::now();
+      for (int64_t i = 0; i < n; ++i) {
+        const auto t0 = Clock::now();
+        auto batch = loader.next();
+        if (!batch) {
+          loader.start_epoch(r + 2);
+          batch = loader.next();
+        }
+        const double wait = std::chrono::duration<double>(Clock::now() - t0).count();
+        StepTimings t;
+        if (train) {
+          model->train();
+          train_step(model, criterion, optimizer, *batch, device, 0.1, &t);
+        } else {
+          torch::NoGradGuard no_grad;
+          model->eval();
+          const auto e0 = Clock::now();
+          auto samples = batch->samples.to(device, true);
+          std::vector<util::Target> targets;
+          for (const auto& tg : batch->targets) targets.push_back(tg.to(device));
+          auto out = model->forward(samples);
+          auto res = criterion->forward(out, targets);
+          std::vector<torch::Tensor> sizes;
+          for (const auto& tg : batch->targets) sizes.push_back(tg.orig_size);
+          models::post_process(out, torch::stack(sizes).to(device));
+          if (device.is_cuda()) torch::cuda::synchronize();
+          t.forward = std::chrono::duration<double>(Clock::now() - e0).count();
+          t.matcher = criterion->last_matcher_seconds;
+        }
+        if (r < 0) continue;
+        const double total = std::chrono::duration<double>(Clock::now() - t0).count();
+        step_s.push_back(total);
+        data_s.push_back(wait);
+        h2d.push_back(t.h2d);
+        fwd.push_back(t.forward);
+        matcher.push_back(t.matcher);
+        loss.push_back(t.loss);
+        bwd.push_back(t.backward);
+        opt.push_back(t.optimizer);
+      }
+      if (r >= 0) {
+        const double secs = std::chrono::duration<double>(Clock::now() - t_rep).count();
+        ips.push_back(static_cast<double>(n * o.batch_size) / secs);
+        std::cerr << (train ? "train" : "eval") << " repetition " << r + 1 << "/" << o.repeats << ": "
+                  << std::fixed << std::setprecision(3) << ips.back() << " images/s\n";
+      }
+    }
+    nlohmann::json phases{{"data_wait", median(data_s)}, {"host_to_device", median(h2d)}, {"forward", median(fwd)},
+                          {"matcher", median(matcher)}, {"loss", median(loss)}, {"backward", median(bwd)},
+                          {"optimizer", median(opt)}};
+    return nlohmann::json{{"images_per_s", median(ips)},
+                          {"s_per_step", median(step_s)},
+                          {"images_per_s_runs", ips},
+                          {"phase_s_per_step", phases}};
+  };
+  if (o.mode == "train" || o.mode == "both") result["train"] = measure(true);
+  if (o.mode == "eval" || o.mode == "both") result["eval"] = measure(false);
+  result["peak_rss_gb"] = peak_rss_gb();
+  if (o.data_dir.empty()) fs::remove_all(dir);
+  return result;
+}
+
+std::string format_benchmark(const nlohmann::json& r) {
+  std::ostringstream s;
+  s << "config " << r["config"].get<std::string>() << ", batch " << r["batch_size"] << ", " << r["image_size"].get<std::string>()
+    << " images, device " << r["device"].get<std::string>() << ", " << r["threads"] << " threads, BLAS "
+    << r["blas"].get<std::string>() << ", LibTorch " << r["libtorch"].get<std::string>() << "\n";
+  for (const char* mode : {"train", "eval"}) {
+    if (!r.contains(mode)) continue;
+    const auto& m = r[mode];
+    s << std::fixed << std::setprecision(3) << mode << ": " << m["images_per_s"].get<double>() << " images/s, "
+      << m["s_per_step"].get<double>() << " s/step (median); per phase (s/step):";
+    for (const auto& [k, v] : m["phase_s_per_step"].items()) s << " " << k << " " << v.get<double>();
+    s << "\n";
+  }
+  s << "peak RSS " << std::setprecision(2) << r["peak_rss_gb"].get<double>() << " GB\n";
+  return s.str();
+}
+
+}  // namespace detr
