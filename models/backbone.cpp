@@ -196,7 +196,11 @@ BackboneImpl::BackboneImpl(BackboneOptions opts) : options(std::move(opts)) {
 }
 
 util::NestedTensor BackboneImpl::forward(const util::NestedTensor& samples) {
-  auto x = body->forward(samples.tensors).back();  // [B, C, h, w]
+  // channels_last lets oneDNN / cuDNN skip layout reorders around every convolution.
+  const bool cl = options.channels_last();
+  auto in = cl ? samples.tensors.contiguous(torch::MemoryFormat::ChannelsLast) : samples.tensors;
+  auto x = body->forward(in).back();  // [B, C, h, w]
+  if (cl) x = x.contiguous();
   // Legacy 'nearest' (src = floor(dst * in / out)), as F.interpolate's default mode.
   auto m = F::interpolate(samples.mask.unsqueeze(0).to(torch::kFloat),
                           F::InterpolateFuncOptions()

@@ -87,6 +87,7 @@ struct BackboneOptions {
   TORCH_ARG(std::string, name) = "resnet50";
   TORCH_ARG(bool, train_backbone) = true;  // lr_backbone > 0
   TORCH_ARG(bool, dilation) = false;
+  TORCH_ARG(bool, channels_last) = true;  // run the ResNet in NHWC (faster with oneDNN and cuDNN)
 };
 
 // Backbone = ResNet body + mask downsampling. Registered as "body".

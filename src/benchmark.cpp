@@ -98,6 +98,7 @@ nlohmann::json run_benchmark(const BenchOptions& o) {
   auto config = bench_config(o.config);
   auto model = models::build_model(config);
   model->to(device);
+
   auto criterion = models::build_criterion(config);
   criterion->to(device);
   AdamW optimizer(*model, {});

@@ -139,7 +139,9 @@ ParityReport compute_parity(const std::string& dir_str, torch::ScalarType dtype,
   auto model = models::build_model(config);
   load_state_dict(*model, read_tensor_dict((dir / "model.pth").string()));
   model->to(dtype);
+  // fold_bn = false: upstream's exact operation order and layout (NCHW, conv then frozen BN).
   model->backbone->backbone->body->set_fold_bn(fold_bn);
+  model->backbone->backbone->options.channels_last(fold_bn);
   model->train();  // upstream's fixtures: train mode, dropout 0 (frozen BN makes it deterministic)
   auto criterion = models::build_criterion(config);
   criterion->to(dtype);

@@ -171,6 +171,10 @@ PyValue PyValue::object(std::string module, std::string name, PyValue args, PyVa
   return r;
 }
 
+PyValue PyValue::object(std::string module, std::string name, PyValue args) {
+  return object(std::move(module), std::move(name), std::move(args), PyValue());
+}
+
 // ---- access --------------------------------------------------------------------------------------
 
 bool PyValue::as_bool() const {

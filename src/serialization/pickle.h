@@ -50,7 +50,8 @@ class PyValue {
   static PyValue tensor(torch::Tensor t);
   static PyValue storage(torch::Tensor flat);
   static PyValue global(std::string module, std::string name);
-  static PyValue object(std::string module, std::string name, PyValue args = {}, PyValue state = {});
+  static PyValue object(std::string module, std::string name, PyValue args, PyValue state);
+  static PyValue object(std::string module, std::string name, PyValue args);
 
   Kind kind() const { return kind_; }
   bool is_none() const { return kind_ == Kind::None; }

@@ -164,22 +164,24 @@ class Unpickler {
     if (s.empty() || *end != '\0' || errno == ERANGE) fail("bad or too large integer '" + s + "'");
     return v;
   }
-  // Little-endian two's complement of n bytes (LONG1/LONG4), which must fit in int64.
-  int64_t long_bytes(uint64_t n) {
+  // Little-endian two's complement of n bytes (LONG1/LONG4). Integers beyond int64 (torch's legacy
+  // magic number) become an opaque builtins.int object holding those bytes.
+  PyValue long_value(uint64_t n) {
     const uint8_t* d = read(n);
-    if (n == 0) return 0;
+    if (n == 0) return PyValue::integer(0);
     const bool negative = d[n - 1] & 0x80;
+    bool fits = true;
+    for (uint64_t i = 8; i < n; ++i) fits &= d[i] == (negative ? 0xff : 0x00);
+    if (n > 8) fits &= static_cast<bool>(d[7] & 0x80) == negative;
+    if (!fits)
+      return PyValue::object("builtins", "int",
+                             PyValue::tuple({PyValue::bytes(std::string(reinterpret_cast<const char*>(d), n))}));
     uint64_t v = negative ? ~uint64_t{0} : 0;
-    for (uint64_t i = 0; i < n; ++i) {
-      if (i < 8) {
-        v &= ~(uint64_t{0xff} << (8 * i));
-        v |= uint64_t{d[i]} << (8 * i);
-      } else if (d[i] != (negative ? 0xff : 0x00)) {
-        fail("integer of " + std::to_string(n) + " bytes does not fit in 64 bits");
-      }
+    for (uint64_t i = 0; i < n && i < 8; ++i) {
+      v &= ~(uint64_t{0xff} << (8 * i));
+      v |= uint64_t{d[i]} << (8 * i);
     }
-    if (n > 8 && (((v >> 63) != 0) != negative)) fail("integer does not fit in 64 bits");
-    return static_cast<int64_t>(v);
+    return PyValue::integer(static_cast<int64_t>(v));
   }
   std::string unescape_string(const std::string& s);   // 'S' (repr of a str)
   std::string raw_unicode_escape(const std::string& s);  // 'V'
@@ -262,11 +264,11 @@ void Unpickler::step(uint8_t op) {
     case 'K': push(PyValue::integer(u8())); break;
     case 'M': push(PyValue::integer(le<uint16_t>())); break;
     case 'L': push(PyValue::integer(parse_int(line()))); break;
-    case 0x8a: push(PyValue::integer(long_bytes(u8()))); break;
+    case 0x8a: push(long_value(u8())); break;
     case 0x8b: {
       const int32_t n = le<int32_t>();
       if (n < 0) fail("negative LONG4 size");
-      push(PyValue::integer(long_bytes(static_cast<uint64_t>(n))));
+      push(long_value(static_cast<uint64_t>(n)));
       break;
     }
     case 'F': {

@@ -1,0 +1,335 @@
+// File-level torch.save reading (zip + legacy) and writing (zip).
+#include "src/serialization/torch_save.h"
+
+#include <caffe2/serialize/inline_container.h>
+#include <caffe2/serialize/read_adapter_interface.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <stdexcept>
+
+namespace detr::serialization {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr char kLegacyMagic[] = "\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19";  // 0x1950a86a20f9469cfc6c, LE
+constexpr int64_t kLegacyProtocolVersion = 1001;
+
+[[noreturn]] void fail(const std::string& what) { throw std::runtime_error(what); }
+
+class StringAdapter final : public caffe2::serialize::ReadAdapterInterface {
+ public:
+  explicit StringAdapter(const std::string& data) : data_(data) {}
+  size_t size() const override { return data_.size(); }
+  size_t read(uint64_t pos, void* buf, size_t n, const char* /*what*/) const override {
+    if (pos >= data_.size()) return 0;
+    n = std::min<size_t>(n, data_.size() - pos);
+    std::memcpy(buf, data_.data() + pos, n);
+    return n;
+  }
+
+ private:
+  const std::string& data_;
+};
+
+std::string read_file(const fs::path& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) fail(std::string("cannot open file: ") + std::strerror(errno));
+  std::string data((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  if (f.bad()) fail("read error");
+  return data;
+}
+
+bool is_zip(const char* p, size_t n) { return n >= 4 && std::memcmp(p, "PK\x03\x04", 4) == 0; }
+
+// Reverses each scalar's bytes (files written on a big-endian machine).
+void byteswap(torch::Tensor& t) {
+  size_t w = t.element_size();
+  if (t.is_complex()) w /= 2;
+  if (w == 1) return;
+  auto* p = static_cast<uint8_t*>(t.data_ptr());
+  const size_t n = t.numel() * t.element_size();
+  for (size_t i = 0; i + w <= n; i += w) std::reverse(p + i, p + i + w);
+}
+
+struct StorageRef {
+  torch::Dtype dtype;
+  std::string key;
+  int64_t numel;
+  PyValue view;  // legacy: (view_key, offset, size) or None
+};
+
+// ('storage', storage_type, key, location, numel[, view_metadata])
+StorageRef parse_storage_pid(const PyValue& pid) {
+  if (!pid.is_tuple() || pid.size() < 5 || !pid.item(0).is_str() || pid.item(0).as_str() != "storage")
+    fail("unsupported persistent id " + repr(pid) + " (expected ('storage', type, key, location, numel))");
+  const PyValue& type = pid.item(1);
+  if (!type.is_global()) fail("storage type is " + type.type_name() + ", not a class");
+  StorageRef r;
+  r.dtype = dtype_from_storage_class(type.as_object().module, type.as_object().name);
+  r.key = pid.item(2).is_str() ? pid.item(2).as_str() : std::to_string(pid.item(2).as_int());
+  r.numel = pid.item(4).as_int();
+  if (r.numel < 0) fail("negative storage size " + std::to_string(r.numel) + " for key " + r.key);
+  if (pid.size() > 5) r.view = pid.item(5);
+  return r;
+}
+
+uint64_t checked_nbytes(int64_t numel, torch::Dtype dtype, const std::string& key) {
+  const uint64_t elem = c10::elementSize(dtype);
+  if (static_cast<uint64_t>(numel) > UINT64_MAX / 16)
+    fail("storage " + key + " of " + std::to_string(numel) + " elements is implausibly large");
+  return static_cast<uint64_t>(numel) * elem;
+}
+
+// ---- zip -----------------------------------------------------------------------------------------
+
+std::string record_string(caffe2::serialize::PyTorchStreamReader& reader, const std::string& name) {
+  auto [ptr, n] = reader.getRecord(name);
+  return std::string(static_cast<const char*>(ptr.get()), n);
+}
+
+PyValue load_zip(caffe2::serialize::PyTorchStreamReader& reader, LoadInfo& info) {
+  if (!reader.hasRecord("data.pkl")) fail("zip archive has no data.pkl record (a TorchScript or other zip file?)");
+  const std::string pkl = record_string(reader, "data.pkl");
+  bool big_endian = false;
+  if (reader.hasRecord("byteorder")) {
+    const std::string order = record_string(reader, "byteorder");
+    if (order != "little" && order != "big") fail("unknown byteorder record '" + order + "'");
+    big_endian = order == "big";
+  }
+  std::map<std::string, torch::Tensor> storages;
+  auto persistent_load = [&](const PyValue& pid) -> PyValue {
+    const StorageRef ref = parse_storage_pid(pid);
+    if (auto it = storages.find(ref.key); it != storages.end()) {
+      if (it->second.scalar_type() != ref.dtype)
+        fail("storage " + ref.key + " used as both " + c10::toString(it->second.scalar_type()) + " and " +
+             c10::toString(ref.dtype));
+      return PyValue::storage(it->second);
+    }
+    const std::string record = "data/" + ref.key;
+    if (!reader.hasRecord(record)) fail("zip archive has no record " + record);
+    auto [ptr, n] = reader.getRecord(record);
+    const uint64_t nbytes = checked_nbytes(ref.numel, ref.dtype, ref.key);
+    if (n < nbytes)
+      fail("record " + record + " has " + std::to_string(n) + " bytes but its storage needs " +
+           std::to_string(nbytes) + " (" + std::to_string(ref.numel) + " x " + c10::toString(ref.dtype) + ")");
+    auto t = torch::empty({ref.numel}, torch::TensorOptions().dtype(ref.dtype));
+    if (nbytes) std::memcpy(t.data_ptr(), ptr.get(), nbytes);
+    if (big_endian) byteswap(t);
+    storages.emplace(ref.key, t);
+    return PyValue::storage(t);
+  };
+  auto r = unpickle(pkl.data(), pkl.size(), 0, persistent_load);
+  info.format = "zip";
+  info.protocol = r.protocol;
+  info.storages = storages.size();
+  return r.value;
+}
+
+// ---- legacy --------------------------------------------------------------------------------------
+
+PyValue load_legacy(const std::string& data, LoadInfo& info) {
+  if (data.size() > 262 && std::memcmp(data.data() + 257, "ustar", 5) == 0)
+    fail("the tar-based torch.save format of PyTorch < 0.4 is not supported");
+  const char* p = data.data();
+  const size_t n = data.size();
+  UnpickleResult magic;
+  try {
+    magic = unpickle(p, n, 0, nullptr);
+  } catch (const std::exception& e) {
+    fail(std::string("not a torch.save file (neither a zip archive nor a legacy torch pickle): ") + e.what());
+  }
+  const PyValue& m = magic.value;
+  if (!m.is_object() || m.as_object().qualified() != "builtins.int" ||
+      m.as_object().args.item(0).as_bytes() != std::string(kLegacyMagic, 10))
+    fail("not a torch.save file: a pickle, but without torch's magic number (a plain pickle?)");
+  auto version = unpickle(p, n, magic.end, nullptr);
+  if (!version.value.is_int() || version.value.as_int() != kLegacyProtocolVersion)
+    fail("unsupported legacy protocol version " + repr(version.value));
+  auto sys_info = unpickle(p, n, version.end, nullptr);
+  bool little_endian = true;
+  if (const PyValue* le = sys_info.value.find("little_endian"); le && le->is_bool()) little_endian = le->as_bool();
+
+  std::map<std::string, torch::Tensor> storages;  // root key -> storage (filled below)
+  std::map<std::string, torch::Tensor> views;     // view key -> slice of a root storage
+  auto persistent_load = [&](const PyValue& pid) -> PyValue {
+    if (pid.is_tuple() && pid.size() >= 2 && pid.item(0).is_str() && pid.item(0).as_str() == "module")
+      return pid.item(1);  // a pickled nn.Module's class: kept as it is
+    const StorageRef ref = parse_storage_pid(pid);
+    auto it = storages.find(ref.key);
+    if (it == storages.end()) {
+      if (checked_nbytes(ref.numel, ref.dtype, ref.key) > n)
+        fail("storage " + ref.key + " of " + std::to_string(ref.numel) + " elements is larger than the file");
+      it = storages.emplace(ref.key, torch::empty({ref.numel}, torch::TensorOptions().dtype(ref.dtype))).first;
+    } else if (it->second.scalar_type() != ref.dtype) {
+      fail("storage " + ref.key + " used with two dtypes");
+    }
+    if (ref.view.is_none()) return PyValue::storage(it->second);
+    // (view_key, offset, size): a slice of the root storage (PyTorch < 0.4)
+    const std::string view_key = ref.view.item(0).is_str() ? ref.view.item(0).as_str() : repr(ref.view.item(0));
+    if (auto v = views.find(view_key); v != views.end()) return PyValue::storage(v->second);
+    const int64_t off = ref.view.item(1).as_int(), len = ref.view.item(2).as_int();
+    if (off < 0 || len < 0 || off > ref.numel || len > ref.numel - off)
+      fail("storage view " + view_key + " [" + std::to_string(off) + ", +" + std::to_string(len) +
+           ") outside its storage of " + std::to_string(ref.numel));
+    auto view = it->second.narrow(0, off, len);
+    views.emplace(view_key, view);
+    return PyValue::storage(view);
+  };
+  auto main = unpickle(p, n, sys_info.end, persistent_load);
+  auto keys = unpickle(p, n, main.end, nullptr);
+  if (!keys.value.is_list() && !keys.value.is_tuple())
+    fail("expected the list of storage keys after the main pickle, got " + keys.value.type_name());
+
+  size_t pos = keys.end;
+  for (const auto& k : keys.value.items()) {
+    const std::string key = k.is_str() ? k.as_str() : repr(k);
+    auto it = storages.find(key);
+    if (it == storages.end()) fail("storage key " + key + " is listed but not used by the pickle");
+    torch::Tensor& t = it->second;
+    int64_t numel = 0;
+    if (n - pos < 8) fail("truncated file: storage " + key + " missing at offset " + std::to_string(pos));
+    std::memcpy(&numel, p + pos, 8);
+    if (!little_endian) std::reverse(reinterpret_cast<uint8_t*>(&numel), reinterpret_cast<uint8_t*>(&numel) + 8);
+    pos += 8;
+    if (numel != t.numel())
+      fail("storage " + key + " has " + std::to_string(numel) + " elements in the file but " +
+           std::to_string(t.numel()) + " in the pickle");
+    const uint64_t nbytes = checked_nbytes(numel, t.scalar_type(), key);
+    if (n - pos < nbytes)
+      fail("truncated file: storage " + key + " needs " + std::to_string(nbytes) + " bytes at offset " +
+           std::to_string(pos) + ", " + std::to_string(n - pos) + " left");
+    if (nbytes) std::memcpy(t.data_ptr(), p + pos, nbytes);
+    if (!little_endian) byteswap(t);
+    pos += nbytes;
+    storages.erase(it);
+    info.storages++;
+  }
+  if (!storages.empty()) fail("no data for storage " + storages.begin()->first + " (keys list incomplete)");
+  info.format = "legacy";
+  info.protocol = main.protocol;
+  return main.value;
+}
+
+// ---- common --------------------------------------------------------------------------------------
+
+std::string describe(const std::exception& e) {
+  if (auto* c = dynamic_cast<const c10::Error*>(&e)) return c->what_without_backtrace();
+  return e.what();
+}
+
+template <typename F>
+auto with_context(const std::string& name, F&& f) {
+  try {
+    return f();
+  } catch (const std::exception& e) {
+    throw std::runtime_error(name + ": " + describe(e));
+  }
+}
+
+PyValue load_any(const std::string& data, const std::string& name, LoadInfo* info) {
+  return with_context(name, [&] {
+    LoadInfo local;
+    LoadInfo& i = info ? *info : local;
+    i = LoadInfo{};
+    i.bytes = data.size();
+    if (data.empty()) fail("file is empty");
+    if (!is_zip(data.data(), data.size())) return load_legacy(data, i);
+    std::unique_ptr<caffe2::serialize::PyTorchStreamReader> reader;
+    try {
+      reader = std::make_unique<caffe2::serialize::PyTorchStreamReader>(std::make_shared<StringAdapter>(data));
+    } catch (const std::exception& e) {
+      fail("not a readable torch.save zip archive (truncated or corrupt?): " + describe(e));
+    }
+    // The archive's top folder: the prefix of its first entry.
+    const size_t name_len = data.size() < 30 ? 0 : static_cast<uint8_t>(data[26]) | (static_cast<uint8_t>(data[27]) << 8);
+    if (name_len && data.size() >= 30u + name_len) {
+      const std::string first(data.data() + 30, name_len);
+      i.archive_name = first.substr(0, first.find('/'));
+    }
+    return load_zip(*reader, i);
+  });
+}
+
+std::vector<std::pair<std::string, torch::Tensor>> pickle_with_storages(const PyValue& value, std::string& pkl) {
+  std::vector<std::pair<std::string, torch::Tensor>> storages;
+  pkl = pickle(value, [&](const torch::Tensor& t) {
+    storages.emplace_back(std::to_string(storages.size()), t);
+    return storages.back().first;
+  });
+  return storages;
+}
+
+void write_archive(const PyValue& value, const std::function<size_t(const void*, size_t)>& sink) {
+  std::string pkl;
+  const auto storages = pickle_with_storages(value, pkl);
+  caffe2::serialize::PyTorchStreamWriter writer(sink);
+  writer.writeRecord("data.pkl", pkl.data(), pkl.size());
+  writer.writeRecord("byteorder", "little", 6);
+  for (const auto& [key, t] : storages)
+    writer.writeRecord("data/" + key, t.data_ptr(), static_cast<size_t>(t.numel()) * t.element_size());
+  writer.writeEndOfFile();  // writes <archive>/version = "3"
+}
+
+}  // namespace
+
+PyValue torch_load_bytes(const std::string& data, const std::string& name, LoadInfo* info) {
+  return load_any(data, name, info);
+}
+
+PyValue torch_load(const fs::path& path, LoadInfo* info) {
+  const std::string data = with_context(path.string(), [&] { return read_file(path); });
+  return load_any(data, path.string(), info);
+}
+
+std::string torch_save_bytes(const PyValue& value) {
+  return with_context("torch_save", [&] {
+    std::string out;
+    write_archive(value, [&](const void* buf, size_t n) {
+      out.append(static_cast<const char*>(buf), n);
+      return n;
+    });
+    return out;
+  });
+}
+
+void torch_save(const PyValue& value, const fs::path& path) {
+  const fs::path tmp = path.string() + ".tmp";
+  with_context(path.string(), [&] {
+    FILE* f = std::fopen(tmp.c_str(), "wb");
+    if (!f) fail("cannot open " + tmp.string() + " for writing: " + std::strerror(errno));
+    try {
+      write_archive(value, [&](const void* buf, size_t n) { return std::fwrite(buf, 1, n, f); });
+      if (std::fflush(f) != 0 || ::fsync(fileno(f)) != 0) fail(std::string("write failed: ") + std::strerror(errno));
+    } catch (...) {
+      std::fclose(f);
+      std::error_code ec;
+      fs::remove(tmp, ec);
+      throw;
+    }
+    if (std::fclose(f) != 0) {
+      std::error_code ec;
+      fs::remove(tmp, ec);
+      fail(std::string("write failed: ") + std::strerror(errno));
+    }
+    std::error_code ec;
+    fs::rename(tmp, path, ec);
+    if (ec) {
+      const std::string why = ec.message();
+      fs::remove(tmp, ec);
+      fail("cannot rename " + tmp.string() + " to the file: " + why);
+    }
+    return 0;
+  });
+}
+
+}  // namespace detr::serialization
