@@ -33,8 +33,9 @@ struct CheckpointState {
 };
 
 // Writes atomically (temp file + rename).
-void save_checkpoint(const std::filesystem::path& path, models::DETR& model, const AdamW& optimizer,
-                     const StepLR& scheduler, const CheckpointState& state, const nlohmann::json& args);
+void save_checkpoint(const std::filesystem::path& path, models::DETR& model, const models::ModelConfig& config,
+                     const AdamW& optimizer, const StepLR& scheduler, const CheckpointState& state,
+                     const nlohmann::json& args);
 
 // What a torch.save file offers: ours, upstream's checkpoint.pth / model-zoo files, or a plain
 // state dict.

@@ -161,7 +161,7 @@ int run_train(const TrainArgs& a) {
   auto model = models::build_model(config);
   std::string init = "random weights (no --pretrained, --backbone_weights or --resume)";
   if (!a.backbone_weights.empty()) {
-    auto report = serialization::load_backbone_weights(*model, a.backbone_weights);
+    auto report = serialization::load_backbone_weights(*model, fs::path(a.backbone_weights));
     init = "backbone from " + a.backbone_weights;
     std::cout << report << "\n";
   }
@@ -230,6 +230,8 @@ int run_train(const TrainArgs& a) {
   datasets::DataLoader val_loader(val_set, vl);
 
   // ---- outputs
+  auto args_json = a.to_json();
+  args_json.update(models::to_json(config));  // the num_classes actually used
   const bool save = !a.output_dir.empty();
   const fs::path out(a.output_dir);
   std::unique_ptr<TensorBoardWriter> tb;
@@ -238,13 +240,13 @@ int run_train(const TrainArgs& a) {
     fs::create_directories(out, ec);
     if (ec || !fs::is_directory(out)) throw std::runtime_error(out.string() + ": cannot create --output_dir");
     datasets::write_classes_csv(data.train.categories, out / "classes.csv");
-    write_json_atomic(out / "config.json", {{"args", a.to_json()}, {"model_config", models::to_json(config)}});
+    write_json_atomic(out / "config.json", {{"args", args_json}, {"model_config", models::to_json(config)}});
     tb = std::make_unique<TensorBoardWriter>(out / "tensorboard");
   }
   auto save_ckpt = [&](const fs::path& path, int64_t epoch, int64_t step_in_epoch) {
     state.epoch = epoch;
     state.step_in_epoch = step_in_epoch;
-    save_checkpoint(path, model, optimizer, scheduler, state, a.to_json());
+    save_checkpoint(path, model, config, optimizer, scheduler, state, args_json);
   };
   auto run_eval = [&](int64_t epoch) {
     auto ev = evaluate(model, criterion, val_loader, data.val, device);

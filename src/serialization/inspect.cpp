@@ -25,7 +25,7 @@ bool is_scalar(const PyValue& v) {
 std::string element_string(const torch::Tensor& t) {  // t: one element
   if (t.scalar_type() == torch::kBool) return t.item<bool>() ? "True" : "False";
   if (t.is_complex()) return c10::str(t.item<c10::complex<double>>());
-  if (t.is_floating_point()) return repr(PyValue::floating(t.item<double>()));
+  if (t.is_floating_point()) return format_float(t.item<double>(), t.scalar_type() != torch::kFloat64);
   return std::to_string(t.item<int64_t>());
 }
 
@@ -88,7 +88,7 @@ class Printer {
 
   std::string tensor(const torch::Tensor& t, const std::string& path) {
     std::ostringstream s;
-    s << c10::toString(t.scalar_type()) << " " << t.sizes();
+    s << dtype_name(t.scalar_type()) << " " << t.sizes();
     if (!t.is_contiguous()) s << " stride " << t.strides();
     if (t.storage_offset() != 0) s << " storage offset " << t.storage_offset();
     const void* storage = t.storage().unsafeGetStorageImpl();
@@ -108,7 +108,7 @@ class Printer {
     tensors_++;
     elements_ += t.numel();
     if (first) bytes_ += t.storage().nbytes();
-    per_dtype_[c10::toString(t.scalar_type())]++;
+    per_dtype_[dtype_name(t.scalar_type())]++;
     return s.str();
   }
 

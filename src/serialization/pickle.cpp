@@ -75,14 +75,17 @@ std::string quote(const std::string& s, char q) {
   return out + q;
 }
 
-std::string format_float(double v) {
+}  // namespace
+
+std::string format_float(double v, bool single) {
   if (std::isnan(v)) return "nan";
   if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
   char buf[64];
   int p = 1;
   for (; p <= 17; ++p) {
     std::snprintf(buf, sizeof buf, "%.*e", p - 1, v);
-    if (std::strtod(buf, nullptr) == v) break;
+    const double back = std::strtod(buf, nullptr);
+    if (single ? static_cast<float>(back) == static_cast<float>(v) : back == v) break;
   }
   const int exp = std::atoi(std::strchr(buf, 'e') + 1);
   if (exp < -4 || exp >= 16) return buf;  // Python's repr switches to exponent form here too
@@ -90,7 +93,23 @@ std::string format_float(double v) {
   return buf;
 }
 
-}  // namespace
+std::string dtype_name(torch::Dtype dtype) {
+  switch (dtype) {
+    case torch::kFloat32: return "float32";
+    case torch::kFloat64: return "float64";
+    case torch::kFloat16: return "float16";
+    case torch::kBFloat16: return "bfloat16";
+    case torch::kInt64: return "int64";
+    case torch::kInt32: return "int32";
+    case torch::kInt16: return "int16";
+    case torch::kInt8: return "int8";
+    case torch::kUInt8: return "uint8";
+    case torch::kBool: return "bool";
+    case torch::kComplexFloat: return "complex64";
+    case torch::kComplexDouble: return "complex128";
+    default: return c10::toString(dtype);
+  }
+}
 
 // ---- construction --------------------------------------------------------------------------------
 
@@ -394,7 +413,7 @@ std::string repr(const PyValue& v) {
     case K::Dict: return v.type_name() + " of " + std::to_string(v.size());
     case K::Tensor: {
       const auto& t = v.as_tensor();
-      return "tensor " + std::string(c10::toString(t.scalar_type())) + " " + shape_string(t);
+      return "tensor " + dtype_name(t.scalar_type()) + " " + shape_string(t);
     }
     case K::Storage: return v.type_name() + " of " + std::to_string(v.as_storage().numel());
     case K::Global: return "<" + v.type_name() + ">";

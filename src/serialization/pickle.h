@@ -174,6 +174,12 @@ using AddStorage = std::function<std::string(const torch::Tensor& contiguous)>;
 // 'cpu', numel) persistent ids. Non-contiguous tensors are written contiguous. Objects throw.
 std::string pickle(const PyValue& value, const AddStorage& add_storage);
 
+// Python's dtype name: "float32", "float16", "bfloat16", "int64", "bool", ...
+std::string dtype_name(torch::Dtype dtype);
+
+// Shortest Python-style repr of a float that reads back as the same float32 (single) or double.
+std::string format_float(double v, bool single = false);
+
 // torch.<Name>Storage class name <-> dtype ("FloatStorage" <-> kFloat).
 std::string storage_class_name(torch::Dtype dtype);
 torch::Dtype dtype_from_storage_class(const std::string& module, const std::string& name);

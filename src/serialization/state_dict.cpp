@@ -49,8 +49,8 @@ LoadReport load_into(const std::map<std::string, torch::Tensor>& target,
       continue;
     }
     if (src.scalar_type() != dst.scalar_type())
-      report.converted.push_back(name + ": " + c10::toString(src.scalar_type()) + " -> " +
-                                 c10::toString(dst.scalar_type()));
+      report.converted.push_back(name + ": " + dtype_name(src.scalar_type()) + " -> " +
+                                 dtype_name(dst.scalar_type()));
     copies.emplace_back(dst, src);
     report.loaded.push_back(name);
   }

@@ -111,8 +111,8 @@ PyValue load_zip(caffe2::serialize::PyTorchStreamReader& reader, LoadInfo& info)
     const StorageRef ref = parse_storage_pid(pid);
     if (auto it = storages.find(ref.key); it != storages.end()) {
       if (it->second.scalar_type() != ref.dtype)
-        fail("storage " + ref.key + " used as both " + c10::toString(it->second.scalar_type()) + " and " +
-             c10::toString(ref.dtype));
+        fail("storage " + ref.key + " used as both " + dtype_name(it->second.scalar_type()) + " and " +
+             dtype_name(ref.dtype));
       return PyValue::storage(it->second);
     }
     const std::string record = "data/" + ref.key;
@@ -121,7 +121,7 @@ PyValue load_zip(caffe2::serialize::PyTorchStreamReader& reader, LoadInfo& info)
     const uint64_t nbytes = checked_nbytes(ref.numel, ref.dtype, ref.key);
     if (n < nbytes)
       fail("record " + record + " has " + std::to_string(n) + " bytes but its storage needs " +
-           std::to_string(nbytes) + " (" + std::to_string(ref.numel) + " x " + c10::toString(ref.dtype) + ")");
+           std::to_string(nbytes) + " (" + std::to_string(ref.numel) + " x " + dtype_name(ref.dtype) + ")");
     auto t = torch::empty({ref.numel}, torch::TensorOptions().dtype(ref.dtype));
     if (nbytes) std::memcpy(t.data_ptr(), ptr.get(), nbytes);
     if (big_endian) byteswap(t);

@@ -1,0 +1,183 @@
+#include "src/checkpoint.h"
+
+#include "src/serialization/state_dict.h"
+#include "src/serialization/torch_save.h"
+
+namespace detr {
+
+namespace fs = std::filesystem;
+using serialization::PyValue;
+
+namespace {
+
+using Items = std::vector<std::pair<PyValue, PyValue>>;
+
+// state_dict() in PyTorch's order: a module's own parameters, its buffers, then each child's.
+void ordered_state(const torch::nn::Module& m, const std::string& prefix, Items& out) {
+  for (const auto& p : m.named_parameters(/*recurse=*/false))
+    out.emplace_back(PyValue::str(prefix + p.key()), PyValue::tensor(p.value().detach().cpu()));
+  for (const auto& b : m.named_buffers(/*recurse=*/false))
+    out.emplace_back(PyValue::str(prefix + b.key()), PyValue::tensor(b.value().detach().cpu()));
+  for (const auto& c : m.named_children()) ordered_state(*c.value(), prefix + c.key() + ".", out);
+}
+
+PyValue optimizer_state(const AdamW& opt) {
+  Items state, groups_out;
+  const auto params = opt.all_params();
+  for (size_t i = 0; i < opt.state().size(); ++i) {
+    const auto& st = opt.state()[i];
+    if (!st.exp_avg.defined()) continue;
+    state.emplace_back(PyValue::integer(static_cast<int64_t>(i)),
+                       PyValue::dict({{PyValue::str("step"), PyValue::tensor(torch::tensor(static_cast<float>(st.step)))},
+                                      {PyValue::str("exp_avg"), PyValue::tensor(st.exp_avg.detach().cpu())},
+                                      {PyValue::str("exp_avg_sq"), PyValue::tensor(st.exp_avg_sq.detach().cpu())}}));
+  }
+  serialization::PyList groups;
+  int64_t index = 0;
+  const auto& o = opt.options();
+  for (const auto& g : opt.groups()) {
+    serialization::PyList ids;
+    for (size_t k = 0; k < g.params.size(); ++k) ids.push_back(PyValue::integer(index++));
+    groups.push_back(PyValue::dict({{PyValue::str("lr"), PyValue::floating(g.lr)},
+                                    {PyValue::str("betas"), PyValue::tuple({PyValue::floating(o.beta1), PyValue::floating(o.beta2)})},
+                                    {PyValue::str("eps"), PyValue::floating(o.eps)},
+                                    {PyValue::str("weight_decay"), PyValue::floating(g.weight_decay)},
+                                    {PyValue::str("amsgrad"), PyValue::boolean(false)},
+                                    {PyValue::str("foreach"), PyValue::none()},
+                                    {PyValue::str("maximize"), PyValue::boolean(false)},
+                                    {PyValue::str("capturable"), PyValue::boolean(false)},
+                                    {PyValue::str("initial_lr"), PyValue::floating(g.initial_lr)},
+                                    {PyValue::str("params"), PyValue::list(ids)}}));
+  }
+  return PyValue::dict({{PyValue::str("state"), PyValue::dict(state)}, {PyValue::str("param_groups"), PyValue::list(groups)}});
+}
+
+PyValue scheduler_state(const AdamW& opt, const StepLR& s) {
+  serialization::PyList base, last;
+  for (const auto& g : opt.groups()) {
+    base.push_back(PyValue::floating(g.initial_lr));
+    last.push_back(PyValue::floating(g.lr));
+  }
+  return PyValue::dict({{PyValue::str("step_size"), PyValue::integer(s.step_size())},
+                        {PyValue::str("gamma"), PyValue::floating(s.gamma())},
+                        {PyValue::str("base_lrs"), PyValue::list(base)},
+                        {PyValue::str("last_epoch"), PyValue::integer(s.last_epoch())},
+                        {PyValue::str("_step_count"), PyValue::integer(s.last_epoch() + 1)},
+                        {PyValue::str("verbose"), PyValue::boolean(false)},
+                        {PyValue::str("_get_lr_called_within_step"), PyValue::boolean(false)},
+                        {PyValue::str("_last_lr"), PyValue::list(last)}});
+}
+
+}  // namespace
+
+void save_checkpoint(const fs::path& path, models::DETR& model, const models::ModelConfig& config,
+                     const AdamW& optimizer, const StepLR& scheduler, const CheckpointState& state,
+                     const nlohmann::json& args) {
+  Items model_items;
+  ordered_state(*model, "", model_items);
+  serialization::PyList classes;
+  for (const auto& c : state.classes)
+    classes.push_back(PyValue::dict({{PyValue::str("id"), PyValue::integer(c.id)}, {PyValue::str("name"), PyValue::str(c.name)}}));
+  auto root = PyValue::dict({{PyValue::str("model"), PyValue::dict(model_items)},
+                             {PyValue::str("optimizer"), optimizer_state(optimizer)},
+                             {PyValue::str("lr_scheduler"), scheduler_state(optimizer, scheduler)},
+                             {PyValue::str("epoch"), PyValue::integer(state.epoch)},
+                             {PyValue::str("args"), serialization::from_json(args)},
+                             {PyValue::str("model_config"), serialization::from_json(models::to_json(config))},
+                             {PyValue::str("classes"), PyValue::list(classes)},
+                             {PyValue::str("step_in_epoch"), PyValue::integer(state.step_in_epoch)},
+                             {PyValue::str("best_ap"), PyValue::floating(state.best_ap)},
+                             {PyValue::str("format_version"), PyValue::integer(kCheckpointFormatVersion)}});
+  serialization::torch_save(root, path);
+}
+
+LoadedCheckpoint load_checkpoint(const fs::path& path) {
+  const auto root = serialization::torch_load(path);
+  LoadedCheckpoint ck;
+  ck.path = path;
+  ck.model = serialization::to_state_dict(root);
+  if (!root.is_dict()) return ck;
+  if (const auto* c = root.find("model_config")) {
+    try {
+      ck.model_config = models::model_config_from_json(serialization::to_json(*c));
+    } catch (const std::exception& e) {
+      throw std::runtime_error(path.string() + ": model_config: " + e.what());
+    }
+  }
+  if (const auto* e = root.find("epoch"); e && e->is_int()) {
+    CheckpointState st;
+    st.epoch = e->as_int();
+    if (const auto* s = root.find("step_in_epoch"); s && s->is_int()) st.step_in_epoch = s->as_int();
+    if (const auto* b = root.find("best_ap"); b && (b->is_float() || b->is_int())) st.best_ap = b->as_float();
+    if (const auto* cl = root.find("classes"); cl && cl->is_list())
+      for (const auto& item : cl->items()) st.classes.push_back({item.at("id").as_int(), item.at("name").as_str()});
+    ck.state = st;
+  }
+  ck.has_optimizer = root.contains("optimizer") && root.contains("lr_scheduler");
+  return ck;
+}
+
+void restore_optimizer(const fs::path& path, AdamW& optimizer, StepLR& scheduler) {
+  const auto root = serialization::torch_load(path);
+  auto fail = [&](const std::string& what) {
+    throw std::runtime_error(path.string() + ": optimizer: " + what);
+  };
+  const auto& opt = root.at("optimizer");
+  const auto& groups = opt.at("param_groups");
+  if (groups.size() != optimizer.groups().size())
+    fail(std::to_string(groups.size()) + " parameter groups, this model has " + std::to_string(optimizer.groups().size()));
+  const auto params = optimizer.all_params();
+  size_t offset = 0;
+  for (size_t g = 0; g < groups.size(); ++g) {
+    const auto& saved = groups.item(g);
+    auto& ours = optimizer.groups()[g];
+    if (saved.at("params").size() != ours.params.size())
+      fail("group " + std::to_string(g) + " has " + std::to_string(saved.at("params").size()) +
+           " parameters, this model " + std::to_string(ours.params.size()) + " (another configuration?)");
+    ours.lr = saved.at("lr").as_float();  // upstream: the checkpoint's lr wins over --lr (issue #301)
+    if (const auto* il = saved.find("initial_lr")) ours.initial_lr = il->as_float();
+    ours.weight_decay = saved.at("weight_decay").as_float();
+    for (size_t k = 0; k < saved.at("params").size(); ++k) {
+      const int64_t id = saved.at("params").item(k).as_int();
+      const auto* st = opt.at("state").as_dict().find(PyValue::integer(id));
+      if (!st) continue;
+      auto& mine = optimizer.state()[offset + k];
+      const auto& p = params[offset + k];
+      auto load = [&](const char* key) {
+        const auto& t = st->at(key).as_tensor();
+        if (t.sizes() != p.sizes())
+          fail("state of parameter " + std::to_string(id) + " ('" + ours.names[k] + "') has shape " +
+               c10::str(t.sizes()) + ", the parameter " + c10::str(p.sizes()));
+        return t.to(p.device(), p.scalar_type()).clone();
+      };
+      mine.exp_avg = load("exp_avg");
+      mine.exp_avg_sq = load("exp_avg_sq");
+      const auto& step = st->at("step");
+      mine.step = step.is_tensor() ? static_cast<int64_t>(step.as_tensor().item<double>()) : step.as_int();
+    }
+    offset += ours.params.size();
+  }
+  const auto& sched = root.at("lr_scheduler");
+  scheduler.set_last_epoch(sched.at("last_epoch").as_int());
+}
+
+fs::path resolve_checkpoint_path(const fs::path& p) {
+  if (fs::is_regular_file(p)) return p;
+  if (!fs::is_directory(p)) throw std::runtime_error(p.string() + ": no such checkpoint file or directory");
+  for (const auto& sub : {"output/model", "model", "output", "."})
+    for (const auto& name : {"checkpoint.pth", "best.pth"})
+      if (fs::is_regular_file(p / sub / name)) return p / sub / name;
+  fs::path newest;
+  fs::file_time_type newest_time{};
+  for (const auto& e : fs::recursive_directory_iterator(p)) {
+    if (e.is_regular_file() && e.path().extension() == ".pth" && (newest.empty() || e.last_write_time() > newest_time)) {
+      newest = e.path();
+      newest_time = e.last_write_time();
+    }
+  }
+  if (newest.empty())
+    throw std::runtime_error(p.string() + ": no checkpoint found (looked for {output/model,model,output,.}/checkpoint.pth and any *.pth)");
+  return newest;
+}
+
+}  // namespace detr
