@@ -55,7 +55,7 @@ torch::Device resolve_device(const std::string& name) {
 }
 
 // One JSON line appended to output_dir/log.txt.
-void append_log(const fs::path& path, const nlohmann::json& line) {
+void append_log(const fs::path& path, const nlohmann::ordered_json& line) {
   std::ofstream out(path, std::ios::app);
   out << line.dump() << "\n";
   if (!out) throw std::runtime_error(path.string() + ": cannot append");
@@ -268,7 +268,7 @@ int run_train(const TrainArgs& a) {
 
   if (a.eval) {
     auto ev = run_eval(start_epoch);
-    nlohmann::json line;
+    nlohmann::ordered_json line;
     for (const auto& [k, v] : ev.stats.averages()) line["test_" + k] = v;
     line["test_coco_eval_bbox"] = ev.coco.stats;
     std::cout << line.dump() << "\n";
@@ -326,7 +326,7 @@ int run_train(const TrainArgs& a) {
     last_train = logger.averages();
     const double epoch_secs = seconds_since(t_epoch);
 
-    nlohmann::json line;
+    nlohmann::ordered_json line;
     for (const auto& [k, v] : last_train) line["train_" + k] = v;
     const bool do_eval = (a.eval_every > 0 && (epoch + 1) % a.eval_every == 0) || epoch + 1 == a.epochs;
     std::optional<EvalOutput> ev;

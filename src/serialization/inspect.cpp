@@ -34,6 +34,7 @@ class Printer {
   Printer(std::ostream& os, const InspectOptions& o) : os_(os), o_(o) {}
 
   void root(const PyValue& v) {
+    collect(v, "", 0);
     if (is_container(v)) {
       os_ << header(v) << "\n";
       children(v, 1);
@@ -91,9 +92,8 @@ class Printer {
     s << dtype_name(t.scalar_type()) << " " << t.sizes();
     if (!t.is_contiguous()) s << " stride " << t.strides();
     if (t.storage_offset() != 0) s << " storage offset " << t.storage_offset();
-    const void* storage = t.storage().unsafeGetStorageImpl();
-    auto [it, first] = storages_.emplace(storage, path);
-    if (!first) s << " (shares storage with " << it->second << ")";
+    if (auto it = storages_.find(t.storage().unsafeGetStorageImpl()); it != storages_.end() && it->second != path)
+      s << " (shares storage with " << it->second << ")";
     if (t.numel() > 0 && t.numel() <= static_cast<int64_t>(o_.max_values)) {
       const auto flat = t.reshape({-1});
       s << " = ";
@@ -105,11 +105,35 @@ class Printer {
         s << "]";
       }
     }
-    tensors_++;
-    elements_ += t.numel();
-    if (first) bytes_ += t.storage().nbytes();
-    per_dtype_[dtype_name(t.scalar_type())]++;
     return s.str();
+  }
+
+  // Pre-pass over everything (listed or not): tensor statistics and each storage's first user.
+  void collect(const PyValue& v, const std::string& path, size_t depth) {
+    if (depth > 1000) return;
+    auto join = [&](const std::string& k) { return path.empty() ? k : path + "." + k; };
+    if (v.is_tensor()) {
+      const auto& t = v.as_tensor();
+      const bool first = storages_.emplace(t.storage().unsafeGetStorageImpl(), path).second;
+      tensors_++;
+      elements_ += t.numel();
+      if (first) bytes_ += t.storage().nbytes();
+      per_dtype_[dtype_name(t.scalar_type())]++;
+    } else if (v.is_dict()) {
+      for (const auto& [k, e] : v.as_dict().entries) collect(e, join(k.is_str() ? k.as_str() : repr(k)), depth + 1);
+    } else if (v.is_list() || v.is_tuple()) {
+      for (size_t i = 0; i < v.size(); ++i) collect(v.item(i), join("[" + std::to_string(i) + "]"), depth + 1);
+    } else if (v.is_object()) {
+      const auto& o = v.as_object();
+      const PyValue* state = &o.state;
+      if (state->is_tuple() && state->size() > 0) state = &state->item(0);
+      if (state->is_dict())
+        for (const auto& [k, e] : state->as_dict().entries) collect(e, join(k.is_str() ? k.as_str() : repr(k)), depth + 1);
+      else
+        collect(*state, join("<state>"), depth + 1);
+      collect(o.args, join("<args>"), depth + 1);
+      collect(o.items, join("<items>"), depth + 1);
+    }
   }
 
   void line(size_t depth, const std::string& key, const PyValue& v, const std::string& path) {

@@ -72,16 +72,22 @@ class Pickler {
     le<uint32_t>(static_cast<uint32_t>(s.size()));
     out_ += s;
   }
+  // As protocol 2 does (and weights_only allows): _codecs.encode(<latin-1 text>, 'latin1').
   void write_bytes(const std::string& s) {
-    if (s.size() < 256) {
-      op('C');
-      le<uint8_t>(static_cast<uint8_t>(s.size()));
-    } else {
-      if (s.size() > UINT32_MAX) throw std::runtime_error("bytes too long to pickle");
-      op('B');
-      le<uint32_t>(static_cast<uint32_t>(s.size()));
+    std::string text;
+    for (unsigned char c : s) {
+      if (c < 0x80) {
+        text += static_cast<char>(c);
+      } else {
+        text += static_cast<char>(0xc0 | (c >> 6));
+        text += static_cast<char>(0x80 | (c & 0x3f));
+      }
     }
-    out_ += s;
+    global("_codecs", "encode");
+    write_str(text);
+    write_str("latin1");
+    op('\x86');
+    op('R');
   }
   void write_int_tuple(c10::IntArrayRef v) {
     PyList items;

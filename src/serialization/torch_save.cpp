@@ -51,6 +51,15 @@ std::string read_file(const fs::path& path) {
 
 bool is_zip(const char* p, size_t n) { return n >= 4 && std::memcmp(p, "PK\x03\x04", 4) == 0; }
 
+// A zip archive ends with its end-of-central-directory record (22 bytes + a comment < 64 KiB).
+bool has_zip_end(const std::string& data) {
+  if (data.size() < 22) return false;
+  const size_t lowest = data.size() > 22 + 65535 ? data.size() - 22 - 65535 : 0;
+  for (size_t i = data.size() - 22 + 1; i-- > lowest;)
+    if (std::memcmp(data.data() + i, "PK\x05\x06", 4) == 0) return true;
+  return false;
+}
+
 // Reverses each scalar's bytes (files written on a big-endian machine).
 void byteswap(torch::Tensor& t) {
   size_t w = t.element_size();
@@ -168,7 +177,8 @@ PyValue load_legacy(const std::string& data, LoadInfo& info) {
     auto it = storages.find(ref.key);
     if (it == storages.end()) {
       if (checked_nbytes(ref.numel, ref.dtype, ref.key) > n)
-        fail("storage " + ref.key + " of " + std::to_string(ref.numel) + " elements is larger than the file");
+        fail("storage " + ref.key + " of " + std::to_string(ref.numel) + " " + dtype_name(ref.dtype) +
+             " elements is larger than the whole file of " + std::to_string(n) + " bytes (truncated or corrupt?)");
       it = storages.emplace(ref.key, torch::empty({ref.numel}, torch::TensorOptions().dtype(ref.dtype))).first;
     } else if (it->second.scalar_type() != ref.dtype) {
       fail("storage " + ref.key + " used with two dtypes");
@@ -244,6 +254,7 @@ PyValue load_any(const std::string& data, const std::string& name, LoadInfo* inf
     i.bytes = data.size();
     if (data.empty()) fail("file is empty");
     if (!is_zip(data.data(), data.size())) return load_legacy(data, i);
+    if (!has_zip_end(data)) fail("truncated zip archive: no end-of-central-directory record");
     std::unique_ptr<caffe2::serialize::PyTorchStreamReader> reader;
     try {
       reader = std::make_unique<caffe2::serialize::PyTorchStreamReader>(std::make_shared<StringAdapter>(data));

@@ -540,7 +540,8 @@ PyValue Unpickler::call(const PyValue& callable, const PyValue& args_value) {
     return PyValue::list(args.empty() ? PyList{} : arg(0).items());
   if (q == "builtins.tuple" || q == "__builtin__.tuple" || q == "torch.Size")
     return PyValue::tuple(args.empty() ? PyList{} : arg(0).items());
-  if (q == "_codecs.encode" || q == "builtins.bytearray" || q == "__builtin__.bytearray" || q == "builtins.bytes") {
+  if (q == "_codecs.encode" || q == "builtins.bytearray" || q == "__builtin__.bytearray" || q == "builtins.bytes" ||
+      q == "__builtin__.bytes") {
     if (args.empty()) return PyValue::bytes("");
     if (arg(0).is_bytes()) return PyValue::bytes(arg(0).as_bytes());
     const std::string enc = args.size() > 1 && args[1].is_str() ? args[1].as_str() : "utf-8";

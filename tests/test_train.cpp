@@ -1,0 +1,257 @@
+// detr_train end to end on a tiny configuration (CPU): every output file, resume equivalence,
+// overfitting a handful of images, signal handling, usage errors.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <torch/torch.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "datasets/synthetic.h"
+#include "datasets/coco.h"
+#include "datasets/coco_detection.h"
+#include "datasets/loader.h"
+#include "models/set_criterion.h"
+#include "src/args.h"
+#include "src/engine.h"
+#include "src/checkpoint.h"
+#include "src/serialization/torch_save.h"
+#include "src/tensorboard.h"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::string kTool = std::string(DETR_TOOLS_DIR) + "/detr_train";
+
+fs::path temp_dir(const std::string& name) {
+  auto dir = fs::temp_directory_path() / ("detr_train_test_" + name + "_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir;
+}
+
+fs::path demo_data(const fs::path& dir, int64_t images) {
+  detr::datasets::SyntheticExportOptions o;
+  o.num_images = images;
+  o.width = 96;
+  o.height = 80;
+  detr::datasets::write_synthetic_cvat_export(dir / "data", o);
+  return dir / "data";
+}
+
+// The tiny model every test trains.
+std::string tiny_flags() {
+  return " --device cpu --num_threads 2 --backbone resnet18 --hidden_dim 32 --nheads 2 --enc_layers 1"
+         " --dec_layers 2 --dim_feedforward 64 --num_queries 8 --scales 64,80 --max_size 128 --val_size 80"
+         " --num_workers 1 --val_split 0";
+}
+
+struct Run {
+  int code;
+  std::string output;
+};
+
+Run run(const std::string& args) {
+  const std::string cmd = kTool + " " + args + " 2>&1";
+  Run r{0, ""};
+  FILE* p = popen(cmd.c_str(), "r");
+  char buf[4096];
+  while (size_t n = fread(buf, 1, sizeof buf, p)) r.output.append(buf, n);
+  const int status = pclose(p);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+std::vector<nlohmann::json> read_log(const fs::path& path) {
+  std::vector<nlohmann::json> lines;
+  std::ifstream in(path);
+  std::string line;
+  while (std::getline(in, line)) lines.push_back(nlohmann::json::parse(line));
+  return lines;
+}
+
+}  // namespace
+
+TEST(Train, TwoEpochsWriteEveryOutput) {
+  auto dir = temp_dir("outputs");
+  auto data = demo_data(dir, 6);
+  auto r = run("--coco_path " + data.string() + " --output_dir " + (dir / "out").string() +
+               " --epochs 2 --batch_size 2 --lr_drop 1" + tiny_flags());
+  ASSERT_EQ(r.code, 0) << r.output;
+  const auto out = dir / "out";
+  for (const char* f : {"checkpoint.pth", "checkpoint0000.pth", "checkpoint0001.pth", "classes.csv", "log.txt",
+                        "config.json", "best.pth", "eval/latest.json", "eval/results_0001.json"})
+    EXPECT_TRUE(fs::exists(out / f)) << f;
+
+  // The checkpoint: upstream's structure, readable by our reader, model rebuildable from it.
+  auto root = detr::serialization::torch_load(out / "checkpoint.pth");
+  for (const char* key : {"model", "optimizer", "lr_scheduler", "epoch", "args", "model_config", "classes"})
+    EXPECT_TRUE(root.contains(key)) << key;
+  EXPECT_EQ(root.at("epoch").as_int(), 1);
+  EXPECT_EQ(root.at("args").at("backbone").as_str(), "resnet18");
+  EXPECT_EQ(root.at("lr_scheduler").at("last_epoch").as_int(), 2);
+  EXPECT_EQ(root.at("optimizer").at("param_groups").size(), 2u);
+  auto ck = detr::load_checkpoint(out / "checkpoint.pth");
+  ASSERT_TRUE(ck.model_config.has_value());
+  EXPECT_EQ(ck.model_config->num_classes, 4);  // categories 1..3 -> max id + 1
+  auto model = detr::models::build_model(*ck.model_config);
+  EXPECT_EQ(ck.model.size(), model->named_parameters().size() + model->named_buffers().size());
+
+  std::ifstream csv(out / "classes.csv");
+  std::string header;
+  std::getline(csv, header);
+  EXPECT_EQ(header, "labels,id");
+
+  auto log = read_log(out / "log.txt");
+  ASSERT_EQ(log.size(), 2u);
+  for (const char* key : {"train_lr", "train_loss", "train_loss_ce", "train_loss_bbox_unscaled", "train_class_error",
+                          "test_loss", "test_coco_eval_bbox", "epoch", "n_parameters"})
+    EXPECT_TRUE(log[1].contains(key)) << key;
+  EXPECT_EQ(log[1]["test_coco_eval_bbox"].size(), 12u);
+  EXPECT_NEAR(log[1]["train_lr"].get<double>(), 1e-5, 1e-12);  // StepLR(lr_drop 1) after epoch 0
+
+  fs::path events;
+  for (const auto& e : fs::directory_iterator(out / "tensorboard")) events = e.path();
+  auto scalars = detr::read_tensorboard_scalars(events);  // CRCs checked
+  bool has_loss = false, has_ap = false;
+  for (const auto& s : scalars) {
+    has_loss |= s.tag == "train/loss";
+    has_ap |= s.tag == "eval/AP";
+  }
+  EXPECT_TRUE(has_loss);
+  EXPECT_TRUE(has_ap);
+}
+
+TEST(Train, ResumeEqualsOneRun) {
+  auto dir = temp_dir("resume");
+  auto data = demo_data(dir, 6);
+  const auto common = " --batch_size 2 --eval_every 0 --seed 3" + tiny_flags();
+  auto a = run("--coco_path " + data.string() + " --output_dir " + (dir / "a").string() + " --epochs 2" + common);
+  ASSERT_EQ(a.code, 0) << a.output;
+  auto b1 = run("--coco_path " + data.string() + " --output_dir " + (dir / "b").string() + " --epochs 1" + common);
+  ASSERT_EQ(b1.code, 0) << b1.output;
+  auto b2 = run("--coco_path " + data.string() + " --output_dir " + (dir / "b").string() + " --epochs 2 --resume " +
+                (dir / "b").string() + common);
+  ASSERT_EQ(b2.code, 0) << b2.output;
+  auto ma = detr::load_checkpoint(dir / "a" / "checkpoint.pth").model;
+  auto mb = detr::load_checkpoint(dir / "b" / "checkpoint.pth").model;
+  ASSERT_EQ(ma.size(), mb.size());
+  double worst = 0;
+  for (const auto& [k, v] : ma) worst = std::max(worst, (v - mb.at(k)).abs().max().item<double>());
+  std::cout << "2 epochs vs 1 + resume + 1: max |difference| " << worst << "\n";
+  EXPECT_EQ(worst, 0.0);
+}
+
+TEST(Train, OverfitsAHandfulOfImages) {
+  // The training step detr_train uses, on one fixed batch of 4 images (validation transforms, so no
+  // augmentation): the loss must fall clearly.
+  auto dir = temp_dir("overfit");
+  detr::datasets::SyntheticExportOptions so;
+  so.num_images = 4;
+  so.width = 96;
+  so.height = 80;
+  so.cvat_quirks = false;
+  detr::datasets::write_synthetic_cvat_export(dir / "data", so);
+  auto data = detr::datasets::load_coco(detr::datasets::discover_coco(dir / "data").train);
+  detr::datasets::CocoDetection ds(data, detr::datasets::TransformConfig::with_scales({80}, 128, 80), false);
+  std::vector<detr::datasets::Sample> samples;
+  for (size_t i = 0; i < ds.size(); ++i) samples.push_back(ds.get(i, 0));
+  auto batch = detr::datasets::collate(samples);
+
+  torch::manual_seed(0);
+  detr::models::ModelConfig c;
+  c.backbone = "resnet18";
+  c.hidden_dim = 32;
+  c.nheads = 2;
+  c.enc_layers = 1;
+  c.dec_layers = 2;
+  c.dim_feedforward = 64;
+  c.num_queries = 8;
+  c.num_classes = 4;
+  c.dropout = 0;
+  auto model = detr::models::build_model(c);
+  auto criterion = detr::models::build_criterion(c);
+  detr::AdamWOptions o;
+  o.lr = 1e-3;
+  o.lr_backbone = 1e-4;
+  detr::AdamW optimizer(*model, o);
+  model->train();
+  std::vector<double> losses;
+  for (int step = 0; step < 60; ++step)
+    losses.push_back(detr::train_step(model, criterion, optimizer, batch, torch::kCPU, 0.1).loss);
+  std::cout << "loss step 0: " << losses.front() << ", step 59: " << losses.back() << "\n";
+  EXPECT_LT(losses.back(), 0.5 * losses.front());
+}
+
+TEST(Train, SigtermWritesACheckpointAndExitsNonZero) {
+  auto dir = temp_dir("signal");
+  auto data = demo_data(dir, 24);
+  const auto out = dir / "out";
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    const std::string args = "--coco_path " + data.string() + " --output_dir " + out.string() +
+                             " --epochs 50 --batch_size 1 --eval_every 0" + tiny_flags();
+    execl("/bin/sh", "sh", "-c", ("exec " + kTool + " " + args + " > " + (dir / "log").string() + " 2>&1").c_str(),
+          (char*)nullptr);
+    _exit(127);
+  }
+  // Wait until training is under way (the TensorBoard file exists and a step was logged).
+  bool started = false;
+  for (int i = 0; i < 600 && !started; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    std::ifstream log(dir / "log");
+    std::string all((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+    started = all.find("Epoch: [0/50] [10/") != std::string::npos;
+  }
+  ASSERT_TRUE(started);
+  kill(pid, SIGTERM);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 1);
+  std::ifstream log(dir / "log");
+  std::string all((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+  EXPECT_NE(all.find("stopped by signal 15"), std::string::npos) << all;
+  auto root = detr::serialization::torch_load(out / "checkpoint.pth");
+  EXPECT_EQ(root.at("epoch").as_int(), -1);
+  EXPECT_GT(root.at("step_in_epoch").as_int(), 9);
+  EXPECT_FALSE(fs::exists(out / "checkpoint.pth.tmp"));
+}
+
+TEST(Train, UsageAndDataErrorsAreOneLineWithExitCodes) {
+  auto dir = temp_dir("errors");
+  auto data = demo_data(dir, 3);
+  auto r = run("--coco_path " + data.string() + " --bogus 1");
+  EXPECT_EQ(r.code, 2) << r.output;
+  r = run("--coco_path " + data.string() + " --masks");
+  EXPECT_EQ(r.code, 2) << r.output;
+  r = run("--coco_path " + (dir / "missing").string());
+  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_NE(r.output.find("missing"), std::string::npos);
+  r = run("--coco_path " + data.string() + " --batch_size 8 --epochs 1" + tiny_flags());
+  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_NE(r.output.find("--batch_size 8"), std::string::npos) << r.output;
+  r = run("--coco_path " + data.string() + " --check_data");
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("usable"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("terminate called"), std::string::npos);
+}
+
+TEST(Train, ArgsAcceptUpstreamCommandLine) {
+  const char* argv[] = {"detr_train", "--coco_path", "/data", "--output_dir", "/out", "--epochs", "300",
+                        "--batch_size", "2", "--lr_drop", "200", "--backbone", "resnet50", "--dilation",
+                        "--position_embedding", "learned", "--no_aux_loss", "--set_cost_bbox", "5", "--device", "cpu"};
+  auto a = detr::parse_train_args(static_cast<int>(std::size(argv)), argv);
+  EXPECT_EQ(a.epochs, 300);
+  EXPECT_TRUE(a.model.dilation);
+  EXPECT_FALSE(a.model.aux_loss);
+  EXPECT_EQ(a.model.position_embedding, "learned");
+  const char* bad[] = {"detr_train", "--coco_path", "/d", "--scales", "480,abc"};
+  EXPECT_THROW(detr::parse_train_args(5, bad), detr::UsageError);
+}
