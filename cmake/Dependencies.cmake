@@ -15,3 +15,4 @@ if(DETR_BUILD_TESTS)
   find_package(GTest REQUIRED)
 endif()
 find_package(Threads REQUIRED)
+find_package(OpenMP COMPONENTS CXX)  # LibTorch CPU builds use OpenMP; the loader limits its threads' teams

@@ -1,7 +1,12 @@
 #include "datasets/loader.h"
 
+#include <ATen/Parallel.h>
+
 #include <numeric>
 #include <random>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 namespace detr::datasets {
 
@@ -98,7 +103,18 @@ void DataLoader::start_epoch(int64_t epoch, int64_t first_batch) {
   for (int w = 0; w < options_.num_workers; ++w) workers_.emplace_back([this] { worker_loop(); });
 }
 
+// Loader threads decode and resize one image at a time: they must not each open an OpenMP team as
+// wide as the training step's, which would oversubscribe the cores the step runs on (upstream's
+// worker processes likewise run with one thread).
+static void single_threaded_ops() {
+  at::init_num_threads();  // ATen's per-thread lazy initialisation first, so it cannot undo this
+#ifdef _OPENMP
+  omp_set_num_threads(1);  // this thread's OpenMP teams only
+#endif
+}
+
 void DataLoader::worker_loop() {
+  single_threaded_ops();
   torch::NoGradGuard no_grad;
   for (;;) {
     int64_t b;

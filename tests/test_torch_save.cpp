@@ -444,6 +444,37 @@ TEST(Unpickle, OlderProtocolsAndOpcodes) {
   expect_error([&] { unpickle("\x80\x02\xff.", 4, 0, nullptr); }, {"invalid pickle opcode 0xff"});
 }
 
+// A value nested a million levels deep (a list in a list ..., built through the memo) is read and
+// destroyed without recursion; walkers that recurse refuse it with an error.
+TEST(Unpickle, DeepNestingDoesNotOverflowTheStack) {
+  std::string p = "\x80\x02]r"s + std::string(4, '\0');
+  const uint32_t n = 1000000;
+  for (uint32_t i = 1; i < n; ++i) {
+    const uint32_t prev = i - 1;
+    p += "]j";
+    p.append(reinterpret_cast<const char*>(&prev), 4);
+    p += "ar";
+    p.append(reinterpret_cast<const char*>(&i), 4);
+    p += "0";
+  }
+  const uint32_t last = n - 1;
+  p += "0j";  // drop the innermost list from the stack, push the outermost
+  p.append(reinterpret_cast<const char*>(&last), 4);
+  p += ".";
+  const auto r = unpickle(p.data(), p.size(), 0, nullptr);
+  ASSERT_TRUE(r.value.is_list());
+  EXPECT_TRUE(r.value.item(0).item(0).is_list());
+  PyValue deep = PyValue::list();
+  for (int i = 0; i < 1000000; ++i) deep = PyValue::list({deep});
+  expect_error([&] { torch_save_bytes(deep); }, {"nested deeper"});
+  expect_error([&] { to_json(deep); }, {"nested deeper"});
+  std::ostringstream os;
+  InspectOptions o;
+  o.max_depth = 1u << 30;
+  print_structure(os, deep, o);
+  EXPECT_NE(os.str().find("deeper levels not shown"), std::string::npos);
+}
+
 // ---- state dicts into modules ----------------------------------------------------------------------
 
 namespace {

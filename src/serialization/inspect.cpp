@@ -1,5 +1,6 @@
 #include "src/serialization/inspect.h"
 
+#include <algorithm>
 #include <map>
 #include <sstream>
 #include <string>
@@ -140,7 +141,7 @@ class Printer {
     os_ << std::string(2 * depth, ' ') << key << ": " << inline_value(v, path) << "\n";
     if (short_sequence(v)) return;
     if (is_container(v) || v.is_object()) {
-      if (depth >= o_.max_depth) {
+      if (depth >= std::min<size_t>(o_.max_depth, 1000)) {
         if (is_container(v) && v.size() > 0) os_ << std::string(2 * depth + 2, ' ') << "... (deeper levels not shown)\n";
         return;
       }

@@ -194,6 +194,52 @@ PyValue PyValue::object(std::string module, std::string name, PyValue args) {
   return object(std::move(module), std::move(name), std::move(args), PyValue());
 }
 
+// ---- destruction ---------------------------------------------------------------------------------
+
+namespace {
+thread_local std::vector<PyValue>* g_graveyard = nullptr;  // set while a teardown is running
+}  // namespace
+
+PyValue::~PyValue() {
+  if (list_ || dict_ || obj_) release_children();
+}
+
+// Moves the children of containers about to die (sole owner) into a worklist, so that destroying
+// a value nested a million levels deep takes a loop, not a million stack frames.
+void PyValue::release_children() noexcept {
+  auto harvest = [this](std::vector<PyValue>& out) {
+    if (list_ && list_.use_count() == 1) {
+      for (auto& e : *list_) out.push_back(std::move(e));
+      list_->clear();
+    }
+    if (dict_ && dict_.use_count() == 1) {
+      for (auto& [k, e] : dict_->entries) {
+        out.push_back(std::move(k));
+        out.push_back(std::move(e));
+      }
+      dict_->entries.clear();
+      out.push_back(std::move(dict_->attributes));
+    }
+    if (obj_ && obj_.use_count() == 1) {
+      out.push_back(std::move(obj_->args));
+      out.push_back(std::move(obj_->state));
+      out.push_back(std::move(obj_->items));
+    }
+  };
+  if (g_graveyard) {
+    harvest(*g_graveyard);
+    return;
+  }
+  std::vector<PyValue> graveyard;
+  g_graveyard = &graveyard;
+  harvest(graveyard);
+  while (!graveyard.empty()) {
+    PyValue v = std::move(graveyard.back());
+    graveyard.pop_back();
+  }  // each v's destructor harvests into the graveyard
+  g_graveyard = nullptr;
+}
+
 // ---- access --------------------------------------------------------------------------------------
 
 bool PyValue::as_bool() const {
@@ -429,10 +475,15 @@ std::map<std::string, torch::Tensor> to_state_dict(const PyValue& v) {
     throw std::runtime_error("expected a state dict, got a pickled " + v.type_name() +
                              " object (save its state_dict() instead)");
   if (!v.is_dict()) throw std::runtime_error("expected a state dict, got " + v.type_name());
-  for (const char* key : {"model", "state_dict"})
-    if (const PyValue* inner = v.find(key); inner && inner->is_dict()) return to_state_dict(*inner);
+  const PyValue* sd = &v;
+  for (int depth = 0; depth < 2; ++depth)  // checkpoint["model"], or a wrapper of one
+    for (const char* key : {"model", "state_dict"})
+      if (const PyValue* inner = sd->find(key); inner && inner->is_dict()) {
+        sd = inner;
+        break;
+      }
   std::map<std::string, torch::Tensor> out;
-  for (const auto& [k, val] : v.as_dict().entries) {
+  for (const auto& [k, val] : sd->as_dict().entries) {
     if (!k.is_str()) throw std::runtime_error("state dict key " + repr(k) + " is not a string");
     if (!val.is_tensor())
       throw std::runtime_error("state dict entry '" + k.as_str() + "' is " + repr(val) + ", not a tensor");

@@ -37,6 +37,11 @@ class PyValue {
   };
 
   PyValue() = default;  // None
+  PyValue(const PyValue&) = default;
+  PyValue(PyValue&&) noexcept = default;
+  PyValue& operator=(const PyValue&) = default;
+  PyValue& operator=(PyValue&&) noexcept = default;
+  ~PyValue();  // iterative: deeply nested values do not recurse on destruction
   static PyValue none() { return {}; }
   static PyValue boolean(bool v);
   static PyValue integer(int64_t v);
@@ -96,6 +101,8 @@ class PyValue {
   std::string type_name() const;  // Python's: "dict", "collections.OrderedDict", "argparse.Namespace"
 
  private:
+  void release_children() noexcept;
+
   Kind kind_ = Kind::None;
   bool b_ = false;
   int64_t i_ = 0;

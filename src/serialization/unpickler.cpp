@@ -523,8 +523,11 @@ PyValue Unpickler::call(const PyValue& callable, const PyValue& args_value) {
     if (!arg(0).is_tensor()) fail(q + " of " + arg(0).type_name());
     return arg(0);
   }
-  if (q == "torch._tensor._rebuild_from_type_v2" || q == "torch._tensor._rebuild_from_type")
-    return call(arg(0), arg(2));  // (func, type, args, state): a tensor subclass, kept as a tensor
+  if (q == "torch._tensor._rebuild_from_type_v2" || q == "torch._tensor._rebuild_from_type") {
+    // (func, type, args, state): a tensor subclass or a tensor with attributes, kept as a tensor
+    if (!arg(0).is_global() || arg(0).as_object().module == "torch._tensor") fail(q + " of " + repr(arg(0)));
+    return call(arg(0), arg(2));
+  }
   if (q == "collections.OrderedDict" || q == "collections.defaultdict" || q == "builtins.dict" ||
       q == "__builtin__.dict") {
     PyValue d = PyValue::dict({}, q.rfind("collections.", 0) == 0 ? q : "dict");
