@@ -1,6 +1,7 @@
 // File-level torch.save reading (zip + legacy) and writing (zip).
 #include "src/serialization/torch_save.h"
 
+#include <caffe2/serialize/file_adapter.h>
 #include <caffe2/serialize/inline_container.h>
 #include <caffe2/serialize/read_adapter_interface.h>
 #include <fcntl.h>
@@ -40,14 +41,6 @@ class StringAdapter final : public caffe2::serialize::ReadAdapterInterface {
  private:
   const std::string& data_;
 };
-
-std::string read_file(const fs::path& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) fail(std::string("cannot open file: ") + std::strerror(errno));
-  std::string data((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  if (f.bad()) fail("read error");
-  return data;
-}
 
 bool is_zip(const char* p, size_t n) { return n >= 4 && std::memcmp(p, "PK\x03\x04", 4) == 0; }
 
@@ -246,28 +239,43 @@ auto with_context(const std::string& name, F&& f) {
   }
 }
 
-PyValue load_any(const std::string& data, const std::string& name, LoadInfo* info) {
-  return with_context(name, [&] {
+// The bytes of a file or buffer: all of it (legacy format), or just what the zip checks need.
+struct Source {
+  std::string name;
+  uint64_t size = 0;
+  std::function<std::string(uint64_t offset, uint64_t n)> read;  // n clipped to the end
+  std::function<std::shared_ptr<caffe2::serialize::ReadAdapterInterface>()> adapter;
+};
+
+PyValue load_zip_source(const Source& src, LoadInfo& i) {
+  const uint64_t tail_len = std::min<uint64_t>(src.size, 22 + 65535);
+  if (!has_zip_end(src.read(src.size - tail_len, tail_len)))
+    fail("truncated zip archive: no end-of-central-directory record");
+  // The archive's top folder: the prefix of its first entry's name (local header at offset 0).
+  const std::string head = src.read(0, 30);
+  const size_t name_len = head.size() < 30 ? 0 : static_cast<uint8_t>(head[26]) | (static_cast<uint8_t>(head[27]) << 8);
+  const std::string first = src.read(30, name_len);
+  i.archive_name = first.substr(0, first.find('/'));
+  std::unique_ptr<caffe2::serialize::PyTorchStreamReader> reader;
+  try {
+    reader = std::make_unique<caffe2::serialize::PyTorchStreamReader>(src.adapter());
+  } catch (const std::exception& e) {
+    fail("not a readable torch.save zip archive (truncated or corrupt?): " + describe(e));
+  }
+  return load_zip(*reader, i);
+}
+
+PyValue load_source(const Source& src, LoadInfo* info) {
+  return with_context(src.name, [&] {
     LoadInfo local;
     LoadInfo& i = info ? *info : local;
     i = LoadInfo{};
-    i.bytes = data.size();
-    if (data.empty()) fail("file is empty");
-    if (!is_zip(data.data(), data.size())) return load_legacy(data, i);
-    if (!has_zip_end(data)) fail("truncated zip archive: no end-of-central-directory record");
-    std::unique_ptr<caffe2::serialize::PyTorchStreamReader> reader;
-    try {
-      reader = std::make_unique<caffe2::serialize::PyTorchStreamReader>(std::make_shared<StringAdapter>(data));
-    } catch (const std::exception& e) {
-      fail("not a readable torch.save zip archive (truncated or corrupt?): " + describe(e));
-    }
-    // The archive's top folder: the prefix of its first entry.
-    const size_t name_len = data.size() < 30 ? 0 : static_cast<uint8_t>(data[26]) | (static_cast<uint8_t>(data[27]) << 8);
-    if (name_len && data.size() >= 30u + name_len) {
-      const std::string first(data.data() + 30, name_len);
-      i.archive_name = first.substr(0, first.find('/'));
-    }
-    return load_zip(*reader, i);
+    i.bytes = src.size;
+    if (src.size == 0) fail("file is empty");
+    const std::string magic = src.read(0, 4);
+    if (is_zip(magic.data(), magic.size())) return load_zip_source(src, i);
+    const std::string all = src.read(0, src.size);
+    return load_legacy(all, i);
   });
 }
 
@@ -294,19 +302,46 @@ void write_archive(const PyValue& value, const std::function<size_t(const void*,
 }  // namespace
 
 PyValue torch_load_bytes(const std::string& data, const std::string& name, LoadInfo* info) {
-  return load_any(data, name, info);
+  Source src;
+  src.name = name;
+  src.size = data.size();
+  src.read = [&](uint64_t offset, uint64_t n) {
+    return offset >= data.size() ? std::string() : data.substr(offset, n);
+  };
+  src.adapter = [&] { return std::make_shared<StringAdapter>(data); };
+  return load_source(src, info);
 }
 
+// Zip files are read record by record (no copy of the whole file); legacy files whole.
 PyValue torch_load(const fs::path& path, LoadInfo* info) {
-  const std::string data = with_context(path.string(), [&] { return read_file(path); });
-  return load_any(data, path.string(), info);
+  auto file = std::make_shared<std::ifstream>(path, std::ios::binary);
+  Source src;
+  src.name = path.string();
+  with_context(src.name, [&] {
+    if (!*file) fail(std::string("cannot open file: ") + std::strerror(errno));
+    std::error_code ec;
+    src.size = fs::file_size(path, ec);
+    if (ec) fail("cannot read file size: " + ec.message());
+    return 0;
+  });
+  src.read = [&](uint64_t offset, uint64_t n) {
+    n = offset >= src.size ? 0 : std::min(n, src.size - offset);
+    std::string buf(n, '\0');
+    file->clear();
+    file->seekg(static_cast<std::streamoff>(offset));
+    file->read(buf.data(), static_cast<std::streamsize>(n));
+    if (static_cast<uint64_t>(file->gcount()) != n) fail("read error at offset " + std::to_string(offset));
+    return buf;
+  };
+  src.adapter = [&] { return std::make_shared<caffe2::serialize::FileAdapter>(path.string()); };
+  return load_source(src, info);
 }
 
 std::string torch_save_bytes(const PyValue& value) {
   return with_context("torch_save", [&] {
     std::string out;
     write_archive(value, [&](const void* buf, size_t n) {
-      out.append(static_cast<const char*>(buf), n);
+      if (n) out.append(static_cast<const char*>(buf), n);
       return n;
     });
     return out;
@@ -319,7 +354,7 @@ void torch_save(const PyValue& value, const fs::path& path) {
     FILE* f = std::fopen(tmp.c_str(), "wb");
     if (!f) fail("cannot open " + tmp.string() + " for writing: " + std::strerror(errno));
     try {
-      write_archive(value, [&](const void* buf, size_t n) { return std::fwrite(buf, 1, n, f); });
+      write_archive(value, [&](const void* buf, size_t n) { return n ? std::fwrite(buf, 1, n, f) : 0; });
       if (std::fflush(f) != 0 || ::fsync(fileno(f)) != 0) fail(std::string("write failed: ") + std::strerror(errno));
     } catch (...) {
       std::fclose(f);
