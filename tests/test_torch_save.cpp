@@ -5,12 +5,11 @@
 #include <torch/torch.h>
 #include <unistd.h>
 
-#include <nlohmann/json.hpp>
-
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <sstream>
 #include <string>
@@ -43,9 +42,8 @@ void spit(const fs::path& p, const std::string& data) {
 struct TempDir {
   fs::path path;
   TempDir() {
-    path = fs::temp_directory_path() /
-           ("detr_torch_save_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    path = fs::temp_directory_path() / ("detr_torch_save_" + std::to_string(::getpid()) + "_" +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(path);
     fs::create_directories(path);
   }
@@ -55,9 +53,7 @@ struct TempDir {
   }
 };
 
-bool bit_equal(const torch::Tensor& a, const torch::Tensor& b) {
-  return equal(PyValue::tensor(a), PyValue::tensor(b));
-}
+bool bit_equal(const torch::Tensor& a, const torch::Tensor& b) { return equal(PyValue::tensor(a), PyValue::tensor(b)); }
 
 // Expects f() to throw std::runtime_error whose message contains every needle.
 template <typename F>
@@ -222,10 +218,10 @@ PyValue sample_value() {
   add("scalar", torch::tensor(1.5));
   add("empty", torch::empty({0, 4}));
   const auto base = torch::arange(48, torch::kFloat32).reshape({6, 8});
-  add("transposed", base.t());                                // non-contiguous
-  add("offset_view", base.reshape({-1}).slice(0, 16, 32));    // storage offset
-  add("strided", base.slice(1, 0, 8, 3));                     // step slicing
-  add("expanded", torch::ones({1, 3}).expand({4, 3}));        // stride 0
+  add("transposed", base.t());                              // non-contiguous
+  add("offset_view", base.reshape({-1}).slice(0, 16, 32));  // storage offset
+  add("strided", base.slice(1, 0, 8, 3));                   // step slicing
+  add("expanded", torch::ones({1, 3}).expand({4, 3}));      // stride 0
   PyValue model = PyValue::dict(std::move(tensors));
 
   PyValue group = PyValue::dict({
@@ -234,9 +230,9 @@ PyValue sample_value() {
       {PyValue::str("params"), PyValue::list({PyValue::integer(0), PyValue::integer(1)})},
   });
   PyList ints;
-  for (int64_t i : {int64_t{0}, int64_t{1}, int64_t{255}, int64_t{256}, int64_t{65535}, int64_t{65536}, int64_t{-1},
-                    int64_t{-129}, int64_t{INT32_MIN}, int64_t{INT32_MAX}, int64_t{INT32_MAX} + 1,
-                    int64_t{INT32_MIN} - 1, INT64_MIN, INT64_MAX})
+  for (int64_t i :
+       {int64_t{0}, int64_t{1}, int64_t{255}, int64_t{256}, int64_t{65535}, int64_t{65536}, int64_t{-1}, int64_t{-129},
+        int64_t{INT32_MIN}, int64_t{INT32_MAX}, int64_t{INT32_MAX} + 1, int64_t{INT32_MIN} - 1, INT64_MIN, INT64_MAX})
     ints.push_back(PyValue::integer(i));
   PyList floats;
   for (double d : {0.0, -0.0, 1.0, 1e-300, 1e300, 3.141592653589793, std::nan(""), HUGE_VAL, -HUGE_VAL})
@@ -250,14 +246,14 @@ PyValue sample_value() {
       {PyValue::str("model"), model},
       {PyValue::str("optimizer"),
        PyValue::dict({{PyValue::str("state"),
-                       PyValue::dict({{PyValue::integer(0),
-                                       PyValue::dict({{PyValue::str("step"), PyValue::tensor(torch::tensor(12.0))}})}})},
+                       PyValue::dict({{PyValue::integer(0), PyValue::dict({{PyValue::str("step"),
+                                                                            PyValue::tensor(torch::tensor(12.0))}})}})},
                       {PyValue::str("param_groups"), PyValue::list({group})}})},
       {PyValue::str("epoch"), PyValue::integer(11)},
       {PyValue::str("ints"), PyValue::list(std::move(ints))},
       {PyValue::str("floats"), PyValue::tuple(std::move(floats))},
-      {PyValue::str("strings"), PyValue::list({PyValue::str(""), PyValue::str("ünïcödé ✓"),
-                                               PyValue::str(std::string("nul\0byte", 8))})},
+      {PyValue::str("strings"),
+       PyValue::list({PyValue::str(""), PyValue::str("ünïcödé ✓"), PyValue::str(std::string("nul\0byte", 8))})},
       {PyValue::str("bytes"), PyValue::bytes(std::string("\x00\xff raw", 6))},
       {PyValue::str("flags"), PyValue::list({PyValue::boolean(true), PyValue::boolean(false), PyValue::none()})},
       {PyValue::str("tuples"), PyValue::tuple({PyValue::tuple(), PyValue::tuple({PyValue::integer(1)}),
@@ -265,7 +261,8 @@ PyValue sample_value() {
                                                                PyValue::integer(3), PyValue::integer(4)})})},
       {PyValue::str("many"), PyValue::list(std::move(many))},
       {PyValue::str("big_dict"), big_dict},
-      {PyValue::str("nested"), PyValue::list({PyValue::list({PyValue::dict({{PyValue::str("deep"), PyValue::list()}})})})},
+      {PyValue::str("nested"),
+       PyValue::list({PyValue::list({PyValue::dict({{PyValue::str("deep"), PyValue::list()}})})})},
   });
 }
 
@@ -304,8 +301,8 @@ TEST(TorchSave, ZipLayoutAsTorchSave) {
 
 TEST(TorchSave, SameTensorTwiceSharesStorage) {
   const auto t = torch::randn({3});
-  const PyValue back = torch_load_bytes(
-      torch_save_bytes(PyValue::dict({{PyValue::str("a"), PyValue::tensor(t)}, {PyValue::str("b"), PyValue::tensor(t)}})));
+  const PyValue back = torch_load_bytes(torch_save_bytes(
+      PyValue::dict({{PyValue::str("a"), PyValue::tensor(t)}, {PyValue::str("b"), PyValue::tensor(t)}})));
   EXPECT_TRUE(back.at("a").as_tensor().storage().is_alias_of(back.at("b").as_tensor().storage()));
 }
 
@@ -320,11 +317,51 @@ TEST(TorchSave, FileWriteIsAtomic) {
 
   // A failing write (an object we cannot pickle) leaves the old file and no temp file behind.
   const auto before = slurp(path);
-  expect_error([&] { torch_save(PyValue::dict({{PyValue::str("x"), PyValue::object("argparse", "Namespace", PyValue::tuple())}}), path); },
-               {path.string(), "argparse.Namespace"});
+  expect_error(
+      [&] {
+        torch_save(PyValue::dict({{PyValue::str("x"), PyValue::object("argparse", "Namespace", PyValue::tuple())}}),
+                   path);
+      },
+      {path.string(), "argparse.Namespace"});
   EXPECT_EQ(slurp(path), before);
   EXPECT_FALSE(fs::exists(path.string() + ".tmp"));
   expect_error([&] { torch_save(v, dir.path / "no_such_dir" / "x.pth"); }, {"no_such_dir", "cannot open"});
+}
+
+// Records written on a big-endian machine (byteorder = "big") are swapped to native order.
+TEST(TorchSave, BigEndianArchive) {
+  const auto f = torch::tensor({1.5f, -2.25f, 3e7f});
+  const auto h = torch::tensor({1.5, -0.25}).to(torch::kFloat16);
+  const auto z = torch::tensor({c10::complex<double>(1, -2)});
+  std::vector<torch::Tensor> storages;
+  const std::string pkl = pickle(PyValue::dict({{PyValue::str("f"), PyValue::tensor(f)},
+                                                {PyValue::str("h"), PyValue::tensor(h)},
+                                                {PyValue::str("z"), PyValue::tensor(z)}}),
+                                 [&](const torch::Tensor& t) {
+                                   storages.push_back(t);
+                                   return std::to_string(storages.size() - 1);
+                                 });
+  std::string zip;
+  {
+    caffe2::serialize::PyTorchStreamWriter w([&](const void* p, size_t n) {
+      zip.append(static_cast<const char*>(p), n);
+      return n;
+    });
+    w.writeRecord("data.pkl", pkl.data(), pkl.size());
+    w.writeRecord("byteorder", "big", 3);
+    for (size_t k = 0; k < storages.size(); ++k) {
+      const auto& t = storages[k];
+      std::string raw(static_cast<const char*>(t.data_ptr()), t.numel() * t.element_size());
+      const size_t w_ = t.is_complex() ? t.element_size() / 2 : t.element_size();
+      for (size_t i = 0; i < raw.size(); i += w_) std::reverse(raw.begin() + i, raw.begin() + i + w_);
+      w.writeRecord("data/" + std::to_string(k), raw.data(), raw.size());
+    }
+    w.writeEndOfFile();
+  }
+  const PyValue back = torch_load_bytes(zip, "big.pth");
+  EXPECT_TRUE(bit_equal(back.at("f").as_tensor(), f));
+  EXPECT_TRUE(bit_equal(back.at("h").as_tensor(), h));
+  EXPECT_TRUE(bit_equal(back.at("z").as_tensor(), z));
 }
 
 TEST(TorchSave, JsonBridge) {
@@ -387,9 +424,17 @@ TEST(TorchSave, ClearErrors) {
   spit(empty, "");
   expect_error([&] { torch_load(empty); }, {empty.string(), "empty"});
   expect_error([&] { torch_load(dir.path / "missing.pth"); }, {"missing.pth", "cannot open"});
+  // Truncated files on disk (read through the file, not memory).
+  const std::string good = torch_save_bytes(sample_value());
+  const fs::path cut_zip = dir.path / "cut.pth";
+  spit(cut_zip, good.substr(0, good.size() / 2));
+  expect_error([&] { torch_load(cut_zip); }, {cut_zip.string(), "truncated zip archive"});
+  std::string no_records = good;  // end record intact, central directory damaged
+  no_records.replace(no_records.size() - 200, 100, std::string(100, 'x'));
+  spit(cut_zip, no_records);
+  expect_error([&] { torch_load(cut_zip); }, {cut_zip.string()});
   // A plain pickle (not torch.save): no magic number.
-  expect_error([&] { torch_load_bytes(std::string("\x80\x02K\x05.", 5), "plain.pkl"); },
-               {"plain.pkl", "magic number"});
+  expect_error([&] { torch_load_bytes(std::string("\x80\x02K\x05.", 5), "plain.pkl"); }, {"plain.pkl", "magic number"});
   // Legacy header, then an unsupported opcode (EXT1) in the main pickle.
   std::string legacy = std::string("\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19.", 15) +
                        std::string("\x80\x02M\xe9\x03.", 6) + std::string("\x80\x02}.", 4) +
@@ -410,13 +455,22 @@ TEST(TorchSave, ClearErrors) {
 
 TEST(Unpickle, RejectsTensorsOutsideTheirStorage) {
   // _rebuild_tensor_v2(storage of 4 floats, offset 2, size (3,), stride (1,))
-  const std::string p = "\x80\x02"s + "ctorch._utils\n_rebuild_tensor_v2\n(" + "X\x01\x00\x00\x00"s +
-                        "sQK\x02K\x03\x85K\x01\x85\x89)tR.";
+  const std::string p =
+      "\x80\x02"s + "ctorch._utils\n_rebuild_tensor_v2\n(" + "X\x01\x00\x00\x00"s + "sQK\x02K\x03\x85K\x01\x85\x89)tR.";
   auto storage = [](const PyValue&) { return PyValue::storage(torch::zeros({4})); };
   expect_error([&] { unpickle(p.data(), p.size(), 0, storage); }, {"exceeds its storage of 4 elements"});
   auto ok = [](const PyValue&) { return PyValue::storage(torch::arange(5, torch::kFloat32)); };
   const auto r = unpickle(p.data(), p.size(), 0, ok);
   EXPECT_TRUE(torch::equal(r.value.as_tensor(), torch::tensor({2.f, 3.f, 4.f})));
+
+  // PyTorch 2.x's _rebuild_tensor_v3: an untyped (byte) storage viewed as the dtype argument.
+  const std::string v3 = "\x80\x02"s + "ctorch._utils\n_rebuild_tensor_v3\n(" + "X\x01\x00\x00\x00"s +
+                         "sQK\x01K\x02\x85K\x01\x85\x89)ctorch\nfloat32\ntR.";
+  const auto floats = torch::tensor({0.f, 1.5f, -2.f});
+  auto untyped = [&](const PyValue&) {
+    return PyValue::storage(torch::from_blob(floats.data_ptr(), {12}, torch::kUInt8).clone());
+  };
+  EXPECT_TRUE(torch::equal(unpickle(v3.data(), v3.size(), 0, untyped).value.as_tensor(), torch::tensor({1.5f, -2.f})));
 }
 
 TEST(Unpickle, OlderProtocolsAndOpcodes) {
@@ -431,15 +485,29 @@ TEST(Unpickle, OlderProtocolsAndOpcodes) {
   EXPECT_EQ(r0.item(4).as_int(), 12345678901234);
   EXPECT_EQ(r0.item(5).as_str(), "x\xc3\xa9");
   // Protocol 4: FRAME, SHORT_BINUNICODE, MEMOIZE, STACK_GLOBAL, NEWOBJ + BUILD of an unknown class.
-  const std::string p4 = "\x80\x04\x95"s + std::string(8, '\0') + "\x8c\x08" "argparse" "\x94\x8c\x09" "Namespace" +
-                         "\x94\x93\x94)\x81\x94}\x94\x8c\x01" "x" "\x94K\x07" "sb.";
+  const std::string p4 = "\x80\x04\x95"s + std::string(8, '\0') +
+                         "\x8c\x08"
+                         "argparse"
+                         "\x94\x8c\x09"
+                         "Namespace" +
+                         "\x94\x93\x94)\x81\x94}\x94\x8c\x01"
+                         "x"
+                         "\x94K\x07"
+                         "sb.";
   const auto r4 = unpickle(p4.data(), p4.size(), 0, nullptr);
   EXPECT_EQ(r4.protocol, 4);
   EXPECT_EQ(r4.value.type_name(), "argparse.Namespace");
   EXPECT_EQ(r4.value.attr("x").as_int(), 7);
   // Truncated input and stray opcodes are errors with offsets, not crashes.
   expect_error([&] { unpickle(p4.data(), 20, 0, nullptr); }, {"truncated", "offset"});
-  expect_error([&] { unpickle("\x80\x02" "a.", 4, 0, nullptr); }, {"stack underflow", "offset 2"});
+  expect_error(
+      [&] {
+        unpickle(
+            "\x80\x02"
+            "a.",
+            4, 0, nullptr);
+      },
+      {"stack underflow", "offset 2"});
   expect_error([&] { unpickle("\x80\x02h\x05.", 5, 0, nullptr); }, {"memo key 5"});
   expect_error([&] { unpickle("\x80\x02\xff.", 4, 0, nullptr); }, {"invalid pickle opcode 0xff"});
 }
@@ -511,8 +579,7 @@ std::map<std::string, torch::Tensor> tiny_state(int64_t num_classes = 5) {
   std::map<std::string, torch::Tensor> s;
   Tiny reference(num_classes);
   int i = 0;
-  for (const auto& [k, t] : module_state(*reference))
-    s[k] = torch::full(t.sizes(), 0.5 * ++i, torch::kFloat16);
+  for (const auto& [k, t] : module_state(*reference)) s[k] = torch::full(t.sizes(), 0.5 * ++i, torch::kFloat16);
   return s;
 }
 
@@ -540,9 +607,8 @@ TEST(StateDict, StrictReportsEveryProblemByName) {
   state.erase("input_proj.bias");
   state["extra.weight"] = torch::ones({1});
   state["class_embed.weight"] = torch::ones({3, 8});
-  expect_error([&] { load_state_dict(*model, state); },
-               {"missing (1): input_proj.bias", "unexpected (1): extra.weight",
-                "class_embed.weight: checkpoint [3, 8] vs model [6, 8]"});
+  expect_error([&] { load_state_dict(*model, state); }, {"missing (1): input_proj.bias", "unexpected (1): extra.weight",
+                                                         "class_embed.weight: checkpoint [3, 8] vs model [6, 8]"});
   EXPECT_TRUE(torch::equal(model->input_proj->weight, before));  // nothing copied on failure
 
   const auto report = load_state_dict(*model, state, LoadOptions::non_strict());
@@ -570,18 +636,18 @@ TEST(StateDict, FromCheckpointFileAndBackbone) {
   TempDir dir;
   const auto state = tiny_state();
   const fs::path ck = dir.path / "checkpoint.pth";
-  torch_save(PyValue::dict({{PyValue::str("model"), from_state_dict(state)}, {PyValue::str("epoch"), PyValue::integer(3)}}),
-             ck);
+  torch_save(
+      PyValue::dict({{PyValue::str("model"), from_state_dict(state)}, {PyValue::str("epoch"), PyValue::integer(3)}}),
+      ck);
   Tiny model;
   EXPECT_TRUE(load_state_dict(*model, ck).ok());
   EXPECT_TRUE(torch::equal(model->class_embed->bias, state.at("class_embed.bias").to(torch::kFloat32)));
 
   // A torchvision-style ResNet state dict: keys without the backbone.0.body. prefix, plus fc.*.
-  std::map<std::string, torch::Tensor> resnet = {
-      {"conv1.weight", torch::full({4, 3, 3, 3}, 2.0)},
-      {"running_mean", torch::full({4}, 3.0)},
-      {"fc.weight", torch::ones({10, 4})},
-      {"bn1.num_batches_tracked", torch::tensor(int64_t{5})}};
+  std::map<std::string, torch::Tensor> resnet = {{"conv1.weight", torch::full({4, 3, 3, 3}, 2.0)},
+                                                 {"running_mean", torch::full({4}, 3.0)},
+                                                 {"fc.weight", torch::ones({10, 4})},
+                                                 {"bn1.num_batches_tracked", torch::tensor(int64_t{5})}};
   const fs::path rn = dir.path / "resnet.pth";
   torch_save(from_state_dict(resnet), rn);
   Tiny fresh;
@@ -598,8 +664,11 @@ TEST(StateDict, FromCheckpointFileAndBackbone) {
 }
 
 TEST(StateDict, ToStateDictErrors) {
-  expect_error([] { to_state_dict(PyValue::dict({{PyValue::str("a"), PyValue::integer(1)}})); },
-               {"'a'", "not a tensor"});
+  expect_error(
+      [] {
+        to_state_dict(PyValue::dict({{PyValue::str("a"), PyValue::integer(1)}}));
+      },
+      {"'a'", "not a tensor"});
   expect_error([] { to_state_dict(PyValue::object("torch.nn.modules.linear", "Linear", PyValue::tuple())); },
                {"torch.nn.modules.linear.Linear", "state_dict()"});
 }
@@ -612,13 +681,12 @@ TEST(Inspect, ListsStructure) {
   std::ostringstream os;
   print_structure(os, torch_load(path));
   const std::string s = os.str();
-  for (const char* needle :
-       {"model: collections.OrderedDict, 12 items", "class_embed.weight: float16 [5, 8]",
-        "transformer.decoder.norm.weight: float32 [8, 6] stride [1, 8] (shares storage with "
-        "model.transformer.encoder.layers.0.self_attn.in_proj_weight)",
-        "input_proj.bias: float32 [] = 1.5", "counter: int64 [3] = [7, -2, 1099511627776]",
-        "args: argparse.Namespace object", "    backbone: 'resnet50'", "betas: (0.9, 0.999)", "eps: 1e-08",
-        "-- 15 tensors"})
+  for (const char* needle : {"model: collections.OrderedDict, 12 items", "class_embed.weight: float16 [5, 8]",
+                             "transformer.decoder.norm.weight: float32 [8, 6] stride [1, 8] (shares storage with "
+                             "model.transformer.encoder.layers.0.self_attn.in_proj_weight)",
+                             "input_proj.bias: float32 [] = 1.5", "counter: int64 [3] = [7, -2, 1099511627776]",
+                             "args: argparse.Namespace object", "    backbone: 'resnet50'", "betas: (0.9, 0.999)",
+                             "eps: 1e-08", "-- 15 tensors"})
     EXPECT_NE(s.find(needle), std::string::npos) << needle << "\n" << s;
 
   InspectOptions capped;

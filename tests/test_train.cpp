@@ -255,3 +255,42 @@ TEST(Train, ArgsAcceptUpstreamCommandLine) {
   const char* bad[] = {"detr_train", "--coco_path", "/d", "--scales", "480,abc"};
   EXPECT_THROW(detr::parse_train_args(5, bad), detr::UsageError);
 }
+
+TEST(Train, PredictAndEvaluateATrainedModel) {
+  auto dir = temp_dir("predict");
+  auto data = demo_data(dir, 6);
+  auto r = run("--coco_path " + data.string() + " --output_dir " + (dir / "out").string() +
+               " --epochs 1 --batch_size 2" + tiny_flags());
+  ASSERT_EQ(r.code, 0) << r.output;
+  const std::string tools = DETR_TOOLS_DIR;
+  // --eval on the checkpoint: evaluates and exits.
+  r = run("--coco_path " + data.string() + " --eval --resume " + (dir / "out").string() + tiny_flags());
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("test_coco_eval_bbox"), std::string::npos) << r.output;
+  // detr_predict on the training images, with drawn images.
+  const auto pred = dir / "pred.json";
+  const int code = std::system((tools + "/detr_predict --checkpoint " + (dir / "out").string() + " --input " +
+                                (data / "images").string() + " --threshold 0 --topk 5 --output " + pred.string() +
+                                " --draw " + (dir / "drawn").string() + " 2>/dev/null")
+                                   .c_str());
+  ASSERT_EQ(code, 0);
+  std::ifstream in(pred);
+  auto results = nlohmann::json::parse(in);
+  EXPECT_EQ(results.size(), 6u * 5u);
+  EXPECT_TRUE(results[0].contains("category_name"));
+  EXPECT_TRUE(fs::exists(dir / "drawn" / "0.png"));
+  // detr_eval on the run's own COCO results against the export's annotations.
+  FILE* p = popen((tools + "/detr_eval --json --gt " + (data / "annotations" / "instances_default.json").string() +
+                   " --dt " + (dir / "out" / "eval" / "results_0000.json").string())
+                      .c_str(),
+                  "r");
+  std::string text;
+  char buf[4096];
+  while (size_t n = fread(buf, 1, sizeof buf, p)) text.append(buf, n);
+  ASSERT_EQ(pclose(p), 0) << text;
+  auto stats = nlohmann::json::parse(text)["stats"];
+  ASSERT_EQ(stats.size(), 12u);
+  std::ifstream latest(dir / "out" / "eval" / "latest.json");
+  auto expected = nlohmann::json::parse(latest)["coco_eval_bbox"];
+  for (size_t i = 0; i < 12; ++i) EXPECT_NEAR(stats[i].get<double>(), expected[i].get<double>(), 1e-9) << i;
+}

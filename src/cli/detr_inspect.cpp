@@ -3,7 +3,6 @@
 // (e.g. argparse.Namespace) with their state — without Python.
 // Exit codes: 0 done, 1 unreadable file ("detr_inspect: error: <file>: <what>"), 2 usage.
 #include <cxxopts.hpp>
-
 #include <iostream>
 #include <string>
 
@@ -11,8 +10,9 @@
 #include "src/serialization/torch_save.h"
 
 int main(int argc, char** argv) {
-  cxxopts::Options options("detr_inspect", "Prints the structure of a torch.save file (.pth): keys, tensor "
-                                           "dtypes and shapes, values and pickled objects.");
+  cxxopts::Options options("detr_inspect",
+                           "Prints the structure of a torch.save file (.pth): keys, tensor "
+                           "dtypes and shapes, values and pickled objects.");
   options.positional_help("FILE");
   options.add_options()("file", "torch.save file", cxxopts::value<std::string>())(
       "max_items", "list at most N entries per dict/list (0: all)", cxxopts::value<size_t>()->default_value("0"))(

@@ -81,7 +81,8 @@ class Printer {
     if (v.is_object()) {
       const auto& o = v.as_object();
       std::string s = o.qualified() + " object";
-      if (o.args.is_tuple() && o.args.size() > 0) s += ", args " + (short_sequence(o.args) ? inline_value(o.args, "") : repr(o.args));
+      if (o.args.is_tuple() && o.args.size() > 0)
+        s += ", args " + (short_sequence(o.args) ? inline_value(o.args, "") : repr(o.args));
       return s;
     }
     if (v.is_storage()) return repr(v);
@@ -129,7 +130,8 @@ class Printer {
       const PyValue* state = &o.state;
       if (state->is_tuple() && state->size() > 0) state = &state->item(0);
       if (state->is_dict())
-        for (const auto& [k, e] : state->as_dict().entries) collect(e, join(k.is_str() ? k.as_str() : repr(k)), depth + 1);
+        for (const auto& [k, e] : state->as_dict().entries)
+          collect(e, join(k.is_str() ? k.as_str() : repr(k)), depth + 1);
       else
         collect(*state, join("<state>"), depth + 1);
       collect(o.args, join("<args>"), depth + 1);
@@ -142,7 +144,8 @@ class Printer {
     if (short_sequence(v)) return;
     if (is_container(v) || v.is_object()) {
       if (depth >= std::min<size_t>(o_.max_depth, 1000)) {
-        if (is_container(v) && v.size() > 0) os_ << std::string(2 * depth + 2, ' ') << "... (deeper levels not shown)\n";
+        if (is_container(v) && v.size() > 0)
+          os_ << std::string(2 * depth + 2, ' ') << "... (deeper levels not shown)\n";
         return;
       }
       children(v, depth + 1, path);
@@ -174,14 +177,14 @@ class Printer {
       if (o.args.is_tuple() && o.args.size() > 0 && !short_sequence(o.args)) visit("<args>", o.args);
       if (!o.items.is_none()) visit("<items>", o.items);
     }
-    if (total > shown)
-      os_ << std::string(2 * depth, ' ') << "... " << total - shown << " more (of " << total << ")\n";
+    if (total > shown) os_ << std::string(2 * depth, ' ') << "... " << total - shown << " more (of " << total << ")\n";
   }
 
   void summary() {
-    os_ << "-- " << tensors_ << (tensors_ == 1 ? " tensor" : " tensors") << ", " << elements_ << " elements, "
-        << bytes_ << " bytes of storage";
-    for (const auto& [dtype, n] : per_dtype_) os_ << (dtype == per_dtype_.begin()->first ? ": " : ", ") << dtype << " x" << n;
+    os_ << "-- " << tensors_ << (tensors_ == 1 ? " tensor" : " tensors") << ", " << elements_ << " elements, " << bytes_
+        << " bytes of storage";
+    for (const auto& [dtype, n] : per_dtype_)
+      os_ << (dtype == per_dtype_.begin()->first ? ": " : ", ") << dtype << " x" << n;
     os_ << "\n";
   }
 
@@ -203,8 +206,7 @@ void print_structure(std::ostream& os, const PyValue& value, const InspectOption
 void print_load_info(std::ostream& os, const LoadInfo& info) {
   os << "torch.save " << info.format << " format";
   if (!info.archive_name.empty()) os << " (archive '" << info.archive_name << "')";
-  os << ", pickle protocol " << info.protocol << ", " << info.storages << " storages, " << info.bytes
-     << " bytes\n";
+  os << ", pickle protocol " << info.protocol << ", " << info.storages << " storages, " << info.bytes << " bytes\n";
 }
 
 }  // namespace detr::serialization

@@ -9,9 +9,9 @@
 namespace detr::serialization {
 
 struct InspectOptions {
-  size_t max_items = 0;      // entries listed per container (0: all); the rest are counted
-  size_t max_depth = 64;     // deeper containers are summarized
-  size_t max_values = 8;     // tensors with at most this many elements show their values
+  size_t max_items = 0;   // entries listed per container (0: all); the rest are counted
+  size_t max_depth = 64;  // deeper containers are summarized
+  size_t max_values = 8;  // tensors with at most this many elements show their values
 };
 
 // One line per entry, indented by nesting: dict keys, tensors as "float16 [5, 8]" (with

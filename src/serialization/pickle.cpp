@@ -297,9 +297,7 @@ const PyValue& PyValue::item(size_t index) const {
                              std::to_string(v.size()));
   return v[index];
 }
-const PyValue* PyValue::find(const std::string& key) const {
-  return kind_ == Kind::Dict ? dict_->find(key) : nullptr;
-}
+const PyValue* PyValue::find(const std::string& key) const { return kind_ == Kind::Dict ? dict_->find(key) : nullptr; }
 const PyValue& PyValue::at(const std::string& key) const {
   if (kind_ == Kind::Object) return attr(key);
   if (const PyValue* v = as_dict().find(key)) return *v;
@@ -566,23 +564,41 @@ struct StorageClass {
   torch::Dtype dtype;
 };
 constexpr StorageClass kStorageClasses[] = {
-    {"FloatStorage", torch::kFloat32},   {"DoubleStorage", torch::kFloat64},
-    {"HalfStorage", torch::kFloat16},    {"BFloat16Storage", torch::kBFloat16},
-    {"LongStorage", torch::kInt64},      {"IntStorage", torch::kInt32},
-    {"ShortStorage", torch::kInt16},     {"CharStorage", torch::kInt8},
-    {"ByteStorage", torch::kUInt8},      {"BoolStorage", torch::kBool},
-    {"ComplexFloatStorage", torch::kComplexFloat}, {"ComplexDoubleStorage", torch::kComplexDouble},
+    {"FloatStorage", torch::kFloat32},
+    {"DoubleStorage", torch::kFloat64},
+    {"HalfStorage", torch::kFloat16},
+    {"BFloat16Storage", torch::kBFloat16},
+    {"LongStorage", torch::kInt64},
+    {"IntStorage", torch::kInt32},
+    {"ShortStorage", torch::kInt16},
+    {"CharStorage", torch::kInt8},
+    {"ByteStorage", torch::kUInt8},
+    {"BoolStorage", torch::kBool},
+    {"ComplexFloatStorage", torch::kComplexFloat},
+    {"ComplexDoubleStorage", torch::kComplexDouble},
 };
 // dtype globals (torch.float32, ...) that newer files may use in place of a storage class
 const std::map<std::string, torch::Dtype>& dtype_names() {
-  static const std::map<std::string, torch::Dtype> m = {
-      {"float32", torch::kFloat32}, {"float", torch::kFloat32},    {"float64", torch::kFloat64},
-      {"double", torch::kFloat64},  {"float16", torch::kFloat16},  {"half", torch::kFloat16},
-      {"bfloat16", torch::kBFloat16}, {"int64", torch::kInt64},    {"long", torch::kInt64},
-      {"int32", torch::kInt32},     {"int", torch::kInt32},        {"int16", torch::kInt16},
-      {"short", torch::kInt16},     {"int8", torch::kInt8},        {"uint8", torch::kUInt8},
-      {"bool", torch::kBool},       {"complex64", torch::kComplexFloat}, {"complex128", torch::kComplexDouble},
-      {"cfloat", torch::kComplexFloat}, {"cdouble", torch::kComplexDouble}};
+  static const std::map<std::string, torch::Dtype> m = {{"float32", torch::kFloat32},
+                                                        {"float", torch::kFloat32},
+                                                        {"float64", torch::kFloat64},
+                                                        {"double", torch::kFloat64},
+                                                        {"float16", torch::kFloat16},
+                                                        {"half", torch::kFloat16},
+                                                        {"bfloat16", torch::kBFloat16},
+                                                        {"int64", torch::kInt64},
+                                                        {"long", torch::kInt64},
+                                                        {"int32", torch::kInt32},
+                                                        {"int", torch::kInt32},
+                                                        {"int16", torch::kInt16},
+                                                        {"short", torch::kInt16},
+                                                        {"int8", torch::kInt8},
+                                                        {"uint8", torch::kUInt8},
+                                                        {"bool", torch::kBool},
+                                                        {"complex64", torch::kComplexFloat},
+                                                        {"complex128", torch::kComplexDouble},
+                                                        {"cfloat", torch::kComplexFloat},
+                                                        {"cdouble", torch::kComplexDouble}};
   return m;
 }
 }  // namespace

@@ -7,12 +7,11 @@
 #pragma once
 #include <torch/torch.h>
 
-#include <nlohmann/json.hpp>
-
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -28,8 +27,15 @@ struct PyObject;
 class PyValue {
  public:
   enum class Kind {
-    None, Bool, Int, Float, Str, Bytes,
-    List, Tuple, Dict,
+    None,
+    Bool,
+    Int,
+    Float,
+    Str,
+    Bytes,
+    List,
+    Tuple,
+    Dict,
     Tensor,   // torch.Tensor (nn.Parameter too); a view keeps sharing its storage
     Storage,  // a bare storage (1-D tensor of its dtype): persistent ids resolve to these
     Global,   // a class or function reference (pickle GLOBAL): module + name
@@ -74,8 +80,8 @@ class PyValue {
   bool is_object() const { return kind_ == Kind::Object; }
 
   bool as_bool() const;
-  int64_t as_int() const;     // Int or Bool
-  double as_float() const;    // Float, Int or Bool
+  int64_t as_int() const;   // Int or Bool
+  double as_float() const;  // Float, Int or Bool
   const std::string& as_str() const;
   const std::string& as_bytes() const;  // Bytes (or Str: its UTF-8)
   const torch::Tensor& as_tensor() const;

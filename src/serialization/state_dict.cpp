@@ -23,7 +23,8 @@ bool has_prefix(const std::string& name, const std::vector<std::string>& prefixe
 void list_names(std::ostream& os, const char* what, const std::vector<std::string>& names) {
   if (names.empty()) return;
   os << "\n  " << what << " (" << names.size() << "):";
-  for (size_t i = 0; i < names.size() && i < kMaxListed; ++i) os << " " << names[i] << (i + 1 < names.size() ? "," : "");
+  for (size_t i = 0; i < names.size() && i < kMaxListed; ++i)
+    os << " " << names[i] << (i + 1 < names.size() ? "," : "");
   if (names.size() > kMaxListed) os << " ... and " << names.size() - kMaxListed << " more";
 }
 
@@ -49,8 +50,7 @@ LoadReport load_into(const std::map<std::string, torch::Tensor>& target,
       continue;
     }
     if (src.scalar_type() != dst.scalar_type())
-      report.converted.push_back(name + ": " + dtype_name(src.scalar_type()) + " -> " +
-                                 dtype_name(dst.scalar_type()));
+      report.converted.push_back(name + ": " + dtype_name(src.scalar_type()) + " -> " + dtype_name(dst.scalar_type()));
     copies.emplace_back(dst, src);
     report.loaded.push_back(name);
   }
@@ -115,13 +115,11 @@ LoadReport load_state_dict(torch::nn::Module& module, const std::map<std::string
   return load_into(module_state(module), state, options);
 }
 
-LoadReport load_state_dict(torch::nn::Module& module, const PyValue& state_or_checkpoint,
-                           const LoadOptions& options) {
+LoadReport load_state_dict(torch::nn::Module& module, const PyValue& state_or_checkpoint, const LoadOptions& options) {
   return load_state_dict(module, to_state_dict(state_or_checkpoint), options);
 }
 
-LoadReport load_state_dict(torch::nn::Module& module, const std::filesystem::path& path,
-                           const LoadOptions& options) {
+LoadReport load_state_dict(torch::nn::Module& module, const std::filesystem::path& path, const LoadOptions& options) {
   const PyValue v = torch_load(path);
   try {
     return load_state_dict(module, v, options);

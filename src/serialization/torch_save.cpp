@@ -122,8 +122,8 @@ PyValue load_zip(caffe2::serialize::PyTorchStreamReader& reader, LoadInfo& info)
     auto [ptr, n] = reader.getRecord(record);
     const uint64_t nbytes = checked_nbytes(ref.numel, ref.dtype, ref.key);
     if (n < nbytes)
-      fail("record " + record + " has " + std::to_string(n) + " bytes but its storage needs " +
-           std::to_string(nbytes) + " (" + std::to_string(ref.numel) + " x " + dtype_name(ref.dtype) + ")");
+      fail("record " + record + " has " + std::to_string(n) + " bytes but its storage needs " + std::to_string(nbytes) +
+           " (" + std::to_string(ref.numel) + " x " + dtype_name(ref.dtype) + ")");
     auto t = torch::empty({ref.numel}, torch::TensorOptions().dtype(ref.dtype));
     if (nbytes) std::memcpy(t.data_ptr(), ptr.get(), nbytes);
     if (big_endian) byteswap(t);

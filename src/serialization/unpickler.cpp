@@ -77,8 +77,8 @@ PyValue numpy_scalar(const PyValue& dtype, const std::string& raw) {
   const std::string code = dtype.as_object().args.item(0).as_str();
   auto get = [&](auto zero) {
     decltype(zero) v{};
-    if (raw.size() != sizeof v) throw std::runtime_error("numpy scalar of " + code + " has " +
-                                                         std::to_string(raw.size()) + " bytes");
+    if (raw.size() != sizeof v)
+      throw std::runtime_error("numpy scalar of " + code + " has " + std::to_string(raw.size()) + " bytes");
     std::memcpy(&v, raw.data(), sizeof v);
     return v;
   };
@@ -183,7 +183,7 @@ class Unpickler {
     }
     return PyValue::integer(static_cast<int64_t>(v));
   }
-  std::string unescape_string(const std::string& s);   // 'S' (repr of a str)
+  std::string unescape_string(const std::string& s);     // 'S' (repr of a str)
   std::string raw_unicode_escape(const std::string& s);  // 'V'
 
   // ---- stack ----
@@ -242,12 +242,19 @@ void Unpickler::step(uint8_t op) {
       if (protocol_ > 5) fail("unsupported pickle protocol " + std::to_string(protocol_));
       break;
     }
-    case 0x95: le<uint64_t>(); break;  // FRAME: a length hint only
+    case 0x95: {  // FRAME: a length hint only
+      le<uint64_t>();
+      break;
+    }
     // ---- stack manipulation
     case '(': marks_.push_back(stack_.size()); break;  // MARK
-    case '0': pop(); break;                             // POP
-    case '1': pop_mark(); break;                        // POP_MARK
-    case '2': push(top()); break;                       // DUP
+    case '0': pop(); break;                            // POP
+    case '1': pop_mark(); break;                       // POP_MARK
+    case '2': {  // DUP
+      PyValue copy = top();
+      push(std::move(copy));
+      break;
+    }
     // ---- constants and numbers
     case 'N': push({}); break;
     case 0x88: push(PyValue::boolean(true)); break;
@@ -354,7 +361,11 @@ void Unpickler::step(uint8_t op) {
       append_items(top(), std::move(items));
       break;
     }
-    case 0x91: push(PyValue::list(pop_mark())); break;  // FROZENSET
+    case 0x91: {  // FROZENSET
+      PyList items = pop_mark();
+      push(PyValue::list(std::move(items)));
+      break;
+    }
     // ---- memo
     case 'p': memo_[static_cast<uint64_t>(parse_int(line()))] = top(); break;
     case 'q': memo_[u8()] = top(); break;
@@ -518,6 +529,17 @@ PyValue Unpickler::call(const PyValue& callable, const PyValue& args_value) {
     return args[i];
   };
   if (q == "torch._utils._rebuild_tensor_v2" || q == "torch._utils._rebuild_tensor") return rebuild_tensor(args);
+  if (q == "torch._utils._rebuild_tensor_v3") {  // (untyped storage, offset, size, stride, grad, hooks, dtype, ...)
+    if (!arg(6).is_global()) fail(q + " dtype is " + arg(6).type_name());
+    const torch::Dtype dtype = dtype_from_storage_class(arg(6).as_object().module, arg(6).as_object().name);
+    const torch::Tensor& bytes = arg(0).as_storage();
+    if (bytes.scalar_type() != dtype && (bytes.numel() * bytes.element_size()) % c10::elementSize(dtype) != 0)
+      fail(q + ": storage of " + std::to_string(bytes.numel() * bytes.element_size()) +
+           " bytes is not a whole number of " + dtype_name(dtype));
+    PyList typed = args;
+    typed[0] = PyValue::storage(bytes.scalar_type() == dtype ? bytes : bytes.view(dtype));
+    return rebuild_tensor(typed);
+  }
   if (q == "torch._utils._rebuild_parameter" || q == "torch._utils._rebuild_parameter_with_state" ||
       q == "torch.nn.parameter.Parameter") {
     if (!arg(0).is_tensor()) fail(q + " of " + arg(0).type_name());
@@ -548,7 +570,8 @@ PyValue Unpickler::call(const PyValue& callable, const PyValue& args_value) {
     if (args.empty()) return PyValue::bytes("");
     if (arg(0).is_bytes()) return PyValue::bytes(arg(0).as_bytes());
     const std::string enc = args.size() > 1 && args[1].is_str() ? args[1].as_str() : "utf-8";
-    if (enc == "latin1" || enc == "latin-1" || enc == "iso-8859-1") return PyValue::bytes(latin1_bytes(arg(0).as_str()));
+    if (enc == "latin1" || enc == "latin-1" || enc == "iso-8859-1")
+      return PyValue::bytes(latin1_bytes(arg(0).as_str()));
     return PyValue::bytes(arg(0).as_str());
   }
   if (q == "numpy.core.multiarray.scalar" || q == "numpy._core.multiarray.scalar") {
