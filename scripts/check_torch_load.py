@@ -56,7 +56,9 @@ def audit(path):
     with zipfile.ZipFile(path) as z:
         name = next(n for n in z.namelist() if n.endswith("/data.pkl"))
         data = z.read(name)
-        print(f"records: {sorted(z.namelist())}")
+        names = z.namelist()
+        other = sorted(n for n in names if "/data/" not in n)
+        print(f"records: {other} + {len(names) - len(other)} storages")
     opcodes, globals_ = set(), set()
     for op, arg, _ in pickletools.genops(data):
         opcodes.add(op.name)

@@ -177,6 +177,26 @@ nlohmann::json run_benchmark(const BenchOptions& o) {
                           {"images_per_s_runs", ips},
                           {"phase_s_per_step", phases}};
   };
+  // The data pipeline alone: decode + augment + collate, as fast as the loader delivers.
+  auto measure_data = [&] {
+    datasets::CocoDetection ds(data, datasets::TransformConfig{}, /*train=*/true);
+    datasets::LoaderOptions lo;
+    lo.batch_size = o.batch_size;
+    lo.num_workers = static_cast<int>(o.num_workers);
+    lo.seed = o.seed;
+    datasets::DataLoader loader(ds, lo);
+    std::vector<double> ips;
+    for (int64_t r = 0; r < o.repeats; ++r) {
+      loader.start_epoch(r);
+      const auto t0 = Clock::now();
+      int64_t images = 0;
+      while (auto b = loader.next()) images += b->samples.tensors.size(0);
+      ips.push_back(static_cast<double>(images) / std::chrono::duration<double>(Clock::now() - t0).count());
+      std::cerr << "data repetition " << r + 1 << "/" << o.repeats << ": " << ips.back() << " images/s\n";
+    }
+    return nlohmann::json{{"images_per_s", median(ips)}, {"images_per_s_runs", ips}};
+  };
+  if (o.mode == "data") result["data"] = measure_data();
   if (o.mode == "train" || o.mode == "both") result["train"] = measure(true);
   if (o.mode == "eval" || o.mode == "both") result["eval"] = measure(false);
   result["peak_rss_gb"] = peak_rss_gb();
@@ -189,6 +209,9 @@ std::string format_benchmark(const nlohmann::json& r) {
   s << "config " << r["config"].get<std::string>() << ", batch " << r["batch_size"] << ", " << r["image_size"].get<std::string>()
     << " images, device " << r["device"].get<std::string>() << ", " << r["threads"] << " threads, BLAS "
     << r["blas"].get<std::string>() << ", LibTorch " << r["libtorch"].get<std::string>() << "\n";
+  if (r.contains("data"))
+    s << std::fixed << std::setprecision(3) << "data (decode + augment + collate, " << r["num_workers"]
+      << " workers): " << r["data"]["images_per_s"].get<double>() << " images/s\n";
   for (const char* mode : {"train", "eval"}) {
     if (!r.contains(mode)) continue;
     const auto& m = r[mode];

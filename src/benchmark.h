@@ -13,7 +13,7 @@ struct BenchOptions {
   int64_t warmup = 1;              // steps not measured
   int64_t steps = 3;               // measured steps per repetition
   int64_t repeats = 3;
-  std::string mode = "train";      // train | eval | both
+  std::string mode = "train";      // train | eval | both | data (the loader alone)
   int64_t width = 640, height = 480;
   int64_t num_workers = 2;
   int64_t num_threads = 0;         // 0 = all cores

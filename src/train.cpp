@@ -365,6 +365,18 @@ int run_train(const TrainArgs& a) {
     ++epochs_done;
   }
 
+  // ---- Onepanel task metrics: [{"name", "value", "format"}]
+  std::string metrics_path = a.sys_metrics;
+  if (metrics_path.empty() && std::getenv("ONEPANEL_RESOURCE_UID")) metrics_path = "/tmp/sys-metrics.json";
+  if (!metrics_path.empty()) {
+    nlohmann::json metrics = nlohmann::json::array();
+    if (state.best_ap >= 0) metrics.push_back({{"name", "best AP"}, {"value", state.best_ap}, {"format", ""}});
+    for (const auto& [k, v] : last_train)
+      if (k == "loss" || k == "class_error")
+        metrics.push_back({{"name", "train " + k}, {"value", v}, {"format", k == "class_error" ? "%" : ""}});
+    write_json_atomic(metrics_path, metrics);
+  }
+
   // ---- summary
   std::cout << "Training done: " << epochs_done << " epochs in " << format_duration(seconds_since(t_start));
   for (const auto& [k, v] : last_train)

@@ -81,9 +81,15 @@ TEST(Train, TwoEpochsWriteEveryOutput) {
   auto dir = temp_dir("outputs");
   auto data = demo_data(dir, 6);
   auto r = run("--coco_path " + data.string() + " --output_dir " + (dir / "out").string() +
-               " --epochs 2 --batch_size 2 --lr_drop 1" + tiny_flags());
+               " --epochs 2 --batch_size 2 --lr_drop 1 --sys_metrics " + (dir / "sys-metrics.json").string() +
+               tiny_flags());
   ASSERT_EQ(r.code, 0) << r.output;
   const auto out = dir / "out";
+  std::ifstream metrics_file(dir / "sys-metrics.json");
+  auto metrics = nlohmann::json::parse(metrics_file);
+  ASSERT_GE(metrics.size(), 2u);
+  EXPECT_EQ(metrics[0]["name"], "best AP");
+  EXPECT_TRUE(metrics[0]["value"].is_number());
   for (const char* f : {"checkpoint.pth", "checkpoint0000.pth", "checkpoint0001.pth", "classes.csv", "log.txt",
                         "config.json", "best.pth", "eval/latest.json", "eval/results_0001.json"})
     EXPECT_TRUE(fs::exists(out / f)) << f;
