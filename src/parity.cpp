@@ -10,6 +10,8 @@
 #include "models/detr.h"
 #include "models/post_process.h"
 #include "models/set_criterion.h"
+#include "src/serialization/state_dict.h"
+#include "src/serialization/torch_save.h"
 
 namespace detr {
 
@@ -27,30 +29,14 @@ nlohmann::json read_json(const fs::path& path) {
   }
 }
 
-// TEMPORARY until the torch.save reader lands: plain-dict zip files through torch::pickle_load.
+// A {name: tensor} file (plain dict, OrderedDict or a checkpoint holding "model"), in any torch.save
+// format, through the same reader users' checkpoints go through.
 std::map<std::string, torch::Tensor> read_tensor_dict(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error(path + ": cannot open");
-  std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  auto ivalue = torch::pickle_load(bytes);
-  std::map<std::string, torch::Tensor> out;
-  for (const auto& kv : ivalue.toGenericDict()) out[kv.key().toStringRef()] = kv.value().toTensor();
-  return out;
+  return serialization::to_state_dict(serialization::torch_load(path));
 }
 
 void load_state_dict(torch::nn::Module& model, const std::map<std::string, torch::Tensor>& sd) {
-  torch::NoGradGuard no_grad;
-  std::vector<std::string> missing;
-  auto copy = [&](const std::string& name, torch::Tensor& t) {
-    auto it = sd.find(name);
-    if (it == sd.end()) { missing.push_back(name); return; }
-    TORCH_CHECK(it->second.sizes() == t.sizes(), name, ": shape ", it->second.sizes(), " vs ", t.sizes());
-    t.copy_(it->second.to(t.dtype()));
-  };
-  for (auto& p : model.named_parameters()) copy(p.key(), p.value());
-  for (auto& p : model.named_buffers()) copy(p.key(), p.value());
-  TORCH_CHECK(missing.empty(), "missing keys: ", missing.size(), " first ", missing.empty() ? "" : missing[0]);
-  TORCH_CHECK(sd.size() == model.named_parameters().size() + model.named_buffers().size(), "unexpected keys");
+  serialization::load_state_dict(model, sd, serialization::LoadOptions::strict());
 }
 
 class Checker {
