@@ -12,7 +12,7 @@ PACKAGES=(
   libcxxopts-dev          # command line
   libgtest-dev            # tests
   libopenblas0-openmp     # optimised BLAS; the reference BLAS is ~50x slower
-  python3-pil python3-numpy  # tests only: resize fidelity against PIL
+  python3-pil python3-numpy python3-yaml  # tests only: resize fidelity, workflow template
 )
 
 SUDO=""

@@ -98,6 +98,7 @@ cxxopts::Options make_options() {
     ("eval_every", "evaluate every N epochs (0 = only at the end)", cxxopts::value<int64_t>()->default_value("1"))
     ("print_freq", "log every N steps when not on a terminal", cxxopts::value<int64_t>()->default_value("10"))
     ("dist_backend", "nccl|gloo (default: nccl on CUDA, gloo on CPU)", cxxopts::value<std::string>()->default_value(""))
+    ("parse_only", "check the command line, print the resolved flags as JSON and exit")
     ("sys_metrics", "write final metrics for Onepanel here (default: /tmp/sys-metrics.json when ONEPANEL_RESOURCE_UID is set)", cxxopts::value<std::string>()->default_value(""))
     ("h,help", "print this help");
   // clang-format on
@@ -175,6 +176,7 @@ TrainArgs parse_train_args(int argc, const char* const* argv, std::string* help)
     a.print_freq = r["print_freq"].as<int64_t>();
     a.dist_backend = r["dist_backend"].as<std::string>();
     a.sys_metrics = r["sys_metrics"].as<std::string>();
+    a.parse_only = r.count("parse_only") > 0;
   } catch (const cxxopts::exceptions::exception& e) {
     throw UsageError(e.what());
   }

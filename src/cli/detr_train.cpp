@@ -15,6 +15,10 @@ int main(int argc, char** argv) {
       std::cout << help << std::endl;
       return 0;
     }
+    if (args.parse_only) {
+      std::cout << args.to_json().dump() << std::endl;
+      return 0;
+    }
     return detr::run_train(args);
   } catch (const detr::UsageError& e) {
     std::cerr << "detr_train: " << e.what() << "\nTry 'detr_train --help'.\n";
