@@ -14,5 +14,6 @@ find_package(cxxopts REQUIRED)
 if(DETR_BUILD_TESTS)
   find_package(GTest REQUIRED)
 endif()
+set(THREADS_PREFER_PTHREAD_FLAG ON)  # -pthread everywhere, so one precompiled header serves all targets
 find_package(Threads REQUIRED)
 find_package(OpenMP COMPONENTS CXX)  # LibTorch CPU builds use OpenMP; the loader limits its threads' teams

@@ -179,6 +179,33 @@ std::optional<fs::path> resolve_image(const fs::path& image_dir, const std::stri
 
 }  // namespace
 
+// Counts images, boxes and upstream's drops; warns about exports that train badly.
+static void summarize(CocoDataset& data, const fs::path& image_dir) {
+  auto& summary = data.summary;
+  summary.images = static_cast<int64_t>(data.images.size());
+  summary.boxes = summary.crowd_dropped = summary.degenerate_dropped = summary.images_without_boxes = 0;
+  summary.warnings.clear();
+  for (const auto& rec : data.images) {
+    int64_t crowd = 0;
+    for (const auto& o : rec.objects) crowd += o.iscrowd;
+    const auto clean = convert_objects(rec.objects, rec.width, rec.height);
+    const auto n = static_cast<int64_t>(clean.labels.size());
+    summary.crowd_dropped += crowd;
+    summary.degenerate_dropped += static_cast<int64_t>(rec.objects.size()) - crowd - n;
+    summary.boxes += n;
+    summary.images_without_boxes += n == 0;
+  }
+  if (summary.boxes == 0)
+    summary.warnings.push_back("no boxes at all: the model can only learn to predict 'no object'");
+  if (summary.crowd_dropped)
+    summary.warnings.push_back(std::to_string(summary.crowd_dropped) +
+                               " crowd regions (iscrowd 1: CVAT exports mask and brush annotations so) are not "
+                               "trained on, as upstream; annotate boxes or polygons to train on them");
+  if (summary.file_name_fallbacks)
+    summary.warnings.push_back(std::to_string(summary.file_name_fallbacks) +
+                               " file_name(s) not found as given, found by basename in " + image_dir.string());
+}
+
 int64_t CocoDataset::max_category_id() const {
   int64_t m = 0;
   for (const auto& c : categories) m = std::max(m, c.id);
@@ -260,8 +287,18 @@ CocoDataset load_coco(const CocoSplit& split, const CocoLoadOptions& options) {
       rec.path = *path;
       summary.file_name_fallbacks += fell_back;
       if (options.decode_images) {
-        auto problem = image_problem(rec.path);
-        if (!problem.empty()) bad[rec.id] = problem;
+        try {
+          const auto img = load_image_rgb(rec.path);  // [H, W, 3]
+          if (img.size(0) != rec.height || img.size(1) != rec.width) {
+            const bool swapped = img.size(0) == rec.width && img.size(1) == rec.height;
+            bad[rec.id] = "declared " + std::to_string(rec.width) + "x" + std::to_string(rec.height) +
+                          " but the file decodes as " + std::to_string(img.size(1)) + "x" + std::to_string(img.size(0)) +
+                          (swapped ? " (rotated: the annotator probably applied EXIF orientation; re-export the images upright)"
+                                   : "; the boxes would not fit the pixels");
+          }
+        } catch (const std::exception& e) {
+          bad[rec.id] = e.what();
+        }
       }
     }
     data.images.push_back(std::move(rec));
@@ -329,23 +366,7 @@ CocoDataset load_coco(const CocoSplit& split, const CocoLoadOptions& options) {
   std::sort(data.images.begin(), data.images.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
   if (data.images.empty()) r.fail("images", "no usable images");
 
-  for (const auto& rec : data.images) {
-    int64_t crowd = 0;
-    for (const auto& o : rec.objects) crowd += o.iscrowd;
-    const auto clean = convert_objects(rec.objects, rec.width, rec.height);
-    const auto n = static_cast<int64_t>(clean.labels.size());
-    summary.crowd_dropped += crowd;
-    summary.degenerate_dropped += static_cast<int64_t>(rec.objects.size()) - crowd - n;
-    summary.boxes += n;
-    summary.images_without_boxes += n == 0;
-  }
-  summary.images = static_cast<int64_t>(data.images.size());
-  if (summary.boxes == 0)
-    summary.warnings.push_back("no boxes at all: the model can only learn to predict 'no object'");
-  if (summary.file_name_fallbacks)
-    summary.warnings.push_back(std::to_string(summary.file_name_fallbacks) +
-                               " file_name(s) not found as given, found by basename in " +
-                               split.image_dir.string());
+  summarize(data, split.image_dir);
   return data;
 }
 
@@ -369,8 +390,8 @@ std::pair<CocoDataset, CocoDataset> split_dataset(const CocoDataset& data, doubl
   train.images.clear();
   val.images.clear();
   for (size_t i = 0; i < n; ++i) (is_val[i] ? val : train).images.push_back(data.images[i]);
-  train.summary.images = static_cast<int64_t>(train.images.size());
-  val.summary.images = static_cast<int64_t>(val.images.size());
+  summarize(train, "");
+  summarize(val, "");
   return {train, val};
 }
 

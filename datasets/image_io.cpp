@@ -14,12 +14,29 @@ std::vector<uchar> read_bytes(const std::filesystem::path& path) {
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
-// A JPEG whose end-of-image marker is missing was cut short (PIL: "image file is truncated").
+// A JPEG cut short (PIL: "image file is truncated"): no end-of-image marker after the main image's
+// scan. Walks the marker segments to the first start-of-scan (an EXIF thumbnail inside APP1 is skipped
+// with its segment), then looks for FFD9 after it; in entropy-coded data FF is always followed by 00 or
+// a restart marker, so the first FFD9 there is the image's end, and bytes after it (some phones append
+// videos or vendor data) do not matter.
 bool jpeg_truncated(const std::vector<uchar>& b) {
   if (b.size() < 4 || b[0] != 0xFF || b[1] != 0xD8) return false;  // not a JPEG
-  const size_t from = b.size() > 4096 ? b.size() - 4096 : 2;
-  for (size_t i = b.size() - 1; i > from; --i)
-    if (b[i - 1] == 0xFF && b[i] == 0xD9) return false;
+  size_t i = 2;
+  while (i + 4 <= b.size()) {
+    if (b[i] != 0xFF) return true;  // lost sync before the scan
+    const uchar marker = b[i + 1];
+    if (marker == 0xFF) {           // fill byte
+      ++i;
+      continue;
+    }
+    const size_t length = (static_cast<size_t>(b[i + 2]) << 8) | b[i + 3];
+    if (marker == 0xDA) {           // start of scan: search its data for the end of image
+      for (size_t k = i + 2 + length; k + 1 < b.size(); ++k)
+        if (b[k] == 0xFF && b[k + 1] == 0xD9) return false;
+      return true;
+    }
+    i += 2 + length;
+  }
   return true;
 }
 

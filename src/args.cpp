@@ -200,6 +200,9 @@ TrainArgs parse_train_args(int argc, const char* const* argv, std::string* help)
   if (a.val_split != -1 && (a.val_split < 0 || a.val_split >= 1))
     throw UsageError("--val_split must be in [0, 1), got " + std::to_string(a.val_split));
   if (a.lr <= 0) throw UsageError("--lr must be positive");
+  const char* env_world = std::getenv("WORLD_SIZE");
+  if (a.world_size > 1 || (env_world && std::atoi(env_world) > 1))
+    throw UsageError("distributed training (--world_size / WORLD_SIZE > 1) is not implemented yet; run one process");
   try {
     if (a.num_classes == 0) {
       auto probe = m;

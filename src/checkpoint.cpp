@@ -157,8 +157,11 @@ void restore_optimizer(const fs::path& path, AdamW& optimizer, StepLR& scheduler
     }
     offset += ours.params.size();
   }
+  // As upstream's lr_scheduler.load_state_dict: the checkpoint's schedule wins over the flags.
   const auto& sched = root.at("lr_scheduler");
   scheduler.set_last_epoch(sched.at("last_epoch").as_int());
+  if (const auto* st = sched.find("step_size")) scheduler.set_step_size(st->as_int());
+  if (const auto* g = sched.find("gamma")) scheduler.set_gamma(g->as_float());
 }
 
 fs::path resolve_checkpoint_path(const fs::path& p) {

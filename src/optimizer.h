@@ -62,6 +62,8 @@ class StepLR {
   int64_t last_epoch() const { return last_epoch_; }
   void set_last_epoch(int64_t e) { last_epoch_ = e; }
   int64_t step_size() const { return step_size_; }
+  void set_step_size(int64_t s) { step_size_ = s; }
+  void set_gamma(double g) { gamma_ = g; }
   double gamma() const { return gamma_; }
 
  private:

@@ -61,14 +61,21 @@ void append_log(const fs::path& path, const nlohmann::ordered_json& line) {
   if (!out) throw std::runtime_error(path.string() + ": cannot append");
 }
 
-void write_json_atomic(const fs::path& path, const nlohmann::json& j) {
+void write_json_atomic(const fs::path& path, const nlohmann::json& j, bool compact = false) {
   const auto tmp = path.string() + ".tmp";
   {
     std::ofstream out(tmp);
-    out << j.dump(1) << "\n";
+    out << (compact ? j.dump() : j.dump(1)) << "\n";
     if (!out) throw std::runtime_error(path.string() + ": cannot write");
   }
   fs::rename(tmp, path);
+}
+
+// A copy that a kill can never leave half-written.
+void copy_atomic(const fs::path& from, const fs::path& to) {
+  const fs::path tmp = to.string() + ".tmp";
+  fs::copy_file(from, tmp, fs::copy_options::overwrite_existing);
+  fs::rename(tmp, to);
 }
 
 // Progress: a live line on a terminal, plain periodic lines otherwise (workflow pods).
@@ -102,7 +109,9 @@ struct Data {
 
 Data load_data(const TrainArgs& a) {
   auto layout = datasets::discover_coco(a.coco_path, {a.train_annotations, a.val_annotations, a.image_dir});
-  datasets::CocoLoadOptions lo{a.skip_bad_images, a.check_data};
+  // Decoding every image up front finds corrupt files: always with --check_data, and with
+  // --skip_bad_images so that they are skipped before training rather than failing it.
+  datasets::CocoLoadOptions lo{a.skip_bad_images, a.check_data || a.skip_bad_images};
   Data d;
   d.train = datasets::load_coco(layout.train, lo);
   if (layout.val) {
@@ -257,11 +266,15 @@ int run_train(const TrainArgs& a) {
       for (const auto& d : ev.detections)
         dets.push_back({{"image_id", d.image_id}, {"category_id", d.category_id},
                         {"bbox", {d.bbox[0], d.bbox[1], d.bbox[2], d.bbox[3]}}, {"score", d.score}});
-      std::ostringstream name;
-      name << "results_" << std::setw(4) << std::setfill('0') << epoch << ".json";
-      write_json_atomic(out / "eval" / name.str(), dets);
+      // As upstream's eval/: the latest results, and a copy every 50 epochs (results are large).
+      write_json_atomic(out / "eval" / "results_latest.json", dets, /*compact=*/true);
+      if (epoch % 50 == 0) {
+        std::ostringstream name;
+        name << "results_" << std::setw(4) << std::setfill('0') << epoch << ".json";
+        copy_atomic(out / "eval" / "results_latest.json", out / "eval" / name.str());
+      }
       write_json_atomic(out / "eval" / "latest.json",
-                        {{"epoch", epoch}, {"coco_eval_bbox", ev.coco.stats}, {"results", name.str()}});
+                        {{"epoch", epoch}, {"coco_eval_bbox", ev.coco.stats}, {"results", "results_latest.json"}});
     }
     return ev;
   };
@@ -310,7 +323,8 @@ int run_train(const TrainArgs& a) {
                                   skip_steps);
     const int64_t done_steps = skip_steps + steps_run;
     skip_steps = 0;
-    if (stop_requested()) {
+    const bool epoch_complete = done_steps >= train_loader.size();
+    if (stop_requested() && !epoch_complete) {
       if (save) {
         save_ckpt(out / "checkpoint.pth", epoch - 1, done_steps);
         std::cerr << "detr_train: stopped by signal " << stop_signal() << " in epoch " << epoch << " after step "
@@ -326,9 +340,19 @@ int run_train(const TrainArgs& a) {
     last_train = logger.averages();
     const double epoch_secs = seconds_since(t_epoch);
 
+    // As upstream: the epoch's checkpoint first (a pod killed during evaluation keeps the epoch).
+    if (save) {
+      save_ckpt(out / "checkpoint.pth", epoch, 0);
+      if ((epoch + 1) % a.lr_drop == 0 || (epoch + 1) % 100 == 0) {
+        std::ostringstream name;
+        name << "checkpoint" << std::setw(4) << std::setfill('0') << epoch << ".pth";
+        copy_atomic(out / "checkpoint.pth", out / name.str());
+      }
+    }
     nlohmann::ordered_json line;
     for (const auto& [k, v] : last_train) line["train_" + k] = v;
-    const bool do_eval = (a.eval_every > 0 && (epoch + 1) % a.eval_every == 0) || epoch + 1 == a.epochs;
+    const bool do_eval = !stop_requested() &&
+                         ((a.eval_every > 0 && (epoch + 1) % a.eval_every == 0) || epoch + 1 == a.epochs);
     std::optional<EvalOutput> ev;
     if (do_eval) {
       ev = run_eval(epoch);
@@ -340,15 +364,10 @@ int run_train(const TrainArgs& a) {
     line["epoch_time_s"] = epoch_secs;
     line["train_images_per_s"] = images / std::max(epoch_secs, 1e-9);
     if (save) {
-      save_ckpt(out / "checkpoint.pth", epoch, 0);
-      if ((epoch + 1) % a.lr_drop == 0 || (epoch + 1) % 100 == 0) {
-        std::ostringstream name;
-        name << "checkpoint" << std::setw(4) << std::setfill('0') << epoch << ".pth";
-        fs::copy_file(out / "checkpoint.pth", out / name.str(), fs::copy_options::overwrite_existing);
-      }
       if (ev && ev->coco.stats[0] > state.best_ap) {
         state.best_ap = ev->coco.stats[0];
-        fs::copy_file(out / "checkpoint.pth", out / "best.pth", fs::copy_options::overwrite_existing);
+        save_ckpt(out / "checkpoint.pth", epoch, 0);  // again, recording the new best AP
+        copy_atomic(out / "checkpoint.pth", out / "best.pth");
       }
       append_log(out / "log.txt", line);
     }
@@ -363,6 +382,11 @@ int run_train(const TrainArgs& a) {
       tb->flush();
     }
     ++epochs_done;
+    if (stop_requested()) {  // arrived during the epoch's last step or its evaluation: the epoch is saved
+      std::cerr << "detr_train: stopped by signal " << stop_signal() << " after epoch " << epoch
+                << (save ? "; checkpoint written to " + (out / "checkpoint.pth").string() : std::string()) << "\n";
+      return 1;
+    }
   }
 
   // ---- Onepanel task metrics: [{"name", "value", "format"}]

@@ -164,6 +164,26 @@ TEST(CocoLoad, RealExportQuirks) {
   EXPECT_EQ(img.sizes(), (std::vector<int64_t>{20, 30, 3}));
   EXPECT_EQ(img[5][5][1].item<int>(), 77);
 
+  // Data appended after a JPEG's end (phones append videos) is fine; a cut JPEG is not.
+  auto appended = root / "images" / data.images[2].path.filename();
+  {
+    std::ofstream out(appended, std::ios::app | std::ios::binary);
+    out << std::string(10000, '\x42');
+  }
+  EXPECT_EQ(image_problem(appended), "");
+  // Declared and decoded sizes must agree (EXIF-rotated exports do not).
+  {
+    auto jj = read_json(ann);
+    jj["images"][3]["width"] = jj["images"][3]["width"].get<int>() + 1;
+    write_json(ann, jj);
+    try {
+      load_coco(discover_coco(root).train, {false, true});
+      ADD_FAILURE() << "size mismatch not detected";
+    } catch (const std::runtime_error& e) {
+      EXPECT_NE(std::string(e.what()).find("decodes as"), std::string::npos) << e.what();
+    }
+    write_json(ann, j);
+  }
   // A truncated JPEG is reported with --check_data.
   auto jpg = root / "images" / data.images[1].path.filename();
   auto size = fs::file_size(jpg);

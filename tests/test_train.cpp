@@ -91,7 +91,7 @@ TEST(Train, TwoEpochsWriteEveryOutput) {
   EXPECT_EQ(metrics[0]["name"], "best AP");
   EXPECT_TRUE(metrics[0]["value"].is_number());
   for (const char* f : {"checkpoint.pth", "checkpoint0000.pth", "checkpoint0001.pth", "classes.csv", "log.txt",
-                        "config.json", "best.pth", "eval/latest.json", "eval/results_0001.json"})
+                        "config.json", "best.pth", "eval/latest.json", "eval/results_latest.json", "eval/results_0000.json"})
     EXPECT_TRUE(fs::exists(out / f)) << f;
 
   // The checkpoint: upstream's structure, readable by our reader, model rebuildable from it.
