@@ -300,3 +300,25 @@ TEST(Train, PredictAndEvaluateATrainedModel) {
   auto expected = nlohmann::json::parse(latest)["coco_eval_bbox"];
   for (size_t i = 0; i < 12; ++i) EXPECT_NEAR(stats[i].get<double>(), expected[i].get<double>(), 1e-9) << i;
 }
+
+TEST(Train, FineTunesFromACheckpointWithOtherClasses) {
+  // --pretrained from a run on 3 classes into a dataset with 5: the class head is skipped and said so.
+  auto dir = temp_dir("finetune");
+  auto data = demo_data(dir, 4);
+  auto r = run("--coco_path " + data.string() + " --output_dir " + (dir / "a").string() + " --epochs 1 --batch_size 2" +
+               " --eval_every 0" + tiny_flags());
+  ASSERT_EQ(r.code, 0) << r.output;
+  detr::datasets::SyntheticExportOptions o;
+  o.num_images = 4;
+  o.width = 96;
+  o.height = 80;
+  o.num_classes = 5;
+  detr::datasets::write_synthetic_cvat_export(dir / "data5", o);
+  r = run("--coco_path " + (dir / "data5").string() + " --output_dir " + (dir / "b").string() +
+          " --epochs 1 --batch_size 2 --eval_every 0 --pretrained " + (dir / "a").string() + tiny_flags());
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("class_embed.weight"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("random weights"), std::string::npos) << r.output;
+  auto ck = detr::load_checkpoint(dir / "b" / "checkpoint.pth");
+  EXPECT_EQ(ck.model.at("class_embed.weight").size(0), 7);  // 5 classes: ids 1..5 -> 6, + no-object
+}
