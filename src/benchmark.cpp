@@ -19,6 +19,7 @@
 #include "models/post_process.h"
 #include "models/set_criterion.h"
 #include "src/engine.h"
+#include "src/util/cpu.h"
 #include "src/optimizer.h"
 
 namespace detr {
@@ -78,7 +79,7 @@ models::ModelConfig bench_config(const std::string& name) {
 
 nlohmann::json run_benchmark(const BenchOptions& o) {
   const int threads = o.num_threads > 0 ? static_cast<int>(o.num_threads)
-                                        : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+                                        : util::usable_cpus();
   torch::set_num_threads(threads);
   const torch::Device device = o.device == "auto"
                                    ? (torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU))

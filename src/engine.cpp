@@ -157,13 +157,15 @@ datasets::CocoGroundTruth to_ground_truth(const datasets::CocoDataset& data) {
 }
 
 EvalOutput evaluate(models::DETR& model, models::SetCriterion& criterion, datasets::DataLoader& loader,
-                    const datasets::CocoDataset& data, const torch::Device& device) {
+                    const datasets::CocoDataset& data, const torch::Device& device,
+                    const std::function<bool()>& should_stop) {
   torch::NoGradGuard no_grad;
   model->eval();
   criterion->eval();
   EvalOutput out;
   loader.start_epoch(0);
   while (auto batch = loader.next()) {
+    if (should_stop && should_stop()) throw std::runtime_error("evaluation interrupted by a signal (the epoch's checkpoint was written before evaluating)");
     auto samples = batch->samples.to(device, true);
     auto targets = targets_to(batch->targets, device);
     auto outputs = model->forward(samples);

@@ -63,8 +63,10 @@ struct EvalOutput {
 
 // upstream evaluate: losses, PostProcess on the original sizes, COCO bbox evaluation against the
 // split's annotations (crowd regions included, as pycocotools sees the file).
+// should_stop, when given, is polled before each batch; a stopped evaluation throws.
 EvalOutput evaluate(models::DETR& model, models::SetCriterion& criterion, datasets::DataLoader& loader,
-                    const datasets::CocoDataset& data, const torch::Device& device);
+                    const datasets::CocoDataset& data, const torch::Device& device,
+                    const std::function<bool()>& should_stop = {});
 
 // The dataset's annotations as the evaluator's ground truth.
 datasets::CocoGroundTruth to_ground_truth(const datasets::CocoDataset& data);

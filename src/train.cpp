@@ -19,6 +19,7 @@
 #include "models/set_criterion.h"
 #include "src/checkpoint.h"
 #include "src/engine.h"
+#include "src/util/cpu.h"
 #include "src/optimizer.h"
 #include "src/serialization/state_dict.h"
 #include "src/tensorboard.h"
@@ -146,7 +147,7 @@ int stop_signal() { return g_signal.load(); }
 int run_train(const TrainArgs& a) {
   const auto t_start = Clock::now();
   const int threads = a.num_threads > 0 ? static_cast<int>(a.num_threads)
-                                        : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+                                        : util::usable_cpus();
   torch::set_num_threads(threads);
   const auto device = resolve_device(a.device);
 
@@ -258,7 +259,7 @@ int run_train(const TrainArgs& a) {
     save_checkpoint(path, model, config, optimizer, scheduler, state, args_json);
   };
   auto run_eval = [&](int64_t epoch) {
-    auto ev = evaluate(model, criterion, val_loader, data.val, device);
+    auto ev = evaluate(model, criterion, val_loader, data.val, device, [] { return stop_requested(); });
     std::cout << datasets::format_summary(ev.coco) << std::flush;
     if (save) {
       fs::create_directories(out / "eval");

@@ -1,6 +1,8 @@
 // detr_parity DIR...: compares this build against golden data computed by upstream DETR.
 // Exit codes: 0 all within tolerance, 1 a deviation beyond tolerance or an error, 2 usage.
 #include <cxxopts.hpp>
+
+#include "src/util/cpu.h"
 #include <torch/torch.h>
 
 #include <iostream>
@@ -27,7 +29,7 @@ int main(int argc, char** argv) {
     }
     if (!args.count("dirs")) throw cxxopts::exceptions::exception("no fixture directory given");
     const int threads = args["num_threads"].as<int>();
-    torch::set_num_threads(threads > 0 ? threads : static_cast<int>(std::thread::hardware_concurrency()));
+    torch::set_num_threads(threads > 0 ? threads : detr::util::usable_cpus());
     if (args.count("no_mkldnn")) at::globalContext().setUserEnabledMkldnn(false);
     bool ok = true;
     for (const auto& dir : args["dirs"].as<std::vector<std::string>>()) {

@@ -2,6 +2,8 @@
 // file (one path per line) or a folder, and writes COCO results JSON; --draw DIR also writes the images
 // with boxes, labels and scores. Exit codes: 0 done, 1 failure, 2 usage.
 #include <cxxopts.hpp>
+
+#include "src/util/cpu.h"
 #include <torch/torch.h>
 
 #include <fstream>
@@ -63,7 +65,7 @@ int main(int argc, char** argv) {
     if (!a.count("checkpoint") || !a.count("input"))
       throw cxxopts::exceptions::exception("--checkpoint and --input are required");
     const int threads = a["num_threads"].as<int>();
-    torch::set_num_threads(threads > 0 ? threads : static_cast<int>(std::thread::hardware_concurrency()));
+    torch::set_num_threads(threads > 0 ? threads : detr::util::usable_cpus());
     const auto dev = a["device"].as<std::string>();
     const torch::Device device = dev == "auto" ? (torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU))
                                                : torch::Device(dev);
