@@ -3,15 +3,20 @@
 # Idempotent: packages already present are skipped by apt.
 set -euo pipefail
 
-PACKAGES=(
-  build-essential cmake ninja-build pkg-config
+# DETR_WITH_TORCH=0: a LibTorch comes from elsewhere (a CUDA PyTorch wheel, via CMAKE_PREFIX_PATH).
+TORCH_PACKAGES=(
   libtorch-dev            # LibTorch (CPU) + its CMake config
   libgloo-dev             # c10d's Gloo headers, missing from libtorch-dev
+  libopenblas0-openmp     # optimised BLAS; the reference BLAS is ~50x slower
+)
+[ "${DETR_WITH_TORCH:-1}" = 0 ] && TORCH_PACKAGES=()
+PACKAGES=(
+  build-essential cmake ninja-build pkg-config
+  "${TORCH_PACKAGES[@]}"
   libopencv-dev           # image decode / draw
   nlohmann-json3-dev      # JSON
   libcxxopts-dev          # command line
   libgtest-dev            # tests
-  libopenblas0-openmp     # optimised BLAS; the reference BLAS is ~50x slower
   python3-pil python3-numpy python3-yaml  # tests only: resize fidelity, workflow template
 )
 

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The shared libraries detr-cpp's executables need at run time (Debian packages), for slim runtime
+# images: LibTorch, OpenCV's core/imgproc/imgcodecs, OpenBLAS (made the system BLAS), OpenMP.
+# DETR_WITH_TORCH=0 leaves LibTorch out (a CUDA image brings its own).
+set -euo pipefail
+SUDO=""
+[ "$(id -u)" != 0 ] && SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+[ -n "$(apt-cache pkgnames libopencv-core 2>/dev/null)" ] || $SUDO apt-get update -qq
+# OpenCV's runtime packages carry the version in their names (libopencv-core406 on Debian 12,
+# libopencv-core4.5d on Ubuntu 22.04): take the newest this distribution has.
+packages=(libgomp1)
+for lib in core imgproc imgcodecs; do
+  name=$(apt-cache pkgnames "libopencv-$lib" | grep -E "^libopencv-$lib[0-9][0-9.]*d?$" | sort -V | tail -n 1)
+  [ -n "$name" ] || { echo "install_runtime_deps: no libopencv-$lib runtime package found" >&2; exit 1; }
+  packages+=("$name")
+done
+if [ "${DETR_WITH_TORCH:-1}" != 0 ]; then
+  torch=$(apt-cache pkgnames libtorch | grep -E '^libtorch[0-9][0-9.]*$' | sort -V | tail -n 1)
+  packages+=("$torch" libopenblas0-openmp)
+fi
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+arch=$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || echo x86_64-linux-gnu)
+alt="/usr/lib/${arch}/openblas-openmp/libblas.so.3"
+[ -e "$alt" ] && { $SUDO update-alternatives --set "libblas.so.3-${arch}" "$alt" >/dev/null 2>&1 || true; }
+exit 0
