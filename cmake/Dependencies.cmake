@@ -11,6 +11,7 @@ target_include_directories(torch_lib SYSTEM INTERFACE ${TORCH_INCLUDE_DIRS})
 find_package(OpenCV REQUIRED COMPONENTS core imgproc imgcodecs)
 find_package(nlohmann_json 3.2 REQUIRED)
 find_package(cxxopts REQUIRED)
+find_package(CURL REQUIRED)  # pretrained-weight downloads
 if(DETR_BUILD_TESTS)
   find_package(GTest REQUIRED)
 endif()

@@ -13,7 +13,8 @@ rm -rf "$demo"
 "$build/src/cli/detr_train" --coco_path "$demo/dataset" --output_dir "$demo/output" \
   --device cpu --epochs "${DETR_DEMO_EPOCHS:-12}" --batch_size 4 --lr 2e-4 --lr_drop 10 \
   --backbone resnet18 --hidden_dim 64 --nheads 4 --enc_layers 2 --dec_layers 2 --dim_feedforward 128 \
-  --num_queries 20 --scales 128,144,160 --max_size 256 --val_size 160 --print_freq 5
+  --num_queries 20 --scales 128,144,160 --max_size 256 --val_size 160 --print_freq 5 \
+  --backbone_weights none  # no network here: random weights (a real run downloads ImageNet ones)
 
 echo
 echo "Demo outputs (what the Onepanel workflow would upload from /mnt/output):"

@@ -16,6 +16,7 @@ PACKAGES=(
   libopencv-dev           # image decode / draw
   nlohmann-json3-dev      # JSON
   libcxxopts-dev          # command line
+  libcurl4-openssl-dev    # pretrained-weight downloads
   libgtest-dev            # tests
   python3-pil python3-numpy python3-yaml  # tests only: resize fidelity, workflow template
 )

@@ -9,7 +9,7 @@ export DEBIAN_FRONTEND=noninteractive
 [ -n "$(apt-cache pkgnames libopencv-core 2>/dev/null)" ] || $SUDO apt-get update -qq
 # OpenCV's runtime packages carry the version in their names (libopencv-core406 on Debian 12,
 # libopencv-core4.5d on Ubuntu 22.04): take the newest this distribution has.
-packages=(libgomp1)
+packages=(libgomp1 libcurl4)
 for lib in core imgproc imgcodecs; do
   name=$(apt-cache pkgnames "libopencv-$lib" | grep -E "^libopencv-$lib[0-9][0-9.]*d?$" | sort -V | tail -n 1)
   [ -n "$name" ] || { echo "install_runtime_deps: no libopencv-$lib runtime package found" >&2; exit 1; }

@@ -35,7 +35,8 @@ def main():
                     "--batch_size", "2", "--device", "cpu", "--backbone", "resnet18", "--hidden_dim", "32",
                     "--nheads", "2", "--enc_layers", "1", "--dec_layers", "1", "--dim_feedforward", "64",
                     "--num_queries", "5", "--scales", "64", "--max_size", "128", "--val_size", "80",
-                    "--val_split", "0", "--eval_every", "0", "--num_workers", "0"], check=True, capture_output=True)
+                    "--val_split", "0", "--eval_every", "0", "--num_workers", "0",
+                    "--backbone_weights", "none"], check=True, capture_output=True)
     subprocess.run([sys.executable, f"{ROOT}/scripts/make_nuclio_function.py", f"{out}/classes.csv", fn], check=True)
 
     spec = yaml.safe_load(open(f"{fn}/function.yaml"))

@@ -46,8 +46,8 @@ struct TrainArgs {
   std::vector<int64_t> scales;   // empty: upstream's 480..800
   int64_t max_size = 1333;
   int64_t val_size = 800;
-  std::string pretrained;        // weights only: our checkpoint or an upstream model-zoo file
-  std::string backbone_weights;  // a torchvision ResNet state dict
+  std::string pretrained;        // weights only: our checkpoint, an upstream DETR file, a URL or a zoo name
+  std::string backbone_weights = "auto";  // auto (torchvision ImageNet, downloaded) | none | PATH | URL
   int64_t eval_every = 1;
   int64_t print_freq = 10;
   std::string dist_backend;      // "" = nccl on CUDA, gloo on CPU

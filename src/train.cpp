@@ -19,6 +19,7 @@
 #include "models/set_criterion.h"
 #include "src/checkpoint.h"
 #include "src/engine.h"
+#include "src/hub.h"
 #include "src/util/cpu.h"
 #include "src/optimizer.h"
 #include "src/serialization/state_dict.h"
@@ -169,14 +170,20 @@ int run_train(const TrainArgs& a) {
   // ---- model
   torch::manual_seed(static_cast<uint64_t>(a.seed));
   auto model = models::build_model(config);
-  std::string init = "random weights (no --pretrained, --backbone_weights or --resume)";
-  if (!a.backbone_weights.empty()) {
-    auto report = serialization::load_backbone_weights(*model, fs::path(a.backbone_weights));
-    init = "backbone from " + a.backbone_weights;
+  std::string init = "random weights (--backbone_weights none)";
+  hub::DownloadOptions dl;
+  dl.progress = isatty(STDERR_FILENO);
+  // ImageNet backbone as upstream, unless the run's weights come from a checkpoint anyway.
+  const bool from_checkpoint = !a.resume.empty() || !a.pretrained.empty() || a.eval;
+  if (a.backbone_weights != "none" && !(a.backbone_weights == "auto" && from_checkpoint)) {
+    const auto path = a.backbone_weights == "auto" ? hub::cached_download(hub::torchvision_resnet_url(config.backbone), dl)
+                                                   : hub::resolve_weights(a.backbone_weights, false, dl);
+    auto report = serialization::load_backbone_weights(*model, path);
+    init = "an ImageNet backbone from " + path.string();
     std::cout << report << "\n";
   }
   if (!a.pretrained.empty()) {
-    const auto path = resolve_checkpoint_path(a.pretrained);
+    const auto path = resolve_checkpoint_path(hub::resolve_weights(a.pretrained, true, dl));
     auto ck = load_checkpoint(path);
     auto report = serialization::load_state_dict(*model, ck.model, serialization::LoadOptions::fine_tune());
     init = "weights from " + path.string();
@@ -192,9 +199,9 @@ int run_train(const TrainArgs& a) {
   std::cout << "model: " << config.backbone << ", hidden " << config.hidden_dim << ", " << config.enc_layers << "+"
             << config.dec_layers << " layers, " << config.num_queries << " queries, num_classes "
             << config.num_classes << "; starting from " << init << "\n";
-  if (init.rfind("random", 0) == 0)
-    std::cout << "warning: training starts from random weights; DETR learns slowly from scratch on small "
-                 "datasets (give --backbone_weights or --pretrained)\n";
+  if (init.rfind("random", 0) == 0 && a.resume.empty())
+    std::cout << "warning: training starts from random weights; DETR learns next to nothing from scratch on "
+                 "small datasets (drop --backbone_weights none, or give --pretrained R50)\n";
   model->to(device);
   auto criterion = models::build_criterion(config);
   criterion->to(device);
