@@ -8,10 +8,11 @@ SUDO=""
 export DEBIAN_FRONTEND=noninteractive
 [ -n "$(apt-cache pkgnames libopencv-core 2>/dev/null)" ] || $SUDO apt-get update -qq
 # OpenCV's runtime packages carry the version in their names (libopencv-core406 on Debian 12,
-# libopencv-core4.5d on Ubuntu 22.04): take the newest this distribution has.
-packages=(libgomp1 libcurl4)
+# libopencv-core406t64 on Ubuntu 24.04): take the newest this distribution has.
+curl=$(apt-cache pkgnames libcurl4 | grep -E '^libcurl4(t64)?$' | sort | tail -n 1)  # Ubuntu 24.04: libcurl4t64
+packages=(libgomp1 "${curl:-libcurl4}")
 for lib in core imgproc imgcodecs; do
-  name=$(apt-cache pkgnames "libopencv-$lib" | grep -E "^libopencv-$lib[0-9][0-9.]*d?$" | sort -V | tail -n 1)
+  name=$(apt-cache pkgnames "libopencv-$lib" | grep -E "^libopencv-$lib[0-9][0-9a-z.]*$" | sort -V | tail -n 1)
   [ -n "$name" ] || { echo "install_runtime_deps: no libopencv-$lib runtime package found" >&2; exit 1; }
   packages+=("$name")
 done
