@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include "detr/detr.h"  // the public umbrella header must compile on its own
 #include "models/detr.h"
 #include "models/post_process.h"
 #include "models/set_criterion.h"
