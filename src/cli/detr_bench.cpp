@@ -7,6 +7,7 @@
 #include <iostream>
 
 #include "src/benchmark.h"
+#include "src/cli/guarded_main.h"
 
 int main(int argc, char** argv) {
   cxxopts::Options options("detr_bench", "DETR training/evaluation throughput on a generated CVAT-style export.");
@@ -27,7 +28,7 @@ int main(int argc, char** argv) {
     ("json", "also write the figures to this file", cxxopts::value<std::string>()->default_value(""))
     ("h,help", "print this help");
   // clang-format on
-  try {
+  return detr::guarded_main("detr_bench", [&]() -> int {
     auto a = options.parse(argc, argv);
     if (a.count("help")) {
       std::cout << options.help() << std::endl;
@@ -50,14 +51,5 @@ int main(int argc, char** argv) {
     const auto path = a["json"].as<std::string>();
     if (!path.empty()) std::ofstream(path) << result.dump(1) << "\n";
     return 0;
-  } catch (const cxxopts::exceptions::exception& e) {
-    std::cerr << "detr_bench: " << e.what() << "\nTry 'detr_bench --help'.\n";
-    return 2;
-  } catch (const c10::Error& e) {
-    std::cerr << "detr_bench: error: " << e.what_without_backtrace() << "\n";
-    return 1;
-  } catch (const std::exception& e) {
-    std::cerr << "detr_bench: error: " << e.what() << "\n";
-    return 1;
-  }
+    });
 }

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "datasets/coco_eval.h"
+#include "src/cli/guarded_main.h"
 
 namespace {
 
@@ -30,7 +31,7 @@ int main(int argc, char** argv) {
       "dt", "COCO results JSON (array of {image_id, category_id, bbox, score})", cxxopts::value<std::string>())(
       "json", "print {\"stats\": [...], \"per_category_ap\": {...}} instead of the summary table")(
       "h,help", "print this help");
-  try {
+  return detr::guarded_main("detr_eval", [&]() -> int {
     const auto args = options.parse(argc, argv);
     if (args.count("help")) {
       std::cout << options.help() << std::endl;
@@ -48,11 +49,5 @@ int main(int argc, char** argv) {
     else
       std::cout << detr::datasets::format_summary(result) << std::flush;
     return 0;
-  } catch (const cxxopts::exceptions::exception& e) {
-    std::cerr << "detr_eval: " << e.what() << "\nTry 'detr_eval --help'.\n";
-    return 2;
-  } catch (const std::exception& e) {
-    std::cerr << "detr_eval: error: " << e.what() << "\n";
-    return 1;
-  }
+    });
 }

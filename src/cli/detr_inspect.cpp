@@ -8,6 +8,7 @@
 
 #include "src/serialization/inspect.h"
 #include "src/serialization/torch_save.h"
+#include "src/cli/guarded_main.h"
 
 int main(int argc, char** argv) {
   cxxopts::Options options("detr_inspect",
@@ -20,7 +21,7 @@ int main(int argc, char** argv) {
       "values", "show values of tensors with at most N elements", cxxopts::value<size_t>()->default_value("8"))(
       "h,help", "print this help");
   options.parse_positional({"file"});
-  try {
+  return detr::guarded_main("detr_inspect", [&]() -> int {
     const auto args = options.parse(argc, argv);
     if (args.count("help")) {
       std::cout << options.help() << std::endl;
@@ -41,11 +42,5 @@ int main(int argc, char** argv) {
     detr::serialization::print_load_info(std::cout, info);
     detr::serialization::print_structure(std::cout, value, io);
     return 0;
-  } catch (const cxxopts::exceptions::exception& e) {
-    std::cerr << "detr_inspect: " << e.what() << "\nTry 'detr_inspect --help'.\n";
-    return 2;
-  } catch (const std::exception& e) {
-    std::cerr << "detr_inspect: error: " << e.what() << "\n";
-    return 1;
-  }
+    });
 }

@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "datasets/synthetic.h"
+#include "src/cli/guarded_main.h"
 
 int main(int argc, char** argv) {
   cxxopts::Options options("detr_make_dataset", "Writes a synthetic CVAT-style COCO export.");
@@ -21,7 +22,7 @@ int main(int argc, char** argv) {
     ("no_quirks", "no CVAT quirks (id gaps, empty image, crowd region)")
     ("h,help", "print this help");
   // clang-format on
-  try {
+  return detr::guarded_main("detr_make_dataset", [&]() -> int {
     auto a = options.parse(argc, argv);
     if (a.count("help")) {
       std::cout << options.help() << std::endl;
@@ -39,11 +40,5 @@ int main(int argc, char** argv) {
     detr::datasets::write_synthetic_cvat_export(a["out"].as<std::string>(), o);
     std::cout << "wrote " << o.num_images << " images to " << a["out"].as<std::string>() << "\n";
     return 0;
-  } catch (const cxxopts::exceptions::exception& e) {
-    std::cerr << "detr_make_dataset: " << e.what() << "\nTry 'detr_make_dataset --help'.\n";
-    return 2;
-  } catch (const std::exception& e) {
-    std::cerr << "detr_make_dataset: error: " << e.what() << "\n";
-    return 1;
-  }
+    });
 }

@@ -8,6 +8,7 @@
 #include <iostream>
 
 #include "src/parity.h"
+#include "src/cli/guarded_main.h"
 
 int main(int argc, char** argv) {
   cxxopts::Options options("detr_parity",
@@ -21,7 +22,7 @@ int main(int argc, char** argv) {
       "no_mkldnn", "use ATen's own CPU convolutions instead of oneDNN's")("h,help", "print this help");
   options.parse_positional({"dirs"});
   options.positional_help("DIR [DIR...]");
-  try {
+  return detr::guarded_main("detr_parity", [&]() -> int {
     auto args = options.parse(argc, argv);
     if (args.count("help")) {
       std::cout << options.help() << std::endl;
@@ -40,14 +41,5 @@ int main(int argc, char** argv) {
       ok = ok && report.ok();
     }
     return ok ? 0 : 1;
-  } catch (const cxxopts::exceptions::exception& e) {
-    std::cerr << "detr_parity: " << e.what() << "\nTry 'detr_parity --help'.\n";
-    return 2;
-  } catch (const c10::Error& e) {
-    std::cerr << "detr_parity: error: " << e.what_without_backtrace() << "\n";
-    return 1;
-  } catch (const std::exception& e) {
-    std::cerr << "detr_parity: error: " << e.what() << "\n";
-    return 1;
-  }
+    });
 }

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "src/predict.h"
+#include "src/cli/guarded_main.h"
 
 namespace fs = std::filesystem;
 
@@ -56,7 +57,7 @@ int main(int argc, char** argv) {
     ("num_threads", "intra-op CPU threads (0 = all cores)", cxxopts::value<int>()->default_value("0"))
     ("h,help", "print this help");
   // clang-format on
-  try {
+  return detr::guarded_main("detr_predict", [&]() -> int {
     auto a = options.parse(argc, argv);
     if (a.count("help")) {
       std::cout << options.help() << std::endl;
@@ -97,15 +98,5 @@ int main(int argc, char** argv) {
       fs::rename(tmp, out);
     }
     return 0;
-  } catch (const cxxopts::exceptions::exception& e) {
-    std::cerr << "detr_predict: " << e.what() << "\nTry 'detr_predict --help'.\n";
-    return 2;
-  } catch (const c10::Error& e) {
-    std::string msg = e.what_without_backtrace();
-    std::cerr << "detr_predict: error: " << msg.substr(0, msg.find('\n')) << "\n";
-    return 1;
-  } catch (const std::exception& e) {
-    std::cerr << "detr_predict: error: " << e.what() << "\n";
-    return 1;
-  }
+    });
 }

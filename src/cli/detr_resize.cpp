@@ -8,6 +8,7 @@
 
 #include "datasets/image_io.h"
 #include "datasets/transforms.h"
+#include "src/cli/guarded_main.h"
 
 int main(int argc, char** argv) {
   cxxopts::Options options("detr_resize", "Resizes an image as detr_train's transforms do.");
@@ -15,7 +16,7 @@ int main(int argc, char** argv) {
       "out", "output PNG", cxxopts::value<std::string>())("size", "shorter side", cxxopts::value<int64_t>())(
       "max_size", "longest side cap (0 = none)", cxxopts::value<int64_t>()->default_value("0"))("h,help", "help");
   options.parse_positional({"in", "out"});
-  try {
+  return detr::guarded_main("detr_resize", [&]() -> int {
     auto a = options.parse(argc, argv);
     if (a.count("help") || !a.count("in") || !a.count("out") || !a.count("size")) {
       std::cout << options.help() << std::endl;
@@ -29,8 +30,5 @@ int main(int argc, char** argv) {
     s = detr::datasets::resize(std::move(s), a["size"].as<int64_t>(), m > 0 ? std::optional<int64_t>(m) : std::nullopt);
     detr::datasets::save_image_rgb(s.image.permute({1, 2, 0}).to(torch::kUInt8).contiguous(), a["out"].as<std::string>());
     return 0;
-  } catch (const std::exception& e) {
-    std::cerr << "detr_resize: error: " << e.what() << "\n";
-    return 1;
-  }
+    });
 }

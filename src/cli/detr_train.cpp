@@ -6,9 +6,10 @@
 
 #include "src/args.h"
 #include "src/train.h"
+#include "src/cli/guarded_main.h"
 
 int main(int argc, char** argv) {
-  try {
+  return detr::guarded_main("detr_train", [&]() -> int {
     std::string help;
     auto args = detr::parse_train_args(argc, argv, &help);
     if (!help.empty()) {
@@ -20,18 +21,5 @@ int main(int argc, char** argv) {
       return 0;
     }
     return detr::run_train(args);
-  } catch (const detr::UsageError& e) {
-    std::cerr << "detr_train: " << e.what() << "\nTry 'detr_train --help'.\n";
-    return 2;
-  } catch (const c10::Error& e) {
-    std::string msg = e.what_without_backtrace();
-    std::cerr << "detr_train: error: " << msg.substr(0, msg.find('\n')) << "\n";
-    if (msg.find("out of memory") != std::string::npos)
-      std::cerr << "detr_train: hint: lower --batch_size, or train on smaller images (--scales, --max_size), "
-                   "or use a smaller --backbone / --hidden_dim\n";
-    return 1;
-  } catch (const std::exception& e) {
-    std::cerr << "detr_train: error: " << e.what() << "\n";
-    return 1;
-  }
+    });
 }
