@@ -18,3 +18,23 @@ endif()
 set(THREADS_PREFER_PTHREAD_FLAG ON)  # -pthread everywhere, so one precompiled header serves all targets
 find_package(Threads REQUIRED)
 find_package(OpenMP COMPONENTS CXX)  # LibTorch CPU builds use OpenMP; the loader limits its threads' teams
+
+# c10d's backends (data-parallel training): their headers ship with LibTorch but compile only under
+# USE_C10D_GLOO / USE_C10D_NCCL, and Gloo's own headers (gloo/*.h) are a separate package on Debian
+# (libgloo-dev). Without them detr_train still builds and runs single-process.
+find_path(DETR_GLOO_INCLUDE_DIR gloo/context.h HINTS ${TORCH_INCLUDE_DIRS})
+find_path(DETR_C10D_INCLUDE_DIR torch/csrc/distributed/c10d/ProcessGroupGloo.hpp HINTS ${TORCH_INCLUDE_DIRS})
+set(DETR_WITH_GLOO OFF)
+if(DETR_GLOO_INCLUDE_DIR AND DETR_C10D_INCLUDE_DIR)
+  set(DETR_WITH_GLOO ON)
+endif()
+# NCCL: a CUDA LibTorch (torch_cuda) and nccl.h (a PyTorch wheel's nvidia-nccl package, or the system's).
+set(DETR_WITH_NCCL OFF)
+if(TARGET torch_cuda OR TORCH_CUDA_LIBRARIES)
+  find_path(DETR_NCCL_INCLUDE_DIR nccl.h HINTS ${TORCH_INCLUDE_DIRS} ENV NCCL_INCLUDE_DIR
+            PATHS ${CUDAToolkit_INCLUDE_DIRS})
+  if(DETR_NCCL_INCLUDE_DIR AND DETR_C10D_INCLUDE_DIR)
+    set(DETR_WITH_NCCL ON)
+  endif()
+endif()
+message(STATUS "detr-cpp distributed backends: gloo=${DETR_WITH_GLOO} nccl=${DETR_WITH_NCCL}")

@@ -43,7 +43,7 @@ std::vector<size_t> epoch_indices(size_t n, const LoaderOptions& o, int64_t epoc
   // DistributedSampler: pad by repeating from the start to a multiple of world_size, take every
   // world_size-th index from rank.
   const size_t ws = static_cast<size_t>(o.world_size);
-  const size_t total = (n + ws - 1) / ws * ws;
+  const size_t total = o.pad_to_world ? (n + ws - 1) / ws * ws : n;
   for (size_t i = n; i < total; ++i) order.push_back(order[i - n]);
   std::vector<size_t> mine;
   for (size_t i = static_cast<size_t>(o.rank); i < total; i += ws) mine.push_back(order[i]);
@@ -54,9 +54,10 @@ int64_t batches_per_epoch(size_t n, const LoaderOptions& o) {
   if (o.batch_size <= 0) throw std::invalid_argument("--batch_size must be positive, got " + std::to_string(o.batch_size));
   if (n == 0) throw std::runtime_error("the dataset has no images");
   const size_t ws = static_cast<size_t>(std::max(1, o.world_size));
-  const int64_t per_rank = static_cast<int64_t>((n + ws - 1) / ws);
+  const size_t rank = static_cast<size_t>(std::max(0, o.rank));
+  const int64_t per_rank = static_cast<int64_t>(o.pad_to_world ? (n + ws - 1) / ws : (n + ws - 1 - rank) / ws);
   const int64_t b = o.drop_last ? per_rank / o.batch_size : (per_rank + o.batch_size - 1) / o.batch_size;
-  if (b == 0)
+  if (b == 0 && o.drop_last)  // an evaluation shard may be empty (more ranks than images)
     throw std::runtime_error("--batch_size " + std::to_string(o.batch_size) + " is larger than the " +
                              std::to_string(per_rank) + " training images" +
                              (ws > 1 ? " per process" : std::string()) +

@@ -31,6 +31,7 @@ struct LoaderOptions {
   int prefetch_batches = 0;  // queue bound; 0 = 2 * max(1, num_workers)
   uint64_t seed = 42;
   int rank = 0, world_size = 1;  // DistributedSampler: padded to a multiple of world_size, strided
+  bool pad_to_world = true;      // false (evaluation): strided without repeats, every image once
 };
 
 // The indices this rank visits in an epoch (upstream RandomSampler / DistributedSampler semantics).

@@ -98,6 +98,7 @@ cxxopts::Options make_options() {
     ("eval_every", "evaluate every N epochs (0 = only at the end)", cxxopts::value<int64_t>()->default_value("1"))
     ("print_freq", "log every N steps when not on a terminal", cxxopts::value<int64_t>()->default_value("10"))
     ("dist_backend", "nccl|gloo (default: nccl on CUDA, gloo on CPU)", cxxopts::value<std::string>()->default_value(""))
+    ("dist_timeout", "seconds a distributed rendezvous or collective may wait for a peer before every rank exits with an error", cxxopts::value<double>()->default_value("1800"))
     ("parse_only", "check the command line, print the resolved flags as JSON and exit")
     ("sys_metrics", "write final metrics for Onepanel here (default: /tmp/sys-metrics.json when ONEPANEL_RESOURCE_UID is set)", cxxopts::value<std::string>()->default_value(""))
     ("h,help", "print this help");
@@ -175,6 +176,7 @@ TrainArgs parse_train_args(int argc, const char* const* argv, std::string* help)
     a.eval_every = r["eval_every"].as<int64_t>();
     a.print_freq = r["print_freq"].as<int64_t>();
     a.dist_backend = r["dist_backend"].as<std::string>();
+    a.dist_timeout = r["dist_timeout"].as<double>();
     a.sys_metrics = r["sys_metrics"].as<std::string>();
     a.parse_only = r.count("parse_only") > 0;
   } catch (const cxxopts::exceptions::exception& e) {
@@ -200,9 +202,14 @@ TrainArgs parse_train_args(int argc, const char* const* argv, std::string* help)
   if (a.val_split != -1 && (a.val_split < 0 || a.val_split >= 1))
     throw UsageError("--val_split must be in [0, 1), got " + std::to_string(a.val_split));
   if (a.lr <= 0) throw UsageError("--lr must be positive");
-  const char* env_world = std::getenv("WORLD_SIZE");
-  if (a.world_size > 1 || (env_world && std::atoi(env_world) > 1))
-    throw UsageError("distributed training (--world_size / WORLD_SIZE > 1) is not implemented yet; run one process");
+  if (a.world_size < 1) throw UsageError("--world_size must be positive, got " + std::to_string(a.world_size));
+  if (a.world_size > 1 && !std::getenv("WORLD_SIZE") && !std::getenv("SLURM_NTASKS"))
+    throw UsageError("--world_size " + std::to_string(a.world_size) +
+                     " needs a launcher that starts the processes and sets RANK/WORLD_SIZE/MASTER_ADDR/MASTER_PORT "
+                     "(torchrun --nproc_per_node=N --no-python detr_train ..., a PyTorchJob, SLURM)");
+  if (!(a.dist_timeout > 0)) throw UsageError("--dist_timeout must be positive seconds");
+  if (!a.dist_backend.empty() && a.dist_backend != "gloo" && a.dist_backend != "nccl")
+    throw UsageError("--dist_backend must be gloo or nccl, got '" + a.dist_backend + "'");
   try {
     if (a.num_classes == 0) {
       auto probe = m;
@@ -239,6 +246,8 @@ nlohmann::json TrainArgs::to_json() const {
   j["num_workers"] = num_workers;
   j["world_size"] = world_size;
   j["dist_url"] = dist_url;
+  j["dist_backend"] = dist_backend;
+  j["dist_timeout"] = dist_timeout;
   j["masks"] = false;
   j["num_threads"] = num_threads;
   j["val_split"] = val_split;

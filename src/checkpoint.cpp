@@ -86,6 +86,7 @@ void save_checkpoint(const fs::path& path, models::DETR& model, const models::Mo
                              {PyValue::str("model_config"), serialization::from_json(models::to_json(config))},
                              {PyValue::str("classes"), PyValue::list(classes)},
                              {PyValue::str("step_in_epoch"), PyValue::integer(state.step_in_epoch)},
+                             {PyValue::str("images_per_step"), PyValue::integer(state.images_per_step)},
                              {PyValue::str("best_ap"), PyValue::floating(state.best_ap)},
                              {PyValue::str("format_version"), PyValue::integer(kCheckpointFormatVersion)}});
   serialization::torch_save(root, path);
@@ -108,6 +109,7 @@ LoadedCheckpoint load_checkpoint(const fs::path& path) {
     CheckpointState st;
     st.epoch = e->as_int();
     if (const auto* s = root.find("step_in_epoch"); s && s->is_int()) st.step_in_epoch = s->as_int();
+    if (const auto* s = root.find("images_per_step"); s && s->is_int()) st.images_per_step = s->as_int();
     if (const auto* b = root.find("best_ap"); b && (b->is_float() || b->is_int())) st.best_ap = b->as_float();
     if (const auto* cl = root.find("classes"); cl && cl->is_list())
       for (const auto& item : cl->items()) st.classes.push_back({item.at("id").as_int(), item.at("name").as_str()});

@@ -6,7 +6,8 @@
 //   epoch        the last finished epoch
 //   args         every flag as a plain dict (upstream pickles an argparse.Namespace)
 // and ours: model_config (rebuilds the model from the file alone), classes ([{id, name}]),
-// step_in_epoch (> 0: interrupted inside epoch + 1 after that many steps), format_version.
+// step_in_epoch (> 0: interrupted inside epoch + 1 after that many steps), images_per_step
+// (batch_size × world size of the run that wrote it), format_version.
 #pragma once
 #include <torch/torch.h>
 
@@ -28,6 +29,7 @@ constexpr int64_t kCheckpointFormatVersion = 1;
 struct CheckpointState {
   int64_t epoch = -1;
   int64_t step_in_epoch = 0;
+  int64_t images_per_step = 0;  // batch_size × world size; 0 = unknown (older files)
   double best_ap = -1;
   std::vector<datasets::CocoCategory> classes;
 };

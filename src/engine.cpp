@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <sstream>
 
 #include "models/post_process.h"
@@ -17,16 +18,37 @@ std::vector<util::Target> targets_to(const std::vector<util::Target>& targets, c
   return out;
 }
 
-// Losses to host doubles in one transfer.
-std::vector<std::pair<std::string, double>> to_host(const models::LossDict& losses) {
+// Losses (then `extra`) to host doubles in one transfer; averaged over the ranks of `group` first
+// (upstream reduce_dict).
+std::vector<double> to_host(const models::LossDict& losses, const std::vector<torch::Tensor>& extra = {},
+                            dist::ProcessGroup* group = nullptr) {
   std::vector<torch::Tensor> values;
   for (const auto& item : losses) values.push_back(item.value().detach().to(torch::kFloat).reshape({}));
-  auto host = torch::stack(values).to(torch::kCPU, torch::kDouble);
+  for (const auto& t : extra) values.push_back(t.detach().to(torch::kFloat).reshape({}));
+  auto stacked = torch::stack(values);
+  if (group && group->world_size() > 1) {
+    group->all_reduce_sum(stacked);
+    stacked.div_(group->world_size());
+  }
+  auto host = stacked.to(torch::kCPU, torch::kDouble);
+  return {host.data_ptr<double>(), host.data_ptr<double>() + host.numel()};
+}
+
+std::vector<std::pair<std::string, double>> named(const models::LossDict& losses, const std::vector<double>& v) {
   std::vector<std::pair<std::string, double>> out;
-  const auto* data = host.data_ptr<double>();
   size_t k = 0;
-  for (const auto& item : losses) out.emplace_back(item.key(), data[k++]);
+  for (const auto& item : losses) out.emplace_back(item.key(), v[k++]);
   return out;
+}
+
+// upstream: num_boxes = all_reduce(Σ boxes) / world_size, at least 1.
+double global_num_boxes(const std::vector<util::Target>& targets, dist::ProcessGroup& group,
+                        const torch::Device& device) {
+  int64_t n = 0;
+  for (const auto& t : targets) n += t.labels.size(0);
+  auto count = torch::full({1}, static_cast<double>(n), torch::TensorOptions(torch::kFloat).device(device));
+  group.all_reduce_sum(count);
+  return std::max(count.item<double>() / group.world_size(), 1.0);
 }
 
 }  // namespace
@@ -56,14 +78,17 @@ class PhaseClock {
 
 StepOutput train_step(models::DETR& model, models::SetCriterion& criterion, AdamW& optimizer,
                       const datasets::Batch& batch, const torch::Device& device, double max_norm,
-                      StepTimings* timings) {
+                      StepTimings* timings, const dist::StepSync* sync) {
   PhaseClock clock(timings, device);
+  dist::ProcessGroup* group = sync && sync->group && sync->group->world_size() > 1 ? sync->group : nullptr;
   auto samples = batch.samples.to(device, /*non_blocking=*/true);
   auto targets = targets_to(batch.targets, device);
   clock.mark(&StepTimings::h2d);
   auto outputs = model->forward(samples);
   clock.mark(&StepTimings::forward);
-  auto result = criterion->forward(outputs, targets);
+  c10::optional<double> num_boxes;
+  if (group) num_boxes = global_num_boxes(batch.targets, *group, device);
+  auto result = criterion->forward(outputs, targets, num_boxes);
   auto total = criterion->weighted_total(result.losses);
   clock.mark(&StepTimings::loss);
   if (timings) {
@@ -72,8 +97,9 @@ StepOutput train_step(models::DETR& model, models::SetCriterion& criterion, Adam
   }
 
   StepOutput out;
-  out.terms = to_host(result.losses);
-  out.loss = total.item<double>();
+  const auto host = to_host(result.losses, {total}, group);
+  out.terms = named(result.losses, host);
+  out.loss = host.back();
   if (!std::isfinite(out.loss)) {
     std::ostringstream msg;
     msg << "Loss is " << out.loss << ", stopping training. Loss terms:";
@@ -83,6 +109,7 @@ StepOutput train_step(models::DETR& model, models::SetCriterion& criterion, Adam
   }
   optimizer.zero_grad();
   total.backward();
+  if (group && sync->reducer) sync->reducer->average();
   clock.mark(&StepTimings::backward);
   out.grad_norm = clip_grad_norm(optimizer.all_params(), max_norm);
   optimizer.step();
@@ -107,20 +134,28 @@ void log_step(MetricLogger& logger, const StepOutput& step, const std::map<std::
 
 MetricLogger train_one_epoch(models::DETR& model, models::SetCriterion& criterion, AdamW& optimizer,
                              datasets::DataLoader& loader, int64_t epoch, const torch::Device& device,
-                             double max_norm, const EpochCallbacks& cb, int64_t first_step) {
+                             double max_norm, const EpochCallbacks& cb, int64_t first_step,
+                             const dist::StepSync* sync) {
   model->train();
   criterion->train();
   MetricLogger logger;
   loader.start_epoch(epoch, first_step);
   const int64_t n = loader.size();
+  dist::ProcessGroup* group = sync && sync->group && sync->group->world_size() > 1 ? sync->group : nullptr;
   for (int64_t i = first_step; i < n; ++i) {
-    if (cb.should_stop && cb.should_stop()) break;
+    bool stop = cb.should_stop && cb.should_stop();
+    if (group) {  // one rank's signal stops every rank after the same step
+      auto votes = torch::full({1}, stop ? 1.0f : 0.0f);
+      group->all_reduce_sum(votes);
+      stop = votes.item<float>() > 0;
+    }
+    if (stop) break;
     const auto t0 = std::chrono::steady_clock::now();
     auto batch = loader.next();
     if (!batch) break;
     StepOutput step;
     try {
-      step = train_step(model, criterion, optimizer, *batch, device, max_norm);
+      step = train_step(model, criterion, optimizer, *batch, device, max_norm, nullptr, sync);
     } catch (const c10::Error& e) {
       const std::string what = e.what_without_backtrace();
       if (what.find("out of memory") == std::string::npos) throw;
@@ -136,6 +171,40 @@ MetricLogger train_one_epoch(models::DETR& model, models::SetCriterion& criterio
   }
   return logger;
 }
+
+namespace {
+// Every rank's loss meters and detections, merged in rank order on every rank (upstream: metric
+// synchronize_between_processes and CocoEvaluator's all_gather). Detections travel as 7 doubles each.
+void gather_evaluation(EvalOutput& out, dist::ProcessGroup& group) {
+  std::vector<double> packed;
+  packed.reserve(out.detections.size() * 7);
+  for (const auto& d : out.detections) {
+    packed.insert(packed.end(), {static_cast<double>(d.image_id), static_cast<double>(d.category_id), d.bbox[0],
+                                 d.bbox[1], d.bbox[2], d.bbox[3], d.score});
+  }
+  const auto dets = group.all_gather_bytes(
+      std::string(reinterpret_cast<const char*>(packed.data()), packed.size() * sizeof(double)));
+  const auto meters = group.all_gather_bytes(out.stats.state().dump());
+  out.stats = MetricLogger();
+  out.detections.clear();
+  for (int r = 0; r < group.world_size(); ++r) {
+    out.stats.merge(nlohmann::json::parse(meters[static_cast<size_t>(r)]));
+    const auto& bytes = dets[static_cast<size_t>(r)];
+    std::vector<double> v(bytes.size() / sizeof(double));
+    std::memcpy(v.data(), bytes.data(), v.size() * sizeof(double));
+    for (size_t k = 0; k + 7 <= v.size(); k += 7) {
+      datasets::CocoAnnotation d;
+      d.id = static_cast<int64_t>(out.detections.size()) + 1;
+      d.image_id = static_cast<int64_t>(v[k]);
+      d.category_id = static_cast<int64_t>(v[k + 1]);
+      d.bbox = {v[k + 2], v[k + 3], v[k + 4], v[k + 5]};
+      d.area = d.bbox[2] * d.bbox[3];
+      d.score = v[k + 6];
+      out.detections.push_back(d);
+    }
+  }
+}
+}  // namespace
 
 datasets::CocoGroundTruth to_ground_truth(const datasets::CocoDataset& data) {
   datasets::CocoGroundTruth gt;
@@ -158,7 +227,7 @@ datasets::CocoGroundTruth to_ground_truth(const datasets::CocoDataset& data) {
 
 EvalOutput evaluate(models::DETR& model, models::SetCriterion& criterion, datasets::DataLoader& loader,
                     const datasets::CocoDataset& data, const torch::Device& device,
-                    const std::function<bool()>& should_stop) {
+                    const std::function<bool()>& should_stop, dist::ProcessGroup* group) {
   torch::NoGradGuard no_grad;
   model->eval();
   criterion->eval();
@@ -171,7 +240,7 @@ EvalOutput evaluate(models::DETR& model, models::SetCriterion& criterion, datase
     auto outputs = model->forward(samples);
     auto result = criterion->forward(outputs, targets);
     StepOutput step;
-    step.terms = to_host(result.losses);
+    step.terms = named(result.losses, to_host(result.losses));
     step.loss = criterion->weighted_total(result.losses).item<double>();
     log_step(out.stats, step, criterion->weight_dict, NAN);
 
@@ -197,12 +266,13 @@ EvalOutput evaluate(models::DETR& model, models::SetCriterion& criterion, datase
       }
     }
   }
+  if (group && group->world_size() > 1) gather_evaluation(out, *group);
   // "lr" has no meaning in evaluation: drop it as upstream's evaluate has no lr meter.
   MetricLogger stats;
   for (const auto& [k, v] : out.stats.averages())
     if (k != "lr") stats.update(k, v);
   out.stats = stats;
-  out.coco = datasets::evaluate_bbox(to_ground_truth(data), out.detections);
+  if (!group || group->is_main()) out.coco = datasets::evaluate_bbox(to_ground_truth(data), out.detections);
   return out;
 }
 

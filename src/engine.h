@@ -13,6 +13,7 @@
 #include "datasets/loader.h"
 #include "models/detr.h"
 #include "models/set_criterion.h"
+#include "src/distributed.h"
 #include "src/metric_logger.h"
 #include "src/optimizer.h"
 
@@ -32,10 +33,12 @@ struct StepTimings {
 
 // One optimisation step: forward, criterion, weighted total, non-finite check (throws with every
 // term), zero_grad, backward, clip_grad_norm over all parameters, AdamW step.
-// num_boxes: cross-rank averaged target count (distributed); by default this batch's.
+// In a job (`sync` given) as upstream under DDP: num_boxes summed over ranks and divided by the world
+// size, the logged terms averaged over ranks (so every rank takes the same finiteness decision), and
+// gradients averaged over ranks before clipping.
 StepOutput train_step(models::DETR& model, models::SetCriterion& criterion, AdamW& optimizer,
                       const datasets::Batch& batch, const torch::Device& device, double max_norm,
-                      StepTimings* timings = nullptr);
+                      StepTimings* timings = nullptr, const dist::StepSync* sync = nullptr);
 
 // Adds one step's values to `logger` as upstream's MetricLogger does (lr, class_error, loss, scaled
 // terms, *_unscaled terms).
@@ -50,10 +53,12 @@ struct EpochCallbacks {
 };
 
 // upstream train_one_epoch: returns the epoch means (keys without the train_ prefix). first_step > 0
-// continues an interrupted epoch.
+// continues an interrupted epoch. In a job the ranks agree before each step whether any of them was
+// asked to stop, so that all stop after the same step.
 MetricLogger train_one_epoch(models::DETR& model, models::SetCriterion& criterion, AdamW& optimizer,
                              datasets::DataLoader& loader, int64_t epoch, const torch::Device& device,
-                             double max_norm, const EpochCallbacks& callbacks = {}, int64_t first_step = 0);
+                             double max_norm, const EpochCallbacks& callbacks = {}, int64_t first_step = 0,
+                             const dist::StepSync* sync = nullptr);
 
 struct EvalOutput {
   MetricLogger stats;                            // loss terms, epoch means
@@ -64,9 +69,12 @@ struct EvalOutput {
 // upstream evaluate: losses, PostProcess on the original sizes, COCO bbox evaluation against the
 // split's annotations (crowd regions included, as pycocotools sees the file).
 // should_stop, when given, is polled before each batch; a stopped evaluation throws.
+// In a job each rank evaluates its shard of the loader; the loss meters and detections are gathered
+// and every rank returns the merged losses and detections, while the COCO evaluation runs on rank 0
+// only (other ranks' `coco` is left empty).
 EvalOutput evaluate(models::DETR& model, models::SetCriterion& criterion, datasets::DataLoader& loader,
                     const datasets::CocoDataset& data, const torch::Device& device,
-                    const std::function<bool()>& should_stop = {});
+                    const std::function<bool()>& should_stop = {}, dist::ProcessGroup* group = nullptr);
 
 // The dataset's annotations as the evaluator's ground truth.
 datasets::CocoGroundTruth to_ground_truth(const datasets::CocoDataset& data);

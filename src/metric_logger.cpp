@@ -37,4 +37,25 @@ std::vector<std::pair<std::string, double>> MetricLogger::averages() const {
   return out;
 }
 
+nlohmann::json MetricLogger::state() const {
+  auto rows = nlohmann::json::array();
+  for (const auto& m : meters_) rows.push_back({m.name, m.total, m.count, m.last});
+  return rows;
+}
+
+void MetricLogger::merge(const nlohmann::json& state) {
+  auto number = [](const nlohmann::json& v) { return v.is_null() ? NAN : v.get<double>(); };  // JSON writes NaN as null
+  for (const auto& row : state) {
+    const auto name = row.at(0).get<std::string>();
+    auto* m = const_cast<Meter*>(find(name));
+    if (!m) {
+      meters_.push_back({name});
+      m = &meters_.back();
+      m->last = number(row.at(3));
+    }
+    m->total += number(row.at(1));
+    m->count += row.at(2).get<int64_t>();
+  }
+}
+
 }  // namespace detr

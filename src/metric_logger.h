@@ -1,6 +1,8 @@
 // Running means of logged values (upstream util/misc.py SmoothedValue/MetricLogger, reduced to what
 // the logs use: the epoch mean, global_avg), in first-logged order.
 #pragma once
+#include <nlohmann/json.hpp>
+
 #include <string>
 #include <utility>
 #include <vector>
@@ -15,6 +17,11 @@ class MetricLogger {
   // (name, epoch mean) in first-logged order.
   std::vector<std::pair<std::string, double>> averages() const;
   bool empty() const { return meters_.empty(); }
+
+  // Across processes (upstream synchronize_between_processes): the meters as [name, total, count,
+  // last] rows, and a merge that sums totals and counts by name (new names appended in order).
+  nlohmann::json state() const;
+  void merge(const nlohmann::json& state);
 
  private:
   struct Meter {

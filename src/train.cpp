@@ -18,6 +18,7 @@
 #include "models/detr.h"
 #include "models/set_criterion.h"
 #include "src/checkpoint.h"
+#include "src/distributed.h"
 #include "src/engine.h"
 #include "src/hub.h"
 #include "src/util/cpu.h"
@@ -83,10 +84,12 @@ void copy_atomic(const fs::path& from, const fs::path& to) {
 // Progress: a live line on a terminal, plain periodic lines otherwise (workflow pods).
 class Progress {
  public:
-  Progress(int64_t print_freq) : tty_(isatty(STDOUT_FILENO)), print_freq_(print_freq) {}
+  Progress(int64_t print_freq, bool enabled)
+      : tty_(isatty(STDOUT_FILENO)), enabled_(enabled), print_freq_(print_freq) {}
   void step(int64_t epoch, int64_t epochs, int64_t i, int64_t n, const StepOutput& s, double images_per_s,
             double eta) {
     const bool last = i + 1 == n;
+    if (!enabled_) return;
     if (!tty_ && (i + 1) % print_freq_ != 0 && !last) return;
     std::ostringstream o;
     o << "Epoch: [" << epoch << "/" << epochs << "] [" << i + 1 << "/" << n << "] loss: " << std::fixed
@@ -100,7 +103,7 @@ class Progress {
   }
 
  private:
-  bool tty_;
+  bool tty_, enabled_;
   int64_t print_freq_;
 };
 
@@ -109,7 +112,7 @@ struct Data {
   bool val_is_train = false;
 };
 
-Data load_data(const TrainArgs& a) {
+Data load_data(const TrainArgs& a, std::ostream& say) {
   auto layout = datasets::discover_coco(a.coco_path, {a.train_annotations, a.val_annotations, a.image_dir});
   // Decoding every image up front finds corrupt files: always with --check_data, and with
   // --skip_bad_images so that they are skipped before training rather than failing it.
@@ -125,12 +128,12 @@ Data load_data(const TrainArgs& a) {
       auto [tr, va] = datasets::split_dataset(d.train, split, static_cast<uint64_t>(a.seed));
       d.train = std::move(tr);
       d.val = std::move(va);
-      std::cout << "validation: " << d.val.images.size() << " of " << d.train.images.size() + d.val.images.size()
+      say << "validation: " << d.val.images.size() << " of " << d.train.images.size() + d.val.images.size()
                 << " images held out (--val_split " << split << ", seed " << a.seed << ")\n";
     } else {
       d.val = d.train;
       d.val_is_train = true;
-      std::cout << "validation: on the training images (no validation subset; --val_split 0)\n";
+      say << "validation: on the training images (no validation subset; --val_split 0)\n";
     }
   }
   return d;
@@ -147,17 +150,52 @@ int stop_signal() { return g_signal.load(); }
 
 int run_train(const TrainArgs& a) {
   const auto t_start = Clock::now();
-  const int threads = a.num_threads > 0 ? static_cast<int>(a.num_threads)
-                                        : util::usable_cpus();
+  // ---- the job: one process, or one rank of a data-parallel job started by a launcher
+  const auto env = dist::env_from_environment(a.dist_url);
+  const bool distributed = env && env->world_size > 1;
+  auto device = resolve_device(a.device);
+  if (distributed && device.is_cuda() && !device.has_index()) device = torch::Device(torch::kCUDA, env->local_rank);
+  // Processes sharing a machine share its cores: a launcher's OMP_NUM_THREADS, else an equal share.
+  int threads = a.num_threads > 0 ? static_cast<int>(a.num_threads) : util::usable_cpus();
+  if (distributed && a.num_threads <= 0) {
+    const char* omp = std::getenv("OMP_NUM_THREADS");
+    threads = omp && std::atoi(omp) > 0 ? std::atoi(omp) : std::max(1, threads / env->local_world_size);
+  }
   torch::set_num_threads(threads);
-  const auto device = resolve_device(a.device);
+  std::unique_ptr<dist::ProcessGroup> group;
+  if (distributed) {
+    dist::InitOptions io;
+    io.backend = a.dist_backend;
+    io.timeout = std::chrono::milliseconds(static_cast<int64_t>(a.dist_timeout * 1000));
+    io.device = device;
+    group = dist::ProcessGroup::init(*env, io);
+  }
+  const int world_size = group ? group->world_size() : 1;
+  const bool main_rank = !group || group->is_main();
+  std::ostream null_stream(nullptr);  // upstream setup_for_distributed: only rank 0 prints
+  std::ostream& say = main_rank ? std::cout : null_stream;
+  if (group)
+    say << "distributed: " << world_size << " processes (" << env->source << "), backend " << group->backend()
+        << ", rendezvous " << env->master_addr << ":" << env->master_port << ", timeout " << a.dist_timeout
+        << " s; effective batch " << a.batch_size * world_size << "\n";
+  // Downloads: the first process of each machine fetches, the others then find the file cached.
+  auto local_leader_first = [&](const std::function<std::filesystem::path()>& fetch) {
+    if (!group) return fetch();
+    if (env->local_rank == 0) {
+      auto path = fetch();
+      group->barrier();
+      return path;
+    }
+    group->barrier();
+    return fetch();
+  };
 
   // ---- data
-  auto data = load_data(a);
-  std::cout << datasets::format_summary(data.train, "train") << "\n";
-  if (!data.val_is_train) std::cout << datasets::format_summary(data.val, "val") << "\n";
+  auto data = load_data(a, say);
+  say << datasets::format_summary(data.train, "train") << "\n";
+  if (!data.val_is_train) say << datasets::format_summary(data.val, "val") << "\n";
   if (a.check_data) {
-    std::cout << "check_data: the dataset is usable\n";
+    say << "check_data: the dataset is usable\n";
     return 0;
   }
   auto config = a.model;
@@ -172,22 +210,25 @@ int run_train(const TrainArgs& a) {
   auto model = models::build_model(config);
   std::string init = "random weights (--backbone_weights none)";
   hub::DownloadOptions dl;
-  dl.progress = isatty(STDERR_FILENO);
+  dl.progress = isatty(STDERR_FILENO) && main_rank;
   // ImageNet backbone as upstream, unless the run's weights come from a checkpoint anyway.
   const bool from_checkpoint = !a.resume.empty() || !a.pretrained.empty() || a.eval;
   if (a.backbone_weights != "none" && !(a.backbone_weights == "auto" && from_checkpoint)) {
-    const auto path = a.backbone_weights == "auto" ? hub::cached_download(hub::torchvision_resnet_url(config.backbone), dl)
-                                                   : hub::resolve_weights(a.backbone_weights, false, dl);
+    const auto path = local_leader_first([&] {
+      return a.backbone_weights == "auto" ? hub::cached_download(hub::torchvision_resnet_url(config.backbone), dl)
+                                          : hub::resolve_weights(a.backbone_weights, false, dl);
+    });
     auto report = serialization::load_backbone_weights(*model, path);
     init = "an ImageNet backbone from " + path.string();
-    std::cout << report << "\n";
+    say << report << "\n";
   }
   if (!a.pretrained.empty()) {
-    const auto path = resolve_checkpoint_path(hub::resolve_weights(a.pretrained, true, dl));
+    const auto path =
+        resolve_checkpoint_path(local_leader_first([&] { return hub::resolve_weights(a.pretrained, true, dl); }));
     auto ck = load_checkpoint(path);
     auto report = serialization::load_state_dict(*model, ck.model, serialization::LoadOptions::fine_tune());
     init = "weights from " + path.string();
-    std::cout << report.summary() << "\n";
+    say << report.summary() << "\n";
   }
   LoadedCheckpoint resumed;
   if (!a.resume.empty()) {
@@ -196,17 +237,18 @@ int run_train(const TrainArgs& a) {
     serialization::load_state_dict(*model, resumed.model, serialization::LoadOptions::strict());
     init = "resumed from " + path.string();
   }
-  std::cout << "model: " << config.backbone << ", hidden " << config.hidden_dim << ", " << config.enc_layers << "+"
+  say << "model: " << config.backbone << ", hidden " << config.hidden_dim << ", " << config.enc_layers << "+"
             << config.dec_layers << " layers, " << config.num_queries << " queries, num_classes "
             << config.num_classes << "; starting from " << init << "\n";
   if (init.rfind("random", 0) == 0 && a.resume.empty())
-    std::cout << "warning: training starts from random weights; DETR learns next to nothing from scratch on "
+    say << "warning: training starts from random weights; DETR learns next to nothing from scratch on "
                  "small datasets (drop --backbone_weights none, or give --pretrained R50)\n";
   model->to(device);
+  if (group) dist::broadcast_module(*model, *group);  // as DDP: every rank starts from rank 0's weights
   auto criterion = models::build_criterion(config);
   criterion->to(device);
   const int64_t n_parameters = models::count_trainable_parameters(*model);
-  std::cout << "number of params: " << n_parameters << "\n";
+  say << "number of params: " << n_parameters << "\n";
 
   AdamWOptions oo;
   oo.lr = a.lr;
@@ -214,6 +256,12 @@ int run_train(const TrainArgs& a) {
   oo.weight_decay = a.weight_decay;
   AdamW optimizer(*model, oo);
   StepLR scheduler(optimizer, a.lr_drop);
+  std::unique_ptr<dist::GradientReducer> reducer;
+  dist::StepSync sync;
+  if (group) {
+    reducer = std::make_unique<dist::GradientReducer>(model->parameters(), *group);
+    sync = {group.get(), reducer.get()};
+  }
 
   CheckpointState state;
   state.classes = data.train.categories;
@@ -223,6 +271,14 @@ int run_train(const TrainArgs& a) {
     if (resumed.state->step_in_epoch > 0) {
       start_epoch = resumed.state->epoch + 1;
       skip_steps = resumed.state->step_in_epoch;
+      // Another batch size or world size: continue after the same number of images.
+      const int64_t per_step = a.batch_size * world_size, saved = resumed.state->images_per_step;
+      if (saved > 0 && saved != per_step) {
+        skip_steps = saved * resumed.state->step_in_epoch / per_step;
+        say << "resume: the checkpoint stopped after " << resumed.state->step_in_epoch << " steps of " << saved
+            << " images; with " << per_step << " images per step this run continues the epoch at step "
+            << skip_steps << " (the sample order differs with the world size)\n";
+      }
     } else {
       start_epoch = resumed.state->epoch + 1;
     }
@@ -240,16 +296,21 @@ int run_train(const TrainArgs& a) {
   tl.batch_size = a.batch_size;
   tl.num_workers = static_cast<int>(a.num_workers);
   tl.seed = static_cast<uint64_t>(a.seed);
+  tl.rank = group ? group->rank() : 0;
+  tl.world_size = world_size;
   auto vl = tl;
   vl.shuffle = false;
   vl.drop_last = false;
+  vl.pad_to_world = false;  // evaluation shards: every image once
   datasets::DataLoader train_loader(train_set, tl);
   datasets::DataLoader val_loader(val_set, vl);
 
   // ---- outputs
   auto args_json = a.to_json();
   args_json.update(models::to_json(config));  // the num_classes actually used
-  const bool save = !a.output_dir.empty();
+  args_json["world_size"] = world_size;
+  args_json["distributed"] = world_size > 1;
+  const bool save = !a.output_dir.empty() && main_rank;
   const fs::path out(a.output_dir);
   std::unique_ptr<TensorBoardWriter> tb;
   if (save) {
@@ -263,11 +324,15 @@ int run_train(const TrainArgs& a) {
   auto save_ckpt = [&](const fs::path& path, int64_t epoch, int64_t step_in_epoch) {
     state.epoch = epoch;
     state.step_in_epoch = step_in_epoch;
+    state.images_per_step = a.batch_size * world_size;
     save_checkpoint(path, model, config, optimizer, scheduler, state, args_json);
   };
   auto run_eval = [&](int64_t epoch) {
-    auto ev = evaluate(model, criterion, val_loader, data.val, device, [] { return stop_requested(); });
-    std::cout << datasets::format_summary(ev.coco) << std::flush;
+    // In a job a rank cannot leave an evaluation alone; the epoch's checkpoint is already written.
+    std::function<bool()> interrupt;
+    if (!group) interrupt = [] { return stop_requested(); };
+    auto ev = evaluate(model, criterion, val_loader, data.val, device, interrupt, group.get());
+    say << datasets::format_summary(ev.coco) << std::flush;
     if (save) {
       fs::create_directories(out / "eval");
       nlohmann::json dets = nlohmann::json::array();
@@ -292,19 +357,29 @@ int run_train(const TrainArgs& a) {
     nlohmann::ordered_json line;
     for (const auto& [k, v] : ev.stats.averages()) line["test_" + k] = v;
     line["test_coco_eval_bbox"] = ev.coco.stats;
-    std::cout << line.dump() << "\n";
+    say << line.dump() << "\n";
     return 0;
   }
 
   // ---- training
   install_stop_handlers();
-  Progress progress(a.print_freq);
+  Progress progress(a.print_freq, main_rank);
   const auto weights = criterion->weight_dict;
   int64_t global_step = start_epoch * train_loader.size() + skip_steps;
   std::vector<std::pair<std::string, double>> last_train;
   int64_t epochs_done = 0;
-  std::cout << "Start training: epochs " << start_epoch << ".." << a.epochs - 1 << ", " << train_loader.size()
-            << " steps of " << a.batch_size << " images, device " << device << ", " << threads << " threads\n";
+  // Whether any rank was asked to stop (a collective in a job: every rank calls it at the same points).
+  auto stopping = [&] {
+    if (!group) return stop_requested();
+    auto votes = torch::full({1}, stop_requested() ? 1.0f : 0.0f);
+    group->all_reduce_sum(votes);
+    return votes.item<float>() > 0;
+  };
+  auto stop_reason = [] {
+    return stop_signal() ? "by signal " + std::to_string(stop_signal()) : std::string("by a signal to another rank");
+  };
+  say << "Start training: epochs " << start_epoch << ".." << a.epochs - 1 << ", " << train_loader.size()
+            << " steps of " << a.batch_size << " images" << (group ? " per process" : "") << ", device " << device << ", " << threads << " threads\n";
   for (int64_t epoch = start_epoch; epoch < a.epochs; ++epoch) {
     torch::manual_seed(static_cast<uint64_t>(a.seed) * 1000003ULL + static_cast<uint64_t>(epoch));
     const auto t_epoch = Clock::now();
@@ -312,7 +387,7 @@ int run_train(const TrainArgs& a) {
     EpochCallbacks cb;
     cb.should_stop = [] { return stop_requested(); };
     cb.on_step = [&](int64_t i, int64_t n, const StepOutput& s, int64_t batch_images, double secs) {
-      images += batch_images;
+      images += batch_images * world_size;
       ++steps_run;
       ++global_step;
       const double elapsed = seconds_since(t_epoch);
@@ -323,23 +398,23 @@ int run_train(const TrainArgs& a) {
         tb->add_scalar("train/loss", s.loss, global_step);
         for (const auto& [k, v] : s.terms) tb->add_scalar("train/" + k, v, global_step);
         tb->add_scalar("train/lr", optimizer.groups()[0].lr, global_step);
-        tb->add_scalar("train/images_per_s", batch_images / std::max(secs, 1e-9), global_step);
+        tb->add_scalar("train/images_per_s", batch_images * world_size / std::max(secs, 1e-9), global_step);
         tb->add_scalar("train/grad_norm", s.grad_norm, global_step);
       }
     };
     auto logger = train_one_epoch(model, criterion, optimizer, train_loader, epoch, device, a.clip_max_norm, cb,
-                                  skip_steps);
+                                  skip_steps, group ? &sync : nullptr);
     const int64_t done_steps = skip_steps + steps_run;
     skip_steps = 0;
     const bool epoch_complete = done_steps >= train_loader.size();
-    if (stop_requested() && !epoch_complete) {
+    if (!epoch_complete) {  // every rank stopped after the same step
       if (save) {
         save_ckpt(out / "checkpoint.pth", epoch - 1, done_steps);
-        std::cerr << "detr_train: stopped by signal " << stop_signal() << " in epoch " << epoch << " after step "
+        std::cerr << "detr_train: stopped " << stop_reason() << " in epoch " << epoch << " after step "
                   << done_steps << "; checkpoint written to " << (out / "checkpoint.pth").string()
                   << " (--resume it to continue)\n";
-      } else {
-        std::cerr << "detr_train: stopped by signal " << stop_signal() << " (no --output_dir: nothing saved)\n";
+      } else if (main_rank) {
+        std::cerr << "detr_train: stopped " << stop_reason() << " (no --output_dir: nothing saved)\n";
       }
       if (tb) tb->flush();
       return 1;
@@ -359,7 +434,7 @@ int run_train(const TrainArgs& a) {
     }
     nlohmann::ordered_json line;
     for (const auto& [k, v] : last_train) line["train_" + k] = v;
-    const bool do_eval = !stop_requested() &&
+    const bool do_eval = !stopping() &&
                          ((a.eval_every > 0 && (epoch + 1) % a.eval_every == 0) || epoch + 1 == a.epochs);
     std::optional<EvalOutput> ev;
     if (do_eval) {
@@ -390,16 +465,17 @@ int run_train(const TrainArgs& a) {
       tb->flush();
     }
     ++epochs_done;
-    if (stop_requested()) {  // arrived during the epoch's last step or its evaluation: the epoch is saved
-      std::cerr << "detr_train: stopped by signal " << stop_signal() << " after epoch " << epoch
-                << (save ? "; checkpoint written to " + (out / "checkpoint.pth").string() : std::string()) << "\n";
+    if (stopping()) {  // arrived during the epoch's last step or its evaluation: the epoch is saved
+      if (main_rank)
+        std::cerr << "detr_train: stopped " << stop_reason() << " after epoch " << epoch
+                  << (save ? "; checkpoint written to " + (out / "checkpoint.pth").string() : std::string()) << "\n";
       return 1;
     }
   }
 
   // ---- Onepanel task metrics: [{"name", "value", "format"}]
-  std::string metrics_path = a.sys_metrics;
-  if (metrics_path.empty() && std::getenv("ONEPANEL_RESOURCE_UID")) metrics_path = "/tmp/sys-metrics.json";
+  std::string metrics_path = main_rank ? a.sys_metrics : std::string();
+  if (main_rank && metrics_path.empty() && std::getenv("ONEPANEL_RESOURCE_UID")) metrics_path = "/tmp/sys-metrics.json";
   if (!metrics_path.empty()) {
     nlohmann::json metrics = nlohmann::json::array();
     if (state.best_ap >= 0) metrics.push_back({{"name", "best AP"}, {"value", state.best_ap}, {"format", ""}});
@@ -410,12 +486,12 @@ int run_train(const TrainArgs& a) {
   }
 
   // ---- summary
-  std::cout << "Training done: " << epochs_done << " epochs in " << format_duration(seconds_since(t_start));
+  say << "Training done: " << epochs_done << " epochs in " << format_duration(seconds_since(t_start));
   for (const auto& [k, v] : last_train)
-    if (k == "loss" || k == "loss_ce" || k == "loss_bbox" || k == "loss_giou") std::cout << ", " << k << " " << v;
-  std::cout << "\n";
+    if (k == "loss" || k == "loss_ce" || k == "loss_bbox" || k == "loss_giou") say << ", " << k << " " << v;
+  say << "\n";
   if (save)
-    std::cout << "Outputs in " << out.string() << ": checkpoint.pth, classes.csv, log.txt, tensorboard/, eval/"
+    say << "Outputs in " << out.string() << ": checkpoint.pth, classes.csv, log.txt, tensorboard/, eval/"
               << (state.best_ap >= 0 ? ", best.pth" : "") << "\n";
   return 0;
 }
