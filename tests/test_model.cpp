@@ -109,15 +109,21 @@ TEST(Model, BackboneFreezingFollowsLrBackbone) {
   auto c = tiny_config();
   c.lr_backbone = 0;
   auto model = build_model(c);
-  for (const auto& p : model->named_parameters())
-    if (p.key().find("backbone") != std::string::npos) EXPECT_FALSE(p.value().requires_grad()) << p.key();
+  for (const auto& p : model->named_parameters()) {
+    if (p.key().find("backbone") != std::string::npos) {
+      EXPECT_FALSE(p.value().requires_grad()) << p.key();
+    }
+  }
   c.lr_backbone = 1e-5;
   model = build_model(c);
   for (const auto& p : model->named_parameters()) {
     const auto& n = p.key();
-    if (n.find("backbone.0.body.conv1") != std::string::npos || n.find("layer1") != std::string::npos)
+    if (n.find("backbone.0.body.conv1") != std::string::npos || n.find("layer1") != std::string::npos) {
       EXPECT_FALSE(p.value().requires_grad()) << n;
-    if (n.find("layer4") != std::string::npos) EXPECT_TRUE(p.value().requires_grad()) << n;
+    }
+    if (n.find("layer4") != std::string::npos) {
+      EXPECT_TRUE(p.value().requires_grad()) << n;
+    }
   }
 }
 
