@@ -18,6 +18,7 @@
 #include "models/detr.h"
 #include "models/post_process.h"
 #include "models/set_criterion.h"
+#include "src/distributed.h"
 #include "src/engine.h"
 #include "src/util/cpu.h"
 #include "src/optimizer.h"
@@ -78,16 +79,31 @@ models::ModelConfig bench_config(const std::string& name) {
 }  // namespace
 
 nlohmann::json run_benchmark(const BenchOptions& o) {
+  // Launched as a data-parallel job (RANK/WORLD_SIZE): every rank trains its shard, gradients are
+  // averaged as in detr_train, and images/s counts the whole job's images.
+  const auto env = dist::env_from_environment();
+  const bool distributed = env && env->world_size > 1;
   const int threads = o.num_threads > 0 ? static_cast<int>(o.num_threads)
-                                        : util::usable_cpus();
+                                        : std::max(1, util::usable_cpus() / (distributed ? env->local_world_size : 1));
   torch::set_num_threads(threads);
-  const torch::Device device = o.device == "auto"
-                                   ? (torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU))
-                                   : torch::Device(o.device);
-  const int64_t needed = o.batch_size * (o.warmup + o.steps * o.repeats);
+  torch::Device device = o.device == "auto"
+                             ? (torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU))
+                             : torch::Device(o.device);
+  if (distributed && device.is_cuda() && !device.has_index()) device = torch::Device(torch::kCUDA, env->local_rank);
+  std::unique_ptr<dist::ProcessGroup> group;
+  if (distributed) {
+    dist::InitOptions io;
+    io.device = device;
+    io.timeout = std::chrono::minutes(10);
+    group = dist::ProcessGroup::init(*env, io);
+  }
+  const int world = group ? group->world_size() : 1;
+  std::ostream null_stream(nullptr);
+  std::ostream& progress = !group || group->is_main() ? std::cerr : null_stream;
+  const int64_t needed = o.batch_size * world * (o.warmup + o.steps * o.repeats);
   fs::path dir = o.data_dir.empty() ? fs::temp_directory_path() / ("detr_bench_" + std::to_string(::getpid())) : fs::path(o.data_dir);
   datasets::SyntheticExportOptions so;
-  so.num_images = std::max<int64_t>(needed, 2 * o.batch_size);
+  so.num_images = std::max<int64_t>(needed, 2 * o.batch_size * world);
   so.width = o.width;
   so.height = o.height;
   so.num_classes = 3;
@@ -103,11 +119,19 @@ nlohmann::json run_benchmark(const BenchOptions& o) {
   auto criterion = models::build_criterion(config);
   criterion->to(device);
   AdamW optimizer(*model, {});
+  std::unique_ptr<dist::GradientReducer> reducer;
+  dist::StepSync sync;
+  if (group) {
+    dist::broadcast_module(*model, *group);
+    reducer = std::make_unique<dist::GradientReducer>(model->parameters(), *group);
+    sync = {group.get(), reducer.get()};
+  }
 
   nlohmann::json result{{"config", o.config}, {"batch_size", o.batch_size}, {"device", device.str()},
                         {"threads", threads}, {"blas", blas_in_use()}, {"num_workers", o.num_workers},
                         {"image_size", std::to_string(o.width) + "x" + std::to_string(o.height)},
                         {"warmup_steps", o.warmup}, {"steps", o.steps}, {"repeats", o.repeats},
+                        {"world_size", world}, {"backend", group ? group->backend() : "none"},
                         {"libtorch", TORCH_VERSION}};
 
   auto measure = [&](bool train) {
@@ -118,9 +142,11 @@ nlohmann::json run_benchmark(const BenchOptions& o) {
     lo.shuffle = train;
     lo.drop_last = true;
     lo.seed = o.seed;
+    lo.rank = group ? group->rank() : 0;
+    lo.world_size = world;
     datasets::DataLoader loader(ds, lo);
     loader.start_epoch(0);
-    std::vector<double> ips, step_s, data_s, h2d, fwd, matcher, loss, bwd, opt;
+    std::vector<double> ips, step_s, data_s, h2d, fwd, matcher, loss, bwd, gsync, opt;
     for (int64_t r = -1; r < o.repeats; ++r) {  // r = -1: warm-up
       const int64_t n = r < 0 ? o.warmup : o.steps;
       const auto t_rep = Clock::now();
@@ -135,7 +161,7 @@ nlohmann::json run_benchmark(const BenchOptions& o) {
         StepTimings t;
         if (train) {
           model->train();
-          train_step(model, criterion, optimizer, *batch, device, 0.1, &t);
+          train_step(model, criterion, optimizer, *batch, device, 0.1, &t, group ? &sync : nullptr);
         } else {
           torch::NoGradGuard no_grad;
           model->eval();
@@ -161,18 +187,19 @@ nlohmann::json run_benchmark(const BenchOptions& o) {
         matcher.push_back(t.matcher);
         loss.push_back(t.loss);
         bwd.push_back(t.backward);
+        gsync.push_back(t.grad_sync);
         opt.push_back(t.optimizer);
       }
       if (r >= 0) {
         const double secs = std::chrono::duration<double>(Clock::now() - t_rep).count();
-        ips.push_back(static_cast<double>(n * o.batch_size) / secs);
-        std::cerr << (train ? "train" : "eval") << " repetition " << r + 1 << "/" << o.repeats << ": "
+        ips.push_back(static_cast<double>(n * o.batch_size * world) / secs);
+        progress << (train ? "train" : "eval") << " repetition " << r + 1 << "/" << o.repeats << ": "
                   << std::fixed << std::setprecision(3) << ips.back() << " images/s\n";
       }
     }
     nlohmann::json phases{{"data_wait", median(data_s)}, {"host_to_device", median(h2d)}, {"forward", median(fwd)},
                           {"matcher", median(matcher)}, {"loss", median(loss)}, {"backward", median(bwd)},
-                          {"optimizer", median(opt)}};
+                          {"grad_sync", median(gsync)}, {"optimizer", median(opt)}};
     return nlohmann::json{{"images_per_s", median(ips)},
                           {"s_per_step", median(step_s)},
                           {"images_per_s_runs", ips},
@@ -193,21 +220,26 @@ nlohmann::json run_benchmark(const BenchOptions& o) {
       int64_t images = 0;
       while (auto b = loader.next()) images += b->samples.tensors.size(0);
       ips.push_back(static_cast<double>(images) / std::chrono::duration<double>(Clock::now() - t0).count());
-      std::cerr << "data repetition " << r + 1 << "/" << o.repeats << ": " << ips.back() << " images/s\n";
+      progress << "data repetition " << r + 1 << "/" << o.repeats << ": " << ips.back() << " images/s\n";
     }
     return nlohmann::json{{"images_per_s", median(ips)}, {"images_per_s_runs", ips}};
   };
   if (o.mode == "data") result["data"] = measure_data();
   if (o.mode == "train" || o.mode == "both") result["train"] = measure(true);
+  if ((o.mode == "eval" || o.mode == "both") && group)
+    throw std::runtime_error("detr_bench --mode eval runs on one process (launch it without WORLD_SIZE)");
   if (o.mode == "eval" || o.mode == "both") result["eval"] = measure(false);
   result["peak_rss_gb"] = peak_rss_gb();
+  result["main_rank"] = !group || group->is_main();
   if (o.data_dir.empty()) fs::remove_all(dir);
   return result;
 }
 
 std::string format_benchmark(const nlohmann::json& r) {
   std::ostringstream s;
-  s << "config " << r["config"].get<std::string>() << ", batch " << r["batch_size"] << ", " << r["image_size"].get<std::string>()
+  s << "config " << r["config"].get<std::string>() << ", batch " << r["batch_size"];
+  if (r.value("world_size", 1) > 1) s << " x " << r["world_size"] << " processes (" << r["backend"].get<std::string>() << ")";
+  s << ", " << r["image_size"].get<std::string>()
     << " images, device " << r["device"].get<std::string>() << ", " << r["threads"] << " threads, BLAS "
     << r["blas"].get<std::string>() << ", LibTorch " << r["libtorch"].get<std::string>() << "\n";
   if (r.contains("data"))

@@ -109,8 +109,9 @@ StepOutput train_step(models::DETR& model, models::SetCriterion& criterion, Adam
   }
   optimizer.zero_grad();
   total.backward();
-  if (group && sync->reducer) sync->reducer->average();
   clock.mark(&StepTimings::backward);
+  if (group && sync->reducer) sync->reducer->average();
+  clock.mark(&StepTimings::grad_sync);
   out.grad_norm = clip_grad_norm(optimizer.all_params(), max_norm);
   optimizer.step();
   clock.mark(&StepTimings::optimizer);

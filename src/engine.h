@@ -28,7 +28,7 @@ struct StepOutput {
 // Seconds per phase of one step, filled only when asked for (the device is synchronised at each
 // boundary, which costs a little on GPU).
 struct StepTimings {
-  double h2d = 0, forward = 0, matcher = 0, loss = 0, backward = 0, optimizer = 0;
+  double h2d = 0, forward = 0, matcher = 0, loss = 0, backward = 0, grad_sync = 0, optimizer = 0;
 };
 
 // One optimisation step: forward, criterion, weighted total, non-finite check (throws with every

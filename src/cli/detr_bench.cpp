@@ -1,5 +1,6 @@
 // detr_bench: training / evaluation throughput at a named configuration on generated data.
-// Prints a table on stdout and, with --json FILE, writes the figures as JSON.
+// Prints a table on stdout and, with --json FILE, writes the figures as JSON. Launched with RANK /
+// WORLD_SIZE (torchrun --no-python detr_bench ...), it measures data-parallel training.
 #include <cxxopts.hpp>
 #include <torch/torch.h>
 
@@ -47,6 +48,7 @@ int main(int argc, char** argv) {
     o.num_threads = a["num_threads"].as<int64_t>();
     o.device = a["device"].as<std::string>();
     auto result = detr::run_benchmark(o);
+    if (!result.value("main_rank", true)) return 0;  // a job's other ranks: rank 0 reports
     std::cout << detr::format_benchmark(result) << result.dump() << std::endl;
     const auto path = a["json"].as<std::string>();
     if (!path.empty()) std::ofstream(path) << result.dump(1) << "\n";
