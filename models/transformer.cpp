@@ -1,5 +1,7 @@
 #include "models/transformer.h"
 
+#include "models/multihead_attention.h"
+
 namespace detr::models {
 
 namespace {
@@ -16,7 +18,7 @@ torch::Tensor with_pos_embed(const torch::Tensor& x, const torch::Tensor& pos) {
 // Attention output only; the averaged weights are not needed (and not computed).
 torch::Tensor attend(torch::nn::MultiheadAttention& mha, const torch::Tensor& q, const torch::Tensor& k,
                      const torch::Tensor& v, const torch::Tensor& key_padding_mask = {}) {
-  return std::get<0>(mha->forward(q, k, v, key_padding_mask, /*need_weights=*/false));
+  return multi_head_attention(*mha, q, k, v, key_padding_mask);
 }
 
 }  // namespace

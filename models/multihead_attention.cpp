@@ -1,0 +1,130 @@
+#include "models/multihead_attention.h"
+
+#include <cmath>
+#include <limits>
+
+namespace detr::models {
+
+namespace {
+
+using torch::Tensor;
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+// masked_fill(q kᵀ, padding, -inf) → softmax, as the library computes them.
+// q [B·H, L, d] (scaled), k [B·H, S, d], mask [B, S] or undefined → [B·H, L, S]
+Tensor attention_probs(const Tensor& q, const Tensor& k, const Tensor& key_padding_mask, int64_t num_heads) {
+  auto w = torch::bmm(q, k.transpose(1, 2));
+  if (key_padding_mask.defined()) {
+    const int64_t bh = w.size(0), l = w.size(1), s = w.size(2);
+    w = w.view({bh / num_heads, num_heads, l, s})
+            .masked_fill(key_padding_mask.unsqueeze(1).unsqueeze(2), -std::numeric_limits<float>::infinity())
+            .view({bh, l, s});
+  }
+  return torch::softmax(w, -1);
+}
+
+// ATen's dropout on CPU (empty_like → bernoulli_(1 - p) → div_(1 - p) → multiply), or the fused
+// native_dropout on accelerators, drawing the same random numbers; `keep` is the one-byte mask.
+Tensor dropout_keeping_mask(const Tensor& x, double p, Tensor* keep) {
+  if (x.device().is_cpu()) {
+    auto noise = at::empty_like(x, at::MemoryFormat::Contiguous);
+    noise.bernoulli_(1 - p);
+    noise.div_(1 - p);
+    *keep = noise.ne(0);
+    return x * noise;
+  }
+  auto [out, mask] = at::native_dropout(x, p, true);
+  *keep = mask;
+  return out;
+}
+
+class AttentionCore : public torch::autograd::Function<AttentionCore> {
+ public:
+  // The masks (no gradients) travel outside autograd's inputs: either may be undefined.
+  static Tensor forward(AutogradContext* ctx, const Tensor& q, const Tensor& k, const Tensor& v,
+                        const c10::optional<Tensor>& key_padding_mask, int64_t num_heads, double p) {
+    const Tensor mask = key_padding_mask.value_or(Tensor());
+    auto probs = attention_probs(q, k, mask, num_heads);
+    Tensor keep, dropped = probs;
+    if (p > 0) dropped = dropout_keeping_mask(probs, p, &keep);
+    ctx->save_for_backward({q, k, v});
+    if (mask.defined()) ctx->saved_data["mask"] = mask;
+    if (keep.defined()) ctx->saved_data["keep"] = keep;
+    ctx->saved_data["num_heads"] = num_heads;
+    ctx->saved_data["p"] = p;
+    return torch::bmm(dropped, v);
+  }
+
+  // The formulas autograd would apply to bmm, mul, softmax and masked_fill, on recomputed values.
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const auto &q = saved[0], &k = saved[1], &v = saved[2];
+    const Tensor mask = ctx->saved_data.count("mask") ? ctx->saved_data["mask"].toTensor() : Tensor();
+    const Tensor keep = ctx->saved_data.count("keep") ? ctx->saved_data["keep"].toTensor() : Tensor();
+    const int64_t num_heads = ctx->saved_data["num_heads"].toInt();
+    const double p = ctx->saved_data["p"].toDouble();
+    const auto& grad_out = grads[0];  // [B·H, L, d]
+
+    const auto probs = attention_probs(q, k, mask, num_heads);
+    Tensor dropped = probs, noise;
+    if (keep.defined()) {
+      if (probs.device().is_cpu()) {
+        noise = keep.to(probs.scalar_type()).div_(1 - p);  // the forward's noise, bit for bit
+        dropped = probs * noise;
+      } else {  // mask × scale as the fused kernel applied them (equal up to its rounding order)
+        dropped = at::native_dropout_backward(probs, keep, 1 / (1 - p));
+      }
+    }
+    auto grad_v = dropped.transpose(1, 2).bmm(grad_out);
+    auto grad_probs = grad_out.bmm(v.transpose(1, 2));
+    if (keep.defined())
+      grad_probs = noise.defined() ? grad_probs * noise : at::native_dropout_backward(grad_probs, keep, 1 / (1 - p));
+    auto grad_w = at::_softmax_backward_data(grad_probs, probs, -1, probs.scalar_type());
+    if (mask.defined()) {
+      const int64_t bh = grad_w.size(0), l = grad_w.size(1), s = grad_w.size(2);
+      grad_w = grad_w.view({bh / num_heads, num_heads, l, s})
+                   .masked_fill(mask.unsqueeze(1).unsqueeze(2), 0)
+                   .view({bh, l, s});
+    }
+    auto grad_q = grad_w.bmm(k);
+    auto grad_k = q.transpose(1, 2).bmm(grad_w).transpose(1, 2);
+    return {grad_q, grad_k, grad_v, Tensor(), Tensor(), Tensor()};
+  }
+};
+
+}  // namespace
+
+Tensor multi_head_attention(torch::nn::MultiheadAttentionImpl& mha, const Tensor& query, const Tensor& key,
+                            const Tensor& value, const Tensor& key_padding_mask, bool lean) {
+  const auto& o = mha.options;
+  const bool training = mha.is_training() && o.dropout() > 0;
+  if (!lean || !torch::GradMode::is_enabled() || o.add_bias_kv() || o.add_zero_attn() ||
+      !mha._qkv_same_embed_dim) {
+    return std::get<0>(mha.forward(query, key, value, key_padding_mask, /*need_weights=*/false));
+  }
+  const int64_t tgt_len = query.size(0), bsz = query.size(1), embed_dim = query.size(2);
+  const int64_t num_heads = o.num_heads(), head_dim = embed_dim / num_heads;
+  TORCH_CHECK(head_dim * num_heads == embed_dim, "embed_dim ", embed_dim, " is not divisible by num_heads ",
+              num_heads);
+  // In-projection with the packed weight's thirds (LibTorch's branch for distinct query, key and
+  // value, which DETR always passes: positions are added to queries and keys, never to values).
+  namespace F = torch::nn::functional;
+  const auto& w = mha.in_proj_weight;
+  const auto& b = mha.in_proj_bias;
+  auto q = F::linear(query, w.slice(0, 0, embed_dim), b.defined() ? b.slice(0, 0, embed_dim) : b);
+  auto k = F::linear(key, w.slice(0, embed_dim, 2 * embed_dim),
+                     b.defined() ? b.slice(0, embed_dim, 2 * embed_dim) : b);
+  auto v = F::linear(value, w.slice(0, 2 * embed_dim), b.defined() ? b.slice(0, 2 * embed_dim) : b);
+  q = q * (1 / std::sqrt(head_dim));
+  q = q.contiguous().view({tgt_len, bsz * num_heads, head_dim}).transpose(0, 1);
+  k = k.contiguous().view({-1, bsz * num_heads, head_dim}).transpose(0, 1);
+  v = v.contiguous().view({-1, bsz * num_heads, head_dim}).transpose(0, 1);
+  auto out = AttentionCore::apply(q, k, v,
+                                  key_padding_mask.defined() ? c10::optional<Tensor>(key_padding_mask) : c10::nullopt,
+                                  num_heads, training ? o.dropout() : 0.0);
+  out = out.transpose(0, 1).contiguous().view({tgt_len, bsz, embed_dim});
+  return F::linear(out, mha.out_proj->weight, mha.out_proj->bias);
+}
+
+}  // namespace detr::models
