@@ -69,7 +69,7 @@ int64_t batches_per_epoch(size_t n, const LoaderOptions& o) {
 DataLoader::DataLoader(const CocoDetection& dataset, LoaderOptions options)
     : dataset_(dataset), options_(options) {
   num_batches_ = batches_per_epoch(dataset.size(), options_);
-  if (options_.prefetch_batches <= 0) options_.prefetch_batches = 2 * std::max(1, options_.num_workers);
+  if (options_.prefetch_batches <= 0) options_.prefetch_batches = std::max(2, options_.num_workers);
 }
 
 DataLoader::~DataLoader() { stop(); }

@@ -28,7 +28,7 @@ struct LoaderOptions {
   bool shuffle = true;     // train: a seeded permutation per epoch; val: sequential
   bool drop_last = true;   // train: as upstream
   int num_workers = 2;     // 0 = load on the calling thread
-  int prefetch_batches = 0;  // queue bound; 0 = 2 * max(1, num_workers)
+  int prefetch_batches = 0;  // queue bound; 0 = max(2, num_workers) (each batch is tens of MB)
   uint64_t seed = 42;
   int rank = 0, world_size = 1;  // DistributedSampler: padded to a multiple of world_size, strided
   bool pad_to_world = true;      // false (evaluation): strided without repeats, every image once

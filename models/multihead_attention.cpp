@@ -1,5 +1,7 @@
 #include "models/multihead_attention.h"
 
+#include "models/dropout.h"
+
 #include <cmath>
 #include <limits>
 
@@ -22,21 +24,6 @@ Tensor attention_probs(const Tensor& q, const Tensor& k, const Tensor& key_paddi
             .view({bh, l, s});
   }
   return torch::softmax(w, -1);
-}
-
-// ATen's dropout on CPU (empty_like → bernoulli_(1 - p) → div_(1 - p) → multiply), or the fused
-// native_dropout on accelerators, drawing the same random numbers; `keep` is the one-byte mask.
-Tensor dropout_keeping_mask(const Tensor& x, double p, Tensor* keep) {
-  if (x.device().is_cpu()) {
-    auto noise = at::empty_like(x, at::MemoryFormat::Contiguous);
-    noise.bernoulli_(1 - p);
-    noise.div_(1 - p);
-    *keep = noise.ne(0);
-    return x * noise;
-  }
-  auto [out, mask] = at::native_dropout(x, p, true);
-  *keep = mask;
-  return out;
 }
 
 class AttentionCore : public torch::autograd::Function<AttentionCore> {
@@ -67,19 +54,12 @@ class AttentionCore : public torch::autograd::Function<AttentionCore> {
     const auto& grad_out = grads[0];  // [B·H, L, d]
 
     const auto probs = attention_probs(q, k, mask, num_heads);
-    Tensor dropped = probs, noise;
-    if (keep.defined()) {
-      if (probs.device().is_cpu()) {
-        noise = keep.to(probs.scalar_type()).div_(1 - p);  // the forward's noise, bit for bit
-        dropped = probs * noise;
-      } else {  // mask × scale as the fused kernel applied them (equal up to its rounding order)
-        dropped = at::native_dropout_backward(probs, keep, 1 / (1 - p));
-      }
-    }
+    // The dropped probabilities again: on CPU the forward's product bit for bit; the fused kernel of
+    // accelerators applies mask and scale in its own order (equal up to rounding).
+    const Tensor dropped = keep.defined() ? dropout_backward(probs, keep, p) : probs;
     auto grad_v = dropped.transpose(1, 2).bmm(grad_out);
     auto grad_probs = grad_out.bmm(v.transpose(1, 2));
-    if (keep.defined())
-      grad_probs = noise.defined() ? grad_probs * noise : at::native_dropout_backward(grad_probs, keep, 1 / (1 - p));
+    if (keep.defined()) grad_probs = dropout_backward(grad_probs, keep, p);
     auto grad_w = at::_softmax_backward_data(grad_probs, probs, -1, probs.scalar_type());
     if (mask.defined()) {
       const int64_t bh = grad_w.size(0), l = grad_w.size(1), s = grad_w.size(2);

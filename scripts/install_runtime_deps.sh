@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The shared libraries detr-cpp's executables need at run time (Debian packages), for slim runtime
-# images: LibTorch, OpenCV's core/imgproc/imgcodecs, OpenBLAS (made the system BLAS), OpenMP.
+# images: LibTorch, OpenCV's core/imgproc/imgcodecs, OpenBLAS (made the system BLAS), OpenMP, tcmalloc.
 # DETR_WITH_TORCH=0 leaves LibTorch out (a CUDA image brings its own).
 set -euo pipefail
 SUDO=""
@@ -10,7 +10,8 @@ export DEBIAN_FRONTEND=noninteractive
 # OpenCV's runtime packages carry the version in their names (libopencv-core406 on Debian 12,
 # libopencv-core406t64 on Ubuntu 24.04): take the newest this distribution has.
 curl=$(apt-cache pkgnames libcurl4 | grep -E '^libcurl4(t64)?$' | sort | tail -n 1)  # Ubuntu 24.04: libcurl4t64
-packages=(libgomp1 "${curl:-libcurl4}")
+tcmalloc=$(apt-cache pkgnames libtcmalloc-minimal4 | grep -E '^libtcmalloc-minimal4(t64)?$' | sort | tail -n 1)
+packages=(libgomp1 "${curl:-libcurl4}" "${tcmalloc:-libtcmalloc-minimal4}")
 for lib in core imgproc imgcodecs; do
   name=$(apt-cache pkgnames "libopencv-$lib" | grep -E "^libopencv-$lib[0-9][0-9a-z.]*$" | sort -V | tail -n 1)
   [ -n "$name" ] || { echo "install_runtime_deps: no libopencv-$lib runtime package found" >&2; exit 1; }

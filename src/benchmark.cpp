@@ -60,6 +60,15 @@ std::string blas_in_use() {
   return "unknown";
 }
 
+// The malloc this process runs on (tcmalloc when the executable links it, else glibc's).
+std::string allocator_in_use() {
+  std::ifstream maps("/proc/self/maps");
+  std::string line;
+  while (std::getline(maps, line))
+    if (line.find("tcmalloc") != std::string::npos) return "tcmalloc";
+  return "glibc";
+}
+
 models::ModelConfig bench_config(const std::string& name) {
   models::ModelConfig c;
   c.num_classes = 4;
@@ -128,7 +137,7 @@ nlohmann::json run_benchmark(const BenchOptions& o) {
   }
 
   nlohmann::json result{{"config", o.config}, {"batch_size", o.batch_size}, {"device", device.str()},
-                        {"threads", threads}, {"blas", blas_in_use()}, {"num_workers", o.num_workers},
+                        {"threads", threads}, {"blas", blas_in_use()}, {"allocator", allocator_in_use()}, {"num_workers", o.num_workers},
                         {"image_size", std::to_string(o.width) + "x" + std::to_string(o.height)},
                         {"warmup_steps", o.warmup}, {"steps", o.steps}, {"repeats", o.repeats},
                         {"world_size", world}, {"backend", group ? group->backend() : "none"},
@@ -241,7 +250,8 @@ std::string format_benchmark(const nlohmann::json& r) {
   if (r.value("world_size", 1) > 1) s << " x " << r["world_size"] << " processes (" << r["backend"].get<std::string>() << ")";
   s << ", " << r["image_size"].get<std::string>()
     << " images, device " << r["device"].get<std::string>() << ", " << r["threads"] << " threads, BLAS "
-    << r["blas"].get<std::string>() << ", LibTorch " << r["libtorch"].get<std::string>() << "\n";
+    << r["blas"].get<std::string>() << ", allocator " << r.value("allocator", "?") << ", LibTorch "
+    << r["libtorch"].get<std::string>() << "\n";
   if (r.contains("data"))
     s << std::fixed << std::setprecision(3) << "data (decode + augment + collate, " << r["num_workers"]
       << " workers): " << r["data"]["images_per_s"].get<double>() << " images/s\n";

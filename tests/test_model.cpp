@@ -3,6 +3,7 @@
 
 #include "detr/detr.h"  // the public umbrella header must compile on its own
 #include "models/detr.h"
+#include "models/dropout.h"
 #include "models/multihead_attention.h"
 #include "models/post_process.h"
 #include "models/set_criterion.h"
@@ -270,4 +271,25 @@ TEST(Attention, LeanCoreEqualsTheLibrarysAttention) {
     EXPECT_EQ(grad_diff, 0.0);
     EXPECT_GT(ref.out.abs().max().item<double>(), 0.0);
   }
+}
+
+TEST(Attention, LeanDropoutEqualsTheLibrarys) {
+  auto x = torch::randn({300, 2, 64});
+  auto w = torch::randn({300, 2, 64});
+  auto run = [&](bool lean) {
+    auto xi = x.clone().requires_grad_(true);
+    torch::manual_seed(5);
+    auto y = lean ? detr::models::dropout(xi, 0.1, true) : torch::dropout(xi, 0.1, true);
+    (y * w).sum().backward();
+    return std::make_pair(y.detach(), xi.grad());
+  };
+  const auto ref = run(false), lean = run(true);
+  const double out_diff = (ref.first - lean.first).abs().max().item<double>();
+  const double grad_diff = (ref.second - lean.second).abs().max().item<double>();
+  const double dropped = ref.first.eq(0).to(torch::kDouble).mean().item<double>();
+  std::cout << "lean vs library dropout: max |out| diff " << out_diff << ", max |grad| diff " << grad_diff
+            << ", share dropped " << dropped << "\n";
+  EXPECT_EQ(out_diff, 0.0);
+  EXPECT_EQ(grad_diff, 0.0);
+  EXPECT_NEAR(dropped, 0.1, 0.02);
 }

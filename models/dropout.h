@@ -1,0 +1,19 @@
+// Dropout as ATen computes it (same random numbers, same values) that keeps a one-byte mask for
+// backward instead of the float noise autograd would keep: a quarter of the memory at every dropout
+// of DETR's transformer. Gradients are bit-identical to the library's on CPU.
+#pragma once
+#include <torch/torch.h>
+
+namespace detr::models {
+
+// F.dropout(x, p, training): the library's own when no gradient is recorded.
+torch::Tensor dropout(const torch::Tensor& x, double p, bool training);
+
+// The pieces, for attention's recomputing core: x with dropout applied, `keep` set to the mask...
+torch::Tensor dropout_keeping_mask(const torch::Tensor& x, double p, torch::Tensor* keep);
+// ...and the gradient through it: grad × noise (CPU), or native_dropout_backward.
+torch::Tensor dropout_backward(const torch::Tensor& grad, const torch::Tensor& keep, double p);
+// The forward's multiplier rebuilt from the mask, bit for bit (CPU).
+torch::Tensor dropout_noise(const torch::Tensor& keep, double p, torch::ScalarType dtype);
+
+}  // namespace detr::models
