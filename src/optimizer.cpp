@@ -25,6 +25,11 @@ std::vector<torch::Tensor> AdamW::all_params() const {
   return all;
 }
 
+void AdamW::release_grads() {
+  for (auto& g : groups_)
+    for (auto& p : g.params) p.mutable_grad() = torch::Tensor();
+}
+
 void AdamW::zero_grad() {
   for (auto& g : groups_)
     for (auto& p : g.params)

@@ -30,8 +30,9 @@ class AdamW {
   // Builds upstream's two groups from the model's trainable parameters.
   AdamW(const torch::nn::Module& model, AdamWOptions options);
 
-  void zero_grad();  // sets .grad to undefined (upstream zero_grad(set_to_none) is off in 1.13; the
-                     // gradients are fully overwritten by backward either way)
+  void zero_grad();      // zeroes defined gradients in place (upstream 1.13's zero_grad())
+  void release_grads();  // drops them (set_to_none): the values AdamW sees are the same, as backward
+                         // writes a fresh gradient; the memory is free during the next forward
   void step();
 
   std::vector<ParamGroup>& groups() { return groups_; }
