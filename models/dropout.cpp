@@ -23,6 +23,25 @@ class LeanDropout : public torch::autograd::Function<LeanDropout> {
   }
 };
 
+class LeanReluDropout : public torch::autograd::Function<LeanReluDropout> {
+ public:
+  static Tensor forward(AutogradContext* ctx, const Tensor& x, double p) {
+    Tensor keep;
+    auto out = dropout_keeping_mask(torch::relu(x), p, &keep);
+    ctx->save_for_backward({out});
+    ctx->saved_data["keep"] = keep;
+    ctx->saved_data["p"] = p;
+    return out;
+  }
+  // relu's backward is threshold_backward(grad, relu(x), 0); out = relu(x) × noise is > 0 exactly
+  // where relu(x) is and the element was kept, and a dropped element's gradient is zero anyway.
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const auto out = ctx->get_saved_variables()[0];
+    auto grad = dropout_backward(grads[0], ctx->saved_data["keep"].toTensor(), ctx->saved_data["p"].toDouble());
+    return {at::threshold_backward(grad, out, 0), Tensor()};
+  }
+};
+
 }  // namespace
 
 // ATen's CPU dropout is empty_like → bernoulli_(1 - p) → div_(1 - p) → multiply; accelerators use
@@ -53,6 +72,12 @@ Tensor dropout(const Tensor& x, double p, bool training) {
   if (!training || p <= 0 || p >= 1 || x.numel() == 0 || !torch::GradMode::is_enabled() || !x.requires_grad())
     return torch::dropout(x, p, training);
   return LeanDropout::apply(x, p);
+}
+
+Tensor relu_dropout(const Tensor& x, double p, bool training) {
+  if (!training || p <= 0 || p >= 1 || x.numel() == 0 || !torch::GradMode::is_enabled() || !x.requires_grad())
+    return torch::dropout(torch::relu(x), p, training);
+  return LeanReluDropout::apply(x, p);
 }
 
 }  // namespace detr::models

@@ -9,6 +9,11 @@ namespace detr::models {
 // F.dropout(x, p, training): the library's own when no gradient is recorded.
 torch::Tensor dropout(const torch::Tensor& x, double p, bool training);
 
+// dropout(relu(x)), the transformer's feed-forward middle, keeping only the output (which the next
+// linear keeps anyway) and the one-byte mask: relu's output is not kept a second time. Gradients
+// equal the library's (up to the sign of zeros where dropout removed an element).
+torch::Tensor relu_dropout(const torch::Tensor& x, double p, bool training);
+
 // The pieces, for attention's recomputing core: x with dropout applied, `keep` set to the mask...
 torch::Tensor dropout_keeping_mask(const torch::Tensor& x, double p, torch::Tensor* keep);
 // ...and the gradient through it: grad × noise (CPU), or native_dropout_backward.

@@ -44,7 +44,7 @@ TransformerEncoderLayerImpl::TransformerEncoderLayerImpl(const TransformerOption
 torch::Tensor TransformerEncoderLayerImpl::forward(const torch::Tensor& src,
                                                    const torch::Tensor& key_padding_mask,
                                                    const torch::Tensor& pos) {
-  auto ffn = [&](const torch::Tensor& x) { return linear2(drop(dropout, torch::relu(linear1(x)))); };
+  auto ffn = [&](const torch::Tensor& x) { return linear2(models::relu_dropout(linear1(x), dropout->options.p(), dropout->is_training())); };
   if (normalize_before) {
     auto src2 = norm1(src);
     auto q = with_pos_embed(src2, pos);
@@ -76,7 +76,7 @@ torch::Tensor TransformerDecoderLayerImpl::forward(const torch::Tensor& tgt,
                                                    const torch::Tensor& memory_key_padding_mask,
                                                    const torch::Tensor& pos,
                                                    const torch::Tensor& query_pos) {
-  auto ffn = [&](const torch::Tensor& x) { return linear2(drop(dropout, torch::relu(linear1(x)))); };
+  auto ffn = [&](const torch::Tensor& x) { return linear2(models::relu_dropout(linear1(x), dropout->options.p(), dropout->is_training())); };
   auto key = with_pos_embed(memory, pos);
   if (normalize_before) {
     auto t2 = norm1(tgt);

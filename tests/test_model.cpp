@@ -293,3 +293,23 @@ TEST(Attention, LeanDropoutEqualsTheLibrarys) {
   EXPECT_EQ(grad_diff, 0.0);
   EXPECT_NEAR(dropped, 0.1, 0.02);
 }
+
+TEST(Attention, LeanReluDropoutEqualsTheLibrarys) {
+  auto x = torch::randn({300, 2, 64});
+  auto w = torch::randn({300, 2, 64});
+  auto run = [&](bool lean) {
+    auto xi = x.clone().requires_grad_(true);
+    torch::manual_seed(9);
+    auto y = lean ? detr::models::relu_dropout(xi, 0.1, true) : torch::dropout(torch::relu(xi), 0.1, true);
+    (y * w).sum().backward();
+    return std::make_pair(y.detach(), xi.grad());
+  };
+  const auto ref = run(false), lean = run(true);
+  const double out_diff = (ref.first - lean.first).abs().max().item<double>();
+  const double grad_diff = (ref.second - lean.second).abs().max().item<double>();  // -0 == +0
+  std::cout << "lean vs library relu + dropout: max |out| diff " << out_diff << ", max |grad| diff " << grad_diff
+            << "\n";
+  EXPECT_EQ(out_diff, 0.0);
+  EXPECT_EQ(grad_diff, 0.0);
+  EXPECT_GT(ref.second.abs().max().item<double>(), 0.0);
+}
