@@ -91,7 +91,12 @@ Batch DataLoader::make_batch(int64_t b) const {
   const auto last = std::min(order_.size(), first + static_cast<size_t>(options_.batch_size));
   for (size_t k = first; k < last; ++k)
     samples.push_back(dataset_.get(order_[k], sample_seed(options_.seed, epoch_, order_[k])));
-  return collate(std::move(samples));
+  auto batch = collate(std::move(samples));
+  if (options_.pin_memory) {
+    batch.samples.tensors = batch.samples.tensors.pin_memory();
+    batch.samples.mask = batch.samples.mask.pin_memory();
+  }
+  return batch;
 }
 
 void DataLoader::start_epoch(int64_t epoch, int64_t first_batch) {

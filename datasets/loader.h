@@ -32,6 +32,7 @@ struct LoaderOptions {
   uint64_t seed = 42;
   int rank = 0, world_size = 1;  // DistributedSampler: padded to a multiple of world_size, strided
   bool pad_to_world = true;      // false (evaluation): strided without repeats, every image once
+  bool pin_memory = false;       // page-locked batches (CUDA runs: asynchronous host-to-device copies)
 };
 
 // The indices this rank visits in an epoch (upstream RandomSampler / DistributedSampler semantics).

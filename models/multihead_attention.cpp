@@ -13,7 +13,10 @@ using torch::Tensor;
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-// masked_fill(q kᵀ, padding, -inf) → softmax, as the library computes them.
+bool reduced(const Tensor& t) { return t.scalar_type() == torch::kHalf || t.scalar_type() == torch::kBFloat16; }
+
+// masked_fill(q kᵀ, padding, -inf) → softmax, as the library computes them (in float32 when q is
+// half or bfloat16, as autocast would).
 // q [B·H, L, d] (scaled), k [B·H, S, d], mask [B, S] or undefined → [B·H, L, S]
 Tensor attention_probs(const Tensor& q, const Tensor& k, const Tensor& key_padding_mask, int64_t num_heads) {
   auto w = torch::bmm(q, k.transpose(1, 2));
@@ -23,7 +26,13 @@ Tensor attention_probs(const Tensor& q, const Tensor& k, const Tensor& key_paddi
             .masked_fill(key_padding_mask.unsqueeze(1).unsqueeze(2), -std::numeric_limits<float>::infinity())
             .view({bh, l, s});
   }
-  return torch::softmax(w, -1);
+  return reduced(w) ? torch::softmax(w, -1, torch::kFloat) : torch::softmax(w, -1);
+}
+
+// Autocast stays outside the core: its dtypes are decided here, the same in forward and backward.
+c10::impl::ExcludeDispatchKeyGuard no_autocast() {
+  return c10::impl::ExcludeDispatchKeyGuard(
+      c10::DispatchKeySet({c10::DispatchKey::AutocastCPU, c10::DispatchKey::AutocastCUDA}));
 }
 
 class AttentionCore : public torch::autograd::Function<AttentionCore> {
@@ -31,10 +40,12 @@ class AttentionCore : public torch::autograd::Function<AttentionCore> {
   // The masks (no gradients) travel outside autograd's inputs: either may be undefined.
   static Tensor forward(AutogradContext* ctx, const Tensor& q, const Tensor& k, const Tensor& v,
                         const c10::optional<Tensor>& key_padding_mask, int64_t num_heads, double p) {
+    const auto guard = no_autocast();
     const Tensor mask = key_padding_mask.value_or(Tensor());
     auto probs = attention_probs(q, k, mask, num_heads);
     Tensor keep, dropped = probs;
     if (p > 0) dropped = dropout_keeping_mask(probs, p, &keep);
+    dropped = dropped.to(v.scalar_type());  // float32 probabilities meet half values: autocast's bmm
     ctx->save_for_backward({q, k, v});
     if (mask.defined()) ctx->saved_data["mask"] = mask;
     if (keep.defined()) ctx->saved_data["keep"] = keep;
@@ -45,22 +56,24 @@ class AttentionCore : public torch::autograd::Function<AttentionCore> {
 
   // The formulas autograd would apply to bmm, mul, softmax and masked_fill, on recomputed values.
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const auto guard = no_autocast();
     const auto saved = ctx->get_saved_variables();
     const auto &q = saved[0], &k = saved[1], &v = saved[2];
     const Tensor mask = ctx->saved_data.count("mask") ? ctx->saved_data["mask"].toTensor() : Tensor();
     const Tensor keep = ctx->saved_data.count("keep") ? ctx->saved_data["keep"].toTensor() : Tensor();
     const int64_t num_heads = ctx->saved_data["num_heads"].toInt();
     const double p = ctx->saved_data["p"].toDouble();
-    const auto& grad_out = grads[0];  // [B·H, L, d]
+    const auto grad_out = grads[0].to(v.scalar_type());  // [B·H, L, d]
 
     const auto probs = attention_probs(q, k, mask, num_heads);
     // The dropped probabilities again: on CPU the forward's product bit for bit; the fused kernel of
     // accelerators applies mask and scale in its own order (equal up to rounding).
-    const Tensor dropped = keep.defined() ? dropout_backward(probs, keep, p) : probs;
+    const Tensor dropped = (keep.defined() ? dropout_backward(probs, keep, p) : probs).to(v.scalar_type());
     auto grad_v = dropped.transpose(1, 2).bmm(grad_out);
-    auto grad_probs = grad_out.bmm(v.transpose(1, 2));
+    auto grad_probs = grad_out.bmm(v.transpose(1, 2)).to(probs.scalar_type());
     if (keep.defined()) grad_probs = dropout_backward(grad_probs, keep, p);
-    auto grad_w = at::_softmax_backward_data(grad_probs, probs, -1, probs.scalar_type());
+    // In the probabilities' precision, then back to the scores' (softmax's half-to-float backward).
+    auto grad_w = at::_softmax_backward_data(grad_probs, probs, -1, probs.scalar_type()).to(q.scalar_type());
     if (mask.defined()) {
       const int64_t bh = grad_w.size(0), l = grad_w.size(1), s = grad_w.size(2);
       grad_w = grad_w.view({bh / num_heads, num_heads, l, s})
@@ -79,7 +92,10 @@ Tensor multi_head_attention(torch::nn::MultiheadAttentionImpl& mha, const Tensor
                             const Tensor& value, const Tensor& key_padding_mask, bool lean) {
   const auto& o = mha.options;
   const bool training = mha.is_training() && o.dropout() > 0;
-  if (!lean || !torch::GradMode::is_enabled() || o.add_bias_kv() || o.add_zero_attn() ||
+  // Under autocast (where LibTorch 1.13's own attention fails on bfloat16) this path is always taken.
+  const auto autocast_key = query.is_cuda() ? c10::DispatchKey::AutocastCUDA : c10::DispatchKey::AutocastCPU;
+  const bool autocast = !c10::impl::tls_is_dispatch_key_excluded(autocast_key);
+  if (!lean || (!autocast && !torch::GradMode::is_enabled()) || o.add_bias_kv() || o.add_zero_attn() ||
       !mha._qkv_same_embed_dim) {
     return std::get<0>(mha.forward(query, key, value, key_padding_mask, /*need_weights=*/false));
   }

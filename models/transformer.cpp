@@ -17,6 +17,13 @@ torch::Tensor drop(torch::nn::Dropout& d, const torch::Tensor& x) {
   return models::dropout(x, d->options.p(), d->is_training());
 }
 
+// LayerNorm in its parameters' precision: under autocast a half / bfloat16 activation is widened
+// first (CUDA autocast does this itself; LibTorch 1.13's CPU autocast would fail on the mixed types).
+torch::Tensor ln(torch::nn::LayerNorm& norm, const torch::Tensor& x) {
+  const auto t = x.scalar_type();
+  return norm(t == torch::kHalf || t == torch::kBFloat16 ? x.to(norm->weight.scalar_type()) : x);
+}
+
 torch::Tensor with_pos_embed(const torch::Tensor& x, const torch::Tensor& pos) {
   return pos.defined() ? x + pos : x;
 }
@@ -46,14 +53,14 @@ torch::Tensor TransformerEncoderLayerImpl::forward(const torch::Tensor& src,
                                                    const torch::Tensor& pos) {
   auto ffn = [&](const torch::Tensor& x) { return linear2(models::relu_dropout(linear1(x), dropout->options.p(), dropout->is_training())); };
   if (normalize_before) {
-    auto src2 = norm1(src);
+    auto src2 = ln(norm1, src);
     auto q = with_pos_embed(src2, pos);
     auto out = src + drop(dropout1, attend(self_attn, q, q, src2, key_padding_mask));
-    return out + drop(dropout2, ffn(norm2(out)));
+    return out + drop(dropout2, ffn(ln(norm2, out)));
   }
   auto q = with_pos_embed(src, pos);
-  auto out = norm1(src + drop(dropout1, attend(self_attn, q, q, src, key_padding_mask)));
-  return norm2(out + drop(dropout2, ffn(out)));
+  auto out = ln(norm1, src + drop(dropout1, attend(self_attn, q, q, src, key_padding_mask)));
+  return ln(norm2, out + drop(dropout2, ffn(out)));
 }
 
 TransformerDecoderLayerImpl::TransformerDecoderLayerImpl(const TransformerOptions& o)
@@ -79,19 +86,19 @@ torch::Tensor TransformerDecoderLayerImpl::forward(const torch::Tensor& tgt,
   auto ffn = [&](const torch::Tensor& x) { return linear2(models::relu_dropout(linear1(x), dropout->options.p(), dropout->is_training())); };
   auto key = with_pos_embed(memory, pos);
   if (normalize_before) {
-    auto t2 = norm1(tgt);
+    auto t2 = ln(norm1, tgt);
     auto q = with_pos_embed(t2, query_pos);
     auto out = tgt + drop(dropout1, attend(self_attn, q, q, t2));
-    t2 = norm2(out);
+    t2 = ln(norm2, out);
     out = out + drop(dropout2, attend(multihead_attn, with_pos_embed(t2, query_pos), key, memory,
                                 memory_key_padding_mask));
-    return out + drop(dropout3, ffn(norm3(out)));
+    return out + drop(dropout3, ffn(ln(norm3, out)));
   }
   auto q = with_pos_embed(tgt, query_pos);
-  auto out = norm1(tgt + drop(dropout1, attend(self_attn, q, q, tgt)));
-  out = norm2(out + drop(dropout2, attend(multihead_attn, with_pos_embed(out, query_pos), key, memory,
+  auto out = ln(norm1, tgt + drop(dropout1, attend(self_attn, q, q, tgt)));
+  out = ln(norm2, out + drop(dropout2, attend(multihead_attn, with_pos_embed(out, query_pos), key, memory,
                                     memory_key_padding_mask)));
-  return norm3(out + drop(dropout3, ffn(out)));
+  return ln(norm3, out + drop(dropout3, ffn(out)));
 }
 
 TransformerEncoderImpl::TransformerEncoderImpl(const TransformerOptions& o) {
@@ -107,7 +114,7 @@ torch::Tensor TransformerEncoderImpl::forward(const torch::Tensor& src,
   auto output = src;
   for (const auto& layer : *layers)
     output = layer->as<TransformerEncoderLayer>()->forward(output, key_padding_mask, pos);
-  return norm ? norm(output) : output;
+  return norm ? ln(norm, output) : output;
 }
 
 TransformerDecoderImpl::TransformerDecoderImpl(const TransformerOptions& o)
@@ -126,10 +133,10 @@ torch::Tensor TransformerDecoderImpl::forward(const torch::Tensor& tgt, const to
   for (const auto& layer : *layers) {
     output = layer->as<TransformerDecoderLayer>()->forward(output, memory, memory_key_padding_mask,
                                                           pos, query_pos);
-    if (return_intermediate) intermediate.push_back(norm(output));
+    if (return_intermediate) intermediate.push_back(ln(norm, output));
   }
   if (return_intermediate) return torch::stack(intermediate);  // last entry == norm(output)
-  return norm(output).unsqueeze(0);
+  return ln(norm, output).unsqueeze(0);
 }
 
 TransformerImpl::TransformerImpl(TransformerOptions o) : options(o) {

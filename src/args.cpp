@@ -98,6 +98,7 @@ cxxopts::Options make_options() {
     ("eval_every", "evaluate every N epochs (0 = only at the end)", cxxopts::value<int64_t>()->default_value("1"))
     ("print_freq", "log every N steps when not on a terminal", cxxopts::value<int64_t>()->default_value("10"))
     ("dist_backend", "nccl|gloo (default: nccl on CUDA, gloo on CPU)", cxxopts::value<std::string>()->default_value(""))
+    ("amp", "mixed precision: off (float32, upstream's arithmetic), bf16 (autocast), fp16 (autocast + dynamic loss scaling, CUDA)", cxxopts::value<std::string>()->default_value("off"))
     ("dist_timeout", "seconds a distributed rendezvous or collective may wait for a peer before every rank exits with an error", cxxopts::value<double>()->default_value("1800"))
     ("parse_only", "check the command line, print the resolved flags as JSON and exit")
     ("sys_metrics", "write final metrics for Onepanel here (default: /tmp/sys-metrics.json when ONEPANEL_RESOURCE_UID is set)", cxxopts::value<std::string>()->default_value(""))
@@ -177,6 +178,7 @@ TrainArgs parse_train_args(int argc, const char* const* argv, std::string* help)
     a.print_freq = r["print_freq"].as<int64_t>();
     a.dist_backend = r["dist_backend"].as<std::string>();
     a.dist_timeout = r["dist_timeout"].as<double>();
+    a.amp = r["amp"].as<std::string>();
     a.sys_metrics = r["sys_metrics"].as<std::string>();
     a.parse_only = r.count("parse_only") > 0;
   } catch (const cxxopts::exceptions::exception& e) {
@@ -208,6 +210,8 @@ TrainArgs parse_train_args(int argc, const char* const* argv, std::string* help)
                      " needs a launcher that starts the processes and sets RANK/WORLD_SIZE/MASTER_ADDR/MASTER_PORT "
                      "(torchrun --nproc_per_node=N --no-python detr_train ..., a PyTorchJob, SLURM)");
   if (!(a.dist_timeout > 0)) throw UsageError("--dist_timeout must be positive seconds");
+  if (a.amp != "off" && a.amp != "bf16" && a.amp != "fp16")
+    throw UsageError("--amp must be off, bf16 or fp16, got '" + a.amp + "'");
   if (!a.dist_backend.empty() && a.dist_backend != "gloo" && a.dist_backend != "nccl")
     throw UsageError("--dist_backend must be gloo or nccl, got '" + a.dist_backend + "'");
   try {
@@ -248,6 +252,7 @@ nlohmann::json TrainArgs::to_json() const {
   j["dist_url"] = dist_url;
   j["dist_backend"] = dist_backend;
   j["dist_timeout"] = dist_timeout;
+  j["amp"] = amp;
   j["masks"] = false;
   j["num_threads"] = num_threads;
   j["val_split"] = val_split;

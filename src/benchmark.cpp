@@ -18,6 +18,7 @@
 #include "models/detr.h"
 #include "models/post_process.h"
 #include "models/set_criterion.h"
+#include "src/amp.h"
 #include "src/distributed.h"
 #include "src/engine.h"
 #include "src/util/cpu.h"
@@ -99,6 +100,11 @@ nlohmann::json run_benchmark(const BenchOptions& o) {
                              ? (torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU))
                              : torch::Device(o.device);
   if (distributed && device.is_cuda() && !device.has_index()) device = torch::Device(torch::kCUDA, env->local_rank);
+  const Precision precision = parse_precision(o.amp);
+  check_precision(precision, device);
+  if (device.is_cuda()) at::globalContext().setBenchmarkCuDNN(true);
+  GradScaler scaler(precision == Precision::fp16);
+  const AmpState amp{precision, &scaler};
   std::unique_ptr<dist::ProcessGroup> group;
   if (distributed) {
     dist::InitOptions io;
@@ -141,6 +147,7 @@ nlohmann::json run_benchmark(const BenchOptions& o) {
                         {"image_size", std::to_string(o.width) + "x" + std::to_string(o.height)},
                         {"warmup_steps", o.warmup}, {"steps", o.steps}, {"repeats", o.repeats},
                         {"world_size", world}, {"backend", group ? group->backend() : "none"},
+                        {"amp", to_string(precision)},
                         {"libtorch", TORCH_VERSION}};
 
   auto measure = [&](bool train) {
@@ -153,6 +160,7 @@ nlohmann::json run_benchmark(const BenchOptions& o) {
     lo.seed = o.seed;
     lo.rank = group ? group->rank() : 0;
     lo.world_size = world;
+    lo.pin_memory = device.is_cuda();
     datasets::DataLoader loader(ds, lo);
     loader.start_epoch(0);
     std::vector<double> ips, step_s, data_s, h2d, fwd, matcher, loss, bwd, gsync, opt;
@@ -170,7 +178,7 @@ nlohmann::json run_benchmark(const BenchOptions& o) {
         StepTimings t;
         if (train) {
           model->train();
-          train_step(model, criterion, optimizer, *batch, device, 0.1, &t, group ? &sync : nullptr);
+          train_step(model, criterion, optimizer, *batch, device, 0.1, &t, group ? &sync : nullptr, &amp);
         } else {
           torch::NoGradGuard no_grad;
           model->eval();

@@ -18,6 +18,7 @@ struct BenchOptions {
   int64_t num_workers = 2;
   int64_t num_threads = 0;         // 0 = all cores
   std::string device = "auto";
+  std::string amp = "off";         // off | bf16 | fp16 (training only)
   std::string data_dir;            // "" = a temporary folder
   uint64_t seed = 0;
 };

@@ -89,6 +89,10 @@ void save_checkpoint(const fs::path& path, models::DETR& model, const models::Mo
                              {PyValue::str("images_per_step"), PyValue::integer(state.images_per_step)},
                              {PyValue::str("best_ap"), PyValue::floating(state.best_ap)},
                              {PyValue::str("format_version"), PyValue::integer(kCheckpointFormatVersion)}});
+  if (state.loss_scale > 0)  // GradScaler.state_dict()'s keys
+    root.as_dict().set(PyValue::str("scaler"),
+                       PyValue::dict({{PyValue::str("scale"), PyValue::floating(state.loss_scale)},
+                                      {PyValue::str("_growth_tracker"), PyValue::integer(state.scaler_growth_tracker)}}));
   serialization::torch_save(root, path);
 }
 
@@ -110,6 +114,10 @@ LoadedCheckpoint load_checkpoint(const fs::path& path) {
     st.epoch = e->as_int();
     if (const auto* s = root.find("step_in_epoch"); s && s->is_int()) st.step_in_epoch = s->as_int();
     if (const auto* s = root.find("images_per_step"); s && s->is_int()) st.images_per_step = s->as_int();
+    if (const auto* s = root.find("scaler"); s && s->is_dict()) {
+      st.loss_scale = s->at("scale").as_float();
+      st.scaler_growth_tracker = s->at("_growth_tracker").as_int();
+    }
     if (const auto* b = root.find("best_ap"); b && (b->is_float() || b->is_int())) st.best_ap = b->as_float();
     if (const auto* cl = root.find("classes"); cl && cl->is_list())
       for (const auto& item : cl->items()) st.classes.push_back({item.at("id").as_int(), item.at("name").as_str()});

@@ -31,6 +31,8 @@ struct CheckpointState {
   int64_t step_in_epoch = 0;
   int64_t images_per_step = 0;  // batch_size × world size; 0 = unknown (older files)
   double best_ap = -1;
+  double loss_scale = 0;            // fp16 GradScaler state (0: none)
+  int64_t scaler_growth_tracker = 0;
   std::vector<datasets::CocoCategory> classes;
 };
 

@@ -78,13 +78,20 @@ class PhaseClock {
 
 StepOutput train_step(models::DETR& model, models::SetCriterion& criterion, AdamW& optimizer,
                       const datasets::Batch& batch, const torch::Device& device, double max_norm,
-                      StepTimings* timings, const dist::StepSync* sync) {
+                      StepTimings* timings, const dist::StepSync* sync, const AmpState* amp) {
   PhaseClock clock(timings, device);
   dist::ProcessGroup* group = sync && sync->group && sync->group->world_size() > 1 ? sync->group : nullptr;
   auto samples = batch.samples.to(device, /*non_blocking=*/true);
   auto targets = targets_to(batch.targets, device);
   clock.mark(&StepTimings::h2d);
-  auto outputs = model->forward(samples);
+  const Precision precision = amp ? amp->precision : Precision::fp32;
+  GradScaler* scaler = amp && amp->scaler && amp->scaler->enabled() ? amp->scaler : nullptr;
+  models::DetrOutput outputs;
+  {
+    AutocastGuard autocast(device, precision);
+    outputs = model->forward(samples);
+  }
+  if (precision != Precision::fp32) outputs = to_float32(outputs);  // matcher and losses in float32
   clock.mark(&StepTimings::forward);
   c10::optional<double> num_boxes;
   if (group) num_boxes = global_num_boxes(batch.targets, *group, device);
@@ -108,12 +115,17 @@ StepOutput train_step(models::DETR& model, models::SetCriterion& criterion, Adam
     throw std::runtime_error(msg.str());
   }
   optimizer.zero_grad();
-  total.backward();
+  (scaler ? scaler->scale_loss(total) : total).backward();
   clock.mark(&StepTimings::backward);
   if (group && sync->reducer) sync->reducer->average();
   clock.mark(&StepTimings::grad_sync);
+  // fp16: true gradients before clipping; an overflow skips the step (the same on every rank, whose
+  // gradients are equal after averaging).
+  out.loss_scale = scaler ? scaler->scale() : 1.0;
+  out.skipped = scaler && scaler->unscale(optimizer.all_params());
   out.grad_norm = clip_grad_norm(optimizer.all_params(), max_norm);
-  optimizer.step();
+  if (!out.skipped) optimizer.step();
+  if (scaler) scaler->update(out.skipped);
   // Gradients are not needed until the next backward: freed now, they do not add to the next
   // forward's activations (the peak of a step).
   optimizer.release_grads();
@@ -139,7 +151,7 @@ void log_step(MetricLogger& logger, const StepOutput& step, const std::map<std::
 MetricLogger train_one_epoch(models::DETR& model, models::SetCriterion& criterion, AdamW& optimizer,
                              datasets::DataLoader& loader, int64_t epoch, const torch::Device& device,
                              double max_norm, const EpochCallbacks& cb, int64_t first_step,
-                             const dist::StepSync* sync) {
+                             const dist::StepSync* sync, const AmpState* amp) {
   model->train();
   criterion->train();
   MetricLogger logger;
@@ -159,7 +171,7 @@ MetricLogger train_one_epoch(models::DETR& model, models::SetCriterion& criterio
     if (!batch) break;
     StepOutput step;
     try {
-      step = train_step(model, criterion, optimizer, *batch, device, max_norm, nullptr, sync);
+      step = train_step(model, criterion, optimizer, *batch, device, max_norm, nullptr, sync, amp);
     } catch (const c10::Error& e) {
       const std::string what = e.what_without_backtrace();
       if (what.find("out of memory") == std::string::npos) throw;

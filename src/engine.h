@@ -13,6 +13,7 @@
 #include "datasets/loader.h"
 #include "models/detr.h"
 #include "models/set_criterion.h"
+#include "src/amp.h"
 #include "src/distributed.h"
 #include "src/metric_logger.h"
 #include "src/optimizer.h"
@@ -23,6 +24,8 @@ struct StepOutput {
   double loss = 0;       // Σ weighted terms (upstream's loss_value)
   double grad_norm = 0;  // total gradient norm before clipping
   std::vector<std::pair<std::string, double>> terms;  // every loss-dict entry, unscaled, in order
+  bool skipped = false;   // fp16: inf/NaN gradients, the optimizer step was skipped
+  double loss_scale = 1;  // fp16: the scale this step used
 };
 
 // Seconds per phase of one step, filled only when asked for (the device is synchronised at each
@@ -35,10 +38,12 @@ struct StepTimings {
 // term), zero_grad, backward, clip_grad_norm over all parameters, AdamW step.
 // In a job (`sync` given) as upstream under DDP: num_boxes summed over ranks and divided by the world
 // size, the logged terms averaged over ranks (so every rank takes the same finiteness decision), and
-// gradients averaged over ranks before clipping.
+// gradients averaged over ranks before clipping. With `amp`, the network's forward runs under
+// autocast and everything after it in float32; fp16 scales the loss and unscales before clipping.
 StepOutput train_step(models::DETR& model, models::SetCriterion& criterion, AdamW& optimizer,
                       const datasets::Batch& batch, const torch::Device& device, double max_norm,
-                      StepTimings* timings = nullptr, const dist::StepSync* sync = nullptr);
+                      StepTimings* timings = nullptr, const dist::StepSync* sync = nullptr,
+                      const AmpState* amp = nullptr);
 
 // Adds one step's values to `logger` as upstream's MetricLogger does (lr, class_error, loss, scaled
 // terms, *_unscaled terms).
@@ -58,7 +63,7 @@ struct EpochCallbacks {
 MetricLogger train_one_epoch(models::DETR& model, models::SetCriterion& criterion, AdamW& optimizer,
                              datasets::DataLoader& loader, int64_t epoch, const torch::Device& device,
                              double max_norm, const EpochCallbacks& callbacks = {}, int64_t first_step = 0,
-                             const dist::StepSync* sync = nullptr);
+                             const dist::StepSync* sync = nullptr, const AmpState* amp = nullptr);
 
 struct EvalOutput {
   MetricLogger stats;                            // loss terms, epoch means

@@ -17,6 +17,7 @@
 #include "datasets/loader.h"
 #include "models/detr.h"
 #include "models/set_criterion.h"
+#include "src/amp.h"
 #include "src/checkpoint.h"
 #include "src/distributed.h"
 #include "src/engine.h"
@@ -155,6 +156,9 @@ int run_train(const TrainArgs& a) {
   const bool distributed = env && env->world_size > 1;
   auto device = resolve_device(a.device);
   if (distributed && device.is_cuda() && !device.has_index()) device = torch::Device(torch::kCUDA, env->local_rank);
+  const Precision precision = parse_precision(a.amp);
+  check_precision(precision, device);
+  if (device.is_cuda()) at::globalContext().setBenchmarkCuDNN(true);  // input sizes repeat: autotune once each
   // Processes sharing a machine share its cores: a launcher's OMP_NUM_THREADS, else an equal share.
   int threads = a.num_threads > 0 ? static_cast<int>(a.num_threads) : util::usable_cpus();
   if (distributed && a.num_threads <= 0) {
@@ -256,6 +260,8 @@ int run_train(const TrainArgs& a) {
   oo.weight_decay = a.weight_decay;
   AdamW optimizer(*model, oo);
   StepLR scheduler(optimizer, a.lr_drop);
+  GradScaler scaler(precision == Precision::fp16);
+  const AmpState amp{precision, &scaler};
   std::unique_ptr<dist::GradientReducer> reducer;
   dist::StepSync sync;
   if (group) {
@@ -283,6 +289,7 @@ int run_train(const TrainArgs& a) {
       start_epoch = resumed.state->epoch + 1;
     }
     state.best_ap = resumed.state->best_ap;
+    if (resumed.state->loss_scale > 0) scaler.load(resumed.state->loss_scale, resumed.state->scaler_growth_tracker);
   }
 
   // ---- loaders
@@ -298,6 +305,7 @@ int run_train(const TrainArgs& a) {
   tl.seed = static_cast<uint64_t>(a.seed);
   tl.rank = group ? group->rank() : 0;
   tl.world_size = world_size;
+  tl.pin_memory = device.is_cuda();  // page-locked batches: the copies to the GPU run asynchronously
   auto vl = tl;
   vl.shuffle = false;
   vl.drop_last = false;
@@ -325,6 +333,8 @@ int run_train(const TrainArgs& a) {
     state.epoch = epoch;
     state.step_in_epoch = step_in_epoch;
     state.images_per_step = a.batch_size * world_size;
+    state.loss_scale = scaler.enabled() ? scaler.scale() : 0;
+    state.scaler_growth_tracker = scaler.growth_tracker();
     save_checkpoint(path, model, config, optimizer, scheduler, state, args_json);
   };
   auto run_eval = [&](int64_t epoch) {
@@ -379,7 +389,8 @@ int run_train(const TrainArgs& a) {
     return stop_signal() ? "by signal " + std::to_string(stop_signal()) : std::string("by a signal to another rank");
   };
   say << "Start training: epochs " << start_epoch << ".." << a.epochs - 1 << ", " << train_loader.size()
-            << " steps of " << a.batch_size << " images" << (group ? " per process" : "") << ", device " << device << ", " << threads << " threads\n";
+            << " steps of " << a.batch_size << " images" << (group ? " per process" : "") << ", device " << device << ", " << threads << " threads"
+      << (precision == Precision::fp32 ? std::string() : ", mixed precision " + to_string(precision)) << "\n";
   for (int64_t epoch = start_epoch; epoch < a.epochs; ++epoch) {
     torch::manual_seed(static_cast<uint64_t>(a.seed) * 1000003ULL + static_cast<uint64_t>(epoch));
     const auto t_epoch = Clock::now();
@@ -400,10 +411,11 @@ int run_train(const TrainArgs& a) {
         tb->add_scalar("train/lr", optimizer.groups()[0].lr, global_step);
         tb->add_scalar("train/images_per_s", batch_images * world_size / std::max(secs, 1e-9), global_step);
         tb->add_scalar("train/grad_norm", s.grad_norm, global_step);
+        if (scaler.enabled()) tb->add_scalar("train/loss_scale", s.loss_scale, global_step);
       }
     };
     auto logger = train_one_epoch(model, criterion, optimizer, train_loader, epoch, device, a.clip_max_norm, cb,
-                                  skip_steps, group ? &sync : nullptr);
+                                  skip_steps, group ? &sync : nullptr, &amp);
     const int64_t done_steps = skip_steps + steps_run;
     skip_steps = 0;
     const bool epoch_complete = done_steps >= train_loader.size();
