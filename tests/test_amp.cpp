@@ -14,6 +14,7 @@
 #include "src/amp.h"
 #include "src/checkpoint.h"
 #include "src/engine.h"
+#include "tests/tiny_model.h"
 
 namespace fs = std::filesystem;
 using namespace detr;
@@ -69,16 +70,7 @@ TEST(Amp, Bf16AutocastReachesTheNetworkAndLossesStayFloat32) {
   std::vector<datasets::Sample> samples;
   for (size_t i = 0; i < ds.size(); ++i) samples.push_back(ds.get(i, 0));
   auto batch = datasets::collate(samples);
-  models::ModelConfig c;
-  c.backbone = "resnet18";
-  c.hidden_dim = 32;
-  c.nheads = 2;
-  c.enc_layers = 1;
-  c.dec_layers = 2;
-  c.dim_feedforward = 64;
-  c.num_queries = 8;
-  c.num_classes = 4;
-  c.dropout = 0;
+  const auto c = detr::testing::tiny_train_config();
   std::vector<torch::Tensor> last_params;
   auto run = [&](Precision p, double loss_scale = 0) {
     torch::manual_seed(0);
@@ -150,15 +142,7 @@ TEST(Amp, Bf16AutocastReachesTheNetworkAndLossesStayFloat32) {
 TEST(Amp, ScalerStateTravelsInCheckpoints) {
   const auto dir = fs::temp_directory_path() / ("detr_amp_ck_" + std::to_string(::getpid()));
   fs::create_directories(dir);
-  models::ModelConfig c;
-  c.backbone = "resnet18";
-  c.hidden_dim = 16;
-  c.nheads = 2;
-  c.enc_layers = 1;
-  c.dec_layers = 1;
-  c.dim_feedforward = 32;
-  c.num_queries = 4;
-  c.num_classes = 3;
+  const auto c = detr::testing::tiny_train_config();
   auto model = models::build_model(c);
   AdamW optimizer(*model, {});
   StepLR scheduler(optimizer, 10);

@@ -30,6 +30,7 @@
 #include "src/engine.h"
 #include "src/metric_logger.h"
 #include "src/optimizer.h"
+#include "tests/tiny_model.h"
 
 extern char** environ;
 
@@ -298,17 +299,9 @@ TEST(DistributedWorker, Train) {
   lo.world_size = world;
   datasets::DataLoader loader(set, lo);
 
-  models::ModelConfig config;
-  config.backbone = "resnet18";
-  config.hidden_dim = 32;
-  config.nheads = 2;
-  config.enc_layers = 1;
-  config.dec_layers = 2;
-  config.dim_feedforward = 64;
-  config.num_queries = 8;
-  config.dropout = 0;  // no randomness that depends on the batch split
+  // No dropout (tiny_train_config): no randomness that depends on the batch split.
+  auto config = detr::testing::tiny_train_config(data.max_category_id() + 1);
   config.eos_coef = 1;  // loss_ce is a mean over each rank's queries: equal weights make it split exactly
-  config.num_classes = data.max_category_id() + 1;
   torch::manual_seed(1234 + static_cast<uint64_t>(rank));  // ranks start apart: the broadcast must fix it
   auto model = models::build_model(config);
   auto criterion = models::build_criterion(config);

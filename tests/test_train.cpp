@@ -21,6 +21,7 @@
 #include "src/checkpoint.h"
 #include "src/serialization/torch_save.h"
 #include "src/tensorboard.h"
+#include "tests/tiny_model.h"
 
 namespace fs = std::filesystem;
 
@@ -170,16 +171,7 @@ TEST(Train, OverfitsAHandfulOfImages) {
   auto batch = detr::datasets::collate(samples);
 
   torch::manual_seed(0);
-  detr::models::ModelConfig c;
-  c.backbone = "resnet18";
-  c.hidden_dim = 32;
-  c.nheads = 2;
-  c.enc_layers = 1;
-  c.dec_layers = 2;
-  c.dim_feedforward = 64;
-  c.num_queries = 8;
-  c.num_classes = 4;
-  c.dropout = 0;
+  const auto c = detr::testing::tiny_train_config();
   auto model = detr::models::build_model(c);
   auto criterion = detr::models::build_criterion(c);
   detr::AdamWOptions o;
