@@ -29,8 +29,10 @@ if(DETR_GLOO_INCLUDE_DIR AND DETR_C10D_INCLUDE_DIR)
   set(DETR_WITH_GLOO ON)
 endif()
 # NCCL: a CUDA LibTorch (torch_cuda) and nccl.h (a PyTorch wheel's nvidia-nccl package, or the system's).
+# DETR_NCCL=OFF leaves NCCL out (Gloo then serves CUDA jobs too, more slowly).
+option(DETR_NCCL "Use c10d's NCCL backend when the LibTorch has CUDA and nccl.h is found" ON)
 set(DETR_WITH_NCCL OFF)
-if(TARGET torch_cuda OR TORCH_CUDA_LIBRARIES)
+if(DETR_NCCL AND (TARGET torch_cuda OR TORCH_CUDA_LIBRARIES))
   find_path(DETR_NCCL_INCLUDE_DIR nccl.h HINTS ${TORCH_INCLUDE_DIRS} ENV NCCL_INCLUDE_DIR
             PATHS ${CUDAToolkit_INCLUDE_DIRS})
   if(DETR_NCCL_INCLUDE_DIR AND DETR_C10D_INCLUDE_DIR)
