@@ -40,6 +40,11 @@ if(DETR_NCCL AND (TARGET torch_cuda OR TORCH_CUDA_LIBRARIES))
   endif()
 endif()
 message(STATUS "detr-cpp distributed backends: gloo=${DETR_WITH_GLOO} nccl=${DETR_WITH_NCCL}")
+# A CUDA LibTorch: its caching allocator's statistics (peak GPU memory in detr_bench).
+set(DETR_WITH_CUDA OFF)
+if(TARGET torch_cuda OR TORCH_CUDA_LIBRARIES)
+  set(DETR_WITH_CUDA ON)
+endif()
 
 # tcmalloc (gperftools): LibTorch's CPU training allocates and frees tensors of tens of megabytes every
 # step; glibc's malloc keeps much of that memory resident (and is slower at it). Measured: about 10-27%

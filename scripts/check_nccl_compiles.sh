@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Type-checks the NCCL branch of src/distributed.cpp (and the CUDA paths of the files around it)
+# Type-checks the CUDA-only code (the NCCL branch of src/distributed.cpp, detr_bench's GPU memory)
 # against the LibTorch headers this build uses plus a CUDA toolkit's headers and nccl.h, without a
 # CUDA LibTorch or a GPU: the code a CUDA build compiles is compiled here too, never linked or run.
 # usage: scripts/check_nccl_compiles.sh CXX SCRATCH_DIR TORCH_INCLUDE_DIR...
@@ -17,8 +17,8 @@ for d in "$@"; do includes+=("-I$d"); done
 # A CPU LibTorch ships c10/cuda's headers but not the one its CUDA build generates.
 mkdir -p "$scratch/c10/cuda/impl"
 printf '#pragma once\n#define C10_CUDA_BUILD_SHARED_LIBS\n' > "$scratch/c10/cuda/impl/cuda_cmake_macros.h"
-for src in src/distributed.cpp src/amp.cpp models/multihead_attention.cpp models/dropout.cpp; do
-  "$cxx" -std=c++17 -fsyntax-only -DDETR_WITH_GLOO -DDETR_WITH_NCCL -D_GLIBCXX_USE_CXX11_ABI=1 \
+for src in src/distributed.cpp src/benchmark.cpp src/amp.cpp models/multihead_attention.cpp; do
+  "$cxx" -std=c++17 -fsyntax-only -DDETR_WITH_GLOO -DDETR_WITH_NCCL -DDETR_WITH_CUDA -D_GLIBCXX_USE_CXX11_ABI=1 \
     -I"$scratch" -I"$root" -I"$root/include" "${includes[@]}" -isystem "$cuda/include" "$root/$src"
-  echo "compiles with NCCL ($cuda): $src"
+  echo "compiles with CUDA and NCCL ($cuda): $src"
 done

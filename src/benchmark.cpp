@@ -19,6 +19,9 @@
 #include "models/post_process.h"
 #include "models/set_criterion.h"
 #include "src/amp.h"
+#ifdef DETR_WITH_CUDA
+#include <c10/cuda/CUDACachingAllocator.h>
+#endif
 #include "src/distributed.h"
 #include "src/engine.h"
 #include "src/util/cpu.h"
@@ -59,6 +62,18 @@ std::string blas_in_use() {
     }
   }
   return "unknown";
+}
+
+// The most GPU memory the CUDA caching allocator handed out on `device` (0 on CPU builds and devices).
+double peak_cuda_gb(const torch::Device& device) {
+#ifdef DETR_WITH_CUDA
+  if (device.is_cuda()) {
+    const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device.has_index() ? device.index() : 0);
+    return static_cast<double>(stats.allocated_bytes[0].peak) / (1024.0 * 1024.0 * 1024.0);  // [0]: all pools
+  }
+#endif
+  (void)device;
+  return 0;
 }
 
 // The malloc this process runs on (tcmalloc when the executable links it, else glibc's).
@@ -247,6 +262,7 @@ nlohmann::json run_benchmark(const BenchOptions& o) {
     throw std::runtime_error("detr_bench --mode eval runs on one process (launch it without WORLD_SIZE)");
   if (o.mode == "eval" || o.mode == "both") result["eval"] = measure(false);
   result["peak_rss_gb"] = peak_rss_gb();
+  result["peak_cuda_gb"] = peak_cuda_gb(device);
   result["main_rank"] = !group || group->is_main();
   if (o.data_dir.empty()) fs::remove_all(dir);
   return result;
@@ -271,7 +287,9 @@ std::string format_benchmark(const nlohmann::json& r) {
     for (const auto& [k, v] : m["phase_s_per_step"].items()) s << " " << k << " " << v.get<double>();
     s << "\n";
   }
-  s << "peak RSS " << std::setprecision(2) << r["peak_rss_gb"].get<double>() << " GB\n";
+  s << "peak RSS " << std::setprecision(2) << r["peak_rss_gb"].get<double>() << " GB";
+  if (r.value("peak_cuda_gb", 0.0) > 0) s << ", peak CUDA memory " << r["peak_cuda_gb"].get<double>() << " GB";
+  s << "\n";
   return s.str();
 }
 
