@@ -513,3 +513,48 @@ TEST(Distributed, TorchrunLaunchesDetrTrain) {
   EXPECT_NE(run.output().find("distributed: 2 processes (torchrun)"), std::string::npos) << run.output();
   EXPECT_TRUE(fs::exists(dir / "out" / "checkpoint.pth"));
 }
+
+TEST(Distributed, ShardedEvaluationEqualsOneProcess) {
+  const auto dir = temp_dir("eval");
+  const auto data = synthetic(dir, 10);
+  const auto out = dir / "out";
+  Child train(train_argv(data, out, "--epochs 1 --batch_size 1 --eval_every 0"), {}, dir / "train.log");
+  ASSERT_EQ(train.wait(300), 0) << train.output();
+  // Batch 1: every image is evaluated alone in both runs, so the results must be identical.
+  auto argv_to = [&](const std::string& name) {
+    return train_argv(data, dir / name, "--batch_size 1 --eval --resume " + (out / "checkpoint.pth").string());
+  };
+  auto stats_of = [](const std::string& log) {
+    std::istringstream in(log);
+    for (std::string line; std::getline(in, line);)
+      if (line.rfind("{\"test_", 0) == 0) return nlohmann::json::parse(line);
+    return nlohmann::json();
+  };
+  Child single(argv_to("one"), {}, dir / "single.log");
+  ASSERT_EQ(single.wait(300), 0) << single.output();
+  const int port = free_port();
+  Child rank1(argv_to("two"), rank_env(1, 2, port), dir / "rank1.log");
+  Child rank0(argv_to("two"), rank_env(0, 2, port), dir / "rank0.log");
+  ASSERT_EQ(rank0.wait(300), 0) << rank0.output();
+  ASSERT_EQ(rank1.wait(60), 0) << rank1.output();
+  // The detections, gathered from both ranks, equal one process's (as sets: the order is by rank).
+  auto detections = [&](const std::string& name) {
+    auto j = nlohmann::json::parse(slurp(dir / name / "eval" / "results_latest.json"));
+    std::vector<std::string> rows;
+    for (const auto& d : j) rows.push_back(d.dump());
+    std::sort(rows.begin(), rows.end());
+    return rows;
+  };
+  const auto d1 = detections("one"), d2 = detections("two");
+  EXPECT_EQ(d1.size(), 10u * 8u);  // 8 queries on each of the 10 images
+  EXPECT_EQ(d1, d2);
+  const auto a = stats_of(single.output()), b = stats_of(rank0.output());
+  ASSERT_FALSE(a.is_null());
+  ASSERT_FALSE(b.is_null());
+  std::cout << d1.size() << " detections from one process, " << d2.size() << " gathered from 2; COCO stats "
+            << a["test_coco_eval_bbox"] << " / " << b["test_coco_eval_bbox"] << "; loss " << a["test_loss"]
+            << " / " << b["test_loss"] << "\n";
+  EXPECT_EQ(a["test_coco_eval_bbox"], b["test_coco_eval_bbox"]);
+  EXPECT_DOUBLE_EQ(a["test_loss"].get<double>(), b["test_loss"].get<double>());
+  EXPECT_TRUE(stats_of(rank1.output()).is_null()) << "only rank 0 prints";
+}
