@@ -95,7 +95,7 @@ Tensor multi_head_attention(torch::nn::MultiheadAttentionImpl& mha, const Tensor
   // Under autocast (where LibTorch 1.13's own attention fails on bfloat16) this path is always taken.
   const auto autocast_key = query.is_cuda() ? c10::DispatchKey::AutocastCUDA : c10::DispatchKey::AutocastCPU;
   const bool autocast = !c10::impl::tls_is_dispatch_key_excluded(autocast_key);
-  if (!lean || (!autocast && !torch::GradMode::is_enabled()) || o.add_bias_kv() || o.add_zero_attn() ||
+  if (!lean || (training && o.dropout() >= 1) || (!autocast && !torch::GradMode::is_enabled()) || o.add_bias_kv() || o.add_zero_attn() ||
       !mha._qkv_same_embed_dim) {
     return std::get<0>(mha.forward(query, key, value, key_padding_mask, /*need_weights=*/false));
   }

@@ -155,7 +155,9 @@ int run_train(const TrainArgs& a) {
   const auto env = dist::env_from_environment(a.dist_url);
   const bool distributed = env && env->world_size > 1;
   auto device = resolve_device(a.device);
-  if (distributed && device.is_cuda() && !device.has_index()) device = torch::Device(torch::kCUDA, env->local_rank);
+  if (distributed && device.is_cuda() && !device.has_index())  // one GPU per local rank (modulo the visible ones)
+    device = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(
+                                             env->local_rank % std::max<int64_t>(1, torch::cuda::device_count())));
   const Precision precision = parse_precision(a.amp);
   check_precision(precision, device);
   if (device.is_cuda()) at::globalContext().setBenchmarkCuDNN(true);  // input sizes repeat: autotune once each
@@ -392,7 +394,9 @@ int run_train(const TrainArgs& a) {
             << " steps of " << a.batch_size << " images" << (group ? " per process" : "") << ", device " << device << ", " << threads << " threads"
       << (precision == Precision::fp32 ? std::string() : ", mixed precision " + to_string(precision)) << "\n";
   for (int64_t epoch = start_epoch; epoch < a.epochs; ++epoch) {
-    torch::manual_seed(static_cast<uint64_t>(a.seed) * 1000003ULL + static_cast<uint64_t>(epoch));
+    // Per rank, as upstream seeds with seed + rank: each rank draws its own dropout masks.
+    torch::manual_seed(static_cast<uint64_t>(a.seed) * 1000003ULL + static_cast<uint64_t>(epoch) +
+                       (group ? 7919ULL * static_cast<uint64_t>(group->rank()) : 0ULL));
     const auto t_epoch = Clock::now();
     int64_t images = 0, steps_run = 0;
     EpochCallbacks cb;
@@ -429,6 +433,7 @@ int run_train(const TrainArgs& a) {
         std::cerr << "detr_train: stopped " << stop_reason() << " (no --output_dir: nothing saved)\n";
       }
       if (tb) tb->flush();
+      if (group) group->barrier();  // the others wait for rank 0's checkpoint before exiting
       return 1;
     }
     scheduler.step();
