@@ -46,6 +46,19 @@ if(TARGET torch_cuda OR TORCH_CUDA_LIBRARIES)
   set(DETR_WITH_CUDA ON)
 endif()
 
+# oneDNN (Debian's libdnnl-dev; the same library Debian's LibTorch runs its CPU convolutions on): its
+# Winograd kernels for the backbone's 3x3 convolutions (models/winograd_conv.h). Optional: without it,
+# or on a CPU without AVX-512, every convolution is LibTorch's own.
+option(DETR_ONEDNN "Use oneDNN's Winograd convolutions on CPU when oneDNN is installed" ON)
+set(DETR_WITH_ONEDNN OFF)
+if(DETR_ONEDNN)
+  find_package(dnnl CONFIG QUIET)
+  if(TARGET DNNL::dnnl)
+    set(DETR_WITH_ONEDNN ON)
+  endif()
+endif()
+message(STATUS "detr-cpp oneDNN Winograd convolutions: ${DETR_WITH_ONEDNN}")
+
 # tcmalloc (gperftools): LibTorch's CPU training allocates and frees tensors of tens of megabytes every
 # step; glibc's malloc keeps much of that memory resident (and is slower at it). Measured: about 10-27%
 # faster steps and 15-25% lower peak RSS (BENCHMARKS.md). Linked into every executable when found.

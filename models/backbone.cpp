@@ -1,5 +1,7 @@
 #include "models/backbone.h"
 
+#include "models/winograd_conv.h"
+
 #include <cmath>
 
 namespace detr::models {
@@ -53,7 +55,7 @@ torch::Tensor conv_bn(const torch::nn::Conv2d& conv, const FrozenBatchNorm2d& bn
   const auto k = o.kernel_size(), d = o.dilation();
   const std::vector<int64_t> padding{d->at(0) * (k->at(0) - 1) / 2, d->at(1) * (k->at(1) - 1) / 2};
   auto w = conv->weight * scale.reshape({-1, 1, 1, 1});
-  return torch::conv2d(x, w, shift, o.stride(), padding, o.dilation(), o.groups());
+  return conv2d(x, w, shift, o.stride(), padding, o.dilation(), o.groups());  // Winograd where it applies
 }
 
 torch::Tensor FrozenBatchNorm2dImpl::forward(const torch::Tensor& x) {

@@ -8,6 +8,7 @@ TORCH_PACKAGES=(
   libtorch-dev            # LibTorch (CPU) + its CMake config
   libgloo-dev             # c10d's Gloo headers, missing from libtorch-dev
   libopenblas0-openmp     # optimised BLAS; the reference BLAS is ~50x slower
+  libdnnl-dev             # oneDNN (LibTorch's own CPU convolutions): Winograd kernels for 3x3 convolutions
 )
 [ "${DETR_WITH_TORCH:-1}" = 0 ] && TORCH_PACKAGES=()
 PACKAGES=(

@@ -53,6 +53,7 @@ struct TrainArgs {
   std::string dist_backend;      // "" = nccl on CUDA, gloo on CPU
   double dist_timeout = 1800;    // seconds (PyTorch's default process-group timeout)
   std::string amp = "off";       // off | bf16 | fp16 (mixed precision; upstream has none)
+  std::string conv_algorithm = "winograd";  // winograd (oneDNN, CPU, where available) | direct
   bool parse_only = false;       // validate the command line, print the resolved flags, exit
   std::string sys_metrics;       // Onepanel metrics file; "" = /tmp/sys-metrics.json under Onepanel
 

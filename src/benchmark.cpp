@@ -18,6 +18,7 @@
 #include "models/detr.h"
 #include "models/post_process.h"
 #include "models/set_criterion.h"
+#include "models/winograd_conv.h"
 #include "src/amp.h"
 #ifdef DETR_WITH_CUDA
 #include <c10/cuda/CUDACachingAllocator.h>
@@ -117,6 +118,7 @@ nlohmann::json run_benchmark(const BenchOptions& o) {
   if (distributed && device.is_cuda() && !device.has_index()) device = torch::Device(torch::kCUDA, env->local_rank);
   const Precision precision = parse_precision(o.amp);
   check_precision(precision, device);
+  models::set_conv_algorithm(models::parse_conv_algorithm(o.conv_algorithm));
   if (device.is_cuda()) at::globalContext().setBenchmarkCuDNN(true);
   GradScaler scaler(precision == Precision::fp16);
   const AmpState amp{precision, &scaler};
@@ -163,6 +165,7 @@ nlohmann::json run_benchmark(const BenchOptions& o) {
                         {"warmup_steps", o.warmup}, {"steps", o.steps}, {"repeats", o.repeats},
                         {"world_size", world}, {"backend", group ? group->backend() : "none"},
                         {"amp", to_string(precision)},
+                        {"conv_algorithm", models::conv_algorithm() == models::ConvAlgorithm::kWinograd && models::winograd_available() ? "winograd" : "direct"},
                         {"libtorch", TORCH_VERSION}};
 
   auto measure = [&](bool train) {

@@ -19,6 +19,7 @@ struct BenchOptions {
   int64_t num_threads = 0;         // 0 = all cores
   std::string device = "auto";
   std::string amp = "off";         // off | bf16 | fp16 (training only)
+  std::string conv_algorithm = "winograd";  // winograd | direct (CPU 3x3 convolutions)
   std::string data_dir;            // "" = a temporary folder
   uint64_t seed = 0;
 };

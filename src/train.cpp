@@ -17,6 +17,7 @@
 #include "datasets/loader.h"
 #include "models/detr.h"
 #include "models/set_criterion.h"
+#include "models/winograd_conv.h"
 #include "src/amp.h"
 #include "src/checkpoint.h"
 #include "src/distributed.h"
@@ -160,6 +161,7 @@ int run_train(const TrainArgs& a) {
                                              env->local_rank % std::max<int64_t>(1, torch::cuda::device_count())));
   const Precision precision = parse_precision(a.amp);
   check_precision(precision, device);
+  models::set_conv_algorithm(models::parse_conv_algorithm(a.conv_algorithm));
   if (device.is_cuda()) at::globalContext().setBenchmarkCuDNN(true);  // input sizes repeat: autotune once each
   // Processes sharing a machine share its cores: a launcher's OMP_NUM_THREADS, else an equal share.
   int threads = a.num_threads > 0 ? static_cast<int>(a.num_threads) : util::usable_cpus();

@@ -27,6 +27,7 @@ int main(int argc, char** argv) {
     ("num_threads", "intra-op threads (0 = all cores)", cxxopts::value<int64_t>()->default_value("0"))
     ("device", "auto | cpu | cuda", cxxopts::value<std::string>()->default_value(d.device))
     ("amp", "off | bf16 | fp16 (training)", cxxopts::value<std::string>()->default_value(d.amp))
+    ("conv_algorithm", "winograd | direct (CPU 3x3 convolutions)", cxxopts::value<std::string>()->default_value(d.conv_algorithm))
     ("json", "also write the figures to this file", cxxopts::value<std::string>()->default_value(""))
     ("h,help", "print this help");
   // clang-format on
@@ -49,6 +50,7 @@ int main(int argc, char** argv) {
     o.num_threads = a["num_threads"].as<int64_t>();
     o.device = a["device"].as<std::string>();
     o.amp = a["amp"].as<std::string>();
+    o.conv_algorithm = a["conv_algorithm"].as<std::string>();
     auto result = detr::run_benchmark(o);
     if (!result.value("main_rank", true)) return 0;  // a job's other ranks: rank 0 reports
     std::cout << detr::format_benchmark(result) << result.dump() << std::endl;

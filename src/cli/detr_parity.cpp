@@ -7,6 +7,7 @@
 
 #include <iostream>
 
+#include "models/winograd_conv.h"
 #include "src/parity.h"
 #include "src/cli/guarded_main.h"
 
@@ -19,7 +20,8 @@ int main(int argc, char** argv) {
       "num_threads", "intra-op threads (0 = all cores)", cxxopts::value<int>()->default_value("0"))(
       "float64", "compute in float64 (a conditioning check: how far float32 itself is from exact)")(
       "train", "the directories are train_steps fixtures: replay upstream's optimizer steps")(
-      "no_mkldnn", "use ATen's own CPU convolutions instead of oneDNN's")("h,help", "print this help");
+      "no_mkldnn", "use ATen's own CPU convolutions instead of oneDNN's")(
+      "conv_algorithm", "winograd | direct: the backbone's 3x3 convolutions in the folded (fast) path", cxxopts::value<std::string>()->default_value("winograd"))("h,help", "print this help");
   options.parse_positional({"dirs"});
   options.positional_help("DIR [DIR...]");
   return detr::guarded_main("detr_parity", [&]() -> int {
@@ -31,6 +33,7 @@ int main(int argc, char** argv) {
     if (!args.count("dirs")) throw cxxopts::exceptions::exception("no fixture directory given");
     const int threads = args["num_threads"].as<int>();
     torch::set_num_threads(threads > 0 ? threads : detr::util::usable_cpus());
+    detr::models::set_conv_algorithm(detr::models::parse_conv_algorithm(args["conv_algorithm"].as<std::string>()));
     if (args.count("no_mkldnn")) at::globalContext().setUserEnabledMkldnn(false);
     bool ok = true;
     for (const auto& dir : args["dirs"].as<std::vector<std::string>>()) {

@@ -10,6 +10,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "models/winograd_conv.h"
 #include "src/predict.h"
 #include "src/cli/guarded_main.h"
 
@@ -55,6 +56,7 @@ int main(int argc, char** argv) {
     ("device", "auto | cpu | cuda | cuda:N", cxxopts::value<std::string>()->default_value("auto"))
     ("dilation", "the upstream checkpoint is a DC5 model (not visible in its weights)")
     ("num_threads", "intra-op CPU threads (0 = all cores)", cxxopts::value<int>()->default_value("0"))
+    ("conv_algorithm", "winograd | direct (CPU 3x3 convolutions)", cxxopts::value<std::string>()->default_value("winograd"))
     ("h,help", "print this help");
   // clang-format on
   return detr::guarded_main("detr_predict", [&]() -> int {
@@ -67,6 +69,7 @@ int main(int argc, char** argv) {
       throw cxxopts::exceptions::exception("--checkpoint and --input are required");
     const int threads = a["num_threads"].as<int>();
     torch::set_num_threads(threads > 0 ? threads : detr::util::usable_cpus());
+    detr::models::set_conv_algorithm(detr::models::parse_conv_algorithm(a["conv_algorithm"].as<std::string>()));
     const auto dev = a["device"].as<std::string>();
     const torch::Device device = dev == "auto" ? (torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU))
                                                : torch::Device(dev);

@@ -1,0 +1,286 @@
+#include "models/winograd_conv.h"
+
+#include <ATen/autocast_mode.h>
+#include <torch/version.h>
+
+#include <atomic>
+#include <stdexcept>
+
+#ifdef DETR_WITH_ONEDNN
+#include <dnnl.hpp>
+#endif
+
+namespace detr::models {
+
+namespace {
+
+std::atomic<ConvAlgorithm> g_algorithm{ConvAlgorithm::kWinograd};
+
+bool cpu_autocast_enabled() {
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+  return at::autocast::is_autocast_enabled(torch::kCPU);
+#else
+  return at::autocast::is_cpu_enabled();
+#endif
+}
+
+#ifdef DETR_WITH_ONEDNN
+
+using dims = dnnl::memory::dims;
+using tag = dnnl::memory::format_tag;
+constexpr auto f32 = dnnl::memory::data_type::f32;
+constexpr auto kWino = dnnl::algorithm::convolution_winograd;
+
+const dnnl::engine& cpu_engine() {
+  static const dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+  return engine;
+}
+
+// The problem of one 3x3, stride-1, padding-1 convolution: x [B, C, H, W] -> y [B, O, H, W].
+struct Problem {
+  dims src, weights, bias, dst;
+  const dims strides{1, 1}, padding{1, 1};
+  tag layout;  // of the user tensors: nhwc (channels_last) or nchw
+
+  Problem(const torch::Tensor& x, const torch::Tensor& w, torch::MemoryFormat format)
+      : src{x.size(0), x.size(1), x.size(2), x.size(3)},
+        weights{w.size(0), w.size(1), 3, 3},
+        bias{w.size(0)},
+        dst{x.size(0), w.size(0), x.size(2), x.size(3)},
+        layout(format == torch::MemoryFormat::ChannelsLast ? tag::nhwc : tag::nchw) {}
+
+  static dnnl::memory::desc any(const dims& d) { return {d, f32, tag::any}; }
+  dnnl::memory::desc user(const dims& d) const { return {d, f32, layout}; }
+};
+
+dnnl::primitive_attr user_scratchpad() {
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  return attr;
+}
+
+dnnl::convolution_forward::primitive_desc forward_pd(const Problem& p) {
+  dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_training, kWino, p.any(p.src),
+                                    p.any(p.weights), {p.bias, f32, tag::x}, p.any(p.dst), p.strides,
+                                    p.padding, p.padding);
+  return {d, user_scratchpad(), cpu_engine()};
+}
+
+// Tensor-backed scratch memory (so that the process allocator serves and frees it).
+struct Scratch {
+  std::vector<torch::Tensor> keep;
+  dnnl::memory make(const dnnl::memory::desc& desc) {
+    keep.push_back(torch::empty({static_cast<int64_t>(desc.get_size()) + 1}, torch::kUInt8));
+    return dnnl::memory(desc, cpu_engine(), keep.back().data_ptr());
+  }
+  // `user` in `want`'s layout: itself, or a reordered copy.
+  dnnl::memory input(dnnl::memory user, const dnnl::memory::desc& want, const dnnl::stream& s) {
+    if (user.get_desc() == want) return user;
+    auto m = make(want);
+    dnnl::reorder(user, m).execute(s, user, m);
+    return m;
+  }
+  // Where a primitive writes `user`: itself, or a buffer that finish() reorders into `user`.
+  dnnl::memory output(const dnnl::memory& user, const dnnl::memory::desc& want) {
+    return user.get_desc() == want ? user : make(want);
+  }
+  static void finish(dnnl::memory& written, dnnl::memory& user, const dnnl::stream& s) {
+    if (written.get_data_handle() != user.get_data_handle()) dnnl::reorder(written, user).execute(s, written, user);
+  }
+};
+
+dnnl::memory wrap(const dnnl::memory::desc& desc, const torch::Tensor& t) {
+  return dnnl::memory(desc, cpu_engine(), t.data_ptr());
+}
+
+torch::Tensor forward_conv(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b,
+                           torch::MemoryFormat format) {
+  const Problem p(x, w, format);
+  const auto pd = forward_pd(p);
+  dnnl::stream s(cpu_engine());
+  Scratch scratch;
+  auto y = torch::empty({p.dst[0], p.dst[1], p.dst[2], p.dst[3]}, x.options().memory_format(format));
+  auto user_y = wrap(p.user(p.dst), y);
+  auto out = scratch.output(user_y, pd.dst_desc());
+  dnnl::convolution_forward(pd).execute(
+      s, {{DNNL_ARG_SRC, scratch.input(wrap(p.user(p.src), x), pd.src_desc(), s)},
+          {DNNL_ARG_WEIGHTS, scratch.input(wrap({p.weights, f32, tag::oihw}, w), pd.weights_desc(), s)},
+          {DNNL_ARG_BIAS, wrap(pd.bias_desc(), b)},
+          {DNNL_ARG_DST, out},
+          {DNNL_ARG_SCRATCHPAD, scratch.make(pd.scratchpad_desc())}});
+  Scratch::finish(out, user_y, s);
+  s.wait();
+  return y;
+}
+
+// dL/dx [B, C, H, W] in `format`.
+torch::Tensor backward_data(const torch::Tensor& gy, const torch::Tensor& w, const Problem& p,
+                            torch::MemoryFormat format) {
+  const auto hint = forward_pd(p);
+  dnnl::convolution_backward_data::desc d(kWino, p.any(p.src), p.any(p.weights), p.any(p.dst),
+                                          p.strides, p.padding, p.padding);
+  const dnnl::convolution_backward_data::primitive_desc pd(d, user_scratchpad(), cpu_engine(), hint);
+  dnnl::stream s(cpu_engine());
+  Scratch scratch;
+  auto gx = torch::empty({p.src[0], p.src[1], p.src[2], p.src[3]}, gy.options().memory_format(format));
+  auto user_gx = wrap(p.user(p.src), gx);
+  auto out = scratch.output(user_gx, pd.diff_src_desc());
+  dnnl::convolution_backward_data(pd).execute(
+      s, {{DNNL_ARG_DIFF_DST, scratch.input(wrap(p.user(p.dst), gy), pd.diff_dst_desc(), s)},
+          {DNNL_ARG_WEIGHTS, scratch.input(wrap({p.weights, f32, tag::oihw}, w), pd.weights_desc(), s)},
+          {DNNL_ARG_DIFF_SRC, out},
+          {DNNL_ARG_SCRATCHPAD, scratch.make(pd.scratchpad_desc())}});
+  Scratch::finish(out, user_gx, s);
+  s.wait();
+  return gx;
+}
+
+// dL/dw [O, C, 3, 3] and dL/db [O].
+std::pair<torch::Tensor, torch::Tensor> backward_weights(const torch::Tensor& x, const torch::Tensor& gy,
+                                                         const Problem& p) {
+  const auto hint = forward_pd(p);
+  dnnl::convolution_backward_weights::desc d(kWino, p.any(p.src), p.any(p.weights), {p.bias, f32, tag::x},
+                                             p.any(p.dst), p.strides, p.padding, p.padding);
+  const dnnl::convolution_backward_weights::primitive_desc pd(d, user_scratchpad(), cpu_engine(), hint);
+  dnnl::stream s(cpu_engine());
+  Scratch scratch;
+  auto gw = torch::empty({p.weights[0], p.weights[1], 3, 3}, x.options());
+  auto gb = torch::empty({p.bias[0]}, x.options());
+  auto user_gw = wrap({p.weights, f32, tag::oihw}, gw);
+  auto out = scratch.output(user_gw, pd.diff_weights_desc());
+  dnnl::convolution_backward_weights(pd).execute(
+      s, {{DNNL_ARG_SRC, scratch.input(wrap(p.user(p.src), x), pd.src_desc(), s)},
+          {DNNL_ARG_DIFF_DST, scratch.input(wrap(p.user(p.dst), gy), pd.diff_dst_desc(), s)},
+          {DNNL_ARG_DIFF_WEIGHTS, out},
+          {DNNL_ARG_DIFF_BIAS, wrap(pd.diff_bias_desc(), gb)},
+          {DNNL_ARG_SCRATCHPAD, scratch.make(pd.scratchpad_desc())}});
+  Scratch::finish(out, user_gw, s);
+  s.wait();
+  return {gw, gb};
+}
+
+torch::MemoryFormat format_of(const torch::Tensor& x) {
+  return x.is_contiguous(torch::MemoryFormat::ChannelsLast) && !x.is_contiguous()
+             ? torch::MemoryFormat::ChannelsLast
+             : torch::MemoryFormat::Contiguous;
+}
+
+struct WinogradConvFunction : torch::autograd::Function<WinogradConvFunction> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x,
+                               const torch::Tensor& w, const torch::Tensor& b) {
+    const auto format = format_of(x);
+    auto xc = x.contiguous(format), wc = w.contiguous();
+    ctx->save_for_backward({xc, wc});
+    return forward_conv(xc, wc, b.contiguous(), format);
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const auto& x = saved[0];
+    const auto& w = saved[1];
+    const auto format = format_of(x);
+    const Problem p(x, w, format);
+    auto gy = grads[0].contiguous(format);
+    const bool need_x = ctx->needs_input_grad(0);
+    const bool need_w = ctx->needs_input_grad(1) || ctx->needs_input_grad(2);
+    torch::Tensor gx, gw, gb;
+    try {
+      if (need_x) gx = backward_data(gy, w, p, format);
+      if (need_w) std::tie(gw, gb) = backward_weights(x, gy, p);
+    } catch (const dnnl::error&) {  // not expected where the forward ran; LibTorch's kernels then
+      std::tie(gx, gw, gb) = at::convolution_backward(gy, x, w, std::vector<int64_t>{w.size(0)}, {1, 1}, {1, 1},
+                                                      {1, 1}, false, {0, 0}, 1, {need_x, need_w, need_w});
+    }
+    return {gx, gw, gb};
+  }
+};
+
+#endif  // DETR_WITH_ONEDNN
+
+bool winograd_applies(const torch::Tensor& x, const torch::Tensor& w, torch::IntArrayRef stride,
+                      torch::IntArrayRef padding, torch::IntArrayRef dilation, int64_t groups) {
+  auto all = [](torch::IntArrayRef v, int64_t value) {
+    for (auto e : v) if (e != value) return false;
+    return true;
+  };
+  return x.device().is_cpu() && x.dim() == 4 && x.scalar_type() == torch::kFloat &&
+         w.scalar_type() == torch::kFloat && w.dim() == 4 && w.size(2) == 3 && w.size(3) == 3 &&
+         x.size(0) > 0 && all(stride, 1) && all(padding, 1) && all(dilation, 1) && groups == 1 &&
+         !cpu_autocast_enabled();
+}
+
+}  // namespace
+
+void set_conv_algorithm(ConvAlgorithm algorithm) { g_algorithm = algorithm; }
+ConvAlgorithm conv_algorithm() { return g_algorithm; }
+
+ConvAlgorithm parse_conv_algorithm(const std::string& name) {
+  if (name == "direct") return ConvAlgorithm::kDirect;
+  if (name == "winograd") return ConvAlgorithm::kWinograd;
+  throw std::invalid_argument("--conv_algorithm '" + name + "' is not one of direct, winograd");
+}
+
+bool winograd_available() {
+#ifdef DETR_WITH_ONEDNN
+  static const bool available = [] {
+    try {
+      auto x = torch::zeros({1, 16, 8, 8});
+      auto w = torch::zeros({16, 16, 3, 3});
+      const Problem p(x, w, torch::MemoryFormat::Contiguous);
+      const auto hint = forward_pd(p);
+      dnnl::convolution_backward_data::primitive_desc(
+          {kWino, p.any(p.src), p.any(p.weights), p.any(p.dst), p.strides, p.padding, p.padding},
+          cpu_engine(), hint);
+      dnnl::convolution_backward_weights::primitive_desc(
+          {kWino, p.any(p.src), p.any(p.weights), {p.bias, f32, tag::x}, p.any(p.dst), p.strides,
+           p.padding, p.padding},
+          cpu_engine(), hint);
+      return true;
+    } catch (const dnnl::error&) {
+      return false;  // no Winograd kernels for this CPU (oneDNN has them for AVX-512)
+    }
+  }();
+  return available;
+#else
+  return false;
+#endif
+}
+
+torch::Tensor winograd_conv2d(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
+  TORCH_CHECK(winograd_available(), "winograd_conv2d: this build or CPU has no oneDNN Winograd kernels");
+  TORCH_CHECK(winograd_applies(x, weight, {1, 1}, {1, 1}, {1, 1}, 1),
+              "winograd_conv2d: needs float32 CPU x [B, C, H, W] and weight [O, C, 3, 3], got x ",
+              x.sizes(), " ", x.scalar_type(), " weight ", weight.sizes());
+#ifdef DETR_WITH_ONEDNN
+  auto b = bias.defined() ? bias : torch::zeros({weight.size(0)}, weight.options());
+  return WinogradConvFunction::apply(x, weight, b);
+#else
+  return {};
+#endif
+}
+
+namespace {
+// The Winograd path, or an undefined tensor where oneDNN has no kernel for this problem.
+torch::Tensor try_winograd(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
+#ifdef DETR_WITH_ONEDNN
+  try {
+    return winograd_conv2d(x, weight, bias);
+  } catch (const dnnl::error&) {
+  }
+#endif
+  return {};
+}
+}  // namespace
+
+torch::Tensor conv2d(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
+                     torch::IntArrayRef stride, torch::IntArrayRef padding, torch::IntArrayRef dilation,
+                     int64_t groups) {
+  if (g_algorithm == ConvAlgorithm::kWinograd && winograd_applies(x, weight, stride, padding, dilation, groups) &&
+      winograd_available()) {
+    if (auto y = try_winograd(x, weight, bias); y.defined()) return y;
+  }
+  return torch::conv2d(x, weight, bias, stride, padding, dilation, groups);
+}
+
+}  // namespace detr::models
