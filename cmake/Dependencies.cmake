@@ -11,7 +11,10 @@ target_include_directories(torch_lib SYSTEM INTERFACE ${TORCH_INCLUDE_DIRS})
 find_package(OpenCV REQUIRED COMPONENTS core imgproc imgcodecs)
 find_package(nlohmann_json 3.2 REQUIRED)
 find_package(cxxopts REQUIRED)
-find_package(CURL REQUIRED)  # pretrained-weight downloads
+# Pretrained-weight downloads. Optional: without libcurl a URL gets a one-line error saying where to
+# put the file by hand (a machine with no network, such as a GPU box with only a PyPI wheel, needs none).
+find_package(CURL)
+set(DETR_WITH_CURL ${CURL_FOUND})
 if(DETR_BUILD_TESTS)
   find_package(GTest REQUIRED)
 endif()

@@ -66,97 +66,122 @@ dnnl::convolution_forward::primitive_desc forward_pd(const Problem& p) {
   return {d, user_scratchpad(), cpu_engine()};
 }
 
-// Tensor-backed scratch memory (so that the process allocator serves and frees it).
-struct Scratch {
-  std::vector<torch::Tensor> keep;
-  dnnl::memory make(const dnnl::memory::desc& desc) {
-    keep.push_back(torch::empty({static_cast<int64_t>(desc.get_size()) + 1}, torch::kUInt8));
-    return dnnl::memory(desc, cpu_engine(), keep.back().data_ptr());
+// A dnnl::memory backed by a tensor: the user's own, or a buffer this owns (a reordered copy,
+// a primitive's output in its blocked layout, or its scratchpad), freed by release() as soon as it
+// is no longer needed so that the transient copies of one convolution do not add up.
+struct Buffer {
+  dnnl::memory mem;
+  torch::Tensor owned;
+
+  static Buffer wrap(const dnnl::memory::desc& desc, const torch::Tensor& t) {
+    return {dnnl::memory(desc, cpu_engine(), t.data_ptr()), {}};
   }
-  // `user` in `want`'s layout: itself, or a reordered copy.
-  dnnl::memory input(dnnl::memory user, const dnnl::memory::desc& want, const dnnl::stream& s) {
-    if (user.get_desc() == want) return user;
-    auto m = make(want);
-    dnnl::reorder(user, m).execute(s, user, m);
-    return m;
+  static Buffer allocate(const dnnl::memory::desc& desc) {
+    auto t = torch::empty({static_cast<int64_t>(desc.get_size()) + 1}, torch::kUInt8);
+    return {dnnl::memory(desc, cpu_engine(), t.data_ptr()), t};
   }
-  // Where a primitive writes `user`: itself, or a buffer that finish() reorders into `user`.
-  dnnl::memory output(const dnnl::memory& user, const dnnl::memory::desc& want) {
-    return user.get_desc() == want ? user : make(want);
+  // `t` (laid out as `user`) in the layout `want`: t itself, or a reordered copy.
+  static Buffer in_layout(const torch::Tensor& t, const dnnl::memory::desc& user,
+                          const dnnl::memory::desc& want, const dnnl::stream& s) {
+    auto b = wrap(user, t);
+    if (user == want) return b;
+    auto copy = allocate(want);
+    dnnl::reorder(b.mem, copy.mem).execute(s, b.mem, copy.mem);
+    return copy;
   }
-  static void finish(dnnl::memory& written, dnnl::memory& user, const dnnl::stream& s) {
-    if (written.get_data_handle() != user.get_data_handle()) dnnl::reorder(written, user).execute(s, written, user);
+  // A new tensor of `sizes` (laid out as `user`) holding this memory's values.
+  torch::Tensor to_tensor(torch::IntArrayRef sizes, torch::TensorOptions options, const dnnl::memory::desc& user,
+                          dnnl::stream& s) {
+    auto t = torch::empty(sizes, options);
+    auto out = wrap(user, t);
+    dnnl::reorder(mem, out.mem).execute(s, mem, out.mem);
+    s.wait();
+    release();
+    return t;
+  }
+  void release() {
+    mem = dnnl::memory();
+    owned = torch::Tensor();
   }
 };
-
-dnnl::memory wrap(const dnnl::memory::desc& desc, const torch::Tensor& t) {
-  return dnnl::memory(desc, cpu_engine(), t.data_ptr());
-}
 
 torch::Tensor forward_conv(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b,
                            torch::MemoryFormat format) {
   const Problem p(x, w, format);
   const auto pd = forward_pd(p);
   dnnl::stream s(cpu_engine());
-  Scratch scratch;
-  auto y = torch::empty({p.dst[0], p.dst[1], p.dst[2], p.dst[3]}, x.options().memory_format(format));
-  auto user_y = wrap(p.user(p.dst), y);
-  auto out = scratch.output(user_y, pd.dst_desc());
-  dnnl::convolution_forward(pd).execute(
-      s, {{DNNL_ARG_SRC, scratch.input(wrap(p.user(p.src), x), pd.src_desc(), s)},
-          {DNNL_ARG_WEIGHTS, scratch.input(wrap({p.weights, f32, tag::oihw}, w), pd.weights_desc(), s)},
-          {DNNL_ARG_BIAS, wrap(pd.bias_desc(), b)},
-          {DNNL_ARG_DST, out},
-          {DNNL_ARG_SCRATCHPAD, scratch.make(pd.scratchpad_desc())}});
-  Scratch::finish(out, user_y, s);
-  s.wait();
-  return y;
+  auto src = Buffer::in_layout(x, p.user(p.src), pd.src_desc(), s);
+  auto weights = Buffer::in_layout(w, {p.weights, f32, tag::oihw}, pd.weights_desc(), s);
+  auto dst = Buffer::allocate(pd.dst_desc());
+  {
+    auto scratchpad = Buffer::allocate(pd.scratchpad_desc());
+    dnnl::convolution_forward(pd).execute(s, {{DNNL_ARG_SRC, src.mem},
+                                              {DNNL_ARG_WEIGHTS, weights.mem},
+                                              {DNNL_ARG_BIAS, Buffer::wrap(pd.bias_desc(), b).mem},
+                                              {DNNL_ARG_DST, dst.mem},
+                                              {DNNL_ARG_SCRATCHPAD, scratchpad.mem}});
+    s.wait();
+  }
+  src.release();
+  return dst.to_tensor({p.dst[0], p.dst[1], p.dst[2], p.dst[3]}, x.options().memory_format(format), p.user(p.dst), s);
 }
 
-// dL/dx [B, C, H, W] in `format`.
-torch::Tensor backward_data(const torch::Tensor& gy, const torch::Tensor& w, const Problem& p,
-                            torch::MemoryFormat format) {
-  const auto hint = forward_pd(p);
-  dnnl::convolution_backward_data::desc d(kWino, p.any(p.src), p.any(p.weights), p.any(p.dst),
-                                          p.strides, p.padding, p.padding);
-  const dnnl::convolution_backward_data::primitive_desc pd(d, user_scratchpad(), cpu_engine(), hint);
-  dnnl::stream s(cpu_engine());
-  Scratch scratch;
-  auto gx = torch::empty({p.src[0], p.src[1], p.src[2], p.src[3]}, gy.options().memory_format(format));
-  auto user_gx = wrap(p.user(p.src), gx);
-  auto out = scratch.output(user_gx, pd.diff_src_desc());
-  dnnl::convolution_backward_data(pd).execute(
-      s, {{DNNL_ARG_DIFF_DST, scratch.input(wrap(p.user(p.dst), gy), pd.diff_dst_desc(), s)},
-          {DNNL_ARG_WEIGHTS, scratch.input(wrap({p.weights, f32, tag::oihw}, w), pd.weights_desc(), s)},
-          {DNNL_ARG_DIFF_SRC, out},
-          {DNNL_ARG_SCRATCHPAD, scratch.make(pd.scratchpad_desc())}});
-  Scratch::finish(out, user_gx, s);
-  s.wait();
-  return gx;
-}
+struct Gradients {
+  torch::Tensor x, weight, bias;  // [B, C, H, W] in x's format, [O, C, 3, 3], [O]; undefined if not asked
+};
 
-// dL/dw [O, C, 3, 3] and dL/db [O].
-std::pair<torch::Tensor, torch::Tensor> backward_weights(const torch::Tensor& x, const torch::Tensor& gy,
-                                                         const Problem& p) {
+// The weight and bias gradients first (they need x's blocked copy, released after), then the input's;
+// dL/dy is reordered once for both where they take the same layout.
+Gradients backward_conv(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& gy, const Problem& p,
+                        torch::MemoryFormat format, bool need_x, bool need_w) {
   const auto hint = forward_pd(p);
-  dnnl::convolution_backward_weights::desc d(kWino, p.any(p.src), p.any(p.weights), {p.bias, f32, tag::x},
-                                             p.any(p.dst), p.strides, p.padding, p.padding);
-  const dnnl::convolution_backward_weights::primitive_desc pd(d, user_scratchpad(), cpu_engine(), hint);
   dnnl::stream s(cpu_engine());
-  Scratch scratch;
-  auto gw = torch::empty({p.weights[0], p.weights[1], 3, 3}, x.options());
-  auto gb = torch::empty({p.bias[0]}, x.options());
-  auto user_gw = wrap({p.weights, f32, tag::oihw}, gw);
-  auto out = scratch.output(user_gw, pd.diff_weights_desc());
-  dnnl::convolution_backward_weights(pd).execute(
-      s, {{DNNL_ARG_SRC, scratch.input(wrap(p.user(p.src), x), pd.src_desc(), s)},
-          {DNNL_ARG_DIFF_DST, scratch.input(wrap(p.user(p.dst), gy), pd.diff_dst_desc(), s)},
-          {DNNL_ARG_DIFF_WEIGHTS, out},
-          {DNNL_ARG_DIFF_BIAS, wrap(pd.diff_bias_desc(), gb)},
-          {DNNL_ARG_SCRATCHPAD, scratch.make(pd.scratchpad_desc())}});
-  Scratch::finish(out, user_gw, s);
-  s.wait();
-  return {gw, gb};
+  Gradients g;
+  Buffer diff_dst;
+  auto diff_dst_in = [&](const dnnl::memory::desc& want) {
+    if (!diff_dst.mem || diff_dst.mem.get_desc() != want) diff_dst = Buffer::in_layout(gy, p.user(p.dst), want, s);
+    return diff_dst.mem;
+  };
+  if (need_w) {
+    const dnnl::convolution_backward_weights::primitive_desc pd(
+        {kWino, p.any(p.src), p.any(p.weights), {p.bias, f32, tag::x}, p.any(p.dst), p.strides, p.padding,
+         p.padding},
+        user_scratchpad(), cpu_engine(), hint);
+    auto src = Buffer::in_layout(x, p.user(p.src), pd.src_desc(), s);
+    auto diff_weights = Buffer::allocate(pd.diff_weights_desc());
+    g.bias = torch::empty({p.bias[0]}, x.options());
+    {
+      auto scratchpad = Buffer::allocate(pd.scratchpad_desc());
+      dnnl::convolution_backward_weights(pd).execute(
+          s, {{DNNL_ARG_SRC, src.mem},
+              {DNNL_ARG_DIFF_DST, diff_dst_in(pd.diff_dst_desc())},
+              {DNNL_ARG_DIFF_WEIGHTS, diff_weights.mem},
+              {DNNL_ARG_DIFF_BIAS, Buffer::wrap(pd.diff_bias_desc(), g.bias).mem},
+              {DNNL_ARG_SCRATCHPAD, scratchpad.mem}});
+      s.wait();
+    }
+    src.release();
+    g.weight = diff_weights.to_tensor({p.weights[0], p.weights[1], 3, 3}, x.options(), {p.weights, f32, tag::oihw}, s);
+  }
+  if (need_x) {
+    const dnnl::convolution_backward_data::primitive_desc pd(
+        {kWino, p.any(p.src), p.any(p.weights), p.any(p.dst), p.strides, p.padding, p.padding}, user_scratchpad(),
+        cpu_engine(), hint);
+    auto weights = Buffer::in_layout(w, {p.weights, f32, tag::oihw}, pd.weights_desc(), s);
+    auto diff_src = Buffer::allocate(pd.diff_src_desc());
+    {
+      auto scratchpad = Buffer::allocate(pd.scratchpad_desc());
+      dnnl::convolution_backward_data(pd).execute(s, {{DNNL_ARG_DIFF_DST, diff_dst_in(pd.diff_dst_desc())},
+                                                      {DNNL_ARG_WEIGHTS, weights.mem},
+                                                      {DNNL_ARG_DIFF_SRC, diff_src.mem},
+                                                      {DNNL_ARG_SCRATCHPAD, scratchpad.mem}});
+      s.wait();
+    }
+    diff_dst.release();
+    g.x = diff_src.to_tensor({p.src[0], p.src[1], p.src[2], p.src[3]}, gy.options().memory_format(format),
+                             p.user(p.src), s);
+  }
+  return g;
 }
 
 torch::MemoryFormat format_of(const torch::Tensor& x) {
@@ -186,8 +211,8 @@ struct WinogradConvFunction : torch::autograd::Function<WinogradConvFunction> {
     const bool need_w = ctx->needs_input_grad(1) || ctx->needs_input_grad(2);
     torch::Tensor gx, gw, gb;
     try {
-      if (need_x) gx = backward_data(gy, w, p, format);
-      if (need_w) std::tie(gw, gb) = backward_weights(x, gy, p);
+      auto g = backward_conv(x, w, gy, p, format, need_x, need_w);
+      gx = g.x, gw = g.weight, gb = g.bias;
     } catch (const dnnl::error&) {  // not expected where the forward ran; LibTorch's kernels then
       std::tie(gx, gw, gb) = at::convolution_backward(gy, x, w, std::vector<int64_t>{w.size(0)}, {1, 1}, {1, 1},
                                                       {1, 1}, false, {0, 0}, 1, {need_x, need_w, need_w});

@@ -1,6 +1,8 @@
 #include "src/hub.h"
 
+#ifdef DETR_WITH_CURL
 #include <curl/curl.h>
+#endif
 #include <unistd.h>
 
 #include <array>
@@ -93,6 +95,7 @@ std::string hash_prefix(const std::string& file_name) {
   return std::regex_search(file_name, m, re) ? m[1].str() : "";
 }
 
+#ifdef DETR_WITH_CURL
 size_t write_to_file(char* data, size_t size, size_t n, void* file) {
   return std::fwrite(data, size, n, static_cast<std::FILE*>(file));
 }
@@ -134,6 +137,12 @@ std::string fetch(const std::string& url, const fs::path& to, const DownloadOpti
   if (rc != CURLE_OK) return error[0] ? error : curl_easy_strerror(rc);
   return closed ? "" : "write failed for " + to.string();
 }
+
+#else
+std::string fetch(const std::string& url, const fs::path&, const DownloadOptions&) {
+  return "this build has no libcurl, so it cannot download " + url;
+}
+#endif  // DETR_WITH_CURL
 
 }  // namespace
 

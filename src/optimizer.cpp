@@ -40,6 +40,51 @@ void AdamW::zero_grad() {
 }
 
 void AdamW::step() {
+  if (options_.foreach) {
+    step_foreach();
+  } else {
+    step_single();
+  }
+}
+
+// torch.optim.adamw._multi_tensor_adamw (PyTorch 1.13, capturable=False, amsgrad=False).
+void AdamW::step_foreach() {
+  torch::NoGradGuard no_grad;
+  const double b1 = options_.beta1, b2 = options_.beta2;
+  size_t k = 0;
+  for (auto& g : groups_) {
+    std::vector<torch::Tensor> params, grads, exp_avgs, exp_avg_sqs;
+    std::vector<c10::Scalar> step_sizes, bias_correction2_sqrts;
+    for (auto& p : g.params) {
+      auto& st = state_[k++];
+      if (!p.grad().defined()) continue;
+      if (!st.exp_avg.defined()) {
+        st.exp_avg = torch::zeros_like(p, torch::MemoryFormat::Preserve);
+        st.exp_avg_sq = torch::zeros_like(p, torch::MemoryFormat::Preserve);
+      }
+      st.step += 1;
+      const double step = static_cast<double>(st.step);
+      step_sizes.emplace_back(-(g.lr / (1 - std::pow(b1, step))));
+      bias_correction2_sqrts.emplace_back(std::sqrt(1 - std::pow(b2, step)));
+      params.push_back(p);
+      grads.push_back(p.grad());
+      exp_avgs.push_back(st.exp_avg);
+      exp_avg_sqs.push_back(st.exp_avg_sq);
+    }
+    if (params.empty()) continue;
+    at::_foreach_mul_(params, 1 - g.lr * g.weight_decay);
+    at::_foreach_mul_(exp_avgs, b1);
+    at::_foreach_add_(exp_avgs, grads, 1 - b1);
+    at::_foreach_mul_(exp_avg_sqs, b2);
+    at::_foreach_addcmul_(exp_avg_sqs, grads, grads, 1 - b2);
+    auto denom = at::_foreach_sqrt(exp_avg_sqs);
+    at::_foreach_div_(denom, bias_correction2_sqrts);
+    at::_foreach_add_(denom, options_.eps);
+    at::_foreach_addcdiv_(params, exp_avgs, denom, step_sizes);
+  }
+}
+
+void AdamW::step_single() {
   torch::NoGradGuard no_grad;
   const double b1 = options_.beta1, b2 = options_.beta2;
   size_t k = 0;
