@@ -39,7 +39,7 @@ for p in nvidia.nccl.__path__:
 EOF
 )
 arch=$(gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
-prefixes="$torch_prefix;$bundle/opencv;$bundle/prefix/usr"
+prefixes="$bundle/opencv;$bundle/prefix/usr;$torch_prefix"  # the bundle first
 generator=()
 command -v ninja >/dev/null 2>&1 && generator=(-G Ninja)
 NCCL_INCLUDE_DIR=$nccl_include cmake -S "$root" -B "$build" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release \
