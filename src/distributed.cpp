@@ -21,6 +21,7 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #endif
 #ifdef DETR_WITH_NCCL
+#include <c10/cuda/CUDAFunctions.h>
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
 
@@ -163,6 +164,7 @@ template <class PG>
 struct BackendImpl : ProcessGroup::Impl {
   c10::intrusive_ptr<PG> pg;
   std::chrono::milliseconds timeout{};
+  std::vector<int64_t> barrier_devices;  // NCCL: this rank's GPU (else c10d guesses one from the rank)
   void allreduce(std::vector<torch::Tensor>& t) override {
     c10d::AllreduceOptions o;
     o.timeout = timeout;
@@ -181,6 +183,7 @@ struct BackendImpl : ProcessGroup::Impl {
   void barrier() override {
     c10d::BarrierOptions o;
     o.timeout = timeout;
+    o.device_ids = barrier_devices;
     pg->barrier(o)->wait();
   }
 };
@@ -264,9 +267,14 @@ std::unique_ptr<ProcessGroup> ProcessGroup::init(const Env& env, const InitOptio
       // Without async error handling a dead peer leaves NCCL collectives waiting forever.
       setenv("TORCH_NCCL_ASYNC_ERROR_HANDLING", "1", 0);
       setenv("NCCL_ASYNC_ERROR_HANDLING", "1", 0);
+      // This rank's GPU is the current device before NCCL creates its communicators, and the one
+      // its barriers run on (as torch.cuda.set_device(local_rank) before init_process_group).
+      const auto gpu = options.device.has_index() ? options.device.index() : c10::DeviceIndex(0);
+      c10::cuda::set_device(gpu);
       auto o = c10d::ProcessGroupNCCL::Options::create();
       o->timeout = options.timeout;
       auto b = std::make_unique<BackendImpl<c10d::ProcessGroupNCCL>>();
+      b->barrier_devices = {gpu};
       b->pg = c10::make_intrusive<c10d::ProcessGroupNCCL>(store, env.rank, env.world_size, o);
       b->timeout = options.timeout;
       impl = std::move(b);
