@@ -223,16 +223,22 @@ struct WinogradConvFunction : torch::autograd::Function<WinogradConvFunction> {
 
 #endif  // DETR_WITH_ONEDNN
 
-bool winograd_applies(const torch::Tensor& x, const torch::Tensor& w, torch::IntArrayRef stride,
-                      torch::IntArrayRef padding, torch::IntArrayRef dilation, int64_t groups) {
+bool winograd_applies(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& bias,
+                      torch::IntArrayRef stride, torch::IntArrayRef padding, torch::IntArrayRef dilation,
+                      int64_t groups) {
   auto all = [](torch::IntArrayRef v, int64_t value) {
     for (auto e : v) if (e != value) return false;
     return true;
   };
-  return x.device().is_cpu() && x.dim() == 4 && x.scalar_type() == torch::kFloat &&
-         w.scalar_type() == torch::kFloat && w.dim() == 4 && w.size(2) == 3 && w.size(3) == 3 &&
-         x.size(0) > 0 && all(stride, 1) && all(padding, 1) && all(dilation, 1) && groups == 1 &&
-         !cpu_autocast_enabled();
+  const bool float_cpu = [](std::initializer_list<const torch::Tensor*> ts) {
+    for (const auto* t : ts)
+      if (t->defined() && !(t->device().is_cpu() && t->scalar_type() == torch::kFloat)) return false;
+    return true;
+  }({&x, &w, &bias});
+  return float_cpu && x.dim() == 4 && w.dim() == 4 && w.size(2) == 3 && w.size(3) == 3 &&
+         w.size(1) == x.size(1) && w.size(0) > 0 && x.size(0) > 0 && x.size(1) > 0 && x.size(2) > 0 &&
+         x.size(3) > 0 && (!bias.defined() || (bias.dim() == 1 && bias.numel() == w.size(0))) &&
+         all(stride, 1) && all(padding, 1) && all(dilation, 1) && groups == 1 && !cpu_autocast_enabled();
 }
 
 }  // namespace
@@ -274,9 +280,10 @@ bool winograd_available() {
 
 torch::Tensor winograd_conv2d(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
   TORCH_CHECK(winograd_available(), "winograd_conv2d: this build or CPU has no oneDNN Winograd kernels");
-  TORCH_CHECK(winograd_applies(x, weight, {1, 1}, {1, 1}, {1, 1}, 1),
-              "winograd_conv2d: needs float32 CPU x [B, C, H, W] and weight [O, C, 3, 3], got x ",
-              x.sizes(), " ", x.scalar_type(), " weight ", weight.sizes());
+  TORCH_CHECK(winograd_applies(x, weight, bias, {1, 1}, {1, 1}, {1, 1}, 1),
+              "winograd_conv2d: needs float32 CPU x [B, C, H, W], weight [O, C, 3, 3] and bias [O], got x ",
+              x.sizes(), " ", x.scalar_type(), " weight ", weight.sizes(), " ", weight.scalar_type(),
+              " bias ", bias.defined() ? bias.sizes() : torch::IntArrayRef{});
 #ifdef DETR_WITH_ONEDNN
   auto b = bias.defined() ? bias : torch::zeros({weight.size(0)}, weight.options());
   return WinogradConvFunction::apply(x, weight, b);
@@ -301,7 +308,7 @@ torch::Tensor try_winograd(const torch::Tensor& x, const torch::Tensor& weight, 
 torch::Tensor conv2d(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
                      torch::IntArrayRef stride, torch::IntArrayRef padding, torch::IntArrayRef dilation,
                      int64_t groups) {
-  if (g_algorithm == ConvAlgorithm::kWinograd && winograd_applies(x, weight, stride, padding, dilation, groups) &&
+  if (g_algorithm == ConvAlgorithm::kWinograd && winograd_applies(x, weight, bias, stride, padding, dilation, groups) &&
       winograd_available()) {
     if (auto y = try_winograd(x, weight, bias); y.defined()) return y;
   }

@@ -8,8 +8,9 @@
 // rounding (a few units in the last place of the accumulated sum; the tests print the deviation).
 //
 // `conv2d()` is a drop-in for torch::conv2d: it takes the Winograd path only where that applies
-// (CPU, float32, 3x3, stride 1, dilation 1, one group, a oneDNN with Winograd for this CPU and
-// `set_conv_algorithm(kAuto)`) and calls torch::conv2d otherwise.
+// (CPU float32 tensors, 3x3, stride 1, padding 1, dilation 1, one group, no autocast, a oneDNN with
+// Winograd kernels for this CPU and `set_conv_algorithm(kWinograd)`) and calls torch::conv2d otherwise.
+// No double backward (DETR needs none).
 
 #include <torch/torch.h>
 

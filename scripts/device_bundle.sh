@@ -19,7 +19,6 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 SUDO=""
 [ "$(id -u)" != 0 ] && SUDO="sudo"
-arch=$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || echo x86_64-linux-gnu)
 
 # Build tools and the static codec libraries OpenCV's imgcodecs links.
 need=(build-essential cmake ninja-build dpkg-dev libjpeg62-turbo-dev libpng-dev zlib1g-dev)
@@ -27,11 +26,14 @@ missing=()
 for p in "${need[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-if [ ${#missing[@]} -gt 0 ]; then
-  export DEBIAN_FRONTEND=noninteractive
+export DEBIAN_FRONTEND=noninteractive
+if [ ${#missing[@]} -gt 0 ] || ! ls /var/lib/apt/lists/*_Packages >/dev/null 2>&1; then
   $SUDO apt-get update -qq
+fi
+if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
+arch=$(dpkg-architecture -qDEB_HOST_MULTIARCH)
 
 rm -rf "$out"
 mkdir -p "$out/prefix" "$out/opencv"
@@ -55,7 +57,7 @@ Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 EOF
 apt_src=(-o Dir::Etc::SourceList=/dev/null -o "Dir::Etc::SourceParts=$src_state" -o "Dir::State::Lists=$src_state/lists")
 apt-get "${apt_src[@]}" update -qq
-(cd "$work" && apt-get "${apt_src[@]}" source --download-only opencv >/dev/null 2>&1)
+(cd "$work" && apt-get "${apt_src[@]}" source --download-only opencv >/dev/null)
 tar -C "$work" -xJf "$work"/opencv_*.orig.tar.xz
 ocv_src=$(find "$work" -maxdepth 1 -type d -name 'opencv-*' | head -n 1)
 
@@ -71,7 +73,8 @@ cmake -S "$ocv_src" -B "$work/build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE
   -DWITH_JPEG=ON -DWITH_PNG=ON -DBUILD_JPEG=OFF -DBUILD_PNG=OFF -DBUILD_ZLIB=OFF \
   -DJPEG_LIBRARY="$libdir/libjpeg.a" -DPNG_LIBRARY="$libdir/libpng16.a" -DZLIB_LIBRARY="$libdir/libz.a" \
   -DBUILD_TESTS=OFF -DBUILD_PERF_TESTS=OFF -DBUILD_EXAMPLES=OFF -DBUILD_DOCS=OFF -DBUILD_opencv_apps=OFF \
-  -DBUILD_JAVA=OFF -DBUILD_opencv_python3=OFF -DOPENCV_GENERATE_PKGCONFIG=OFF -DCV_TRACE=OFF \
+  -DBUILD_JAVA=OFF -DBUILD_opencv_python2=OFF -DBUILD_opencv_python3=OFF -DOPENCV_PYTHON_SKIP_DETECTION=ON \
+  -DOPENCV_GENERATE_PKGCONFIG=OFF -DCV_TRACE=OFF \
   "${off[@]}" >"$work/opencv-configure.log" || { tail -n 30 "$work/opencv-configure.log" >&2; exit 1; }
 cmake --build "$work/build" --parallel "$jobs" >"$work/opencv-build.log" || { tail -n 30 "$work/opencv-build.log" >&2; exit 1; }
 cmake --install "$work/build" >/dev/null
@@ -89,4 +92,6 @@ if grep -rl "$libdir" "$out/opencv/lib/cmake" >/dev/null; then
   exit 1
 fi
 rm -rf "$out/opencv/share" "$out/opencv/bin"
+echo "$arch" >"$out/multiarch"  # where GTest's CMake files are (lib/<multiarch>/cmake)
+gcc -dumpversion | cut -d. -f1 >"$out/gcc-major"  # its static libraries need this libstdc++ or newer
 echo "device_bundle: wrote $out ($(du -sh "$out" | cut -f1)); carry it and run scripts/device_run.sh there"

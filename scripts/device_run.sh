@@ -38,13 +38,17 @@ for p in nvidia.nccl.__path__:
         break
 EOF
 )
-arch=$(gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
+arch=$(cat "$bundle/multiarch")
+if [ "$(gcc -dumpversion | cut -d. -f1)" -lt "$(cat "$bundle/gcc-major")" ]; then
+  echo "device_run: this gcc is older than the one that built the bundle (gcc $(cat "$bundle/gcc-major")); linking its static libraries may fail" >&2
+fi
 prefixes="$bundle/opencv;$bundle/prefix/usr;$torch_prefix"  # the bundle first
 generator=()
 command -v ninja >/dev/null 2>&1 && generator=(-G Ninja)
 NCCL_INCLUDE_DIR=$nccl_include cmake -S "$root" -B "$build" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release \
   -DCMAKE_PREFIX_PATH="$prefixes" -DOpenCV_DIR="$bundle/opencv/lib/cmake/opencv4" \
-  -DGTest_DIR="$bundle/prefix/usr/lib/$arch/cmake/GTest" | tee "$figures/configure.log"
+  -DGTest_DIR="$bundle/prefix/usr/lib/$arch/cmake/GTest" -DCMAKE_LIBRARY_ARCHITECTURE="$arch" \
+  -DDETR_ONEDNN=OFF | tee "$figures/configure.log"  # the wheel's LibTorch embeds its own oneDNN
 cmake --build "$build" --parallel "$(nproc)" 2>&1 | tail -n 20
 [ "$what" = build ] && exit 0
 
@@ -55,7 +59,11 @@ cmake --build "$build" --parallel "$(nproc)" 2>&1 | tail -n 20
 
 # The CUDA tests, then the rest of the suite (the CPU tests also pass here; fixtures travel in shared/
 # only where the checkout has it, so fixture tests may be skipped).
-(cd "$build" && ctest -R '^Cuda\.' --output-on-failure -V 2>&1 | tee "$figures/ctest.log" | grep -E "CUDA|Test +#|tests passed|Skipped|Failed" || true)
+set +e
+(cd "$build" && ctest -R '^Cuda\.' --output-on-failure -V >"$figures/ctest.log" 2>&1)
+tests_rc=$?
+set -e
+grep -E "CUDA|vs|Test +#|tests passed|Skipped|Failed" "$figures/ctest.log" || true
 
 steps=${DETR_BENCH_STEPS:-10}
 bench=("$build/src/cli/detr_bench" --device cuda --warmup 3 --steps "$steps" --repeats 3 --mode both --num_workers 4)
@@ -65,3 +73,4 @@ done
 "${bench[@]}" --config default --batch_size 8 --amp bf16 --json "$figures/bench_default_b8_bf16.json" | tail -n 4
 "${bench[@]}" --config small --batch_size 4 --amp off --json "$figures/bench_small_off.json" | tail -n 4
 echo "device_run: figures in $figures"
+[ "$tests_rc" = 0 ] || { echo "device_run: CUDA tests failed (see $figures/ctest.log)" >&2; exit 1; }

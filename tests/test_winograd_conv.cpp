@@ -146,4 +146,9 @@ TEST(WinogradConvDispatch, FallsBackToLibTorchExactly) {
   auto ours = detr::models::conv2d(x, w3, b, {1, 1}, {1, 1}, {1, 1}, 1);
   EXPECT_TRUE(torch::equal(ours, torch::conv2d(x, w3, b, 1, 1))) << "--conv_algorithm direct";
   EXPECT_THROW(detr::models::parse_conv_algorithm("fast"), std::invalid_argument);
+  // Inputs LibTorch refuses are refused the same way (never read with the wrong type or size).
+  detr::models::set_conv_algorithm(ConvAlgorithm::kWinograd);
+  EXPECT_THROW(detr::models::conv2d(x, w3, b.to(torch::kDouble), {1, 1}, {1, 1}, {1, 1}, 1), c10::Error);
+  EXPECT_THROW(detr::models::conv2d(x, w3, torch::zeros({3}), {1, 1}, {1, 1}, {1, 1}, 1), c10::Error);
+  EXPECT_THROW(detr::models::conv2d(torch::zeros({2, 16, 0, 8}), w3, b, {1, 1}, {1, 1}, {1, 1}, 1), c10::Error);
 }
