@@ -3,10 +3,10 @@
 # (its LibTorch) and CMake lacks to build detr-cpp: a minimal static OpenCV (core, imgproc,
 # imgcodecs with JPEG and PNG) built from Debian's OpenCV source package, and nlohmann-json, cxxopts
 # and GoogleTest unpacked from Debian's packages. Everything lands in .device/ (ignored by git;
-# about 15 MB); take that folder to the GPU machine beside the checkout and run
+# about 30 MB); take that folder to the GPU machine beside the checkout and run
 # scripts/device_run.sh there.
 #
-#   scripts/device_bundle.sh            # builds .device/ (about 10 minutes on 2 cores)
+#   scripts/device_bundle.sh            # builds .device/ (about 4 minutes on 2 cores)
 #   DETR_DEVICE_DIR=/elsewhere scripts/device_bundle.sh
 #
 # The bundle is built with the new C++ ABI (_GLIBCXX_USE_CXX11_ABI=1), which PyTorch wheels use since
