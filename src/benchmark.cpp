@@ -16,6 +16,7 @@
 #include "datasets/loader.h"
 #include "datasets/synthetic.h"
 #include "models/detr.h"
+#include "models/flops.h"
 #include "models/post_process.h"
 #include "models/set_criterion.h"
 #include "models/winograd_conv.h"
@@ -84,6 +85,39 @@ std::string allocator_in_use() {
   while (std::getline(maps, line))
     if (line.find("tcmalloc") != std::string::npos) return "tcmalloc";
   return "glibc";
+}
+
+// The machine's dense matrix-product rate in the precision a run computes in (TFLOP/s): the
+// denominator of model FLOP utilisation. float32 on CUDA counts TF32 when cuDNN's convolutions use it
+// (LibTorch's default), so the figure is never flattered by a slower peak.
+std::pair<double, std::string> peak_tflops(const torch::Device& device, Precision precision) {
+  torch::NoGradGuard no_grad;
+  const auto dtype = precision == Precision::bf16 ? torch::kBFloat16
+                     : precision == Precision::fp16 ? torch::kHalf : torch::kFloat;
+  const int64_t n = device.is_cuda() ? 8192 : 2048;
+  auto a = torch::randn({n, n}, torch::TensorOptions().device(device)).to(dtype);
+  auto b = torch::randn({n, n}, torch::TensorOptions().device(device)).to(dtype);
+  auto& ctx = at::globalContext();
+  const bool tf32 = ctx.allowTF32CuBLAS();
+  if (device.is_cuda() && dtype == torch::kFloat) ctx.setAllowTF32CuBLAS(ctx.allowTF32CuDNN());
+  auto sync = [&] {
+    if (device.is_cuda()) torch::cuda::synchronize();
+  };
+  double best = 0;
+  for (int rep = 0; rep < 6; ++rep) {
+    const int iters = device.is_cuda() ? 20 : 3;
+    sync();
+    const auto t0 = Clock::now();
+    for (int i = 0; i < iters; ++i) torch::mm(a, b);
+    sync();
+    const double s = std::chrono::duration<double>(Clock::now() - t0).count();
+    if (rep > 0) best = std::max(best, 2.0 * n * n * n * iters / s / 1e12);  // rep 0 warms up
+  }
+  const std::string what = std::string(c10::toString(dtype)) +
+                           (device.is_cuda() && dtype == torch::kFloat && ctx.allowTF32CuBLAS() ? " (TF32)" : "") +
+                           " matmul " + std::to_string(n) + "^3";
+  ctx.setAllowTF32CuBLAS(tf32);
+  return {best, what};
 }
 
 models::ModelConfig bench_config(const std::string& name) {
@@ -181,10 +215,11 @@ nlohmann::json run_benchmark(const BenchOptions& o) {
     lo.pin_memory = device.is_cuda();
     datasets::DataLoader loader(ds, lo);
     loader.start_epoch(0);
-    std::vector<double> ips, step_s, data_s, h2d, fwd, matcher, loss, bwd, gsync, opt;
+    std::vector<double> ips, tflops, step_s, data_s, h2d, fwd, matcher, loss, bwd, gsync, opt;
     for (int64_t r = -1; r < o.repeats; ++r) {  // r = -1: warm-up
       const int64_t n = r < 0 ? o.warmup : o.steps;
       const auto t_rep = Clock::now();
+      double rep_flops = 0;  // the model arithmetic of this repetition's batches (models/flops.h)
       for (int64_t i = 0; i < n; ++i) {
         const auto t0 = Clock::now();
         auto batch = loader.next();
@@ -214,6 +249,9 @@ nlohmann::json run_benchmark(const BenchOptions& o) {
           t.matcher = criterion->last_matcher_seconds;
         }
         if (r < 0) continue;
+        const auto& x = batch->samples.tensors;  // [B, 3, H, W] padded
+        const auto f = models::model_flops(config, x.size(2), x.size(3));
+        rep_flops += static_cast<double>(x.size(0) * world) * (train ? f.train() : f.forward());
         const double total = std::chrono::duration<double>(Clock::now() - t0).count();
         step_s.push_back(total);
         data_s.push_back(wait);
@@ -228,6 +266,7 @@ nlohmann::json run_benchmark(const BenchOptions& o) {
       if (r >= 0) {
         const double secs = std::chrono::duration<double>(Clock::now() - t_rep).count();
         ips.push_back(static_cast<double>(n * o.batch_size * world) / secs);
+        tflops.push_back(rep_flops / secs / 1e12);
         progress << (train ? "train" : "eval") << " repetition " << r + 1 << "/" << o.repeats << ": "
                   << std::fixed << std::setprecision(3) << ips.back() << " images/s\n";
       }
@@ -237,6 +276,7 @@ nlohmann::json run_benchmark(const BenchOptions& o) {
                           {"grad_sync", median(gsync)}, {"optimizer", median(opt)}};
     return nlohmann::json{{"images_per_s", median(ips)},
                           {"s_per_step", median(step_s)},
+                          {"model_tflops_per_s", median(tflops)},
                           {"images_per_s_runs", ips},
                           {"phase_s_per_step", phases}};
   };
@@ -264,6 +304,13 @@ nlohmann::json run_benchmark(const BenchOptions& o) {
   if ((o.mode == "eval" || o.mode == "both") && group)
     throw std::runtime_error("detr_bench --mode eval runs on one process (launch it without WORLD_SIZE)");
   if (o.mode == "eval" || o.mode == "both") result["eval"] = measure(false);
+  if (o.mode != "data") {  // model FLOP utilisation against this machine's measured matmul peak
+    const auto [peak, what] = peak_tflops(device, precision);
+    result["peak_tflops"] = peak;
+    result["peak_measured_with"] = what;
+    for (const char* mode : {"train", "eval"})
+      if (result.contains(mode)) result[mode]["mfu"] = result[mode]["model_tflops_per_s"].get<double>() / peak;
+  }
   result["peak_rss_gb"] = peak_rss_gb();
   result["peak_cuda_gb"] = peak_cuda_gb(device);
   result["main_rank"] = !group || group->is_main();
@@ -289,6 +336,10 @@ std::string format_benchmark(const nlohmann::json& r) {
       << m["s_per_step"].get<double>() << " s/step (median); per phase (s/step):";
     for (const auto& [k, v] : m["phase_s_per_step"].items()) s << " " << k << " " << v.get<double>();
     s << "\n";
+    if (m.contains("mfu"))
+      s << "  model arithmetic " << m["model_tflops_per_s"].get<double>() << " TFLOP/s = " << std::setprecision(1)
+        << 100 * m["mfu"].get<double>() << "% of the measured peak " << std::setprecision(3)
+        << r["peak_tflops"].get<double>() << " TFLOP/s (" << r["peak_measured_with"].get<std::string>() << ")\n";
   }
   s << "peak RSS " << std::setprecision(2) << r["peak_rss_gb"].get<double>() << " GB";
   if (r.value("peak_cuda_gb", 0.0) > 0) s << ", peak CUDA memory " << r["peak_cuda_gb"].get<double>() << " GB";
