@@ -181,9 +181,14 @@ TEST(Cuda, DetrTrainAndBenchRunOnTheGpu) {
                     "--mode both --amp bf16 --json " + json.string());
   std::ifstream in(json);
   const auto r = nlohmann::json::parse(in);
-  std::printf("detr_bench small bf16 on CUDA: %.2f images/s train, peak CUDA memory %.2f GB\n",
-              r["train"]["images_per_s"].get<double>(), r["peak_cuda_gb"].get<double>());
+  std::printf("detr_bench small bf16 on CUDA: %.2f images/s train, %.1f%% model FLOP utilisation of %.0f TFLOP/s "
+              "(%s), peak CUDA memory %.2f GB\n",
+              r["train"]["images_per_s"].get<double>(), 100 * r["train"]["mfu"].get<double>(),
+              r["peak_tflops"].get<double>(), r["peak_measured_with"].get<std::string>().c_str(),
+              r["peak_cuda_gb"].get<double>());
   EXPECT_GT(r["peak_cuda_gb"].get<double>(), 0.0);
+  EXPECT_GT(r["train"]["mfu"].get<double>(), 0.0);
+  EXPECT_GT(r["peak_tflops"].get<double>(), 10.0);  // any datacenter GPU's bf16 matmul
   EXPECT_EQ(r["device"].get<std::string>().rfind("cuda", 0), 0u);
   fs::remove_all(dir);
 }
