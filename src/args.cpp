@@ -3,6 +3,9 @@
 #include <cxxopts.hpp>
 
 #include <sstream>
+#include <stdexcept>
+
+#include "models/winograd_conv.h"
 
 namespace detr {
 
@@ -212,8 +215,11 @@ TrainArgs parse_train_args(int argc, const char* const* argv, std::string* help)
                      " needs a launcher that starts the processes and sets RANK/WORLD_SIZE/MASTER_ADDR/MASTER_PORT "
                      "(torchrun --nproc_per_node=N --no-python detr_train ..., a PyTorchJob, SLURM)");
   if (!(a.dist_timeout > 0)) throw UsageError("--dist_timeout must be positive seconds");
-  if (a.conv_algorithm != "winograd" && a.conv_algorithm != "direct")
-    throw UsageError("--conv_algorithm must be winograd or direct, got '" + a.conv_algorithm + "'");
+  try {
+    models::parse_conv_algorithm(a.conv_algorithm);
+  } catch (const std::invalid_argument& e) {
+    throw UsageError(e.what());
+  }
   if (a.amp != "off" && a.amp != "bf16" && a.amp != "fp16")
     throw UsageError("--amp must be off, bf16 or fp16, got '" + a.amp + "'");
   if (!a.dist_backend.empty() && a.dist_backend != "gloo" && a.dist_backend != "nccl")

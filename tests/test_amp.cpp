@@ -59,17 +59,7 @@ TEST(Amp, PrecisionNamesAndDevices) {
 
 TEST(Amp, Bf16AutocastReachesTheNetworkAndLossesStayFloat32) {
   const auto dir = fs::temp_directory_path() / ("detr_amp_test_" + std::to_string(::getpid()));
-  datasets::SyntheticExportOptions so;
-  so.num_images = 2;
-  so.width = 96;
-  so.height = 80;
-  so.cvat_quirks = false;
-  datasets::write_synthetic_cvat_export(dir / "data", so);
-  auto data = datasets::load_coco(datasets::discover_coco(dir / "data").train);
-  datasets::CocoDetection ds(data, datasets::TransformConfig::with_scales({80}, 128, 80), false);
-  std::vector<datasets::Sample> samples;
-  for (size_t i = 0; i < ds.size(); ++i) samples.push_back(ds.get(i, 0));
-  auto batch = datasets::collate(samples);
+  const auto batch = detr::testing::tiny_fixed_batch(dir, 2);
   const auto c = detr::testing::tiny_train_config();
   std::vector<torch::Tensor> last_params;
   auto run = [&](Precision p, double loss_scale = 0) {

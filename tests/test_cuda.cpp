@@ -32,24 +32,10 @@ namespace {
 
 const std::string kTools = DETR_TOOLS_DIR;
 
-fs::path make_export(const std::string& name, int64_t images) {
+fs::path fresh_dir(const std::string& name) {
   const auto dir = fs::temp_directory_path() / ("detr_cuda_test_" + name + "_" + std::to_string(::getpid()));
   fs::remove_all(dir);
-  datasets::SyntheticExportOptions so;
-  so.num_images = images;
-  so.width = 96;
-  so.height = 80;
-  so.cvat_quirks = false;
-  datasets::write_synthetic_cvat_export(dir / "data", so);
   return dir;
-}
-
-datasets::Batch tiny_batch(const fs::path& dir) {
-  auto data = datasets::load_coco(datasets::discover_coco(dir / "data").train);
-  datasets::CocoDetection ds(data, datasets::TransformConfig::with_scales({80}, 128, 80), false);
-  std::vector<datasets::Sample> samples;
-  for (size_t i = 0; i < ds.size(); ++i) samples.push_back(ds.get(i, 0));
-  return datasets::collate(samples);
 }
 
 // Losses of `steps` training steps of the tiny model on `device`, then the first step's gradient norm.
@@ -96,8 +82,8 @@ TEST(Cuda, TrainStepsMatchTheCpu) {
   at::globalContext().setAllowTF32CuDNN(false);
   at::globalContext().setAllowTF32CuBLAS(false);
   models::set_conv_algorithm(models::ConvAlgorithm::kDirect);
-  const auto dir = make_export("steps", 2);
-  const auto batch = tiny_batch(dir);
+  const auto dir = fresh_dir("steps");
+  const auto batch = detr::testing::tiny_fixed_batch(dir, 2);
   const auto cpu = train(batch, torch::kCPU, Precision::fp32, 3);
   const auto gpu = train(batch, torch::kCUDA, Precision::fp32, 3);
   at::globalContext().setAllowTF32CuDNN(tf32_cudnn);
@@ -115,8 +101,8 @@ TEST(Cuda, TrainStepsMatchTheCpu) {
 
 TEST(Cuda, MixedPrecisionTrainsCloseToFloat32) {
   DETR_REQUIRE_CUDA();
-  const auto dir = make_export("amp", 2);
-  const auto batch = tiny_batch(dir);
+  const auto dir = fresh_dir("amp");
+  const auto batch = detr::testing::tiny_fixed_batch(dir, 2);
   const auto fp32 = train(batch, torch::kCUDA, Precision::fp32, 3);
   for (const auto precision : {Precision::bf16, Precision::fp16}) {
     const auto mixed = train(batch, torch::kCUDA, precision, 3);
@@ -164,7 +150,8 @@ TEST(Cuda, ForeachAdamWMatchesPerTensor) {
 
 TEST(Cuda, DetrTrainAndBenchRunOnTheGpu) {
   DETR_REQUIRE_CUDA();
-  const auto dir = make_export("tools", 8);
+  const auto dir = fresh_dir("tools");
+  detr::testing::write_tiny_export(dir, 8);
   const auto out = dir / "out";
   const std::string flags =
       " --device cuda --backbone resnet18 --hidden_dim 32 --nheads 2 --enc_layers 1 --dec_layers 2"

@@ -158,17 +158,7 @@ TEST(Train, OverfitsAHandfulOfImages) {
   // The training step detr_train uses, on one fixed batch of 4 images (validation transforms, so no
   // augmentation): the loss must fall clearly.
   auto dir = temp_dir("overfit");
-  detr::datasets::SyntheticExportOptions so;
-  so.num_images = 4;
-  so.width = 96;
-  so.height = 80;
-  so.cvat_quirks = false;
-  detr::datasets::write_synthetic_cvat_export(dir / "data", so);
-  auto data = detr::datasets::load_coco(detr::datasets::discover_coco(dir / "data").train);
-  detr::datasets::CocoDetection ds(data, detr::datasets::TransformConfig::with_scales({80}, 128, 80), false);
-  std::vector<detr::datasets::Sample> samples;
-  for (size_t i = 0; i < ds.size(); ++i) samples.push_back(ds.get(i, 0));
-  auto batch = detr::datasets::collate(samples);
+  const auto batch = detr::testing::tiny_fixed_batch(dir, 4);
 
   torch::manual_seed(0);
   const auto c = detr::testing::tiny_train_config();
