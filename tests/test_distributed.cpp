@@ -150,13 +150,7 @@ std::map<std::string, std::string> rank_env(int rank, int world, int port) {
 }
 
 fs::path synthetic(const fs::path& dir, int64_t images, bool cvat_quirks = true) {
-  datasets::SyntheticExportOptions o;
-  o.num_images = images;
-  o.width = 96;
-  o.height = 80;
-  o.cvat_quirks = cvat_quirks;
-  datasets::write_synthetic_cvat_export(dir / "data", o);
-  return dir / "data";
+  return detr::testing::write_tiny_export(dir, images, cvat_quirks);
 }
 
 std::vector<std::string> split_words(const std::string& s) {

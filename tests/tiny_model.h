@@ -25,13 +25,15 @@ inline models::ModelConfig tiny_train_config(int64_t num_classes = 4) {
   return c;
 }
 
-// A generated export of `images` 96x80 images without CVAT quirks in dir/data; returns that folder.
-inline std::filesystem::path write_tiny_export(const std::filesystem::path& dir, int64_t images) {
+// A generated export of `images` 96x80 images in dir/data (with or without the quirks of real CVAT
+// dumps); returns that folder.
+inline std::filesystem::path write_tiny_export(const std::filesystem::path& dir, int64_t images,
+                                               bool cvat_quirks = false) {
   datasets::SyntheticExportOptions so;
   so.num_images = images;
   so.width = 96;
   so.height = 80;
-  so.cvat_quirks = false;
+  so.cvat_quirks = cvat_quirks;
   datasets::write_synthetic_cvat_export(dir / "data", so);
   return dir / "data";
 }
