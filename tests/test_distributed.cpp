@@ -30,6 +30,7 @@
 #include "src/engine.h"
 #include "src/metric_logger.h"
 #include "src/optimizer.h"
+#include "tests/temp_dirs.h"
 #include "tests/tiny_model.h"
 
 extern char** environ;
@@ -44,12 +45,7 @@ const char* kLauncherVars[] = {"RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_
                                "SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID", "SLURM_NTASKS_PER_NODE",
                                "TORCHELASTIC_USE_AGENT_STORE", "TORCHELASTIC_RESTART_COUNT"};
 
-fs::path temp_dir(const std::string& name) {
-  auto dir = fs::temp_directory_path() / ("detr_dist_test_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
+fs::path temp_dir(const std::string& name) { return detr::testing::scratch_dir("detr_dist_test_", name); }
 
 int free_port() {
   const int fd = socket(AF_INET, SOCK_STREAM, 0);

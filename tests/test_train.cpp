@@ -21,6 +21,7 @@
 #include "src/checkpoint.h"
 #include "src/serialization/torch_save.h"
 #include "src/tensorboard.h"
+#include "tests/temp_dirs.h"
 #include "tests/tiny_model.h"
 
 namespace fs = std::filesystem;
@@ -29,12 +30,7 @@ namespace {
 
 const std::string kTool = std::string(DETR_TOOLS_DIR) + "/detr_train";
 
-fs::path temp_dir(const std::string& name) {
-  auto dir = fs::temp_directory_path() / ("detr_train_test_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
+fs::path temp_dir(const std::string& name) { return detr::testing::scratch_dir("detr_train_test_", name); }
 
 fs::path demo_data(const fs::path& dir, int64_t images) {
   detr::datasets::SyntheticExportOptions o;
