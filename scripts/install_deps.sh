@@ -9,6 +9,7 @@ TORCH_PACKAGES=(
   libgloo-dev             # c10d's Gloo headers, missing from libtorch-dev
   libopenblas0-openmp     # optimised BLAS; the reference BLAS is ~50x slower
   libdnnl-dev             # oneDNN (LibTorch's own CPU convolutions): Winograd kernels for 3x3 convolutions
+  ocl-icd-opencl-dev      # OpenCL headers + loader: oneDNN's CMake config requires them (only "Recommends")
 )
 [ "${DETR_WITH_TORCH:-1}" = 0 ] && TORCH_PACKAGES=()
 PACKAGES=(

@@ -10,6 +10,7 @@
 #include "models/detr.h"
 #include "models/post_process.h"
 #include "models/set_criterion.h"
+#include "src/closed_form_weights.h"
 #include "src/serialization/state_dict.h"
 #include "src/serialization/torch_save.h"
 
@@ -37,6 +38,26 @@ std::map<std::string, torch::Tensor> read_tensor_dict(const std::string& path) {
 
 void load_state_dict(torch::nn::Module& model, const std::map<std::string, torch::Tensor>& sd) {
   serialization::load_state_dict(model, sd, serialization::LoadOptions::strict());
+}
+
+// The fixture's initial weights: model.pth, or computed by the rule config.json names
+// ("weights_rule": "closed_form_v1", src/closed_form_weights.h) for every entry of the model.
+void load_fixture_weights(torch::nn::Module& model, const fs::path& dir, const nlohmann::json& config) {
+  const auto file = dir / "model.pth";
+  if (!config.contains("weights_rule")) return load_state_dict(model, read_tensor_dict(file.string()));
+  const auto rule = config["weights_rule"];
+  if (rule != "closed_form_v1")
+    throw std::runtime_error((dir / "config.json").string() + ": unknown weights_rule " + rule.dump());
+  std::map<std::string, torch::Tensor> sd;
+  for (const auto& [key, t] : serialization::module_state(model)) {
+    if (!t.is_floating_point()) {
+      sd[key] = torch::zeros_like(t);
+      continue;
+    }
+    auto values = closed_form_weights(key, t.sizes().vec());
+    sd[key] = torch::from_blob(values.data(), t.sizes(), torch::kFloat).clone();
+  }
+  load_state_dict(model, sd);
 }
 
 class Checker {
@@ -123,7 +144,7 @@ ParityReport compute_parity(const std::string& dir_str, torch::ScalarType dtype,
   auto config = models::model_config_from_json(config_json);
 
   auto model = models::build_model(config);
-  load_state_dict(*model, read_tensor_dict((dir / "model.pth").string()));
+  load_fixture_weights(*model, dir, config_json);
   model->to(dtype);
   // fold_bn = false: upstream's exact operation order and layout (NCHW, conv then frozen BN).
   model->backbone->backbone->body->set_fold_bn(fold_bn);
@@ -285,7 +306,7 @@ ParityReport run_train_parity(const std::string& dir_str) {
   const auto steps = static_cast<int64_t>(number("steps"));
 
   auto model = models::build_model(config);
-  load_state_dict(*model, read_tensor_dict((dir / "model.pth").string()));
+  load_fixture_weights(*model, dir, cj);
   auto criterion = models::build_criterion(config);
   AdamW optimizer(*model, opt);
   StepLR scheduler(optimizer, lr_drop);

@@ -1,6 +1,9 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <fstream>
+#include <nlohmann/json.hpp>
+
 #include "detr/detr.h"  // the public umbrella header must compile on its own
 #include "models/detr.h"
 #include "models/dropout.h"
@@ -23,20 +26,36 @@ std::map<std::string, std::vector<int64_t>> our_keys(torch::nn::Module& m) {
   return keys;
 }
 
-// Every key and shape of a fixture's model.pth (upstream's state_dict) must be ours, and no more.
-void expect_same_keys_as_fixture(const ModelConfig& config, const std::string& fixture) {
-  const auto path = detr::testing::fixtures_dir() / "detr" / fixture / "model.pth";
-  if (!std::filesystem::exists(path)) GTEST_SKIP() << "fixture not found: " << path;
+// Every key and shape of upstream's state_dict must be ours, and no more.
+void expect_same_keys(const ModelConfig& config, const std::map<std::string, std::vector<int64_t>>& ref,
+                      const std::string& what) {
   auto model = build_model(config);
   auto ours = our_keys(*model);
-  auto ref = detr::testing::load_plain_tensor_dict(path.string());
-  std::cout << fixture << ": " << ours.size() << " keys ours, " << ref.size() << " upstream\n";
+  std::cout << what << ": " << ours.size() << " keys ours, " << ref.size() << " upstream\n";
   EXPECT_EQ(ours.size(), ref.size());
-  for (const auto& [name, t] : ref) {
+  for (const auto& [name, shape] : ref) {
     auto it = ours.find(name);
     ASSERT_NE(it, ours.end()) << "missing key " << name;
-    EXPECT_EQ(it->second, t.sizes().vec()) << name;
+    EXPECT_EQ(it->second, shape) << name;
   }
+}
+
+// The committed key/shape list upstream's model gave (tests/reference/make_detr_fixture.py).
+void expect_same_keys_as_committed(const ModelConfig& config, const std::string& fixture) {
+  const auto path = detr::testing::data_dir() / "detr" / fixture / "state_dict_shapes.json";
+  std::ifstream in(path);
+  ASSERT_TRUE(in) << "cannot open " << path;
+  const auto ref = nlohmann::json::parse(in).get<std::map<std::string, std::vector<int64_t>>>();
+  expect_same_keys(config, ref, path.string());
+}
+
+// The optional fixture's stored model.pth (../shared/fixtures).
+void expect_same_keys_as_fixture(const ModelConfig& config, const std::string& fixture) {
+  const auto path = detr::testing::fixtures_dir() / "detr" / fixture / "model.pth";
+  DETR_REQUIRE_FIXTURE(path);
+  std::map<std::string, std::vector<int64_t>> ref;
+  for (const auto& [name, t] : detr::testing::load_plain_tensor_dict(path.string())) ref[name] = t.sizes().vec();
+  expect_same_keys(config, ref, path.string());
 }
 
 ModelConfig tiny_config() {
@@ -62,12 +81,18 @@ NestedTensor tiny_batch() {
 TEST(Model, DefaultR50StateDictKeysAndShapesEqualUpstream) {
   ModelConfig c;  // upstream defaults
   c.num_classes = 91;
-  expect_same_keys_as_fixture(c, "r50_default");
+  expect_same_keys_as_committed(c, "r50_default_keys");
   auto model = build_model(c);
   EXPECT_EQ(our_keys(*model).size(), 458u);
 }
 
-TEST(Model, TinyR18StateDictKeysEqualUpstream) { expect_same_keys_as_fixture(tiny_config(), "tiny_r18"); }
+TEST(Model, TinyR18StateDictKeysEqualUpstream) { expect_same_keys_as_committed(tiny_config(), "tiny_r18"); }
+
+TEST(ModelOptionalFixtures, DefaultR50StateDictKeysEqualStoredUpstreamWeights) {
+  ModelConfig c;
+  c.num_classes = 91;
+  expect_same_keys_as_fixture(c, "r50_default");
+}
 
 TEST(Model, DefaultR50ParameterCountsEqualUpstream) {
   auto model = build_model(ModelConfig{});

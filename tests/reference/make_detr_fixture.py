@@ -1,0 +1,121 @@
+#!/usr/bin/env python3
+"""Model-parity golden data from upstream DETR: forward, matching, losses, gradients, post-processing.
+
+Writes <out>/<name>/{config.json, expected.pth, state_dict_shapes.json} for each configuration below
+(format: the fixtures README, detr/ section). The weights are not stored: config.json says
+"weights_rule": "closed_form_v1" and both sides compute them (closed_form_weights.py).
+
+    DETR_REPO=/path/to/detr python3 make_detr_fixture.py [out_dir]     # default: tests/data/detr
+"""
+import json
+import os
+import sys
+
+import torch
+
+import upstream
+
+TINY = dict(backbone="resnet18", dilation=False, position_embedding="sine", hidden_dim=64, nheads=4,
+            enc_layers=2, dec_layers=2, dim_feedforward=128, num_queries=10, num_classes=4, dropout=0.0,
+            pre_norm=False, aux_loss=True, set_cost_class=1, set_cost_bbox=5, set_cost_giou=2,
+            bbox_loss_coef=5, giou_loss_coef=2, eos_coef=0.1)
+
+CASES = {
+    # upstream's architecture at a tiny size: sine positions, post-norm, auxiliary losses
+    "tiny_r18": dict(TINY, image_sizes_hw=[[96, 128], [80, 112]], objects=[2, 3], seed=1),
+    # the other branches: ResNet-34, learned positions, pre-norm, no auxiliary loss, batch of 3
+    "tiny_r34_prenorm_learned": dict(TINY, backbone="resnet34", position_embedding="learned", pre_norm=True,
+                                     aux_loss=False, num_queries=7, num_classes=6, dec_layers=3,
+                                     image_sizes_hw=[[64, 96], [96, 64], [72, 72]], objects=[1, 4, 2], seed=2),
+}
+GRADS = ["transformer.encoder.layers.0.self_attn.in_proj_weight", "transformer.encoder.layers.0.linear1.weight",
+         "transformer.decoder.layers.0.multihead_attn.out_proj.weight", "transformer.decoder.layers.0.norm2.weight",
+         "transformer.decoder.norm.weight", "class_embed.weight", "class_embed.bias", "bbox_embed.layers.2.weight",
+         "query_embed.weight", "input_proj.weight", "input_proj.bias", "backbone.0.body.layer2.0.conv1.weight",
+         "backbone.0.body.layer4.0.downsample.0.weight", "backbone.0.body.layer3.0.downsample.0.weight"]
+MODEL_KEYS = ["backbone", "dilation", "position_embedding", "hidden_dim", "nheads", "enc_layers", "dec_layers",
+              "dim_feedforward", "num_queries", "num_classes", "dropout", "pre_norm", "aux_loss",
+              "set_cost_class", "set_cost_bbox", "set_cost_giou", "bbox_loss_coef", "giou_loss_coef", "eos_coef"]
+
+
+def make(name: str, case: dict, out: str) -> None:
+    torch.manual_seed(0)
+    model, criterion, postprocess = upstream.build(case)
+    model.train()  # dropout 0; frozen BN makes train mode deterministic
+    gen = torch.Generator().manual_seed(case["seed"])
+    samples, targets = upstream.random_batch(gen, case["image_sizes_hw"], case["num_classes"], case["objects"])
+    e = {"input.tensors": samples.tensors, "input.mask": samples.mask}
+    with torch.no_grad():
+        features, pos = model.backbone(samples)
+        feature, mask = features[-1].decompose()
+        e.update({"backbone.feature": feature, "backbone.mask": mask, "backbone.pos": pos[-1]})
+    out_ = model(samples)
+    e["out.pred_logits"], e["out.pred_boxes"] = out_["pred_logits"], out_["pred_boxes"]
+    for i, aux in enumerate(out_.get("aux_outputs", [])):
+        e[f"aux.{i}.pred_logits"], e[f"aux.{i}.pred_boxes"] = aux["pred_logits"], aux["pred_boxes"]
+    for b, t in enumerate(targets):
+        e[f"target.{b}.boxes"], e[f"target.{b}.labels"] = t["boxes"], t["labels"]
+    out_no_aux = {k: v for k, v in out_.items() if k != "aux_outputs"}
+    for b, (src, tgt) in enumerate(criterion.matcher(out_no_aux, targets)):
+        e[f"match.{b}.src"], e[f"match.{b}.tgt"] = src, tgt
+    losses = criterion(out_, targets)
+    for k, v in losses.items():
+        e[f"loss.{k}"] = v
+    total = sum(losses[k] * w for k, w in criterion.weight_dict.items() if k in losses)
+    e["loss.total"] = total
+    total.backward()
+    params = dict(model.named_parameters())
+    for p in GRADS:
+        e[f"grad.{p}"] = params[p].grad
+    sizes = torch.tensor([[h + 7 * b, w + 3 * b] for b, (h, w) in enumerate(case["image_sizes_hw"])])
+    e["postprocess.target_sizes"] = sizes
+    for b, r in enumerate(postprocess(out_, sizes)):
+        for k in ("scores", "labels", "boxes"):
+            e[f"postprocess.{b}.{k}"] = r[k]
+    e = {k: v.detach().clone().contiguous() for k, v in e.items()}
+
+    config = {k: case[k] for k in MODEL_KEYS}
+    config.update(weights_rule="closed_form_v1", image_sizes_hw=case["image_sizes_hw"],
+                  model_mode="train (dropout 0)", weight_dict=criterion.weight_dict,
+                  torch_version_of_reference=torch.__version__, upstream_commit=upstream_commit())
+    write(os.path.join(out, name), config, e, upstream.state_dict_shapes(model))
+
+
+def write(d: str, config: dict, expected: dict, shapes: dict) -> None:
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "config.json"), "w") as f:
+        json.dump(config, f, indent=1)
+    torch.save(expected, os.path.join(d, "expected.pth"))
+    with open(os.path.join(d, "state_dict_shapes.json"), "w") as f:
+        json.dump(shapes, f, indent=0)
+    print(f"wrote {d}: {len(expected)} expected tensors, {len(shapes)} state_dict keys, "
+          f"{os.path.getsize(os.path.join(d, 'expected.pth')) / 1e6:.2f} MB")
+
+
+def upstream_commit() -> str:
+    return os.environ.get("DETR_COMMIT", "29901c51d7fe8712168b8d0d64351170bc0f83e0")
+
+
+def r50_default_shapes(out: str) -> None:
+    """Upstream's default model (ResNet-50, 91 classes): its state_dict keys and shapes only."""
+    cfg = dict(TINY, backbone="resnet50", hidden_dim=256, nheads=8, enc_layers=6, dec_layers=6,
+               dim_feedforward=2048, num_queries=100, num_classes=91, dropout=0.1)
+    model, _, _ = upstream.build(cfg)
+    d = os.path.join(out, "r50_default_keys")
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "state_dict_shapes.json"), "w") as f:
+        json.dump(upstream.state_dict_shapes(model), f, indent=0)
+    print(f"wrote {d}/state_dict_shapes.json")
+
+
+def main() -> None:
+    here = os.path.dirname(os.path.abspath(__file__))
+    out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(here, "..", "data", "detr")
+    torch.set_num_threads(1)
+    for name, case in CASES.items():
+        make(name, case, out)
+    r50_default_shapes(out)
+
+
+if __name__ == "__main__":
+    main()
