@@ -45,7 +45,10 @@ double draw(cv::Mat& img, int64_t c, const cv::Rect& r) {
 void write_synthetic_cvat_export(const fs::path& root, const SyntheticExportOptions& o) {
   if (o.num_images < 1 || o.width < 32 || o.height < 32 || o.num_classes < 1)
     throw std::invalid_argument("synthetic export: need >= 1 image of at least 32x32 and >= 1 class");
-  fs::create_directories(root / "images");
+  if (o.subset.empty() || o.subset.find_first_of("/\\") != std::string::npos || o.subset[0] == '.')
+    throw std::invalid_argument("synthetic export: subset '" + o.subset + "' is not a plain name");
+  const fs::path image_dir = o.subset == "default" ? root / "images" : root / "images" / o.subset;
+  fs::create_directories(image_dir);
   fs::create_directories(root / "annotations");
   std::mt19937_64 rng(o.seed);
   auto uniform = [&](int64_t lo, int64_t hi) { return std::uniform_int_distribution<int64_t>(lo, hi)(rng); };
@@ -89,8 +92,8 @@ void write_synthetic_cvat_export(const fs::path& root, const SyntheticExportOpti
                              {"iscrowd", 1}});
     }
     const auto file = std::to_string(id) + ".jpg";
-    if (!cv::imwrite((root / "images" / file).string(), img))
-      throw std::runtime_error((root / "images" / file).string() + ": cannot write");
+    if (!cv::imwrite((image_dir / file).string(), img))
+      throw std::runtime_error((image_dir / file).string() + ": cannot write");
     images.push_back({{"id", id}, {"width", o.width}, {"height", o.height}, {"file_name", file},
                       {"license", 0}, {"flickr_url", ""}, {"coco_url", ""}, {"date_captured", 0}});
   }
@@ -100,7 +103,7 @@ void write_synthetic_cvat_export(const fs::path& root, const SyntheticExportOpti
                      {"categories", categories},
                      {"images", images},
                      {"annotations", annotations}};
-  const auto path = root / "annotations" / "instances_default.json";
+  const auto path = root / "annotations" / ("instances_" + o.subset + ".json");
   const auto tmp = path.string() + ".tmp";
   {
     std::ofstream out(tmp);

@@ -5,6 +5,7 @@
 #pragma once
 #include <cstdint>
 #include <filesystem>
+#include <string>
 
 namespace detr::datasets {
 
@@ -16,9 +17,11 @@ struct SyntheticExportOptions {
   int64_t max_objects = 3;     // per image (at least 1, except the deliberately empty image)
   uint64_t seed = 0;
   bool cvat_quirks = true;     // id gaps, an image without boxes, one crowd region
+  std::string subset = "default";  // CVAT's subset: "Train", "Validation", ...
 };
 
-// Writes root/images/<id>.jpg and root/annotations/instances_default.json (replacing them).
+// Writes root/annotations/instances_<subset>.json (replacing it) and its images: root/images/<id>.jpg
+// for the "default" subset, root/images/<subset>/<id>.jpg for the others (CVAT's layouts).
 void write_synthetic_cvat_export(const std::filesystem::path& root, const SyntheticExportOptions& options);
 
 }  // namespace detr::datasets

@@ -200,6 +200,20 @@ struct ProcessGroup::Impl {};
 
 #endif
 
+#if defined(DETR_WITH_GLOO) || defined(DETR_WITH_NCCL)
+namespace {
+// LibTorch 2.4+ defaults TCPStore to its libuv server, which builds without libuv (Debian's LibTorch
+// 2.x) refuse ("use_libuv was requested but PyTorch was build without libuv support"): use the
+// classic server, which every LibTorch has. LibTorch 1.13 has no such option.
+template <typename Options>
+auto use_classic_store_server(Options& o, int) -> decltype(o.useLibUV = false, void()) {
+  o.useLibUV = false;
+}
+template <typename Options>
+void use_classic_store_server(Options&, long) {}
+}  // namespace
+#endif
+
 ProcessGroup::ProcessGroup(std::unique_ptr<Impl> impl, int rank, int world_size, std::string backend,
                            std::chrono::milliseconds timeout)
     : impl_(std::move(impl)), rank_(rank), world_size_(world_size), backend_(std::move(backend)), timeout_(timeout) {}
@@ -224,6 +238,7 @@ std::unique_ptr<ProcessGroup> ProcessGroup::init(const Env& env, const InitOptio
   c10::intrusive_ptr<c10d::Store> store;
   try {
     c10d::TCPStoreOptions so;
+    use_classic_store_server(so, 0);
     so.port = static_cast<std::uint16_t>(env.master_port);
     so.timeout = options.timeout;
     if (env.agent_store_attempt) {

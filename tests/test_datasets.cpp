@@ -192,7 +192,7 @@ TEST(CocoLoad, RealExportQuirks) {
   EXPECT_THROW(load_coco(discover_coco(root).train, {false, true}), std::runtime_error);
 }
 
-TEST(CocoLoad, RealExportsPassOrFailClearly) {
+TEST(CocoLoadOptionalFixtures, RealExportsPassOrFailClearly) {
   const auto base = detr::testing::fixtures_dir().parent_path() / "data" / "real-exports";
   DETR_REQUIRE_FIXTURE(base);
   int loaded = 0, failed = 0;

@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# The user's view, proved: a minimal Debian root (debootstrap --variant=minbase) holding nothing but a
+# clone of this checkout's HEAD runs the README's two commands there, as a new user would:
+#   1. scripts/test.sh   - installs, builds, runs the suite with nothing beside the checkout
+#   2. scripts/demo.sh   - trains on generated demo data and draws its predictions
+#   3. with --fixtures DIR: DIR (the larger optional golden data, e.g. ../shared/fixtures, and the real
+#      exports beside it) bind-mounted read-only beside the checkout; the tests that read it run on
+#      the same build (ctest -R 'Fixtures|fixtures')
+#   4. with --packaging: a second minimal root with only the runtime packages
+#      (scripts/install_runtime_deps.sh) and the installed tools (scripts/install_bin.sh), as the
+#      container images are made: detr_train --help and a short training run there.
+# Must run as root (debootstrap, chroot, mounts). Needs network access to Debian's package archive.
+#
+# usage: scripts/clean_root_check.sh [--suite bookworm|trixie] [--fixtures DIR] [--packaging]
+#                                    [--skip-demo] [--workdir DIR]
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+suite=bookworm fixtures="" packaging=0 demo=1 workdir=${TMPDIR:-/var/tmp}
+while [ $# -gt 0 ]; do
+  case $1 in
+    --suite) suite=$2; shift 2 ;;
+    --fixtures) fixtures=$(cd "$2" && pwd); shift 2 ;;
+    --packaging) packaging=1; shift ;;
+    --skip-demo) demo=0; shift ;;
+    --workdir) workdir=$2; shift 2 ;;
+    *) echo "clean_root_check: unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+[ "$(id -u)" = 0 ] || { echo "clean_root_check: must run as root (debootstrap, chroot)" >&2; exit 2; }
+
+phase() { echo; echo "=== clean root ($suite): $* [$(date -u +%H:%M:%S)]"; }
+export DEBIAN_FRONTEND=noninteractive
+if ! command -v debootstrap >/dev/null; then
+  apt-get update -qq && apt-get install -y -qq --no-install-recommends debootstrap >/dev/null
+fi
+
+base=$(mktemp -d "$workdir/detr-clean-root.XXXXXX")
+roots=()
+cleanup() {
+  for r in "${roots[@]}"; do
+    # Deepest mounts first.
+    grep -o " $r/[^ ]*" /proc/mounts | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
+  done
+  rm -rf --one-file-system "$base"
+}
+trap cleanup EXIT
+
+# Within this run the base system is downloaded once (a tarball), then unpacked per root.
+tarball="$base/$suite-minbase.tgz"
+phase "debootstrap minbase (download)"
+debootstrap --variant=minbase --make-tarball="$tarball" "$suite" "$base/tarball-work" >"$base/debootstrap.log" 2>&1 \
+  || { tail -n 20 "$base/debootstrap.log"; exit 1; }
+rm -rf "$base/tarball-work"
+
+new_root() {  # new_root DIR: a minimal root with /proc, /sys, /dev and name resolution
+  local r=$1
+  roots+=("$r")
+  debootstrap --variant=minbase --unpack-tarball="$tarball" "$suite" "$r" >>"$base/debootstrap.log" 2>&1 \
+    || { tail -n 20 "$base/debootstrap.log"; exit 1; }
+  mount -t proc proc "$r/proc"
+  mount -t sysfs sysfs "$r/sys"
+  mount --rbind /dev "$r/dev" && mount --make-rslave "$r/dev"
+  cp /etc/resolv.conf "$r/etc/resolv.conf"
+}
+in_root() { local r=$1; shift; chroot "$r" /usr/bin/env -i HOME=/root TERM=dumb PATH=/usr/sbin:/usr/bin:/sbin:/bin \
+  LANG=C.UTF-8 /bin/bash -c "$*"; }
+
+phase "root 1: only a clone of the checkout"
+root1="$base/root"
+new_root "$root1"
+git clone -q --no-hardlinks "$repo" "$root1/src/detr-cpp"
+echo "checkout: $(git -C "$root1/src/detr-cpp" log --oneline -1); beside it: $(ls -A "$root1/src")"
+
+phase "README command 2 of 2: scripts/test.sh"
+start=$(date +%s)
+in_root "$root1" "cd /src/detr-cpp && scripts/test.sh"
+echo "scripts/test.sh took $(( $(date +%s) - start )) s"
+
+if [ "$demo" = 1 ]; then
+  phase "README command 1 of 2: scripts/demo.sh"
+  start=$(date +%s)
+  in_root "$root1" "cd /src/detr-cpp && scripts/demo.sh"
+  echo "scripts/demo.sh took $(( $(date +%s) - start )) s (the build already done)"
+fi
+
+if [ -n "$fixtures" ]; then
+  phase "the optional golden data ($fixtures) beside the checkout, same build"
+  mkdir -p "$root1/src/shared"
+  mount --bind -o ro "$(dirname "$fixtures")" "$root1/src/shared"
+  in_root "$root1" "cd /src/detr-cpp/build && ctest --output-on-failure --timeout 900 -R 'Fixtures|fixtures'"
+fi
+
+if [ "$packaging" = 1 ]; then
+  phase "root 2: runtime packages and installed tools only"
+  root2="$base/runtime"
+  new_root "$root2"
+  in_root "$root1" "cd /src/detr-cpp && scripts/install_bin.sh /opt/detr" >/dev/null
+  mkdir -p "$root2/usr/local/bin" "$root2/tmp/scripts"
+  cp "$root1/opt/detr/bin/"* "$root2/usr/local/bin/"
+  cp "$repo/scripts/install_runtime_deps.sh" "$root2/tmp/scripts/"
+  in_root "$root2" "/tmp/scripts/install_runtime_deps.sh >/dev/null && \
+    ! ldd /usr/local/bin/detr_train | grep 'not found' && detr_train --help >/dev/null && \
+    detr_make_dataset --out /tmp/d --images 8 --width 96 --height 64 >/dev/null && \
+    detr_train --coco_path /tmp/d --output_dir /tmp/o --device cpu --epochs 1 --batch_size 2 --backbone resnet18 \
+      --hidden_dim 32 --nheads 2 --enc_layers 1 --dec_layers 1 --dim_feedforward 64 --num_queries 5 \
+      --scales 64 --max_size 96 --val_size 64 --backbone_weights none >/tmp/train.log && \
+    test -s /tmp/o/checkpoint.pth && echo 'packaging: runtime packages and installed tools OK'"
+fi
+phase "done"
