@@ -1,4 +1,5 @@
-// COCO bbox evaluator: pycocotools' COCOeval results on the shared fixtures, plus small hand-made cases.
+// COCO bbox evaluator: pycocotools' COCOeval results on the committed golden data (and the optional larger
+// set when present), plus small hand-made cases.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -21,11 +22,11 @@ using detr::datasets::CocoEvalResult;
 using detr::datasets::CocoGroundTruth;
 using detr::datasets::evaluate_bbox;
 
-// ---- fixtures: pycocotools' numbers -----------------------------------------------------------------
+// ---- golden data: pycocotools' numbers ----------------------------------------------------------------
 
-TEST(CocoEval, MatchesPycocotoolsOnFixtures) {
-  const auto dir = detr::testing::fixtures_dir() / "cocoeval";
-  DETR_REQUIRE_FIXTURE(dir);
+// Every case_NN/ of a golden directory ({gt,dt,expected}.json) gives pycocotools' stats and per-category
+// AP; prints the largest deviations.
+void expect_pycocotools_cases(const std::filesystem::path& dir) {
   double max_stat_dev = 0, max_ap_dev = 0;
   int cases = 0;
   for (int n = 0;; ++n) {
@@ -59,8 +60,22 @@ TEST(CocoEval, MatchesPycocotoolsOnFixtures) {
     ++cases;
   }
   EXPECT_GT(cases, 0);
-  std::cout << "[ cocoeval ] " << cases << " fixture cases; max |stat - pycocotools| = " << max_stat_dev
-            << ", max |per-category AP - pycocotools| = " << max_ap_dev << "\n";
+  std::cout << "[ cocoeval ] " << dir.string() << ": " << cases << " cases; max |stat - pycocotools| = "
+            << max_stat_dev << ", max |per-category AP - pycocotools| = " << max_ap_dev << "\n";
+}
+
+// The cases committed in tests/data (tests/reference/make_cocoeval.py): always there.
+TEST(CocoEval, MatchesPycocotoolsOnCommittedCases) {
+  const auto dir = detr::testing::data_dir() / "cocoeval";
+  ASSERT_TRUE(std::filesystem::exists(dir / "case_00")) << "committed golden data missing: " << dir;
+  expect_pycocotools_cases(dir);
+}
+
+// The larger optional set (DETR_FIXTURES or ../shared/fixtures): skipped when absent.
+TEST(CocoEvalOptionalFixtures, MatchesPycocotoolsOnFixtures) {
+  const auto dir = detr::testing::fixtures_dir() / "cocoeval";
+  DETR_REQUIRE_FIXTURE(dir);
+  expect_pycocotools_cases(dir);
 }
 
 // ---- hand-made cases --------------------------------------------------------------------------------
@@ -133,7 +148,7 @@ TEST(CocoEval, CategoryWithoutDetectionsScoresZero) {
 }
 
 TEST(CocoEval, EmptyResultListIsNothingToEvaluate) {
-  // pycocotools' COCO.loadRes cannot load []; the fixtures (case "no_detections") record all -1.
+  // pycocotools' COCO.loadRes cannot load []; the golden data (case "no_detections") records all -1.
   const auto result = evaluate_bbox(three_sizes(), {});
   for (double s : result.stats) EXPECT_EQ(s, -1.0);
   EXPECT_TRUE(result.per_category_ap.empty());

@@ -1,10 +1,12 @@
-// linear_sum_assignment against scipy's answers (fixture), textbook cases, error contract and brute force.
+// linear_sum_assignment against scipy's answers (committed golden data, plus the optional larger set),
+// textbook cases, error contract and brute force.
 #include "models/linear_sum_assignment.h"
 
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <limits>
@@ -86,11 +88,9 @@ std::string error_of(const Matrix& cost, int64_t rows, int64_t cols) {
   return "";
 }
 
-}  // namespace
-
-TEST(LinearSumAssignment, MatchesScipyOnFixtureCases) {
-  const auto path = detr::testing::fixtures_dir() / "lsap" / "lsap_cases.json";
-  DETR_REQUIRE_FIXTURE(path);
+// Every case of a scipy golden file (lsap_cases.json) gives scipy's indices (its total where the
+// costs have ties); prints how many indices were identical and the largest deviation of the totals.
+void expect_scipy_cases(const std::filesystem::path& path) {
   std::ifstream in(path);
   const auto doc = nlohmann::json::parse(in);
   const auto& cases = doc.at("cases");
@@ -127,10 +127,26 @@ TEST(LinearSumAssignment, MatchesScipyOnFixtureCases) {
     max_abs_dev = std::max(max_abs_dev, dev);
     max_rel_dev = std::max(max_rel_dev, rel);
   }
-  std::cout << "[lsap] " << cases.size() << " scipy cases: " << exact << "/" << cases.size() - ties
+  std::cout << "[lsap] " << path.string() << ": " << cases.size() << " scipy cases: " << exact << "/" << cases.size() - ties
             << " tie-free cases with identical indices, " << ties_identical << "/" << ties
             << " tie cases with identical indices\n"
             << "[lsap] max |total - scipy total| = " << max_abs_dev << " (relative " << max_rel_dev << ")\n";
+}
+
+}  // namespace
+
+// The cases committed in tests/data (tests/reference/make_lsap.py): always there.
+TEST(LinearSumAssignment, MatchesScipyOnCommittedCases) {
+  const auto path = detr::testing::data_dir() / "lsap" / "lsap_cases.json";
+  ASSERT_TRUE(std::filesystem::exists(path)) << "committed golden data missing: " << path;
+  expect_scipy_cases(path);
+}
+
+// The larger optional set (DETR_FIXTURES or ../shared/fixtures): skipped when absent.
+TEST(LinearSumAssignmentOptionalFixtures, MatchesScipyOnFixtureCases) {
+  const auto path = detr::testing::fixtures_dir() / "lsap" / "lsap_cases.json";
+  DETR_REQUIRE_FIXTURE(path);
+  expect_scipy_cases(path);
 }
 
 TEST(LinearSumAssignment, WikipediaExample) {

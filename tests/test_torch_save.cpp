@@ -1,5 +1,6 @@
-// torch.save files without Python: the reader against Python-written fixtures (zip and legacy),
-// the writer by round trip, malformed input, state-dict loading and the structure listing.
+// torch.save files without Python: the reader against Python-written golden files (zip and legacy; the
+// committed tests/data always, the optional larger set when present), the writer by round trip, malformed
+// input, state-dict loading and the structure listing.
 #include <caffe2/serialize/inline_container.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -13,6 +14,8 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "src/serialization/inspect.h"
 #include "src/serialization/pickle.h"
@@ -26,7 +29,27 @@ using namespace std::string_literals;
 
 namespace {
 
-fs::path torchsave_dir() { return detr::testing::fixtures_dir() / "torchsave"; }
+// Which set of golden files a test reads: the one committed in tests/data (made by
+// tests/reference/make_torchsave.py, always there) or the optional larger set (skipped when absent).
+enum class Golden { kCommitted, kOptional };
+
+const char* golden_name(Golden g) { return g == Golden::kCommitted ? "Committed" : "OptionalFixtures"; }
+
+fs::path golden_dir(Golden g) {
+  return g == Golden::kCommitted ? detr::testing::data_dir() : detr::testing::fixtures_dir();
+}
+
+fs::path torchsave_dir(Golden g) { return golden_dir(g) / "torchsave"; }
+
+// Fails the calling test when committed golden data is missing; skips it when optional data is.
+#define REQUIRE_GOLDEN(golden, path)                                                     \
+  do {                                                                                   \
+    if ((golden) == Golden::kCommitted) {                                                \
+      ASSERT_TRUE(fs::exists(path)) << "committed golden data missing: " << (path);      \
+    } else {                                                                             \
+      DETR_REQUIRE_FIXTURE(path);                                                        \
+    }                                                                                    \
+  } while (0)
 
 std::string slurp(const fs::path& p) {
   std::ifstream f(p, std::ios::binary);
@@ -95,26 +118,64 @@ void check_against_expected(const PyValue& model, const nlohmann::json& expected
   }
 }
 
-nlohmann::json expected_json() {
-  std::ifstream f(torchsave_dir() / "expected.json");
+nlohmann::json expected_json(Golden g) {
+  std::ifstream f(torchsave_dir(g) / "expected.json");
   return nlohmann::json::parse(f);
+}
+
+// One Python-written file of one golden set.
+struct GoldenFile {
+  Golden golden;
+  std::string file;
+  fs::path path() const { return torchsave_dir(golden) / file; }
+};
+
+void PrintTo(const GoldenFile& g, std::ostream* os) { *os << golden_name(g.golden) << ":" << g.file; }
+void PrintTo(Golden g, std::ostream* os) { *os << golden_name(g); }
+
+std::vector<GoldenFile> golden_files(Golden g) {
+  return {{g, "detr_style_zip.pth"}, {g, "detr_style_legacy.pth"}, {g, "plain_state_dict.pth"}};
+}
+
+// Test-name suffixes: the file's stem, the golden set's name.
+std::string file_test_name(const ::testing::TestParamInfo<GoldenFile>& info) {
+  return info.param.file.substr(0, info.param.file.find('.'));
+}
+std::string golden_test_name(const ::testing::TestParamInfo<Golden>& info) { return golden_name(info.param); }
+
+// The DETR-style checkpoints (zip and legacy) of every golden set present, as (path, bytes); the
+// committed ones must be there.
+std::vector<std::pair<std::string, std::string>> golden_checkpoints() {
+  std::vector<std::pair<std::string, std::string>> files;
+  for (Golden g : {Golden::kCommitted, Golden::kOptional}) {
+    for (const char* name : {"detr_style_zip.pth", "detr_style_legacy.pth"}) {
+      const fs::path path = torchsave_dir(g) / name;
+      if (fs::exists(path)) {
+        files.emplace_back(path.string(), slurp(path));
+      } else if (g == Golden::kCommitted) {
+        ADD_FAILURE() << "committed golden data missing: " << path;
+      }
+    }
+  }
+  return files;
 }
 
 }  // namespace
 
 // ---- reading Python's files -----------------------------------------------------------------------
 
-class TorchSaveFixture : public ::testing::TestWithParam<std::string> {};
+class TorchSaveFixture : public ::testing::TestWithParam<GoldenFile> {};
 
 TEST_P(TorchSaveFixture, MatchesExpectedJson) {
-  const fs::path path = torchsave_dir() / GetParam();
-  DETR_REQUIRE_FIXTURE(path);
-  const auto expected = expected_json();
+  const fs::path path = GetParam().path();
+  const std::string& file = GetParam().file;
+  REQUIRE_GOLDEN(GetParam().golden, path);
+  const auto expected = expected_json(GetParam().golden);
   LoadInfo info;
   const PyValue v = torch_load(path, &info);
-  EXPECT_EQ(info.format, GetParam().find("legacy") != std::string::npos ? "legacy" : "zip");
+  EXPECT_EQ(info.format, file.find("legacy") != std::string::npos ? "legacy" : "zip");
   EXPECT_EQ(info.protocol, 2);
-  if (GetParam() == "plain_state_dict.pth") {
+  if (file == "plain_state_dict.pth") {
     EXPECT_EQ(v.type_name(), "dict");
     check_against_expected(v, expected["model"]);
     return;
@@ -148,8 +209,8 @@ TEST_P(TorchSaveFixture, MatchesExpectedJson) {
 }
 
 TEST_P(TorchSaveFixture, ViewsShareStorage) {
-  const fs::path path = torchsave_dir() / GetParam();
-  DETR_REQUIRE_FIXTURE(path);
+  const fs::path path = GetParam().path();
+  REQUIRE_GOLDEN(GetParam().golden, path);
   const auto sd = to_state_dict(torch_load(path));
   const auto& base = sd.at("transformer.encoder.layers.0.self_attn.in_proj_weight");
   const auto& offset_view = sd.at("transformer.encoder.layers.0.self_attn.out_proj.weight");
@@ -166,21 +227,26 @@ TEST_P(TorchSaveFixture, ViewsShareStorage) {
   EXPECT_EQ(sd.at("input_proj.bias").dim(), 0);
 }
 
-INSTANTIATE_TEST_SUITE_P(Files, TorchSaveFixture,
-                         ::testing::Values("detr_style_zip.pth", "detr_style_legacy.pth", "plain_state_dict.pth"),
-                         [](const auto& info) { return info.param.substr(0, info.param.find('.')); });
+INSTANTIATE_TEST_SUITE_P(Committed, TorchSaveFixture, ::testing::ValuesIn(golden_files(Golden::kCommitted)),
+                         file_test_name);
+INSTANTIATE_TEST_SUITE_P(OptionalFixtures, TorchSaveFixture, ::testing::ValuesIn(golden_files(Golden::kOptional)),
+                         file_test_name);
 
-TEST(TorchSave, ZipAndLegacyAgree) {
-  const fs::path zip = torchsave_dir() / "detr_style_zip.pth", legacy = torchsave_dir() / "detr_style_legacy.pth";
-  DETR_REQUIRE_FIXTURE(zip);
-  DETR_REQUIRE_FIXTURE(legacy);
+class TorchSaveGolden : public ::testing::TestWithParam<Golden> {};
+
+TEST_P(TorchSaveGolden, ZipAndLegacyAgree) {
+  const fs::path zip = torchsave_dir(GetParam()) / "detr_style_zip.pth",
+                 legacy = torchsave_dir(GetParam()) / "detr_style_legacy.pth";
+  REQUIRE_GOLDEN(GetParam(), zip);
+  REQUIRE_GOLDEN(GetParam(), legacy);
   EXPECT_TRUE(equal(torch_load(zip), torch_load(legacy)));
 }
 
-// The upstream fixture's fp16 state dict gives the tensors LibTorch's own pickle_load gives.
-TEST(TorchSave, MatchesLibTorchPickleLoad) {
-  const fs::path path = detr::testing::fixtures_dir() / "detr" / "tiny_r18" / "model.pth";
-  DETR_REQUIRE_FIXTURE(path);
+INSTANTIATE_TEST_SUITE_P(Golden, TorchSaveGolden, ::testing::Values(Golden::kCommitted, Golden::kOptional),
+                         golden_test_name);
+
+// A Python-written fp16 state dict gives the tensors LibTorch's own pickle_load gives.
+void expect_same_as_pickle_load(const fs::path& path) {
   const std::string bytes = slurp(path);
   const auto ours = to_state_dict(torch_load(path));
   const auto theirs = torch::pickle_load(std::vector<char>(bytes.begin(), bytes.end())).toGenericDict();
@@ -194,6 +260,19 @@ TEST(TorchSave, MatchesLibTorchPickleLoad) {
     fp16 += ours.at(name).scalar_type() == torch::kFloat16;
   }
   EXPECT_GT(fp16, 0u);
+}
+
+TEST(TorchSave, MatchesLibTorchPickleLoad) {
+  const fs::path path = torchsave_dir(Golden::kCommitted) / "plain_state_dict.pth";
+  REQUIRE_GOLDEN(Golden::kCommitted, path);
+  expect_same_as_pickle_load(path);
+}
+
+// The upstream fixture's fp16 state dict (optional larger set).
+TEST(TorchSaveOptionalFixtures, MatchesLibTorchPickleLoadOnUpstreamModel) {
+  const fs::path path = detr::testing::fixtures_dir() / "detr" / "tiny_r18" / "model.pth";
+  REQUIRE_GOLDEN(Golden::kOptional, path);
+  expect_same_as_pickle_load(path);
 }
 
 // ---- writing ---------------------------------------------------------------------------------------
@@ -376,8 +455,7 @@ TEST(TorchSave, JsonBridge) {
 
 TEST(TorchSave, TruncatedFilesThrowNamingTheFile) {
   std::vector<std::pair<std::string, std::string>> files = {{"ours.pth", torch_save_bytes(sample_value())}};
-  for (const char* name : {"detr_style_zip.pth", "detr_style_legacy.pth"})
-    if (fs::exists(torchsave_dir() / name)) files.emplace_back(name, slurp(torchsave_dir() / name));
+  for (auto& golden : golden_checkpoints()) files.push_back(std::move(golden));
   for (const auto& [name, bytes] : files) {
     SCOPED_TRACE(name);
     const size_t step = std::max<size_t>(1, bytes.size() / 3000);
@@ -396,8 +474,7 @@ TEST(TorchSave, TruncatedFilesThrowNamingTheFile) {
 
 TEST(TorchSave, CorruptedBytesNeverCrash) {
   std::vector<std::string> files = {torch_save_bytes(sample_value())};
-  for (const char* name : {"detr_style_zip.pth", "detr_style_legacy.pth"})
-    if (fs::exists(torchsave_dir() / name)) files.push_back(slurp(torchsave_dir() / name));
+  for (auto& golden : golden_checkpoints()) files.push_back(std::move(golden.second));
   std::mt19937 rng(1234);
   for (const auto& original : files) {
     for (int trial = 0; trial < 1500; ++trial) {
@@ -675,9 +752,11 @@ TEST(StateDict, ToStateDictErrors) {
 
 // ---- inspect -----------------------------------------------------------------------------------------
 
-TEST(Inspect, ListsStructure) {
-  const fs::path path = torchsave_dir() / "detr_style_zip.pth";
-  DETR_REQUIRE_FIXTURE(path);
+class InspectGolden : public ::testing::TestWithParam<Golden> {};
+
+TEST_P(InspectGolden, ListsStructure) {
+  const fs::path path = torchsave_dir(GetParam()) / "detr_style_zip.pth";
+  REQUIRE_GOLDEN(GetParam(), path);
   std::ostringstream os;
   print_structure(os, torch_load(path));
   const std::string s = os.str();
@@ -695,3 +774,6 @@ TEST(Inspect, ListsStructure) {
   print_structure(os2, torch_load(path), capped);
   EXPECT_NE(os2.str().find("... 10 more (of 12)"), std::string::npos) << os2.str();
 }
+
+INSTANTIATE_TEST_SUITE_P(Golden, InspectGolden, ::testing::Values(Golden::kCommitted, Golden::kOptional),
+                         golden_test_name);
