@@ -1,4 +1,6 @@
 #include "datasets/coco.h"
+#include "datasets/json_number.h"
+#include "src/util/atomic_file.h"
 
 #include <nlohmann/json.hpp>
 
@@ -132,10 +134,8 @@ class Reader {
   }
   int64_t integer(const json& obj, const char* key, const std::string& where) const {
     const auto& v = field(obj, key, where);
-    if (v.is_number_integer()) return v.get<int64_t>();
-    if (v.is_number_float() && std::floor(v.get<double>()) == v.get<double>())
-      return static_cast<int64_t>(v.get<double>());
-    fail(where, std::string("'") + key + "' must be an integer, got " + v.dump());
+    if (const auto i = exact_int64(v)) return *i;
+    fail(where, std::string("'") + key + "' must be an integer within int64, got " + v.dump());
   }
   double number(const json& v, const std::string& where, const char* key) const {
     if (!v.is_number()) fail(where, std::string("'") + key + "' must be a number, got " + v.dump());
@@ -156,7 +156,7 @@ json parse_file(const fs::path& path) {
   if (!in) throw std::runtime_error(path.string() + ": cannot open annotation file");
   try {
     return json::parse(in);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // syntax errors, and numbers out of range (1e400)
     throw std::runtime_error(path.string() + ": not valid JSON (" + e.what() + ")");
   }
 }
@@ -167,8 +167,12 @@ std::optional<fs::path> resolve_image(const fs::path& image_dir, const std::stri
                                       bool& fell_back) {
   fell_back = false;
   fs::path given(file_name);
-  fs::path direct = given.is_absolute() ? given : image_dir / given;
-  if (fs::is_regular_file(direct)) return direct;
+  // Only names inside the image folder are opened as given: an absolute name (from the annotator's
+  // machine) or one climbing out with '..' is looked up by its base name in the folder instead.
+  const fs::path dir = image_dir.lexically_normal(), direct = (image_dir / given).lexically_normal();
+  const fs::path rel = direct.lexically_relative(dir);
+  const bool inside = !given.is_absolute() && !rel.empty() && *rel.begin() != "..";
+  if (inside && fs::is_regular_file(direct)) return direct;
   fs::path base = image_dir / given.filename();
   if (fs::is_regular_file(base)) {
     fell_back = true;
@@ -201,6 +205,11 @@ static void summarize(CocoDataset& data, const fs::path& image_dir) {
     summary.warnings.push_back(std::to_string(summary.crowd_dropped) +
                                " crowd regions (iscrowd 1: CVAT exports mask and brush annotations so) are not "
                                "trained on, as upstream; annotate boxes or polygons to train on them");
+  if (const int64_t n = data.categories.size(), max_id = data.max_category_id(); max_id + 1 > 4 * n + 100)
+    summary.warnings.push_back("category ids go up to " + std::to_string(max_id) + " for " + std::to_string(n) +
+                               " categories: the class head gets " + std::to_string(max_id + 1) +
+                               " outputs (upstream's max id + 1), most never trained; renumbering the "
+                               "categories 1.." + std::to_string(n) + " gives a smaller, faster model");
   if (summary.file_name_fallbacks)
     summary.warnings.push_back(std::to_string(summary.file_name_fallbacks) +
                                " file_name(s) not found as given, found by basename in " + image_dir.string());
@@ -232,12 +241,26 @@ CleanObjects convert_objects(const std::vector<CocoObject>& objects, int64_t w, 
   return out;
 }
 
+namespace {
+// "" when the file's size is the annotation's, else why not (a swap names EXIF orientation).
+std::string size_mismatch(const CocoImageRecord& rec, int64_t width, int64_t height, const char* how) {
+  if (width == rec.width && height == rec.height) return "";
+  const bool swapped = width == rec.height && height == rec.width;
+  return rec.path.string() + ": declared " + std::to_string(rec.width) + "x" + std::to_string(rec.height) +
+         " but the file " + how + " " + std::to_string(width) + "x" + std::to_string(height) +
+         (swapped ? " (rotated: the annotator's tool applied EXIF orientation, which training ignores as upstream "
+                    "does; re-export the images upright)"
+                  : "; the boxes would not fit the pixels");
+}
+}  // namespace
+
 CocoDataset load_coco(const CocoSplit& split, const CocoLoadOptions& options) {
   const std::string file = split.annotation_file.string();
   Reader r(file);
   const json root = parse_file(split.annotation_file);
   if (!root.is_object()) r.fail("top level", "expected a JSON object");
   CocoDataset data;
+  data.max_image_pixels = options.max_image_pixels;
   data.annotation_file = split.annotation_file;
   auto& summary = data.summary;
 
@@ -250,6 +273,10 @@ CocoDataset load_coco(const CocoSplit& split, const CocoLoadOptions& options) {
       const auto where = "categories[" + std::to_string(i) + "]";
       CocoCategory cat{r.integer(c, "id", where), r.string(c, "name", where)};
       if (cat.id < 0) r.fail(where, "negative category id " + std::to_string(cat.id));
+      if (cat.id >= kMaxNumClasses)
+        r.fail(where, "category id " + std::to_string(cat.id) + " would need a class head of " +
+                          std::to_string(cat.id + 1) + " outputs (upstream's max id + 1; at most " +
+                          std::to_string(kMaxNumClasses) + "): renumber the categories");
       if (!category_ids.insert(cat.id).second)
         r.fail(where, "duplicate category id " + std::to_string(cat.id));
       data.categories.push_back(cat);
@@ -277,6 +304,8 @@ CocoDataset load_coco(const CocoSplit& split, const CocoLoadOptions& options) {
     if (rec.width <= 0 || rec.height <= 0)
       r.fail(where, "width/height must be positive, got " + std::to_string(rec.width) + "x" +
                         std::to_string(rec.height));
+    if (file_name.find('\0') != std::string::npos)
+      r.fail(where, "'file_name' contains a NUL character: " + nlohmann::json(file_name).dump());
     bool fell_back = false;
     auto path = resolve_image(split.image_dir, file_name, fell_back);
     index_of[rec.id] = data.images.size();
@@ -286,20 +315,20 @@ CocoDataset load_coco(const CocoSplit& split, const CocoLoadOptions& options) {
     } else {
       rec.path = *path;
       summary.file_name_fallbacks += fell_back;
-      if (options.decode_images) {
-        try {
-          const auto img = load_image_rgb(rec.path);  // [H, W, 3]
-          if (img.size(0) != rec.height || img.size(1) != rec.width) {
-            const bool swapped = img.size(0) == rec.width && img.size(1) == rec.height;
-            bad[rec.id] = "declared " + std::to_string(rec.width) + "x" + std::to_string(rec.height) +
-                          " but the file decodes as " + std::to_string(img.size(1)) + "x" + std::to_string(img.size(0)) +
-                          (swapped ? " (rotated: the annotator probably applied EXIF orientation; re-export the images upright)"
-                                   : "; the boxes would not fit the pixels");
-          }
-        } catch (const std::exception& e) {
-          bad[rec.id] = e.what();
+      // Every image's header is read (cheap): its declared size must be the annotation's, and within
+      // the pixel limit. --check_data and --skip_bad_images decode every image too.
+      try {
+        if (options.decode_images) {
+          const auto img = load_image_rgb(rec.path, options.max_image_pixels);  // [H, W, 3]
+          bad[rec.id] = size_mismatch(rec, img.size(1), img.size(0), "decodes as");
+        } else if (const auto header = read_image_file_header(rec.path)) {
+          bad[rec.id] = too_many_pixels(rec.path, *header, options.max_image_pixels);
+          if (bad[rec.id].empty()) bad[rec.id] = size_mismatch(rec, header->width, header->height, "header says");
         }
+      } catch (const std::exception& e) {
+        bad[rec.id] = e.what();
       }
+      if (bad[rec.id].empty()) bad.erase(rec.id);
     }
     data.images.push_back(std::move(rec));
   }
@@ -330,7 +359,7 @@ CocoDataset load_coco(const CocoSplit& split, const CocoLoadOptions& options) {
       if (auto c = a.find("iscrowd"); c != a.end() && !c->is_null()) {
         if (!c->is_number_integer() && !c->is_boolean())
           r.fail(where, "'iscrowd' must be 0 or 1, got " + c->dump());
-        o.iscrowd = c->is_boolean() ? c->get<bool>() : c->get<int64_t>() != 0;
+        o.iscrowd = c->is_boolean() ? c->get<bool>() : exact_int64(*c).value_or(1) != 0;
       }
       o.area = o.bbox[2] * o.bbox[3];
       if (auto ar = a.find("area"); ar != a.end() && !ar->is_null()) o.area = r.number(*ar, where, "area");
@@ -396,23 +425,18 @@ std::pair<CocoDataset, CocoDataset> split_dataset(const CocoDataset& data, doubl
 }
 
 void write_classes_csv(const std::vector<CocoCategory>& categories, const fs::path& path) {
-  const auto tmp = path.string() + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary);
-    if (!out) throw std::runtime_error(path.string() + ": cannot write");
-    out << "labels,id\n";
-    for (const auto& c : categories) {
-      std::string name = c.name;
-      if (name.find_first_of(",\"\n") != std::string::npos) {  // CSV-quote odd names
-        std::string q = "\"";
-        for (char ch : name) q += ch == '"' ? std::string("\"\"") : std::string(1, ch);
-        name = q + "\"";
-      }
-      out << name << "," << c.id << "\n";
+  std::ostringstream out;
+  out << "labels,id\n";
+  for (const auto& c : categories) {
+    std::string name = c.name;
+    if (name.find_first_of(",\"\n") != std::string::npos) {  // CSV-quote odd names
+      std::string q = "\"";
+      for (char ch : name) q += ch == '"' ? std::string("\"\"") : std::string(1, ch);
+      name = q + "\"";
     }
-    if (!out) throw std::runtime_error(path.string() + ": write failed");
+    out << name << "," << c.id << "\n";
   }
-  fs::rename(tmp, path);
+  util::write_file_atomically(path, out.str());
 }
 
 std::string format_summary(const CocoDataset& d, const std::string& name) {

@@ -2,6 +2,7 @@
 // discovery under --coco_path, parsing with validation that names file and id, and the per-image
 // records the transforms turn into training samples. No tensors here.
 #pragma once
+#include "datasets/image_header.h"
 #include <array>
 #include <cstdint>
 #include <filesystem>
@@ -74,13 +75,20 @@ struct CocoDataset {
   std::vector<CocoImageRecord> images;   // sorted by id (upstream: sorted(coco.imgs.keys()))
   std::vector<CocoCategory> categories;  // sorted by id
   DataSummary summary;
+  int64_t max_image_pixels = kDefaultMaxImagePixels;  // decode limit (CocoLoadOptions)
 
   int64_t max_category_id() const;       // num_classes = this + 1 (upstream's convention)
 };
 
+// The largest class head a category id may ask for (num_classes = max id + 1): 100,000 outputs are
+// 25.6 M parameters at hidden_dim 256, with AdamW state 300 MB. Beyond it the ids are surely not
+// meant as class indices.
+constexpr int64_t kMaxNumClasses = 100'000;
+
 struct CocoLoadOptions {
   bool skip_bad_images = false;  // skip (and count) images that would make training wrong
   bool decode_images = false;    // decode every image now (--check_data) to find corrupt files
+  int64_t max_image_pixels = kDefaultMaxImagePixels;  // refuse images whose header declares more
 };
 
 // Parses and validates one annotation file. Errors (std::runtime_error) name the file and the

@@ -9,8 +9,12 @@ CocoDetection::CocoDetection(CocoDataset data, TransformConfig config, bool trai
 
 Sample CocoDetection::load(size_t index) const {
   const auto& rec = data_.images.at(index);
-  auto image = to_chw_float(load_image_rgb(rec.path));
+  auto image = to_chw_float(load_image_rgb(rec.path, data_.max_image_pixels));
   const int64_t h = image.size(1), w = image.size(2);  // the decoded size, as upstream (PIL's)
+  if (w != rec.width || h != rec.height)  // boxes annotated on another image would train silently
+    throw std::runtime_error(rec.path.string() + ": image id " + std::to_string(rec.id) + " is declared " +
+                             std::to_string(rec.width) + "x" + std::to_string(rec.height) + " but decodes as " +
+                             std::to_string(w) + "x" + std::to_string(h));
   const auto clean = convert_objects(rec.objects, w, h);
   const auto n = static_cast<int64_t>(clean.labels.size());
   util::Target t;

@@ -2,6 +2,7 @@
 // the bbox branch of COCO.loadRes. See coco_eval.h for the contract; the comments below name the
 // pycocotools step each piece reproduces.
 #include "datasets/coco_eval.h"
+#include "datasets/json_number.h"
 
 #include <nlohmann/json.hpp>
 
@@ -71,12 +72,8 @@ struct Entry {
   // An integer id; an integral float such as 3.0 is accepted (Python compares 3.0 == 3).
   int64_t id_field(const char* key) const {
     const json& v = field(key);
-    if (v.is_number_integer()) return v.get<int64_t>();
-    if (v.is_number_float()) {
-      const double d = v.get<double>();
-      if (std::floor(d) == d && std::abs(d) < 9.2e18) return static_cast<int64_t>(d);
-    }
-    fail(std::string("field '") + key + "' must be an integer, got " + v.dump());
+    if (const auto i = exact_int64(v)) return *i;
+    fail(std::string("field '") + key + "' must be an integer within int64, got " + v.dump());
   }
 
   double number_field(const char* key) const {
@@ -109,8 +106,8 @@ std::vector<CocoImage> read_images(const json& doc, const std::string& source) {
     CocoImage image;
     image.id = e.id_field("id");
     if (!seen.insert(image.id).second) e.fail("duplicate image id");
-    if (auto w = array[i].find("width"); w != array[i].end() && w->is_number()) image.width = w->get<int64_t>();
-    if (auto h = array[i].find("height"); h != array[i].end() && h->is_number()) image.height = h->get<int64_t>();
+    if (auto w = array[i].find("width"); w != array[i].end()) image.width = exact_int64(*w).value_or(0);
+    if (auto h = array[i].find("height"); h != array[i].end()) image.height = exact_int64(*h).value_or(0);
     images.push_back(image);
   }
   return images;

@@ -1,5 +1,7 @@
 #include "datasets/image_io.h"
 
+#include "src/util/atomic_file.h"
+
 #include <fstream>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
@@ -40,31 +42,53 @@ bool jpeg_truncated(const std::vector<uchar>& b) {
   return true;
 }
 
-cv::Mat decode(const std::filesystem::path& path) {
+cv::Mat decode(const std::filesystem::path& path, int64_t max_pixels) {
   auto bytes = read_bytes(path);
   if (bytes.empty()) throw std::runtime_error(path.string() + ": image file is empty");
+  if (const auto header = read_image_header(bytes.data(), bytes.size())) {
+    if (auto why = too_many_pixels(path, *header, max_pixels); !why.empty()) throw std::runtime_error(why);
+  }
   if (jpeg_truncated(bytes)) throw std::runtime_error(path.string() + ": JPEG is truncated");
-  cv::Mat img = cv::imdecode(bytes, cv::IMREAD_COLOR | cv::IMREAD_IGNORE_ORIENTATION);
+  cv::Mat img;
+  try {
+    img = cv::imdecode(bytes, cv::IMREAD_COLOR | cv::IMREAD_IGNORE_ORIENTATION);
+  } catch (const cv::Exception& e) {  // OpenCV's own limits and codec errors: one line
+    throw std::runtime_error(path.string() + ": cannot decode image (" + e.err + ")");
+  }
   if (img.empty()) throw std::runtime_error(path.string() + ": cannot decode image");
   return img;
 }
 
 }  // namespace
 
-torch::Tensor load_image_rgb(const std::filesystem::path& path) {
-  cv::Mat bgr = decode(path);
-  cv::Mat rgb;
+std::optional<ImageHeader> read_image_file_header(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error(path.string() + ": cannot open image file");
+  std::vector<uint8_t> head(512 * 1024);
+  in.read(reinterpret_cast<char*>(head.data()), static_cast<std::streamsize>(head.size()));
+  return read_image_header(head.data(), static_cast<size_t>(in.gcount()));
+}
+
+std::string too_many_pixels(const std::filesystem::path& path, const ImageHeader& h, int64_t max_pixels) {
+  const bool over = h.width > 0 && h.height > 0 && h.width > max_pixels / h.height;
+  if (!over) return "";
+  return path.string() + ": " + h.format + " declares " + std::to_string(h.width) + "x" + std::to_string(h.height) +
+         " pixels, above the limit of " + std::to_string(max_pixels) +
+         " (a decompression bomb? --max_image_pixels raises the limit)";
+}
+
+torch::Tensor load_image_rgb(const std::filesystem::path& path, int64_t max_pixels) {
+  cv::Mat bgr = decode(path, max_pixels);
+  // Converted straight into the tensor's memory: no third copy of the image.
+  auto t = torch::empty({bgr.rows, bgr.cols, 3}, torch::kUInt8);
+  cv::Mat rgb(bgr.rows, bgr.cols, CV_8UC3, t.data_ptr<uint8_t>());
   cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);
-  auto t = torch::empty({rgb.rows, rgb.cols, 3}, torch::kUInt8);
-  for (int r = 0; r < rgb.rows; ++r)
-    std::memcpy(t.data_ptr<uint8_t>() + static_cast<int64_t>(r) * rgb.cols * 3, rgb.ptr(r),
-                static_cast<size_t>(rgb.cols) * 3);
   return t;
 }
 
-std::string image_problem(const std::filesystem::path& path) {
+std::string image_problem(const std::filesystem::path& path, int64_t max_pixels) {
   try {
-    decode(path);
+    decode(path, max_pixels);
     return "";
   } catch (const std::exception& e) {
     return e.what();
@@ -82,13 +106,7 @@ void save_image_rgb(const torch::Tensor& image, const std::filesystem::path& pat
   const auto ext = path.extension().string();
   if (!cv::imencode(ext.empty() ? ".png" : ext, bgr, buf))
     throw std::runtime_error(path.string() + ": cannot encode image as '" + ext + "'");
-  const auto tmp = path.string() + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary);
-    out.write(reinterpret_cast<const char*>(buf.data()), static_cast<std::streamsize>(buf.size()));
-    if (!out) throw std::runtime_error(path.string() + ": cannot write");
-  }
-  std::filesystem::rename(tmp, path);
+  util::write_file_atomically(path, std::string_view(reinterpret_cast<const char*>(buf.data()), buf.size()));
 }
 
 }  // namespace detr::datasets

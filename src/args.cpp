@@ -87,6 +87,8 @@ cxxopts::Options make_options() {
     ("num_threads", "intra-op CPU threads (0 = all cores)", cxxopts::value<int64_t>()->default_value("0"))
     ("check_data", "validate the dataset, print a summary and exit")
     ("skip_bad_images", "skip (and count) images that would make training wrong instead of failing")
+    ("max_image_pixels", "refuse images whose header declares more pixels (decompression bombs); default: "
+     "PIL's refusal point, 178956970", cxxopts::value<int64_t>()->default_value("178956970"))
     ("val_split", "share of images held out for validation when the export has no validation subset "
                   "(default 0.1 with >= 10 images, else validate on the training images; 0 = never split)",
      cxxopts::value<double>()->default_value("-1"))
@@ -169,6 +171,7 @@ TrainArgs parse_train_args(int argc, const char* const* argv, std::string* help)
     a.num_threads = r["num_threads"].as<int64_t>();
     a.check_data = r.count("check_data") > 0;
     a.skip_bad_images = r.count("skip_bad_images") > 0;
+    a.max_image_pixels = r["max_image_pixels"].as<int64_t>();
     a.val_split = r["val_split"].as<double>();
     a.train_annotations = r["train_annotations"].as<std::string>();
     a.val_annotations = r["val_annotations"].as<std::string>();
@@ -206,6 +209,8 @@ TrainArgs parse_train_args(int argc, const char* const* argv, std::string* help)
   if (a.num_workers < 0) throw UsageError("--num_workers must be >= 0");
   if (a.eval_every < 0) throw UsageError("--eval_every must be >= 0");
   if (a.num_classes < 0) throw UsageError("--num_classes must be >= 0");
+  if (a.max_image_pixels < 1)
+    throw UsageError("--max_image_pixels must be positive, got " + std::to_string(a.max_image_pixels));
   if (a.val_split != -1 && (a.val_split < 0 || a.val_split >= 1))
     throw UsageError("--val_split must be in [0, 1), got " + std::to_string(a.val_split));
   if (a.lr <= 0) throw UsageError("--lr must be positive");
@@ -277,6 +282,7 @@ nlohmann::json TrainArgs::to_json() const {
   j["backbone_weights"] = backbone_weights;
   j["eval_every"] = eval_every;
   j["skip_bad_images"] = skip_bad_images;
+  j["max_image_pixels"] = max_image_pixels;
   j["distributed"] = world_size > 1;
   return j;
 }

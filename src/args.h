@@ -41,6 +41,7 @@ struct TrainArgs {
   int64_t num_threads = 0;       // 0: all cores
   bool check_data = false;
   bool skip_bad_images = false;
+  int64_t max_image_pixels = 178956970;  // datasets::kDefaultMaxImagePixels: PIL's refusal point
   double val_split = -1;         // -1: 0.1 when the export has no validation subset (>= 10 images)
   std::string train_annotations, val_annotations, image_dir;
   std::vector<int64_t> scales;   // empty: upstream's 480..800

@@ -1,12 +1,16 @@
 #include "src/checkpoint.h"
 
+#include <cmath>
+
 #include "src/serialization/state_dict.h"
 #include "src/serialization/torch_save.h"
 
 namespace detr {
 
 namespace fs = std::filesystem;
+using serialization::format_float;
 using serialization::PyValue;
+using serialization::repr;
 
 namespace {
 
@@ -96,6 +100,57 @@ void save_checkpoint(const fs::path& path, models::DETR& model, const models::Mo
   serialization::torch_save(root, path);
 }
 
+namespace {
+
+// Resume state is validated (type and range) before anything uses it: a crafted or corrupted
+// checkpoint is refused with one line naming the file and field, never trusted.
+constexpr int64_t kMaxEpoch = 1'000'000;
+constexpr int64_t kMaxSteps = int64_t{1} << 40;
+
+[[noreturn]] void bad_field(const fs::path& path, const std::string& field, const std::string& what) {
+  throw std::runtime_error(path.string() + ": field '" + field + "' " + what + " (not a usable resume state)");
+}
+
+int64_t int_in(const PyValue& v, const fs::path& path, const std::string& field, int64_t lo, int64_t hi) {
+  if (!v.is_int() || v.is_bool()) bad_field(path, field, "is " + repr(v) + ", expected an integer");
+  const int64_t x = v.as_int();
+  if (x < lo || x > hi)
+    bad_field(path, field, "is " + std::to_string(x) + ", outside [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
+  return x;
+}
+
+double float_in(const PyValue& v, const fs::path& path, const std::string& field, double lo, double hi) {
+  if (!(v.is_float() || v.is_int()) || v.is_bool()) bad_field(path, field, "is " + repr(v) + ", expected a number");
+  const double x = v.as_float();
+  if (!(x >= lo && x <= hi)) bad_field(path, field, "is " + repr(v) + ", outside [" + format_float(lo) + ", " + format_float(hi) + "]");
+  return x;
+}
+
+CheckpointState read_state(const PyValue& root, const fs::path& path) {
+  CheckpointState st;
+  st.epoch = int_in(root.at("epoch"), path, "epoch", -1, kMaxEpoch);
+  if (const auto* s = root.find("step_in_epoch")) st.step_in_epoch = int_in(*s, path, "step_in_epoch", 0, kMaxSteps);
+  if (const auto* s = root.find("images_per_step"))
+    st.images_per_step = int_in(*s, path, "images_per_step", 0, int64_t{1} << 20);
+  if (const auto* s = root.find("scaler"); s && !s->is_none()) {
+    if (!s->is_dict()) bad_field(path, "scaler", "is " + s->type_name() + ", expected a dict");
+    st.loss_scale = float_in(s->at("scale"), path, "scaler.scale", 0x1p-126, 0x1p127);
+    st.scaler_growth_tracker = int_in(s->at("_growth_tracker"), path, "scaler._growth_tracker", 0, kMaxSteps);
+  }
+  if (const auto* b = root.find("best_ap"); b && !b->is_none()) st.best_ap = float_in(*b, path, "best_ap", -1, 1);
+  if (const auto* cl = root.find("classes"); cl && cl->is_list())
+    for (size_t k = 0; k < cl->size(); ++k) {
+      const auto& item = cl->item(k);
+      const auto field = "classes[" + std::to_string(k) + "]";
+      if (!item.is_dict() || !item.contains("id") || !item.contains("name") || !item.at("name").is_str())
+        bad_field(path, field, "is " + repr(item) + ", expected {'id': int, 'name': str}");
+      st.classes.push_back({int_in(item.at("id"), path, field + ".id", 0, kMaxSteps), item.at("name").as_str()});
+    }
+  return st;
+}
+
+}  // namespace
+
 LoadedCheckpoint load_checkpoint(const fs::path& path) {
   const auto root = serialization::torch_load(path);
   LoadedCheckpoint ck;
@@ -109,20 +164,7 @@ LoadedCheckpoint load_checkpoint(const fs::path& path) {
       throw std::runtime_error(path.string() + ": model_config: " + e.what());
     }
   }
-  if (const auto* e = root.find("epoch"); e && e->is_int()) {
-    CheckpointState st;
-    st.epoch = e->as_int();
-    if (const auto* s = root.find("step_in_epoch"); s && s->is_int()) st.step_in_epoch = s->as_int();
-    if (const auto* s = root.find("images_per_step"); s && s->is_int()) st.images_per_step = s->as_int();
-    if (const auto* s = root.find("scaler"); s && s->is_dict()) {
-      st.loss_scale = s->at("scale").as_float();
-      st.scaler_growth_tracker = s->at("_growth_tracker").as_int();
-    }
-    if (const auto* b = root.find("best_ap"); b && (b->is_float() || b->is_int())) st.best_ap = b->as_float();
-    if (const auto* cl = root.find("classes"); cl && cl->is_list())
-      for (const auto& item : cl->items()) st.classes.push_back({item.at("id").as_int(), item.at("name").as_str()});
-    ck.state = st;
-  }
+  if (root.find("epoch")) ck.state = read_state(root, path);
   ck.has_optimizer = root.contains("optimizer") && root.contains("lr_scheduler");
   return ck;
 }
@@ -144,9 +186,11 @@ void restore_optimizer(const fs::path& path, AdamW& optimizer, StepLR& scheduler
     if (saved.at("params").size() != ours.params.size())
       fail("group " + std::to_string(g) + " has " + std::to_string(saved.at("params").size()) +
            " parameters, this model " + std::to_string(ours.params.size()) + " (another configuration?)");
-    ours.lr = saved.at("lr").as_float();  // upstream: the checkpoint's lr wins over --lr (issue #301)
-    if (const auto* il = saved.find("initial_lr")) ours.initial_lr = il->as_float();
-    ours.weight_decay = saved.at("weight_decay").as_float();
+    const auto gname = "optimizer.param_groups[" + std::to_string(g) + "].";
+    // upstream: the checkpoint's lr wins over --lr (issue #301)
+    ours.lr = float_in(saved.at("lr"), path, gname + "lr", 0, 1e6);
+    if (const auto* il = saved.find("initial_lr")) ours.initial_lr = float_in(*il, path, gname + "initial_lr", 0, 1e6);
+    ours.weight_decay = float_in(saved.at("weight_decay"), path, gname + "weight_decay", 0, 1e6);
     for (size_t k = 0; k < saved.at("params").size(); ++k) {
       const int64_t id = saved.at("params").item(k).as_int();
       const auto* st = opt.at("state").as_dict().find(PyValue::integer(id));
@@ -163,15 +207,26 @@ void restore_optimizer(const fs::path& path, AdamW& optimizer, StepLR& scheduler
       mine.exp_avg = load("exp_avg");
       mine.exp_avg_sq = load("exp_avg_sq");
       const auto& step = st->at("step");
-      mine.step = step.is_tensor() ? static_cast<int64_t>(step.as_tensor().item<double>()) : step.as_int();
+      const auto sname = "optimizer.state[" + std::to_string(id) + "].step";
+      if (step.is_tensor()) {
+        const auto& t = step.as_tensor();
+        if (t.numel() != 1) bad_field(path, sname, "has " + std::to_string(t.numel()) + " elements, expected 1");
+        const double v = t.item<double>();
+        if (!(v >= 0 && v <= double(kMaxSteps)) || v != std::floor(v))
+          bad_field(path, sname, "is " + format_float(v) + ", expected a whole number in [0, 2^40]");
+        mine.step = static_cast<int64_t>(v);
+      } else {
+        mine.step = int_in(step, path, sname, 0, kMaxSteps);
+      }
     }
     offset += ours.params.size();
   }
   // As upstream's lr_scheduler.load_state_dict: the checkpoint's schedule wins over the flags.
   const auto& sched = root.at("lr_scheduler");
-  scheduler.set_last_epoch(sched.at("last_epoch").as_int());
-  if (const auto* st = sched.find("step_size")) scheduler.set_step_size(st->as_int());
-  if (const auto* g = sched.find("gamma")) scheduler.set_gamma(g->as_float());
+  scheduler.set_last_epoch(int_in(sched.at("last_epoch"), path, "lr_scheduler.last_epoch", -1, kMaxEpoch));
+  if (const auto* st = sched.find("step_size"))
+    scheduler.set_step_size(int_in(*st, path, "lr_scheduler.step_size", 1, kMaxEpoch));
+  if (const auto* g = sched.find("gamma")) scheduler.set_gamma(float_in(*g, path, "lr_scheduler.gamma", 0, 1e6));
 }
 
 fs::path resolve_checkpoint_path(const fs::path& p) {

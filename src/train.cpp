@@ -23,6 +23,7 @@
 #include "src/distributed.h"
 #include "src/engine.h"
 #include "src/hub.h"
+#include "src/util/atomic_file.h"
 #include "src/util/cpu.h"
 #include "src/optimizer.h"
 #include "src/serialization/state_dict.h"
@@ -61,27 +62,15 @@ torch::Device resolve_device(const std::string& name) {
 
 // One JSON line appended to output_dir/log.txt.
 void append_log(const fs::path& path, const nlohmann::ordered_json& line) {
-  std::ofstream out(path, std::ios::app);
-  out << line.dump() << "\n";
-  if (!out) throw std::runtime_error(path.string() + ": cannot append");
+  util::append_line(path, line.dump() + "\n");
 }
 
 void write_json_atomic(const fs::path& path, const nlohmann::json& j, bool compact = false) {
-  const auto tmp = path.string() + ".tmp";
-  {
-    std::ofstream out(tmp);
-    out << (compact ? j.dump() : j.dump(1)) << "\n";
-    if (!out) throw std::runtime_error(path.string() + ": cannot write");
-  }
-  fs::rename(tmp, path);
+  util::write_file_atomically(path, (compact ? j.dump() : j.dump(1)) + "\n");
 }
 
 // A copy that a kill can never leave half-written.
-void copy_atomic(const fs::path& from, const fs::path& to) {
-  const fs::path tmp = to.string() + ".tmp";
-  fs::copy_file(from, tmp, fs::copy_options::overwrite_existing);
-  fs::rename(tmp, to);
-}
+void copy_atomic(const fs::path& from, const fs::path& to) { util::copy_file_atomically(from, to); }
 
 // Progress: a live line on a terminal, plain periodic lines otherwise (workflow pods).
 class Progress {
@@ -118,7 +107,7 @@ Data load_data(const TrainArgs& a, std::ostream& say) {
   auto layout = datasets::discover_coco(a.coco_path, {a.train_annotations, a.val_annotations, a.image_dir});
   // Decoding every image up front finds corrupt files: always with --check_data, and with
   // --skip_bad_images so that they are skipped before training rather than failing it.
-  datasets::CocoLoadOptions lo{a.skip_bad_images, a.check_data || a.skip_bad_images};
+  datasets::CocoLoadOptions lo{a.skip_bad_images, a.check_data || a.skip_bad_images, a.max_image_pixels};
   Data d;
   d.train = datasets::load_coco(layout.train, lo);
   if (layout.val) {
@@ -209,6 +198,9 @@ int run_train(const TrainArgs& a) {
   auto config = a.model;
   const int64_t max_id = std::max(data.train.max_category_id(), data.val.max_category_id());
   config.num_classes = a.num_classes > 0 ? a.num_classes : max_id + 1;
+  if (config.num_classes > datasets::kMaxNumClasses)
+    throw std::runtime_error("--num_classes " + std::to_string(config.num_classes) + " is above the limit of " +
+                             std::to_string(datasets::kMaxNumClasses) + " class-head outputs");
   if (max_id >= config.num_classes)
     throw std::runtime_error("--num_classes " + std::to_string(config.num_classes) + " is too small: category id " +
                              std::to_string(max_id) + " needs at least " + std::to_string(max_id + 1));
@@ -379,6 +371,11 @@ int run_train(const TrainArgs& a) {
   install_stop_handlers();
   Progress progress(a.print_freq, main_rank);
   const auto weights = criterion->weight_dict;
+  if (skip_steps >= train_loader.size() && skip_steps > 0)
+    throw std::runtime_error(resumed.path.string() + ": field 'step_in_epoch' says the run stopped after " +
+                             std::to_string(skip_steps) + " steps of epoch " + std::to_string(start_epoch) +
+                             ", but an epoch of this run has " + std::to_string(train_loader.size()) +
+                             " steps (another dataset or --batch_size?)");
   int64_t global_step = start_epoch * train_loader.size() + skip_steps;
   std::vector<std::pair<std::string, double>> last_train;
   int64_t epochs_done = 0;

@@ -262,7 +262,28 @@ TEST(Train, PredictAndEvaluateATrainedModel) {
   auto results = nlohmann::json::parse(in);
   EXPECT_EQ(results.size(), 6u * 5u);
   EXPECT_TRUE(results[0].contains("category_name"));
-  EXPECT_TRUE(fs::exists(dir / "drawn" / "0.png"));
+  EXPECT_TRUE(fs::exists(dir / "drawn" / "0.jpg"));  // the input tree mirrored, names and formats kept
+  // Inputs sharing a stem are drawn apart; a bad image fails the run, or is skipped and counted.
+  const auto mixed = dir / "mixed";
+  fs::create_directories(mixed / "sub");
+  fs::copy_file(data / "images" / "0.jpg", mixed / "a.jpg");
+  fs::copy_file(data / "images" / "0.jpg", mixed / "sub" / "a.jpg");
+  std::ofstream(mixed / "b.png") << "not a png";
+  auto predict = [&](const std::string& args) {
+    return std::system((tools + "/detr_predict --checkpoint " + (dir / "out").string() + " " + args + " 2>/dev/null").c_str());
+  };
+  const std::string to_drawn2 = " --input " + mixed.string() + " --draw " + (dir / "drawn2").string();
+  EXPECT_EQ(WEXITSTATUS(predict(to_drawn2 + " --output " + (dir / "p2.json").string())), 1);
+  EXPECT_FALSE(fs::exists(dir / "p2.json"));
+  EXPECT_EQ(WEXITSTATUS(predict(to_drawn2 + " --skip_bad_images --output " + (dir / "p2.json").string())), 0);
+  EXPECT_TRUE(fs::exists(dir / "drawn2" / "a.jpg"));
+  EXPECT_TRUE(fs::exists(dir / "drawn2" / "sub" / "a.jpg"));
+  EXPECT_TRUE(fs::exists(dir / "p2.json"));
+  // Usage errors: ranges, and --output naming a folder (nothing written beside it).
+  EXPECT_EQ(WEXITSTATUS(predict("--input " + mixed.string() + " --threshold 2")), 2);
+  EXPECT_EQ(WEXITSTATUS(predict("--input " + mixed.string() + " --threshold -1")), 2);
+  EXPECT_EQ(WEXITSTATUS(predict("--input " + mixed.string() + " --output " + mixed.string())), 2);
+  EXPECT_FALSE(fs::exists(mixed.string() + ".tmp"));
   // detr_eval on the run's own COCO results against the export's annotations.
   FILE* p = popen((tools + "/detr_eval --json --gt " + (data / "annotations" / "instances_default.json").string() +
                    " --dt " + (dir / "out" / "eval" / "results_0000.json").string())

@@ -3,7 +3,6 @@
 // with boxes, labels and scores. Exit codes: 0 done, 1 failure, 2 usage.
 #include <cxxopts.hpp>
 
-#include "src/util/cpu.h"
 #include <torch/torch.h>
 
 #include <fstream>
@@ -13,6 +12,8 @@
 #include "models/winograd_conv.h"
 #include "src/predict.h"
 #include "src/cli/guarded_main.h"
+#include "src/util/atomic_file.h"
+#include "src/util/cpu.h"
 
 namespace fs = std::filesystem;
 
@@ -41,6 +42,20 @@ std::vector<fs::path> collect_images(const fs::path& input) {
   if (images.empty()) throw std::runtime_error(input.string() + ": no images found");
   return images;
 }
+
+// Where each image's drawing goes: its path relative to the images' common folder, mirrored under
+// `draw` with its own name and format, so inputs sharing a stem (a.jpg, a.png, sub/a.jpg) never
+// overwrite each other.
+std::vector<fs::path> drawing_paths(const std::vector<fs::path>& images, const fs::path& draw) {
+  std::vector<fs::path> absolute;
+  for (const auto& p : images) absolute.push_back(fs::absolute(p).lexically_normal());
+  fs::path common = absolute.front().parent_path();
+  for (const auto& p : absolute)
+    while (!common.empty() && p.lexically_relative(common).begin()->string() == "..") common = common.parent_path();
+  std::vector<fs::path> out;
+  for (const auto& p : absolute) out.push_back(draw / p.lexically_relative(common));
+  return out;
+}
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -52,7 +67,9 @@ int main(int argc, char** argv) {
     ("output", "results JSON (default: stdout)", cxxopts::value<std::string>()->default_value(""))
     ("threshold", "minimum score", cxxopts::value<float>()->default_value("0.5"))
     ("topk", "at most this many detections per image (0 = all)", cxxopts::value<int64_t>()->default_value("100"))
-    ("draw", "also write annotated images to this folder", cxxopts::value<std::string>()->default_value(""))
+    ("draw", "also write annotated images to this folder (mirroring the inputs' folders and names)",
+     cxxopts::value<std::string>()->default_value(""))
+    ("skip_bad_images", "skip (and count) images that cannot be read instead of failing")
     ("device", "auto | cpu | cuda | cuda:N", cxxopts::value<std::string>()->default_value("auto"))
     ("dilation", "the upstream checkpoint is a DC5 model (not visible in its weights)")
     ("num_threads", "intra-op CPU threads (0 = all cores)", cxxopts::value<int>()->default_value("0"))
@@ -73,32 +90,53 @@ int main(int argc, char** argv) {
     const auto dev = a["device"].as<std::string>();
     const torch::Device device = dev == "auto" ? (torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU))
                                                : torch::Device(dev);
+    const float threshold = a["threshold"].as<float>();
+    const int64_t topk = a["topk"].as<int64_t>();
+    if (!(threshold >= 0 && threshold <= 1))
+      throw cxxopts::exceptions::exception("--threshold must be in [0, 1], got " + std::to_string(threshold));
+    if (topk < 0) throw cxxopts::exceptions::exception("--topk must be >= 0, got " + std::to_string(topk));
+    const auto out = a["output"].as<std::string>();
+    if (!out.empty() && fs::is_directory(out))
+      throw cxxopts::exceptions::exception("--output " + out + " is a folder; give the results file's name");
+    const bool skip_bad = a.count("skip_bad_images") > 0;
     auto predictor = detr::load_predictor(a["checkpoint"].as<std::string>(), device, a.count("dilation") > 0);
     const auto images = collect_images(a["input"].as<std::string>());
     const fs::path draw = a["draw"].as<std::string>();
-    if (!draw.empty()) fs::create_directories(draw);
+    const auto drawings = draw.empty() ? std::vector<fs::path>{} : drawing_paths(images, draw);
     nlohmann::json results = nlohmann::json::array();
+    size_t skipped = 0;
     const auto t0 = std::chrono::steady_clock::now();
     for (size_t i = 0; i < images.size(); ++i) {
-      auto preds = detr::predict_image(predictor, images[i], a["threshold"].as<float>(), a["topk"].as<int64_t>());
+      std::vector<detr::Prediction> preds;
+      try {
+        preds = detr::predict_image(predictor, images[i], threshold, topk);
+      } catch (const std::runtime_error& e) {
+        if (!skip_bad) throw std::runtime_error(std::string(e.what()) + " (--skip_bad_images skips such images)");
+        std::cerr << "detr_predict: skipped " << e.what() << "\n";
+        ++skipped;
+        continue;
+      }
       for (const auto& p : preds) {
         nlohmann::json r{{"file_name", images[i].string()}, {"image_id", static_cast<int64_t>(i)},
                          {"category_id", p.category_id}, {"bbox", p.bbox_xywh}, {"score", p.score}};
         if (!p.name.empty()) r["category_name"] = p.name;
         results.push_back(r);
       }
-      if (!draw.empty()) detr::draw_predictions(images[i], preds, draw / (images[i].stem().string() + ".png"));
+      if (!draw.empty()) {
+        fs::create_directories(drawings[i].parent_path());
+        detr::draw_predictions(images[i], preds, drawings[i]);
+      }
     }
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    std::cerr << "detr_predict: " << images.size() << " images, " << results.size() << " detections, "
-              << images.size() / std::max(secs, 1e-9) << " images/s on " << device << "\n";
-    const auto out = a["output"].as<std::string>();
+    std::cerr << "detr_predict: " << images.size() - skipped << " images, " << results.size() << " detections, "
+              << images.size() / std::max(secs, 1e-9) << " images/s on " << device;
+    if (skipped) std::cerr << "; skipped " << skipped << " bad images";
+    if (!draw.empty()) std::cerr << "; drawings in " << draw.string();
+    std::cerr << "\n";
     if (out.empty()) {
       std::cout << results.dump(1) << "\n";
     } else {
-      const auto tmp = out + ".tmp";
-      std::ofstream(tmp) << results.dump(1) << "\n";
-      fs::rename(tmp, out);
+      detr::util::write_file_atomically(out, results.dump(1) + "\n");
     }
     return 0;
     });

@@ -7,26 +7,47 @@
 #include <functional>
 #include <iostream>
 #include <string>
+#include <string_view>
 
 #include "src/args.h"
 
 namespace detr {
 
+// Errors are one line: control characters (a newline in a file name, an escape sequence from a
+// crafted file) are escaped, so nothing reaches the terminal or a log parser raw.
+inline std::string one_line(std::string_view s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.remove_suffix(1);
+  std::string out;
+  for (unsigned char c : s) {
+    if (c == '\n') {
+      out += "\\n";
+    } else if (c < 0x20 || c == 0x7f) {
+      static const char hex[] = "0123456789abcdef";
+      out += "\\x";
+      out += hex[c >> 4];
+      out += hex[c & 15];
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out;
+}
+
 inline int guarded_main(const char* name, const std::function<int()>& body) {
   try {
     return body();
   } catch (const cxxopts::exceptions::exception& e) {
-    std::cerr << name << ": " << e.what() << "\nTry '" << name << " --help'.\n";
+    std::cerr << name << ": " << one_line(e.what()) << "\nTry '" << name << " --help'.\n";
     return 2;
   } catch (const UsageError& e) {
-    std::cerr << name << ": " << e.what() << "\nTry '" << name << " --help'.\n";
+    std::cerr << name << ": " << one_line(e.what()) << "\nTry '" << name << " --help'.\n";
     return 2;
   } catch (const c10::Error& e) {
     const std::string msg = e.what_without_backtrace();
-    std::cerr << name << ": error: " << msg.substr(0, msg.find('\n')) << "\n";
+    std::cerr << name << ": error: " << one_line(msg.substr(0, msg.find('\n'))) << "\n";
     return 1;
   } catch (const std::exception& e) {
-    std::cerr << name << ": error: " << e.what() << "\n";
+    std::cerr << name << ": error: " << one_line(e.what()) << "\n";
     return 1;
   }
 }

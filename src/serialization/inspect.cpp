@@ -55,7 +55,7 @@ class Printer {
       const PyValue& a = v.as_dict().attributes;
       s += " (attributes:";
       for (const auto& [k, e] : a.as_dict().entries)
-        s += " " + (k.is_str() ? k.as_str() : repr(k)) + (is_container(e) ? " [" + std::to_string(e.size()) + "]" : "");
+        s += " " + display_key(k) + (is_container(e) ? " [" + std::to_string(e.size()) + "]" : "");
       s += ")";
     }
     return s;
@@ -122,7 +122,7 @@ class Printer {
       if (first) bytes_ += t.storage().nbytes();
       per_dtype_[dtype_name(t.scalar_type())]++;
     } else if (v.is_dict()) {
-      for (const auto& [k, e] : v.as_dict().entries) collect(e, join(k.is_str() ? k.as_str() : repr(k)), depth + 1);
+      for (const auto& [k, e] : v.as_dict().entries) collect(e, join(display_key(k)), depth + 1);
     } else if (v.is_list() || v.is_tuple()) {
       for (size_t i = 0; i < v.size(); ++i) collect(v.item(i), join("[" + std::to_string(i) + "]"), depth + 1);
     } else if (v.is_object()) {
@@ -131,7 +131,7 @@ class Printer {
       if (state->is_tuple() && state->size() > 0) state = &state->item(0);
       if (state->is_dict())
         for (const auto& [k, e] : state->as_dict().entries)
-          collect(e, join(k.is_str() ? k.as_str() : repr(k)), depth + 1);
+          collect(e, join(display_key(k)), depth + 1);
       else
         collect(*state, join("<state>"), depth + 1);
       collect(o.args, join("<args>"), depth + 1);
@@ -162,7 +162,7 @@ class Printer {
       line(depth, key, e, join(key));
     };
     if (v.is_dict()) {
-      for (const auto& [k, e] : v.as_dict().entries) visit(k.is_str() ? k.as_str() : repr(k), e);
+      for (const auto& [k, e] : v.as_dict().entries) visit(display_key(k), e);
     } else if (v.is_list() || v.is_tuple()) {
       for (size_t i = 0; i < v.size(); ++i) visit("[" + std::to_string(i) + "]", v.item(i));
     } else if (v.is_object()) {
@@ -170,7 +170,7 @@ class Printer {
       const PyValue* state = &o.state;
       if (state->is_tuple() && state->size() > 0) state = &state->item(0);  // (dict, slots)
       if (state->is_dict()) {
-        for (const auto& [k, e] : state->as_dict().entries) visit(k.is_str() ? k.as_str() : repr(k), e);
+        for (const auto& [k, e] : state->as_dict().entries) visit(display_key(k), e);
       } else if (!state->is_none()) {
         visit("<state>", *state);
       }

@@ -1,6 +1,8 @@
 // PyValue, its helpers, and the storage-class <-> dtype table.
 #include "src/serialization/pickle.h"
 
+#include <algorithm>
+
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -52,7 +54,11 @@ std::string shape_string(const torch::Tensor& t) {
   return s + "]";
 }
 
-std::string quote(const std::string& s, char q) {
+// Python-style quoting with control characters escaped; at most kShownChars bytes of a long string.
+constexpr size_t kShownChars = 200;
+std::string quote(const std::string& full, char q) {
+  const bool cut = full.size() > kShownChars;
+  const std::string_view s = cut ? std::string_view(full).substr(0, kShownChars) : std::string_view(full);
   std::string out(1, q);
   for (unsigned char c : s) {
     if (c == '\\' || c == static_cast<unsigned char>(q)) {
@@ -72,7 +78,7 @@ std::string quote(const std::string& s, char q) {
       out += static_cast<char>(c);
     }
   }
-  return out + q;
+  return out + q + (cut ? "... (" + std::to_string(full.size()) + " bytes)" : "");
 }
 
 }  // namespace
@@ -134,13 +140,13 @@ PyValue PyValue::floating(double v) {
 PyValue PyValue::str(std::string v) {
   PyValue r;
   r.kind_ = Kind::Str;
-  r.s_ = std::move(v);
+  r.s_ = std::make_shared<const std::string>(std::move(v));
   return r;
 }
 PyValue PyValue::bytes(std::string v) {
   PyValue r;
   r.kind_ = Kind::Bytes;
-  r.s_ = std::move(v);
+  r.s_ = std::make_shared<const std::string>(std::move(v));
   return r;
 }
 PyValue PyValue::list(PyList items) {
@@ -258,11 +264,11 @@ double PyValue::as_float() const {
 }
 const std::string& PyValue::as_str() const {
   if (kind_ != Kind::Str) type_error(*this, "str");
-  return s_;
+  return *s_;
 }
 const std::string& PyValue::as_bytes() const {
   if (kind_ != Kind::Bytes && kind_ != Kind::Str) type_error(*this, "bytes");
-  return s_;
+  return *s_;
 }
 const torch::Tensor& PyValue::as_tensor() const {
   if (kind_ != Kind::Tensor) type_error(*this, "tensor");
@@ -443,6 +449,15 @@ bool equal_at(const PyValue& a, const PyValue& b, int depth) {
 
 bool equal(const PyValue& a, const PyValue& b) { return equal_at(a, b, 0); }
 
+std::string display_key(const PyValue& k) {
+  if (!k.is_str()) return repr(k);
+  const auto& s = k.as_str();
+  const bool plain = s.size() <= kShownChars && std::all_of(s.begin(), s.end(), [](unsigned char c) {
+                       return c >= 0x20 && c != 0x7f && c != '\\' && c != '\'';
+                     });
+  return plain ? s : repr(k);
+}
+
 std::string repr(const PyValue& v) {
   using K = PyValue::Kind;
   switch (v.kind()) {
@@ -484,7 +499,7 @@ std::map<std::string, torch::Tensor> to_state_dict(const PyValue& v) {
   for (const auto& [k, val] : sd->as_dict().entries) {
     if (!k.is_str()) throw std::runtime_error("state dict key " + repr(k) + " is not a string");
     if (!val.is_tensor())
-      throw std::runtime_error("state dict entry '" + k.as_str() + "' is " + repr(val) + ", not a tensor");
+      throw std::runtime_error("state dict entry " + repr(k) + " is " + repr(val) + ", not a tensor");
     out.emplace(k.as_str(), val.as_tensor());
   }
   return out;

@@ -113,7 +113,7 @@ class PyValue {
   bool b_ = false;
   int64_t i_ = 0;
   double f_ = 0;
-  std::string s_;
+  std::shared_ptr<const std::string> s_;  // shared: memo GET/DUP copy a reference, as Python does
   torch::Tensor t_;
   std::shared_ptr<PyList> list_;
   std::shared_ptr<PyDict> dict_;
@@ -148,7 +148,11 @@ bool equal(const PyValue& a, const PyValue& b);
 
 // One-line Python-like repr for scalars and strings (floats shortest round-trip), a summary for
 // containers, tensors as "tensor float32 [2, 3]".
+// Strings show at most 200 bytes ("'abc...'... (N bytes)"), control characters escaped.
 std::string repr(const PyValue& v);
+
+// A dict key for display: a short printable str as it is, anything else as repr (escaped, truncated).
+std::string display_key(const PyValue& key);
 
 // ---- state dicts ---------------------------------------------------------------------------------
 

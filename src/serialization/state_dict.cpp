@@ -22,7 +22,7 @@ bool has_prefix(const std::string& name, const std::vector<std::string>& prefixe
 
 void list_names(std::ostream& os, const char* what, const std::vector<std::string>& names) {
   if (names.empty()) return;
-  os << "\n  " << what << " (" << names.size() << "):";
+  os << "; " << what << " (" << names.size() << "):";
   for (size_t i = 0; i < names.size() && i < kMaxListed; ++i)
     os << " " << names[i] << (i + 1 < names.size() ? "," : "");
   if (names.size() > kMaxListed) os << " ... and " << names.size() - kMaxListed << " more";

@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <memory>
 #include <stdexcept>
@@ -51,6 +52,47 @@ bool has_zip_end(const std::string& data) {
   for (size_t i = data.size() - 22 + 1; i-- > lowest;)
     if (std::memcmp(data.data() + i, "PK\x05\x06", 4) == 0) return true;
   return false;
+}
+
+uint32_t le32(const std::string& d, size_t at) {
+  uint32_t v = 0;
+  for (int k = 3; k >= 0; --k) v = (v << 8) | static_cast<uint8_t>(d[at + k]);
+  return v;
+}
+uint16_t le16(const std::string& d, size_t at) {
+  return static_cast<uint16_t>(static_cast<uint8_t>(d[at]) | (static_cast<uint8_t>(d[at + 1]) << 8));
+}
+
+// torch.save writes every record stored (uncompressed). A compressed record would be inflated whole
+// into memory by the zip reader, so one declaring far more than the file could hold (a zip bomb) is
+// refused before anything is inflated: at most kMaxInflation times the file's size, or 64 MiB.
+constexpr uint64_t kMaxInflation = 16;
+void check_compressed_records(const std::string& tail, uint64_t tail_offset, uint64_t file_size,
+                              const std::function<std::string(uint64_t, uint64_t)>& read) {
+  size_t eocd = std::string::npos;
+  for (size_t i = tail.size() >= 22 ? tail.size() - 22 + 1 : 0; i-- > 0;)
+    if (tail.compare(i, 4, "PK\x05\x06") == 0) {
+      eocd = i;
+      break;
+    }
+  if (eocd == std::string::npos) return;  // the zip reader reports it
+  const uint64_t entries = le16(tail, eocd + 10), cd_size = le32(tail, eocd + 12), cd_offset = le32(tail, eocd + 16);
+  if (cd_size == 0xFFFFFFFFu || cd_offset == 0xFFFFFFFFu || cd_offset + cd_size > tail_offset + eocd)
+    return;  // zip64 (files over 4 GiB) or inconsistent: only stored records are large there
+  const std::string cd = read(cd_offset, cd_size);
+  const uint64_t limit = std::max<uint64_t>(64ull << 20, kMaxInflation * file_size);
+  size_t at = 0;
+  for (uint64_t e = 0; e < entries && at + 46 <= cd.size() && cd.compare(at, 4, "PK\x01\x02") == 0; ++e) {
+    const uint16_t method = le16(cd, at + 10);
+    const uint64_t packed = le32(cd, at + 20), size = le32(cd, at + 24);
+    const size_t name_len = le16(cd, at + 28), extra = le16(cd, at + 30), comment = le16(cd, at + 32);
+    const std::string name = cd.substr(at + 46, std::min(name_len, cd.size() - std::min(cd.size(), at + 46)));
+    if (method != 0 && (size > limit || size == 0xFFFFFFFFu || packed == 0xFFFFFFFFu))
+      fail("zip record " + name + " is compressed and declares " + std::to_string(size) + " bytes from " +
+           std::to_string(packed) + " (torch.save writes records uncompressed; refusing to inflate more than " +
+           std::to_string(limit) + " bytes)");
+    at += 46 + name_len + extra + comment;
+  }
 }
 
 // Reverses each scalar's bytes (files written on a big-endian machine).
@@ -249,8 +291,10 @@ struct Source {
 
 PyValue load_zip_source(const Source& src, LoadInfo& i) {
   const uint64_t tail_len = std::min<uint64_t>(src.size, 22 + 65535);
-  if (!has_zip_end(src.read(src.size - tail_len, tail_len)))
-    fail("truncated zip archive: no end-of-central-directory record");
+  const std::string tail = src.read(src.size - tail_len, tail_len);
+  if (!has_zip_end(tail)) fail("truncated zip archive: no end-of-central-directory record");
+  check_compressed_records(tail, src.size - tail_len, src.size,
+                           [&](uint64_t offset, uint64_t n) { return src.read(offset, n); });
   // The archive's top folder: the prefix of its first entry's name (local header at offset 0).
   const std::string head = src.read(0, 30);
   const size_t name_len = head.size() < 30 ? 0 : static_cast<uint8_t>(head[26]) | (static_cast<uint8_t>(head[27]) << 8);
@@ -354,8 +398,15 @@ void torch_save(const PyValue& value, const fs::path& path) {
     FILE* f = std::fopen(tmp.c_str(), "wb");
     if (!f) fail("cannot open " + tmp.string() + " for writing: " + std::strerror(errno));
     try {
-      write_archive(value, [&](const void* buf, size_t n) { return n ? std::fwrite(buf, 1, n, f) : 0; });
-      if (std::fflush(f) != 0 || ::fsync(fileno(f)) != 0) fail(std::string("write failed: ") + std::strerror(errno));
+      // A short write is recorded, not reported to the zip writer: it would throw, and throw again
+      // from its destructor while unwinding (std::terminate). Reported once the archive is closed.
+      int write_errno = 0;
+      write_archive(value, [&](const void* buf, size_t n) {
+        if (n && !write_errno && std::fwrite(buf, 1, n, f) != n) write_errno = errno ? errno : EIO;
+        return n;
+      });
+      if (!write_errno && (std::fflush(f) != 0 || ::fsync(fileno(f)) != 0)) write_errno = errno ? errno : EIO;
+      if (write_errno) fail("cannot write " + tmp.string() + ": " + std::strerror(write_errno));
     } catch (...) {
       std::fclose(f);
       std::error_code ec;

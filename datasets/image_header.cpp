@@ -1,0 +1,112 @@
+#include "datasets/image_header.h"
+
+#include <cctype>
+#include <cstring>
+
+namespace detr::datasets {
+
+namespace {
+
+uint32_t be16(const uint8_t* p) { return (uint32_t(p[0]) << 8) | p[1]; }
+uint32_t le16(const uint8_t* p) { return (uint32_t(p[1]) << 8) | p[0]; }
+uint32_t be32(const uint8_t* p) { return (be16(p) << 16) | be16(p + 2); }
+uint32_t le32(const uint8_t* p) { return (le16(p + 2) << 16) | le16(p); }
+
+std::optional<ImageHeader> jpeg(const uint8_t* d, size_t n) {
+  // Marker segments up to the first start-of-frame (SOF0..SOF15 except DHT C4, JPG C8, DAC CC).
+  size_t i = 2;
+  while (i + 4 <= n) {
+    if (d[i] != 0xFF) return std::nullopt;
+    const uint8_t m = d[i + 1];
+    if (m == 0xFF) {
+      ++i;
+      continue;
+    }
+    if (m == 0xD8 || (m >= 0xD0 && m <= 0xD7) || m == 0x01) {  // markers without a length
+      i += 2;
+      continue;
+    }
+    const size_t len = be16(d + i + 2);
+    if (m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC) {
+      if (i + 9 > n) return std::nullopt;
+      return ImageHeader{"JPEG", be16(d + i + 7), be16(d + i + 5)};
+    }
+    if (m == 0xDA || len < 2) return std::nullopt;  // a scan before any frame header
+    i += 2 + len;
+  }
+  return std::nullopt;
+}
+
+std::optional<ImageHeader> tiff(const uint8_t* d, size_t n) {
+  const bool le = d[0] == 'I';
+  auto u16 = [&](size_t at) { return le ? le16(d + at) : be16(d + at); };
+  auto u32 = [&](size_t at) { return le ? le32(d + at) : be32(d + at); };
+  const size_t ifd = u32(4);
+  if (ifd + 2 > n) return std::nullopt;
+  const size_t count = u16(ifd);
+  int64_t w = -1, h = -1;
+  for (size_t k = 0; k < count && ifd + 2 + 12 * (k + 1) <= n; ++k) {
+    const size_t e = ifd + 2 + 12 * k;
+    const uint32_t tag = u16(e), type = u16(e + 2);
+    const int64_t value = type == 3 ? u16(e + 8) : u32(e + 8);  // SHORT or LONG
+    if (tag == 256) w = value;
+    if (tag == 257) h = value;
+  }
+  if (w < 0 || h < 0) return std::nullopt;
+  return ImageHeader{"TIFF", w, h};
+}
+
+std::optional<ImageHeader> pnm(const uint8_t* d, size_t n) {
+  // P1..P6: magic, then width and height as ASCII decimals, separated by whitespace and # comments.
+  int64_t values[2];
+  size_t i = 2;
+  for (auto& v : values) {
+    while (i < n && (std::isspace(d[i]) || d[i] == '#')) {
+      if (d[i] == '#')
+        while (i < n && d[i] != '\n') ++i;
+      else
+        ++i;
+    }
+    if (i >= n || !std::isdigit(d[i])) return std::nullopt;
+    v = 0;
+    for (; i < n && std::isdigit(d[i]); ++i) {
+      if (v > (int64_t{1} << 40)) return std::nullopt;
+      v = v * 10 + (d[i] - '0');
+    }
+  }
+  return ImageHeader{"PNM", values[0], values[1]};
+}
+
+std::optional<ImageHeader> webp(const uint8_t* d, size_t n) {
+  if (n < 30) return std::nullopt;
+  if (std::memcmp(d + 12, "VP8 ", 4) == 0) return ImageHeader{"WebP", le16(d + 26) & 0x3FFF, le16(d + 28) & 0x3FFF};
+  if (std::memcmp(d + 12, "VP8L", 4) == 0) {
+    const uint32_t b = le32(d + 21);
+    return ImageHeader{"WebP", int64_t(b & 0x3FFF) + 1, int64_t((b >> 14) & 0x3FFF) + 1};
+  }
+  if (std::memcmp(d + 12, "VP8X", 4) == 0) {
+    const int64_t w = int64_t(d[24] | (d[25] << 8) | (d[26] << 16)) + 1;
+    const int64_t h = int64_t(d[27] | (d[28] << 8) | (d[29] << 16)) + 1;
+    return ImageHeader{"WebP", w, h};
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::optional<ImageHeader> read_image_header(const uint8_t* d, size_t n) {
+  if (n >= 4 && d[0] == 0xFF && d[1] == 0xD8) return jpeg(d, n);
+  if (n >= 24 && std::memcmp(d, "\x89PNG\r\n\x1a\n", 8) == 0) return ImageHeader{"PNG", be32(d + 16), be32(d + 20)};
+  if (n >= 10 && (std::memcmp(d, "GIF87a", 6) == 0 || std::memcmp(d, "GIF89a", 6) == 0))
+    return ImageHeader{"GIF", le16(d + 6), le16(d + 8)};
+  if (n >= 26 && d[0] == 'B' && d[1] == 'M') {
+    const int64_t w = static_cast<int32_t>(le32(d + 18)), h = static_cast<int32_t>(le32(d + 22));
+    return ImageHeader{"BMP", w < 0 ? -w : w, h < 0 ? -h : h};
+  }
+  if (n >= 16 && std::memcmp(d, "RIFF", 4) == 0 && std::memcmp(d + 8, "WEBP", 4) == 0) return webp(d, n);
+  if (n >= 8 && (std::memcmp(d, "II*\0", 4) == 0 || std::memcmp(d, "MM\0*", 4) == 0)) return tiff(d, n);
+  if (n >= 3 && d[0] == 'P' && d[1] >= '1' && d[1] <= '6') return pnm(d, n);
+  return std::nullopt;
+}
+
+}  // namespace detr::datasets

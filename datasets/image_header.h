@@ -1,0 +1,24 @@
+// Image dimensions from a file's header, before any decoding: a small file can declare a huge
+// image (a decompression bomb), and what the header declares is what a decoder would allocate.
+// Pure: bytes in, size out.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace detr::datasets {
+
+struct ImageHeader {
+  std::string format;  // "JPEG", "PNG", "GIF", "BMP", "WebP", "TIFF", "PNM"
+  int64_t width = 0, height = 0;
+};
+
+// The declared size, or nullopt for a format not recognised here or a header too short to hold it.
+std::optional<ImageHeader> read_image_header(const uint8_t* data, size_t size);
+
+// PIL's refusal point (Image.MAX_IMAGE_PIXELS * 2, DecompressionBombError): upstream DETR accepts
+// every image below it, so this default refuses nothing upstream would train on.
+constexpr int64_t kDefaultMaxImagePixels = 2 * 89'478'485;
+
+}  // namespace detr::datasets

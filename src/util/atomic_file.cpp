@@ -1,0 +1,71 @@
+#include "src/util/atomic_file.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <stdexcept>
+#include <string>
+
+namespace detr::util {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+[[noreturn]] void fail(const fs::path& path, const char* what, int err) {
+  throw std::runtime_error(path.string() + ": cannot " + what + ": " + std::strerror(err));
+}
+
+// Writes all of data to fd; returns 0 or the errno of the failure.
+int write_all(int fd, std::string_view data) {
+  while (!data.empty()) {
+    const ssize_t n = ::write(fd, data.data(), data.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return n < 0 ? errno : EIO;
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  return 0;
+}
+
+}  // namespace
+
+void write_file_atomically(const fs::path& path, std::string_view data) {
+  const fs::path tmp = path.string() + ".tmp";
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) fail(tmp, "create", errno);
+  int err = write_all(fd, data);
+  if (!err && ::fsync(fd) != 0) err = errno;
+  if (::close(fd) != 0 && !err) err = errno;
+  if (!err && ::rename(tmp.c_str(), path.c_str()) != 0) err = errno;
+  if (err) {
+    ::unlink(tmp.c_str());
+    fail(path, "write", err);
+  }
+}
+
+void copy_file_atomically(const fs::path& from, const fs::path& to) {
+  std::ifstream in(from, std::ios::binary);
+  if (!in) fail(from, "open", errno ? errno : EIO);
+  const std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (in.bad()) fail(from, "read", errno ? errno : EIO);
+  write_file_atomically(to, data);
+}
+
+void append_line(const fs::path& path, std::string_view line) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0) fail(path, "open for appending", errno);
+  struct stat st {};
+  const off_t before = ::fstat(fd, &st) == 0 ? st.st_size : -1;
+  int err = write_all(fd, line);
+  if (err && before >= 0 && ::ftruncate(fd, before) != 0) {
+    // The half line stays; the error below still names the file and the reason.
+  }
+  if (::close(fd) != 0 && !err) err = errno;
+  if (err) fail(path, "append to", err);
+}
+
+}  // namespace detr::util

@@ -1,0 +1,387 @@
+// Hostile and broken input: crafted checkpoints and pickles, decompression bombs, images that do not
+// match their annotations, ids outside any sane range, paths leaving the dataset. Every case must end
+// in one clear error (or a counted skip), never a crash, a runaway allocation or silent wrong training.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <sys/mount.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "datasets/coco.h"
+#include "datasets/image_header.h"
+#include "datasets/image_io.h"
+#include "datasets/synthetic.h"
+#include "src/checkpoint.h"
+#include "src/serialization/inspect.h"
+#include "src/serialization/pickle.h"
+#include "src/serialization/torch_save.h"
+#include "src/util/atomic_file.h"
+#include "tests/temp_dirs.h"
+
+namespace fs = std::filesystem;
+using namespace detr;
+using serialization::PyValue;
+
+namespace {
+
+fs::path temp_dir(const std::string& name) { return detr::testing::scratch_dir("detr_faults_", name); }
+
+// Expects f() to throw std::runtime_error whose one-line message contains every needle.
+template <typename F>
+std::string expect_error(F&& f, std::initializer_list<std::string> needles) {
+  try {
+    f();
+  } catch (const std::runtime_error& e) {
+    const std::string msg = e.what();
+    for (const auto& n : needles) EXPECT_NE(msg.find(n), std::string::npos) << "'" << n << "' not in: " << msg;
+    EXPECT_EQ(msg.find('\n'), std::string::npos) << "not one line: " << msg;
+    std::cout << "  error: " << msg << "\n";
+    return msg;
+  }
+  ADD_FAILURE() << "did not throw";
+  return {};
+}
+
+void write_bytes(const fs::path& p, const std::string& data) {
+  std::ofstream out(p, std::ios::binary);
+  out << data;
+}
+
+std::string le(uint64_t v, int bytes) {
+  std::string s;
+  for (int i = 0; i < bytes; ++i) s += static_cast<char>((v >> (8 * i)) & 0xFF);
+  return s;
+}
+
+// ---- COCO exports ---------------------------------------------------------------------------------
+
+fs::path make_export(const std::string& name, int64_t images = 4) {
+  auto root = temp_dir(name);
+  datasets::SyntheticExportOptions o;
+  o.num_images = images;
+  o.width = 64;
+  o.height = 48;
+  datasets::write_synthetic_cvat_export(root, o);
+  return root;
+}
+
+nlohmann::json read_json(const fs::path& p) {
+  std::ifstream in(p);
+  return nlohmann::json::parse(in);
+}
+
+void write_json(const fs::path& p, const nlohmann::json& j) {
+  std::ofstream out(p);
+  out << j.dump();
+}
+
+fs::path annotations(const fs::path& root) { return root / "annotations" / "instances_default.json"; }
+
+// Edits the export's annotation file as text (numbers nlohmann would not write, such as 1e19).
+void edit_text(const fs::path& root, const std::string& from, const std::string& to) {
+  std::ifstream in(annotations(root));
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const auto at = text.find(from);
+  ASSERT_NE(at, std::string::npos) << from;
+  text.replace(at, from.size(), to);
+  write_bytes(annotations(root), text);
+}
+
+datasets::CocoDataset load(const fs::path& root, datasets::CocoLoadOptions o = {}) {
+  return datasets::load_coco(datasets::discover_coco(root).train, o);
+}
+
+}  // namespace
+
+// ---- torch.save reader: memory amplification ----------------------------------------------------
+
+TEST(Faults, PickleMemoReferencesShareOneString) {
+  // [s, s, s, ...]: one 1 MB string memoised once, then 4000 BINGETs of it (Python shares the object).
+  const std::string big(1 << 20, 'x');
+  std::string p = std::string("\x80\x02]q\x00", 5) + "(X" + le(big.size(), 4) + big + "q\x01";
+  for (int i = 0; i < 4000; ++i) p += "h\x01";
+  p += "e.";
+  auto r = serialization::unpickle(p.data(), p.size(), 0, nullptr);
+  ASSERT_EQ(r.value.size(), 4001u);
+  const char* first = r.value.item(0).as_str().data();
+  for (size_t i = 1; i < r.value.size(); ++i) ASSERT_EQ(r.value.item(i).as_str().data(), first) << i;
+  std::cout << "4001 references to a 1 MB string share one buffer\n";
+}
+
+TEST(Faults, CompressedZipRecordDeclaringHugeSizeIsRefusedBeforeInflating) {
+  // A zip whose data.pkl is deflate-compressed and declares 512 MB (the bytes need not be valid: the
+  // central directory is checked before anything is inflated).
+  const std::string name = "archive/data.pkl", data(1000, '\0');
+  const uint64_t declared = 512ull << 20;
+  std::string local = "PK\x03\x04" + le(20, 2) + le(0, 2) + le(8, 2) + le(0, 4) + le(0, 4) + le(data.size(), 4) +
+                      le(declared, 4) + le(name.size(), 2) + le(0, 2) + name + data;
+  std::string central = "PK\x01\x02" + le(20, 2) + le(20, 2) + le(0, 2) + le(8, 2) + le(0, 4) + le(0, 4) +
+                        le(data.size(), 4) + le(declared, 4) + le(name.size(), 2) + le(0, 2) + le(0, 2) + le(0, 2) +
+                        le(0, 2) + le(0, 4) + le(0, 4) + name;
+  std::string end = "PK\x05\x06" + le(0, 2) + le(0, 2) + le(1, 2) + le(1, 2) + le(central.size(), 4) +
+                    le(local.size(), 4) + le(0, 2);
+  auto dir = temp_dir("zipbomb");
+  write_bytes(dir / "bomb.pth", local + central + end);
+  expect_error([&] { serialization::torch_load(dir / "bomb.pth"); },
+               {"bomb.pth", "archive/data.pkl", "compressed", "536870912"});
+}
+
+// ---- resume state ---------------------------------------------------------------------------------
+
+namespace {
+// A checkpoint with a one-tensor model and the given top-level fields.
+fs::path checkpoint_with(const fs::path& dir, std::vector<std::pair<std::string, PyValue>> fields) {
+  std::vector<std::pair<PyValue, PyValue>> model{{PyValue::str("w"), PyValue::tensor(torch::ones({2}))}};
+  std::vector<std::pair<PyValue, PyValue>> root{{PyValue::str("model"), PyValue::dict(model)}};
+  for (auto& [k, v] : fields) root.emplace_back(PyValue::str(k), v);
+  const auto path = dir / "checkpoint.pth";
+  serialization::torch_save(PyValue::dict(root), path);
+  return path;
+}
+}  // namespace
+
+TEST(Faults, ResumeStateIsValidated) {
+  auto dir = temp_dir("resume");
+  const int64_t big = std::numeric_limits<int64_t>::max();
+  struct Case {
+    std::string field;
+    PyValue value;
+    std::string needle;
+  };
+  const std::vector<Case> cases{
+      {"epoch", PyValue::integer(big), "9223372036854775807"},
+      {"epoch", PyValue::integer(-100), "-100"},
+      {"epoch", PyValue::floating(3.0), "expected an integer"},
+      {"images_per_step", PyValue::integer(int64_t{1} << 62), "4611686018427387904"},
+      {"step_in_epoch", PyValue::integer(int64_t{1} << 62), "4611686018427387904"},
+      {"best_ap", PyValue::floating(5.0), "best_ap"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.field);
+    std::vector<std::pair<std::string, PyValue>> fields{{"epoch", PyValue::integer(3)}};
+    if (c.field == "epoch") fields.clear();
+    fields.emplace_back(c.field, c.value);
+    const auto path = checkpoint_with(dir, fields);
+    expect_error([&] { load_checkpoint(path); }, {"checkpoint.pth", "'" + c.field + "'", c.needle});
+  }
+  const auto ok = load_checkpoint(checkpoint_with(dir, {{"epoch", PyValue::integer(3)},
+                                                         {"step_in_epoch", PyValue::integer(5)},
+                                                         {"best_ap", PyValue::floating(0.25)}}));
+  ASSERT_TRUE(ok.state);
+  EXPECT_EQ(ok.state->epoch, 3);
+  EXPECT_EQ(ok.state->step_in_epoch, 5);
+}
+
+// ---- images -----------------------------------------------------------------------------------------
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+TEST(Faults, ImageHeadersGiveTheDeclaredSize) {
+  auto dir = temp_dir("headers");
+  const auto img = torch::full({37, 53, 3}, 100, torch::kUInt8);
+  for (const std::string ext : {".jpg", ".png", ".bmp", ".tiff", ".ppm", ".webp"}) {
+    try {
+      datasets::save_image_rgb(img, dir / ("a" + ext));
+    } catch (const std::exception& e) {
+      std::cout << "  (this OpenCV cannot write " << ext << ": " << e.what() << ")\n";
+      continue;
+    }
+    const auto buf = slurp(dir / ("a" + ext));
+    const auto h = datasets::read_image_header(reinterpret_cast<const uint8_t*>(buf.data()), buf.size());
+    ASSERT_TRUE(h) << ext;
+    EXPECT_EQ(h->width, 53) << ext;
+    EXPECT_EQ(h->height, 37) << ext;
+    std::cout << "  " << ext << ": " << h->format << " " << h->width << "x" << h->height << "\n";
+  }
+  const std::string gif = "GIF89a" + le(640, 2) + le(480, 2) + std::string(8, '\0');
+  const auto g = datasets::read_image_header(reinterpret_cast<const uint8_t*>(gif.data()), gif.size());
+  ASSERT_TRUE(g);
+  EXPECT_EQ(g->width, 640);
+  EXPECT_EQ(g->height, 480);
+  EXPECT_FALSE(datasets::read_image_header(reinterpret_cast<const uint8_t*>("hello"), 5));
+}
+
+TEST(Faults, DecompressionBombIsRefusedFromItsHeader) {
+  // A real PNG whose IHDR is patched to declare 16000x16000: refused before any decoding.
+  auto dir = temp_dir("bomb");
+  datasets::save_image_rgb(torch::zeros({16, 16, 3}, torch::kUInt8), dir / "small.png");
+  auto buf = slurp(dir / "small.png");
+  for (int k : {16, 20}) {  // width, height: big-endian 16000
+    buf[k] = 0, buf[k + 1] = 0, buf[k + 2] = 0x3E, buf[k + 3] = static_cast<char>(0x80);
+  }
+  write_bytes(dir / "bomb.png", buf);
+  expect_error([&] { datasets::load_image_rgb(dir / "bomb.png"); },
+               {"bomb.png", "16000x16000", "178956970", "--max_image_pixels"});
+  expect_error([&] { datasets::load_image_rgb(dir / "bomb.png", 100); }, {"bomb.png", "limit of 100"});
+  EXPECT_NE(datasets::image_problem(dir / "bomb.png").find("16000x16000"), std::string::npos);
+}
+
+TEST(Faults, DeclaredSizeUnlikeTheFileFailsOrIsSkipped) {
+  auto root = make_export("size", 4);
+  auto j = read_json(annotations(root));
+  j["images"][0]["width"] = 48, j["images"][0]["height"] = 64;  // as if EXIF-rotated by the annotator
+  write_json(annotations(root), j);
+  expect_error([&] { load(root); }, {"declared 48x64", "64x48", "EXIF"});
+  auto skipped = load(root, {true, false});
+  EXPECT_EQ(skipped.summary.skipped_images, 1);
+  EXPECT_EQ(skipped.summary.images, 3);
+}
+
+// ---- ids ---------------------------------------------------------------------------------------------
+
+TEST(Faults, IdsOutsideInt64AreRejectedNamingFileAndRecord) {
+  const std::pair<std::string, std::string> ids[] = {{"1e19", "1e+19"}, {"5e19", "5e+19"},
+      {"9223372036854775808", "9223372036854775808"}, {"10000000000000000000", "10000000000000000000"}, {"3.5", "3.5"}};
+  for (const auto& [id, shown] : ids) {
+    SCOPED_TRACE(id);
+    auto root = make_export("ids", 3);
+    edit_text(root, "\"image_id\":0", "\"image_id\":" + id);
+    expect_error([&] { load(root); }, {"instances_default.json", "annotation id", "image_id", shown});
+  }
+  auto root = make_export("ids_float", 3);
+  edit_text(root, "\"image_id\":0", "\"image_id\":0.0");  // an integral float is the integer, as in Python
+  EXPECT_NO_THROW(load(root));
+}
+
+TEST(Faults, HugeCategoryIdsWarnOrFailNamingTheId) {
+  auto root = make_export("cats", 3);
+  auto j = read_json(annotations(root));
+  for (auto& a : j["annotations"])
+    if (a["category_id"] == 3) a["category_id"] = 500;
+  j["categories"][2]["id"] = 500;
+  write_json(annotations(root), j);
+  const auto data = load(root);
+  const auto& w = data.summary.warnings;
+  EXPECT_TRUE(std::any_of(w.begin(), w.end(), [](const auto& s) { return s.find("up to 500 for 3 categories") != s.npos; }))
+      << datasets::format_summary(data, "train");
+  j["categories"][2]["id"] = 1000000;
+  for (auto& a : j["annotations"])
+    if (a["category_id"] == 500) a["category_id"] = 1000000;
+  write_json(annotations(root), j);
+  expect_error([&] { load(root); }, {"instances_default.json", "categories[2]", "1000000", "renumber"});
+}
+
+// ---- paths ------------------------------------------------------------------------------------------
+
+TEST(Faults, FileNamesStayInsideTheImageFolder) {
+  auto root = make_export("paths", 3);
+  const auto outside = root.parent_path() / ("outside_" + root.filename().string() + ".jpg");
+  fs::copy_file(root / "images" / "0.jpg", outside, fs::copy_options::overwrite_existing);
+  auto j = read_json(annotations(root));
+  j["images"][1]["file_name"] = "../../" + outside.filename().string();
+  write_json(annotations(root), j);
+  expect_error([&] { load(root); }, {"not found"});  // never opened outside the folder
+  j["images"][1]["file_name"] = outside.string();    // absolute: images/<basename> only
+  write_json(annotations(root), j);
+  expect_error([&] { load(root); }, {"not found"});
+  j["images"][1]["file_name"] = "/home/annotator/task/" + j["images"][2]["file_name"].get<std::string>();
+  write_json(annotations(root), j);
+  auto data = load(root);  // the annotator's absolute path falls back to images/<basename>
+  EXPECT_EQ(data.summary.file_name_fallbacks, 1);
+  j["images"][1]["file_name"] = std::string("1.jpg\0../../etc/passwd", 22);
+  write_json(annotations(root), j);
+  expect_error([&] { load(root); }, {"NUL", "file_name"});
+  fs::remove(outside);
+}
+
+// ---- detr_inspect -----------------------------------------------------------------------------------
+
+TEST(Faults, InspectEscapesKeysAndTruncatesStrings) {
+  std::vector<std::pair<PyValue, PyValue>> d{
+      {PyValue::str("\x1b[31mred\x1b[0m"), PyValue::integer(1)},
+      {PyValue::str("long"), PyValue::str(std::string(1 << 20, 'y'))},
+      {PyValue::str(std::string(5000, 'k')), PyValue::integer(2)}};
+  std::ostringstream os;
+  serialization::print_structure(os, PyValue::dict(d), {});
+  const auto out = os.str();
+  std::cout << out.substr(0, 600) << "\n";
+  EXPECT_EQ(out.find('\x1b'), std::string::npos);
+  EXPECT_NE(out.find("\\x1b[31mred"), std::string::npos);
+  EXPECT_LT(out.size(), 2000u);
+  EXPECT_NE(out.find("(1048576 bytes)"), std::string::npos);
+}
+
+// ---- a full disk ------------------------------------------------------------------------------------
+
+namespace {
+// A tmpfs of `bytes` mounted on a scratch folder for the test's lifetime (needs root).
+struct SmallDisk {
+  fs::path dir;
+  bool mounted = false;
+  SmallDisk(const std::string& name, size_t bytes) : dir(temp_dir(name)) {
+    const std::string opts = "size=" + std::to_string(bytes);
+    mounted = ::mount("tmpfs", dir.c_str(), "tmpfs", 0, opts.c_str()) == 0;
+  }
+  ~SmallDisk() {
+    if (mounted) ::umount2(dir.c_str(), MNT_DETACH);
+  }
+};
+
+std::vector<std::string> files_in(const fs::path& dir) {
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(dir)) names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  return names;
+}
+}  // namespace
+
+TEST(Faults, FullDiskLosesNothing) {
+  if (::geteuid() != 0) GTEST_SKIP() << "mounting a small tmpfs needs root; this test runs as uid " << ::geteuid();
+  SmallDisk disk("fulldisk", 1 << 20);
+  if (!disk.mounted) GTEST_SKIP() << "mount(tmpfs) failed: " << std::strerror(errno) << " (no CAP_SYS_ADMIN here?)";
+  // A checkpoint that fits, then one that does not: the first stays whole, no temp file is left.
+  auto ck = [](int64_t n) {
+    std::vector<std::pair<PyValue, PyValue>> sd{{PyValue::str("w"), PyValue::tensor(torch::ones({n}))}};
+    return PyValue::dict({{PyValue::str("model"), PyValue::dict(sd)}});
+  };
+  const auto path = disk.dir / "checkpoint.pth";
+  serialization::torch_save(ck(1000), path);
+  expect_error([&] { serialization::torch_save(ck(1 << 20), path); }, {"checkpoint.pth", "No space left on device"});
+  EXPECT_EQ(files_in(disk.dir), std::vector<std::string>{"checkpoint.pth"});
+  EXPECT_EQ(serialization::to_state_dict(serialization::torch_load(path)).at("w").numel(), 1000);
+  // Whole files and appended lines: never half written.
+  expect_error([&] { util::write_file_atomically(disk.dir / "eval.json", std::string(2 << 20, 'x')); },
+               {"eval.json", "No space left on device"});
+  EXPECT_EQ(files_in(disk.dir), std::vector<std::string>{"checkpoint.pth"});
+  const std::string line = std::string(1000, 'l') + "\n";
+  try {
+    for (int i = 0; i < 2000; ++i) util::append_line(disk.dir / "log.txt", line);
+    ADD_FAILURE() << "1 MB disk took 2 MB of log";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("No space left on device"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(fs::file_size(disk.dir / "log.txt") % line.size(), 0u) << "log.txt ends in half a line";
+}
+
+TEST(Faults, TrainingOnAFullDiskExitsWithOneLine) {
+  if (::geteuid() != 0) GTEST_SKIP() << "mounting a small tmpfs needs root; this test runs as uid " << ::geteuid();
+  SmallDisk disk("fulldisk_train", 4 << 20);  // the tiny model's checkpoint is ~45 MB
+  if (!disk.mounted) GTEST_SKIP() << "mount(tmpfs) failed: " << std::strerror(errno);
+  auto data = make_export("fulldisk_data", 3);
+  const std::string cmd = std::string(DETR_TOOLS_DIR) + "/detr_train --coco_path " + data.string() +
+                          " --output_dir " + (disk.dir / "out").string() +
+                          " --epochs 1 --batch_size 1 --device cpu --num_threads 2 --backbone resnet18 --hidden_dim 32"
+                          " --nheads 2 --enc_layers 1 --dec_layers 1 --dim_feedforward 64 --num_queries 4"
+                          " --scales 48 --max_size 64 --val_size 48 --val_split 0 --backbone_weights none 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  std::string output;
+  char buf[4096];
+  while (size_t n = fread(buf, 1, sizeof buf, p)) output.append(buf, n);
+  const int status = pclose(p);
+  ASSERT_TRUE(WIFEXITED(status)) << output;
+  EXPECT_EQ(WEXITSTATUS(status), 1) << output;
+  const auto last = output.substr(output.rfind("detr_train: error:"));
+  std::cout << last;
+  EXPECT_NE(last.find("No space left on device"), std::string::npos) << output;
+  EXPECT_EQ(last.find('\n'), last.size() - 1) << "not one line: " << last;
+  EXPECT_EQ(output.find("terminate called"), std::string::npos) << output;
+  for (const auto& f : files_in(disk.dir / "out")) EXPECT_EQ(f.find(".tmp"), std::string::npos) << f;
+}
