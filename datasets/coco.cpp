@@ -135,15 +135,15 @@ class Reader {
   int64_t integer(const json& obj, const char* key, const std::string& where) const {
     const auto& v = field(obj, key, where);
     if (const auto i = exact_int64(v)) return *i;
-    fail(where, std::string("'") + key + "' must be an integer within int64, got " + v.dump());
+    fail(where, std::string("'") + key + "' must be an integer within int64, got " + json_preview(v));
   }
   double number(const json& v, const std::string& where, const char* key) const {
-    if (!v.is_number()) fail(where, std::string("'") + key + "' must be a number, got " + v.dump());
+    if (!v.is_number()) fail(where, std::string("'") + key + "' must be a number, got " + json_preview(v));
     return v.get<double>();
   }
   std::string string(const json& obj, const char* key, const std::string& where) const {
     const auto& v = field(obj, key, where);
-    if (!v.is_string()) fail(where, std::string("'") + key + "' must be a string, got " + v.dump());
+    if (!v.is_string()) fail(where, std::string("'") + key + "' must be a string, got " + json_preview(v));
     return v.get<std::string>();
   }
 
@@ -305,7 +305,7 @@ CocoDataset load_coco(const CocoSplit& split, const CocoLoadOptions& options) {
       r.fail(where, "width/height must be positive, got " + std::to_string(rec.width) + "x" +
                         std::to_string(rec.height));
     if (file_name.find('\0') != std::string::npos)
-      r.fail(where, "'file_name' contains a NUL character: " + nlohmann::json(file_name).dump());
+      r.fail(where, "'file_name' contains a NUL character: " + json_preview(file_name));
     bool fell_back = false;
     auto path = resolve_image(split.image_dir, file_name, fell_back);
     index_of[rec.id] = data.images.size();
@@ -351,21 +351,21 @@ CocoDataset load_coco(const CocoSplit& split, const CocoLoadOptions& options) {
       if (!category_ids.count(o.category_id))
         r.fail(where, "category_id " + std::to_string(o.category_id) + " is not in categories");
       const auto& bbox = r.field(a, "bbox", where);
-      if (!bbox.is_array() || bbox.size() != 4) r.fail(where, "bbox must be [x, y, w, h], got " + bbox.dump());
+      if (!bbox.is_array() || bbox.size() != 4) r.fail(where, "bbox must be [x, y, w, h], got " + json_preview(bbox));
       for (size_t k = 0; k < 4; ++k) {
         o.bbox[k] = r.number(bbox[k], where, "bbox");
-        if (!std::isfinite(o.bbox[k])) r.fail(where, "bbox holds a non-finite number: " + bbox.dump());
+        if (!std::isfinite(o.bbox[k])) r.fail(where, "bbox holds a non-finite number: " + json_preview(bbox));
       }
       if (auto c = a.find("iscrowd"); c != a.end() && !c->is_null()) {
         if (!c->is_number_integer() && !c->is_boolean())
-          r.fail(where, "'iscrowd' must be 0 or 1, got " + c->dump());
+          r.fail(where, "'iscrowd' must be 0 or 1, got " + json_preview(*c));
         o.iscrowd = c->is_boolean() ? c->get<bool>() : exact_int64(*c).value_or(1) != 0;
       }
       o.area = o.bbox[2] * o.bbox[3];
       if (auto ar = a.find("area"); ar != a.end() && !ar->is_null()) o.area = r.number(*ar, where, "area");
       if (o.bbox[2] < 0 || o.bbox[3] < 0) {
-        const auto why = where + ": bbox has a negative width or height: " + bbox.dump();
-        if (!options.skip_bad_images) r.fail(where, "bbox has a negative width or height: " + bbox.dump());
+        const auto why = where + ": bbox has a negative width or height: " + json_preview(bbox);
+        if (!options.skip_bad_images) r.fail(where, "bbox has a negative width or height: " + json_preview(bbox));
         bad.emplace(image_id, why);
       }
       data.images[img->second].objects.push_back(o);

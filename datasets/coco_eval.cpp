@@ -57,7 +57,7 @@ struct Entry {
     std::string where = std::string(array) + "[" + std::to_string(index) + "]";
     if (value.is_object()) {
       auto id = value.find("id");
-      if (id != value.end() && id->is_number()) where += " (id " + id->dump() + ")";
+      if (id != value.end() && id->is_number()) where += " (id " + json_preview(*id) + ")";
     }
     detr::datasets::fail(source, where + ": " + what);
   }
@@ -73,19 +73,19 @@ struct Entry {
   int64_t id_field(const char* key) const {
     const json& v = field(key);
     if (const auto i = exact_int64(v)) return *i;
-    fail(std::string("field '") + key + "' must be an integer within int64, got " + v.dump());
+    fail(std::string("field '") + key + "' must be an integer within int64, got " + json_preview(v));
   }
 
   double number_field(const char* key) const {
     const json& v = field(key);
-    if (!v.is_number()) fail(std::string("field '") + key + "' must be a number, got " + v.dump());
+    if (!v.is_number()) fail(std::string("field '") + key + "' must be a number, got " + json_preview(v));
     return v.get<double>();
   }
 
   std::array<double, 4> bbox_field() const {
     const json& v = field("bbox");
     if (!v.is_array() || v.size() != 4 || !std::all_of(v.begin(), v.end(), [](const json& x) { return x.is_number(); }))
-      fail("field 'bbox' must be [x, y, width, height] numbers, got " + v.dump());
+      fail("field 'bbox' must be [x, y, width, height] numbers, got " + json_preview(v));
     return {v[0].get<double>(), v[1].get<double>(), v[2].get<double>(), v[3].get<double>()};
   }
 };
@@ -133,7 +133,7 @@ bool read_iscrowd(const Entry& e) {
   if (it == e.value.end() || it->is_null()) return false;
   if (it->is_boolean()) return it->get<bool>();
   if (it->is_number()) return it->get<double>() != 0;
-  e.fail("field 'iscrowd' must be 0 or 1, got " + it->dump());
+  e.fail("field 'iscrowd' must be 0 or 1, got " + json_preview(*it));
 }
 
 }  // namespace

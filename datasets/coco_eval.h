@@ -67,8 +67,9 @@ struct CocoEvalResult {
 // COCOeval over all ground-truth images and categories (sorted ids). Detections on categories that are
 // not in the ground truth are ignored; a detection on an unknown image, or with a non-finite score,
 // throws std::runtime_error. pycocotools cannot load an empty result list (COCO.loadRes raises), so an
-// empty `detections` gives stats all -1 and no per-category entries ("nothing to evaluate", as the shared
-// fixtures record it). A non-empty list that misses a category gives that category AP 0.
+// empty `detections` gives stats all -1 and no per-category entries ("nothing to evaluate", as the golden
+// data records it). Upstream DETR's evaluator scores an empty result list against an empty COCO() instead,
+// which gives AP 0 where ground truth exists; DETR's post-processing never yields an empty list. A non-empty list that misses a category gives that category AP 0.
 // pycocotools quirk kept: a ground-truth annotation with id 0 never counts as a true positive.
 CocoEvalResult evaluate_bbox(const CocoGroundTruth& gt, const std::vector<CocoAnnotation>& detections);
 

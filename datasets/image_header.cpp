@@ -1,5 +1,6 @@
 #include "datasets/image_header.h"
 
+#include <algorithm>
 #include <cctype>
 #include <cstring>
 
@@ -13,10 +14,15 @@ uint32_t be32(const uint8_t* p) { return (be16(p) << 16) | be16(p + 2); }
 uint32_t le32(const uint8_t* p) { return (le16(p + 2) << 16) | le16(p); }
 
 std::optional<ImageHeader> jpeg(const uint8_t* d, size_t n) {
-  // Marker segments up to the first start-of-frame (SOF0..SOF15 except DHT C4, JPG C8, DAC CC).
+  // Marker segments up to the first start-of-frame (SOF0..SOF15 except DHT C4, JPG C8, DAC CC), read
+  // as libjpeg reads them: bytes between segments that are not 0xFF are skipped (libjpeg warns and
+  // resynchronises), so a decoder never finds a frame header this walk did not see.
   size_t i = 2;
   while (i + 4 <= n) {
-    if (d[i] != 0xFF) return std::nullopt;
+    if (d[i] != 0xFF) {
+      ++i;
+      continue;
+    }
     const uint8_t m = d[i + 1];
     if (m == 0xFF) {
       ++i;
@@ -31,8 +37,8 @@ std::optional<ImageHeader> jpeg(const uint8_t* d, size_t n) {
       if (i + 9 > n) return std::nullopt;
       return ImageHeader{"JPEG", be16(d + i + 7), be16(d + i + 5)};
     }
-    if (m == 0xDA || len < 2) return std::nullopt;  // a scan before any frame header
-    i += 2 + len;
+    if (m == 0xDA || m == 0xD9) return std::nullopt;  // a scan or the end before any frame header
+    i += 2 + std::max<size_t>(len, 2);
   }
   return std::nullopt;
 }
@@ -49,8 +55,8 @@ std::optional<ImageHeader> tiff(const uint8_t* d, size_t n) {
     const size_t e = ifd + 2 + 12 * k;
     const uint32_t tag = u16(e), type = u16(e + 2);
     const int64_t value = type == 3 ? u16(e + 8) : u32(e + 8);  // SHORT or LONG
-    if (tag == 256) w = value;
-    if (tag == 257) h = value;
+    if (tag == 256) w = std::max(w, value);  // duplicated tags: the larger, whichever a decoder takes
+    if (tag == 257) h = std::max(h, value);
   }
   if (w < 0 || h < 0) return std::nullopt;
   return ImageHeader{"TIFF", w, h};
@@ -93,6 +99,15 @@ std::optional<ImageHeader> webp(const uint8_t* d, size_t n) {
 }
 
 }  // namespace
+
+bool has_image_magic(const uint8_t* d, size_t n) {
+  return (n >= 2 && d[0] == 0xFF && d[1] == 0xD8) || (n >= 8 && std::memcmp(d, "\x89PNG\r\n\x1a\n", 8) == 0) ||
+         (n >= 6 && (std::memcmp(d, "GIF87a", 6) == 0 || std::memcmp(d, "GIF89a", 6) == 0)) ||
+         (n >= 2 && d[0] == 'B' && d[1] == 'M') ||
+         (n >= 12 && std::memcmp(d, "RIFF", 4) == 0 && std::memcmp(d + 8, "WEBP", 4) == 0) ||
+         (n >= 4 && (std::memcmp(d, "II*\0", 4) == 0 || std::memcmp(d, "MM\0*", 4) == 0)) ||
+         (n >= 3 && d[0] == 'P' && d[1] >= '1' && d[1] <= '6' && std::isspace(d[2]));
+}
 
 std::optional<ImageHeader> read_image_header(const uint8_t* d, size_t n) {
   if (n >= 4 && d[0] == 0xFF && d[1] == 0xD8) return jpeg(d, n);

@@ -17,6 +17,9 @@ struct ImageHeader {
 // The declared size, or nullopt for a format not recognised here or a header too short to hold it.
 std::optional<ImageHeader> read_image_header(const uint8_t* data, size_t size);
 
+// Whether the bytes start like one of the formats above (then a missing size means a broken header).
+bool has_image_magic(const uint8_t* data, size_t size);
+
 // PIL's refusal point (Image.MAX_IMAGE_PIXELS * 2, DecompressionBombError): upstream DETR accepts
 // every image below it, so this default refuses nothing upstream would train on.
 constexpr int64_t kDefaultMaxImagePixels = 2 * 89'478'485;

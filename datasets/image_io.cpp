@@ -47,6 +47,8 @@ cv::Mat decode(const std::filesystem::path& path, int64_t max_pixels) {
   if (bytes.empty()) throw std::runtime_error(path.string() + ": image file is empty");
   if (const auto header = read_image_header(bytes.data(), bytes.size())) {
     if (auto why = too_many_pixels(path, *header, max_pixels); !why.empty()) throw std::runtime_error(why);
+  } else if (has_image_magic(bytes.data(), bytes.size())) {  // never decode a size we could not check
+    throw std::runtime_error(path.string() + ": cannot read the image size from its header (corrupt or crafted)");
   }
   if (jpeg_truncated(bytes)) throw std::runtime_error(path.string() + ": JPEG is truncated");
   cv::Mat img;
@@ -64,9 +66,19 @@ cv::Mat decode(const std::filesystem::path& path, int64_t max_pixels) {
 std::optional<ImageHeader> read_image_file_header(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw std::runtime_error(path.string() + ": cannot open image file");
-  std::vector<uint8_t> head(512 * 1024);
-  in.read(reinterpret_cast<char*>(head.data()), static_cast<std::streamsize>(head.size()));
-  return read_image_header(head.data(), static_cast<size_t>(in.gcount()));
+  // 64 KiB hold almost every header; a JPEG with large EXIF or ICC segments gets up to 1 MiB.
+  std::vector<uint8_t> head;
+  for (size_t size : {size_t{64} << 10, size_t{1} << 20}) {
+    const size_t had = head.size();
+    head.resize(size);
+    in.read(reinterpret_cast<char*>(head.data() + had), static_cast<std::streamsize>(size - had));
+    head.resize(had + static_cast<size_t>(in.gcount()));
+    if (auto h = read_image_header(head.data(), head.size())) return h;
+    if (!in) break;  // the whole file was read
+  }
+  if (has_image_magic(head.data(), head.size()))
+    throw std::runtime_error(path.string() + ": cannot read the image size from its header (corrupt or crafted)");
+  return std::nullopt;
 }
 
 std::string too_many_pixels(const std::filesystem::path& path, const ImageHeader& h, int64_t max_pixels) {

@@ -21,8 +21,9 @@ torch::Tensor load_image_rgb(const std::filesystem::path& path, int64_t max_pixe
 // Decodes the whole image.
 std::string image_problem(const std::filesystem::path& path, int64_t max_pixels = kDefaultMaxImagePixels);
 
-// The size the file's header declares (reads at most its first 512 KiB); nullopt when the format's
-// header is not read here. Throws naming the file when it cannot be opened.
+// The size the file's header declares (reads at most its first 1 MiB); nullopt when the format's
+// header is not read here. Throws naming the file when it cannot be opened, or when it starts like a
+// format read here but no size can be read from it.
 std::optional<ImageHeader> read_image_file_header(const std::filesystem::path& path);
 
 // "<file>: PNG declares 16000x16000 = 256000000 pixels, above the limit of ..." or "" when within it.

@@ -3,10 +3,12 @@
 #pragma once
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
 #include <optional>
+#include <string>
 
 namespace detr::datasets {
 
@@ -23,6 +25,23 @@ inline std::optional<int64_t> exact_int64(const nlohmann::json& v) {
     if (std::isfinite(d) && std::floor(d) == d && d >= -two63 && d < two63) return static_cast<int64_t>(d);
   }
   return std::nullopt;
+}
+
+// A JSON value for an error message: scalars as JSON (strings cut at 200 bytes), containers summarised
+// unless small and flat ("[1, 2, 3, 4]"), never recursing: a value nested 100,000 levels deep, or
+// megabytes long, still gives one short line.
+inline std::string json_preview(const nlohmann::json& v) {
+  if (v.is_string()) {
+    const auto& s = v.get_ref<const std::string&>();
+    return s.size() <= 200 ? v.dump() : nlohmann::json(s.substr(0, 200)).dump() + "... (" + std::to_string(s.size()) + " bytes)";
+  }
+  if (!v.is_structured()) return v.dump();
+  const bool flat = v.size() <= 8 && std::none_of(v.begin(), v.end(), [](const nlohmann::json& e) {
+                      return e.is_structured() || (e.is_string() && e.get_ref<const std::string&>().size() > 40);
+                    });
+  if (flat) return v.dump();
+  return std::string(v.is_array() ? "a list of " : "an object of ") + std::to_string(v.size()) +
+         (v.is_array() ? " elements" : " keys");
 }
 
 }  // namespace detr::datasets

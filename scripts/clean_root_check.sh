@@ -37,9 +37,10 @@ fi
 base=$(mktemp -d "$workdir/detr-clean-root.XXXXXX")
 roots=()
 cleanup() {
+  set +e  # clean up whatever state a failure left
   for r in "${roots[@]}"; do
     # Deepest mounts first.
-    grep -o " $r/[^ ]*" /proc/mounts | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
+    grep -o " $r/[^ ]*" /proc/mounts | sort -r | while read -r m; do umount -l "$m" 2>/dev/null; done
   done
   rm -rf --one-file-system "$base"
 }
@@ -59,7 +60,8 @@ new_root() {  # new_root DIR: a minimal root with /proc, /sys, /dev and name res
     || { tail -n 20 "$base/debootstrap.log"; exit 1; }
   mount -t proc proc "$r/proc"
   mount -t sysfs sysfs "$r/sys"
-  mount --rbind /dev "$r/dev" && mount --make-rslave "$r/dev"
+  mount --rbind /dev "$r/dev"
+  mount --make-rslave "$r/dev"
   cp /etc/resolv.conf "$r/etc/resolv.conf"
 }
 in_root() { local r=$1; shift; chroot "$r" /usr/bin/env -i HOME=/root TERM=dumb PATH=/usr/sbin:/usr/bin:/sbin:/bin \
@@ -69,6 +71,7 @@ phase "root 1: only a clone of the checkout"
 root1="$base/root"
 new_root "$root1"
 git clone -q --no-hardlinks "$repo" "$root1/src/detr-cpp"
+git -C "$root1/src/detr-cpp" checkout -q "$(git -C "$repo" rev-parse HEAD)"  # this worktree's commit
 echo "checkout: $(git -C "$root1/src/detr-cpp" log --oneline -1); beside it: $(ls -A "$root1/src")"
 
 phase "README command 2 of 2: scripts/test.sh"
@@ -85,9 +88,20 @@ fi
 
 if [ -n "$fixtures" ]; then
   phase "the optional golden data ($fixtures) beside the checkout, same build"
-  mkdir -p "$root1/src/shared"
-  mount --bind -o ro "$(dirname "$fixtures")" "$root1/src/shared"
-  in_root "$root1" "cd /src/detr-cpp/build && ctest --output-on-failure --timeout 900 -R 'Fixtures|fixtures'"
+  # Where the build looks for it: ../shared/fixtures, and the real exports in ../shared/data.
+  mkdir -p "$root1/src/shared/fixtures"
+  mount --bind -o ro "$fixtures" "$root1/src/shared/fixtures"
+  if [ -d "$fixtures/../data" ]; then
+    mkdir -p "$root1/src/shared/data"
+    mount --bind -o ro "$fixtures/../data" "$root1/src/shared/data"
+  fi
+  in_root "$root1" "cd /src/detr-cpp/build && ctest --output-on-failure --timeout 900 -R 'Fixtures|fixtures|TorchSave'" \
+    | tee "$base/fixtures.log"
+  # Present, the optional data must be read: a skip here means a test did not find it.
+  if grep -q "Skipped" "$base/fixtures.log"; then
+    echo "clean_root_check: optional-fixture tests skipped although $fixtures is present" >&2
+    exit 1
+  fi
 fi
 
 if [ "$packaging" = 1 ]; then
@@ -97,7 +111,7 @@ if [ "$packaging" = 1 ]; then
   in_root "$root1" "cd /src/detr-cpp && scripts/install_bin.sh /opt/detr" >/dev/null
   mkdir -p "$root2/usr/local/bin" "$root2/tmp/scripts"
   cp "$root1/opt/detr/bin/"* "$root2/usr/local/bin/"
-  cp "$repo/scripts/install_runtime_deps.sh" "$root2/tmp/scripts/"
+  cp "$root1/src/detr-cpp/scripts/install_runtime_deps.sh" "$root2/tmp/scripts/"
   in_root "$root2" "/tmp/scripts/install_runtime_deps.sh >/dev/null && \
     ! ldd /usr/local/bin/detr_train | grep 'not found' && detr_train --help >/dev/null && \
     detr_make_dataset --out /tmp/d --images 8 --width 96 --height 64 >/dev/null && \

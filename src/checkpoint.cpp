@@ -149,6 +149,18 @@ CheckpointState read_state(const PyValue& root, const fs::path& path) {
   return st;
 }
 
+// Runs fn; an error that does not name the file yet (a missing key, a wrong type) gets its path.
+template <typename Fn>
+auto with_path(const fs::path& path, Fn fn) -> decltype(fn()) {
+  try {
+    return fn();
+  } catch (const std::exception& e) {
+    const std::string what = e.what();
+    if (what.rfind(path.string(), 0) == 0) throw;
+    throw std::runtime_error(path.string() + ": " + what + " (not a usable resume state)");
+  }
+}
+
 }  // namespace
 
 LoadedCheckpoint load_checkpoint(const fs::path& path) {
@@ -164,12 +176,18 @@ LoadedCheckpoint load_checkpoint(const fs::path& path) {
       throw std::runtime_error(path.string() + ": model_config: " + e.what());
     }
   }
-  if (root.find("epoch")) ck.state = read_state(root, path);
+  if (root.find("epoch")) ck.state = with_path(path, [&] { return read_state(root, path); });
   ck.has_optimizer = root.contains("optimizer") && root.contains("lr_scheduler");
   return ck;
 }
 
+static void restore_optimizer_state(const fs::path& path, AdamW& optimizer, StepLR& scheduler);
+
 void restore_optimizer(const fs::path& path, AdamW& optimizer, StepLR& scheduler) {
+  with_path(path, [&] { restore_optimizer_state(path, optimizer, scheduler); });
+}
+
+static void restore_optimizer_state(const fs::path& path, AdamW& optimizer, StepLR& scheduler) {
   const auto root = serialization::torch_load(path);
   auto fail = [&](const std::string& what) {
     throw std::runtime_error(path.string() + ": optimizer: " + what);

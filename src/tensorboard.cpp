@@ -1,5 +1,6 @@
 #include "src/tensorboard.h"
 
+#include <stdio_ext.h>
 #include <unistd.h>
 
 #include <array>
@@ -321,16 +322,23 @@ void TensorBoardWriter::flush() {
 
 void TensorBoardWriter::write_record(const std::string& event) {
   const std::string record = frame_record(event);
-  if (std::fwrite(record.data(), 1, record.size(), file_.get()) != record.size())
-    throw std::runtime_error("TensorBoardWriter: cannot write " + path_.string() + ": " +
-                             std::strerror(errno));
+  if (std::fwrite(record.data(), 1, record.size(), file_.get()) != record.size()) fail_locked("write");
 }
 
 void TensorBoardWriter::flush_locked() {
-  if (std::fflush(file_.get()) != 0)
-    throw std::runtime_error("TensorBoardWriter: cannot flush " + path_.string() + ": " +
-                             std::strerror(errno));
+  if (std::fflush(file_.get()) != 0) fail_locked("write");
+  durable_ = std::ftell(file_.get());
   last_flush_ = unix_now();
+}
+
+// A failed write (a full disk) may have left part of a record: the file is cut back to its last whole
+// record, so readers never meet a torn one.
+void TensorBoardWriter::fail_locked(const char* what) {
+  const int err = errno ? errno : EIO;
+  __fpurge(file_.get());  // drop the buffered rest of the torn record
+  if (::ftruncate(fileno(file_.get()), durable_) == 0) std::fseek(file_.get(), durable_, SEEK_SET);
+  std::clearerr(file_.get());
+  throw std::runtime_error(path_.string() + ": cannot " + what + " TensorBoard events: " + std::strerror(err));
 }
 
 // ---- reader ----

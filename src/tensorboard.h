@@ -40,6 +40,7 @@ class TensorBoardWriter {
  private:
   void write_record(const std::string& event);
   void flush_locked();
+  [[noreturn]] void fail_locked(const char* what);
 
   struct FileCloser {
     void operator()(std::FILE* f) const { std::fclose(f); }
@@ -48,6 +49,7 @@ class TensorBoardWriter {
   std::unique_ptr<std::FILE, FileCloser> file_;
   std::mutex mutex_;
   double last_flush_ = 0;  // unix seconds
+  long durable_ = 0;       // file size after the last successful flush: whole records only
 };
 
 struct TensorBoardScalar {

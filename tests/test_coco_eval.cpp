@@ -275,7 +275,7 @@ TEST(CocoEval, MalformedInputNamesFileAndField) {
   EXPECT_EQ(gt_error(R"({"images": [{"id": 1}, {"id": 1}], "categories": [], "annotations": []})"),
             "gt.json: images[1] (id 1): duplicate image id");
   EXPECT_EQ(gt_error(R"({"images": [{"id": "a"}], "categories": [], "annotations": []})"),
-            "gt.json: images[0]: field 'id' must be an integer, got \"a\"");
+            "gt.json: images[0]: field 'id' must be an integer within int64, got \"a\"");
 
   const auto gt = three_sizes();
   const auto dt_error = [&](const char* text) { return error_of([&] { parse_coco_results(text, "dt.json", gt); }); };

@@ -16,9 +16,11 @@
 #include "datasets/image_header.h"
 #include "datasets/image_io.h"
 #include "datasets/synthetic.h"
+#include "src/cli/guarded_main.h"
 #include "src/checkpoint.h"
 #include "src/serialization/inspect.h"
 #include "src/serialization/pickle.h"
+#include "src/serialization/state_dict.h"
 #include "src/serialization/torch_save.h"
 #include "src/util/atomic_file.h"
 #include "tests/temp_dirs.h"
@@ -128,7 +130,7 @@ TEST(Faults, CompressedZipRecordDeclaringHugeSizeIsRefusedBeforeInflating) {
   auto dir = temp_dir("zipbomb");
   write_bytes(dir / "bomb.pth", local + central + end);
   expect_error([&] { serialization::torch_load(dir / "bomb.pth"); },
-               {"bomb.pth", "archive/data.pkl", "compressed", "536870912"});
+               {"bomb.pth", "archive/data.pkl", "compressed", "536870912", "refused"});
 }
 
 // ---- resume state ---------------------------------------------------------------------------------
@@ -222,6 +224,15 @@ TEST(Faults, DecompressionBombIsRefusedFromItsHeader) {
                {"bomb.png", "16000x16000", "178956970", "--max_image_pixels"});
   expect_error([&] { datasets::load_image_rgb(dir / "bomb.png", 100); }, {"bomb.png", "limit of 100"});
   EXPECT_NE(datasets::image_problem(dir / "bomb.png").find("16000x16000"), std::string::npos);
+  // A JPEG hiding its frame header behind a restart marker and stray bytes (libjpeg skips them and
+  // would decode 32000x32000): the header walk reads it as libjpeg does.
+  const std::string sof = "\xFF\xC0" + std::string("\x00\x11\x08\x7D\x00\x7D\x00\x03", 8) + std::string(9, '\x01');
+  write_bytes(dir / "hidden.jpg", std::string("\xFF\xD8\xFF\xD0\x00\x06\x00\x00\x00\x00", 10) + sof +
+                                      "\xFF\xDA\x00\x02\x00\xFF\xD9");
+  expect_error([&] { datasets::load_image_rgb(dir / "hidden.jpg"); }, {"hidden.jpg", "32000x32000"});
+  // A known format whose size cannot be read is never decoded.
+  write_bytes(dir / "short.png", "\x89PNG\r\n\x1a\n\x00\x00");
+  expect_error([&] { datasets::load_image_rgb(dir / "short.png"); }, {"short.png", "cannot read the image size"});
 }
 
 TEST(Faults, DeclaredSizeUnlikeTheFileFailsOrIsSkipped) {
@@ -316,9 +327,11 @@ namespace {
 struct SmallDisk {
   fs::path dir;
   bool mounted = false;
+  int error = 0;
   SmallDisk(const std::string& name, size_t bytes) : dir(temp_dir(name)) {
     const std::string opts = "size=" + std::to_string(bytes);
     mounted = ::mount("tmpfs", dir.c_str(), "tmpfs", 0, opts.c_str()) == 0;
+    error = mounted ? 0 : errno;
   }
   ~SmallDisk() {
     if (mounted) ::umount2(dir.c_str(), MNT_DETACH);
@@ -336,7 +349,7 @@ std::vector<std::string> files_in(const fs::path& dir) {
 TEST(Faults, FullDiskLosesNothing) {
   if (::geteuid() != 0) GTEST_SKIP() << "mounting a small tmpfs needs root; this test runs as uid " << ::geteuid();
   SmallDisk disk("fulldisk", 1 << 20);
-  if (!disk.mounted) GTEST_SKIP() << "mount(tmpfs) failed: " << std::strerror(errno) << " (no CAP_SYS_ADMIN here?)";
+  if (!disk.mounted) GTEST_SKIP() << "mount(tmpfs) failed: " << std::strerror(disk.error) << " (no CAP_SYS_ADMIN here?)";
   // A checkpoint that fits, then one that does not: the first stays whole, no temp file is left.
   auto ck = [](int64_t n) {
     std::vector<std::pair<PyValue, PyValue>> sd{{PyValue::str("w"), PyValue::tensor(torch::ones({n}))}};
@@ -364,7 +377,7 @@ TEST(Faults, FullDiskLosesNothing) {
 TEST(Faults, TrainingOnAFullDiskExitsWithOneLine) {
   if (::geteuid() != 0) GTEST_SKIP() << "mounting a small tmpfs needs root; this test runs as uid " << ::geteuid();
   SmallDisk disk("fulldisk_train", 4 << 20);  // the tiny model's checkpoint is ~45 MB
-  if (!disk.mounted) GTEST_SKIP() << "mount(tmpfs) failed: " << std::strerror(errno);
+  if (!disk.mounted) GTEST_SKIP() << "mount(tmpfs) failed: " << std::strerror(disk.error);
   auto data = make_export("fulldisk_data", 3);
   const std::string cmd = std::string(DETR_TOOLS_DIR) + "/detr_train --coco_path " + data.string() +
                           " --output_dir " + (disk.dir / "out").string() +
@@ -378,10 +391,62 @@ TEST(Faults, TrainingOnAFullDiskExitsWithOneLine) {
   const int status = pclose(p);
   ASSERT_TRUE(WIFEXITED(status)) << output;
   EXPECT_EQ(WEXITSTATUS(status), 1) << output;
+  ASSERT_NE(output.rfind("detr_train: error:"), std::string::npos) << output;
   const auto last = output.substr(output.rfind("detr_train: error:"));
   std::cout << last;
   EXPECT_NE(last.find("No space left on device"), std::string::npos) << output;
   EXPECT_EQ(last.find('\n'), last.size() - 1) << "not one line: " << last;
   EXPECT_EQ(output.find("terminate called"), std::string::npos) << output;
   for (const auto& f : files_in(disk.dir / "out")) EXPECT_EQ(f.find(".tmp"), std::string::npos) << f;
+}
+
+// ---- the error contract -------------------------------------------------------------------------------
+
+TEST(Faults, ErrorsAreOneLineNamingTheFile) {
+  // A JSON number out of range names the file (nlohmann's out_of_range, not a parse error).
+  auto root = make_export("json_range", 3);
+  edit_text(root, "\"image_id\":0", "\"image_id\":1e400");
+  expect_error([&] { load(root); }, {"instances_default.json", "not valid JSON"});
+  // A state dict that does not match: one line, however many problems.
+  auto dir = temp_dir("contract");
+  torch::nn::Linear lin(2, 3);
+  std::map<std::string, torch::Tensor> sd{{"weight", torch::zeros({4, 2})}, {"other", torch::zeros({1})}};
+  expect_error([&] { serialization::load_state_dict(*lin, sd, serialization::LoadOptions::strict()); },
+               {"missing (1): bias", "unexpected (1): other", "shape mismatch (1): weight"});
+  // A resume field of the wrong type deep inside: the file is named.
+  std::vector<std::pair<PyValue, PyValue>> scaler{{PyValue::str("_growth_tracker"), PyValue::integer(0)}};
+  const auto path = checkpoint_with(dir, {{"epoch", PyValue::integer(1)}, {"scaler", PyValue::dict(scaler)}});
+  expect_error([&] { load_checkpoint(path); }, {"checkpoint.pth", "scale"});
+  // What reaches the terminal: control characters escaped, one line.
+  EXPECT_EQ(detr::one_line("a\nb\x1b[31m\tc\n"), "a\\nb\\x1b[31m\\x09c");
+}
+
+// ---- shapes of value graphs a crafted pickle or JSON file can build -------------------------------------
+
+TEST(Faults, PickleReferenceCyclesAreRefusedAndFreed) {
+  // a = []; b = [a]; a.append(b): a cycle that reference counting would never free.
+  const std::string p("\x80\x02]q\x00(]q\x01(h\x00" "ee.", 15);
+  expect_error([&] { serialization::unpickle(p.data(), p.size(), 0, nullptr); }, {"reference cycle"});
+}
+
+TEST(Faults, SharedContainersDoNotBlowUpWalks) {
+  // l0 = []; l(k+1) = [lk, lk] for 40 levels: 2^40 paths through 41 lists.
+  std::string p("\x80\x02]q\x00", 5);
+  for (int k = 1; k <= 40; ++k) p += std::string("(h") + char(k - 1) + "h" + char(k - 1) + "lq" + char(k);
+  p += ".";
+  const auto v = serialization::unpickle(p.data(), p.size(), 0, nullptr).value;
+  std::ostringstream os;
+  serialization::print_structure(os, v, {});
+  std::cout << os.str().substr(0, 300) << "...\n";
+  EXPECT_LT(os.str().size(), 20000u);
+  EXPECT_NE(os.str().find("(the same list as"), std::string::npos);
+  expect_error([&] { serialization::to_json(v); }, {"more than 4194304 elements"});
+}
+
+TEST(Faults, DeeplyNestedJsonGivesOneShortLine) {
+  auto root = make_export("deep_json", 3);
+  const int depth = 100000;
+  edit_text(root, "\"image_id\":0", "\"image_id\":" + std::string(depth, '[') + std::string(depth, ']'));
+  const auto msg = expect_error([&] { load(root); }, {"instances_default.json", "image_id", "a list of 1 elements"});
+  EXPECT_LT(msg.size(), 400u);
 }

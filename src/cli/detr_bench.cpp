@@ -9,6 +9,7 @@
 
 #include "src/benchmark.h"
 #include "src/cli/guarded_main.h"
+#include "src/util/atomic_file.h"
 
 int main(int argc, char** argv) {
   cxxopts::Options options("detr_bench", "DETR training/evaluation throughput on a generated CVAT-style export.");
@@ -55,7 +56,7 @@ int main(int argc, char** argv) {
     if (!result.value("main_rank", true)) return 0;  // a job's other ranks: rank 0 reports
     std::cout << detr::format_benchmark(result) << result.dump() << std::endl;
     const auto path = a["json"].as<std::string>();
-    if (!path.empty()) std::ofstream(path) << result.dump(1) << "\n";
+    if (!path.empty()) detr::util::write_file_atomically(path, result.dump(1) + "\n");
     return 0;
     });
 }

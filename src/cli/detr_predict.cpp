@@ -103,6 +103,12 @@ int main(int argc, char** argv) {
     const auto images = collect_images(a["input"].as<std::string>());
     const fs::path draw = a["draw"].as<std::string>();
     const auto drawings = draw.empty() ? std::vector<fs::path>{} : drawing_paths(images, draw);
+    for (size_t i = 0; i < drawings.size(); ++i) {
+      std::error_code ec;
+      if (fs::equivalent(drawings[i], images[i], ec))
+        throw cxxopts::exceptions::exception("--draw " + draw.string() + " would overwrite the input image " +
+                                             images[i].string() + "; draw into another folder");
+    }
     nlohmann::json results = nlohmann::json::array();
     size_t skipped = 0;
     const auto t0 = std::chrono::steady_clock::now();

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
 #include <sstream>
 #include <string>
 
@@ -113,6 +114,7 @@ class Printer {
   // Pre-pass over everything (listed or not): tensor statistics and each storage's first user.
   void collect(const PyValue& v, const std::string& path, size_t depth) {
     if (depth > 1000) return;
+    if (const void* c = container_of(v); c && !collected_.insert(c).second) return;  // shared: once
     auto join = [&](const std::string& k) { return path.empty() ? k : path + "." + k; };
     if (v.is_tensor()) {
       const auto& t = v.as_tensor();
@@ -140,6 +142,13 @@ class Printer {
   }
 
   void line(size_t depth, const std::string& key, const PyValue& v, const std::string& path) {
+    if (const void* c = container_of(v); c && !short_sequence(v)) {  // a shared container is listed once
+      auto [it, first] = shown_.emplace(c, path);
+      if (!first) {
+        os_ << std::string(2 * depth, ' ') << key << ": (the same " << v.type_name() << " as " << it->second << ")\n";
+        return;
+      }
+    }
     os_ << std::string(2 * depth, ' ') << key << ": " << inline_value(v, path) << "\n";
     if (short_sequence(v)) return;
     if (is_container(v) || v.is_object()) {
@@ -190,7 +199,16 @@ class Printer {
 
   std::ostream& os_;
   const InspectOptions& o_;
+  static const void* container_of(const PyValue& v) {
+    if (v.is_list() || v.is_tuple()) return &v.items();
+    if (v.is_dict()) return &v.as_dict();
+    if (v.is_object()) return &v.as_object();
+    return nullptr;
+  }
+
   std::map<const void*, std::string> storages_;  // storage -> first tensor's path
+  std::set<const void*> collected_;              // containers the pre-pass has walked
+  std::map<const void*, std::string> shown_;     // container -> the path it was listed under
   std::map<std::string, size_t> per_dtype_;
   size_t tensors_ = 0;
   int64_t elements_ = 0;

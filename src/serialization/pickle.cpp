@@ -25,6 +25,15 @@ void check_depth(int depth) {
     throw std::runtime_error("value nested deeper than " + std::to_string(kMaxDepth) + " levels (cyclic?)");
 }
 
+// Walks over values visit shared containers once per reference, so a few hundred bytes of pickle
+// that share one list at each of 40 levels would take 2^40 steps: every walk has a budget.
+constexpr size_t kMaxNodes = size_t{1} << 22;
+void count_node(size_t& nodes) {
+  if (++nodes > kMaxNodes)
+    throw std::runtime_error("value has more than " + std::to_string(kMaxNodes) +
+                             " elements to visit (containers shared many times over?)");
+}
+
 // A hashable spelling of a dict key, equal for keys Python considers equal (1 == True == 1.0).
 bool hash_key(const PyValue& k, std::string& out) {
   switch (k.kind()) {
@@ -403,8 +412,9 @@ bool tensors_equal(const torch::Tensor& a, const torch::Tensor& b) {
   return std::memcmp(ca.data_ptr(), cb.data_ptr(), ca.numel() * ca.element_size()) == 0;
 }
 
-bool equal_at(const PyValue& a, const PyValue& b, int depth) {
+bool equal_at(const PyValue& a, const PyValue& b, int depth, size_t& nodes) {
   check_depth(depth);
+  count_node(nodes);
   if (a.kind() != b.kind()) return false;
   using K = PyValue::Kind;
   switch (a.kind()) {
@@ -422,14 +432,14 @@ bool equal_at(const PyValue& a, const PyValue& b, int depth) {
       const auto &x = a.items(), &y = b.items();
       if (x.size() != y.size()) return false;
       for (size_t i = 0; i < x.size(); ++i)
-        if (!equal_at(x[i], y[i], depth + 1)) return false;
+        if (!equal_at(x[i], y[i], depth + 1, nodes)) return false;
       return true;
     }
     case K::Dict: {
       const auto &x = a.as_dict().entries, &y = b.as_dict().entries;
       if (x.size() != y.size()) return false;
       for (size_t i = 0; i < x.size(); ++i)
-        if (!equal_at(x[i].first, y[i].first, depth + 1) || !equal_at(x[i].second, y[i].second, depth + 1))
+        if (!equal_at(x[i].first, y[i].first, depth + 1, nodes) || !equal_at(x[i].second, y[i].second, depth + 1, nodes))
           return false;
       return true;
     }
@@ -438,8 +448,8 @@ bool equal_at(const PyValue& a, const PyValue& b, int depth) {
     case K::Global:
     case K::Object: {
       const auto &x = a.as_object(), &y = b.as_object();
-      return x.module == y.module && x.name == y.name && equal_at(x.args, y.args, depth + 1) &&
-             equal_at(x.state, y.state, depth + 1) && equal_at(x.items, y.items, depth + 1);
+      return x.module == y.module && x.name == y.name && equal_at(x.args, y.args, depth + 1, nodes) &&
+             equal_at(x.state, y.state, depth + 1, nodes) && equal_at(x.items, y.items, depth + 1, nodes);
     }
   }
   return false;
@@ -447,7 +457,10 @@ bool equal_at(const PyValue& a, const PyValue& b, int depth) {
 
 }  // namespace
 
-bool equal(const PyValue& a, const PyValue& b) { return equal_at(a, b, 0); }
+bool equal(const PyValue& a, const PyValue& b) {
+  size_t nodes = 0;
+  return equal_at(a, b, 0, nodes);
+}
 
 std::string display_key(const PyValue& k) {
   if (!k.is_str()) return repr(k);
@@ -541,8 +554,9 @@ PyValue from_json(const nlohmann::json& j) {
 }
 
 namespace {
-nlohmann::json to_json_at(const PyValue& v, int depth) {
+nlohmann::json to_json_at(const PyValue& v, int depth, size_t& nodes) {
   check_depth(depth);
+  count_node(nodes);
   using K = PyValue::Kind;
   switch (v.kind()) {
     case K::None: return nullptr;
@@ -553,14 +567,14 @@ nlohmann::json to_json_at(const PyValue& v, int depth) {
     case K::List:
     case K::Tuple: {
       auto a = nlohmann::json::array();
-      for (const auto& e : v.items()) a.push_back(to_json_at(e, depth + 1));
+      for (const auto& e : v.items()) a.push_back(to_json_at(e, depth + 1, nodes));
       return a;
     }
     case K::Dict: {
       auto o = nlohmann::json::object();
       for (const auto& [k, e] : v.as_dict().entries) {
         if (!k.is_str() && !k.is_int()) throw std::runtime_error("cannot convert dict key " + repr(k) + " to JSON");
-        o[k.is_str() ? k.as_str() : std::to_string(k.as_int())] = to_json_at(e, depth + 1);
+        o[k.is_str() ? k.as_str() : std::to_string(k.as_int())] = to_json_at(e, depth + 1, nodes);
       }
       return o;
     }
@@ -569,7 +583,10 @@ nlohmann::json to_json_at(const PyValue& v, int depth) {
 }
 }  // namespace
 
-nlohmann::json to_json(const PyValue& v) { return to_json_at(v, 0); }
+nlohmann::json to_json(const PyValue& v) {
+  size_t nodes = 0;
+  return to_json_at(v, 0, nodes);
+}
 
 // ---- storage classes -----------------------------------------------------------------------------
 

@@ -63,12 +63,13 @@ uint16_t le16(const std::string& d, size_t at) {
   return static_cast<uint16_t>(static_cast<uint8_t>(d[at]) | (static_cast<uint8_t>(d[at + 1]) << 8));
 }
 
-// torch.save writes every record stored (uncompressed). A compressed record would be inflated whole
-// into memory by the zip reader, so one declaring far more than the file could hold (a zip bomb) is
-// refused before anything is inflated: at most kMaxInflation times the file's size, or 64 MiB.
-constexpr uint64_t kMaxInflation = 16;
-void check_compressed_records(const std::string& tail, uint64_t tail_offset, uint64_t file_size,
-                              const std::function<std::string(uint64_t, uint64_t)>& read) {
+uint64_t le64(const std::string& d, size_t at) { return le32(d, at) | (uint64_t{le32(d, at + 4)} << 32); }
+
+// torch.save writes every record stored (uncompressed). The zip reader would inflate a compressed
+// record whole into memory, whatever size it declares (a zip bomb), so any compressed record is refused
+// before anything is read: the central directory (zip64 too) is walked first.
+void refuse_compressed_records(const std::string& tail, uint64_t tail_offset,
+                               const std::function<std::string(uint64_t, uint64_t)>& read) {
   size_t eocd = std::string::npos;
   for (size_t i = tail.size() >= 22 ? tail.size() - 22 + 1 : 0; i-- > 0;)
     if (tail.compare(i, 4, "PK\x05\x06") == 0) {
@@ -76,21 +77,25 @@ void check_compressed_records(const std::string& tail, uint64_t tail_offset, uin
       break;
     }
   if (eocd == std::string::npos) return;  // the zip reader reports it
-  const uint64_t entries = le16(tail, eocd + 10), cd_size = le32(tail, eocd + 12), cd_offset = le32(tail, eocd + 16);
-  if (cd_size == 0xFFFFFFFFu || cd_offset == 0xFFFFFFFFu || cd_offset + cd_size > tail_offset + eocd)
-    return;  // zip64 (files over 4 GiB) or inconsistent: only stored records are large there
+  uint64_t entries = le16(tail, eocd + 10), cd_size = le32(tail, eocd + 12), cd_offset = le32(tail, eocd + 16);
+  if ((cd_size == 0xFFFFFFFFu || cd_offset == 0xFFFFFFFFu || entries == 0xFFFF) && eocd >= 20 &&
+      tail.compare(eocd - 20, 4, "PK\x06\x07") == 0) {  // zip64: its end record holds the real values
+    const std::string z = read(le64(tail, eocd - 20 + 8), 56);
+    if (z.size() < 56 || z.compare(0, 4, "PK\x06\x06") != 0) fail("corrupt zip64 end of central directory");
+    entries = le64(z, 32), cd_size = le64(z, 40), cd_offset = le64(z, 48);
+  }
+  const uint64_t end = tail_offset + eocd;
+  if (cd_size > end || cd_offset > end - cd_size) fail("central directory runs past the end of the file");
   const std::string cd = read(cd_offset, cd_size);
-  const uint64_t limit = std::max<uint64_t>(64ull << 20, kMaxInflation * file_size);
   size_t at = 0;
   for (uint64_t e = 0; e < entries && at + 46 <= cd.size() && cd.compare(at, 4, "PK\x01\x02") == 0; ++e) {
     const uint16_t method = le16(cd, at + 10);
-    const uint64_t packed = le32(cd, at + 20), size = le32(cd, at + 24);
     const size_t name_len = le16(cd, at + 28), extra = le16(cd, at + 30), comment = le16(cd, at + 32);
     const std::string name = cd.substr(at + 46, std::min(name_len, cd.size() - std::min(cd.size(), at + 46)));
-    if (method != 0 && (size > limit || size == 0xFFFFFFFFu || packed == 0xFFFFFFFFu))
-      fail("zip record " + name + " is compressed and declares " + std::to_string(size) + " bytes from " +
-           std::to_string(packed) + " (torch.save writes records uncompressed; refusing to inflate more than " +
-           std::to_string(limit) + " bytes)");
+    if (method != 0)
+      fail("zip record " + name + " is compressed (method " + std::to_string(method) + ", declaring " +
+           std::to_string(le32(cd, at + 24)) + " bytes): torch.save writes records uncompressed, and a "
+           "compressed one is refused rather than inflated");
     at += 46 + name_len + extra + comment;
   }
 }
@@ -293,8 +298,7 @@ PyValue load_zip_source(const Source& src, LoadInfo& i) {
   const uint64_t tail_len = std::min<uint64_t>(src.size, 22 + 65535);
   const std::string tail = src.read(src.size - tail_len, tail_len);
   if (!has_zip_end(tail)) fail("truncated zip archive: no end-of-central-directory record");
-  check_compressed_records(tail, src.size - tail_len, src.size,
-                           [&](uint64_t offset, uint64_t n) { return src.read(offset, n); });
+  refuse_compressed_records(tail, src.size - tail_len, [&](uint64_t offset, uint64_t n) { return src.read(offset, n); });
   // The archive's top folder: the prefix of its first entry's name (local header at offset 0).
   const std::string head = src.read(0, 30);
   const size_t name_len = head.size() < 30 ? 0 : static_cast<uint8_t>(head[26]) | (static_cast<uint8_t>(head[27]) << 8);

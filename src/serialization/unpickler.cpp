@@ -5,6 +5,9 @@
 #include <cstring>
 #include <limits>
 #include <stdexcept>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
 
 #include "src/serialization/pickle.h"
 
@@ -95,12 +98,119 @@ PyValue numpy_scalar(const PyValue& dtype, const std::string& raw) {
   return {};
 }
 
+// The containers directly inside v (list/tuple items, dict keys, values and attributes, an object's
+// args, state and items).
+std::vector<const PyValue*> children(const PyValue& v) {
+  std::vector<const PyValue*> out;
+  if (v.is_list() || v.is_tuple()) {
+    for (const auto& e : v.items()) out.push_back(&e);
+  } else if (v.is_dict()) {
+    for (const auto& [k, e] : v.as_dict().entries) out.insert(out.end(), {&k, &e});
+    out.push_back(&v.as_dict().attributes);
+  } else if (v.is_object()) {
+    const auto& o = v.as_object();
+    out.insert(out.end(), {&o.args, &o.state, &o.items});
+  }
+  return out;
+}
+
+const void* node_of(const PyValue& v) {
+  if (v.is_list() || v.is_tuple()) return &v.items();
+  if (v.is_dict()) return &v.as_dict();
+  if (v.is_object()) return &v.as_object();
+  return nullptr;
+}
+
+// Depth-first, iterative (a pickle can nest a million levels): whether a container reaches itself.
+bool has_reference_cycle(const PyValue& root) {
+  std::unordered_map<const void*, int> state;  // 1: on the current path, 2: done
+  struct Frame {
+    const void* node;
+    std::vector<const PyValue*> kids;
+    size_t next = 0;
+  };
+  std::vector<Frame> path;
+  auto enter = [&](const PyValue& v) {
+    const void* n = node_of(v);
+    if (!n) return false;
+    int& st = state[n];
+    if (st == 1) return true;
+    if (st == 0) {
+      st = 1;
+      path.push_back({n, children(v)});
+    }
+    return false;
+  };
+  if (enter(root)) return true;
+  while (!path.empty()) {
+    Frame& f = path.back();
+    if (f.next == f.kids.size()) {
+      state[f.node] = 2;
+      path.pop_back();
+    } else if (enter(*f.kids[f.next++])) {
+      return true;
+    }
+  }
+  return false;
+}
+
+// Empties every container reachable from roots, so that cycles among them are freed.
+void break_references(const std::vector<PyValue>& roots) {
+  std::unordered_set<const void*> seen;
+  std::vector<PyValue> all;  // keeps each container alive while the others are emptied
+  std::vector<const PyValue*> todo;
+  for (const auto& r : roots) todo.push_back(&r);
+  while (!todo.empty()) {
+    const PyValue* v = todo.back();
+    todo.pop_back();
+    const void* n = node_of(*v);
+    if (!n || !seen.insert(n).second) continue;
+    all.push_back(*v);
+    for (const PyValue* c : children(*v)) todo.push_back(c);
+  }
+  for (auto& v : all) {
+    if (v.is_list() || v.is_tuple()) {
+      v.mutable_items().clear();
+    } else if (v.is_dict()) {
+      v.as_dict().entries.clear();
+      v.as_dict().attributes = PyValue();
+    } else if (v.is_object()) {
+      auto& o = v.as_object();
+      o.args = o.state = o.items = PyValue();
+    }
+  }
+}
+
 class Unpickler {
  public:
   Unpickler(const char* data, size_t size, size_t offset, const PersistentLoad& persistent_load)
       : p_(reinterpret_cast<const uint8_t*>(data)), size_(size), pos_(offset), persistent_load_(persistent_load) {}
 
+  // Containers are shared (shared_ptr), so a pickle can tie them into a cycle (a list holding a list
+  // that holds the first), which reference counting would never free. Python supports cycles; state
+  // dicts and checkpoints never have them: a cycle is refused, and on any failure every container
+  // built so far is emptied, so nothing leaks either way.
   UnpickleResult run() {
+    try {
+      UnpickleResult r = run_ops();
+      if (has_reference_cycle(r.value)) {
+        op_pos_ = r.end - 1;
+        fail("a container that contains itself (a reference cycle) is not supported");
+      }
+      return r;
+    } catch (...) {
+      std::vector<PyValue> roots(stack_.begin(), stack_.end());
+      for (auto& [k, v] : memo_) roots.push_back(v);
+      if (last_.kind() != PyValue::Kind::None) roots.push_back(last_);
+      stack_.clear();
+      memo_.clear();
+      last_ = PyValue();
+      break_references(roots);
+      throw;
+    }
+  }
+
+  UnpickleResult run_ops() {
     if (pos_ >= size_) fail("no pickle data (empty or truncated input)");
     while (true) {
       op_pos_ = pos_;
@@ -108,6 +218,7 @@ class Unpickler {
       if (op == '.') {
         UnpickleResult r;
         r.value = pop();
+        last_ = r.value;
         r.end = pos_;
         r.protocol = protocol_;
         return r;
@@ -232,6 +343,7 @@ class Unpickler {
   std::vector<PyValue> stack_;
   std::vector<size_t> marks_;
   std::unordered_map<uint64_t, PyValue> memo_;
+  PyValue last_;  // the result, until it is known to be free of cycles
 };
 
 void Unpickler::step(uint8_t op) {

@@ -6,7 +6,6 @@
 
 #include <cerrno>
 #include <cstring>
-#include <fstream>
 #include <stdexcept>
 #include <string>
 
@@ -48,11 +47,32 @@ void write_file_atomically(const fs::path& path, std::string_view data) {
 }
 
 void copy_file_atomically(const fs::path& from, const fs::path& to) {
-  std::ifstream in(from, std::ios::binary);
-  if (!in) fail(from, "open", errno ? errno : EIO);
-  const std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (in.bad()) fail(from, "read", errno ? errno : EIO);
-  write_file_atomically(to, data);
+  const int in = ::open(from.c_str(), O_RDONLY | O_CLOEXEC);
+  if (in < 0) fail(from, "open", errno);
+  const fs::path tmp = to.string() + ".tmp";
+  const int out = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (out < 0) {
+    const int err = errno;
+    ::close(in);
+    fail(tmp, "create", err);
+  }
+  std::string buf(1 << 20, '\0');  // streamed: a checkpoint is never held in memory whole
+  int err = 0, read_err = 0;
+  for (;;) {
+    const ssize_t n = ::read(in, buf.data(), buf.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) read_err = errno;
+    if (n <= 0 || (err = write_all(out, std::string_view(buf.data(), static_cast<size_t>(n)))) != 0) break;
+  }
+  ::close(in);
+  if (!err && !read_err && ::fsync(out) != 0) err = errno;
+  if (::close(out) != 0 && !err) err = errno;
+  if (!err && !read_err && ::rename(tmp.c_str(), to.c_str()) != 0) err = errno;
+  if (err || read_err) {
+    ::unlink(tmp.c_str());
+    if (read_err) fail(from, "read", read_err);
+    fail(to, "write", err);
+  }
 }
 
 void append_line(const fs::path& path, std::string_view line) {

@@ -9,6 +9,7 @@ Writes <out>/<name>/{config.json, expected.pth, state_dict_shapes.json} for each
 """
 import json
 import os
+import subprocess
 import sys
 
 import torch
@@ -92,8 +93,21 @@ def write(d: str, config: dict, expected: dict, shapes: dict) -> None:
           f"{os.path.getsize(os.path.join(d, 'expected.pth')) / 1e6:.2f} MB")
 
 
+PINNED_COMMIT = "29901c51d7fe8712168b8d0d64351170bc0f83e0"
+
+
 def upstream_commit() -> str:
-    return os.environ.get("DETR_COMMIT", "29901c51d7fe8712168b8d0d64351170bc0f83e0")
+    """The pinned commit; a git checkout at another commit is refused (an exported tree is trusted)."""
+    repo = os.environ.get("DETR_REPO", "/tmp/detr")
+    try:
+        head = subprocess.run(["git", "-C", repo, "rev-parse", "HEAD"], capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        print(f"note: {repo} is not a git checkout; taking it to be upstream at {PINNED_COMMIT}")
+        return PINNED_COMMIT
+    if head != PINNED_COMMIT:
+        sys.exit(f"{repo} is at {head}, not the pinned upstream commit {PINNED_COMMIT}")
+    return head
 
 
 def r50_default_shapes(out: str) -> None:

@@ -1,0 +1,120 @@
+// Fuzz target: the COCO annotation reader (datasets::load_coco) on arbitrary bytes as the annotation
+// file, then what training does with a dataset that loads (summary, per-image box conversion, the
+// --val_split split).
+//
+// load_coco reads a file: each input is written to one scratch file per process
+// (/tmp/detr_fuzz_coco.<pid>/instances.json), next to an image folder holding a few header-only
+// images (a.png 64x48, b.jpg 32x24, c.gif 10x10 in sub/, huge.png 100000x100000, junk.jpg
+// undecodable) so that file_name resolution and the header checks run too. Nothing is decoded.
+//
+// Expected outcome for bad input: a std::exception. A crash, an abort, a sanitizer report, a hang
+// or a huge allocation is a finding.
+#include <unistd.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <system_error>
+
+#include "datasets/coco.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+
+void write_file(const fs::path& path, const std::string& bytes) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  if (!out) {
+    std::fprintf(stderr, "fuzz_coco: cannot write %s\n", path.c_str());
+    std::abort();  // the harness's own failure, not a finding: make it loud
+  }
+}
+
+std::string be32(uint32_t v) {
+  return {static_cast<char>(v >> 24), static_cast<char>(v >> 16), static_cast<char>(v >> 8), static_cast<char>(v)};
+}
+std::string png_header(uint32_t w, uint32_t h) {  // signature + IHDR (CRC not checked by a header read)
+  return std::string("\x89PNG\r\n\x1a\n", 8) + be32(13) + "IHDR" + be32(w) + be32(h) + std::string("\x08\x02\0\0\0", 5) +
+         be32(0);
+}
+std::string jpeg_header(uint16_t w, uint16_t h) {  // SOI + SOF0
+  std::string s("\xFF\xD8\xFF\xC0\x00\x11\x08", 7);
+  s += static_cast<char>(h >> 8);
+  s += static_cast<char>(h & 0xFF);
+  s += static_cast<char>(w >> 8);
+  s += static_cast<char>(w & 0xFF);
+  s += std::string("\x03\x01\x22\x00\x02\x11\x01\x03\x11\x01", 10);
+  return s;
+}
+
+struct Scratch {
+  fs::path dir, annotations, images;
+  Scratch() {
+    dir = fs::temp_directory_path() / ("detr_fuzz_coco." + std::to_string(::getpid()));
+    annotations = dir / "instances.json";
+    images = dir / "images";
+    fs::create_directories(images / "sub");
+    write_file(images / "a.png", png_header(64, 48));
+    write_file(images / "b.jpg", jpeg_header(32, 24));
+    write_file(images / "sub" / "c.gif", std::string("GIF89a\x0a\x00\x0a\x00\x00\x00\x00", 13));
+    write_file(images / "huge.png", png_header(100000, 100000));
+    write_file(images / "junk.jpg", "not an image");
+  }
+  ~Scratch() {
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+  }
+};
+
+const Scratch& scratch() {
+  static const Scratch s;
+  return s;
+}
+
+template <typename F>
+void expect_only_exceptions(F&& f) {
+  try {
+    f();
+  } catch (const std::exception&) {
+  }
+}
+
+void use(const detr::datasets::CocoDataset& data) {
+  namespace ds = detr::datasets;
+  std::string sink = ds::format_summary(data, "train");
+  for (const auto& rec : data.images) {
+    const auto clean = ds::convert_objects(rec.objects, rec.width, rec.height);
+    sink += std::to_string(clean.labels.size());
+  }
+  if (data.images.size() >= 2)
+    expect_only_exceptions([&] {
+      const auto [train, val] = ds::split_dataset(data, 0.3, 42);
+      sink += ds::format_summary(train, "train") + ds::format_summary(val, "val");
+    });
+  if (sink.empty()) std::abort();  // keeps the work observable
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  namespace ds = detr::datasets;
+  const Scratch& s = scratch();
+  write_file(s.annotations, std::string(reinterpret_cast<const char*>(data), size));
+  const ds::CocoSplit split{s.annotations, s.images, "train"};
+  // Strict (the default: the first bad image is an error), then --skip_bad_images.
+  for (const bool skip : {false, true}) {
+    ds::CocoLoadOptions options;
+    options.skip_bad_images = skip;
+    try {
+      use(ds::load_coco(split, options));
+    } catch (const std::exception&) {
+    }
+  }
+  return 0;
+}
