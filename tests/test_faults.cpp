@@ -440,7 +440,7 @@ TEST(Faults, SharedContainersDoNotBlowUpWalks) {
   std::cout << os.str().substr(0, 300) << "...\n";
   EXPECT_LT(os.str().size(), 20000u);
   EXPECT_NE(os.str().find("(the same list as"), std::string::npos);
-  expect_error([&] { serialization::to_json(v); }, {"more than 4194304 elements"});
+  expect_error([&] { serialization::to_json(v); }, {"more than 65536 elements"});
 }
 
 TEST(Faults, DeeplyNestedJsonGivesOneShortLine) {

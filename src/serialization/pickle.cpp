@@ -27,10 +27,11 @@ void check_depth(int depth) {
 
 // Walks over values visit shared containers once per reference, so a few hundred bytes of pickle
 // that share one list at each of 40 levels would take 2^40 steps: every walk has a budget.
-constexpr size_t kMaxNodes = size_t{1} << 22;
-void count_node(size_t& nodes) {
-  if (++nodes > kMaxNodes)
-    throw std::runtime_error("value has more than " + std::to_string(kMaxNodes) +
+// JSON conversion serves configurations (hundreds of values); comparison whole checkpoints.
+constexpr size_t kMaxJsonNodes = size_t{1} << 16, kMaxCompareNodes = size_t{1} << 20;
+void count_node(size_t& nodes, size_t limit) {
+  if (++nodes > limit)
+    throw std::runtime_error("value has more than " + std::to_string(limit) +
                              " elements to visit (containers shared many times over?)");
 }
 
@@ -414,7 +415,7 @@ bool tensors_equal(const torch::Tensor& a, const torch::Tensor& b) {
 
 bool equal_at(const PyValue& a, const PyValue& b, int depth, size_t& nodes) {
   check_depth(depth);
-  count_node(nodes);
+  count_node(nodes, kMaxCompareNodes);
   if (a.kind() != b.kind()) return false;
   using K = PyValue::Kind;
   switch (a.kind()) {
@@ -556,7 +557,7 @@ PyValue from_json(const nlohmann::json& j) {
 namespace {
 nlohmann::json to_json_at(const PyValue& v, int depth, size_t& nodes) {
   check_depth(depth);
-  count_node(nodes);
+  count_node(nodes, kMaxJsonNodes);
   using K = PyValue::Kind;
   switch (v.kind()) {
     case K::None: return nullptr;
