@@ -257,9 +257,9 @@ std::unique_ptr<ProcessGroup> ProcessGroup::init(const Env& env, const InitOptio
     }
   } catch (const std::exception& e) {
     throw std::runtime_error("distributed rendezvous at " + where + " failed for " + who + " within " +
-                             seconds(options.timeout) + " (is every one of the " + std::to_string(env.world_size) +
-                             " processes started, with the same MASTER_ADDR/MASTER_PORT, and is the port free on "
-                             "rank 0 and reachable?): " + error_text(e));
+                             seconds(options.timeout) + " (did all " + std::to_string(env.world_size) +
+                             " processes start? With the same MASTER_ADDR/MASTER_PORT? Is the port free on rank 0 "
+                             "and reachable?): " + error_text(e));
   }
   std::unique_ptr<Impl> impl;
   try {
