@@ -6,6 +6,7 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 #include <random>
+#include <vector>
 
 namespace detr::datasets {
 
@@ -67,11 +68,22 @@ void write_synthetic_cvat_export(const fs::path& root, const SyntheticExportOpti
     cv::randu(img, cv::Scalar(90, 90, 90), cv::Scalar(150, 150, 150));
     const bool empty = o.cvat_quirks && n == 1;
     const int64_t count = empty ? 0 : uniform(1, o.max_objects);
+    std::vector<cv::Rect> placed;
     for (int64_t k = 0; k < count; ++k) {
       const int64_t c = uniform(1, o.num_classes);
-      const int64_t bw = uniform(o.width / 6, o.width / 2), bh = uniform(o.height / 6, o.height / 2);
-      const cv::Rect r(static_cast<int>(uniform(0, o.width - bw)), static_cast<int>(uniform(0, o.height - bh)),
-                       static_cast<int>(bw), static_cast<int>(bh));
+      cv::Rect r;
+      bool free = false;
+      for (int attempt = 0; attempt < (o.no_overlap ? 50 : 1) && !free; ++attempt) {
+        const int64_t bw = uniform(o.width / 6, o.width / 2), bh = uniform(o.height / 6, o.height / 2);
+        r = cv::Rect(static_cast<int>(uniform(0, o.width - bw)), static_cast<int>(uniform(0, o.height - bh)),
+                     static_cast<int>(bw), static_cast<int>(bh));
+        free = true;
+        if (o.no_overlap)  // apart by a margin of 2 pixels
+          for (const auto& p : placed)
+            if ((r & cv::Rect(p.x - 2, p.y - 2, p.width + 4, p.height + 4)).area() > 0) free = false;
+      }
+      if (!free) continue;  // no room left: fewer objects in this image
+      placed.push_back(r);
       const double area = draw(img, c, r);
       annotations.push_back({{"id", ann_id++},
                              {"image_id", id},

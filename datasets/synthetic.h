@@ -17,6 +17,7 @@ struct SyntheticExportOptions {
   int64_t max_objects = 3;     // per image (at least 1, except the deliberately empty image)
   uint64_t seed = 0;
   bool cvat_quirks = true;     // id gaps, an image without boxes, one crowd region
+  bool no_overlap = false;     // place objects apart (a few retries, then fewer objects): easier to learn
   std::string subset = "default";  // CVAT's subset: "Train", "Validation", ...
 };
 

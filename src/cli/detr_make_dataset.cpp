@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
     ("max_objects", "objects per image at most", cxxopts::value<int64_t>()->default_value(std::to_string(d.max_objects)))
     ("seed", "random seed", cxxopts::value<uint64_t>()->default_value("0"))
     ("no_quirks", "no CVAT quirks (id gaps, empty image, crowd region)")
+    ("no_overlap", "objects do not overlap (fewer objects where they do not fit)")
     ("subset", "CVAT subset: default, Train, Validation, ...", cxxopts::value<std::string>()->default_value("default"))
     ("h,help", "print this help");
   // clang-format on
@@ -38,6 +39,7 @@ int main(int argc, char** argv) {
     o.max_objects = a["max_objects"].as<int64_t>();
     o.seed = a["seed"].as<uint64_t>();
     o.cvat_quirks = a.count("no_quirks") == 0;
+    o.no_overlap = a.count("no_overlap") > 0;
     o.subset = a["subset"].as<std::string>();
     detr::datasets::write_synthetic_cvat_export(a["out"].as<std::string>(), o);
     std::cout << "wrote " << o.num_images << " images to " << a["out"].as<std::string>() << "\n";
