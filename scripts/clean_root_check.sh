@@ -64,7 +64,7 @@ new_root() {  # new_root DIR: a minimal root with /proc, /sys, /dev and name res
   mount --make-rslave "$r/dev"
   cp /etc/resolv.conf "$r/etc/resolv.conf"
 }
-in_root() { local r=$1; shift; chroot "$r" /usr/bin/env -i HOME=/root TERM=dumb PATH=/usr/sbin:/usr/bin:/sbin:/bin \
+in_root() { local r=$1; shift; chroot "$r" /usr/bin/env -i HOME=/root TERM=dumb PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
   LANG=C.UTF-8 /bin/bash -c "$*"; }
 
 phase "root 1: only a clone of the checkout"
