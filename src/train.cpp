@@ -241,8 +241,8 @@ int run_train(const TrainArgs& a) {
             << config.dec_layers << " layers, " << config.num_queries << " queries, num_classes "
             << config.num_classes << "; starting from " << init << "\n";
   if (init.rfind("random", 0) == 0 && a.resume.empty())
-    say << "warning: training starts from random weights; DETR learns next to nothing from scratch on "
-                 "small datasets (drop --backbone_weights none, or give --pretrained R50)\n";
+    say << "warning: training starts from random weights; on real images DETR learns slowly "
+                 "from scratch (drop --backbone_weights none, or give --pretrained R50)\n";
   model->to(device);
   if (group) dist::broadcast_module(*model, *group);  // as DDP: every rank starts from rank 0's weights
   auto criterion = models::build_criterion(config);
