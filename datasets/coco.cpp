@@ -119,46 +119,201 @@ CocoLayout discover_coco(const fs::path& root, const CocoPathOverrides& o) {
 
 namespace {
 
-// Field access that names file, record and field on failure.
+// Field access that names file, record and field on failure: "<file>: <where>: <what>".
 class Reader {
  public:
   explicit Reader(std::string file) : file_(std::move(file)) {}
 
-  [[noreturn]] void fail(const std::string& where, const std::string& what) const {
-    throw std::runtime_error(file_ + ": " + where + ": " + what);
+  [[noreturn]] void fail(const std::string& what) const { throw std::runtime_error(file_ + ": " + what); }
+  [[noreturn]] void fail(const std::string& where, const std::string& what) const { fail(where + ": " + what); }
+
+  const json& object(const json& v, const std::string& where) const {
+    if (!v.is_object()) fail(where, "expected a JSON object, got " + json_preview(v));
+    return v;
+  }
+  // A top-level list.
+  const json& list(const json& root, const char* key) const {
+    auto it = root.find(key);
+    if (it == root.end()) fail(std::string("missing field '") + key + "'");
+    if (!it->is_array()) fail(std::string("'") + key + "' must be a list, got " + json_preview(*it));
+    return *it;
   }
   const json& field(const json& obj, const char* key, const std::string& where) const {
     auto it = obj.find(key);
     if (it == obj.end()) fail(where, std::string("missing field '") + key + "'");
     return *it;
   }
-  int64_t integer(const json& obj, const char* key, const std::string& where) const {
-    const auto& v = field(obj, key, where);
+  // The field, or nullptr when it is absent or null.
+  static const json* optional(const json& obj, const char* key) {
+    auto it = obj.find(key);
+    return it == obj.end() || it->is_null() ? nullptr : &*it;
+  }
+  int64_t integer(const json& v, const char* key, const std::string& where) const {
     if (const auto i = exact_int64(v)) return *i;
     fail(where, std::string("'") + key + "' must be an integer within int64, got " + json_preview(v));
   }
-  double number(const json& v, const std::string& where, const char* key) const {
+  double number(const json& v, const char* key, const std::string& where) const {
     if (!v.is_number()) fail(where, std::string("'") + key + "' must be a number, got " + json_preview(v));
     return v.get<double>();
   }
-  std::string string(const json& obj, const char* key, const std::string& where) const {
-    const auto& v = field(obj, key, where);
+  std::string string(const json& v, const char* key, const std::string& where) const {
     if (!v.is_string()) fail(where, std::string("'") + key + "' must be a string, got " + json_preview(v));
     return v.get<std::string>();
+  }
+  std::array<double, 4> bbox(const json& v, const std::string& where) const {
+    const bool ok = v.is_array() && v.size() == 4 && std::all_of(v.begin(), v.end(), [](const json& x) {
+                      return x.is_number() && std::isfinite(x.get<double>());
+                    });
+    if (!ok) fail(where, "'bbox' must be [x, y, width, height] numbers, got " + json_preview(v));
+    return {v[0].get<double>(), v[1].get<double>(), v[2].get<double>(), v[3].get<double>()};
+  }
+  bool iscrowd(const json& obj, const std::string& where) const {
+    const json* v = optional(obj, "iscrowd");
+    if (!v) return false;
+    if (v->is_boolean()) return v->get<bool>();
+    if (const auto i = exact_int64(*v)) return *i != 0;
+    fail(where, "'iscrowd' must be 0 or 1, got " + json_preview(*v));
   }
 
  private:
   std::string file_;
 };
 
-json parse_file(const fs::path& path) {
-  std::ifstream in(path);
+std::string read_annotation_file(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
   if (!in) throw std::runtime_error(path.string() + ": cannot open annotation file");
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) throw std::runtime_error(path.string() + ": cannot read annotation file");
+  return text.str();
+}
+
+json parse_json(std::string_view text, const std::string& source) {
   try {
-    return json::parse(in);
+    return json::parse(text.begin(), text.end());
   } catch (const json::exception& e) {  // syntax errors, and numbers out of range (1e400)
-    throw std::runtime_error(path.string() + ": not valid JSON (" + e.what() + ")");
+    throw std::runtime_error(source + ": not valid JSON (" + e.what() + ")");
   }
+}
+
+// `categories`: ids unique; with `training`, a name each and ids a class head can hold.
+std::unordered_set<int64_t> read_categories(const Reader& r, const json& categories, bool training,
+                                            CocoDataset& data) {
+  std::unordered_set<int64_t> ids;
+  data.categories.reserve(categories.size());
+  for (size_t i = 0; i < categories.size(); ++i) {
+    const auto where = "categories[" + std::to_string(i) + "]";
+    const json& c = r.object(categories[i], where);
+    CocoCategory cat;
+    cat.id = r.integer(r.field(c, "id", where), "id", where);
+    if (const json* name = training ? &r.field(c, "name", where) : Reader::optional(c, "name"))
+      cat.name = r.string(*name, "name", where);
+    if (!ids.insert(cat.id).second) r.fail(where, "duplicate category id " + std::to_string(cat.id));
+    if (training && cat.id < 0) r.fail(where, "negative category id " + std::to_string(cat.id));
+    if (training && cat.id >= kMaxNumClasses)
+      r.fail(where, "category id " + std::to_string(cat.id) + " would need a class head of " +
+                        std::to_string(cat.id + 1) + " outputs (upstream's max id + 1; at most " +
+                        std::to_string(kMaxNumClasses) + "): renumber the categories");
+    data.categories.push_back(std::move(cat));
+  }
+  if (training && data.categories.empty()) r.fail("categories", "no categories: nothing to train");
+  return ids;
+}
+
+// `images`: ids unique; with `training`, a file_name and a positive size each. Returns image id ->
+// position in data.images.
+std::unordered_map<int64_t, size_t> read_images(const Reader& r, const json& images, bool training,
+                                                CocoDataset& data) {
+  std::unordered_map<int64_t, size_t> index_of;
+  data.images.reserve(images.size());
+  for (size_t i = 0; i < images.size(); ++i) {
+    std::string where = "images[" + std::to_string(i) + "]";
+    const json& im = r.object(images[i], where);
+    CocoImageRecord rec;
+    rec.id = r.integer(r.field(im, "id", where), "id", where);
+    if (!index_of.emplace(rec.id, data.images.size()).second)
+      r.fail(where, "duplicate image id " + std::to_string(rec.id));
+    where = "image id " + std::to_string(rec.id);
+    if (const json* v = training ? &r.field(im, "file_name", where) : Reader::optional(im, "file_name")) {
+      rec.file_name = r.string(*v, "file_name", where);
+      if (rec.file_name.find('\0') != std::string::npos)
+        r.fail(where, "'file_name' contains a NUL character: " + json_preview(*v));
+    }
+    if (const json* v = training ? &r.field(im, "width", where) : Reader::optional(im, "width"))
+      rec.width = r.integer(*v, "width", where);
+    if (const json* v = training ? &r.field(im, "height", where) : Reader::optional(im, "height"))
+      rec.height = r.integer(*v, "height", where);
+    if (training && (rec.width <= 0 || rec.height <= 0))
+      r.fail(where, "width/height must be positive, got " + std::to_string(rec.width) + "x" +
+                        std::to_string(rec.height));
+    data.images.push_back(std::move(rec));
+  }
+  return index_of;
+}
+
+// One annotation's fields past its ids (`where` names it by id) for an object of `image`. Evaluation
+// needs `area`; training takes w*h without one.
+void read_object_fields(const Reader& r, const json& a, const std::string& where, bool training,
+                        const CocoImageRecord& image, CocoObject& o) {
+  o.bbox = r.bbox(r.field(a, "bbox", where), where);
+  o.iscrowd = r.iscrowd(a, where);
+  o.area = o.bbox[2] * o.bbox[3];
+  if (const json* v = training ? Reader::optional(a, "area") : &r.field(a, "area", where))
+    o.area = r.number(*v, "area", where);
+  if (const json* v = Reader::optional(a, "segmentation")) {
+    try {
+      o.segmentation = read_segmentation(*v, image.height, image.width);
+    } catch (const std::runtime_error& e) {  // "segmentation...: what" from the mask codec
+      r.fail(where, e.what());
+    }
+  }
+}
+
+// `annotations`: ids unique, each on a listed image and category; objects go to their image in
+// file order.
+void read_annotations(const Reader& r, const json& annotations, bool training,
+                      const std::unordered_map<int64_t, size_t>& index_of,
+                      const std::unordered_set<int64_t>& category_ids, CocoDataset& data) {
+  std::unordered_set<int64_t> annotation_ids;
+  annotation_ids.reserve(annotations.size());
+  for (size_t i = 0; i < annotations.size(); ++i) {
+    std::string where = "annotations[" + std::to_string(i) + "]";
+    const json& a = r.object(annotations[i], where);
+    CocoObject o;
+    o.id = r.integer(r.field(a, "id", where), "id", where);
+    if (!annotation_ids.insert(o.id).second) r.fail(where, "duplicate annotation id " + std::to_string(o.id));
+    where = "annotation id " + std::to_string(o.id);
+    const int64_t image_id = r.integer(r.field(a, "image_id", where), "image_id", where);
+    const auto image = index_of.find(image_id);
+    if (image == index_of.end()) r.fail(where, "image_id " + std::to_string(image_id) + " is not in images");
+    o.category_id = r.integer(r.field(a, "category_id", where), "category_id", where);
+    if (!category_ids.count(o.category_id))
+      r.fail(where, "category_id " + std::to_string(o.category_id) + " is not in categories");
+    auto& rec = data.images[image->second];
+    read_object_fields(r, a, where, training, rec, o);
+    if (a.contains("attributes")) data.cvat_attributes = true;  // CVAT writes occluded etc. there
+    rec.objects.push_back(std::move(o));
+  }
+}
+
+// The one parser of annotation files (coco.h states the rules). `training` adds what a training split
+// needs; evaluation needs every annotation's `area` instead.
+CocoDataset parse_annotations(const json& root, const std::string& file, bool training) {
+  Reader r(file);
+  if (!root.is_object()) r.fail("expected a JSON object with images, annotations and categories");
+  const json& categories = r.list(root, "categories");
+  const json& images = r.list(root, "images");
+  const json& annotations = r.list(root, "annotations");
+  CocoDataset data;
+  data.annotation_file = file;
+  const auto category_ids = read_categories(r, categories, training, data);
+  const auto index_of = read_images(r, images, training, data);
+  read_annotations(r, annotations, training, index_of, category_ids, data);
+
+  // upstream: sorted(coco.imgs.keys()); pycocotools sorts the ids it evaluates.
+  std::sort(data.images.begin(), data.images.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
+  std::sort(data.categories.begin(), data.categories.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
+  return data;
 }
 
 // file_name as given (relative to the image folder, or absolute), else images/<basename>: CVAT
@@ -237,8 +392,17 @@ CleanObjects convert_objects(const std::vector<CocoObject>& objects, int64_t w, 
     out.boxes_xyxy.push_back({x0, y0, x1, y1});
     out.labels.push_back(o.category_id);
     out.areas.push_back(static_cast<float>(o.area));
+    out.kept.push_back(static_cast<size_t>(&o - objects.data()));
   }
   return out;
+}
+
+CocoDataset parse_coco_annotations(std::string_view json_text, const std::string& source) {
+  return parse_annotations(parse_json(json_text, source), source, /*training=*/false);
+}
+
+CocoDataset load_coco_annotations(const fs::path& json_path) {
+  return parse_coco_annotations(read_annotation_file(json_path), json_path.string());
 }
 
 namespace {
@@ -252,125 +416,66 @@ std::string size_mismatch(const CocoImageRecord& rec, int64_t width, int64_t hei
                     "does; re-export the images upright)"
                   : "; the boxes would not fit the pixels");
 }
+
+// Finds rec's image in image_dir and sets rec.path; returns "" when the image can train, else why not.
+// Every image's header is read (cheap): its declared size must be the annotation's, and within the
+// pixel limit. --check_data and --skip_bad_images decode every image too.
+std::string resolve_and_check(CocoImageRecord& rec, const fs::path& image_dir, const CocoLoadOptions& options,
+                              bool& fell_back) {
+  const auto path = resolve_image(image_dir, rec.file_name, fell_back);
+  if (!path) {
+    rec.path = image_dir / rec.file_name;
+    return "image file '" + rec.file_name + "' not found in " + image_dir.string();
+  }
+  rec.path = *path;
+  try {
+    if (options.decode_images) {
+      const auto img = load_image_rgb(rec.path, options.max_image_pixels);  // [H, W, 3]
+      return size_mismatch(rec, img.size(1), img.size(0), "decodes as");
+    }
+    if (const auto header = read_image_file_header(rec.path)) {
+      const auto why = too_many_pixels(rec.path, *header, options.max_image_pixels);
+      return why.empty() ? size_mismatch(rec, header->width, header->height, "header says") : why;
+    }
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "";
+}
+
+std::string format_bbox(const std::array<double, 4>& b) {
+  std::ostringstream o;
+  o.precision(10);
+  o << "[" << b[0] << ", " << b[1] << ", " << b[2] << ", " << b[3] << "]";
+  return o.str();
+}
 }  // namespace
 
 CocoDataset load_coco(const CocoSplit& split, const CocoLoadOptions& options) {
   const std::string file = split.annotation_file.string();
-  Reader r(file);
-  const json root = parse_file(split.annotation_file);
-  if (!root.is_object()) r.fail("top level", "expected a JSON object");
-  CocoDataset data;
-  data.max_image_pixels = options.max_image_pixels;
+  CocoDataset data =
+      parse_annotations(parse_json(read_annotation_file(split.annotation_file), file), file, /*training=*/true);
   data.annotation_file = split.annotation_file;
+  data.max_image_pixels = options.max_image_pixels;
   auto& summary = data.summary;
 
-  // categories
-  std::unordered_set<int64_t> category_ids;
-  if (auto it = root.find("categories"); it != root.end()) {
-    if (!it->is_array()) r.fail("categories", "must be a list");
-    for (size_t i = 0; i < it->size(); ++i) {
-      const auto& c = (*it)[i];
-      const auto where = "categories[" + std::to_string(i) + "]";
-      CocoCategory cat{r.integer(c, "id", where), r.string(c, "name", where)};
-      if (cat.id < 0) r.fail(where, "negative category id " + std::to_string(cat.id));
-      if (cat.id >= kMaxNumClasses)
-        r.fail(where, "category id " + std::to_string(cat.id) + " would need a class head of " +
-                          std::to_string(cat.id + 1) + " outputs (upstream's max id + 1; at most " +
-                          std::to_string(kMaxNumClasses) + "): renumber the categories");
-      if (!category_ids.insert(cat.id).second)
-        r.fail(where, "duplicate category id " + std::to_string(cat.id));
-      data.categories.push_back(cat);
-    }
-  }
-  std::sort(data.categories.begin(), data.categories.end(),
-            [](const auto& a, const auto& b) { return a.id < b.id; });
-  if (data.categories.empty()) r.fail("categories", "no categories: nothing to train");
-
-  // images
-  const auto& images = r.field(root, "images", "top level");
-  if (!images.is_array()) r.fail("images", "must be a list");
-  std::unordered_map<int64_t, size_t> index_of;
-  std::map<int64_t, std::string> bad;  // image id -> why (skipped with --skip_bad_images)
-  for (size_t i = 0; i < images.size(); ++i) {
-    const auto& im = images[i];
-    std::string where = "images[" + std::to_string(i) + "]";
-    CocoImageRecord rec;
-    rec.id = r.integer(im, "id", where);
-    where = "image id " + std::to_string(rec.id);
-    if (index_of.count(rec.id)) r.fail(where, "duplicate image id");
-    const auto file_name = r.string(im, "file_name", where);
-    rec.width = r.integer(im, "width", where);
-    rec.height = r.integer(im, "height", where);
-    if (rec.width <= 0 || rec.height <= 0)
-      r.fail(where, "width/height must be positive, got " + std::to_string(rec.width) + "x" +
-                        std::to_string(rec.height));
-    if (file_name.find('\0') != std::string::npos)
-      r.fail(where, "'file_name' contains a NUL character: " + json_preview(file_name));
-    bool fell_back = false;
-    auto path = resolve_image(split.image_dir, file_name, fell_back);
-    index_of[rec.id] = data.images.size();
-    if (!path) {
-      bad[rec.id] = "image file '" + file_name + "' not found in " + split.image_dir.string();
-      rec.path = split.image_dir / file_name;
-    } else {
-      rec.path = *path;
-      summary.file_name_fallbacks += fell_back;
-      // Every image's header is read (cheap): its declared size must be the annotation's, and within
-      // the pixel limit. --check_data and --skip_bad_images decode every image too.
-      try {
-        if (options.decode_images) {
-          const auto img = load_image_rgb(rec.path, options.max_image_pixels);  // [H, W, 3]
-          bad[rec.id] = size_mismatch(rec, img.size(1), img.size(0), "decodes as");
-        } else if (const auto header = read_image_file_header(rec.path)) {
-          bad[rec.id] = too_many_pixels(rec.path, *header, options.max_image_pixels);
-          if (bad[rec.id].empty()) bad[rec.id] = size_mismatch(rec, header->width, header->height, "header says");
-        }
-      } catch (const std::exception& e) {
-        bad[rec.id] = e.what();
-      }
-      if (bad[rec.id].empty()) bad.erase(rec.id);
-    }
-    data.images.push_back(std::move(rec));
-  }
-
-  // annotations
-  std::unordered_set<int64_t> ann_ids;
-  if (auto it = root.find("annotations"); it != root.end()) {
-    if (!it->is_array()) r.fail("annotations", "must be a list");
-    for (size_t i = 0; i < it->size(); ++i) {
-      const auto& a = (*it)[i];
-      std::string where = "annotations[" + std::to_string(i) + "]";
-      CocoObject o;
-      o.id = r.integer(a, "id", where);
-      where = "annotation id " + std::to_string(o.id);
-      if (!ann_ids.insert(o.id).second) r.fail(where, "duplicate annotation id");
-      const int64_t image_id = r.integer(a, "image_id", where);
-      auto img = index_of.find(image_id);
-      if (img == index_of.end()) r.fail(where, "image_id " + std::to_string(image_id) + " is not in images");
-      o.category_id = r.integer(a, "category_id", where);
-      if (!category_ids.count(o.category_id))
-        r.fail(where, "category_id " + std::to_string(o.category_id) + " is not in categories");
-      const auto& bbox = r.field(a, "bbox", where);
-      if (!bbox.is_array() || bbox.size() != 4) r.fail(where, "bbox must be [x, y, w, h], got " + json_preview(bbox));
-      for (size_t k = 0; k < 4; ++k) {
-        o.bbox[k] = r.number(bbox[k], where, "bbox");
-        if (!std::isfinite(o.bbox[k])) r.fail(where, "bbox holds a non-finite number: " + json_preview(bbox));
-      }
-      if (auto c = a.find("iscrowd"); c != a.end() && !c->is_null()) {
-        if (!c->is_number_integer() && !c->is_boolean())
-          r.fail(where, "'iscrowd' must be 0 or 1, got " + json_preview(*c));
-        o.iscrowd = c->is_boolean() ? c->get<bool>() : exact_int64(*c).value_or(1) != 0;
-      }
-      o.area = o.bbox[2] * o.bbox[3];
-      if (auto ar = a.find("area"); ar != a.end() && !ar->is_null()) o.area = r.number(*ar, where, "area");
+  // Bad images (skipped with --skip_bad_images): image id -> why, the first reason found.
+  std::map<int64_t, std::string> bad, negative;
+  for (const auto& rec : data.images)
+    for (const auto& o : rec.objects)
       if (o.bbox[2] < 0 || o.bbox[3] < 0) {
-        const auto why = where + ": bbox has a negative width or height: " + json_preview(bbox);
-        if (!options.skip_bad_images) r.fail(where, "bbox has a negative width or height: " + json_preview(bbox));
-        bad.emplace(image_id, why);
+        const auto why = "annotation id " + std::to_string(o.id) + ": bbox has a negative width or height: " +
+                         format_bbox(o.bbox);
+        if (!options.skip_bad_images) throw std::runtime_error(file + ": " + why);
+        negative.emplace(rec.id, why);
       }
-      data.images[img->second].objects.push_back(o);
-    }
+  for (auto& rec : data.images) {
+    bool fell_back = false;
+    auto why = resolve_and_check(rec, split.image_dir, options, fell_back);
+    summary.file_name_fallbacks += fell_back;
+    if (!why.empty()) bad.emplace(rec.id, std::move(why));
   }
+  bad.insert(negative.begin(), negative.end());  // an image's own problem is named first
 
   // Bad images: an error, or skipped and counted.
   if (!bad.empty()) {
@@ -392,8 +497,7 @@ CocoDataset load_coco(const CocoSplit& split, const CocoLoadOptions& options) {
     summary.skipped_images = static_cast<int64_t>(bad.size());
     data.images = std::move(kept);
   }
-  std::sort(data.images.begin(), data.images.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
-  if (data.images.empty()) r.fail("images", "no usable images");
+  if (data.images.empty()) throw std::runtime_error(file + ": images: no usable images");
 
   summarize(data, split.image_dir);
   return data;

@@ -1,13 +1,17 @@
 // COCO detection datasets as CVAT, Datumaro and upstream lay them out (upstream datasets/coco.py):
-// discovery under --coco_path, parsing with validation that names file and id, and the per-image
-// records the transforms turn into training samples. No tensors here.
+// discovery under --coco_path, one annotation-file reader with validation that names file, record and
+// field, and the per-image records that training turns into samples and evaluation scores detections
+// against. No tensors here.
 #pragma once
+#include "datasets/coco_mask.h"
 #include "datasets/image_header.h"
 #include <array>
 #include <cstdint>
 #include <filesystem>
 #include <optional>
+#include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace detr::datasets {
@@ -38,19 +42,40 @@ struct CocoPathOverrides {
 // every path looked for when nothing matches.
 CocoLayout discover_coco(const std::filesystem::path& root, const CocoPathOverrides& overrides = {});
 
+// One annotation of the file: the ground truth both for training and for evaluation.
 struct CocoObject {
   int64_t id = 0;
   int64_t category_id = 0;
   std::array<double, 4> bbox{};  // xywh as in the file (absolute pixels)
-  double area = 0;               // the annotation's (segmentation) area
+  double area = 0;               // the file's `area` (decides COCO's small/medium/large); w*h when a
+                                 // training file omits it
   bool iscrowd = false;
+  Segmentation segmentation;     // the file's `segmentation`, checked and kept compactly (coco_mask.h);
+                                 // empty where the file has none, null or [] (CVAT's rectangles)
 };
+
+// The object's mask on its image of height x width as COCO.annToRLE gives it: its polygons' union or
+// its RLE. An empty segmentation gives the filled box (rle_from_box, the mask COCO.loadRes gives box
+// results): CVAT writes `"segmentation": []` for rectangles, on which upstream's pycocotools raises.
+// Throws std::runtime_error "annotation id <id>: <field>: <what>" (the caller adds the file). Inline,
+// so that evaluation (coco_eval.cpp) links with the mask codec alone.
+inline Rle object_rle(const CocoObject& object, int64_t height, int64_t width) {
+  try {
+    if (object.segmentation.empty()) return rle_from_box(object.bbox, height, width);
+    return segmentation_rle(object.segmentation, height, width);
+  } catch (const std::runtime_error& e) {
+    throw std::runtime_error("annotation id " + std::to_string(object.id) + ": " + e.what());
+  }
+}
 
 struct CocoImageRecord {
   int64_t id = 0;
-  std::filesystem::path path;      // resolved on disk
-  int64_t width = 0, height = 0;   // as declared in the file
-  std::vector<CocoObject> objects; // crowd objects included (upstream drops them per sample)
+  std::string file_name;           // as in the file ("" when an evaluation file has none)
+  std::filesystem::path path;      // resolved on disk by load_coco; empty from load_coco_annotations
+  int64_t width = 0, height = 0;   // as declared in the file (0 when an evaluation file omits them)
+  std::vector<CocoObject> objects; // every annotation of the image in file order, crowd ones included
+                                   // (training drops them per sample as upstream; evaluation ignores
+                                   // detections inside them as pycocotools)
 };
 
 struct CocoCategory {
@@ -74,8 +99,9 @@ struct CocoDataset {
   std::filesystem::path annotation_file;
   std::vector<CocoImageRecord> images;   // sorted by id (upstream: sorted(coco.imgs.keys()))
   std::vector<CocoCategory> categories;  // sorted by id
-  DataSummary summary;
+  DataSummary summary;                   // filled by load_coco (zero from load_coco_annotations)
   int64_t max_image_pixels = kDefaultMaxImagePixels;  // decode limit (CocoLoadOptions)
+  bool cvat_attributes = false;          // annotations carry CVAT's `attributes`: a CVAT export
 
   int64_t max_category_id() const;       // num_classes = this + 1 (upstream's convention)
 };
@@ -91,9 +117,30 @@ struct CocoLoadOptions {
   int64_t max_image_pixels = kDefaultMaxImagePixels;  // refuse images whose header declares more
 };
 
-// Parses and validates one annotation file. Errors (std::runtime_error) name the file and the
-// image/annotation id: missing or ill-typed fields, bbox without 4 finite numbers, negative sizes,
-// unknown category or image ids, duplicate ids, images missing on disk or undecodable, no images.
+// One reader for annotation files, used by training and by evaluation. Errors are
+// std::runtime_error "<file>: <record>: <what>", the record named by position until its id is read
+// ("annotations[3]") and by id after ("annotation id 17"). Every file must be a JSON object with
+// `images`, `categories` and `annotations` lists, whose ids are integers within int64 (an integral
+// float such as 3.0 is the integer, as in Python), unique per list; each annotation names a listed
+// image and category and has a `bbox` of 4 numbers; `iscrowd` is absent, null, a boolean or an
+// integer; `file_name`, `width`, `height` and a category's `name`, where present, are well typed.
+// A `segmentation`, where present, is read by read_segmentation (coco_mask.h): polygons (checked,
+// not rasterised: memory follows the file, never height*width) or an RLE whose `size` is its image's
+// declared [height, width]; anything pycocotools' annToRLE would raise on is an error naming the
+// annotation and field ("annotation id 17: segmentation.size: ...").
+//
+// The ground truth of an evaluation (detr_eval --gt; pycocotools' COCO(file)): images are not looked
+// for on disk (path stays empty) and may omit file_name, width and height; every annotation needs the
+// `area` that decides its size range. parse_coco_annotations reads the text of a file named `source`.
+CocoDataset load_coco_annotations(const std::filesystem::path& json);
+CocoDataset parse_coco_annotations(std::string_view json_text, const std::string& source);
+
+// A training or validation split: the same reader with what training needs besides: at least one
+// category, category ids 0..kMaxNumClasses-1 each with a name; images with a file_name and a positive
+// width and height; `area` defaults to w*h. Every image is then found on disk (as given, else by basename) and
+// its header read: missing, oversized (max_image_pixels), undecodable (decode_images) or of another
+// size than declared, or holding a box of negative size, an image is an error naming it, or with
+// skip_bad_images skipped and counted. No usable images is an error. Fills `summary`.
 CocoDataset load_coco(const CocoSplit& split, const CocoLoadOptions& options = {});
 
 // upstream's ConvertCocoPolysToMask for one image of size w x h: drops crowd objects, converts
@@ -102,6 +149,7 @@ struct CleanObjects {
   std::vector<std::array<float, 4>> boxes_xyxy;
   std::vector<int64_t> labels;
   std::vector<float> areas;
+  std::vector<size_t> kept;  // each kept object's index in `objects` (its mask: object_rle)
 };
 CleanObjects convert_objects(const std::vector<CocoObject>& objects, int64_t width, int64_t height);
 

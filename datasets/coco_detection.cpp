@@ -1,11 +1,36 @@
 #include "datasets/coco_detection.h"
 
+#include <algorithm>
+
+#include "datasets/coco_mask.h"
 #include "datasets/image_io.h"
 
 namespace detr::datasets {
 
-CocoDetection::CocoDetection(CocoDataset data, TransformConfig config, bool train)
-    : data_(std::move(data)), config_(std::move(config)), train_(train) {}
+CocoDetection::CocoDetection(CocoDataset data, TransformConfig config, bool train, bool masks)
+    : data_(std::move(data)), config_(std::move(config)), train_(train), masks_(masks) {}
+
+namespace {
+// upstream ConvertCocoPolysToMask's masks: each kept object's segmentation as pycocotools decodes it
+// (annToRLE; a CVAT rectangle's empty segmentation is its filled box) -> [n, h, w] bool.
+torch::Tensor object_masks(const CocoImageRecord& rec, const std::vector<size_t>& kept, int64_t h, int64_t w) {
+  auto masks = torch::empty({static_cast<int64_t>(kept.size()), h, w}, torch::kBool);
+  auto* out = masks.data_ptr<bool>();
+  for (size_t k = 0; k < kept.size(); ++k) {
+    const auto& o = rec.objects[kept[k]];
+    Rle rle;
+    try {
+      rle = object_rle(o, h, w);
+    } catch (const std::exception& e) {
+      throw std::runtime_error(rec.path.string() + ": image id " + std::to_string(rec.id) + ", annotation id " +
+                               std::to_string(o.id) + ": " + e.what());
+    }
+    const auto bits = decode(rle, MaskLayout::row_major);
+    std::transform(bits.begin(), bits.end(), out + k * static_cast<size_t>(h * w), [](uint8_t b) { return b != 0; });
+  }
+  return masks;
+}
+}  // namespace
 
 Sample CocoDetection::load(size_t index) const {
   const auto& rec = data_.images.at(index);
@@ -28,6 +53,7 @@ Sample CocoDetection::load(size_t index) const {
   t.image_id = torch::tensor({rec.id}, torch::kLong);
   t.orig_size = torch::tensor({h, w}, torch::kLong);
   t.size = torch::tensor({h, w}, torch::kLong);
+  if (masks_) t.masks = object_masks(rec, clean.kept, h, w);
   return {image, t};
 }
 

@@ -10,7 +10,8 @@ namespace detr::datasets {
 
 class CocoDetection {
  public:
-  CocoDetection(CocoDataset data, TransformConfig config, bool train);
+  // masks: samples carry target.masks (upstream --masks), one per kept object.
+  CocoDetection(CocoDataset data, TransformConfig config, bool train, bool masks = false);
 
   size_t size() const { return data_.images.size(); }
   // The transformed sample at `index`; `seed` alone decides its random augmentation, so a sample is
@@ -22,11 +23,13 @@ class CocoDetection {
   const CocoDataset& data() const { return data_; }
   const TransformConfig& config() const { return config_; }
   bool train() const { return train_; }
+  bool masks() const { return masks_; }
 
  private:
   CocoDataset data_;
   TransformConfig config_;
   bool train_;
+  bool masks_;
 };
 
 }  // namespace detr::datasets

@@ -1,5 +1,6 @@
-// COCO bbox evaluation, a C++ rendering of pycocotools' COCOeval (evaluate, accumulate, summarize) and of
-// the bbox branch of COCO.loadRes. See coco_eval.h for the contract; the comments below name the
+// COCO bbox and segm evaluation, a C++ rendering of pycocotools' COCOeval (evaluate, accumulate, summarize)
+// and of the bbox and segmentation branches of COCO.loadRes; the ground truth comes from datasets/coco.cpp's
+// reader, masks from datasets/coco_mask.cpp. See coco_eval.h for the contract; the comments below name the
 // pycocotools step each piece reproduces.
 #include "datasets/coco_eval.h"
 #include "datasets/json_number.h"
@@ -23,7 +24,7 @@ namespace {
 
 using nlohmann::json;
 
-// ---- loading --------------------------------------------------------------------------------------
+// ---- loading results (the ground truth is datasets/coco.h's) ---------------------------------------
 
 [[noreturn]] void fail(const std::string& source, const std::string& what) {
   throw std::runtime_error(source + ": " + what);
@@ -31,173 +32,141 @@ using nlohmann::json;
 
 std::string read_text_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) fail(path, "cannot open file");
+  if (!in) fail(path, "cannot open results file");
   std::ostringstream text;
   text << in.rdbuf();
-  if (in.bad()) fail(path, "read error");
+  if (in.bad()) fail(path, "cannot read results file");
   return text.str();
 }
 
-json parse_json(std::string_view text, const std::string& source) {
-  try {
-    return json::parse(text.begin(), text.end());
-  } catch (const json::exception& e) {
-    fail(source, std::string("invalid JSON: ") + e.what());
-  }
-}
-
-// One element of a JSON array being read, for error messages: "annotations[3] (id 17): ...".
+// One result of the array, for error messages: "<source>: results[3]: <what>".
 struct Entry {
   const std::string& source;
-  const char* array;
   size_t index;
   const json& value;
 
   [[noreturn]] void fail(const std::string& what) const {
-    std::string where = std::string(array) + "[" + std::to_string(index) + "]";
-    if (value.is_object()) {
-      auto id = value.find("id");
-      if (id != value.end() && id->is_number()) where += " (id " + json_preview(*id) + ")";
-    }
-    detr::datasets::fail(source, where + ": " + what);
+    detr::datasets::fail(source, "results[" + std::to_string(index) + "]: " + what);
   }
-
   const json& field(const char* key) const {
-    if (!value.is_object()) fail("expected a JSON object");
     auto it = value.find(key);
     if (it == value.end()) fail(std::string("missing field '") + key + "'");
     return *it;
   }
-
-  // An integer id; an integral float such as 3.0 is accepted (Python compares 3.0 == 3).
-  int64_t id_field(const char* key) const {
+  int64_t integer(const char* key) const {
     const json& v = field(key);
     if (const auto i = exact_int64(v)) return *i;
-    fail(std::string("field '") + key + "' must be an integer within int64, got " + json_preview(v));
+    fail(std::string("'") + key + "' must be an integer within int64, got " + json_preview(v));
   }
-
-  double number_field(const char* key) const {
+  double number(const char* key) const {
     const json& v = field(key);
-    if (!v.is_number()) fail(std::string("field '") + key + "' must be a number, got " + json_preview(v));
+    if (!v.is_number()) fail(std::string("'") + key + "' must be a number, got " + json_preview(v));
     return v.get<double>();
   }
-
-  std::array<double, 4> bbox_field() const {
+  std::array<double, 4> bbox() const {
     const json& v = field("bbox");
     if (!v.is_array() || v.size() != 4 || !std::all_of(v.begin(), v.end(), [](const json& x) { return x.is_number(); }))
-      fail("field 'bbox' must be [x, y, width, height] numbers, got " + json_preview(v));
+      fail("'bbox' must be [x, y, width, height] numbers, got " + json_preview(v));
     return {v[0].get<double>(), v[1].get<double>(), v[2].get<double>(), v[3].get<double>()};
+  }
+  // The result's mask on its image of height x width, read as COCO.annToRLE reads one (the codec's
+  // errors name the field: "segmentation.size: ...").
+  Rle mask(const CocoImageRecord& image) const {
+    if (image.height < 1 || image.width < 1)
+      fail("'segmentation' needs the height and width of image id " + std::to_string(image.id) +
+           ", which the ground truth does not declare");
+    try {
+      return rle_from_segmentation(field("segmentation"), image.height, image.width);
+    } catch (const std::runtime_error& e) {
+      fail(e.what());
+    }
   }
 };
 
-const json& require_array(const json& doc, const char* key, const std::string& source) {
-  auto it = doc.find(key);
-  if (it == doc.end()) fail(source, std::string("missing field '") + key + "'");
-  if (!it->is_array()) fail(source, std::string("field '") + key + "' must be an array");
-  return *it;
+// COCO.loadRes's two branches for detections, chosen by the first result: with a non-empty `bbox`
+// (area w*h; a segmentation where given), else with a `segmentation` (compressed RLE; area and, where
+// no box is given, bbox from the mask).
+enum class ResultKind { box, mask };
+
+bool has_box(const json& result) {
+  const auto it = result.find("bbox");
+  return it != result.end() && !(it->is_array() && it->empty());  // loadRes: not anns[0]['bbox'] == []
 }
 
-std::vector<CocoImage> read_images(const json& doc, const std::string& source) {
-  std::vector<CocoImage> images;
-  std::unordered_set<int64_t> seen;
-  const json& array = require_array(doc, "images", source);
-  for (size_t i = 0; i < array.size(); ++i) {
-    Entry e{source, "images", i, array[i]};
-    CocoImage image;
-    image.id = e.id_field("id");
-    if (!seen.insert(image.id).second) e.fail("duplicate image id");
-    if (auto w = array[i].find("width"); w != array[i].end()) image.width = exact_int64(*w).value_or(0);
-    if (auto h = array[i].find("height"); h != array[i].end()) image.height = exact_int64(*h).value_or(0);
-    images.push_back(image);
+ResultKind result_kind(const Entry& first) {
+  if (!first.value.is_object()) first.fail("expected a JSON object, got " + json_preview(first.value));
+  if (has_box(first.value)) return ResultKind::box;
+  if (first.value.contains("segmentation")) return ResultKind::mask;
+  first.fail("missing field 'bbox' (or 'segmentation' for mask results)");
+}
+
+CocoResult read_result(const Entry& e, ResultKind kind,
+                       const std::unordered_map<int64_t, const CocoImageRecord*>& images) {
+  if (!e.value.is_object()) e.fail("expected a JSON object, got " + json_preview(e.value));
+  CocoResult det;
+  det.image_id = e.integer("image_id");
+  det.category_id = e.integer("category_id");
+  const auto image = images.find(det.image_id);
+  if (kind == ResultKind::box) det.bbox = e.bbox();
+  det.score = e.number("score");
+  if (image == images.end())
+    e.fail("image_id " + std::to_string(det.image_id) + " is not an image of the ground truth");
+  if (kind == ResultKind::box) {
+    if (e.value.contains("segmentation")) det.segmentation = e.mask(*image->second);
+    return det;
   }
-  return images;
-}
-
-std::vector<CocoCategory> read_categories(const json& doc, const std::string& source) {
-  std::vector<CocoCategory> categories;
-  std::unordered_set<int64_t> seen;
-  const json& array = require_array(doc, "categories", source);
-  for (size_t i = 0; i < array.size(); ++i) {
-    Entry e{source, "categories", i, array[i]};
-    CocoCategory category;
-    category.id = e.id_field("id");
-    if (!seen.insert(category.id).second) e.fail("duplicate category id");
-    if (auto n = array[i].find("name"); n != array[i].end() && n->is_string()) category.name = n->get<std::string>();
-    categories.push_back(std::move(category));
-  }
-  return categories;
-}
-
-bool read_iscrowd(const Entry& e) {
-  auto it = e.value.find("iscrowd");
-  if (it == e.value.end() || it->is_null()) return false;
-  if (it->is_boolean()) return it->get<bool>();
-  if (it->is_number()) return it->get<double>() != 0;
-  e.fail("field 'iscrowd' must be 0 or 1, got " + json_preview(*it));
+  const json& seg = e.field("segmentation");
+  if (!seg.is_object() || !seg.contains("counts") || !seg["counts"].is_string())
+    e.fail("'segmentation' must be a compressed RLE {\"size\": [height, width], \"counts\": \"...\"} (COCO.loadRes "
+           "reads no other mask without a bbox), got " + json_preview(seg));
+  det.segmentation = e.mask(*image->second);
+  det.area = static_cast<double>(area(*det.segmentation));
+  det.bbox = has_box(e.value) ? e.bbox() : to_bbox(*det.segmentation);
+  return det;
 }
 
 }  // namespace
 
-CocoGroundTruth parse_coco_ground_truth(std::string_view json_text, const std::string& source) {
-  const json doc = parse_json(json_text, source);
-  if (!doc.is_object()) fail(source, "expected a JSON object with images, annotations and categories");
-  CocoGroundTruth gt;
-  gt.images = read_images(doc, source);
-  gt.categories = read_categories(doc, source);
-  std::unordered_set<int64_t> image_ids, category_ids, annotation_ids;
-  for (const auto& image : gt.images) image_ids.insert(image.id);
-  for (const auto& category : gt.categories) category_ids.insert(category.id);
-  const json& array = require_array(doc, "annotations", source);
-  gt.annotations.reserve(array.size());
-  for (size_t i = 0; i < array.size(); ++i) {
-    Entry e{source, "annotations", i, array[i]};
-    CocoAnnotation ann;
-    ann.id = e.id_field("id");
-    ann.image_id = e.id_field("image_id");
-    ann.category_id = e.id_field("category_id");
-    ann.bbox = e.bbox_field();
-    ann.area = e.number_field("area");
-    ann.iscrowd = read_iscrowd(e);
-    if (!annotation_ids.insert(ann.id).second) e.fail("duplicate annotation id");
-    if (!image_ids.count(ann.image_id)) e.fail("image_id " + std::to_string(ann.image_id) + " is not in images");
-    if (!category_ids.count(ann.category_id))
-      e.fail("category_id " + std::to_string(ann.category_id) + " is not in categories");
-    gt.annotations.push_back(ann);
+std::vector<CocoResult> parse_coco_results(std::string_view json_text, const std::string& source,
+                                           const CocoDataset& gt) {
+  json doc;
+  try {
+    doc = json::parse(json_text.begin(), json_text.end());
+  } catch (const json::exception& e) {
+    fail(source, std::string("not valid JSON (") + e.what() + ")");
   }
-  return gt;
-}
-
-CocoGroundTruth load_coco_ground_truth(const std::string& path) {
-  return parse_coco_ground_truth(read_text_file(path), path);
-}
-
-std::vector<CocoAnnotation> parse_coco_results(std::string_view json_text, const std::string& source,
-                                               const CocoGroundTruth& gt) {
-  const json doc = parse_json(json_text, source);
   if (!doc.is_array()) fail(source, "expected a JSON array of results");
-  std::unordered_set<int64_t> image_ids;
-  for (const auto& image : gt.images) image_ids.insert(image.id);
-  std::vector<CocoAnnotation> results;
+  std::vector<CocoResult> results;
+  if (doc.empty()) return results;
+  std::unordered_map<int64_t, const CocoImageRecord*> images;
+  for (const auto& image : gt.images) images.emplace(image.id, &image);
+  const ResultKind kind = result_kind(Entry{source, 0, doc[0]});
   results.reserve(doc.size());
-  for (size_t i = 0; i < doc.size(); ++i) {
-    Entry e{source, "results", i, doc[i]};
-    CocoAnnotation det;
-    det.image_id = e.id_field("image_id");
-    det.category_id = e.id_field("category_id");
-    det.bbox = e.bbox_field();
-    det.score = e.number_field("score");
-    if (!image_ids.count(det.image_id))
-      e.fail("image_id " + std::to_string(det.image_id) + " is not an image of the ground truth");
-    det.id = static_cast<int64_t>(i) + 1;  // COCO.loadRes: id = index + 1, area = w*h, iscrowd = 0
-    det.area = det.bbox[2] * det.bbox[3];
-    det.iscrowd = false;
-    results.push_back(det);
-  }
+  for (size_t i = 0; i < doc.size(); ++i) results.push_back(read_result(Entry{source, i, doc[i]}, kind, images));
   return results;
 }
 
-std::vector<CocoAnnotation> load_coco_results(const std::string& path, const CocoGroundTruth& gt) {
+std::vector<CocoResult> load_coco_results(const std::string& path, const CocoDataset& gt) {
   return parse_coco_results(read_text_file(path), path, gt);
+}
+
+CocoResult make_segm_result(int64_t image_id, int64_t category_id, Rle mask, double score) {
+  CocoResult det;
+  det.image_id = image_id;
+  det.category_id = category_id;
+  det.score = score;
+  det.bbox = to_bbox(mask);
+  det.area = static_cast<double>(area(mask));
+  det.segmentation = std::move(mask);
+  return det;
+}
+
+const char* iou_type_name(IouType type) { return type == IouType::segm ? "segm" : "bbox"; }
+
+IouType parse_iou_type(const std::string& name) {
+  if (name == "bbox") return IouType::bbox;
+  if (name == "segm") return IouType::segm;
+  throw std::invalid_argument("IoU type must be bbox or segm, got '" + name + "'");
 }
 
 // ---- evaluation ------------------------------------------------------------------------------------
@@ -309,6 +278,30 @@ Grouped group_by_cell(const std::vector<int32_t>& cat, const std::vector<int32_t
   return g;
 }
 
+// A ground-truth annotation as evaluateImg reads it: evaluate_bbox's flat view of the objects of
+// gt.images.
+struct GtBox {
+  std::array<double, 4> bbox;
+  double area;
+  int64_t id;
+  bool iscrowd;
+  const CocoObject* object;  // for its mask (segm)
+};
+
+// A detection's area as COCO.loadRes sets it: the mask's for results without a box, else w*h.
+double detection_area(const CocoResult& d) { return d.area ? *d.area : d.bbox[2] * d.bbox[3]; }
+
+// The evaluation's flat view (pycocotools' _prepare): dense image and category indices (sorted ids; -1:
+// not evaluated), the ground truth in getAnnIds order (image, then file order), detections' scores and
+// areas by index (read in every cell: kept apart from the larger CocoResult).
+struct Prepared {
+  std::vector<int64_t> img_ids, cat_ids;
+  std::vector<const CocoImageRecord*> images;  // by image index
+  std::vector<GtBox> gts;
+  std::vector<int32_t> gt_img, gt_cat, dt_img, dt_cat;
+  std::vector<double> dt_score, dt_area;
+};
+
 // One detection after evaluateImg, for one (image, category): its score, its rank among the image's
 // detections (for maxDets), and per area range the IoU thresholds where it matched a ground truth with
 // a non-zero id (dtMatches != 0) and where it is ignored (dtIgnore), as bit sets over the 10 thresholds.
@@ -346,8 +339,8 @@ double box_iou(const std::array<double, 4>& d, const std::array<double, 4>& g, b
 
 // Indices by score, highest first, ties in input order (np.argsort(-score, kind='mergesort')).
 // Insertion sort for the usual handful per cell: std::stable_sort allocates a buffer per call.
-void stable_sort_by_score(std::vector<uint32_t>& idx, const std::vector<CocoAnnotation>& dts) {
-  const auto higher = [&](uint32_t a, uint32_t b) { return dts[a].score > dts[b].score; };
+void stable_sort_by_score(std::vector<uint32_t>& idx, const std::vector<double>& scores) {
+  const auto higher = [&](uint32_t a, uint32_t b) { return scores[a] > scores[b]; };
   if (idx.size() > 32) {
     std::stable_sort(idx.begin(), idx.end(), higher);
     return;
@@ -362,25 +355,82 @@ void stable_sort_by_score(std::vector<uint32_t>& idx, const std::vector<CocoAnno
 
 bool outside(double area, int a) { return area < kAreaRanges[a][0] || area > kAreaRanges[a][1]; }
 
+// computeIoU for bbox: maskUtils.iou on boxes, [D x G] row-major by detection.
+struct BoxIou {
+  const std::vector<GtBox>& gts;
+  const std::vector<CocoResult>& dts;
+  void set_image(int32_t) {}
+  void operator()(const std::vector<uint32_t>& dets, const uint32_t* gt_idx, size_t G, std::vector<double>& ious) {
+    ious.resize(dets.size() * G);
+    for (size_t d = 0; d < dets.size(); ++d)
+      for (size_t g = 0; g < G; ++g)
+        ious[d * G + g] = box_iou(dts[dets[d]].bbox, gts[gt_idx[g]].bbox, gts[gt_idx[g]].iscrowd);
+  }
+};
+
+// computeIoU for segm: maskUtils.iou on the cell's masks, the objects' by annToRLE (object_rle) and the
+// detections' as given (loadRes gives a box result the filled box), on their image of height x width.
+class MaskIou {
+ public:
+  MaskIou(const std::vector<GtBox>& gts, const std::vector<CocoResult>& dts,
+          const std::vector<const CocoImageRecord*>& images, std::string file)
+      : gts_(gts), dts_(dts), images_(images), file_(std::move(file)) {}
+  void set_image(int32_t image) { image_ = images_[image]; }
+  void operator()(const std::vector<uint32_t>& dets, const uint32_t* gt_idx, size_t G, std::vector<double>& ious) {
+    ious.assign(dets.size() * G, 0.0);
+    if (dets.empty() || G == 0) return;
+    const int64_t h = image_->height, w = image_->width;
+    gt_masks_.clear();
+    crowd_.clear();
+    for (size_t g = 0; g < G; ++g) {
+      const GtBox& gt = gts_[gt_idx[g]];
+      try {
+        gt_masks_.push_back(object_rle(*gt.object, h, w));
+      } catch (const std::runtime_error& e) {
+        throw std::runtime_error(file_ + e.what());
+      }
+      crowd_.push_back(gt.iscrowd);
+    }
+    dt_masks_.clear();
+    for (uint32_t d : dets) {
+      const CocoResult& dt = dts_[d];
+      try {
+        dt_masks_.push_back(dt.segmentation ? *dt.segmentation : rle_from_box(dt.bbox, h, w));
+      } catch (const std::runtime_error& e) {
+        throw std::runtime_error("detection " + std::to_string(d) + ": " + e.what());
+      }
+    }
+    ious = iou(dt_masks_, gt_masks_, crowd_);
+  }
+
+ private:
+  const std::vector<GtBox>& gts_;
+  const std::vector<CocoResult>& dts_;
+  const std::vector<const CocoImageRecord*>& images_;  // by dense image index
+  std::string file_;  // "<annotation file>: " for errors in the ground truth
+  const CocoImageRecord* image_ = nullptr;
+  std::vector<Rle> gt_masks_, dt_masks_;
+  std::vector<bool> crowd_;
+};
+
 // COCOeval.evaluateImg for one (image, category) cell and all area ranges at maxDet 100: greedy matching
-// per IoU threshold of detections (score order, stable) to ground truth (ignored last, stable).
-// Appends the cell's detections to `out` and adds its non-ignored ground truth to `npig`.
-void evaluate_cell(const std::vector<CocoAnnotation>& gts, const uint32_t* gt_idx, size_t G,
-                   const std::vector<CocoAnnotation>& dts, const uint32_t* dt_idx, size_t num_dt,
-                   Workspace& ws, std::vector<EvalDet>& out, std::array<int64_t, kNumArea>& npig) {
+// per IoU threshold of detections (score order, stable) to ground truth (ignored last, stable), with the
+// IoUs of `compute_ious` (BoxIou or MaskIou). Appends the cell's detections to `out` and adds its
+// non-ignored ground truth to `npig`.
+template <class IouFn>
+void evaluate_cell(const Prepared& p, const uint32_t* gt_idx, size_t G, const uint32_t* dt_idx, size_t num_dt,
+                   IouFn& compute_ious, Workspace& ws, std::vector<EvalDet>& out,
+                   std::array<int64_t, kNumArea>& npig) {
+  const std::vector<GtBox>& gts = p.gts;
   auto& dets = ws.dets;
   dets.assign(dt_idx, dt_idx + num_dt);
-  stable_sort_by_score(dets, dts);
+  stable_sort_by_score(dets, p.dt_score);
   if (dets.size() > static_cast<size_t>(kMaxDets.back())) dets.resize(kMaxDets.back());
   const size_t D = dets.size();
-
-  ws.ious.resize(D * G);
-  for (size_t d = 0; d < D; ++d)
-    for (size_t g = 0; g < G; ++g)
-      ws.ious[d * G + g] = box_iou(dts[dets[d]].bbox, gts[gt_idx[g]].bbox, gts[gt_idx[g]].iscrowd);
+  compute_ious(dets, gt_idx, G, ws.ious);
 
   const size_t first = out.size();
-  for (size_t d = 0; d < D; ++d) out.push_back({dts[dets[d]].score, static_cast<uint32_t>(d), {}, {}});
+  for (size_t d = 0; d < D; ++d) out.push_back({p.dt_score[dets[d]], static_cast<uint32_t>(d), {}, {}});
 
   const auto& thrs = iou_thresholds();
   for (int a = 0; a < kNumArea; ++a) {
@@ -402,7 +452,8 @@ void evaluate_cell(const std::vector<CocoAnnotation>& gts, const uint32_t* gt_id
     npig[a] += static_cast<int64_t>(num_kept);
 
     for (int t = 0; t < kNumIou && G > 0; ++t) {
-      ws.taken.assign(G, 0);
+      ws.taken.resize(G);
+      std::fill(ws.taken.begin(), ws.taken.end(), uint8_t{0});
       for (size_t d = 0; d < D; ++d) {
         double best = std::min(thrs[t], 1 - 1e-10);
         int m = -1;
@@ -423,11 +474,10 @@ void evaluate_cell(const std::vector<CocoAnnotation>& gts, const uint32_t* gt_id
         ws.taken[m] = 1;
       }
     }
-    // Unmatched detections outside the area range are ignored; a detection's area is w*h (COCO.loadRes).
+    // Unmatched detections outside the area range are ignored (a detection's area: COCO.loadRes's).
     for (size_t d = 0; d < D; ++d) {
       EvalDet& e = out[first + d];
-      const auto& bbox = dts[dets[d]].bbox;
-      if (outside(bbox[2] * bbox[3], a)) e.ignored[a] |= static_cast<uint16_t>(~e.matched[a] & kAllIou);
+      if (outside(p.dt_area[dets[d]], a)) e.ignored[a] |= static_cast<uint16_t>(~e.matched[a] & kAllIou);
     }
   }
 }
@@ -578,42 +628,84 @@ double summarize_ar(Accumulated& acc, int a, int m) {
 
 }  // namespace
 
-CocoEvalResult evaluate_bbox(const CocoGroundTruth& gt, const std::vector<CocoAnnotation>& detections) {
-  CocoEvalResult result;
-  result.stats.fill(-1.0);
-  if (detections.empty()) return result;  // see coco_eval.h: "nothing to evaluate"
+namespace {
 
-  const std::vector<int64_t> img_ids = sorted_ids(gt.images);
-  const std::vector<int64_t> cat_ids = sorted_ids(gt.categories);
-  const IdIndex img_index(img_ids), cat_index(cat_ids);
-  const int I = static_cast<int>(img_ids.size()), K = static_cast<int>(cat_ids.size());
+std::string file_prefix(const CocoDataset& gt) {
+  return gt.annotation_file.empty() ? "" : gt.annotation_file.string() + ": ";
+}
 
+// segm reads masks of every image's size (annToRLE needs height and width); a detection's mask must
+// have its image's size.
+void check_mask_sizes(const CocoDataset& gt, const Prepared& p, const std::vector<CocoResult>& dts) {
+  std::vector<uint8_t> used(p.images.size(), 0);
+  for (int32_t img : p.gt_img) used[img] = 1;
+  for (size_t i = 0; i < dts.size(); ++i) {
+    if (p.dt_cat[i] >= 0) used[p.dt_img[i]] = 1;
+    const auto& image = *p.images[p.dt_img[i]];
+    const auto& mask = dts[i].segmentation;
+    if (mask && (mask->height != image.height || mask->width != image.width))
+      throw std::runtime_error("detection " + std::to_string(i) + ": segmentation size [" +
+                               std::to_string(mask->height) + ", " + std::to_string(mask->width) + "] differs from image id " +
+                               std::to_string(image.id) + "'s [" + std::to_string(image.height) + ", " +
+                               std::to_string(image.width) + "] (height, width)");
+  }
+  for (size_t k = 0; k < used.size(); ++k)
+    if (used[k] && (p.images[k]->height < 1 || p.images[k]->width < 1))
+      throw std::runtime_error(file_prefix(gt) + "image id " + std::to_string(p.images[k]->id) +
+                               ": segm evaluation needs its height and width (pycocotools' annToRLE reads them)");
+}
+
+Prepared prepare(const CocoDataset& gt, const std::vector<CocoResult>& dts) {
+  Prepared p;
+  p.img_ids = sorted_ids(gt.images);
+  p.cat_ids = sorted_ids(gt.categories);
+  const IdIndex img_index(p.img_ids), cat_index(p.cat_ids);
+  p.images.assign(p.img_ids.size(), nullptr);
+  for (const auto& image : gt.images) p.images[img_index.find(image.id)] = &image;
   // Detections: an unknown image is an error (COCO.loadRes asserts), an unknown category is ignored.
-  const auto& dts = detections;
-  std::vector<int32_t> dt_img(dts.size()), dt_cat(dts.size());
+  p.dt_img.resize(dts.size());
+  p.dt_cat.resize(dts.size());
+  p.dt_score.resize(dts.size());
+  p.dt_area.resize(dts.size());
   for (size_t i = 0; i < dts.size(); ++i) {
     const auto& d = dts[i];
     if (!std::isfinite(d.score))
       throw std::runtime_error("detection " + std::to_string(i) + ": score is not finite");
-    dt_img[i] = img_index.find(d.image_id);
-    if (dt_img[i] < 0)
+    p.dt_score[i] = d.score;
+    p.dt_area[i] = detection_area(d);
+    p.dt_img[i] = img_index.find(d.image_id);
+    if (p.dt_img[i] < 0)
       throw std::runtime_error("detection " + std::to_string(i) + ": image_id " + std::to_string(d.image_id) +
                                " is not an image of the ground truth");
-    dt_cat[i] = cat_index.find(d.category_id);
+    p.dt_cat[i] = cat_index.find(d.category_id);
   }
-  std::vector<int32_t> gt_img(gt.annotations.size()), gt_cat(gt.annotations.size());
-  for (size_t i = 0; i < gt.annotations.size(); ++i) {
-    gt_img[i] = img_index.find(gt.annotations[i].image_id);
-    gt_cat[i] = cat_index.find(gt.annotations[i].category_id);
+  // Ground truth: every object of every image, in image then file order (pycocotools' getAnnIds order).
+  size_t num_gt = 0;
+  for (const auto& image : gt.images) num_gt += image.objects.size();
+  p.gts.reserve(num_gt);
+  p.gt_img.reserve(num_gt);
+  p.gt_cat.reserve(num_gt);
+  for (const auto& image : gt.images) {
+    const int32_t img = img_index.find(image.id);
+    for (const auto& o : image.objects) {
+      p.gts.push_back({o.bbox, o.area, o.id, o.iscrowd, &o});
+      p.gt_img.push_back(img);
+      p.gt_cat.push_back(cat_index.find(o.category_id));
+    }
   }
-  const Grouped gts = group_by_cell(gt_cat, gt_img, K, I);
-  const Grouped dtg = group_by_cell(dt_cat, dt_img, K, I);
+  return p;
+}
 
+// evaluate() and accumulate() over every category: precision and recall per setting.
+template <class IouFn>
+Accumulated evaluate_categories(const Prepared& p, IouFn& compute_ious) {
+  const int I = static_cast<int>(p.img_ids.size()), K = static_cast<int>(p.cat_ids.size());
+  const Grouped gts = group_by_cell(p.gt_cat, p.gt_img, K, I);
+  const Grouped dtg = group_by_cell(p.dt_cat, p.dt_img, K, I);
   Accumulated acc;
   acc.num_cats = K;
   acc.precision.assign(static_cast<size_t>(kNumIou) * kNumRec * K * kNumArea * kNumMaxDet, -1.0);
   acc.recall.assign(static_cast<size_t>(kNumIou) * K * kNumArea * kNumMaxDet, -1.0);
-
   Workspace ws;
   std::vector<EvalDet> cat_dets;
   for (int k = 0; k < K; ++k) {
@@ -625,19 +717,25 @@ CocoEvalResult evaluate_bbox(const CocoGroundTruth& gt, const std::vector<CocoAn
     const uint32_t* d_end = dtg.order.data() + dtg.cat_begin[k + 1];
     // Walk the images in id order; cells with neither ground truth nor detections are skipped (None).
     while (g < g_end || d < d_end) {
-      const int32_t image = std::min(g < g_end ? gt_img[*g] : I, d < d_end ? dt_img[*d] : I);
+      const int32_t image = std::min(g < g_end ? p.gt_img[*g] : I, d < d_end ? p.dt_img[*d] : I);
       const uint32_t* g_stop = g;
-      while (g_stop < g_end && gt_img[*g_stop] == image) ++g_stop;
+      while (g_stop < g_end && p.gt_img[*g_stop] == image) ++g_stop;
       const uint32_t* d_stop = d;
-      while (d_stop < d_end && dt_img[*d_stop] == image) ++d_stop;
-      evaluate_cell(gt.annotations, g, static_cast<size_t>(g_stop - g), dts, d, static_cast<size_t>(d_stop - d),
-                    ws, cat_dets, npig);
+      while (d_stop < d_end && p.dt_img[*d_stop] == image) ++d_stop;
+      compute_ious.set_image(image);
+      evaluate_cell(p, g, static_cast<size_t>(g_stop - g), d, static_cast<size_t>(d_stop - d), compute_ious, ws,
+                    cat_dets, npig);
       g = g_stop;
       d = d_stop;
     }
     accumulate_category(cat_dets, npig, ws, acc, k);
   }
+  return acc;
+}
 
+// summarize(): the 12 stats, and AP per category.
+CocoEvalResult summarize(Accumulated& acc, const std::vector<int64_t>& cat_ids) {
+  CocoEvalResult result;
   const int all = 0, m100 = kNumMaxDet - 1;
   result.stats = {summarize_ap(acc, std::nullopt, all, m100),
                   summarize_ap(acc, 0.5, all, m100),
@@ -651,13 +749,42 @@ CocoEvalResult evaluate_bbox(const CocoGroundTruth& gt, const std::vector<CocoAn
                   summarize_ar(acc, 1, m100),
                   summarize_ar(acc, 2, m100),
                   summarize_ar(acc, 3, m100)};
-  for (int k = 0; k < K; ++k) {
+  for (int k = 0; k < acc.num_cats; ++k) {
     Mean mean;
     for (int t = 0; t < kNumIou; ++t)
       for (int r = 0; r < kNumRec; ++r) mean.add(acc.p(t, r, k, all, m100));
     result.per_category_ap[cat_ids[k]] = mean.value();
   }
   return result;
+}
+
+}  // namespace
+
+CocoEvalResult evaluate(const CocoDataset& gt, const std::vector<CocoResult>& detections, IouType iou_type) {
+  if (detections.empty()) {  // see coco_eval.h: "nothing to evaluate"
+    CocoEvalResult result;
+    result.stats.fill(-1.0);
+    return result;
+  }
+  const Prepared p = prepare(gt, detections);
+  Accumulated acc;
+  if (iou_type == IouType::segm) {
+    check_mask_sizes(gt, p, detections);
+    MaskIou ious(p.gts, detections, p.images, file_prefix(gt));
+    acc = evaluate_categories(p, ious);
+  } else {
+    BoxIou ious{p.gts, detections};
+    acc = evaluate_categories(p, ious);
+  }
+  return summarize(acc, p.cat_ids);
+}
+
+CocoEvalResult evaluate_bbox(const CocoDataset& gt, const std::vector<CocoResult>& detections) {
+  return evaluate(gt, detections, IouType::bbox);
+}
+
+CocoEvalResult evaluate_segm(const CocoDataset& gt, const std::vector<CocoResult>& detections) {
+  return evaluate(gt, detections, IouType::segm);
 }
 
 std::string format_summary(const CocoEvalResult& result) {

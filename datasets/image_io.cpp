@@ -42,8 +42,8 @@ bool jpeg_truncated(const std::vector<uchar>& b) {
   return true;
 }
 
-cv::Mat decode(const std::filesystem::path& path, int64_t max_pixels) {
-  auto bytes = read_bytes(path);
+// `name` says where the bytes came from (a path, or "request 3's image") in errors.
+cv::Mat decode_bytes(const std::vector<uchar>& bytes, const std::filesystem::path& path, int64_t max_pixels) {
   if (bytes.empty()) throw std::runtime_error(path.string() + ": image file is empty");
   if (const auto header = read_image_header(bytes.data(), bytes.size())) {
     if (auto why = too_many_pixels(path, *header, max_pixels); !why.empty()) throw std::runtime_error(why);
@@ -59,6 +59,18 @@ cv::Mat decode(const std::filesystem::path& path, int64_t max_pixels) {
   }
   if (img.empty()) throw std::runtime_error(path.string() + ": cannot decode image");
   return img;
+}
+
+cv::Mat decode(const std::filesystem::path& path, int64_t max_pixels) {
+  return decode_bytes(read_bytes(path), path, max_pixels);
+}
+
+torch::Tensor to_rgb_tensor(const cv::Mat& bgr) {
+  // Converted straight into the tensor's memory: no third copy of the image.
+  auto t = torch::empty({bgr.rows, bgr.cols, 3}, torch::kUInt8);
+  cv::Mat rgb(bgr.rows, bgr.cols, CV_8UC3, t.data_ptr<uint8_t>());
+  cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);
+  return t;
 }
 
 }  // namespace
@@ -90,12 +102,11 @@ std::string too_many_pixels(const std::filesystem::path& path, const ImageHeader
 }
 
 torch::Tensor load_image_rgb(const std::filesystem::path& path, int64_t max_pixels) {
-  cv::Mat bgr = decode(path, max_pixels);
-  // Converted straight into the tensor's memory: no third copy of the image.
-  auto t = torch::empty({bgr.rows, bgr.cols, 3}, torch::kUInt8);
-  cv::Mat rgb(bgr.rows, bgr.cols, CV_8UC3, t.data_ptr<uint8_t>());
-  cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);
-  return t;
+  return to_rgb_tensor(decode(path, max_pixels));
+}
+
+torch::Tensor decode_image_rgb(const std::string& bytes, const std::string& name, int64_t max_pixels) {
+  return to_rgb_tensor(decode_bytes(std::vector<uchar>(bytes.begin(), bytes.end()), name, max_pixels));
 }
 
 std::string image_problem(const std::filesystem::path& path, int64_t max_pixels) {

@@ -10,12 +10,30 @@
 
 namespace detr::datasets {
 
+namespace {
+
+// Upstream's criterion pads the batch's target masks bottom/right (nested_tensor_from_tensor_list),
+// which lines them up with the padded images only if each sample's masks have its image's size.
+void check_masks(const Sample& s, size_t index) {
+  const auto& m = s.target.masks;
+  if (!m.defined()) return;
+  TORCH_CHECK(m.dim() == 3 && m.size(1) == s.image.size(1) && m.size(2) == s.image.size(2),
+              "collate: sample ", index, ": target.masks must be [N, H, W] with the image's H x W ",
+              s.image.sizes().slice(1), ", got ", m.sizes());
+  const auto& b = s.target.boxes;
+  TORCH_CHECK(!b.defined() || b.size(0) == m.size(0), "collate: sample ", index, ": ", m.size(0),
+              " masks for ", b.size(0), " boxes");
+}
+
+}  // namespace
+
 Batch collate(std::vector<Sample> samples) {
   std::vector<torch::Tensor> images;
   Batch batch;
-  for (auto& s : samples) {
-    images.push_back(std::move(s.image));
-    batch.targets.push_back(std::move(s.target));
+  for (size_t i = 0; i < samples.size(); ++i) {
+    check_masks(samples[i], i);
+    images.push_back(std::move(samples[i].image));
+    batch.targets.push_back(std::move(samples[i].target));
   }
   batch.samples = util::nested_tensor_from_tensor_list(images);
   return batch;
@@ -95,6 +113,8 @@ Batch DataLoader::make_batch(int64_t b) const {
   if (options_.pin_memory) {
     batch.samples.tensors = batch.samples.tensors.pin_memory();
     batch.samples.mask = batch.samples.mask.pin_memory();
+    for (auto& t : batch.targets)  // the largest target field: copied to the GPU asynchronously too
+      if (t.masks.defined() && t.masks.numel()) t.masks = t.masks.pin_memory();
   }
   return batch;
 }

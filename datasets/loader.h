@@ -17,10 +17,12 @@ namespace detr::datasets {
 
 struct Batch {
   util::NestedTensor samples;          // [B, 3, H, W], mask [B, H, W] true on padding
-  std::vector<util::Target> targets;   // normalized cxcywh boxes
+  std::vector<util::Target> targets;   // normalized cxcywh boxes; masks (optional) [N_b, H_b, W_b]
 };
 
-// upstream collate_fn: pads bottom/right to the batch's largest image.
+// upstream collate_fn: pads the images bottom/right to the batch's largest; targets pass through
+// unpadded, masks included (upstream's criterion pads them to the batch, as the images). Checks that
+// each sample's masks have its image's size and one row per box.
 Batch collate(std::vector<Sample> samples);
 
 struct LoaderOptions {

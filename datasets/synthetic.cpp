@@ -5,6 +5,7 @@
 #include <fstream>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
+#include <optional>
 #include <random>
 #include <vector>
 
@@ -41,6 +42,27 @@ double draw(cv::Mat& img, int64_t c, const cv::Rect& r) {
   }
 }
 
+int64_t uniform(std::mt19937_64& rng, int64_t lo, int64_t hi) {
+  return std::uniform_int_distribution<int64_t>(lo, hi)(rng);
+}
+
+// A box with sides of 1/6..1/2 of the image's; with no_overlap, one at least 2 pixels clear of
+// `placed` (50 tries), else none.
+std::optional<cv::Rect> place_box(std::mt19937_64& rng, const SyntheticExportOptions& o,
+                                  const std::vector<cv::Rect>& placed) {
+  for (int attempt = 0; attempt < (o.no_overlap ? 50 : 1); ++attempt) {
+    const int64_t bw = uniform(rng, o.width / 6, o.width / 2), bh = uniform(rng, o.height / 6, o.height / 2);
+    const cv::Rect r(static_cast<int>(uniform(rng, 0, o.width - bw)), static_cast<int>(uniform(rng, 0, o.height - bh)),
+                     static_cast<int>(bw), static_cast<int>(bh));
+    bool free = true;
+    if (o.no_overlap)
+      for (const auto& p : placed)
+        if ((r & cv::Rect(p.x - 2, p.y - 2, p.width + 4, p.height + 4)).area() > 0) free = false;
+    if (free) return r;
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 void write_synthetic_cvat_export(const fs::path& root, const SyntheticExportOptions& o) {
@@ -52,7 +74,6 @@ void write_synthetic_cvat_export(const fs::path& root, const SyntheticExportOpti
   fs::create_directories(image_dir);
   fs::create_directories(root / "annotations");
   std::mt19937_64 rng(o.seed);
-  auto uniform = [&](int64_t lo, int64_t hi) { return std::uniform_int_distribution<int64_t>(lo, hi)(rng); };
 
   nlohmann::json images = nlohmann::json::array(), annotations = nlohmann::json::array(),
                  categories = nlohmann::json::array();
@@ -67,22 +88,13 @@ void write_synthetic_cvat_export(const fs::path& root, const SyntheticExportOpti
     cv::Mat img(static_cast<int>(o.height), static_cast<int>(o.width), CV_8UC3);
     cv::randu(img, cv::Scalar(90, 90, 90), cv::Scalar(150, 150, 150));
     const bool empty = o.cvat_quirks && n == 1;
-    const int64_t count = empty ? 0 : uniform(1, o.max_objects);
+    const int64_t count = empty ? 0 : uniform(rng, 1, o.max_objects);
     std::vector<cv::Rect> placed;
     for (int64_t k = 0; k < count; ++k) {
-      const int64_t c = uniform(1, o.num_classes);
-      cv::Rect r;
-      bool free = false;
-      for (int attempt = 0; attempt < (o.no_overlap ? 50 : 1) && !free; ++attempt) {
-        const int64_t bw = uniform(o.width / 6, o.width / 2), bh = uniform(o.height / 6, o.height / 2);
-        r = cv::Rect(static_cast<int>(uniform(0, o.width - bw)), static_cast<int>(uniform(0, o.height - bh)),
-                     static_cast<int>(bw), static_cast<int>(bh));
-        free = true;
-        if (o.no_overlap)  // apart by a margin of 2 pixels
-          for (const auto& p : placed)
-            if ((r & cv::Rect(p.x - 2, p.y - 2, p.width + 4, p.height + 4)).area() > 0) free = false;
-      }
-      if (!free) continue;  // no room left: fewer objects in this image
+      const int64_t c = uniform(rng, 1, o.num_classes);
+      const auto box = place_box(rng, o, placed);
+      if (!box) continue;  // no room left: fewer objects in this image
+      const cv::Rect r = *box;
       placed.push_back(r);
       const double area = draw(img, c, r);
       annotations.push_back({{"id", ann_id++},

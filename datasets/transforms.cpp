@@ -1,7 +1,10 @@
 #include "datasets/transforms.h"
 
+#include <ATen/Parallel.h>
+
 #include <cfenv>
 #include <cmath>
+#include <vector>
 
 #include "src/util/box_ops.h"
 
@@ -18,12 +21,138 @@ int64_t random_int(Rng& rng, int64_t lo, int64_t hi) {  // inclusive, as Python'
 int64_t height(const Sample& s) { return s.image.size(1); }
 int64_t width(const Sample& s) { return s.image.size(2); }
 
-// Keeps the objects selected by a [N] bool mask in every per-object field.
+// Keeps the objects selected by keep [N] bool in every per-object field that is present.
 void keep_objects(util::Target& t, const torch::Tensor& keep) {
-  t.boxes = t.boxes.index({keep});
-  t.labels = t.labels.index({keep});
-  if (t.area.defined()) t.area = t.area.index({keep});
-  if (t.iscrowd.defined()) t.iscrowd = t.iscrowd.index({keep});
+  for (auto* field : {&t.boxes, &t.labels, &t.area, &t.iscrowd, &t.masks})
+    if (field->defined()) *field = field->index({keep});
+}
+
+// masks [N, H, W] bool or uint8 (an object per row), checked against the image they belong to.
+void check_masks(const Sample& s, const char* transform) {
+  const auto& m = s.target.masks;
+  TORCH_CHECK(m.dim() == 3 && m.size(1) == height(s) && m.size(2) == width(s), transform,
+              ": target.masks must be [N, H, W] with the image's H x W ", s.image.sizes().slice(1),
+              ", got ", m.sizes());
+  TORCH_CHECK(m.scalar_type() == torch::kBool || m.scalar_type() == torch::kByte, transform,
+              ": target.masks must be bool or uint8, got ", m.scalar_type());
+}
+
+// The source index of each of `out` samples when torch's legacy "nearest" interpolation resizes
+// `in` samples to `out` (one axis; the 2-D kernel treats the axes independently). torch's own
+// kernel computes it, on the positions 0..in-1, so it stays exact for every ratio. -> [out] int64
+torch::Tensor nearest_source_index(int64_t in, int64_t out) {
+  const auto positions = torch::arange(in, torch::kFloat).view({1, 1, in, 1});
+  const auto picked = F::interpolate(positions, F::InterpolateFuncOptions()
+                                                    .size(std::vector<int64_t>{out, 1})
+                                                    .mode(torch::kNearest));
+  return picked.view({out}).to(torch::kLong);
+}
+
+// A chain of mask transforms as one selection of pixels from the original masks: output pixel
+// (k, y, x) is masks[objects[k], rows[y], cols[x]] != 0. Every transform upstream applies to masks
+// only selects pixels (flip, slice, nearest resize), so a pipeline can read the original masks once
+// and write only the final size: no intermediate size, however large, is ever allocated.
+struct MaskSelection {
+  torch::Tensor masks;    // [N, H, W] bool or uint8, as given
+  torch::Tensor objects;  // [K] int64 into N
+  torch::Tensor rows;     // [H'] int64 into H
+  torch::Tensor cols;     // [W'] int64 into W
+};
+
+MaskSelection select_all(const torch::Tensor& masks) {
+  auto all = [&](int64_t dim) { return torch::arange(masks.size(dim), torch::kLong); };
+  return {masks, all(0), all(1), all(2)};
+}
+
+// The selection after upstream's nearest resize to oh x ow.
+void resize_selection(MaskSelection& s, int64_t oh, int64_t ow) {
+  s.rows = s.rows.index_select(0, nearest_source_index(s.rows.numel(), oh));
+  s.cols = s.cols.index_select(0, nearest_source_index(s.cols.numel(), ow));
+}
+
+// The selected pixels, != 0 -> [K, H', W'] bool. On the CPU one pass over the output, reading the
+// masks in place (any strides).
+torch::Tensor gather_pixels(const MaskSelection& s) {
+  const auto& m = s.masks;
+  if (!m.is_cpu()) {
+    auto on = [&](const torch::Tensor& index) { return index.to(m.device()); };
+    return m.index_select(0, on(s.objects)).index_select(1, on(s.rows)).index_select(2, on(s.cols)).ne(0);
+  }
+  const auto objects = s.objects.contiguous(), rows = s.rows.contiguous(), cols = s.cols.contiguous();
+  const int64_t n = objects.numel(), oh = rows.numel(), ow = cols.numel();
+  auto out = torch::empty({n, oh, ow}, m.options().dtype(torch::kBool));
+  const auto* in = static_cast<const uint8_t*>(m.data_ptr());  // bool and uint8: one byte each
+  auto* dst = static_cast<bool*>(out.data_ptr());
+  const int64_t *obj = objects.data_ptr<int64_t>(), *row = rows.data_ptr<int64_t>();
+  std::vector<int64_t> col_offset(static_cast<size_t>(ow));
+  for (int64_t x = 0; x < ow; ++x) col_offset[x] = cols.data_ptr<int64_t>()[x] * m.stride(2);
+  at::parallel_for(0, n, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t k = begin; k < end; ++k)
+      for (int64_t y = 0; y < oh; ++y) {
+        const uint8_t* line = in + obj[k] * m.stride(0) + row[y] * m.stride(1);
+        bool* o = dst + (k * oh + y) * ow;
+        for (int64_t x = 0; x < ow; ++x) o[x] = line[col_offset[x]] != 0;
+      }
+  });
+  return out;
+}
+
+// Upstream's interpolate(masks[:, None].float(), (oh, ow), mode="nearest")[:, 0] > 0.5 without the
+// float copy: nearest copies whole source pixels, so reading the same rows and columns and testing
+// != 0 gives the same bool masks, written once at the output size.
+torch::Tensor resize_masks(const torch::Tensor& masks, int64_t oh, int64_t ow) {  // [N, oh, ow] bool
+  if (oh == masks.size(1) && ow == masks.size(2))
+    return masks.scalar_type() == torch::kBool ? masks : masks.ne(0);
+  auto selection = select_all(masks);
+  resize_selection(selection, oh, ow);
+  return gather_pixels(selection);
+}
+
+// Upstream's crop(image, target, (i, j, h, w)) in place. Returns keep [N] bool, the objects it kept:
+// by their cropped boxes whenever there are boxes (a kept mask may be empty), else by their cropped
+// masks; undefined when there is neither.
+torch::Tensor crop_sample(Sample& s, int64_t i, int64_t j, int64_t h, int64_t w) {
+  if (s.target.masks.defined()) check_masks(s, "crop");
+  s.image = s.image.slice(1, i, i + h).slice(2, j, j + w).contiguous();
+  auto& t = s.target;
+  t.size = torch::tensor({h, w}, torch::kLong);
+  // A view: keep_objects below copies only the objects kept.
+  if (t.masks.defined()) t.masks = t.masks.slice(1, i, i + h).slice(2, j, j + w);
+  torch::Tensor keep;
+  if (t.boxes.defined()) {
+    auto max_size = torch::tensor({static_cast<float>(w), static_cast<float>(h)});
+    auto cropped = (t.boxes - torch::tensor({j, i, j, i})).reshape({-1, 2, 2});
+    cropped = torch::min(cropped, max_size).clamp_min(0);
+    t.area = (cropped.select(1, 1) - cropped.select(1, 0)).prod(1);
+    t.boxes = cropped.reshape({-1, 4});
+    keep = (cropped.select(1, 1) > cropped.select(1, 0)).all(1);
+  } else if (t.masks.defined()) {
+    keep = t.masks.flatten(1).any(1);
+  }
+  if (keep.defined()) keep_objects(t, keep);
+  return keep;
+}
+
+// The masks of a sample with boxes, taken out of it to go through a pipeline as one selection (the
+// other fields go through the public transforms). nullopt without masks, or without boxes (then
+// the crop decides by the masks themselves, so they stay in the sample).
+std::optional<MaskSelection> take_masks(Sample& s, const char* pipeline) {
+  if (!s.target.masks.defined() || !s.target.boxes.defined()) return std::nullopt;
+  check_masks(s, pipeline);
+  auto selection = select_all(s.target.masks);
+  s.target.masks = torch::Tensor();
+  return selection;
+}
+
+// t [..., H, W] padded with zeros on the right and at the bottom.
+torch::Tensor pad_bottom_right(const torch::Tensor& t, int64_t right, int64_t bottom) {
+  auto sizes = t.sizes().vec();
+  const auto h = sizes.end()[-2], w = sizes.end()[-1];
+  sizes.end()[-2] += bottom;
+  sizes.end()[-1] += right;
+  auto out = torch::zeros(sizes, t.options());
+  out.narrow(-2, 0, h).narrow(-1, 0, w).copy_(t);
+  return out;
 }
 
 }  // namespace
@@ -67,16 +196,22 @@ torch::Tensor to_chw_float(const torch::Tensor& hwc_uint8) {
 Sample hflip(Sample s) {
   const auto w = width(s);
   s.image = s.image.flip(-1);
-  auto& b = s.target.boxes;
-  if (b.numel())
+  auto& t = s.target;
+  auto& b = t.boxes;
+  if (b.defined() && b.numel())
     b = b.index_select(1, torch::tensor({2, 1, 0, 3})) * torch::tensor({-1, 1, -1, 1}) +
         torch::tensor({w, int64_t{0}, w, int64_t{0}});
+  if (t.masks.defined()) {
+    check_masks(s, "hflip");
+    t.masks = t.masks.flip(-1);
+  }
   return s;
 }
 
 Sample resize(Sample s, int64_t size, std::optional<int64_t> max_size) {
   const auto h = height(s), w = width(s);
   const auto [oh, ow] = get_size_with_aspect_ratio(w, h, size, max_size);
+  if (s.target.masks.defined()) check_masks(s, "resize");
   if (oh != h || ow != w) {
     // PIL's antialiased bilinear, then back to whole uint8 levels.
     s.image = F::interpolate(s.image.unsqueeze(0), F::InterpolateFuncOptions()
@@ -92,24 +227,28 @@ Sample resize(Sample s, int64_t size, std::optional<int64_t> max_size) {
   const double rw = static_cast<double>(ow) / static_cast<double>(w);
   const double rh = static_cast<double>(oh) / static_cast<double>(h);
   auto& t = s.target;
-  if (t.boxes.numel())
+  if (t.boxes.defined() && t.boxes.numel())
     t.boxes = t.boxes * torch::tensor({static_cast<float>(rw), static_cast<float>(rh),
                                        static_cast<float>(rw), static_cast<float>(rh)});
   if (t.area.defined()) t.area = t.area * (rw * rh);
   t.size = torch::tensor({oh, ow}, torch::kLong);
+  if (t.masks.defined()) t.masks = resize_masks(t.masks, oh, ow);
   return s;
 }
 
 Sample crop(Sample s, int64_t i, int64_t j, int64_t h, int64_t w) {
-  s.image = s.image.slice(1, i, i + h).slice(2, j, j + w).contiguous();
+  crop_sample(s, i, j, h, w);
+  return s;
+}
+
+Sample pad(Sample s, int64_t right, int64_t bottom) {
+  TORCH_CHECK(right >= 0 && bottom >= 0, "pad: padding must be >= 0, got right ", right,
+              ", bottom ", bottom);
+  if (s.target.masks.defined()) check_masks(s, "pad");
+  s.image = pad_bottom_right(s.image, right, bottom);
   auto& t = s.target;
-  t.size = torch::tensor({h, w}, torch::kLong);
-  auto max_size = torch::tensor({static_cast<float>(w), static_cast<float>(h)});
-  auto cropped = (t.boxes - torch::tensor({j, i, j, i})).reshape({-1, 2, 2});
-  cropped = torch::min(cropped, max_size).clamp_min(0);
-  t.area = (cropped.select(1, 1) - cropped.select(1, 0)).prod(1);
-  t.boxes = cropped.reshape({-1, 4});
-  keep_objects(t, (cropped.select(1, 1) > cropped.select(1, 0)).all(1));
+  t.size = torch::tensor({height(s), width(s)}, torch::kLong);
+  if (t.masks.defined()) t.masks = pad_bottom_right(t.masks, right, bottom);
   return s;
 }
 
@@ -119,28 +258,58 @@ Sample normalize(Sample s) {
   const auto h = height(s), w = width(s);
   s.image = (s.image / 255).sub_(mean).div_(std);
   auto& b = s.target.boxes;
-  b = util::box_xyxy_to_cxcywh(b) / torch::tensor({static_cast<float>(w), static_cast<float>(h),
-                                                   static_cast<float>(w), static_cast<float>(h)});
+  if (b.defined())
+    b = util::box_xyxy_to_cxcywh(b) / torch::tensor({static_cast<float>(w), static_cast<float>(h),
+                                                     static_cast<float>(w), static_cast<float>(h)});
   return s;
 }
 
-Sample train_transforms(Sample s, const TransformConfig& c, Rng& rng) {
+TrainAugmentation draw_train_augmentation(int64_t h, int64_t w, const TransformConfig& c, Rng& rng) {
   auto pick = [&](const std::vector<int64_t>& v) { return v[random_int(rng, 0, v.size() - 1)]; };
-  if (std::uniform_real_distribution<double>(0, 1)(rng) < 0.5) s = hflip(std::move(s));
-  if (std::uniform_real_distribution<double>(0, 1)(rng) < 0.5) {
-    s = resize(std::move(s), pick(c.scales), c.max_size);
-  } else {
-    s = resize(std::move(s), pick(c.crop_resize), std::nullopt);
-    // RandomSizeCrop(crop_min, crop_max); a side shorter than crop_min is taken whole
-    // (upstream's random.randint would raise).
-    const auto H = height(s), W = width(s);
-    const int64_t w = random_int(rng, std::min(c.crop_min, W), std::min(W, c.crop_max));
-    const int64_t h = random_int(rng, std::min(c.crop_min, H), std::min(H, c.crop_max));
-    const int64_t i = random_int(rng, 0, H - h), j = random_int(rng, 0, W - w);
-    s = crop(std::move(s), i, j, h, w);
-    s = resize(std::move(s), pick(c.scales), c.max_size);
+  TrainAugmentation a;
+  a.flip = std::uniform_real_distribution<double>(0, 1)(rng) < 0.5;
+  a.crop = !(std::uniform_real_distribution<double>(0, 1)(rng) < 0.5);
+  if (a.crop) {
+    a.crop_resize = pick(c.crop_resize);
+    // RandomSizeCrop(crop_min, crop_max) on the resized image; a side shorter than crop_min is
+    // taken whole (upstream's random.randint would raise).
+    const auto [H, W] = get_size_with_aspect_ratio(w, h, a.crop_resize, std::nullopt);
+    a.crop_w = random_int(rng, std::min(c.crop_min, W), std::min(W, c.crop_max));
+    a.crop_h = random_int(rng, std::min(c.crop_min, H), std::min(H, c.crop_max));
+    a.top = random_int(rng, 0, H - a.crop_h);
+    a.left = random_int(rng, 0, W - a.crop_w);
+  }
+  a.size = pick(c.scales);
+  return a;
+}
+
+Sample apply_train_augmentation(Sample s, const TrainAugmentation& a, const TransformConfig& c) {
+  auto masks = take_masks(s, "train_transforms");  // read once, at the end
+  if (a.flip) {
+    s = hflip(std::move(s));
+    if (masks) masks->cols = masks->cols.flip(0);
+  }
+  if (a.crop) {
+    s = resize(std::move(s), a.crop_resize, std::nullopt);
+    if (masks) resize_selection(*masks, height(s), width(s));
+    const auto keep = crop_sample(s, a.top, a.left, a.crop_h, a.crop_w);
+    if (masks) {
+      masks->objects = masks->objects.index({keep});
+      masks->rows = masks->rows.slice(0, a.top, a.top + a.crop_h);
+      masks->cols = masks->cols.slice(0, a.left, a.left + a.crop_w);
+    }
+  }
+  s = resize(std::move(s), a.size, c.max_size);
+  if (masks) {
+    resize_selection(*masks, height(s), width(s));
+    s.target.masks = gather_pixels(*masks);
   }
   return normalize(std::move(s));
+}
+
+Sample train_transforms(Sample s, const TransformConfig& c, Rng& rng) {
+  const auto a = draw_train_augmentation(height(s), width(s), c, rng);
+  return apply_train_augmentation(std::move(s), a, c);
 }
 
 Sample val_transforms(Sample s, const TransformConfig& c) {

@@ -1,7 +1,8 @@
 // Upstream's detection transforms (datasets/transforms.py, make_coco_transforms in datasets/coco.py)
 // on (image, target) pairs. Images are [3, H, W] float holding uint8 values (0..255) until
 // normalize(); each resize rounds back to whole levels as PIL does. Boxes are absolute xyxy until
-// normalize() turns them into cxcywh relative to the unpadded image.
+// normalize() turns them into cxcywh relative to the unpadded image. Instance masks (target.masks,
+// segmentation only) follow every geometric transform as upstream's do; without them nothing is spent.
 #pragma once
 #include <torch/torch.h>
 
@@ -15,7 +16,8 @@ namespace detr::datasets {
 
 struct Sample {
   torch::Tensor image;  // [3, H, W] float
-  util::Target target;  // boxes [N, 4] xyxy absolute (cxcywh normalized after normalize())
+  util::Target target;  // boxes [N, 4] xyxy absolute (cxcywh normalized after normalize());
+                        // masks (optional) [N, H, W] bool or uint8, the image's H x W
 };
 
 // The sizes the transforms use (upstream's defaults; --scales, --max_size, --val_size change them).
@@ -41,16 +43,39 @@ using Rng = std::mt19937_64;
 std::pair<int64_t, int64_t> get_size_with_aspect_ratio(int64_t w, int64_t h, int64_t size,
                                                        std::optional<int64_t> max_size);
 
+// Masks: hflip flips them; resize picks the pixels torch's legacy "nearest" picks (upstream:
+// interpolate(masks[:, None].float(), size, mode="nearest")[:, 0] > 0.5) and returns bool, with no
+// float copy; crop slices them and keeps the objects whose cropped box is non-empty, so a kept mask
+// may be empty (masks.flatten(1).any(1) decides only when there are no boxes); pad pads them with
+// false. crop, hflip and pad keep the masks' dtype.
 Sample hflip(Sample s);
 Sample resize(Sample s, int64_t size, std::optional<int64_t> max_size);
 Sample crop(Sample s, int64_t i, int64_t j, int64_t h, int64_t w);  // region top, left, height, width
+// Zeros on the right and at the bottom (upstream pad(image, target, (right, bottom))); boxes unchanged.
+Sample pad(Sample s, int64_t right, int64_t bottom);
 // ToTensor + Normalize(ImageNet mean/std) and boxes -> normalized cxcywh.
 Sample normalize(Sample s);
 
 // The training pipeline: RandomHorizontalFlip(0.5), RandomSelect(RandomResize(scales, max_size),
 // [RandomResize(crop_resize), RandomSizeCrop(crop_min, crop_max), RandomResize(scales, max_size)]),
-// Normalize.
+// Normalize. = apply_train_augmentation(s, draw_train_augmentation(H, W, config, rng), config).
 Sample train_transforms(Sample s, const TransformConfig& config, Rng& rng);
+
+// The random choices of one train_transforms call, for an image of h x w.
+struct TrainAugmentation {
+  bool flip = false;            // RandomHorizontalFlip
+  bool crop = false;            // RandomSelect: false = resize only, true = the crop branch
+  int64_t crop_resize = 0;      // crop branch: first resize (shorter side, no max_size)
+  int64_t top = 0, left = 0;    // crop branch: RandomSizeCrop's region on the resized image
+  int64_t crop_h = 0, crop_w = 0;
+  int64_t size = 0;             // final resize (shorter side, capped by max_size)
+};
+TrainAugmentation draw_train_augmentation(int64_t h, int64_t w, const TransformConfig& config, Rng& rng);
+// hflip / resize / crop / resize / normalize as chosen. Masks with boxes are read once, at the final
+// size (every step only selects their pixels), so the crop branch's large intermediate resize
+// never exists for them; the result equals the same public transforms applied one by one.
+Sample apply_train_augmentation(Sample s, const TrainAugmentation& augmentation,
+                                const TransformConfig& config);
 // Validation: RandomResize([val_size], max_size), Normalize.
 Sample val_transforms(Sample s, const TransformConfig& config);
 

@@ -1,6 +1,8 @@
-// Fuzz target: the COCO annotation reader (datasets::load_coco) on arbitrary bytes as the annotation
-// file, then what training does with a dataset that loads (summary, per-image box conversion, the
-// --val_split split).
+// Fuzz target: the COCO annotation reader on arbitrary bytes as the annotation file, both as training
+// uses it (datasets::load_coco) and as evaluation does (datasets::parse_coco_annotations, no image
+// lookup), segmentations included (polygons and RLE, checked by the mask codec at load), then what
+// training and evaluation do with a dataset that loads (summary, per-image box conversion, the
+// --val_split split, each object's mask by object_rle).
 //
 // load_coco reads a file: each input is written to one scratch file per process
 // (/tmp/detr_fuzz_coco.<pid>/instances.json), next to an image folder holding a few header-only
@@ -11,6 +13,7 @@
 // or a huge allocation is a finding.
 #include <unistd.h>
 
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -19,6 +22,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <string_view>
 #include <system_error>
 
 #include "datasets/coco.h"
@@ -85,12 +89,39 @@ void expect_only_exceptions(F&& f) {
   }
 }
 
+// Rasterising is linear in a polygon's upsampled boundary (up to 2^26 points each, by the codec's
+// limit), so a few kilobytes of far-out coordinates could take minutes: masks are made only for
+// polygons near small images, which is where their bugs would be.
+bool cheap_mask(const detr::datasets::CocoObject& o, int64_t width, int64_t height) {
+  if (width < 1 || height < 1 || width > 1024 || height > 1024) return false;
+  size_t numbers = 0;
+  for (const auto& p : o.segmentation.polygons) {
+    numbers += p.size();
+    for (double v : p)
+      if (!(std::abs(v) <= 4096)) return false;
+  }
+  return numbers <= 4096 && std::abs(o.bbox[0]) + std::abs(o.bbox[2]) <= 4096 &&
+         std::abs(o.bbox[1]) + std::abs(o.bbox[3]) <= 4096;
+}
+
+void use_masks(const detr::datasets::CocoImageRecord& rec, std::string& sink) {
+  namespace ds = detr::datasets;
+  for (const auto& o : rec.objects) {
+    if (!cheap_mask(o, rec.width, rec.height)) continue;
+    expect_only_exceptions([&] {
+      const auto rle = ds::object_rle(o, rec.height, rec.width);
+      sink += std::to_string(ds::area(rle)) + std::to_string(ds::to_bbox(rle)[2]);
+    });
+  }
+}
+
 void use(const detr::datasets::CocoDataset& data) {
   namespace ds = detr::datasets;
   std::string sink = ds::format_summary(data, "train");
   for (const auto& rec : data.images) {
     const auto clean = ds::convert_objects(rec.objects, rec.width, rec.height);
     sink += std::to_string(clean.labels.size());
+    use_masks(rec, sink);
   }
   if (data.images.size() >= 2)
     expect_only_exceptions([&] {
@@ -115,6 +146,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       use(ds::load_coco(split, options));
     } catch (const std::exception&) {
     }
+  }
+  try {
+    use(ds::parse_coco_annotations(std::string_view(reinterpret_cast<const char*>(data), size), "instances.json"));
+  } catch (const std::exception&) {
   }
   return 0;
 }

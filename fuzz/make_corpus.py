@@ -216,13 +216,18 @@ def write(dir_, files):
 
 
 def main():
-    shutil.rmtree(OUT, ignore_errors=True)
+    for p in OUT.rglob("*"):  # regenerated; regress_* (inputs fuzzing found) stay
+        if p.is_file() and not p.name.startswith("regress_"):
+            p.unlink()
     write(OUT / "torch_save", torch_save_seeds())
     for p in sorted((ROOT / "tests" / "data" / "torchsave").glob("*.pth")):
         shutil.copy(p, OUT / "torch_save" / p.name)
     write(OUT / "coco", coco_seeds())
     for case in ("case_00", "case_03", "case_07"):
         shutil.copy(ROOT / "tests" / "data" / "cocoeval" / case / "gt.json", OUT / "coco" / f"cocoeval_{case}.json")
+    shutil.copy(ROOT / "tests" / "data" / "cocoeval_segm" / "case_04" / "gt.json", OUT / "coco" / "cocoeval_segm_case_04.json")
+    for p in sorted((ROOT / "fuzz" / "seeds" / "coco").glob("*.json")):  # hand-written segmentation seeds
+        shutil.copy(p, OUT / "coco" / p.name)
     total = sum(p.stat().st_size for p in OUT.rglob("*") if p.is_file())
     print(f"{OUT}: {sum(1 for p in OUT.rglob('*') if p.is_file())} files, {total} bytes")
 

@@ -48,14 +48,15 @@ std::pair<torch::Tensor, torch::Tensor> FrozenBatchNorm2dImpl::scale_shift() con
   return {scale, bias - running_mean * scale};
 }
 
-torch::Tensor conv_bn(const torch::nn::Conv2d& conv, const FrozenBatchNorm2d& bn, const torch::Tensor& x) {
+torch::Tensor conv_bn(const torch::nn::Conv2d& conv, const FrozenBatchNorm2d& bn, const torch::Tensor& x,
+                      ConvAlgorithm algorithm) {
   auto [scale, shift] = bn->scale_shift();
   const auto& o = conv->options;
   // Every backbone conv is "same"-padded: padding = dilation * (kernel - 1) / 2 (7x7: 3, 3x3: dilation).
   const auto k = o.kernel_size(), d = o.dilation();
   const std::vector<int64_t> padding{d->at(0) * (k->at(0) - 1) / 2, d->at(1) * (k->at(1) - 1) / 2};
   auto w = conv->weight * scale.reshape({-1, 1, 1, 1});
-  return conv2d(x, w, shift, o.stride(), padding, o.dilation(), o.groups());  // Winograd where it applies
+  return conv2d(x, w, shift, o.stride(), padding, o.dilation(), o.groups(), algorithm);  // Winograd where it applies
 }
 
 torch::Tensor FrozenBatchNorm2dImpl::forward(const torch::Tensor& x) {
@@ -81,22 +82,23 @@ BasicBlockImpl::BasicBlockImpl(int64_t inplanes, int64_t planes, int64_t stride,
 
 namespace {
 // downsample = Sequential(conv 1x1, FrozenBatchNorm2d), folded like the others.
-torch::Tensor conv_then_bn(torch::nn::Conv2d conv, FrozenBatchNorm2d bn, const torch::Tensor& x, bool fold) {
-  return fold ? conv_bn(conv, bn, x) : bn(conv->forward(x));
+torch::Tensor conv_then_bn(torch::nn::Conv2d conv, FrozenBatchNorm2d bn, const torch::Tensor& x,
+                           const ConvKernels& k) {
+  return k.fold_bn ? conv_bn(conv, bn, x, k.algorithm) : bn(conv->forward(x));
 }
 
-torch::Tensor identity_of(const torch::nn::Sequential& downsample, const torch::Tensor& x, bool fold) {
+torch::Tensor identity_of(const torch::nn::Sequential& downsample, const torch::Tensor& x, const ConvKernels& k) {
   if (!downsample) return x;
   auto conv = std::dynamic_pointer_cast<torch::nn::Conv2dImpl>(downsample->ptr(0));
   FrozenBatchNorm2d bn(std::dynamic_pointer_cast<FrozenBatchNorm2dImpl>(downsample->ptr(1)));
-  return conv_then_bn(torch::nn::Conv2d(conv), bn, x, fold);
+  return conv_then_bn(torch::nn::Conv2d(conv), bn, x, k);
 }
 }  // namespace
 
 torch::Tensor BasicBlockImpl::forward(const torch::Tensor& x) {
-  auto out = conv_then_bn(conv1, bn1, x, fold_bn).relu_();
-  out = conv_then_bn(conv2, bn2, out, fold_bn);
-  return out.add_(identity_of(downsample, x, fold_bn)).relu_();
+  auto out = conv_then_bn(conv1, bn1, x, kernels_).relu_();
+  out = conv_then_bn(conv2, bn2, out, kernels_);
+  return out.add_(identity_of(downsample, x, kernels_)).relu_();
 }
 
 BottleneckImpl::BottleneckImpl(int64_t inplanes, int64_t planes, int64_t stride,
@@ -112,10 +114,10 @@ BottleneckImpl::BottleneckImpl(int64_t inplanes, int64_t planes, int64_t stride,
 }
 
 torch::Tensor BottleneckImpl::forward(const torch::Tensor& x) {
-  auto out = conv_then_bn(conv1, bn1, x, fold_bn).relu_();
-  out = conv_then_bn(conv2, bn2, out, fold_bn).relu_();
-  out = conv_then_bn(conv3, bn3, out, fold_bn);
-  return out.add_(identity_of(downsample, x, fold_bn)).relu_();
+  auto out = conv_then_bn(conv1, bn1, x, kernels_).relu_();
+  out = conv_then_bn(conv2, bn2, out, kernels_).relu_();
+  out = conv_then_bn(conv3, bn3, out, kernels_);
+  return out.add_(identity_of(downsample, x, kernels_)).relu_();
 }
 
 ResNetBodyImpl::ResNetBodyImpl(const std::string& name, bool dilation) {
@@ -127,6 +129,7 @@ ResNetBodyImpl::ResNetBodyImpl(const std::string& name, bool dilation) {
   layer3 = register_module("layer3", make_layer(arch.bottleneck, 256, arch.blocks[2], 2, false));
   layer4 = register_module("layer4", make_layer(arch.bottleneck, 512, arch.blocks[3], 2, dilation));
   num_channels = arch.bottleneck ? 2048 : 512;
+  for (int64_t planes : {64, 128, 256, 512}) layer_channels.push_back(planes * (arch.bottleneck ? 4 : 1));
   // torchvision's init: kaiming_normal_(fan_out, relu) on every conv; BN buffers are 1/0 already.
   for (auto& m : modules(/*include_self=*/false)) {
     if (auto* c = m->as<torch::nn::Conv2d>()) {
@@ -164,16 +167,16 @@ torch::nn::Sequential ResNetBodyImpl::make_layer(bool bottleneck, int64_t planes
   return layer;
 }
 
-void ResNetBodyImpl::set_fold_bn(bool fold) {
-  fold_bn_ = fold;
+void ResNetBodyImpl::set_kernels(const ConvKernels& kernels) {
+  kernels_ = kernels;
   for (auto& m : modules(/*include_self=*/false)) {
-    if (auto* b = m->as<BasicBlock>()) b->fold_bn = fold;
-    if (auto* b = m->as<Bottleneck>()) b->fold_bn = fold;
+    if (auto* b = m->as<BasicBlock>()) b->set_kernels(kernels);
+    if (auto* b = m->as<Bottleneck>()) b->set_kernels(kernels);
   }
 }
 
 std::vector<torch::Tensor> ResNetBodyImpl::forward(const torch::Tensor& x, bool return_all) {
-  auto y = conv_then_bn(conv1, bn1, x, fold_bn_).relu_();
+  auto y = conv_then_bn(conv1, bn1, x, kernels_).relu_();
   y = F::max_pool2d(y, F::MaxPool2dFuncOptions(3).stride(2).padding(1));
   std::vector<torch::Tensor> outs;
   for (auto* layer : {&layer1, &layer2, &layer3, &layer4}) {
@@ -197,19 +200,41 @@ BackboneImpl::BackboneImpl(BackboneOptions opts) : options(std::move(opts)) {
   }
 }
 
-util::NestedTensor BackboneImpl::forward(const util::NestedTensor& samples) {
+void BackboneImpl::set_kernels(const ConvKernels& kernels) {
+  kernels_ = kernels;
+  body->set_kernels(kernels);
+}
+
+namespace {
+// The padding mask [B, H, W] resized to x [B, C, h, w] by legacy 'nearest' (src = floor(dst * in / out)),
+// as F.interpolate's default mode.
+torch::Tensor mask_for(const torch::Tensor& mask, const torch::Tensor& x) {
+  return F::interpolate(mask.unsqueeze(0).to(torch::kFloat),
+                        F::InterpolateFuncOptions()
+                            .size(std::vector<int64_t>{x.size(-2), x.size(-1)})
+                            .mode(torch::kNearest))
+      .to(torch::kBool)[0];
+}
+}  // namespace
+
+std::vector<util::NestedTensor> BackboneImpl::run_body(const util::NestedTensor& samples, bool return_all) {
   // channels_last lets oneDNN / cuDNN skip layout reorders around every convolution.
-  const bool cl = options.channels_last();
+  const bool cl = kernels_.channels_last;
   auto in = cl ? samples.tensors.contiguous(torch::MemoryFormat::ChannelsLast) : samples.tensors;
-  auto x = body->forward(in).back();  // [B, C, h, w]
-  if (cl) x = x.contiguous();
-  // Legacy 'nearest' (src = floor(dst * in / out)), as F.interpolate's default mode.
-  auto m = F::interpolate(samples.mask.unsqueeze(0).to(torch::kFloat),
-                          F::InterpolateFuncOptions()
-                              .size(std::vector<int64_t>{x.size(-2), x.size(-1)})
-                              .mode(torch::kNearest))
-               .to(torch::kBool)[0];
-  return {x, m};
+  std::vector<util::NestedTensor> out;
+  for (auto& x : body->forward(in, return_all)) {  // [B, C, h, w] each
+    if (cl) x = x.contiguous();
+    out.push_back({x, mask_for(samples.mask, x)});
+  }
+  return out;
+}
+
+util::NestedTensor BackboneImpl::forward(const util::NestedTensor& samples) {
+  return run_body(samples, /*return_all=*/false).back();
+}
+
+std::vector<util::NestedTensor> BackboneImpl::forward_levels(const util::NestedTensor& samples) {
+  return run_body(samples, /*return_all=*/true);
 }
 
 }  // namespace detr::models

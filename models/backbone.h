@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "models/winograd_conv.h"
 #include "src/util/misc.h"
 
 namespace detr::models {
@@ -27,7 +28,17 @@ TORCH_MODULE(FrozenBatchNorm2d);
 // bn(conv(x)) computed as one convolution: the frozen affine map is folded into the (possibly
 // trainable) conv weight and a bias, which saves two passes over every activation. Gradients reach the
 // conv weight through the fold. Equal to the unfolded form up to float32 rounding.
-torch::Tensor conv_bn(const torch::nn::Conv2d& conv, const FrozenBatchNorm2d& bn, const torch::Tensor& x);
+torch::Tensor conv_bn(const torch::nn::Conv2d& conv, const FrozenBatchNorm2d& bn, const torch::Tensor& x,
+                      ConvAlgorithm algorithm = ConvAlgorithm::kWinograd);
+
+// How one model's backbone convolutions run: a setting of that model instance, chosen by its owner
+// (the run's --conv_algorithm; the parity tool's upstream order). All choices compute the same
+// function up to float32 rounding.
+struct ConvKernels {
+  bool fold_bn = true;        // conv_bn, or upstream's exact order: conv, then FrozenBatchNorm2d
+  bool channels_last = true;  // run the ResNet in NHWC (faster with oneDNN and cuDNN)
+  ConvAlgorithm algorithm = ConvAlgorithm::kWinograd;  // CPU 3x3 convolutions
+};
 
 // torchvision's BasicBlock (resnet18/34) and Bottleneck (resnet50/101, stride on conv2, "v1.5").
 class BasicBlockImpl : public torch::nn::Module {
@@ -40,7 +51,10 @@ class BasicBlockImpl : public torch::nn::Module {
   torch::nn::Conv2d conv1{nullptr}, conv2{nullptr};
   FrozenBatchNorm2d bn1{nullptr}, bn2{nullptr};
   torch::nn::Sequential downsample{nullptr};
-  bool fold_bn = true;  // conv_bn (default) or upstream's separate conv, then FrozenBatchNorm2d
+  void set_kernels(const ConvKernels& kernels) { kernels_ = kernels; }
+
+ private:
+  ConvKernels kernels_;
 };
 TORCH_MODULE(BasicBlock);
 
@@ -54,7 +68,10 @@ class BottleneckImpl : public torch::nn::Module {
   torch::nn::Conv2d conv1{nullptr}, conv2{nullptr}, conv3{nullptr};
   FrozenBatchNorm2d bn1{nullptr}, bn2{nullptr}, bn3{nullptr};
   torch::nn::Sequential downsample{nullptr};
-  bool fold_bn = true;
+  void set_kernels(const ConvKernels& kernels) { kernels_ = kernels; }
+
+ private:
+  ConvKernels kernels_;
 };
 TORCH_MODULE(Bottleneck);
 
@@ -70,12 +87,11 @@ class ResNetBodyImpl : public torch::nn::Module {
   FrozenBatchNorm2d bn1{nullptr};
   torch::nn::Sequential layer1{nullptr}, layer2{nullptr}, layer3{nullptr}, layer4{nullptr};
   int64_t num_channels = 0;  // layer4's: 512 (resnet18/34) or 2048
-  // Folding frozen BN into the convs (default) saves two passes over every activation; false runs
-  // upstream's exact operation order (used to measure float32 rounding against the reference).
-  void set_fold_bn(bool fold);
+  std::vector<int64_t> layer_channels;  // layer1..layer4's: 64..512 (resnet18/34) or 256..2048
+  void set_kernels(const ConvKernels& kernels);  // every block's
 
  private:
-  bool fold_bn_ = true;
+  ConvKernels kernels_;
   torch::nn::Sequential make_layer(bool bottleneck, int64_t planes, int64_t blocks, int64_t stride,
                                    bool dilate);
   int64_t inplanes_ = 64;
@@ -87,7 +103,6 @@ struct BackboneOptions {
   TORCH_ARG(std::string, name) = "resnet50";
   TORCH_ARG(bool, train_backbone) = true;  // lr_backbone > 0
   TORCH_ARG(bool, dilation) = false;
-  TORCH_ARG(bool, channels_last) = true;  // run the ResNet in NHWC (faster with oneDNN and cuDNN)
 };
 
 // Backbone = ResNet body + mask downsampling. Registered as "body".
@@ -96,10 +111,18 @@ class BackboneImpl : public torch::nn::Module {
   explicit BackboneImpl(BackboneOptions options);
   // Returns layer4's features [B, C, h, w] with the padding mask resized to them [B, h, w].
   util::NestedTensor forward(const util::NestedTensor& samples);
+  // Upstream's return_interm_layers (--masks): layer1..layer4's features [B, C_l, H/s_l, W/s_l]
+  // (s_l = 4, 8, 16, 32; layer4 at 16 with dilation), each with the padding mask resized to it.
+  std::vector<util::NestedTensor> forward_levels(const util::NestedTensor& samples);
+  void set_kernels(const ConvKernels& kernels);
 
   BackboneOptions options;
   ResNetBody body{nullptr};
   int64_t num_channels = 0;
+
+ private:
+  ConvKernels kernels_;
+  std::vector<util::NestedTensor> run_body(const util::NestedTensor& samples, bool return_all);
 };
 TORCH_MODULE(Backbone);
 

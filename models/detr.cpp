@@ -36,9 +36,16 @@ DETRImpl::DETRImpl(Joiner bb, Transformer tr, DETROptions opts) : options(opts) 
 
 DetrOutput DETRImpl::forward(const util::NestedTensor& samples) {
   auto [features, pos] = backbone->forward(samples);
-  auto hs = transformer->forward(input_proj(features.tensors), features.mask, query_embed->weight,
-                                 pos)
-                .first;                               // [L, B, Q, C]
+  return predict(run_transformer(features, pos).hs);
+}
+
+TransformerPass DETRImpl::run_transformer(const util::NestedTensor& features, const torch::Tensor& pos) {
+  auto src_proj = input_proj(features.tensors);
+  auto [hs, memory] = transformer->forward(src_proj, features.mask, query_embed->weight, pos);
+  return {src_proj, features.mask, hs, memory};
+}
+
+DetrOutput DETRImpl::predict(const torch::Tensor& hs) {
   auto outputs_class = class_embed(hs);               // [L, B, Q, num_classes + 1]
   auto outputs_coord = bbox_embed(hs).sigmoid();      // [L, B, Q, 4]
   const int64_t n_layers = hs.size(0);
@@ -55,7 +62,7 @@ DetrOutput DETRImpl::forward(const util::NestedTensor& samples) {
 DETR build_model(const ModelConfig& c) {
   c.validate();
   auto backbone = Backbone(
-      BackboneOptions().name(c.backbone).train_backbone(c.lr_backbone > 0).dilation(c.dilation));
+      BackboneOptions().name(c.backbone).train_backbone(c.train_backbone).dilation(c.dilation));
   auto joiner = Joiner(backbone, c.position_embedding, c.hidden_dim);
   auto transformer = Transformer(TransformerOptions()
                                      .d_model(c.hidden_dim)

@@ -21,6 +21,15 @@ struct Prediction {
 
 struct DetrOutput : Prediction {
   std::vector<Prediction> aux_outputs;  // decoder layers 0..L-2 when aux_loss
+  torch::Tensor pred_masks;  // [B, Q, H/4, W/4] logits, segmentation only
+};
+
+// What the transformer makes of the last backbone level: the pieces DETRsegm reuses.
+struct TransformerPass {
+  torch::Tensor src_proj;  // [B, C, h, w] input_proj(features)
+  torch::Tensor mask;      // [B, h, w] true = padding
+  torch::Tensor hs;        // [L, B, Q, C] every decoder layer, through decoder.norm
+  torch::Tensor memory;    // [B, C, h, w] the encoder's output
 };
 
 // Multi-layer perceptron with ReLU between layers ("FFN").
@@ -43,6 +52,13 @@ class DETRImpl : public torch::nn::Module {
  public:
   DETRImpl(Joiner backbone, Transformer transformer, DETROptions options);
   DetrOutput forward(const util::NestedTensor& samples);
+  // forward's pieces. features: the last backbone level [B, C_bb, h, w] with its mask; pos: its
+  // position embedding [B, C, h, w].
+  TransformerPass run_transformer(const util::NestedTensor& features, const torch::Tensor& pos);
+  // The heads on every decoder layer: the last layer's predictions and, with aux_loss, the others.
+  DetrOutput predict(const torch::Tensor& hs);  // hs: [L, B, Q, C]
+  // How the backbone's convolutions run (the run's --conv_algorithm; the parity tool's upstream order).
+  void set_conv_kernels(const ConvKernels& kernels) { backbone->backbone->set_kernels(kernels); }
 
   DETROptions options;
   Transformer transformer{nullptr};

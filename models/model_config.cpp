@@ -27,6 +27,14 @@ void read(const nlohmann::json& j, const char* key, T& value) {
 
 }  // namespace
 
+PositionEmbedding parse_position_embedding(const std::string& name) {
+  if (name == "sine" || name == "v2") return PositionEmbedding::kSine;
+  if (name == "learned" || name == "v3") return PositionEmbedding::kLearned;
+  throw std::invalid_argument("position_embedding '" + name + "' is not one of sine, learned");
+}
+
+std::string to_string(PositionEmbedding p) { return p == PositionEmbedding::kSine ? "sine" : "learned"; }
+
 void ModelConfig::validate() const {
   auto fail = [](const std::string& what) { throw std::invalid_argument("model config: " + what); };
   if (backbone != "resnet18" && backbone != "resnet34" && backbone != "resnet50" &&
@@ -35,9 +43,6 @@ void ModelConfig::validate() const {
   if (dilation && (backbone == "resnet18" || backbone == "resnet34"))
     fail("dilation (DC5) needs a Bottleneck ResNet (resnet50/101); " + backbone +
          " has BasicBlocks, which torchvision does not dilate");
-  if (position_embedding != "sine" && position_embedding != "v2" &&
-      position_embedding != "learned" && position_embedding != "v3")
-    fail("position_embedding '" + position_embedding + "' is not one of sine, learned");
   if (hidden_dim <= 0 || nheads <= 0 || hidden_dim % nheads != 0)
     fail("hidden_dim " + std::to_string(hidden_dim) + " must be a positive multiple of nheads " +
          std::to_string(nheads));
@@ -48,18 +53,27 @@ void ModelConfig::validate() const {
   if (num_queries <= 0) fail("num_queries " + std::to_string(num_queries) + " must be > 0");
   if (num_classes <= 0) fail("num_classes " + std::to_string(num_classes) + " must be > 0");
   if (dropout < 0 || dropout >= 1) fail("dropout " + std::to_string(dropout) + " must be in [0, 1)");
+  if (masks) {
+    // MaskHeadSmallConv's GroupNorm(8, c) layers: c = hidden_dim + nheads, hidden_dim / 2, 4, 8, 16.
+    for (int64_t c : {hidden_dim + nheads, hidden_dim / 2, hidden_dim / 4, hidden_dim / 8, hidden_dim / 16})
+      if (c <= 0 || c % 8 != 0)
+        fail("masks: the mask head's group norms need hidden_dim + nheads and hidden_dim / 2, 4, 8, 16 "
+             "to be positive multiples of 8; hidden_dim " + std::to_string(hidden_dim) + " and nheads " +
+             std::to_string(nheads) + " give " + std::to_string(c));
+  }
 }
 
 std::map<std::string, double> ModelConfig::weight_dict() const {
   std::map<std::string, double> w{
       {"loss_ce", 1}, {"loss_bbox", bbox_loss_coef}, {"loss_giou", giou_loss_coef}};
+  if (masks) {
+    w["loss_mask"] = mask_loss_coef;
+    w["loss_dice"] = dice_loss_coef;
+  }
   if (aux_loss) {
-    for (int64_t i = 0; i + 1 < dec_layers; ++i) {
-      const auto s = "_" + std::to_string(i);
-      w["loss_ce" + s] = 1;
-      w["loss_bbox" + s] = bbox_loss_coef;
-      w["loss_giou" + s] = giou_loss_coef;
-    }
+    const auto final_layer = w;
+    for (int64_t i = 0; i + 1 < dec_layers; ++i)
+      for (const auto& [key, weight] : final_layer) w[key + "_" + std::to_string(i)] = weight;
   }
   return w;
 }
@@ -67,8 +81,8 @@ std::map<std::string, double> ModelConfig::weight_dict() const {
 nlohmann::json to_json(const ModelConfig& c) {
   return {{"backbone", c.backbone},
           {"dilation", c.dilation},
-          {"position_embedding", c.position_embedding},
-          {"lr_backbone", c.lr_backbone},
+          {"position_embedding", to_string(c.position_embedding)},
+          {"train_backbone", c.train_backbone},
           {"enc_layers", c.enc_layers},
           {"dec_layers", c.dec_layers},
           {"dim_feedforward", c.dim_feedforward},
@@ -84,7 +98,10 @@ nlohmann::json to_json(const ModelConfig& c) {
           {"set_cost_giou", c.set_cost_giou},
           {"bbox_loss_coef", c.bbox_loss_coef},
           {"giou_loss_coef", c.giou_loss_coef},
-          {"eos_coef", c.eos_coef}};
+          {"eos_coef", c.eos_coef},
+          {"masks", c.masks},
+          {"mask_loss_coef", c.mask_loss_coef},
+          {"dice_loss_coef", c.dice_loss_coef}};
 }
 
 ModelConfig model_config_from_json(const nlohmann::json& j) {
@@ -92,8 +109,20 @@ ModelConfig model_config_from_json(const nlohmann::json& j) {
   ModelConfig c;
   read(j, "backbone", c.backbone);
   read(j, "dilation", c.dilation);
-  read(j, "position_embedding", c.position_embedding);
-  read(j, "lr_backbone", c.lr_backbone);
+  std::string position_embedding = to_string(c.position_embedding);
+  read(j, "position_embedding", position_embedding);
+  try {
+    c.position_embedding = parse_position_embedding(position_embedding);
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument(std::string("model config: ") + e.what());
+  }
+  // Upstream's args (and older checkpoints of ours) say lr_backbone; train_backbone = lr_backbone > 0.
+  if (j.contains("lr_backbone") && !j.contains("train_backbone")) {
+    double lr_backbone = 0;
+    read(j, "lr_backbone", lr_backbone);
+    c.train_backbone = lr_backbone > 0;
+  }
+  read(j, "train_backbone", c.train_backbone);
   read(j, "enc_layers", c.enc_layers);
   read(j, "dec_layers", c.dec_layers);
   read(j, "dim_feedforward", c.dim_feedforward);
@@ -110,6 +139,9 @@ ModelConfig model_config_from_json(const nlohmann::json& j) {
   read(j, "bbox_loss_coef", c.bbox_loss_coef);
   read(j, "giou_loss_coef", c.giou_loss_coef);
   read(j, "eos_coef", c.eos_coef);
+  read(j, "masks", c.masks);
+  read(j, "mask_loss_coef", c.mask_loss_coef);
+  read(j, "dice_loss_coef", c.dice_loss_coef);
   c.validate();
   return c;
 }

@@ -9,12 +9,17 @@
 
 namespace detr::models {
 
+enum class PositionEmbedding { kSine, kLearned };
+// "sine" (also upstream's "v2") | "learned" ("v3"); throws std::invalid_argument naming the value.
+PositionEmbedding parse_position_embedding(const std::string& name);
+std::string to_string(PositionEmbedding p);
+
 struct ModelConfig {
   // Backbone
   std::string backbone = "resnet50";         // resnet18 | resnet34 | resnet50 | resnet101
   bool dilation = false;                     // DC5: dilate layer4 instead of striding
-  std::string position_embedding = "sine";   // sine (also "v2") | learned (also "v3")
-  double lr_backbone = 1e-5;                 // <= 0 freezes the whole backbone
+  PositionEmbedding position_embedding = PositionEmbedding::kSine;
+  bool train_backbone = true;                // upstream: lr_backbone > 0 (false freezes the whole backbone)
   // Transformer
   int64_t enc_layers = 6;
   int64_t dec_layers = 6;
@@ -35,10 +40,15 @@ struct ModelConfig {
   double bbox_loss_coef = 5;
   double giou_loss_coef = 2;
   double eos_coef = 0.1;
+  // Segmentation (upstream --masks): DETRsegm's mask head, and its two loss terms' coefficients.
+  bool masks = false;
+  double mask_loss_coef = 1;
+  double dice_loss_coef = 1;
 
   // Throws std::invalid_argument naming the field and value when the combination cannot be built.
   void validate() const;
-  // Upstream's weight_dict: loss_ce, loss_bbox, loss_giou and their _<i> aux copies.
+  // Upstream's weight_dict: loss_ce, loss_bbox, loss_giou (with masks: loss_mask, loss_dice) and their
+  // _<i> aux copies (upstream copies the mask terms too, though aux layers get no mask loss).
   std::map<std::string, double> weight_dict() const;
 };
 

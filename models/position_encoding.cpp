@@ -48,26 +48,35 @@ torch::Tensor PositionEmbeddingLearnedImpl::forward(const torch::Tensor& x) {
       .repeat({x.size(0), 1, 1, 1});
 }
 
-JoinerImpl::JoinerImpl(Backbone bb, const std::string& position_embedding, int64_t hidden_dim) {
+JoinerImpl::JoinerImpl(Backbone bb, PositionEmbedding position_embedding, int64_t hidden_dim) {
   backbone = register_module("0", std::move(bb));
   num_channels = backbone->num_channels;
   const int64_t n_steps = hidden_dim / 2;
-  if (position_embedding == "sine" || position_embedding == "v2") {
+  if (position_embedding == PositionEmbedding::kSine) {
     sine = register_module(
         "1", PositionEmbeddingSine(
                  PositionEmbeddingSineOptions().num_pos_feats(n_steps).normalize(true)));
-  } else if (position_embedding == "learned" || position_embedding == "v3") {
-    learned = register_module("1", PositionEmbeddingLearned(n_steps));
   } else {
-    throw std::invalid_argument("position_embedding '" + position_embedding +
-                                "' is not one of sine, learned");
+    learned = register_module("1", PositionEmbeddingLearned(n_steps));
   }
+}
+
+torch::Tensor JoinerImpl::position(const util::NestedTensor& feature) {
+  auto pos = sine ? sine->forward(feature.mask) : learned->forward(feature.tensors);
+  return pos.to(feature.tensors.scalar_type());
 }
 
 std::pair<util::NestedTensor, torch::Tensor> JoinerImpl::forward(const util::NestedTensor& samples) {
   auto features = backbone->forward(samples);
-  auto pos = sine ? sine->forward(features.mask) : learned->forward(features.tensors);
-  return {features, pos.to(features.tensors.scalar_type())};
+  auto pos = position(features);
+  return {features, pos};
+}
+
+std::pair<std::vector<util::NestedTensor>, torch::Tensor> JoinerImpl::forward_levels(
+    const util::NestedTensor& samples) {
+  auto features = backbone->forward_levels(samples);
+  auto pos = position(features.back());
+  return {features, pos};
 }
 
 }  // namespace detr::models

@@ -3,7 +3,10 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <vector>
+
 #include "models/backbone.h"
+#include "models/model_config.h"
 #include "src/util/misc.h"
 
 namespace detr::models {
@@ -39,9 +42,15 @@ TORCH_MODULE(PositionEmbeddingLearned);
 // Backbone ("0") + position embedding ("1").
 class JoinerImpl : public torch::nn::Module {
  public:
-  JoinerImpl(Backbone backbone, const std::string& position_embedding, int64_t hidden_dim);
+  JoinerImpl(Backbone backbone, PositionEmbedding position_embedding, int64_t hidden_dim);
   // Returns {features (layer4 with its mask), pos [B, hidden_dim, h, w] in the features' dtype}.
   std::pair<util::NestedTensor, torch::Tensor> forward(const util::NestedTensor& samples);
+  // Upstream's Joiner with return_interm_layers (--masks): {layer1..layer4 with their masks, pos of
+  // layer4 [B, hidden_dim, h, w]}. Upstream also encodes the three other levels' positions, which
+  // nothing reads; they are not computed here.
+  std::pair<std::vector<util::NestedTensor>, torch::Tensor> forward_levels(const util::NestedTensor& samples);
+  // The position embedding of one level (its mask, or its features for the learned one).
+  torch::Tensor position(const util::NestedTensor& feature);
 
   Backbone backbone{nullptr};
   PositionEmbeddingSine sine{nullptr};

@@ -22,4 +22,36 @@ std::vector<Detections> post_process(const Prediction& outputs, const torch::Ten
   return results;
 }
 
+void post_process_segm(std::vector<Detections>& results, const DetrOutput& outputs,
+                       const torch::Tensor& orig_target_sizes, const torch::Tensor& max_target_sizes,
+                       double threshold) {
+  namespace F = torch::nn::functional;
+  torch::NoGradGuard no_grad;
+  const auto n = static_cast<int64_t>(results.size());
+  TORCH_CHECK(outputs.pred_masks.defined() && outputs.pred_masks.dim() == 4 && outputs.pred_masks.size(0) == n,
+              "post_process_segm: pred_masks must be [", n, ", Q, h, w], got ",
+              outputs.pred_masks.defined() ? outputs.pred_masks.sizes() : c10::IntArrayRef{});
+  for (const auto* sizes : {&orig_target_sizes, &max_target_sizes})
+    TORCH_CHECK(sizes->dim() == 2 && sizes->size(0) == n && sizes->size(1) == 2,
+                "post_process_segm: target sizes must be [", n, ", 2], got ", sizes->sizes());
+  const auto max_sizes = max_target_sizes.to(torch::kCPU, torch::kLong);
+  const auto orig_sizes = orig_target_sizes.to(torch::kCPU, torch::kLong);
+  const auto max_hw = std::get<0>(max_sizes.max(0));
+  auto masks = F::interpolate(outputs.pred_masks,
+                              F::InterpolateFuncOptions()
+                                  .size(std::vector<int64_t>{max_hw[0].item<int64_t>(), max_hw[1].item<int64_t>()})
+                                  .mode(torch::kBilinear)
+                                  .align_corners(false));
+  masks = (masks.sigmoid() > threshold).cpu();  // [B, Q, max_h, max_w] bool
+  for (int64_t b = 0; b < n; ++b) {
+    auto cur = masks[b].slice(1, 0, max_sizes[b][0].item<int64_t>()).slice(2, 0, max_sizes[b][1].item<int64_t>());
+    results[b].masks = F::interpolate(cur.unsqueeze(1).to(torch::kFloat),
+                                      F::InterpolateFuncOptions()
+                                          .size(std::vector<int64_t>{orig_sizes[b][0].item<int64_t>(),
+                                                                     orig_sizes[b][1].item<int64_t>()})
+                                          .mode(torch::kNearest))
+                           .to(torch::kByte);  // [Q, 1, H, W]
+  }
+}
+
 }  // namespace detr::models

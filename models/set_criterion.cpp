@@ -2,6 +2,7 @@
 
 #include <chrono>
 
+#include "models/segmentation.h"
 #include "src/util/box_ops.h"
 
 namespace detr::models {
@@ -36,6 +37,25 @@ torch::Tensor matched_targets(const std::vector<util::Target>& targets, const Ma
   return torch::cat(parts);
 }
 
+// Whether the targets carry masks: all of them or none.
+bool targets_carry_masks(const std::vector<util::Target>& targets) {
+  size_t with = 0;
+  for (const auto& t : targets) with += t.masks.defined() ? 1 : 0;
+  TORCH_CHECK(with == 0 || with == targets.size(), "SetCriterion: ", with, " of ", targets.size(),
+              " targets carry masks; the mask losses need all of them");
+  return with > 0;
+}
+
+// (batch_idx, tgt_idx) of the matched targets, on `device` (upstream _get_tgt_permutation_idx).
+std::pair<torch::Tensor, torch::Tensor> tgt_permutation_idx(const Matching& m, const torch::Device& device) {
+  std::vector<int64_t> batch, tgt;
+  for (size_t b = 0; b < m.size(); ++b) {
+    batch.insert(batch.end(), m[b].tgt.size(), static_cast<int64_t>(b));
+    tgt.insert(tgt.end(), m[b].tgt.begin(), m[b].tgt.end());
+  }
+  return {torch::tensor(batch, torch::kLong).to(device), torch::tensor(tgt, torch::kLong).to(device)};
+}
+
 }  // namespace
 
 int64_t count_boxes(const std::vector<util::Target>& targets) {
@@ -60,12 +80,14 @@ CriterionResult SetCriterionImpl::forward(const DetrOutput& outputs,
   CriterionResult r;
   const auto t0 = std::chrono::steady_clock::now();
   r.matchings = matcher.match(layers, targets);  // one host transfer for all layers
-  last_matcher_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  r.matcher_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   // Upstream: a float32 tensor, averaged over ranks, clamped to >= 1, read back as a Python float.
   const double num_boxes = std::max(
       1.0, static_cast<double>(static_cast<float>(
                num_boxes_in ? *num_boxes_in : static_cast<double>(count_boxes(targets)))));
   add_losses(r.losses, outputs, targets, r.matchings[0], num_boxes, "", /*log=*/true);
+  if (outputs.pred_masks.defined() && targets_carry_masks(targets))
+    add_mask_losses(r.losses, outputs.pred_masks, targets, r.matchings[0], num_boxes);
   for (size_t i = 0; i < outputs.aux_outputs.size(); ++i)
     add_losses(r.losses, outputs.aux_outputs[i], targets, r.matchings[i + 1], num_boxes,
                "_" + std::to_string(i), /*log=*/false);
@@ -110,6 +132,36 @@ void SetCriterionImpl::add_losses(LossDict& losses, const Prediction& p,
   auto card_pred = (logits.argmax(-1) != logits.size(-1) - 1).sum(1);
   losses.insert("cardinality_error" + suffix,
                 F::l1_loss(card_pred.to(torch::kFloat), tgt_lengths.to(torch::kFloat)));
+}
+
+void SetCriterionImpl::add_mask_losses(LossDict& losses, const torch::Tensor& pred_masks,
+                                       const std::vector<util::Target>& targets, const Matching& matching,
+                                       double num_boxes) {
+  const auto device = pred_masks.device();
+  auto [batch_idx, src_idx] = src_permutation_idx(matching, device);
+  auto src_masks = pred_masks.index({batch_idx, src_idx});  // [N, H/4, W/4]
+  std::vector<torch::Tensor> masks;
+  for (const auto& t : targets) {
+    TORCH_CHECK(t.masks.dim() == 3 && t.masks.size(0) == t.labels.numel(),
+                "SetCriterion: target masks must be [N, H, W] with N = ", t.labels.numel(), " boxes, got ",
+                t.masks.sizes());
+    masks.push_back(t.masks.to(device));
+  }
+  // Padded bottom/right to the batch's largest mask (upstream ignores the padding's validity, a TODO).
+  auto target_masks = util::nested_tensor_from_tensor_list(masks).tensors.to(src_masks);  // [B, max N, H, W]
+  auto [tgt_batch, tgt_idx] = tgt_permutation_idx(matching, device);
+  target_masks = target_masks.index({tgt_batch, tgt_idx});  // [N, H, W]
+  // Predictions upsampled to the (padded) target size.
+  src_masks = F::interpolate(src_masks.unsqueeze(1), F::InterpolateFuncOptions()
+                                                         .size(std::vector<int64_t>{target_masks.size(-2),
+                                                                                    target_masks.size(-1)})
+                                                         .mode(torch::kBilinear)
+                                                         .align_corners(false))
+                  .select(1, 0)
+                  .flatten(1);  // [N, H*W]
+  target_masks = target_masks.flatten(1).view(src_masks.sizes());
+  losses.insert("loss_mask", sigmoid_focal_loss(src_masks, target_masks, num_boxes));
+  losses.insert("loss_dice", dice_loss(src_masks, target_masks, num_boxes));
 }
 
 torch::Tensor SetCriterionImpl::weighted_total(const LossDict& losses) const {

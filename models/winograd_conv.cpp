@@ -14,8 +14,6 @@ namespace detr::models {
 
 namespace {
 
-std::atomic<ConvAlgorithm> g_algorithm{ConvAlgorithm::kWinograd};
-
 bool cpu_autocast_enabled() {
 #if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
   return at::autocast::is_autocast_enabled(torch::kCPU);
@@ -243,8 +241,9 @@ bool winograd_applies(const torch::Tensor& x, const torch::Tensor& w, const torc
 
 }  // namespace
 
-void set_conv_algorithm(ConvAlgorithm algorithm) { g_algorithm = algorithm; }
-ConvAlgorithm conv_algorithm() { return g_algorithm; }
+std::string to_string(ConvAlgorithm algorithm) {
+  return algorithm == ConvAlgorithm::kWinograd ? "winograd" : "direct";
+}
 
 ConvAlgorithm parse_conv_algorithm(const std::string& name) {
   if (name == "direct") return ConvAlgorithm::kDirect;
@@ -307,8 +306,8 @@ torch::Tensor try_winograd(const torch::Tensor& x, const torch::Tensor& weight, 
 
 torch::Tensor conv2d(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
                      torch::IntArrayRef stride, torch::IntArrayRef padding, torch::IntArrayRef dilation,
-                     int64_t groups) {
-  if (g_algorithm == ConvAlgorithm::kWinograd && winograd_applies(x, weight, bias, stride, padding, dilation, groups) &&
+                     int64_t groups, ConvAlgorithm algorithm) {
+  if (algorithm == ConvAlgorithm::kWinograd && winograd_applies(x, weight, bias, stride, padding, dilation, groups) &&
       winograd_available()) {
     if (auto y = try_winograd(x, weight, bias); y.defined()) return y;
   }

@@ -9,7 +9,7 @@
 //
 // `conv2d()` is a drop-in for torch::conv2d: it takes the Winograd path only where that applies
 // (CPU float32 tensors, 3x3, stride 1, padding 1, dilation 1, one group, no autocast, a oneDNN with
-// Winograd kernels for this CPU and `set_conv_algorithm(kWinograd)`) and calls torch::conv2d otherwise.
+// Winograd kernels for this CPU and `algorithm` kWinograd) and calls torch::conv2d otherwise.
 // No double backward (DETR needs none).
 
 #include <torch/torch.h>
@@ -20,11 +20,9 @@ namespace detr::models {
 
 enum class ConvAlgorithm { kDirect, kWinograd };
 
-// Process-wide, like cuDNN's benchmark flag: the CLI sets it once from --conv_algorithm.
 // kWinograd still falls back to LibTorch's kernels wherever Winograd does not apply.
-void set_conv_algorithm(ConvAlgorithm algorithm);
-ConvAlgorithm conv_algorithm();
 ConvAlgorithm parse_conv_algorithm(const std::string& name);  // "direct" | "winograd"
+std::string to_string(ConvAlgorithm algorithm);
 
 // Whether this build and CPU have oneDNN's Winograd kernels (checked once).
 bool winograd_available();
@@ -33,7 +31,8 @@ bool winograd_available();
 // bias [O] or undefined.
 torch::Tensor conv2d(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
                      torch::IntArrayRef stride, torch::IntArrayRef padding,
-                     torch::IntArrayRef dilation, int64_t groups);
+                     torch::IntArrayRef dilation, int64_t groups,
+                     ConvAlgorithm algorithm = ConvAlgorithm::kWinograd);
 
 // The Winograd path itself, differentiable in x, weight and bias; TORCH_CHECKs that it applies.
 torch::Tensor winograd_conv2d(const torch::Tensor& x, const torch::Tensor& weight,

@@ -1,6 +1,6 @@
 // Times detr::datasets::evaluate_bbox on a synthetic COCO-val-sized case: 5,000 images, 80 categories,
 // ~7 ground-truth boxes and exactly 100 detections per image (DETR submits every query), one core.
-//   g++ -std=c++17 -O2 -I. datasets/coco_eval.cpp scripts/bench_coco_eval.cpp -o /tmp/bench_coco_eval
+//   g++ -std=c++17 -O2 -I. datasets/coco_eval.cpp datasets/coco_mask.cpp scripts/bench_coco_eval.cpp -o /tmp/bench_coco_eval
 //   /tmp/bench_coco_eval [images] [repeats] [dir]
 // With `dir`, also writes the case as dir/gt.json and dir/dt.json (to time detr_eval end to end).
 #include <algorithm>
@@ -15,14 +15,16 @@
 
 #include "datasets/coco_eval.h"
 
-using detr::datasets::CocoAnnotation;
-using detr::datasets::CocoGroundTruth;
+using detr::datasets::CocoDataset;
+using detr::datasets::CocoImageRecord;
+using detr::datasets::CocoObject;
+using detr::datasets::CocoResult;
 
 namespace {
 
 struct Case {
-  CocoGroundTruth gt;
-  std::vector<CocoAnnotation> dt;
+  CocoDataset gt;
+  std::vector<CocoResult> dt;
 };
 
 Case make_case(int num_images, uint32_t seed) {
@@ -43,22 +45,23 @@ Case make_case(int num_images, uint32_t seed) {
   const auto category = [&] { return c.gt.categories[static_cast<size_t>(unit(rng) * 80)].id; };
   int64_t next_id = 1;
   for (int64_t image : image_ids) {
-    c.gt.images.push_back({image, 640, 480});
+    CocoImageRecord record;
+    record.id = image;
+    record.width = 640;
+    record.height = 480;
     const int num_gt = 1 + static_cast<int>(unit(rng) * 13);  // mean 7
-    std::vector<CocoAnnotation> objects;
+    auto& objects = record.objects;
     for (int g = 0; g < num_gt; ++g) {
-      CocoAnnotation a;
+      CocoObject a;
       a.id = next_id++;
-      a.image_id = image;
       a.category_id = category();
       a.bbox = random_box(unit(rng) < 0.4 ? 30 : unit(rng) < 0.6 ? 100 : 400);
       a.area = a.bbox[2] * a.bbox[3] * (0.6 + 0.4 * unit(rng));  // segmentation area < box area
       a.iscrowd = unit(rng) < 0.01;
       objects.push_back(a);
     }
-    c.gt.annotations.insert(c.gt.annotations.end(), objects.begin(), objects.end());
     for (int q = 0; q < 100; ++q) {  // jittered hits on the objects, the rest background
-      CocoAnnotation d;
+      CocoResult d;
       d.image_id = image;
       d.score = unit(rng);
       if (q < 3 * num_gt) {
@@ -73,10 +76,9 @@ Case make_case(int num_images, uint32_t seed) {
         d.bbox = random_box(200);
         d.score *= 0.5;
       }
-      d.id = static_cast<int64_t>(c.dt.size()) + 1;
-      d.area = d.bbox[2] * d.bbox[3];
       c.dt.push_back(d);
     }
+    c.gt.images.push_back(std::move(record));
   }
   return c;
 }
@@ -85,9 +87,10 @@ void write_case(const Case& c, const std::string& dir) {
   nlohmann::json gt, dt = nlohmann::json::array();
   for (const auto& i : c.gt.images) gt["images"].push_back({{"id", i.id}, {"width", i.width}, {"height", i.height}});
   for (const auto& k : c.gt.categories) gt["categories"].push_back({{"id", k.id}, {"name", k.name}});
-  for (const auto& a : c.gt.annotations)
-    gt["annotations"].push_back({{"id", a.id}, {"image_id", a.image_id}, {"category_id", a.category_id},
-                                 {"bbox", a.bbox}, {"area", a.area}, {"iscrowd", a.iscrowd ? 1 : 0}});
+  for (const auto& i : c.gt.images)
+    for (const auto& a : i.objects)
+      gt["annotations"].push_back({{"id", a.id}, {"image_id", i.id}, {"category_id", a.category_id},
+                                   {"bbox", a.bbox}, {"area", a.area}, {"iscrowd", a.iscrowd ? 1 : 0}});
   for (const auto& d : c.dt)
     dt.push_back({{"image_id", d.image_id}, {"category_id", d.category_id}, {"bbox", d.bbox}, {"score", d.score}});
   std::ofstream(dir + "/gt.json") << gt.dump();
@@ -101,8 +104,10 @@ int main(int argc, char** argv) {
   const int repeats = argc > 2 ? std::atoi(argv[2]) : 5;
   const Case c = make_case(num_images, 12345);
   if (argc > 3) write_case(c, argv[3]);
+  size_t num_gt = 0;
+  for (const auto& i : c.gt.images) num_gt += i.objects.size();
   std::printf("synthetic case: %zu images, %zu categories, %zu ground-truth boxes, %zu detections\n",
-              c.gt.images.size(), c.gt.categories.size(), c.gt.annotations.size(), c.dt.size());
+              c.gt.images.size(), c.gt.categories.size(), num_gt, c.dt.size());
   double best = 1e30;
   detr::datasets::CocoEvalResult result;
   for (int r = 0; r < repeats; ++r) {

@@ -17,7 +17,7 @@ for d in "$@"; do includes+=("-I$d"); done
 # A CPU LibTorch ships c10/cuda's headers but not the one its CUDA build generates.
 mkdir -p "$scratch/c10/cuda/impl"
 printf '#pragma once\n#define C10_CUDA_BUILD_SHARED_LIBS\n' > "$scratch/c10/cuda/impl/cuda_cmake_macros.h"
-for src in src/distributed.cpp src/benchmark.cpp src/amp.cpp models/multihead_attention.cpp; do
+for src in src/distributed.cpp src/tools/benchmark.cpp src/amp.cpp src/run_context.cpp models/multihead_attention.cpp; do
   "$cxx" -std=c++17 -fsyntax-only -DDETR_WITH_GLOO -DDETR_WITH_NCCL -DDETR_WITH_CUDA -D_GLIBCXX_USE_CXX11_ABI=1 \
     -I"$scratch" -I"$root" -I"$root/include" "${includes[@]}" -isystem "$cuda/include" "$root/$src"
   echo "compiles with CUDA and NCCL ($cuda): $src"

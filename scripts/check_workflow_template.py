@@ -35,13 +35,20 @@ def main():
                 errors.append(f"parameter '{p.get('name')}' has no '{key}'")
     train = next(t for t in doc["spec"]["templates"] if "container" in t)
     script = train["container"]["args"][0]
-    for finetune in ("", "artifacts/ns/wf/pod/output/"):
-        values = dict(params, **{"cvat-finetune-checkpoint": finetune})
+    # The defaults; a fine-tune checkpoint; every option of every select parameter.
+    variants = [{}, {"cvat-finetune-checkpoint": "artifacts/ns/wf/pod/output/"}]
+    for p in doc["spec"]["arguments"]["parameters"]:
+        if p.get("type") == "select.select":
+            variants += [{p["name"]: str(o["value"])} for o in p.get("options", [])]
+    for variant in variants:
+        values = dict(params, **variant)
+        finetune = values["cvat-finetune-checkpoint"]
         resolved = re.sub(r"\{\{workflow\.parameters\.([\w-]+)\}\}", lambda m: values[m.group(1)], script)
         resolved = resolved.replace("\\\n", " ")
         line = next(l for l in resolved.splitlines() if "detr_train" in l)
         pretrained = "--pretrained /mnt/data/models" if finetune else ""
-        args = shlex.split(line.replace("$pretrained", pretrained))
+        masks = "--masks" if values.get("task") == "segmentation" else ""
+        args = shlex.split(line.replace("$pretrained", pretrained).replace("$masks", masks))
         args = args[args.index("detr_train") + 1:]
         r = subprocess.run([tool] + args + ["--parse_only"], capture_output=True, text=True)
         print(f"detr_train {' '.join(args)} -> exit {r.returncode}")

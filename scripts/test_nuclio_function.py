@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 import types
 
 try:
@@ -56,9 +57,26 @@ def main():
     main_module.init_context(context)
     image = open(os.path.join(data, "images", "0.jpg"), "rb").read()
     event = types.SimpleNamespace(body={"image": base64.b64encode(image).decode(), "threshold": 0.0})
+    first = time.monotonic()
     response = main_module.handler(context, event)
+    first = time.monotonic() - first
     assert response.status_code == 200 and response.content_type == "application/json"
     shapes = json.loads(response.body)
+    # The model stays loaded: the same server process answers the next requests, bad ones included.
+    server = context.user_data.server
+    pid = server.process.pid
+    again = time.monotonic()
+    assert json.loads(main_module.handler(context, event).body) == shapes
+    again = time.monotonic() - again
+    bad = main_module.handler(context, types.SimpleNamespace(body={"image": "not base64!", "threshold": 0.5}))
+    assert bad.status_code == 400 and "base64" in json.loads(bad.body)["error"], bad.body
+    assert server.process.pid == pid and server.requests == 3, (server.process.pid, pid, server.requests)
+    server.process.kill()  # a dead server is started again on the next request
+    server.process.wait()
+    assert json.loads(main_module.handler(context, event).body) == shapes
+    server.close()
+    print(f"nuclio handler: first request {first:.2f} s (starts the server, loads the model), "
+          f"second {again:.3f} s on the same process")
     assert len(shapes) == 5, shapes  # threshold 0: every query
     for s in shapes:
         assert set(s) == {"confidence", "label", "points", "type"}, s
@@ -67,6 +85,47 @@ def main():
         x1, y1, x2, y2 = s["points"]
         assert x2 >= x1 and y2 >= y1
     print(f"nuclio handler: {len(shapes)} shapes, labels {sorted({s['label'] for s in shapes})}: OK")
+    return check_masks(tools, data, os.path.join(tmp, "masks"), image)
+
+
+def check_masks(tools, data, out, image):
+    """A segmentation model (--masks): the function answers CVAT mask shapes, or polygons."""
+    subprocess.run([f"{tools}/detr_train", "--coco_path", data, "--output_dir", out, "--epochs", "1", "--masks",
+                    "--batch_size", "2", "--device", "cpu", "--backbone", "resnet18", "--hidden_dim", "128",
+                    "--nheads", "8", "--enc_layers", "1", "--dec_layers", "1", "--dim_feedforward", "64",
+                    "--num_queries", "5", "--scales", "64", "--max_size", "128", "--val_size", "80",
+                    "--val_split", "0", "--eval_every", "0", "--num_workers", "0",
+                    "--backbone_weights", "none"], check=True, capture_output=True)
+    for kind in ("mask", "polygon"):
+        fn = f"{out}/function_{kind}"
+        extra = ["--masks"] + (["--polygons"] if kind == "polygon" else [])
+        subprocess.run([sys.executable, f"{ROOT}/scripts/make_nuclio_function.py", f"{out}/classes.csv", fn] + extra,
+                       check=True)
+        spec = yaml.safe_load(open(f"{fn}/function.yaml"))
+        assert {l["type"] for l in json.loads(spec["metadata"]["annotations"]["spec"])} == {kind}, spec
+        module_spec = importlib.util.spec_from_file_location(f"main_{kind}", f"{fn}/main.py")
+        module = importlib.util.module_from_spec(module_spec)
+        module_spec.loader.exec_module(module)
+        module.PREDICT, module.MODEL, module.SHAPES = f"{tools}/detr_predict", f"{out}/checkpoint.pth", kind
+        context = types.SimpleNamespace(
+            user_data=types.SimpleNamespace(), logger=types.SimpleNamespace(info=lambda *a: None),
+            Response=lambda **kw: types.SimpleNamespace(**kw))
+        module.init_context(context)
+        event = types.SimpleNamespace(body={"image": base64.b64encode(image).decode(), "threshold": 0.0})
+        response = module.handler(context, event)
+        context.user_data.server.close()
+        assert response.status_code == 200, response.body
+        shapes = json.loads(response.body)
+        assert shapes, "threshold 0 and no mask at all"
+        for s in shapes:
+            assert s["type"] == kind, s
+            if kind == "polygon":
+                assert len(s["points"]) >= 6 and len(s["points"]) % 2 == 0, s
+                continue
+            *bits, left, top, right, bottom = s["mask"]
+            assert right >= left and bottom >= top and set(bits) <= {0, 1}, s
+            assert len(bits) == (right - left + 1) * (bottom - top + 1), (len(bits), left, top, right, bottom)
+        print(f"nuclio handler, segmentation model: {len(shapes)} {kind} shapes: OK")
     return 0
 
 

@@ -2,289 +2,172 @@
 
 #include <cxxopts.hpp>
 
-#include <sstream>
 #include <stdexcept>
-
-#include "models/winograd_conv.h"
 
 namespace detr {
 
 namespace {
 
-std::vector<int64_t> parse_int_list(const std::string& flag, const std::string& text) {
-  std::vector<int64_t> out;
-  std::stringstream ss(text);
-  std::string item;
-  while (std::getline(ss, item, ',')) {
-    try {
-      size_t used = 0;
-      const long long v = std::stoll(item, &used);
-      if (used != item.size() || v <= 0) throw std::invalid_argument("");
-      out.push_back(v);
-    } catch (const std::exception&) {
-      throw UsageError("--" + flag + ": '" + item + "' is not a positive integer (expected e.g. 480,512,544)");
-    }
-  }
-  if (out.empty()) throw UsageError("--" + flag + " needs at least one size");
-  return out;
+using M = models::ModelConfig;
+
+const FlagTable<TrainArgs>& flag_table() {
+  static const FlagTable<TrainArgs> table = [] {
+    FlagTable<TrainArgs> t;
+    const char* up = "upstream";
+    const char* ours = "detr-cpp";
+    auto model_switch = [](bool M::*field) { return [field](TrainArgs& a) -> bool& { return a.model.*field; }; };
+    // clang-format off
+    t.add(up, "lr", "learning rate of the transformer and heads", &TrainArgs::lr);
+    t.add(up, "lr_backbone", "learning rate of the backbone; <= 0 freezes it", &TrainArgs::lr_backbone);
+    t.add(up, "batch_size", "images per process", &TrainArgs::batch_size);
+    t.add(up, "weight_decay", "AdamW weight decay", &TrainArgs::weight_decay);
+    t.add(up, "epochs", "epochs to train", &TrainArgs::epochs);
+    t.add(up, "lr_drop", "StepLR step (epochs)", &TrainArgs::lr_drop);
+    t.add(up, "clip_max_norm", "gradient clipping max norm (0 = off)", &TrainArgs::clip_max_norm);
+    t.add(up, "frozen_weights", "segmentation: a trained box model (checkpoint or upstream .pth) whose DETR is loaded and frozen; only the mask head trains (upstream's two-stage recipe; needs --masks)", &TrainArgs::frozen_weights);
+    t.add(up, "backbone", "resnet18|resnet34|resnet50|resnet101", &TrainArgs::model, &M::backbone);
+    t.add_switch(up, "dilation", "DC5: dilate the last stage", model_switch(&M::dilation));
+    t.add(up, "position_embedding", "sine|learned", &TrainArgs::model, &M::position_embedding);
+    t.add(up, "enc_layers", "encoder layers", &TrainArgs::model, &M::enc_layers);
+    t.add(up, "dec_layers", "decoder layers", &TrainArgs::model, &M::dec_layers);
+    t.add(up, "dim_feedforward", "FFN width", &TrainArgs::model, &M::dim_feedforward);
+    t.add(up, "hidden_dim", "transformer width", &TrainArgs::model, &M::hidden_dim);
+    t.add(up, "dropout", "transformer dropout", &TrainArgs::model, &M::dropout);
+    t.add(up, "nheads", "attention heads", &TrainArgs::model, &M::nheads);
+    t.add(up, "num_queries", "object queries", &TrainArgs::model, &M::num_queries);
+    t.add_switch(up, "pre_norm", "pre-norm transformer layers", model_switch(&M::pre_norm));
+    t.add_switch(up, "masks", "instance segmentation: DETRsegm's mask head on top of DETR, trained on the export's polygons and masks", model_switch(&M::masks));
+    t.add_switch(up, "no_aux_loss", "disable the per-decoder-layer losses", model_switch(&M::aux_loss), false, "aux_loss");
+    t.add(up, "set_cost_class", "matcher class cost", &TrainArgs::model, &M::set_cost_class);
+    t.add(up, "set_cost_bbox", "matcher L1 cost", &TrainArgs::model, &M::set_cost_bbox);
+    t.add(up, "set_cost_giou", "matcher GIoU cost", &TrainArgs::model, &M::set_cost_giou);
+    t.add(up, "mask_loss_coef", "segmentation: weight of the sigmoid focal mask loss", &TrainArgs::model, &M::mask_loss_coef);
+    t.add(up, "dice_loss_coef", "segmentation: weight of the DICE mask loss", &TrainArgs::model, &M::dice_loss_coef);
+    t.add(up, "bbox_loss_coef", "L1 box loss weight", &TrainArgs::model, &M::bbox_loss_coef);
+    t.add(up, "giou_loss_coef", "GIoU loss weight", &TrainArgs::model, &M::giou_loss_coef);
+    t.add(up, "eos_coef", "no-object class weight", &TrainArgs::model, &M::eos_coef);
+    t.add(up, "dataset_file", "coco", &TrainArgs::dataset_file);
+    t.add(up, "coco_path", "dataset root: a CVAT export in any --dataset_format, Datumaro subsets or upstream's COCO layout", &TrainArgs::coco_path);
+    t.add_unused(up, "coco_panoptic_path", "panoptic only (unsupported)", true);
+    t.add_unused(up, "remove_difficult", "unused, as upstream");
+    t.add(up, "output_dir", "where checkpoints, logs, classes.csv and TensorBoard events go (empty: nothing saved)", &TrainArgs::output_dir);
+    t.add(up, "device", "auto|cpu|cuda|cuda:N (auto: CUDA when available)", &TrainArgs::device);
+    t.add(up, "seed", "random seed", &TrainArgs::seed);
+    t.add(up, "resume", "checkpoint (file or directory) to resume from", &TrainArgs::resume);
+    t.add(up, "start_epoch", "first epoch (overridden by --resume)", &TrainArgs::start_epoch);
+    t.add_switch(up, "eval", "evaluate the --resume checkpoint and exit", [](TrainArgs& a) -> bool& { return a.eval; });
+    t.add(up, "num_workers", "data loading threads", &TrainArgs::num_workers);
+    t.add(up, "world_size", "processes (overridden by WORLD_SIZE)", &TrainArgs::world_size);
+    t.add(up, "dist_url", "process-group init method", &TrainArgs::dist_url);
+    t.add(ours, "dataset_format", "auto|coco|yolo|voc|labelme|mot|tfrecord|cvat|datumaro (also CVAT's and Onepanel's names: cvat_yolo, \"PASCAL VOC 1.1\", ...); auto: detected from the files under --coco_path", &TrainArgs::dataset_format);
+    t.add(ours, "num_classes", "max category id + 1 (default 0: from the data)", &TrainArgs::num_classes);
+    t.add(ours, "num_threads", "intra-op CPU threads (0: OMP_NUM_THREADS, else this process's share of the usable cores)", &TrainArgs::num_threads);
+    t.add_switch(ours, "check_data", "validate the dataset, print a summary and exit", [](TrainArgs& a) -> bool& { return a.check_data; });
+    t.add_switch(ours, "skip_bad_images", "skip (and count) images that would make training wrong instead of failing", [](TrainArgs& a) -> bool& { return a.skip_bad_images; });
+    t.add(ours, "max_image_pixels", "refuse images whose header declares more pixels (decompression bombs); default: PIL's refusal point", &TrainArgs::max_image_pixels);
+    t.add(ours, "val_split", "share of images held out for validation when the export has no validation subset (default -1: 0.1 with >= 10 images, else validate on the training images; 0 = never split)", &TrainArgs::val_split);
+    t.add(ours, "train_annotations", "explicit training annotation file", &TrainArgs::train_annotations);
+    t.add(ours, "val_annotations", "explicit validation annotation file", &TrainArgs::val_annotations);
+    t.add(ours, "image_dir", "explicit image folder", &TrainArgs::image_dir);
+    t.add(ours, "scales", "training sizes of the shorter side, comma-separated (default: 480,512,...,800)", &TrainArgs::scales);
+    t.add(ours, "max_size", "longest side cap", &TrainArgs::max_size);
+    t.add(ours, "val_size", "validation shorter side", &TrainArgs::val_size);
+    t.add(ours, "pretrained", "initial weights: NAME (upstream's model zoo: R50, R50-DC5, R101, R101-DC5), PATH (our checkpoint, an upstream DETR .pth, or a directory) or URL; the class head is skipped when num_classes differs", &TrainArgs::pretrained);
+    t.add(ours, "backbone_weights", "auto (torchvision's ImageNet ResNet, downloaded into the torch.hub cache, as upstream), none (random), PATH or URL", &TrainArgs::backbone_weights);
+    t.add(ours, "crowd", "auto|ignore|objects: RLE crowd annotations (CVAT writes brush and SAM masks so) as objects, or ignored as upstream does; auto: objects when the export is CVAT's (its annotations carry attributes)", &TrainArgs::crowd);
+    t.add_switch(ours, "boxes_from_masks", "derive each box from its object's mask (CVAT boxes often disagree with their polygons; --check_data counts them)", [](TrainArgs& a) -> bool& { return a.boxes_from_masks; });
+    t.add(ours, "best_metric", "bbox|segm: which AP picks best.pth (segm needs --masks)", &TrainArgs::best_metric);
+    t.add(ours, "eval_every", "evaluate every N epochs (0 = only at the end)", &TrainArgs::eval_every);
+    t.add(ours, "print_freq", "log every N steps when not on a terminal", &TrainArgs::print_freq);
+    t.add(ours, "dist_backend", "nccl|gloo (default: nccl on CUDA, gloo on CPU)", &TrainArgs::dist_backend);
+    t.add(ours, "dist_timeout", "seconds a distributed rendezvous or collective may wait for a peer before every rank exits with an error", &TrainArgs::dist_timeout);
+    t.add(ours, "amp", "mixed precision: off (float32, upstream's arithmetic), bf16 (autocast), fp16 (autocast + dynamic loss scaling, CUDA)", &TrainArgs::amp);
+    t.add(ours, "conv_algorithm", "CPU 3x3 convolutions: winograd (oneDNN's Winograd kernels where the CPU has them; about 2.5x faster, float32-rounding differences) or direct (LibTorch's kernels, as upstream)", &TrainArgs::conv_algorithm);
+    t.add_switch(ours, "parse_only", "check the command line, print the resolved flags as JSON and exit", [](TrainArgs& a) -> bool& { return a.parse_only; });
+    t.add(ours, "sys_metrics", "write final metrics for Onepanel here (default: /tmp/sys-metrics.json when ONEPANEL_RESOURCE_UID is set)", &TrainArgs::sys_metrics);
+    // clang-format on
+    return t;
+  }();
+  return table;
 }
 
-cxxopts::Options make_options() {
-  cxxopts::Options o("detr_train", "Trains DETR on a COCO / CVAT export (upstream main.py's flags).");
-  TrainArgs d;
-  const auto& m = d.model;
-  auto num = [](double v) {
-    std::ostringstream s;
-    s << v;
-    return s.str();
-  };
-  // clang-format off
-  o.add_options("upstream")
-    ("lr", "learning rate of the transformer and heads", cxxopts::value<double>()->default_value(num(d.lr)))
-    ("lr_backbone", "learning rate of the backbone; <= 0 freezes it", cxxopts::value<double>()->default_value(num(m.lr_backbone)))
-    ("batch_size", "images per process", cxxopts::value<int64_t>()->default_value(std::to_string(d.batch_size)))
-    ("weight_decay", "AdamW weight decay", cxxopts::value<double>()->default_value(num(d.weight_decay)))
-    ("epochs", "epochs to train", cxxopts::value<int64_t>()->default_value(std::to_string(d.epochs)))
-    ("lr_drop", "StepLR step (epochs)", cxxopts::value<int64_t>()->default_value(std::to_string(d.lr_drop)))
-    ("clip_max_norm", "gradient clipping max norm (0 = off)", cxxopts::value<double>()->default_value(num(d.clip_max_norm)))
-    ("frozen_weights", "segmentation only (unsupported)", cxxopts::value<std::string>())
-    ("backbone", "resnet18|resnet34|resnet50|resnet101", cxxopts::value<std::string>()->default_value(m.backbone))
-    ("dilation", "DC5: dilate the last stage")
-    ("position_embedding", "sine|learned", cxxopts::value<std::string>()->default_value(m.position_embedding))
-    ("enc_layers", "encoder layers", cxxopts::value<int64_t>()->default_value(std::to_string(m.enc_layers)))
-    ("dec_layers", "decoder layers", cxxopts::value<int64_t>()->default_value(std::to_string(m.dec_layers)))
-    ("dim_feedforward", "FFN width", cxxopts::value<int64_t>()->default_value(std::to_string(m.dim_feedforward)))
-    ("hidden_dim", "transformer width", cxxopts::value<int64_t>()->default_value(std::to_string(m.hidden_dim)))
-    ("dropout", "transformer dropout", cxxopts::value<double>()->default_value(num(m.dropout)))
-    ("nheads", "attention heads", cxxopts::value<int64_t>()->default_value(std::to_string(m.nheads)))
-    ("num_queries", "object queries", cxxopts::value<int64_t>()->default_value(std::to_string(m.num_queries)))
-    ("pre_norm", "pre-norm transformer layers")
-    ("masks", "segmentation head (unsupported)")
-    ("no_aux_loss", "disable the per-decoder-layer losses")
-    ("set_cost_class", "matcher class cost", cxxopts::value<double>()->default_value(num(m.set_cost_class)))
-    ("set_cost_bbox", "matcher L1 cost", cxxopts::value<double>()->default_value(num(m.set_cost_bbox)))
-    ("set_cost_giou", "matcher GIoU cost", cxxopts::value<double>()->default_value(num(m.set_cost_giou)))
-    ("mask_loss_coef", "segmentation only", cxxopts::value<double>()->default_value("1"))
-    ("dice_loss_coef", "segmentation only", cxxopts::value<double>()->default_value("1"))
-    ("bbox_loss_coef", "L1 box loss weight", cxxopts::value<double>()->default_value(num(m.bbox_loss_coef)))
-    ("giou_loss_coef", "GIoU loss weight", cxxopts::value<double>()->default_value(num(m.giou_loss_coef)))
-    ("eos_coef", "no-object class weight", cxxopts::value<double>()->default_value(num(m.eos_coef)))
-    ("dataset_file", "coco", cxxopts::value<std::string>()->default_value(d.dataset_file))
-    ("coco_path", "dataset root (CVAT export, Datumaro subsets or upstream's COCO layout)", cxxopts::value<std::string>())
-    ("coco_panoptic_path", "panoptic only (unsupported)", cxxopts::value<std::string>())
-    ("remove_difficult", "unused, as upstream")
-    ("output_dir", "where checkpoints, logs, classes.csv and TensorBoard events go (empty: nothing saved)", cxxopts::value<std::string>()->default_value(""))
-    ("device", "auto|cpu|cuda|cuda:N (auto: CUDA when available)", cxxopts::value<std::string>()->default_value(d.device))
-    ("seed", "random seed", cxxopts::value<int64_t>()->default_value(std::to_string(d.seed)))
-    ("resume", "checkpoint (file or directory) to resume from", cxxopts::value<std::string>()->default_value(""))
-    ("start_epoch", "first epoch (overridden by --resume)", cxxopts::value<int64_t>()->default_value("0"))
-    ("eval", "evaluate the --resume checkpoint and exit")
-    ("num_workers", "data loading threads", cxxopts::value<int64_t>()->default_value(std::to_string(d.num_workers)))
-    ("world_size", "processes (overridden by WORLD_SIZE)", cxxopts::value<int64_t>()->default_value("1"))
-    ("dist_url", "process-group init method", cxxopts::value<std::string>()->default_value(d.dist_url));
-  o.add_options("detr-cpp")
-    ("num_classes", "max category id + 1 (default: from the data)", cxxopts::value<int64_t>()->default_value("0"))
-    ("num_threads", "intra-op CPU threads (0 = all cores)", cxxopts::value<int64_t>()->default_value("0"))
-    ("check_data", "validate the dataset, print a summary and exit")
-    ("skip_bad_images", "skip (and count) images that would make training wrong instead of failing")
-    ("max_image_pixels", "refuse images whose header declares more pixels (decompression bombs); default: "
-     "PIL's refusal point, 178956970", cxxopts::value<int64_t>()->default_value("178956970"))
-    ("val_split", "share of images held out for validation when the export has no validation subset "
-                  "(default 0.1 with >= 10 images, else validate on the training images; 0 = never split)",
-     cxxopts::value<double>()->default_value("-1"))
-    ("train_annotations", "explicit training annotation file", cxxopts::value<std::string>()->default_value(""))
-    ("val_annotations", "explicit validation annotation file", cxxopts::value<std::string>()->default_value(""))
-    ("image_dir", "explicit image folder", cxxopts::value<std::string>()->default_value(""))
-    ("scales", "training sizes of the shorter side, comma-separated (default 480,512,...,800)", cxxopts::value<std::string>()->default_value(""))
-    ("max_size", "longest side cap", cxxopts::value<int64_t>()->default_value("1333"))
-    ("val_size", "validation shorter side", cxxopts::value<int64_t>()->default_value("800"))
-    ("pretrained", "initial weights: NAME (upstream's model zoo: R50, R50-DC5, R101, R101-DC5), PATH (our checkpoint, an upstream DETR .pth, or a directory) or URL; the class head is skipped when num_classes differs", cxxopts::value<std::string>()->default_value(""))
-    ("backbone_weights", "auto (torchvision's ImageNet ResNet, downloaded into the torch.hub cache, as upstream), none (random), PATH or URL", cxxopts::value<std::string>()->default_value("auto"))
-    ("eval_every", "evaluate every N epochs (0 = only at the end)", cxxopts::value<int64_t>()->default_value("1"))
-    ("print_freq", "log every N steps when not on a terminal", cxxopts::value<int64_t>()->default_value("10"))
-    ("dist_backend", "nccl|gloo (default: nccl on CUDA, gloo on CPU)", cxxopts::value<std::string>()->default_value(""))
-    ("amp", "mixed precision: off (float32, upstream's arithmetic), bf16 (autocast), fp16 (autocast + dynamic loss scaling, CUDA)", cxxopts::value<std::string>()->default_value("off"))
-    ("conv_algorithm", "CPU 3x3 convolutions: winograd (oneDNN's Winograd kernels where the CPU has them; about 2.5x faster, float32-rounding differences) or direct (LibTorch's kernels, as upstream)", cxxopts::value<std::string>()->default_value("winograd"))
-    ("dist_timeout", "seconds a distributed rendezvous or collective may wait for a peer before every rank exits with an error", cxxopts::value<double>()->default_value("1800"))
-    ("parse_only", "check the command line, print the resolved flags as JSON and exit")
-    ("sys_metrics", "write final metrics for Onepanel here (default: /tmp/sys-metrics.json when ONEPANEL_RESOURCE_UID is set)", cxxopts::value<std::string>()->default_value(""))
-    ("h,help", "print this help");
-  // clang-format on
-  return o;
+void require(bool ok, const std::string& what) {
+  if (!ok) throw UsageError(what);
+}
+
+void validate(TrainArgs& a, const cxxopts::ParseResult& r, const Launch& launch) {
+  require(!r.count("coco_panoptic_path"), "panoptic segmentation (--coco_panoptic_path) is not supported: CVAT exports no panoptic format");
+  require(a.frozen_weights.empty() || a.model.masks, "--frozen_weights is for training segmentation only (add --masks)");
+  require(a.best_metric == datasets::IouType::bbox || a.model.masks, "--best_metric segm needs --masks");
+  require(a.dataset_file == "coco", "--dataset_file: only 'coco' is supported, got '" + a.dataset_file + "'");
+  require(!a.coco_path.empty(), "--coco_path is required");
+  for (const auto& [flag, v] : {std::pair<const char*, int64_t>{"batch_size", a.batch_size}, {"lr_drop", a.lr_drop},
+                                {"max_size", a.max_size}, {"val_size", a.val_size}, {"print_freq", a.print_freq},
+                                {"max_image_pixels", a.max_image_pixels}, {"world_size", a.world_size}})
+    require(v > 0, std::string("--") + flag + " must be positive, got " + std::to_string(v));
+  for (const auto& [flag, v] : {std::pair<const char*, int64_t>{"epochs", a.epochs}, {"num_workers", a.num_workers},
+                                {"eval_every", a.eval_every}, {"num_classes", a.num_classes}, {"num_threads", a.num_threads}})
+    require(v >= 0, std::string("--") + flag + " must be >= 0, got " + std::to_string(v));
+  require(a.val_split == -1 || (a.val_split >= 0 && a.val_split < 1),
+          "--val_split must be in [0, 1), got " + std::to_string(a.val_split));
+  require(a.lr > 0, "--lr must be positive");
+  require(a.dist_timeout > 0, "--dist_timeout must be positive seconds");
+  require(a.world_size == 1 || launch.job,
+          "--world_size " + std::to_string(a.world_size) +
+              " needs a launcher that starts the processes and sets RANK/WORLD_SIZE/MASTER_ADDR/MASTER_PORT "
+              "(torchrun --nproc_per_node=N --no-python detr_train ..., a PyTorchJob, SLURM)");
+  a.model.train_backbone = a.lr_backbone > 0;
+  if (a.num_classes > 0) a.model.num_classes = a.num_classes;
+  try {
+    auto probe = a.model;
+    probe.num_classes = a.num_classes > 0 ? a.num_classes : 1;  // 0: decided by the data
+    probe.validate();
+  } catch (const std::invalid_argument& e) {
+    throw UsageError(e.what());
+  }
 }
 
 }  // namespace
 
-TrainArgs parse_train_args(int argc, const char* const* argv, std::string* help) {
-  auto options = make_options();
+ParsedTrainCommand parse_train_command(int argc, const char* const* argv) {
+  const auto& table = flag_table();
+  auto options = table.options("detr_train", "Trains DETR on a COCO / CVAT export (upstream main.py's flags).");
   cxxopts::ParseResult r;
   try {
     r = options.parse(argc, argv);
   } catch (const cxxopts::exceptions::exception& e) {
     throw UsageError(e.what());
   }
-  if (!r.unmatched().empty()) throw UsageError("unexpected argument '" + r.unmatched()[0] + "'");
-  TrainArgs a;
+  require(r.unmatched().empty(), "unexpected argument '" + (r.unmatched().empty() ? "" : r.unmatched()[0]) + "'");
+  ParsedTrainCommand cmd;
   if (r.count("help")) {
-    if (help) *help = options.help({"upstream", "detr-cpp"});
-    return a;
+    cmd.help = options.help(table.groups());
+    return cmd;
   }
-  auto& m = a.model;
-  try {
-    a.lr = r["lr"].as<double>();
-    m.lr_backbone = r["lr_backbone"].as<double>();
-    a.batch_size = r["batch_size"].as<int64_t>();
-    a.weight_decay = r["weight_decay"].as<double>();
-    a.epochs = r["epochs"].as<int64_t>();
-    a.lr_drop = r["lr_drop"].as<int64_t>();
-    a.clip_max_norm = r["clip_max_norm"].as<double>();
-    m.backbone = r["backbone"].as<std::string>();
-    m.dilation = r.count("dilation") > 0;
-    m.position_embedding = r["position_embedding"].as<std::string>();
-    m.enc_layers = r["enc_layers"].as<int64_t>();
-    m.dec_layers = r["dec_layers"].as<int64_t>();
-    m.dim_feedforward = r["dim_feedforward"].as<int64_t>();
-    m.hidden_dim = r["hidden_dim"].as<int64_t>();
-    m.dropout = r["dropout"].as<double>();
-    m.nheads = r["nheads"].as<int64_t>();
-    m.num_queries = r["num_queries"].as<int64_t>();
-    m.pre_norm = r.count("pre_norm") > 0;
-    m.aux_loss = r.count("no_aux_loss") == 0;
-    m.set_cost_class = r["set_cost_class"].as<double>();
-    m.set_cost_bbox = r["set_cost_bbox"].as<double>();
-    m.set_cost_giou = r["set_cost_giou"].as<double>();
-    m.bbox_loss_coef = r["bbox_loss_coef"].as<double>();
-    m.giou_loss_coef = r["giou_loss_coef"].as<double>();
-    m.eos_coef = r["eos_coef"].as<double>();
-    a.dataset_file = r["dataset_file"].as<std::string>();
-    if (r.count("coco_path")) a.coco_path = r["coco_path"].as<std::string>();
-    a.output_dir = r["output_dir"].as<std::string>();
-    a.device = r["device"].as<std::string>();
-    a.seed = r["seed"].as<int64_t>();
-    a.resume = r["resume"].as<std::string>();
-    a.start_epoch = r["start_epoch"].as<int64_t>();
-    a.eval = r.count("eval") > 0;
-    a.num_workers = r["num_workers"].as<int64_t>();
-    a.world_size = r["world_size"].as<int64_t>();
-    a.dist_url = r["dist_url"].as<std::string>();
-    a.num_classes = r["num_classes"].as<int64_t>();
-    a.num_threads = r["num_threads"].as<int64_t>();
-    a.check_data = r.count("check_data") > 0;
-    a.skip_bad_images = r.count("skip_bad_images") > 0;
-    a.max_image_pixels = r["max_image_pixels"].as<int64_t>();
-    a.val_split = r["val_split"].as<double>();
-    a.train_annotations = r["train_annotations"].as<std::string>();
-    a.val_annotations = r["val_annotations"].as<std::string>();
-    a.image_dir = r["image_dir"].as<std::string>();
-    if (!r["scales"].as<std::string>().empty()) a.scales = parse_int_list("scales", r["scales"].as<std::string>());
-    a.max_size = r["max_size"].as<int64_t>();
-    a.val_size = r["val_size"].as<int64_t>();
-    a.pretrained = r["pretrained"].as<std::string>();
-    a.backbone_weights = r["backbone_weights"].as<std::string>();
-    a.eval_every = r["eval_every"].as<int64_t>();
-    a.print_freq = r["print_freq"].as<int64_t>();
-    a.dist_backend = r["dist_backend"].as<std::string>();
-    a.dist_timeout = r["dist_timeout"].as<double>();
-    a.amp = r["amp"].as<std::string>();
-    a.conv_algorithm = r["conv_algorithm"].as<std::string>();
-    a.sys_metrics = r["sys_metrics"].as<std::string>();
-    a.parse_only = r.count("parse_only") > 0;
-  } catch (const cxxopts::exceptions::exception& e) {
-    throw UsageError(e.what());
-  }
-  if (r.count("masks") || r.count("frozen_weights") || r.count("coco_panoptic_path"))
-    throw UsageError("segmentation (--masks, --frozen_weights, --coco_panoptic_path) is not supported; "
-                     "detr_train trains box detection");
-  if (a.dataset_file != "coco") throw UsageError("--dataset_file: only 'coco' is supported, got '" + a.dataset_file + "'");
-  if (a.coco_path.empty()) throw UsageError("--coco_path is required");
-  auto positive = [](const char* flag, int64_t v) {
-    if (v <= 0) throw UsageError(std::string("--") + flag + " must be positive, got " + std::to_string(v));
-  };
-  positive("batch_size", a.batch_size);
-  positive("lr_drop", a.lr_drop);
-  positive("max_size", a.max_size);
-  positive("val_size", a.val_size);
-  positive("print_freq", a.print_freq);
-  if (a.epochs < 0) throw UsageError("--epochs must be >= 0, got " + std::to_string(a.epochs));
-  if (a.num_workers < 0) throw UsageError("--num_workers must be >= 0");
-  if (a.eval_every < 0) throw UsageError("--eval_every must be >= 0");
-  if (a.num_classes < 0) throw UsageError("--num_classes must be >= 0");
-  if (a.max_image_pixels < 1)
-    throw UsageError("--max_image_pixels must be positive, got " + std::to_string(a.max_image_pixels));
-  if (a.val_split != -1 && (a.val_split < 0 || a.val_split >= 1))
-    throw UsageError("--val_split must be in [0, 1), got " + std::to_string(a.val_split));
-  if (a.lr <= 0) throw UsageError("--lr must be positive");
-  if (a.world_size < 1) throw UsageError("--world_size must be positive, got " + std::to_string(a.world_size));
-  if (a.world_size > 1 && !std::getenv("WORLD_SIZE") && !std::getenv("SLURM_NTASKS"))
-    throw UsageError("--world_size " + std::to_string(a.world_size) +
-                     " needs a launcher that starts the processes and sets RANK/WORLD_SIZE/MASTER_ADDR/MASTER_PORT "
-                     "(torchrun --nproc_per_node=N --no-python detr_train ..., a PyTorchJob, SLURM)");
-  if (!(a.dist_timeout > 0)) throw UsageError("--dist_timeout must be positive seconds");
-  try {
-    models::parse_conv_algorithm(a.conv_algorithm);
-  } catch (const std::invalid_argument& e) {
-    throw UsageError(e.what());
-  }
-  if (a.amp != "off" && a.amp != "bf16" && a.amp != "fp16")
-    throw UsageError("--amp must be off, bf16 or fp16, got '" + a.amp + "'");
-  if (!a.dist_backend.empty() && a.dist_backend != "gloo" && a.dist_backend != "nccl")
-    throw UsageError("--dist_backend must be gloo or nccl, got '" + a.dist_backend + "'");
-  try {
-    if (a.num_classes == 0) {
-      auto probe = m;
-      probe.num_classes = 1;
-      probe.validate();
-    } else {
-      m.num_classes = a.num_classes;
-      m.validate();
-    }
-  } catch (const std::invalid_argument& e) {
-    throw UsageError(e.what());
-  }
-  if (a.device != "auto" && a.device != "cpu" && a.device.rfind("cuda", 0) != 0)
-    throw UsageError("--device must be auto, cpu, cuda or cuda:N, got '" + a.device + "'");
-  return a;
+  table.read(r, cmd.args);
+  cmd.launch = Launch::from_environment(cmd.args.dist_url);  // a malformed variable: runtime_error, exit 1
+  validate(cmd.args, r, cmd.launch);
+  return cmd;
 }
 
 nlohmann::json TrainArgs::to_json() const {
   auto j = models::to_json(model);
-  j["lr"] = lr;
-  j["batch_size"] = batch_size;
-  j["weight_decay"] = weight_decay;
-  j["epochs"] = epochs;
-  j["lr_drop"] = lr_drop;
-  j["clip_max_norm"] = clip_max_norm;
-  j["dataset_file"] = dataset_file;
-  j["coco_path"] = coco_path;
-  j["output_dir"] = output_dir;
-  j["device"] = device;
-  j["seed"] = seed;
-  j["resume"] = resume;
-  j["start_epoch"] = start_epoch;
-  j["eval"] = eval;
-  j["num_workers"] = num_workers;
-  j["world_size"] = world_size;
-  j["dist_url"] = dist_url;
-  j["dist_backend"] = dist_backend;
-  j["dist_timeout"] = dist_timeout;
-  j["amp"] = amp;
-  j["conv_algorithm"] = conv_algorithm;
-  j["masks"] = false;
-  j["num_threads"] = num_threads;
-  j["val_split"] = val_split;
-  j["train_annotations"] = train_annotations;
-  j["val_annotations"] = val_annotations;
-  j["image_dir"] = image_dir;
-  j["scales"] = scales;
-  j["max_size"] = max_size;
-  j["val_size"] = val_size;
-  j["pretrained"] = pretrained;
-  j["backbone_weights"] = backbone_weights;
-  j["eval_every"] = eval_every;
-  j["skip_bad_images"] = skip_bad_images;
-  j["max_image_pixels"] = max_image_pixels;
+  j.update(flag_table().to_json(*this));
+  j["num_classes"] = model.num_classes;  // the head's size (the flag's 0 means "from the data")
   j["distributed"] = world_size > 1;
   return j;
+}
+
+RunOptions TrainArgs::run_options() const {
+  RunOptions o;
+  o.device = device;
+  o.num_threads = num_threads;
+  o.conv_algorithm = conv_algorithm;
+  o.dist_backend = dist_backend;
+  o.dist_timeout_s = dist_timeout;
+  o.watch_signals = true;
+  o.cudnn_benchmark = true;
+  return o;
 }
 
 }  // namespace detr

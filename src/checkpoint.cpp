@@ -74,30 +74,47 @@ PyValue scheduler_state(const AdamW& opt, const StepLR& s) {
 
 }  // namespace
 
-void save_checkpoint(const fs::path& path, models::DETR& model, const models::ModelConfig& config,
-                     const AdamW& optimizer, const StepLR& scheduler, const CheckpointState& state,
-                     const nlohmann::json& args) {
+namespace {
+// The checkpoint's entries in upstream's order (model, optimizer, lr_scheduler, epoch, args), then
+// ours; `optimizer` holds the optimizer and lr_scheduler entries, or nothing (best.pth).
+PyValue model_record(const torch::nn::Module& model, const models::ModelConfig& config, const CheckpointState& state,
+                     const nlohmann::json& args, Items optimizer = {}) {
   Items model_items;
-  ordered_state(*model, "", model_items);
+  ordered_state(model, "", model_items);
   serialization::PyList classes;
   for (const auto& c : state.classes)
     classes.push_back(PyValue::dict({{PyValue::str("id"), PyValue::integer(c.id)}, {PyValue::str("name"), PyValue::str(c.name)}}));
-  auto root = PyValue::dict({{PyValue::str("model"), PyValue::dict(model_items)},
-                             {PyValue::str("optimizer"), optimizer_state(optimizer)},
-                             {PyValue::str("lr_scheduler"), scheduler_state(optimizer, scheduler)},
-                             {PyValue::str("epoch"), PyValue::integer(state.epoch)},
-                             {PyValue::str("args"), serialization::from_json(args)},
-                             {PyValue::str("model_config"), serialization::from_json(models::to_json(config))},
-                             {PyValue::str("classes"), PyValue::list(classes)},
-                             {PyValue::str("step_in_epoch"), PyValue::integer(state.step_in_epoch)},
-                             {PyValue::str("images_per_step"), PyValue::integer(state.images_per_step)},
-                             {PyValue::str("best_ap"), PyValue::floating(state.best_ap)},
-                             {PyValue::str("format_version"), PyValue::integer(kCheckpointFormatVersion)}});
+  Items items{{PyValue::str("model"), PyValue::dict(model_items)}};
+  for (auto& item : optimizer) items.push_back(std::move(item));
+  for (auto& item : Items{{PyValue::str("epoch"), PyValue::integer(state.epoch)},
+                          {PyValue::str("args"), serialization::from_json(args)},
+                          {PyValue::str("model_config"), serialization::from_json(models::to_json(config))},
+                          {PyValue::str("classes"), PyValue::list(classes)},
+                          {PyValue::str("step_in_epoch"), PyValue::integer(state.step_in_epoch)},
+                          {PyValue::str("images_per_step"), PyValue::integer(state.images_per_step)},
+                          {PyValue::str("best_ap"), PyValue::floating(state.best_ap)},
+                          {PyValue::str("format_version"), PyValue::integer(kCheckpointFormatVersion)}})
+    items.push_back(std::move(item));
+  return PyValue::dict(std::move(items));
+}
+}  // namespace
+
+void save_checkpoint(const fs::path& path, const torch::nn::Module& model, const models::ModelConfig& config,
+                     const AdamW& optimizer, const StepLR& scheduler, const CheckpointState& state,
+                     const nlohmann::json& args) {
+  auto root = model_record(model, config, state, args,
+                           {{PyValue::str("optimizer"), optimizer_state(optimizer)},
+                            {PyValue::str("lr_scheduler"), scheduler_state(optimizer, scheduler)}});
   if (state.loss_scale > 0)  // GradScaler.state_dict()'s keys
     root.as_dict().set(PyValue::str("scaler"),
                        PyValue::dict({{PyValue::str("scale"), PyValue::floating(state.loss_scale)},
                                       {PyValue::str("_growth_tracker"), PyValue::integer(state.scaler_growth_tracker)}}));
   serialization::torch_save(root, path);
+}
+
+void save_model(const fs::path& path, const torch::nn::Module& model, const models::ModelConfig& config,
+                const CheckpointState& state, const nlohmann::json& args) {
+  serialization::torch_save(model_record(model, config, state, args), path);
 }
 
 namespace {

@@ -36,10 +36,16 @@ struct CheckpointState {
   std::vector<datasets::CocoCategory> classes;
 };
 
-// Writes atomically (temp file + rename).
-void save_checkpoint(const std::filesystem::path& path, models::DETR& model, const models::ModelConfig& config,
+// The full resume state (upstream's checkpoint.pth). Writes atomically (temp file + rename).
+void save_checkpoint(const std::filesystem::path& path, const torch::nn::Module& model, const models::ModelConfig& config,
                      const AdamW& optimizer, const StepLR& scheduler, const CheckpointState& state,
                      const nlohmann::json& args);
+
+// The model for inference, CVAT and fine-tuning (best.pth): the same file without optimizer,
+// lr_scheduler and scaler state — a third of the size with AdamW. --resume from it restarts the
+// optimizer; --pretrained and detr_predict read it as any checkpoint.
+void save_model(const std::filesystem::path& path, const torch::nn::Module& model, const models::ModelConfig& config,
+                const CheckpointState& state, const nlohmann::json& args);
 
 // What a torch.save file offers: ours, upstream's checkpoint.pth / model-zoo files, or a plain
 // state dict.

@@ -107,6 +107,7 @@ std::optional<Env> env_from_environment(const std::string& dist_url) {
     throw std::runtime_error("rank " + std::to_string(env.rank) + " is not below the world size " +
                              std::to_string(env.world_size) + " (" + env.source + ")");
   if (auto addr = get_env("MASTER_ADDR")) env.master_addr = *addr;
+  env.gloo_socket_ifname = get_env("GLOO_SOCKET_IFNAME");
   env.master_port = env_int("MASTER_PORT", env.master_port, 1);
   if (dist_url.rfind("tcp://", 0) == 0) {
     const auto hostport = dist_url.substr(6);
@@ -220,7 +221,10 @@ ProcessGroup::ProcessGroup(std::unique_ptr<Impl> impl, int rank, int world_size,
 
 ProcessGroup::~ProcessGroup() = default;
 
-std::unique_ptr<ProcessGroup> ProcessGroup::init(const Env& env, const InitOptions& options) {
+namespace {
+
+// The backend a job runs: the option, else nccl on CUDA (when built with it), gloo otherwise.
+std::string resolve_backend(const Env& env, const InitOptions& options) {
   std::string backend = options.backend;
   if (backend.empty()) backend = options.device.is_cuda() && nccl_available() ? "nccl" : "gloo";
   if (backend != "gloo" && backend != "nccl")
@@ -232,10 +236,13 @@ std::unique_ptr<ProcessGroup> ProcessGroup::init(const Env& env, const InitOptio
     throw std::runtime_error("this build of detr-cpp has no c10d " + backend +
                              " backend (its LibTorch lacked the headers at configure time); WORLD_SIZE=" +
                              std::to_string(env.world_size) + " cannot run");
+  return backend;
+}
+
 #if defined(DETR_WITH_GLOO) || defined(DETR_WITH_NCCL)
-  const std::string where = env.master_addr + ":" + std::to_string(env.master_port);
-  const std::string who = "rank " + std::to_string(env.rank) + " of " + std::to_string(env.world_size);
-  c10::intrusive_ptr<c10d::Store> store;
+// The TCPStore rendezvous: rank 0 hosts it, or torchrun's agent does.
+c10::intrusive_ptr<c10d::Store> rendezvous(const Env& env, const InitOptions& options, const std::string& where,
+                                           const std::string& who) {
   try {
     c10d::TCPStoreOptions so;
     use_classic_store_server(so, 0);
@@ -246,28 +253,37 @@ std::unique_ptr<ProcessGroup> ProcessGroup::init(const Env& env, const InitOptio
       // under the prefix its workers use (as torch.distributed's env:// rendezvous does).
       so.isServer = false;
       so.waitWorkers = false;
-      store = c10::make_intrusive<c10d::PrefixStore>(
-          "/worker/attempt_" + *env.agent_store_attempt,
-          c10::make_intrusive<c10d::TCPStore>(env.master_addr, so));
-    } else {
-      so.isServer = env.rank == 0;
-      so.numWorkers = static_cast<size_t>(env.world_size);
-      so.waitWorkers = true;
-      store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, so);
+      return c10::make_intrusive<c10d::PrefixStore>("/worker/attempt_" + *env.agent_store_attempt,
+                                                    c10::make_intrusive<c10d::TCPStore>(env.master_addr, so));
     }
+    so.isServer = env.rank == 0;
+    so.numWorkers = static_cast<size_t>(env.world_size);
+    so.waitWorkers = true;
+    return c10::make_intrusive<c10d::TCPStore>(env.master_addr, so);
   } catch (const std::exception& e) {
     throw std::runtime_error("distributed rendezvous at " + where + " failed for " + who + " within " +
                              seconds(options.timeout) + " (did all " + std::to_string(env.world_size) +
                              " processes start? With the same MASTER_ADDR/MASTER_PORT? Is the port free on rank 0 "
                              "and reachable?): " + error_text(e));
   }
+}
+#endif
+
+}  // namespace
+
+std::unique_ptr<ProcessGroup> ProcessGroup::init(const Env& env, const InitOptions& options) {
+  const std::string backend = resolve_backend(env, options);
+#if defined(DETR_WITH_GLOO) || defined(DETR_WITH_NCCL)
+  const std::string where = env.master_addr + ":" + std::to_string(env.master_port);
+  const std::string who = "rank " + std::to_string(env.rank) + " of " + std::to_string(env.world_size);
+  auto store = rendezvous(env, options, where, who);
   std::unique_ptr<Impl> impl;
   try {
     if (backend == "gloo") {
 #ifdef DETR_WITH_GLOO
       auto o = c10d::ProcessGroupGloo::Options::create(options.timeout);
-      if (auto ifname = get_env("GLOO_SOCKET_IFNAME"))
-        o->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(*ifname));
+      if (env.gloo_socket_ifname)
+        o->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(*env.gloo_socket_ifname));
       else if (is_loopback(env.master_addr))
         o->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1"));
       else

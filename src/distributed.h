@@ -24,6 +24,7 @@ struct Env {
   std::string source;  // "RANK/WORLD_SIZE", "torchrun", "SLURM": for messages
   // torchrun (TORCHELASTIC_USE_AGENT_STORE=True): its agent hosts the TCPStore; this restart's number.
   std::optional<std::string> agent_store_attempt;
+  std::optional<std::string> gloo_socket_ifname;  // GLOO_SOCKET_IFNAME: the interface Gloo uses
 };
 
 // RANK + WORLD_SIZE (+ LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT), else SLURM_PROCID +

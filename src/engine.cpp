@@ -5,6 +5,7 @@
 #include <cstring>
 #include <sstream>
 
+#include "datasets/coco_mask.h"
 #include "models/post_process.h"
 #include "src/util/box_ops.h"
 
@@ -51,9 +52,16 @@ double global_num_boxes(const std::vector<util::Target>& targets, dist::ProcessG
   return std::max(count.item<double>() / group.world_size(), 1.0);
 }
 
-}  // namespace
+// upstream: "Loss is {}, stopping training" — with every term, and what to try.
+void check_finite(const StepOutput& out) {
+  if (std::isfinite(out.loss)) return;
+  std::ostringstream msg;
+  msg << "Loss is " << out.loss << ", stopping training. Loss terms:";
+  for (const auto& [k, v] : out.terms) msg << " " << k << "=" << v;
+  msg << " (lower --lr or --clip_max_norm, or check the data)";
+  throw std::runtime_error(msg.str());
+}
 
-namespace {
 // Phase clock for StepTimings: synchronises the device so that GPU work lands in its phase.
 class PhaseClock {
  public:
@@ -74,56 +82,49 @@ class PhaseClock {
   torch::Device device_;
   std::chrono::steady_clock::time_point last_;
 };
+
 }  // namespace
 
-StepOutput train_step(models::DETR& model, models::SetCriterion& criterion, AdamW& optimizer,
-                      const datasets::Batch& batch, const torch::Device& device, double max_norm,
-                      StepTimings* timings, const dist::StepSync* sync, const AmpState* amp) {
-  PhaseClock clock(timings, device);
-  dist::ProcessGroup* group = sync && sync->group && sync->group->world_size() > 1 ? sync->group : nullptr;
-  auto samples = batch.samples.to(device, /*non_blocking=*/true);
-  auto targets = targets_to(batch.targets, device);
+StepOutput train_step(TrainSetup& t, const datasets::Batch& batch, StepTimings* timings) {
+  PhaseClock clock(timings, t.device);
+  dist::ProcessGroup* group = t.group();
+  auto samples = batch.samples.to(t.device, /*non_blocking=*/true);
+  auto targets = targets_to(batch.targets, t.device);
   clock.mark(&StepTimings::h2d);
-  const Precision precision = amp ? amp->precision : Precision::fp32;
-  GradScaler* scaler = amp && amp->scaler && amp->scaler->enabled() ? amp->scaler : nullptr;
+  GradScaler* scaler = t.amp.scaler && t.amp.scaler->enabled() ? t.amp.scaler : nullptr;
   models::DetrOutput outputs;
   {
-    AutocastGuard autocast(device, precision);
-    outputs = model->forward(samples);
+    AutocastGuard autocast(t.device, t.amp.precision);
+    outputs = t.model.forward(samples);
   }
-  if (precision != Precision::fp32) outputs = to_float32(outputs);  // matcher and losses in float32
+  if (t.amp.precision != Precision::fp32) outputs = to_float32(outputs);  // matcher and losses in float32
   clock.mark(&StepTimings::forward);
   c10::optional<double> num_boxes;
-  if (group) num_boxes = global_num_boxes(batch.targets, *group, device);
-  auto result = criterion->forward(outputs, targets, num_boxes);
-  auto total = criterion->weighted_total(result.losses);
+  if (group) num_boxes = global_num_boxes(batch.targets, *group, t.device);
+  auto result = t.criterion->forward(outputs, targets, num_boxes);
+  auto total = t.criterion->weighted_total(result.losses);
   clock.mark(&StepTimings::loss);
   if (timings) {
-    timings->matcher += criterion->last_matcher_seconds;
-    timings->loss -= criterion->last_matcher_seconds;
+    timings->matcher += result.matcher_seconds;
+    timings->loss -= result.matcher_seconds;
   }
 
   StepOutput out;
   const auto host = to_host(result.losses, {total}, group);
   out.terms = named(result.losses, host);
   out.loss = host.back();
-  if (!std::isfinite(out.loss)) {
-    std::ostringstream msg;
-    msg << "Loss is " << out.loss << ", stopping training. Loss terms:";
-    for (const auto& [k, v] : out.terms) msg << " " << k << "=" << v;
-    msg << " (lower --lr or --clip_max_norm, or check the data)";
-    throw std::runtime_error(msg.str());
-  }
+  check_finite(out);
+  AdamW& optimizer = *t.optimizer;
   optimizer.zero_grad();
   (scaler ? scaler->scale_loss(total) : total).backward();
   clock.mark(&StepTimings::backward);
-  if (group && sync->reducer) sync->reducer->average();
+  if (group && t.sync.reducer) t.sync.reducer->average();
   clock.mark(&StepTimings::grad_sync);
   // fp16: true gradients before clipping; an overflow skips the step (the same on every rank, whose
   // gradients are equal after averaging).
   out.loss_scale = scaler ? scaler->scale() : 1.0;
   out.skipped = scaler && scaler->unscale(optimizer.all_params());
-  out.grad_norm = clip_grad_norm(optimizer.all_params(), max_norm);
+  out.grad_norm = clip_grad_norm(optimizer.all_params(), t.max_norm);
   if (!out.skipped) optimizer.step();
   if (scaler) scaler->update(out.skipped);
   // Gradients are not needed until the next backward: freed now, they do not add to the next
@@ -148,40 +149,38 @@ void log_step(MetricLogger& logger, const StepOutput& step, const std::map<std::
   for (const auto& [k, v] : step.terms) logger.update(k + "_unscaled", v);
 }
 
-MetricLogger train_one_epoch(models::DETR& model, models::SetCriterion& criterion, AdamW& optimizer,
-                             datasets::DataLoader& loader, int64_t epoch, const torch::Device& device,
-                             double max_norm, const EpochCallbacks& cb, int64_t first_step,
-                             const dist::StepSync* sync, const AmpState* amp) {
-  model->train();
-  criterion->train();
+namespace {
+// A CUDA out-of-memory error, said with the batch that caused it and what to change.
+[[noreturn]] void out_of_memory(const c10::Error& e, const datasets::Batch& batch, const torch::Device& device) {
+  const std::string what = e.what_without_backtrace();
+  if (what.find("out of memory") == std::string::npos) throw;  // called from the catch: rethrows as it is
+  const auto& t = batch.samples.tensors;
+  throw std::runtime_error("out of memory on " + device.str() + " at --batch_size " + std::to_string(t.size(0)) +
+                           " with images padded to " + std::to_string(t.size(2)) + "x" + std::to_string(t.size(3)) +
+                           ": lower --batch_size, or use smaller images (--scales 480,512,544 --max_size 800), "
+                           "or a smaller --backbone / --hidden_dim");
+}
+}  // namespace
+
+MetricLogger train_one_epoch(TrainSetup& t, datasets::DataLoader& loader, int64_t epoch, const EpochCallbacks& cb,
+                             int64_t first_step) {
+  t.model.module().train();
+  t.criterion->train();
   MetricLogger logger;
   loader.start_epoch(epoch, first_step);
   const int64_t n = loader.size();
-  dist::ProcessGroup* group = sync && sync->group && sync->group->world_size() > 1 ? sync->group : nullptr;
   for (int64_t i = first_step; i < n; ++i) {
-    bool stop = cb.should_stop && cb.should_stop();
-    if (group) {  // one rank's signal stops every rank after the same step
-      auto votes = torch::full({1}, stop ? 1.0f : 0.0f);
-      group->all_reduce_sum(votes);
-      stop = votes.item<float>() > 0;
-    }
-    if (stop) break;
+    if (cb.should_stop && cb.should_stop()) break;
     const auto t0 = std::chrono::steady_clock::now();
     auto batch = loader.next();
     if (!batch) break;
     StepOutput step;
     try {
-      step = train_step(model, criterion, optimizer, *batch, device, max_norm, nullptr, sync, amp);
+      step = train_step(t, *batch);
     } catch (const c10::Error& e) {
-      const std::string what = e.what_without_backtrace();
-      if (what.find("out of memory") == std::string::npos) throw;
-      const auto& t = batch->samples.tensors;
-      throw std::runtime_error("out of memory on " + device.str() + " at --batch_size " + std::to_string(t.size(0)) +
-                               " with images padded to " + std::to_string(t.size(2)) + "x" + std::to_string(t.size(3)) +
-                               ": lower --batch_size, or use smaller images (--scales 480,512,544 --max_size 800), "
-                               "or a smaller --backbone / --hidden_dim");
+      out_of_memory(e, *batch, t.device);
     }
-    log_step(logger, step, criterion->weight_dict, optimizer.groups()[0].lr);
+    log_step(logger, step, t.criterion->weight_dict, t.optimizer->groups()[0].lr);
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (cb.on_step) cb.on_step(i, n, step, batch->samples.tensors.size(0), secs);
   }
@@ -189,9 +188,27 @@ MetricLogger train_one_epoch(models::DETR& model, models::SetCriterion& criterio
 }
 
 namespace {
+// Every rank's mask results, in rank order, as JSON lines of compressed RLE. Called on every rank
+// (a rank whose shard is empty sends none).
+void gather_mask_results(EvalOutput& out, dist::ProcessGroup& group) {
+  nlohmann::json mine = nlohmann::json::array();
+  for (const auto& d : out.mask_detections)
+    mine.push_back({d.image_id, d.category_id, d.score, d.segmentation->height, d.segmentation->width,
+                    datasets::rle_to_string(*d.segmentation)});
+  const auto all = group.all_gather_bytes(mine.dump());
+  out.mask_detections.clear();
+  for (const auto& bytes : all)
+    for (const auto& r : nlohmann::json::parse(bytes)) {
+      const int64_t h = r[3], w = r[4];
+      out.mask_detections.push_back(datasets::make_segm_result(
+          r[0], r[1], datasets::rle_from_string(r[5].get<std::string>(), h, w), r[2].get<double>()));
+    }
+}
+
 // Every rank's loss meters and detections, merged in rank order on every rank (upstream: metric
 // synchronize_between_processes and CocoEvaluator's all_gather). Detections travel as 7 doubles each.
 void gather_evaluation(EvalOutput& out, dist::ProcessGroup& group) {
+  gather_mask_results(out, group);
   std::vector<double> packed;
   packed.reserve(out.detections.size() * 7);
   for (const auto& d : out.detections) {
@@ -208,87 +225,87 @@ void gather_evaluation(EvalOutput& out, dist::ProcessGroup& group) {
     const auto& bytes = dets[static_cast<size_t>(r)];
     std::vector<double> v(bytes.size() / sizeof(double));
     std::memcpy(v.data(), bytes.data(), v.size() * sizeof(double));
-    for (size_t k = 0; k + 7 <= v.size(); k += 7) {
-      datasets::CocoAnnotation d;
-      d.id = static_cast<int64_t>(out.detections.size()) + 1;
-      d.image_id = static_cast<int64_t>(v[k]);
-      d.category_id = static_cast<int64_t>(v[k + 1]);
-      d.bbox = {v[k + 2], v[k + 3], v[k + 4], v[k + 5]};
-      d.area = d.bbox[2] * d.bbox[3];
-      d.score = v[k + 6];
-      out.detections.push_back(d);
-    }
+    for (size_t k = 0; k + 7 <= v.size(); k += 7)
+      out.detections.push_back({static_cast<int64_t>(v[k]), static_cast<int64_t>(v[k + 1]),
+                                {v[k + 2], v[k + 3], v[k + 4], v[k + 5]}, v[k + 6]});
+  }
+}
+
+// PostProcess's detections of one image as COCO results: xyxy -> xywh, in float64 as pycocotools reads them.
+void append_results(const models::Detections& d, int64_t image_id, std::vector<datasets::CocoResult>& out) {
+  auto boxes = util::box_xyxy_to_cxcywh(d.boxes).to(torch::kCPU, torch::kDouble);  // [Q, 4]
+  auto xywh = torch::cat({boxes.slice(1, 0, 2) - boxes.slice(1, 2) / 2, boxes.slice(1, 2)}, 1).contiguous();
+  auto scores = d.scores.to(torch::kCPU, torch::kDouble).contiguous();
+  auto labels = d.labels.to(torch::kCPU, torch::kLong).contiguous();
+  const double* bx = xywh.data_ptr<double>();
+  for (int64_t q = 0; q < scores.size(0); ++q)
+    out.push_back({image_id, labels.data_ptr<int64_t>()[q], {bx[4 * q], bx[4 * q + 1], bx[4 * q + 2], bx[4 * q + 3]},
+                   scores.data_ptr<double>()[q]});
+}
+// PostProcessSegm's masks ([Q, 1, H, W] uint8 at the original size) as compressed RLE, as upstream's
+// prepare_for_coco_segmentation encodes them; bbox and area come from the mask (COCO.loadRes).
+void append_mask_results(const models::Detections& d, int64_t image_id, std::vector<datasets::CocoResult>& out) {
+  auto masks = d.masks.to(torch::kCPU, torch::kUInt8).contiguous();  // [Q, 1, H, W]
+  auto scores = d.scores.to(torch::kCPU, torch::kDouble).contiguous();
+  auto labels = d.labels.to(torch::kCPU, torch::kLong).contiguous();
+  const int64_t h = masks.size(2), w = masks.size(3);
+  for (int64_t q = 0; q < masks.size(0); ++q) {
+    auto rle = datasets::encode(masks[q][0].data_ptr<uint8_t>(), h, w, datasets::MaskLayout::row_major);
+    out.push_back(datasets::make_segm_result(image_id, labels.data_ptr<int64_t>()[q], std::move(rle),
+                                             scores.data_ptr<double>()[q]));
   }
 }
 }  // namespace
 
-datasets::CocoGroundTruth to_ground_truth(const datasets::CocoDataset& data) {
-  datasets::CocoGroundTruth gt;
-  gt.categories = data.categories;
-  for (const auto& rec : data.images) {
-    gt.images.push_back({rec.id, rec.width, rec.height});
-    for (const auto& o : rec.objects) {
-      datasets::CocoAnnotation a;
-      a.id = o.id;
-      a.image_id = rec.id;
-      a.category_id = o.category_id;
-      a.bbox = o.bbox;
-      a.area = o.area;
-      a.iscrowd = o.iscrowd;
-      gt.annotations.push_back(a);
-    }
+models::DetrOutput evaluate_batch(TrainSetup& t, const datasets::Batch& batch, EvalOutput& out, StepTimings* timings) {
+  auto samples = batch.samples.to(t.device, true);
+  auto targets = targets_to(batch.targets, t.device);
+  auto outputs = t.model.forward(samples);
+  auto result = t.criterion->forward(outputs, targets);
+  if (timings) timings->matcher += result.matcher_seconds;
+  StepOutput step;
+  step.terms = named(result.losses, to_host(result.losses));
+  step.loss = t.criterion->weighted_total(result.losses).item<double>();
+  log_step(out.stats, step, t.criterion->weight_dict, NAN);
+  std::vector<torch::Tensor> sizes, fed_sizes;
+  for (const auto& target : batch.targets) {
+    sizes.push_back(target.orig_size);
+    fed_sizes.push_back(target.size);
   }
-  return gt;
+  const auto orig_sizes = torch::stack(sizes).to(t.device);
+  auto dets = models::post_process(outputs, orig_sizes);
+  if (outputs.pred_masks.defined()) models::post_process_segm(dets, outputs, orig_sizes, torch::stack(fed_sizes).to(t.device));
+  for (size_t b = 0; b < dets.size(); ++b) {
+    const int64_t image_id = batch.targets[b].image_id.item<int64_t>();
+    append_results(dets[b], image_id, out.detections);
+    if (dets[b].masks.defined()) append_mask_results(dets[b], image_id, out.mask_detections);
+  }
+  return outputs;
 }
 
-EvalOutput evaluate(models::DETR& model, models::SetCriterion& criterion, datasets::DataLoader& loader,
-                    const datasets::CocoDataset& data, const torch::Device& device,
-                    const std::function<bool()>& should_stop, dist::ProcessGroup* group) {
+EvalOutput evaluate(TrainSetup& t, datasets::DataLoader& loader, const datasets::CocoDataset& data,
+                    const std::function<bool()>& should_stop) {
   torch::NoGradGuard no_grad;
-  model->eval();
-  criterion->eval();
+  t.model.module().eval();
+  t.criterion->eval();
   EvalOutput out;
   loader.start_epoch(0);
   while (auto batch = loader.next()) {
-    if (should_stop && should_stop()) throw std::runtime_error("evaluation interrupted by a signal (the epoch's checkpoint was written before evaluating)");
-    auto samples = batch->samples.to(device, true);
-    auto targets = targets_to(batch->targets, device);
-    auto outputs = model->forward(samples);
-    auto result = criterion->forward(outputs, targets);
-    StepOutput step;
-    step.terms = named(result.losses, to_host(result.losses));
-    step.loss = criterion->weighted_total(result.losses).item<double>();
-    log_step(out.stats, step, criterion->weight_dict, NAN);
-
-    std::vector<torch::Tensor> sizes;
-    for (const auto& t : batch->targets) sizes.push_back(t.orig_size);
-    auto dets = models::post_process(outputs, torch::stack(sizes));
-    for (size_t b = 0; b < dets.size(); ++b) {
-      auto boxes = util::box_xyxy_to_cxcywh(dets[b].boxes).to(torch::kCPU, torch::kDouble);  // -> xywh
-      auto xywh = torch::cat({boxes.slice(1, 0, 2) - boxes.slice(1, 2) / 2, boxes.slice(1, 2)}, 1).contiguous();
-      auto scores = dets[b].scores.to(torch::kCPU, torch::kDouble).contiguous();
-      auto labels = dets[b].labels.to(torch::kCPU).contiguous();
-      const int64_t image_id = batch->targets[b].image_id.item<int64_t>();
-      const double* bx = xywh.data_ptr<double>();
-      for (int64_t q = 0; q < scores.size(0); ++q) {
-        datasets::CocoAnnotation d;
-        d.id = static_cast<int64_t>(out.detections.size()) + 1;
-        d.image_id = image_id;
-        d.category_id = labels[q].item<int64_t>();
-        d.bbox = {bx[4 * q], bx[4 * q + 1], bx[4 * q + 2], bx[4 * q + 3]};
-        d.area = d.bbox[2] * d.bbox[3];
-        d.score = scores.data_ptr<double>()[q];
-        out.detections.push_back(d);
-      }
-    }
+    if (should_stop && should_stop())
+      throw std::runtime_error("evaluation interrupted by a signal (the epoch's checkpoint was written before evaluating)");
+    evaluate_batch(t, *batch, out);
   }
-  if (group && group->world_size() > 1) gather_evaluation(out, *group);
+  dist::ProcessGroup* group = t.group();
+  if (group) gather_evaluation(out, *group);
   // "lr" has no meaning in evaluation: drop it as upstream's evaluate has no lr meter.
   MetricLogger stats;
   for (const auto& [k, v] : out.stats.averages())
     if (k != "lr") stats.update(k, v);
   out.stats = stats;
-  if (!group || group->is_main()) out.coco = datasets::evaluate_bbox(to_ground_truth(data), out.detections);
+  if (!group || group->is_main()) {
+    out.coco = datasets::evaluate_bbox(data, out.detections);
+    if (!out.mask_detections.empty()) out.coco_masks = datasets::evaluate_segm(data, out.mask_detections);
+  }
   return out;
 }
 

@@ -11,6 +11,7 @@
 #include "datasets/coco.h"
 #include "datasets/coco_eval.h"
 #include "datasets/loader.h"
+#include "models/build.h"
 #include "models/detr.h"
 #include "models/set_criterion.h"
 #include "src/amp.h"
@@ -34,16 +35,28 @@ struct StepTimings {
   double h2d = 0, forward = 0, matcher = 0, loss = 0, backward = 0, grad_sync = 0, optimizer = 0;
 };
 
+// What the loops work on besides the data: upstream passes these to train_one_epoch one by one.
+struct TrainSetup {
+  models::DetrModel model;             // DETR, or DETRsegm (--masks)
+  models::SetCriterion criterion{nullptr};
+  AdamW* optimizer = nullptr;          // training only
+  torch::Device device = torch::kCPU;
+  double max_norm = 0.1;               // --clip_max_norm (0: no clipping)
+  dist::StepSync sync;                 // a job's process group and gradient reducer; empty: one process
+  AmpState amp;                        // mixed precision; float32 by default
+
+  dist::ProcessGroup* group() const {  // the job's group when it has more than one process
+    return sync.group && sync.group->world_size() > 1 ? sync.group : nullptr;
+  }
+};
+
 // One optimisation step: forward, criterion, weighted total, non-finite check (throws with every
 // term), zero_grad, backward, clip_grad_norm over all parameters, AdamW step.
 // In a job (`sync` given) as upstream under DDP: num_boxes summed over ranks and divided by the world
 // size, the logged terms averaged over ranks (so every rank takes the same finiteness decision), and
 // gradients averaged over ranks before clipping. With `amp`, the network's forward runs under
 // autocast and everything after it in float32; fp16 scales the loss and unscales before clipping.
-StepOutput train_step(models::DETR& model, models::SetCriterion& criterion, AdamW& optimizer,
-                      const datasets::Batch& batch, const torch::Device& device, double max_norm,
-                      StepTimings* timings = nullptr, const dist::StepSync* sync = nullptr,
-                      const AmpState* amp = nullptr);
+StepOutput train_step(TrainSetup& t, const datasets::Batch& batch, StepTimings* timings = nullptr);
 
 // Adds one step's values to `logger` as upstream's MetricLogger does (lr, class_error, loss, scaled
 // terms, *_unscaled terms).
@@ -53,22 +66,24 @@ void log_step(MetricLogger& logger, const StepOutput& step, const std::map<std::
 struct EpochCallbacks {
   // After each step: (step index in epoch, steps in epoch, step output, images in the batch, seconds).
   std::function<void(int64_t, int64_t, const StepOutput&, int64_t, double)> on_step;
-  // Polled before each step; true stops the epoch early (a signal arrived).
+  // Polled before each step; true stops the epoch early. In a job it must give every rank the same
+  // answer (RunContext::stopping votes).
   std::function<bool()> should_stop;
 };
 
 // upstream train_one_epoch: returns the epoch means (keys without the train_ prefix). first_step > 0
-// continues an interrupted epoch. In a job the ranks agree before each step whether any of them was
-// asked to stop, so that all stop after the same step.
-MetricLogger train_one_epoch(models::DETR& model, models::SetCriterion& criterion, AdamW& optimizer,
-                             datasets::DataLoader& loader, int64_t epoch, const torch::Device& device,
-                             double max_norm, const EpochCallbacks& callbacks = {}, int64_t first_step = 0,
-                             const dist::StepSync* sync = nullptr, const AmpState* amp = nullptr);
+// continues an interrupted epoch; callbacks.should_stop, polled before each step, ends it early (in a
+// job it must answer the same on every rank: RunContext::stopping votes).
+MetricLogger train_one_epoch(TrainSetup& t, datasets::DataLoader& loader, int64_t epoch,
+                             const EpochCallbacks& callbacks = {}, int64_t first_step = 0);
 
 struct EvalOutput {
   MetricLogger stats;                            // loss terms, epoch means
-  datasets::CocoEvalResult coco;                 // the 12 COCO stats, per-category AP
-  std::vector<datasets::CocoAnnotation> detections;  // COCO results (xywh, raw category ids)
+  datasets::CocoEvalResult coco;                 // the 12 COCO bbox stats, per-category AP
+  std::vector<datasets::CocoResult> detections;  // COCO results (xywh, raw category ids)
+  // Segmentation models (outputs with pred_masks) only: upstream's segm evaluation.
+  datasets::CocoEvalResult coco_masks;                // the 12 COCO segm stats
+  std::vector<datasets::CocoResult> mask_detections;  // one RLE mask per query and image
 };
 
 // upstream evaluate: losses, PostProcess on the original sizes, COCO bbox evaluation against the
@@ -77,11 +92,14 @@ struct EvalOutput {
 // In a job each rank evaluates its shard of the loader; the loss meters and detections are gathered
 // and every rank returns the merged losses and detections, while the COCO evaluation runs on rank 0
 // only (other ranks' `coco` is left empty).
-EvalOutput evaluate(models::DETR& model, models::SetCriterion& criterion, datasets::DataLoader& loader,
-                    const datasets::CocoDataset& data, const torch::Device& device,
-                    const std::function<bool()>& should_stop = {}, dist::ProcessGroup* group = nullptr);
+EvalOutput evaluate(TrainSetup& t, datasets::DataLoader& loader, const datasets::CocoDataset& data,
+                    const std::function<bool()>& should_stop = {});
 
-// The dataset's annotations as the evaluator's ground truth.
-datasets::CocoGroundTruth to_ground_truth(const datasets::CocoDataset& data);
+// One evaluation batch: the model's outputs, its loss terms into `stats`, and the post-processed
+// detections on the original image sizes appended to `detections` (upstream evaluate's loop body).
+// With a segmentation model, PostProcessSegm's masks go to `out.mask_detections` as compressed RLE
+// (upstream's CocoEvaluator 'segm'). `timings`, when given, receives the matcher's share.
+models::DetrOutput evaluate_batch(TrainSetup& t, const datasets::Batch& batch, EvalOutput& out,
+                                  StepTimings* timings = nullptr);
 
 }  // namespace detr

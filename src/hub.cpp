@@ -198,7 +198,7 @@ std::optional<std::string> detr_zoo_url(const std::string& name) {
 
 fs::path cached_download(const std::string& url, const DownloadOptions& o) {
   const std::string name = url.substr(url.find_last_of('/') + 1);
-  const fs::path dir = cache_dir(), target = dir / name;
+  const fs::path dir = o.cache_dir.empty() ? cache_dir() : o.cache_dir, target = dir / name;
   if (fs::is_regular_file(target)) return target;  // cache hit: no network (as torch.hub)
   std::error_code ec;
   fs::create_directories(dir, ec);

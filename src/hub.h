@@ -10,6 +10,8 @@
 
 namespace detr::hub {
 
+// torchvision's cache from the environment ($TORCH_HOME, $XDG_CACHE_HOME, $HOME). The command-line
+// boundary reads it once (Launch); DownloadOptions carries it from there.
 std::filesystem::path cache_dir();
 
 // The torchvision IMAGENET1K_V1 URL of a ResNet ("resnet50" -> .../resnet50-0676ba61.pth).
@@ -21,6 +23,7 @@ struct DownloadOptions {
   int attempts = 3;        // tries before giving up
   bool progress = false;   // a progress line on stderr
   long timeout_s = 1800;   // whole transfer
+  std::filesystem::path cache_dir;  // empty: cache_dir()
 };
 
 // The cached file for `url`, downloading it first when absent: to a temp file, hash-checked when the

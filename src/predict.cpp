@@ -17,7 +17,13 @@ namespace detr {
 
 namespace fs = std::filesystem;
 
-models::ModelConfig infer_model_config(const std::map<std::string, torch::Tensor>& s, bool dilation) {
+models::ModelConfig infer_model_config(const std::map<std::string, torch::Tensor>& state, bool dilation) {
+  // A segmentation model (upstream DETRsegm): its DETR's keys carry "detr.".
+  std::map<std::string, torch::Tensor> s;
+  for (const auto& [k, v] : state)
+    if (k.rfind("detr.", 0) == 0) s.emplace(k.substr(5), v);
+  const bool masks = !s.empty();
+  if (!masks) s = state;
   auto shape = [&](const std::string& k) -> std::vector<int64_t> {
     auto it = s.find(k);
     if (it == s.end()) throw std::runtime_error("state dict has no '" + k + "': not a DETR model");
@@ -48,13 +54,16 @@ models::ModelConfig infer_model_config(const std::map<std::string, torch::Tensor
   c.dim_feedforward = c.enc_layers ? shape("transformer.encoder.layers.0.linear1.weight")[0]
                                    : shape("transformer.decoder.layers.0.linear1.weight")[0];
   c.pre_norm = s.count("transformer.encoder.norm.weight") > 0;
-  c.position_embedding = s.count("backbone.1.row_embed.weight") ? "learned" : "sine";
+  c.position_embedding = s.count("backbone.1.row_embed.weight") ? models::PositionEmbedding::kLearned
+                                                                 : models::PositionEmbedding::kSine;
   c.nheads = c.hidden_dim % 8 == 0 ? 8 : 1;  // not visible in weights; upstream's default
   c.dropout = 0;
+  c.masks = masks;
   return c;
 }
 
-Predictor load_predictor(const fs::path& checkpoint, const torch::Device& device, bool dilation) {
+Predictor load_predictor(const fs::path& checkpoint, const torch::Device& device, const models::ConvKernels& kernels,
+                         bool dilation) {
   const auto path = resolve_checkpoint_path(checkpoint);
   const auto root = serialization::torch_load(path);
   const auto state = serialization::to_state_dict(root);
@@ -72,10 +81,11 @@ Predictor load_predictor(const fs::path& checkpoint, const torch::Device& device
   }
   if (const auto* cl = root.is_dict() ? root.find("classes") : nullptr)
     for (const auto& item : cl->items()) p.classes.push_back({item.at("id").as_int(), item.at("name").as_str()});
-  p.model = models::build_model(p.config);
-  serialization::load_state_dict(*p.model, state, serialization::LoadOptions::strict());
-  p.model->to(device);
-  p.model->eval();
+  p.model = models::build(p.config);
+  serialization::load_state_dict(p.model.module(), state, serialization::LoadOptions::strict());
+  p.model.set_conv_kernels(kernels);
+  p.model.module().to(device);
+  p.model.module().eval();
   if (const auto* args = root.is_dict() ? root.find("args") : nullptr; args && args->is_dict()) {
     if (const auto* v = args->find("val_size"); v && v->is_int()) p.val_size = v->as_int();
     if (const auto* v = args->find("max_size"); v && v->is_int()) p.max_size = v->as_int();
@@ -84,9 +94,13 @@ Predictor load_predictor(const fs::path& checkpoint, const torch::Device& device
 }
 
 std::vector<Prediction> predict_image(Predictor& p, const fs::path& image, float threshold, int64_t topk) {
+  return predict_rgb(p, datasets::load_image_rgb(image), threshold, topk);
+}
+
+std::vector<Prediction> predict_rgb(Predictor& p, const torch::Tensor& rgb, float threshold, int64_t topk) {
   torch::NoGradGuard no_grad;
   datasets::Sample s;
-  s.image = datasets::to_chw_float(datasets::load_image_rgb(image));
+  s.image = datasets::to_chw_float(rgb);
   const int64_t h = s.image.size(1), w = s.image.size(2);
   s.target.boxes = torch::zeros({0, 4});
   s.target.labels = torch::zeros({0}, torch::kLong);
@@ -95,8 +109,12 @@ std::vector<Prediction> predict_image(Predictor& p, const fs::path& image, float
   tc.max_size = p.max_size;
   s = datasets::val_transforms(std::move(s), tc);
   auto samples = util::nested_tensor_from_tensor_list({s.image}).to(p.device);
-  auto out = p.model->forward(samples);
-  auto det = models::post_process(out, torch::tensor({{h, w}}, torch::kLong))[0];
+  auto out = p.model.forward(samples);
+  const auto orig_size = torch::tensor({{h, w}}, torch::kLong);
+  auto dets = models::post_process(out, orig_size);
+  if (out.pred_masks.defined())  // fed size: the image after the val transform, before padding
+    models::post_process_segm(dets, out, orig_size, torch::tensor({{s.image.size(1), s.image.size(2)}}, torch::kLong));
+  auto& det = dets[0];
   auto scores = det.scores.to(torch::kCPU), labels = det.labels.to(torch::kCPU);
   auto boxes = det.boxes.to(torch::kCPU, torch::kDouble);
   auto order = std::get<1>(scores.sort(0, /*descending=*/true));
@@ -113,9 +131,21 @@ std::vector<Prediction> predict_image(Predictor& p, const fs::path& image, float
     const auto b = boxes[q];
     const double x0 = b[0].item<double>(), y0 = b[1].item<double>(), x1 = b[2].item<double>(), y1 = b[3].item<double>();
     pr.bbox_xywh = {x0, y0, x1 - x0, y1 - y0};
+    if (det.masks.defined()) {
+      auto m = det.masks[q][0].to(torch::kCPU, torch::kUInt8).contiguous();  // [H, W] 0/1
+      pr.mask = datasets::encode(m.data_ptr<uint8_t>(), h, w, datasets::MaskLayout::row_major);
+    }
     preds.push_back(pr);
   }
   return preds;
+}
+
+nlohmann::json to_json(const Prediction& p) {
+  nlohmann::json r{{"category_id", p.category_id}, {"bbox", p.bbox_xywh}, {"score", p.score}};
+  if (!p.name.empty()) r["category_name"] = p.name;
+  if (p.mask)
+    r["segmentation"] = {{"size", {p.mask->height, p.mask->width}}, {"counts", datasets::rle_to_string(*p.mask)}};
+  return r;
 }
 
 void draw_predictions(const fs::path& image, const std::vector<Prediction>& preds, const fs::path& out) {
@@ -123,6 +153,14 @@ void draw_predictions(const fs::path& image, const std::vector<Prediction>& pred
   cv::Mat img(static_cast<int>(rgb.size(0)), static_cast<int>(rgb.size(1)), CV_8UC3, rgb.data_ptr<uint8_t>());
   for (const auto& p : preds) {
     const cv::Scalar colour(255 * ((p.category_id * 67) % 7) / 6, 255 * ((p.category_id * 29) % 5) / 4, 220);
+    if (p.mask) {  // the mask, 40% over the image
+      const auto bits = datasets::decode(*p.mask, datasets::MaskLayout::row_major);
+      cv::Mat mask(img.rows, img.cols, CV_8UC1, const_cast<uint8_t*>(bits.data()));
+      cv::Mat tinted = img.clone();
+      tinted.setTo(colour, mask);
+      cv::addWeighted(tinted, 0.4, img, 0.6, 0, tinted);
+      tinted.copyTo(img, mask);
+    }
     const cv::Rect r(static_cast<int>(p.bbox_xywh[0]), static_cast<int>(p.bbox_xywh[1]),
                      static_cast<int>(p.bbox_xywh[2]), static_cast<int>(p.bbox_xywh[3]));
     cv::rectangle(img, r, colour, 2);

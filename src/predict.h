@@ -2,6 +2,7 @@
 // (and optionally annotated images) out. The model configuration comes from the checkpoint, else from
 // an upstream checkpoint's args, else it is inferred from the state dict's shapes.
 #pragma once
+#include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
 #include <filesystem>
@@ -11,38 +12,50 @@
 #include <vector>
 
 #include "datasets/coco.h"
+#include "datasets/coco_mask.h"
+#include "models/build.h"
 #include "models/detr.h"
 #include "models/model_config.h"
 
 namespace detr {
 
-// backbone, layer counts, widths, queries, classes, pre-norm and position embedding from the keys and
-// shapes of a DETR state dict (dilation cannot be seen in weights: `dilation` gives it).
+// backbone, layer counts, widths, queries, classes, pre-norm, position embedding and masks (DETRsegm's
+// detr.* keys) from the keys and shapes of a DETR state dict (dilation cannot be seen in weights:
+// `dilation` gives it).
 models::ModelConfig infer_model_config(const std::map<std::string, torch::Tensor>& state, bool dilation = false);
 
 struct Predictor {
-  models::DETR model{nullptr};
+  models::DetrModel model;                      // DETR, or DETRsegm for a --masks checkpoint
   models::ModelConfig config;
   std::vector<datasets::CocoCategory> classes;  // from our checkpoints; empty for upstream files
   torch::Device device = torch::kCPU;
   int64_t val_size = 800, max_size = 1333;
 };
 
-// Loads a checkpoint file (or an Onepanel-style directory) for inference on `device`.
-Predictor load_predictor(const std::filesystem::path& checkpoint, const torch::Device& device, bool dilation = false);
+// Loads a checkpoint file (or an Onepanel-style directory) for inference on `device`, its backbone
+// convolutions run with `kernels`.
+Predictor load_predictor(const std::filesystem::path& checkpoint, const torch::Device& device,
+                         const models::ConvKernels& kernels = {}, bool dilation = false);
 
 struct Prediction {
   int64_t category_id;
   std::string name;                 // from the checkpoint's classes, else ""
   float score;
   std::array<double, 4> bbox_xywh;  // absolute pixels
+  std::optional<datasets::Rle> mask;  // segmentation models: PostProcessSegm's mask at the image's size
 };
 
 // One image: upstream's val transform (resize to val_size, max max_size), forward, PostProcess to the
 // original size; keeps detections with score >= threshold, best first, at most topk (0 = all).
 std::vector<Prediction> predict_image(Predictor& p, const std::filesystem::path& image, float threshold, int64_t topk);
+// The same for a decoded image, [H, W, 3] uint8 RGB.
+std::vector<Prediction> predict_rgb(Predictor& p, const torch::Tensor& rgb, float threshold, int64_t topk);
 
-// Draws boxes, labels and scores on the image and writes it to `out`.
+// One prediction as a COCO result entry (without image_id): category_id, category_name when known,
+// bbox (xywh), score, and for masks `segmentation` as compressed RLE {size, counts}.
+nlohmann::json to_json(const Prediction& p);
+
+// Draws boxes, masks, labels and scores on the image and writes it to `out`.
 void draw_predictions(const std::filesystem::path& image, const std::vector<Prediction>& predictions,
                       const std::filesystem::path& out);
 

@@ -52,21 +52,22 @@ class TensorBoardWriter {
   long durable_ = 0;       // file size after the last successful flush: whole records only
 };
 
-struct TensorBoardScalar {
-  std::string tag;
-  int64_t step;
-  double wall_time;
-  float value;
-};
-
-// Reads an event file back, checking both CRCs of every record. Throws std::runtime_error naming
-// the file and the record offset on a bad length/data CRC, a malformed Event, or a truncated record
-// (a truncated last record, e.g. from a writer killed mid-write, says so). The first event must be
-// file_version "brain.Event:2". Returns the simple_value scalars in file order (one per Value).
-std::vector<TensorBoardScalar> read_tensorboard_scalars(const std::filesystem::path& file);
-
 // CRC-32C (Castagnoli): reflected polynomial 0x82F63B78, init and final XOR 0xFFFFFFFF.
 // crc32c("123456789", 9) == 0xE3069283.
 uint32_t crc32c(const void* data, size_t n);
+
+// The event file format the writer and the reader share.
+namespace tensorboard_format {
+constexpr const char* kFileVersion = "brain.Event:2";
+constexpr size_t kHeaderBytes = 12;  // uint64 length + uint32 masked CRC of it
+constexpr size_t kFooterBytes = 4;   // uint32 masked CRC of the data
+// Protobuf wire types and the field numbers of event.proto / summary.proto that we use.
+enum Wire : uint32_t { kVarint = 0, kFixed64 = 1, kLengthDelimited = 2, kFixed32 = 5 };
+enum EventField : uint32_t { kWallTime = 1, kStep = 2, kFileVersionField = 3, kSummary = 5 };
+enum SummaryField : uint32_t { kValue = 1 };
+enum ValueField : uint32_t { kTag = 1, kSimpleValue = 2 };
+}  // namespace tensorboard_format
+// TFRecord framing's masked CRC: ((crc >> 15) | (crc << 17)) + 0xa282ead8.
+uint32_t masked_crc32c(const void* data, size_t n);
 
 }  // namespace detr

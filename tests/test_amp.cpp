@@ -69,10 +69,10 @@ TEST(Amp, Bf16AutocastReachesTheNetworkAndLossesStayFloat32) {
     AdamW optimizer(*model, {});
     model->train();
     GradScaler scaler(loss_scale > 0, loss_scale > 0 ? loss_scale : 65536.0);
-    const AmpState amp{p, &scaler};
+    TrainSetup setup{model, criterion, &optimizer, torch::kCPU, 0.1, {}, {p, &scaler}};
     std::vector<double> losses;
     for (int i = 0; i < 3; ++i) {
-      auto out = train_step(model, criterion, optimizer, batch, torch::kCPU, 0.1, nullptr, nullptr, &amp);
+      auto out = train_step(setup, batch);
       losses.push_back(out.loss);
       if (loss_scale > 1e30) {
         EXPECT_TRUE(out.skipped);
@@ -140,13 +140,13 @@ TEST(Amp, ScalerStateTravelsInCheckpoints) {
   st.epoch = 2;
   st.loss_scale = 8192;
   st.scaler_growth_tracker = 17;
-  save_checkpoint(dir / "ck.pth", model, c, optimizer, scheduler, st, nlohmann::json::object());
+  save_checkpoint(dir / "ck.pth", *model, c, optimizer, scheduler, st, nlohmann::json::object());
   auto ck = load_checkpoint(dir / "ck.pth");
   ASSERT_TRUE(ck.state.has_value());
   EXPECT_DOUBLE_EQ(ck.state->loss_scale, 8192);
   EXPECT_EQ(ck.state->scaler_growth_tracker, 17);
   st.loss_scale = 0;  // float32 runs write no scaler
-  save_checkpoint(dir / "ck32.pth", model, c, optimizer, scheduler, st, nlohmann::json::object());
+  save_checkpoint(dir / "ck32.pth", *model, c, optimizer, scheduler, st, nlohmann::json::object());
   EXPECT_DOUBLE_EQ(load_checkpoint(dir / "ck32.pth").state->loss_scale, 0);
   fs::remove_all(dir);
 }

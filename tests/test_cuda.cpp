@@ -39,21 +39,23 @@ fs::path fresh_dir(const std::string& name) {
 }
 
 // Losses of `steps` training steps of the tiny model on `device`, then the first step's gradient norm.
-std::vector<double> train(const datasets::Batch& batch, const torch::Device& device, Precision precision, int steps) {
+std::vector<double> train(const datasets::Batch& batch, const torch::Device& device, Precision precision, int steps,
+                          models::ConvAlgorithm algorithm = models::ConvAlgorithm::kWinograd) {
   torch::manual_seed(0);
   const auto c = detr::testing::tiny_train_config();
   auto model = models::build_model(c);
+  model->set_conv_kernels({true, true, algorithm});
   auto criterion = models::build_criterion(c);
   model->to(device);
   criterion->to(device);
   AdamW optimizer(*model, {});
   model->train();
   GradScaler scaler(precision == Precision::fp16);
-  const AmpState amp{precision, &scaler};
+  TrainSetup setup{model, criterion, &optimizer, device, 0.1, {}, {precision, &scaler}};
   std::vector<double> losses;
   double first_grad_norm = 0;
   for (int i = 0; i < steps; ++i) {
-    const auto out = train_step(model, criterion, optimizer, batch, device, 0.1, nullptr, nullptr, &amp);
+    const auto out = train_step(setup, batch);
     losses.push_back(out.loss);
     if (i == 0) first_grad_norm = out.grad_norm;
   }
@@ -78,17 +80,14 @@ TEST(Cuda, TrainStepsMatchTheCpu) {
   // float32 on both sides: TF32 off, so that the GPU's products round like the CPU's, and LibTorch's
   // direct convolutions on the CPU.
   const bool tf32_cudnn = at::globalContext().allowTF32CuDNN(), tf32_cublas = at::globalContext().allowTF32CuBLAS();
-  const auto algorithm = models::conv_algorithm();
   at::globalContext().setAllowTF32CuDNN(false);
   at::globalContext().setAllowTF32CuBLAS(false);
-  models::set_conv_algorithm(models::ConvAlgorithm::kDirect);
   const auto dir = fresh_dir("steps");
   const auto batch = detr::testing::tiny_fixed_batch(dir, 2);
-  const auto cpu = train(batch, torch::kCPU, Precision::fp32, 3);
-  const auto gpu = train(batch, torch::kCUDA, Precision::fp32, 3);
+  const auto cpu = train(batch, torch::kCPU, Precision::fp32, 3, models::ConvAlgorithm::kDirect);
+  const auto gpu = train(batch, torch::kCUDA, Precision::fp32, 3, models::ConvAlgorithm::kDirect);
   at::globalContext().setAllowTF32CuDNN(tf32_cudnn);
   at::globalContext().setAllowTF32CuBLAS(tf32_cublas);
-  models::set_conv_algorithm(algorithm);
   // The three losses (the second and third follow the GPU's and the CPU's own updates) and the first
   // step's gradient norm.
   double rel = 0;

@@ -7,6 +7,7 @@
 
 #include "datasets/coco.h"
 #include "datasets/coco_detection.h"
+#include "datasets/coco_eval.h"
 #include "datasets/image_io.h"
 #include "datasets/loader.h"
 #include "datasets/synthetic.h"
@@ -141,6 +142,233 @@ TEST(CocoLoad, BadAnnotationsNameFileIdAndField) {
   auto data = load_coco(discover_coco(root).train, {true, false});
   EXPECT_EQ(data.summary.skipped_images, 1);
   EXPECT_EQ(data.summary.images, 3);
+}
+
+TEST(CocoLoad, TrainingAndEvaluationReadTheSameRecords) {
+  auto root = make_export("one_reader", 8);
+  const auto split = discover_coco(root).train;
+  const auto train = load_coco(split);
+  const auto eval = load_coco_annotations(split.annotation_file);  // detr_eval --gt: no image lookup
+  ASSERT_EQ(train.images.size(), eval.images.size());
+  ASSERT_EQ(train.categories.size(), eval.categories.size());
+  for (size_t k = 0; k < train.categories.size(); ++k) {
+    EXPECT_EQ(train.categories[k].id, eval.categories[k].id);
+    EXPECT_EQ(train.categories[k].name, eval.categories[k].name);
+  }
+  int64_t crowd = 0;
+  for (size_t i = 0; i < train.images.size(); ++i) {
+    const auto &t = train.images[i], &e = eval.images[i];
+    EXPECT_EQ(t.id, e.id);
+    EXPECT_EQ(t.file_name, e.file_name);
+    EXPECT_EQ(t.width, e.width);
+    EXPECT_EQ(t.height, e.height);
+    EXPECT_TRUE(fs::is_regular_file(t.path)) << t.path;
+    EXPECT_TRUE(e.path.empty()) << e.path;
+    ASSERT_EQ(t.objects.size(), e.objects.size());
+    for (size_t k = 0; k < t.objects.size(); ++k) {
+      EXPECT_EQ(t.objects[k].id, e.objects[k].id);
+      EXPECT_EQ(t.objects[k].category_id, e.objects[k].category_id);
+      EXPECT_EQ(t.objects[k].bbox, e.objects[k].bbox);
+      EXPECT_EQ(t.objects[k].area, e.objects[k].area);
+      EXPECT_EQ(t.objects[k].iscrowd, e.objects[k].iscrowd);
+      crowd += e.objects[k].iscrowd;
+    }
+  }
+  EXPECT_GT(crowd, 0);  // crowd regions are kept for evaluation (training drops them per sample)
+  // Training evaluates against load_coco's dataset, detr_eval against load_coco_annotations': the same.
+  std::vector<CocoResult> dts;
+  for (const auto& rec : train.images)
+    for (const auto& o : rec.objects)
+      dts.push_back({rec.id, o.category_id, {o.bbox[0] + 1, o.bbox[1], o.bbox[2], o.bbox[3]}, 0.5 + 0.01 * o.id});
+  const auto a = evaluate_bbox(train, dts), b = evaluate_bbox(eval, dts);
+  EXPECT_EQ(a.stats, b.stats);
+  EXPECT_EQ(a.per_category_ap, b.per_category_ap);
+  EXPECT_GT(a.stats[0], 0);
+}
+
+TEST(CocoLoad, TrainingRulesComeOnTopOfTheSharedReader) {
+  auto root = make_export("training_rules", 4);
+  const auto ann = root / "annotations" / "instances_default.json";
+  const auto original = read_json(ann);
+  // Evaluation files may omit an image's size and a category's name, and need every area; training
+  // needs the sizes and names, and takes w*h for a missing area.
+  auto j = original;
+  j["images"][0].erase("width");
+  write_json(ann, j);
+  EXPECT_NO_THROW(load_coco_annotations(ann));
+  EXPECT_NE(load_error(root, [](json&) {}).find("image id 0: missing field 'width'"), std::string::npos);
+  j = original;
+  j["categories"][0].erase("name");
+  write_json(ann, j);
+  EXPECT_NO_THROW(load_coco_annotations(ann));
+  EXPECT_NE(load_error(root, [](json&) {}).find("categories[0]: missing field 'name'"), std::string::npos);
+  j = original;
+  j["annotations"][0].erase("area");
+  write_json(ann, j);
+  EXPECT_EQ(load_error(root, [](json&) {}), "");  // training: area = w*h
+  try {
+    load_coco_annotations(ann);
+    ADD_FAILURE() << "no error";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("missing field 'area'"), std::string::npos) << e.what();
+  }
+  const auto data = load_coco(discover_coco(root).train);
+  const auto& bbox = j["annotations"][0]["bbox"];
+  bool found = false;
+  for (const auto& rec : data.images)
+    for (const auto& o : rec.objects)
+      if (o.id == j["annotations"][0]["id"].get<int64_t>()) {
+        EXPECT_DOUBLE_EQ(o.area, bbox[2].get<double>() * bbox[3].get<double>());
+        found = true;
+      }
+  EXPECT_TRUE(found);
+  // A box of negative size: an error naming the annotation, or with --skip_bad_images its image skipped.
+  j = original;
+  j["annotations"][0]["bbox"][3] = -2;
+  write_json(ann, j);
+  const auto image_id = j["annotations"][0]["image_id"].get<int64_t>();
+  EXPECT_NO_THROW(load_coco_annotations(ann));
+  auto skipped = load_coco(discover_coco(root).train, {true, false});
+  EXPECT_EQ(skipped.summary.skipped_images, 1);
+  ASSERT_EQ(skipped.summary.skipped.size(), 1u);
+  EXPECT_NE(skipped.summary.skipped[0].find("image id " + std::to_string(image_id) + ": annotation id"),
+            std::string::npos)
+      << skipped.summary.skipped[0];
+  for (const auto& rec : skipped.images) EXPECT_NE(rec.id, image_id);
+}
+
+// ---- segmentations in the reader ---------------------------------------------------------------------
+
+namespace {
+
+// One annotation (id 5) with the given segmentation on image 1 (30 wide, 20 high), read for evaluation.
+CocoDataset with_segmentation(const std::string& segmentation, const std::string& image = R"({"id": 1, "width": 30, "height": 20})") {
+  return parse_coco_annotations(R"({"images": [)" + image + R"(], "categories": [{"id": 1}],
+      "annotations": [{"id": 5, "image_id": 1, "category_id": 1, "bbox": [2, 3, 10, 6], "area": 60,
+                       "segmentation": )" + segmentation + "}]}",
+                                "gt.json");
+}
+
+std::string segmentation_error(const std::string& segmentation,
+                               const std::string& image = R"({"id": 1, "width": 30, "height": 20})") {
+  try {
+    with_segmentation(segmentation, image);
+  } catch (const std::runtime_error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST(CocoSegmentation, KeptCompactlyAsTheFileGivesIt) {
+  // Polygons as given; RLE decoded from either encoding (a list of RLE objects merged); [] and null are none.
+  auto o = with_segmentation("[[2, 3, 12, 3, 12, 9, 2, 9], [20, 1, 25, 1, 25, 4]]").images[0].objects[0];
+  ASSERT_EQ(o.segmentation.polygons.size(), 2u);
+  EXPECT_EQ(o.segmentation.polygons[1], (std::vector<double>{20, 1, 25, 1, 25, 4}));
+  EXPECT_FALSE(o.segmentation.rle);
+  const Rle box = rle_from_box({2, 3, 10, 6}, 20, 30);
+  o = with_segmentation(R"({"size": [20, 30], "counts": ")" + rle_to_string(box) + R"("})").images[0].objects[0];
+  ASSERT_TRUE(o.segmentation.rle);
+  EXPECT_EQ(o.segmentation.rle->counts, box.counts);
+  EXPECT_TRUE(o.segmentation.polygons.empty());
+  o = with_segmentation(R"({"size": [20, 30], "counts": [40, 20, 540]})").images[0].objects[0];
+  EXPECT_EQ(o.segmentation.rle->counts, (std::vector<uint32_t>{40, 20, 540}));
+  o = with_segmentation(R"([{"size": [20, 30], "counts": [40, 20, 540]}, {"size": [20, 30], "counts": [50, 20, 530]}])")
+          .images[0].objects[0];
+  EXPECT_EQ(o.segmentation.rle->counts, (std::vector<uint32_t>{40, 30, 530}));
+  EXPECT_TRUE(with_segmentation("[]").images[0].objects[0].segmentation.empty());
+  EXPECT_TRUE(with_segmentation("null").images[0].objects[0].segmentation.empty());
+  // Polygons need no image size (an evaluation file may omit it); an RLE does.
+  EXPECT_EQ(with_segmentation("[[0, 0, 4, 0, 4, 4]]", R"({"id": 1})").images[0].objects[0].segmentation.polygons.size(), 1u);
+}
+
+TEST(CocoSegmentation, ObjectRleIsAnnToRleAndTheBoxForCvatRectangles) {
+  const std::string polygons = "[[2, 3, 12, 3, 12, 9, 2, 9], [20, 1, 25, 1, 25, 4]]";
+  auto o = with_segmentation(polygons).images[0].objects[0];
+  EXPECT_EQ(object_rle(o, 20, 30).counts, rle_from_segmentation(json::parse(polygons), 20, 30).counts);
+  // CVAT's [] (pycocotools raises on it): the filled box, as loadRes rasterises box results.
+  o = with_segmentation("[]").images[0].objects[0];
+  EXPECT_EQ(object_rle(o, 20, 30).counts, rle_from_box({2, 3, 10, 6}, 20, 30).counts);
+  EXPECT_EQ(area(object_rle(o, 20, 30)), 60u);
+  // An RLE is returned as read, on an image of its size only.
+  o = with_segmentation(R"({"size": [20, 30], "counts": [40, 20, 540]})").images[0].objects[0];
+  EXPECT_EQ(object_rle(o, 20, 30).counts, (std::vector<uint32_t>{40, 20, 540}));
+  try {
+    object_rle(o, 30, 20);
+    ADD_FAILURE() << "no error";
+  } catch (const std::runtime_error& e) {
+    EXPECT_STREQ(e.what(), "annotation id 5: segmentation.size: [20, 30] differs from the image's [30, 20] (height, width)");
+  }
+  // Polygons built in code are checked as the reader checks them.
+  o.segmentation = {};
+  o.segmentation.polygons = {{1, 1, std::nan(""), 5, 5, 5}};
+  try {
+    object_rle(o, 20, 30);
+    ADD_FAILURE() << "no error";
+  } catch (const std::runtime_error& e) {
+    EXPECT_STREQ(e.what(), "annotation id 5: segmentation[0][2]: coordinate nan is not finite");
+  }
+}
+
+TEST(CocoSegmentation, BadSegmentationsNameFileAnnotationAndField) {
+  EXPECT_EQ(segmentation_error(R"("polygon")"),
+            "gt.json: annotation id 5: segmentation: expected polygons (a list) or an RLE object, got \"polygon\"");
+  EXPECT_EQ(segmentation_error("[1, 2, 3, 4, 5, 6]"),
+            "gt.json: annotation id 5: segmentation[0]: expected a polygon (a list of numbers) or an RLE object, got 1");
+  EXPECT_EQ(segmentation_error("[[1, 2, 3, 4]]"),
+            "gt.json: annotation id 5: segmentation[0]: a polygon of 4 numbers, which pycocotools reads as a box and fails");
+  EXPECT_EQ(segmentation_error(R"([[1, 2, 3, 4, "5", 6]])"),
+            "gt.json: annotation id 5: segmentation[0][4]: expected a number, got \"5\"");
+  EXPECT_EQ(segmentation_error("[[1, 2, 3, 4, 5, 1e9]]"),
+            "gt.json: annotation id 5: segmentation[0][5]: coordinate 1000000000 is beyond +-1e8");
+  EXPECT_EQ(segmentation_error(R"({"size": [30, 20], "counts": [600]})"),
+            "gt.json: annotation id 5: segmentation.size: [30,20] differs from the image's [20, 30] (height, width)");
+  EXPECT_EQ(segmentation_error(R"({"size": [20, 30], "counts": [40, 20, 500]})"),
+            "gt.json: annotation id 5: segmentation.counts: runs sum to 560 pixels, expected height*width = 600");
+  EXPECT_EQ(segmentation_error(R"({"size": [20, 30], "counts": "0a"})"),
+            "gt.json: annotation id 5: segmentation.counts: ends inside the value that starts at character 1");
+  EXPECT_EQ(segmentation_error(R"({"counts": "0"})"),
+            "gt.json: annotation id 5: segmentation: an RLE object needs `counts` and `size`, got {\"counts\":\"0\"}");
+  EXPECT_EQ(segmentation_error(R"({"size": [20, 30], "counts": [600]})", R"({"id": 1})"),
+            "gt.json: annotation id 5: segmentation: an RLE needs its image's height and width, which the image does "
+            "not declare ([0, 0])");
+  // Training reads them the same way.
+  auto root = make_export("bad_segmentation", 4);
+  const auto msg = load_error(root, [](json& j) { j["annotations"][0]["segmentation"] = {{1, 2, 3, 4}}; });
+  EXPECT_NE(msg.find("instances_default.json: annotation id"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("segmentation[0]: a polygon of 4 numbers"), std::string::npos) << msg;
+}
+
+TEST(CocoSegmentation, SyntheticCvatExportKeepsItsMasks) {
+  // CVAT writes [] for rectangles and an uncompressed RLE for brush masks (iscrowd 1).
+  auto data = load_coco(discover_coco(make_export("segmentations", 6)).train);
+  int64_t rectangles = 0, masks = 0;
+  for (const auto& rec : data.images)
+    for (const auto& o : rec.objects) {
+      const Rle rle = object_rle(o, rec.height, rec.width);
+      if (o.segmentation.empty()) {
+        ++rectangles;
+        EXPECT_EQ(to_bbox(rle), o.bbox) << o.id;  // integer boxes: the box exactly
+      } else {
+        ++masks;
+        EXPECT_TRUE(o.iscrowd);
+        EXPECT_EQ(area(rle), static_cast<uint64_t>(3 * rec.height));
+      }
+    }
+  EXPECT_GT(rectangles, 0);
+  EXPECT_GT(masks, 0);
+}
+
+TEST(CocoSegmentation, LargeImagesStayCompact) {
+  // A 20000 x 20000 image (400 M pixels): reading and rasterising never allocate height*width.
+  const std::string image = R"({"id": 1, "width": 20000, "height": 20000})";
+  const auto gt = with_segmentation(R"({"size": [20000, 20000], "counts": [100, 5, 399999895]})", image);
+  EXPECT_EQ(gt.images[0].objects[0].segmentation.rle->counts.size(), 3u);
+  const auto poly = with_segmentation("[[100, 100, 19000, 200, 15000, 19000]]", image).images[0].objects[0];
+  const Rle rle = object_rle(poly, 20000, 20000);
+  EXPECT_LT(rle.counts.size(), 50000u);  // about two runs a column
+  EXPECT_GT(area(rle), 100'000'000u);
 }
 
 TEST(CocoLoad, RealExportQuirks) {

@@ -307,11 +307,11 @@ TEST(DistributedWorker, Train) {
   oo.lr_backbone = 1e-5;
   oo.weight_decay = 1e-4;
   AdamW optimizer(*model, oo);
+  TrainSetup setup{model, criterion, &optimizer, torch::kCPU, 0.1, sync, {}};
   nlohmann::json report;
   std::vector<double> losses;
   for (int64_t epoch = 0; epoch < 2; ++epoch) {
-    auto logger = train_one_epoch(model, criterion, optimizer, loader, epoch, torch::kCPU, 0.1, {}, 0,
-                                  group ? &sync : nullptr);
+    auto logger = train_one_epoch(setup, loader, epoch);
     losses.push_back(logger.global_avg("loss"));
   }
   report["losses"] = losses;

@@ -5,7 +5,7 @@
 #include <cstdio>
 #include <vector>
 
-#include "models/flops.h"
+#include "src/tools/flops.h"
 
 using detr::models::ModelConfig;
 using detr::models::model_flops;
@@ -57,7 +57,7 @@ TEST(Flops, TrainingCountsBackwardOnlyForTrainedLayers) {
   const auto f = model_flops(c, 800, 1066);
   EXPECT_GT(f.backbone_frozen, 0);
   EXPECT_DOUBLE_EQ(f.train(), f.backbone_frozen + 3 * (f.forward() - f.backbone_frozen));
-  c.lr_backbone = 0;  // the whole ResNet frozen
+  c.train_backbone = false;  // the whole ResNet frozen
   const auto frozen = model_flops(c, 800, 1066);
   EXPECT_EQ(frozen.backbone_trained, 0);
   EXPECT_DOUBLE_EQ(frozen.backbone_frozen, f.backbone_frozen + f.backbone_trained);

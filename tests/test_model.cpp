@@ -4,7 +4,6 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "detr/detr.h"  // the public umbrella header must compile on its own
 #include "models/detr.h"
 #include "models/dropout.h"
 #include "models/multihead_attention.h"
@@ -125,7 +124,7 @@ TEST(Model, VariantsAddUpstreamKeys) {
   EXPECT_TRUE(keys.count("transformer.encoder.norm.bias"));
 
   c = ModelConfig{};
-  c.position_embedding = "learned";
+  c.position_embedding = PositionEmbedding::kLearned;
   keys = our_keys(*build_model(c));
   EXPECT_EQ(keys.size(), 460u);
   EXPECT_EQ(keys["backbone.1.row_embed.weight"], (std::vector<int64_t>{50, 128}));
@@ -134,14 +133,14 @@ TEST(Model, VariantsAddUpstreamKeys) {
 
 TEST(Model, BackboneFreezingFollowsLrBackbone) {
   auto c = tiny_config();
-  c.lr_backbone = 0;
+  c.train_backbone = false;
   auto model = build_model(c);
   for (const auto& p : model->named_parameters()) {
     if (p.key().find("backbone") != std::string::npos) {
       EXPECT_FALSE(p.value().requires_grad()) << p.key();
     }
   }
-  c.lr_backbone = 1e-5;
+  c.train_backbone = true;
   model = build_model(c);
   for (const auto& p : model->named_parameters()) {
     const auto& n = p.key();

@@ -6,7 +6,7 @@
 
 #include <iostream>
 
-#include "src/parity.h"
+#include "src/tools/parity.h"
 #include "tests/fixtures.h"
 
 namespace {

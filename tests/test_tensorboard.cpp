@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "src/tensorboard.h"
+#include "src/tools/tensorboard_reader.h"
 
 namespace fs = std::filesystem;
 using detr::crc32c;

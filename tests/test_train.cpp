@@ -21,6 +21,7 @@
 #include "src/checkpoint.h"
 #include "src/serialization/torch_save.h"
 #include "src/tensorboard.h"
+#include "src/tools/tensorboard_reader.h"
 #include "tests/temp_dirs.h"
 #include "tests/tiny_model.h"
 
@@ -165,9 +166,9 @@ TEST(Train, OverfitsAHandfulOfImages) {
   o.lr_backbone = 1e-4;
   detr::AdamW optimizer(*model, o);
   model->train();
+  detr::TrainSetup setup{model, criterion, &optimizer, torch::kCPU, 0.1, {}, {}};
   std::vector<double> losses;
-  for (int step = 0; step < 60; ++step)
-    losses.push_back(detr::train_step(model, criterion, optimizer, batch, torch::kCPU, 0.1).loss);
+  for (int step = 0; step < 60; ++step) losses.push_back(detr::train_step(setup, batch).loss);
   std::cout << "loss step 0: " << losses.front() << ", step 59: " << losses.back() << "\n";
   EXPECT_LT(losses.back(), 0.5 * losses.front());
 }
@@ -213,7 +214,10 @@ TEST(Train, UsageAndDataErrorsAreOneLineWithExitCodes) {
   auto data = demo_data(dir, 3);
   auto r = run("--coco_path " + data.string() + " --bogus 1");
   EXPECT_EQ(r.code, 2) << r.output;
-  r = run("--coco_path " + data.string() + " --masks");
+  r = run("--coco_path " + data.string() + " --frozen_weights boxes.pth");  // segmentation's second stage only
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find("--masks"), std::string::npos) << r.output;
+  r = run("--coco_path " + data.string() + " --masks --hidden_dim 32 --nheads 2");  // GroupNorm(8, ...) cannot
   EXPECT_EQ(r.code, 2) << r.output;
   r = run("--coco_path " + (dir / "missing").string());
   EXPECT_EQ(r.code, 1) << r.output;
@@ -231,13 +235,53 @@ TEST(Train, ArgsAcceptUpstreamCommandLine) {
   const char* argv[] = {"detr_train", "--coco_path", "/data", "--output_dir", "/out", "--epochs", "300",
                         "--batch_size", "2", "--lr_drop", "200", "--backbone", "resnet50", "--dilation",
                         "--position_embedding", "learned", "--no_aux_loss", "--set_cost_bbox", "5", "--device", "cpu"};
-  auto a = detr::parse_train_args(static_cast<int>(std::size(argv)), argv);
+  const auto a = detr::parse_train_command(static_cast<int>(std::size(argv)), argv).args;
   EXPECT_EQ(a.epochs, 300);
   EXPECT_TRUE(a.model.dilation);
   EXPECT_FALSE(a.model.aux_loss);
-  EXPECT_EQ(a.model.position_embedding, "learned");
-  const char* bad[] = {"detr_train", "--coco_path", "/d", "--scales", "480,abc"};
-  EXPECT_THROW(detr::parse_train_args(5, bad), detr::UsageError);
+  EXPECT_EQ(a.model.position_embedding, detr::models::PositionEmbedding::kLearned);
+  ASSERT_TRUE(a.device.has_value());
+  EXPECT_TRUE(a.device->is_cpu());
+  // The run's record (checkpoint['args']) under upstream's names and values.
+  const auto j = a.to_json();
+  EXPECT_EQ(j.at("aux_loss"), false);
+  EXPECT_EQ(j.at("dilation"), true);
+  EXPECT_EQ(j.at("position_embedding"), "learned");
+  EXPECT_EQ(j.at("device"), "cpu");
+  EXPECT_EQ(j.at("lr_backbone"), 1e-5);
+  EXPECT_EQ(j.at("amp"), "off");
+  auto parse = [](std::vector<const char*> args) {
+    args.insert(args.begin(), {"detr_train", "--coco_path", "/d"});
+    return detr::parse_train_command(static_cast<int>(args.size()), args.data());
+  };
+  // Enumerations become enums at the boundary; a bad value is one usage error naming flag and value.
+  EXPECT_EQ(parse({"--amp", "bf16"}).args.amp, detr::Precision::bf16);
+  EXPECT_EQ(parse({"--conv_algorithm", "direct"}).args.conv_algorithm, detr::models::ConvAlgorithm::kDirect);
+  EXPECT_EQ(parse({"--dist_backend", "gloo"}).args.dist_backend, detr::DistBackend::kGloo);
+  EXPECT_FALSE(parse({"--lr_backbone", "0"}).args.model.train_backbone);
+  for (const auto& bad : std::vector<std::vector<const char*>>{
+           {"--scales", "abc"}, {"--amp", "fp8"}, {"--device", "tpu"}, {"--epochs", "3x"},
+           {"--conv_algorithm", "fast"}, {"--position_embedding", "v9"}, {"--lr", "nan"}}) {
+    try {
+      parse(bad);
+      ADD_FAILURE() << bad[0] << " " << bad[1] << " was accepted";
+    } catch (const detr::UsageError& e) {
+      EXPECT_NE(std::string(e.what()).find(bad[0]), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find(bad[1]), std::string::npos) << e.what();
+    }
+  }
+  // --help lists every flag once, with its default.
+  const char* help_argv[] = {"detr_train", "--help"};
+  const auto help = detr::parse_train_command(2, help_argv).help;
+  for (const auto& [flag, default_text] : std::vector<std::pair<const char*, const char*>>{
+           {"--lr_backbone arg", "(default: 1e-05)"}, {"--device arg", "(default: auto)"},
+           {"--amp arg", "(default: off)"}, {"--conv_algorithm arg", "(default: winograd)"},
+           {"--position_embedding arg", "(default: sine)"}, {"--no_aux_loss", ""}}) {
+    const auto at = help.find(flag);
+    ASSERT_NE(at, std::string::npos) << flag << " not in\n" << help;
+    EXPECT_EQ(help.find(flag, at + 1), std::string::npos) << flag << " listed twice";
+    EXPECT_NE(help.find(default_text, at), std::string::npos) << flag << " without " << default_text;
+  }
 }
 
 TEST(Train, PredictAndEvaluateATrainedModel) {

@@ -12,12 +12,6 @@ namespace {
 
 using detr::models::ConvAlgorithm;
 
-// Restores the process-wide algorithm after a test.
-struct AlgorithmGuard {
-  ConvAlgorithm saved = detr::models::conv_algorithm();
-  ~AlgorithmGuard() { detr::models::set_conv_algorithm(saved); }
-};
-
 double rel_max(const torch::Tensor& a, const torch::Tensor& ref) {
   return ((a.to(torch::kDouble) - ref).abs().max() / ref.abs().max()).item<double>();
 }
@@ -97,15 +91,14 @@ TEST_F(WinogradConv, OnlyRequestedGradientsAndUndefinedBias) {
   EXPECT_LT(rel_max(y2, torch::conv2d(x, w.detach(), {}, 1, 1).to(torch::kDouble)), 1e-5);
 }
 
-TEST_F(WinogradConv, BackboneFollowsTheProcessWideSetting) {
-  AlgorithmGuard guard;
+TEST_F(WinogradConv, BackboneFollowsItsModelsSetting) {
   torch::manual_seed(2);
   detr::models::ResNetBody net("resnet18", false);
   auto x = torch::randn({1, 3, 96, 128}).contiguous(torch::MemoryFormat::ChannelsLast);
   torch::NoGradGuard no_grad;
-  detr::models::set_conv_algorithm(ConvAlgorithm::kDirect);
+  net->set_kernels({true, true, ConvAlgorithm::kDirect});
   auto direct = net->forward(x, /*return_all=*/true);
-  detr::models::set_conv_algorithm(ConvAlgorithm::kWinograd);
+  net->set_kernels({true, true, ConvAlgorithm::kWinograd});
   auto wino = net->forward(x, /*return_all=*/true);
   ASSERT_EQ(direct.size(), wino.size());
   for (size_t l = 0; l < direct.size(); ++l) {
@@ -120,8 +113,6 @@ TEST_F(WinogradConv, BackboneFollowsTheProcessWideSetting) {
 
 // The dispatcher falls back to LibTorch's kernels, bit for bit, wherever Winograd does not apply.
 TEST(WinogradConvDispatch, FallsBackToLibTorchExactly) {
-  AlgorithmGuard guard;
-  detr::models::set_conv_algorithm(ConvAlgorithm::kWinograd);
   torch::manual_seed(3);
   auto x = torch::randn({2, 16, 12, 12});
   auto w3 = torch::randn({16, 16, 3, 3});
@@ -142,12 +133,10 @@ TEST(WinogradConvDispatch, FallsBackToLibTorchExactly) {
     auto ref = torch::conv2d(c.x, c.w, bias, c.stride, c.padding, c.dilation);
     EXPECT_TRUE(torch::equal(ours, ref)) << c.name;
   }
-  detr::models::set_conv_algorithm(ConvAlgorithm::kDirect);
-  auto ours = detr::models::conv2d(x, w3, b, {1, 1}, {1, 1}, {1, 1}, 1);
+  auto ours = detr::models::conv2d(x, w3, b, {1, 1}, {1, 1}, {1, 1}, 1, ConvAlgorithm::kDirect);
   EXPECT_TRUE(torch::equal(ours, torch::conv2d(x, w3, b, 1, 1))) << "--conv_algorithm direct";
   EXPECT_THROW(detr::models::parse_conv_algorithm("fast"), std::invalid_argument);
   // Inputs LibTorch refuses are refused the same way (never read with the wrong type or size).
-  detr::models::set_conv_algorithm(ConvAlgorithm::kWinograd);
   EXPECT_THROW(detr::models::conv2d(x, w3, b.to(torch::kDouble), {1, 1}, {1, 1}, {1, 1}, 1), c10::Error);
   EXPECT_THROW(detr::models::conv2d(x, w3, torch::zeros({3}), {1, 1}, {1, 1}, {1, 1}, 1), c10::Error);
   EXPECT_THROW(detr::models::conv2d(torch::zeros({2, 16, 0, 8}), w3, b, {1, 1}, {1, 1}, {1, 1}, 1), c10::Error);

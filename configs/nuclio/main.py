@@ -2,45 +2,96 @@
 
 The handler follows CVAT's detector contract: the request body is {"image": <base64>, "threshold": float}
 and the response is [{"confidence": "0.93", "label": "<name>", "points": [x1, y1, x2, y2],
-"type": "rectangle"}]. Detection runs detr_predict on the checkpoint ($DETR_MODEL), whose classes
-(names from the training export) become CVAT's labels.
+"type": "rectangle"}]. A segmentation model (trained with --masks) answers with CVAT's mask shapes
+instead, as CVAT's own serverless segmentation functions do: {"type": "mask", "mask": [0/1 pixels of the
+object's box, row by row, then left, top, right, bottom], "points": its outline polygon}; with
+DETR_SHAPES=polygon, polygons ({"type": "polygon", "points": [x1, y1, ...]}) for CVAT versions before
+mask shapes. The model ($DETR_MODEL) stays loaded: each worker starts one
+`detr_predict --serve` when the function starts and sends it every request as a JSON line, so a request
+costs one inference, not a process start and a checkpoint load. The checkpoint's classes (names from
+the training export) become CVAT's labels.
 """
-import base64
 import json
 import os
 import subprocess
-import tempfile
+import threading
 
 MODEL = os.environ.get("DETR_MODEL", "/opt/nuclio/model/checkpoint.pth")
 PREDICT = os.environ.get("DETR_PREDICT", "detr_predict")
+SHAPES = os.environ.get("DETR_SHAPES", "mask")  # segmentation models: mask | polygon
+
+
+class PredictServer:
+    """One resident `detr_predict --serve` process; started again if it ever exits."""
+
+    def __init__(self, predict, model):
+        self.command = [predict, "--checkpoint", model, "--serve"]
+        self.lock = threading.Lock()
+        self.process = None
+        self.requests = 0
+
+    def _start(self):
+        self.process = subprocess.Popen(self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=subprocess.DEVNULL, text=True, bufsize=1)
+
+    def ask(self, request):
+        """Sends one request (a dict) and returns the server's answer (a dict)."""
+        with self.lock:
+            for attempt in range(2):
+                if self.process is None or self.process.poll() is not None:
+                    self._start()
+                self.requests += 1
+                request = dict(request, id=self.requests)
+                try:
+                    self.process.stdin.write(json.dumps(request) + "\n")
+                    self.process.stdin.flush()
+                    line = self.process.stdout.readline()
+                except BrokenPipeError:
+                    line = ""
+                if line:
+                    return json.loads(line)
+                self.process = None  # it died (a crash, or killed for memory): once more, fresh
+            raise RuntimeError(f"{' '.join(self.command)} exited without answering")
+
+    def close(self):
+        if self.process is not None and self.process.poll() is None:
+            self.process.stdin.close()
+            self.process.wait(timeout=30)
 
 
 def init_context(context):
     context.user_data.model = MODEL
+    context.user_data.server = PredictServer(PREDICT, MODEL)
     context.logger.info(f"detr-cpp model: {MODEL}")
 
 
-def detect(image_bytes, threshold, model=None, predict=None):
-    """Runs detr_predict on one encoded image; returns CVAT shapes."""
-    model, predict = model or MODEL, predict or PREDICT
-    with tempfile.TemporaryDirectory() as tmp:
-        image = os.path.join(tmp, "image.jpg")  # the decoder reads the real format from the bytes
-        results = os.path.join(tmp, "results.json")
-        with open(image, "wb") as f:
-            f.write(image_bytes)
-        subprocess.run([predict, "--checkpoint", model, "--input", image, "--threshold", str(threshold),
-                        "--output", results], check=True, capture_output=True)
-        with open(results) as f:
-            detections = json.load(f)
+def to_shapes(answer, shapes_kind=None):
+    """detr_predict's detections as CVAT shapes: rectangles, or for masks CVAT mask shapes (or polygons)."""
+    kind = shapes_kind or SHAPES
     shapes = []
-    for d in detections:
-        x, y, w, h = d["bbox"]
-        shapes.append({"confidence": str(d["score"]), "label": d.get("category_name", str(d["category_id"])),
-                       "points": [x, y, x + w, y + h], "type": "rectangle"})
+    for d in answer["detections"]:
+        shape = {"confidence": str(d["score"]), "label": d.get("category_name", str(d["category_id"]))}
+        if "polygon" in d and kind == "polygon":
+            if len(d["polygon"]) < 6:
+                continue  # a mask too small to outline
+            shape.update(points=d["polygon"], type="polygon")
+        elif "cvat_mask" in d:
+            if not d["cvat_mask"]:
+                continue  # an empty mask
+            shape.update(mask=d["cvat_mask"], points=d.get("polygon", []), type="mask")
+        else:
+            x, y, w, h = d["bbox"]
+            shape.update(points=[x, y, x + w, y + h], type="rectangle")
+        shapes.append(shape)
     return shapes
 
 
 def handler(context, event):
     data = event.body
-    shapes = detect(base64.b64decode(data["image"]), float(data.get("threshold", 0.5)), context.user_data.model)
-    return context.Response(body=json.dumps(shapes), headers={}, content_type="application/json", status_code=200)
+    answer = context.user_data.server.ask({"image": data["image"], "threshold": float(data.get("threshold", 0.5)),
+                                           "cvat_masks": SHAPES == "mask", "polygons": True})
+    if "error" in answer:
+        return context.Response(body=json.dumps({"error": answer["error"]}), headers={},
+                                content_type="application/json", status_code=400)
+    return context.Response(body=json.dumps(to_shapes(answer)), headers={}, content_type="application/json",
+                            status_code=200)

@@ -4,59 +4,72 @@
 #include <cxxopts.hpp>
 #include <torch/torch.h>
 
-#include <fstream>
 #include <iostream>
 
-#include "src/benchmark.h"
+#include "src/tools/benchmark.h"
 #include "src/cli/guarded_main.h"
+#include "src/flags.h"
 #include "src/util/atomic_file.h"
 
+namespace {
+
+struct BenchCommand {
+  detr::BenchOptions bench;
+  std::string json;  // also write the figures here
+};
+
+detr::FlagTable<BenchCommand> flag_table() {
+  using B = detr::BenchOptions;
+  using C = BenchCommand;
+  detr::FlagTable<C> t;
+  const char* g = "";
+  t.add(g, "config", "default (R50, 256, 6+6, 100 queries) | small (R18, 128, 2+2, 20 queries) | small_r50 (R50, 128, 2+2, 20 queries)", &C::bench, &B::config);
+  t.add(g, "batch_size", "images per step", &C::bench, &B::batch_size);
+  t.add(g, "warmup", "unmeasured steps first", &C::bench, &B::warmup);
+  t.add(g, "steps", "measured steps per repetition", &C::bench, &B::steps);
+  t.add(g, "repeats", "repetitions (medians reported)", &C::bench, &B::repeats);
+  t.add(g, "mode", "train | eval | both | data", &C::bench, &B::mode);
+  t.add_switch(g, "masks", "the segmentation model (DETRsegm) on mask targets", [](C& c) -> bool& { return c.bench.masks; });
+  t.add(g, "width", "generated image width", &C::bench, &B::width);
+  t.add(g, "height", "generated image height", &C::bench, &B::height);
+  t.add(g, "num_workers", "loader threads", &C::bench, &B::num_workers);
+  t.add(g, "num_threads", "intra-op threads (0: OMP_NUM_THREADS, else all usable cores)", &C::bench, &B::num_threads);
+  t.add(g, "device", "auto | cpu | cuda | cuda:N", &C::bench, &B::device);
+  t.add(g, "amp", "off | bf16 | fp16 (training)", &C::bench, &B::amp);
+  t.add(g, "conv_algorithm", "winograd | direct (CPU 3x3 convolutions)", &C::bench, &B::conv_algorithm);
+  t.add(g, "json", "also write the figures to this file", &C::json);
+  return t;
+}
+
+void validate(const detr::BenchOptions& o) {
+  if (o.batch_size < 1 || o.steps < 1 || o.repeats < 1 || o.warmup < 0 || o.width < 32 || o.height < 32 ||
+      o.num_workers < 0 || o.num_threads < 0)
+    throw detr::UsageError("--batch_size, --steps and --repeats must be positive, --warmup, --num_workers and "
+                           "--num_threads >= 0, images at least 32x32");
+  if (o.mode != "train" && o.mode != "eval" && o.mode != "both" && o.mode != "data")
+    throw detr::UsageError("--mode must be train, eval, both or data, got '" + o.mode + "'");
+  if (o.config != "default" && o.config != "small" && o.config != "small_r50")
+    throw detr::UsageError("--config must be default, small or small_r50, got '" + o.config + "'");
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
-  cxxopts::Options options("detr_bench", "DETR training/evaluation throughput on a generated CVAT-style export.");
-  detr::BenchOptions d;
-  // clang-format off
-  options.add_options()
-    ("config", "default | small", cxxopts::value<std::string>()->default_value(d.config))
-    ("batch_size", "images per step", cxxopts::value<int64_t>()->default_value(std::to_string(d.batch_size)))
-    ("warmup", "unmeasured steps first", cxxopts::value<int64_t>()->default_value(std::to_string(d.warmup)))
-    ("steps", "measured steps per repetition", cxxopts::value<int64_t>()->default_value(std::to_string(d.steps)))
-    ("repeats", "repetitions (medians reported)", cxxopts::value<int64_t>()->default_value(std::to_string(d.repeats)))
-    ("mode", "train | eval | both", cxxopts::value<std::string>()->default_value(d.mode))
-    ("width", "generated image width", cxxopts::value<int64_t>()->default_value(std::to_string(d.width)))
-    ("height", "generated image height", cxxopts::value<int64_t>()->default_value(std::to_string(d.height)))
-    ("num_workers", "loader threads", cxxopts::value<int64_t>()->default_value(std::to_string(d.num_workers)))
-    ("num_threads", "intra-op threads (0 = all cores)", cxxopts::value<int64_t>()->default_value("0"))
-    ("device", "auto | cpu | cuda", cxxopts::value<std::string>()->default_value(d.device))
-    ("amp", "off | bf16 | fp16 (training)", cxxopts::value<std::string>()->default_value(d.amp))
-    ("conv_algorithm", "winograd | direct (CPU 3x3 convolutions)", cxxopts::value<std::string>()->default_value(d.conv_algorithm))
-    ("json", "also write the figures to this file", cxxopts::value<std::string>()->default_value(""))
-    ("h,help", "print this help");
-  // clang-format on
   return detr::guarded_main("detr_bench", [&]() -> int {
-    auto a = options.parse(argc, argv);
-    if (a.count("help")) {
-      std::cout << options.help() << std::endl;
+    const auto table = flag_table();
+    auto options = table.options("detr_bench", "DETR training/evaluation throughput on a generated CVAT-style export.");
+    const auto r = options.parse(argc, argv);
+    if (r.count("help")) {
+      std::cout << options.help(table.groups()) << std::endl;
       return 0;
     }
-    detr::BenchOptions o;
-    o.config = a["config"].as<std::string>();
-    o.batch_size = a["batch_size"].as<int64_t>();
-    o.warmup = a["warmup"].as<int64_t>();
-    o.steps = a["steps"].as<int64_t>();
-    o.repeats = a["repeats"].as<int64_t>();
-    o.mode = a["mode"].as<std::string>();
-    o.width = a["width"].as<int64_t>();
-    o.height = a["height"].as<int64_t>();
-    o.num_workers = a["num_workers"].as<int64_t>();
-    o.num_threads = a["num_threads"].as<int64_t>();
-    o.device = a["device"].as<std::string>();
-    o.amp = a["amp"].as<std::string>();
-    o.conv_algorithm = a["conv_algorithm"].as<std::string>();
-    auto result = detr::run_benchmark(o);
+    BenchCommand cmd;
+    table.read(r, cmd);
+    validate(cmd.bench);
+    auto result = detr::run_benchmark(cmd.bench, detr::Launch::from_environment());
     if (!result.value("main_rank", true)) return 0;  // a job's other ranks: rank 0 reports
     std::cout << detr::format_benchmark(result) << result.dump() << std::endl;
-    const auto path = a["json"].as<std::string>();
-    if (!path.empty()) detr::util::write_file_atomically(path, result.dump(1) + "\n");
+    if (!cmd.json.empty()) detr::util::write_file_atomically(cmd.json, result.dump(1) + "\n");
     return 0;
-    });
+  });
 }

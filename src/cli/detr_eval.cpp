@@ -1,11 +1,12 @@
-// detr_eval --gt GT.json --dt RESULTS.json [--json]: COCO bbox evaluation equal to pycocotools'
-// COCOeval(iouType='bbox'). Prints summarize()'s 12 lines, or with --json
+// detr_eval --gt GT.json --dt RESULTS.json [--iou_type bbox|segm] [--json]: COCO evaluation equal to
+// pycocotools' COCOeval(iouType='bbox' or 'segm'). Prints summarize()'s 12 lines, or with --json
 // {"stats": [12 numbers], "per_category_ap": {"<category id>": ap, ...}}.
 // Exit codes: 0 done, 1 bad input (one line "detr_eval: error: <file>: <what>"), 2 usage.
 #include <cxxopts.hpp>
 #include <nlohmann/json.hpp>
 
 #include <iostream>
+#include <stdexcept>
 #include <string>
 
 #include "datasets/coco_eval.h"
@@ -25,10 +26,17 @@ void print_json(const detr::datasets::CocoEvalResult& result) {
 
 int main(int argc, char** argv) {
   cxxopts::Options options("detr_eval",
-                           "COCO bounding-box evaluation of a results file against a ground-truth "
-                           "instances file, equal to pycocotools' COCOeval (iouType='bbox').");
+                           "COCO evaluation of a results file against a ground-truth instances file, equal to "
+                           "pycocotools' COCOeval: bounding boxes (--iou_type bbox) or masks (--iou_type segm).");
   options.add_options()("gt", "COCO ground-truth instances JSON", cxxopts::value<std::string>())(
-      "dt", "COCO results JSON (array of {image_id, category_id, bbox, score})", cxxopts::value<std::string>())(
+      "dt",
+      "COCO results JSON: an array of {image_id, category_id, score} with a bbox [x, y, w, h] and/or a "
+      "segmentation (compressed RLE {size: [h, w], counts: \"...\"})",
+      cxxopts::value<std::string>())(
+      "iou_type",
+      "bbox: IoU of boxes; segm: IoU of masks (objects by their segmentation, CVAT's empty ones by their "
+      "box; detections by their RLE, else their box)",
+      cxxopts::value<std::string>()->default_value("bbox"))(
       "json", "print {\"stats\": [...], \"per_category_ap\": {...}} instead of the summary table")(
       "h,help", "print this help");
   return detr::guarded_main("detr_eval", [&]() -> int {
@@ -41,13 +49,20 @@ int main(int argc, char** argv) {
       throw cxxopts::exceptions::exception("unexpected argument '" + args.unmatched().front() + "'");
     if (!args.count("gt") || !args.count("dt")) throw cxxopts::exceptions::exception("--gt and --dt are required");
 
-    const auto gt = detr::datasets::load_coco_ground_truth(args["gt"].as<std::string>());
+    auto iou_type = detr::datasets::IouType::bbox;
+    try {
+      iou_type = detr::datasets::parse_iou_type(args["iou_type"].as<std::string>());
+    } catch (const std::invalid_argument& e) {  // a usage error (exit 2)
+      throw cxxopts::exceptions::exception(std::string("--iou_type: ") + e.what());
+    }
+
+    const auto gt = detr::datasets::load_coco_annotations(args["gt"].as<std::string>());
     const auto dt = detr::datasets::load_coco_results(args["dt"].as<std::string>(), gt);
-    const auto result = detr::datasets::evaluate_bbox(gt, dt);
+    const auto result = detr::datasets::evaluate(gt, dt, iou_type);
     if (args.count("json"))
       print_json(result);
     else
       std::cout << detr::datasets::format_summary(result) << std::flush;
     return 0;
-    });
+  });
 }

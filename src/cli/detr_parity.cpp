@@ -2,13 +2,13 @@
 // Exit codes: 0 all within tolerance, 1 a deviation beyond tolerance or an error, 2 usage.
 #include <cxxopts.hpp>
 
-#include "src/util/cpu.h"
+#include "src/run_context.h"
 #include <torch/torch.h>
 
 #include <iostream>
 
 #include "models/winograd_conv.h"
-#include "src/parity.h"
+#include "src/tools/parity.h"
 #include "src/cli/guarded_main.h"
 
 int main(int argc, char** argv) {
@@ -31,15 +31,21 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (!args.count("dirs")) throw cxxopts::exceptions::exception("no fixture directory given");
-    const int threads = args["num_threads"].as<int>();
-    torch::set_num_threads(threads > 0 ? threads : detr::util::usable_cpus());
-    detr::models::set_conv_algorithm(detr::models::parse_conv_algorithm(args["conv_algorithm"].as<std::string>()));
+    detr::RunOptions ro;
+    ro.device = torch::Device(torch::kCPU);
+    ro.num_threads = std::max(0, args["num_threads"].as<int>());
+    try {
+      ro.conv_algorithm = detr::models::parse_conv_algorithm(args["conv_algorithm"].as<std::string>());
+    } catch (const std::invalid_argument& e) {
+      throw detr::UsageError(e.what());
+    }
+    const detr::RunContext ctx(ro, detr::Launch::local());
     if (args.count("no_mkldnn")) at::globalContext().setUserEnabledMkldnn(false);
     bool ok = true;
     for (const auto& dir : args["dirs"].as<std::vector<std::string>>()) {
-      auto report = args.count("train") ? detr::run_train_parity(dir)
-                                        : detr::run_forward_parity(
-                                              dir, args.count("float64") ? torch::kDouble : torch::kFloat);
+      auto report = args.count("train") ? detr::run_train_parity(dir, ctx.conv_kernels())
+                                        : detr::run_forward_parity(dir, args.count("float64") ? torch::kDouble : torch::kFloat,
+                                                                   ctx.conv_kernels());
       std::cout << report.format() << std::flush;
       ok = ok && report.ok();
     }

@@ -11,9 +11,10 @@
 
 #include "models/winograd_conv.h"
 #include "src/predict.h"
+#include "src/predict_server.h"
 #include "src/cli/guarded_main.h"
 #include "src/util/atomic_file.h"
-#include "src/util/cpu.h"
+#include "src/run_context.h"
 
 namespace fs = std::filesystem;
 
@@ -56,9 +57,37 @@ std::vector<fs::path> drawing_paths(const std::vector<fs::path>& images, const f
   for (const auto& p : absolute) out.push_back(draw / p.lexically_relative(common));
   return out;
 }
-}  // namespace
+// Every image's detections as COCO results (plus drawings); bad images fail, or with skip_bad are
+// counted in `skipped`.
+nlohmann::json predict_all(detr::Predictor& predictor, const std::vector<fs::path>& images,
+                           const std::vector<fs::path>& drawings, float threshold, int64_t topk, bool skip_bad,
+                           size_t& skipped) {
+  nlohmann::json results = nlohmann::json::array();
+  for (size_t i = 0; i < images.size(); ++i) {
+    std::vector<detr::Prediction> preds;
+    try {
+      preds = detr::predict_image(predictor, images[i], threshold, topk);
+    } catch (const std::runtime_error& e) {
+      if (!skip_bad) throw std::runtime_error(std::string(e.what()) + " (--skip_bad_images skips such images)");
+      std::cerr << "detr_predict: skipped " << e.what() << "\n";
+      ++skipped;
+      continue;
+    }
+    for (const auto& p : preds) {
+      auto r = detr::to_json(p);
+      r["file_name"] = images[i].string();
+      r["image_id"] = static_cast<int64_t>(i);
+      results.push_back(std::move(r));
+    }
+    if (!drawings.empty()) {
+      fs::create_directories(drawings[i].parent_path());
+      detr::draw_predictions(images[i], preds, drawings[i]);
+    }
+  }
+  return results;
+}
 
-int main(int argc, char** argv) {
+cxxopts::Options make_options() {
   cxxopts::Options options("detr_predict", "Detects objects with a trained DETR; writes COCO results JSON.");
   // clang-format off
   options.add_options()
@@ -70,26 +99,43 @@ int main(int argc, char** argv) {
     ("draw", "also write annotated images to this folder (mirroring the inputs' folders and names)",
      cxxopts::value<std::string>()->default_value(""))
     ("skip_bad_images", "skip (and count) images that cannot be read instead of failing")
+    ("serve", "keep the model loaded and answer JSON-line requests on stdin, one JSON line each on stdout, "
+              "until stdin ends: {\"id\", \"image\": base64 | \"path\", \"threshold\", \"topk\"} -> "
+              "{\"id\", \"width\", \"height\", \"detections\"} or {\"id\", \"error\"}")
     ("device", "auto | cpu | cuda | cuda:N", cxxopts::value<std::string>()->default_value("auto"))
     ("dilation", "the upstream checkpoint is a DC5 model (not visible in its weights)")
     ("num_threads", "intra-op CPU threads (0 = all cores)", cxxopts::value<int>()->default_value("0"))
     ("conv_algorithm", "winograd | direct (CPU 3x3 convolutions)", cxxopts::value<std::string>()->default_value("winograd"))
     ("h,help", "print this help");
   // clang-format on
+  return options;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  auto options = make_options();
   return detr::guarded_main("detr_predict", [&]() -> int {
     auto a = options.parse(argc, argv);
     if (a.count("help")) {
       std::cout << options.help() << std::endl;
       return 0;
     }
-    if (!a.count("checkpoint") || !a.count("input"))
-      throw cxxopts::exceptions::exception("--checkpoint and --input are required");
-    const int threads = a["num_threads"].as<int>();
-    torch::set_num_threads(threads > 0 ? threads : detr::util::usable_cpus());
-    detr::models::set_conv_algorithm(detr::models::parse_conv_algorithm(a["conv_algorithm"].as<std::string>()));
-    const auto dev = a["device"].as<std::string>();
-    const torch::Device device = dev == "auto" ? (torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU))
-                                               : torch::Device(dev);
+    const bool serving = a.count("serve") > 0;
+    if (!a.count("checkpoint") || (!a.count("input") && !serving))
+      throw cxxopts::exceptions::exception("--checkpoint and --input (or --serve) are required");
+    if (serving && (a.count("input") || a.count("draw") || a.count("output")))
+      throw cxxopts::exceptions::exception("--serve takes its images from stdin: no --input, --output or --draw");
+    detr::RunOptions ro;
+    try {
+      ro.device = detr::parse_device(a["device"].as<std::string>());
+      ro.conv_algorithm = detr::models::parse_conv_algorithm(a["conv_algorithm"].as<std::string>());
+    } catch (const std::invalid_argument& e) {
+      throw detr::UsageError(e.what());
+    }
+    ro.num_threads = std::max(0, a["num_threads"].as<int>());
+    const detr::RunContext ctx(ro, detr::Launch::local());
+    const torch::Device device = ctx.device();
     const float threshold = a["threshold"].as<float>();
     const int64_t topk = a["topk"].as<int64_t>();
     if (!(threshold >= 0 && threshold <= 1))
@@ -99,7 +145,14 @@ int main(int argc, char** argv) {
     if (!out.empty() && fs::is_directory(out))
       throw cxxopts::exceptions::exception("--output " + out + " is a folder; give the results file's name");
     const bool skip_bad = a.count("skip_bad_images") > 0;
-    auto predictor = detr::load_predictor(a["checkpoint"].as<std::string>(), device, a.count("dilation") > 0);
+    auto predictor = detr::load_predictor(a["checkpoint"].as<std::string>(), device, ctx.conv_kernels(), a.count("dilation") > 0);
+    if (serving) {
+      std::cerr << "detr_predict: serving " << a["checkpoint"].as<std::string>() << " on " << device
+                << " (JSON lines on stdin)" << std::endl;
+      const auto n = detr::serve(predictor, std::cin, std::cout, {threshold, topk});
+      std::cerr << "detr_predict: answered " << n << " requests" << std::endl;
+      return 0;
+    }
     const auto images = collect_images(a["input"].as<std::string>());
     const fs::path draw = a["draw"].as<std::string>();
     const auto drawings = draw.empty() ? std::vector<fs::path>{} : drawing_paths(images, draw);
@@ -109,30 +162,9 @@ int main(int argc, char** argv) {
         throw cxxopts::exceptions::exception("--draw " + draw.string() + " would overwrite the input image " +
                                              images[i].string() + "; draw into another folder");
     }
-    nlohmann::json results = nlohmann::json::array();
     size_t skipped = 0;
     const auto t0 = std::chrono::steady_clock::now();
-    for (size_t i = 0; i < images.size(); ++i) {
-      std::vector<detr::Prediction> preds;
-      try {
-        preds = detr::predict_image(predictor, images[i], threshold, topk);
-      } catch (const std::runtime_error& e) {
-        if (!skip_bad) throw std::runtime_error(std::string(e.what()) + " (--skip_bad_images skips such images)");
-        std::cerr << "detr_predict: skipped " << e.what() << "\n";
-        ++skipped;
-        continue;
-      }
-      for (const auto& p : preds) {
-        nlohmann::json r{{"file_name", images[i].string()}, {"image_id", static_cast<int64_t>(i)},
-                         {"category_id", p.category_id}, {"bbox", p.bbox_xywh}, {"score", p.score}};
-        if (!p.name.empty()) r["category_name"] = p.name;
-        results.push_back(r);
-      }
-      if (!draw.empty()) {
-        fs::create_directories(drawings[i].parent_path());
-        detr::draw_predictions(images[i], preds, drawings[i]);
-      }
-    }
+    const auto results = predict_all(predictor, images, drawings, threshold, topk, skip_bad, skipped);
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     std::cerr << "detr_predict: " << images.size() - skipped << " images, " << results.size() << " detections, "
               << images.size() / std::max(secs, 1e-9) << " images/s on " << device;

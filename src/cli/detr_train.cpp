@@ -5,21 +5,20 @@
 #include <iostream>
 
 #include "src/args.h"
-#include "src/train.h"
 #include "src/cli/guarded_main.h"
+#include "src/train.h"
 
 int main(int argc, char** argv) {
   return detr::guarded_main("detr_train", [&]() -> int {
-    std::string help;
-    auto args = detr::parse_train_args(argc, argv, &help);
-    if (!help.empty()) {
-      std::cout << help << std::endl;
+    const auto cmd = detr::parse_train_command(argc, argv);
+    if (!cmd.help.empty()) {
+      std::cout << cmd.help << std::endl;
       return 0;
     }
-    if (args.parse_only) {
-      std::cout << args.to_json().dump() << std::endl;
+    if (cmd.args.parse_only) {
+      std::cout << cmd.args.to_json().dump() << std::endl;
       return 0;
     }
-    return detr::run_train(args);
-    });
+    return detr::run_train(cmd.args, cmd.launch);
+  });
 }

@@ -9,7 +9,7 @@
 #include <string>
 #include <string_view>
 
-#include "src/args.h"
+#include "src/usage_error.h"
 
 namespace detr {
 

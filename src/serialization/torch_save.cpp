@@ -186,6 +186,35 @@ PyValue load_zip(caffe2::serialize::PyTorchStreamReader& reader, LoadInfo& info)
 
 // ---- legacy --------------------------------------------------------------------------------------
 
+// The legacy format's storage records after the pickles: per listed key, its element count (8 bytes)
+// and data, in the file's byte order. Each filled storage leaves `storages`.
+void read_legacy_storages(const char* p, size_t n, size_t pos, const PyValue& keys, bool little_endian,
+                          std::map<std::string, torch::Tensor>& storages, LoadInfo& info) {
+  for (const auto& k : keys.items()) {
+    const std::string key = k.is_str() ? k.as_str() : repr(k);
+    auto it = storages.find(key);
+    if (it == storages.end()) fail("storage key " + key + " is listed but not used by the pickle");
+    torch::Tensor& t = it->second;
+    int64_t numel = 0;
+    if (n - pos < 8) fail("truncated file: storage " + key + " missing at offset " + std::to_string(pos));
+    std::memcpy(&numel, p + pos, 8);
+    if (!little_endian) std::reverse(reinterpret_cast<uint8_t*>(&numel), reinterpret_cast<uint8_t*>(&numel) + 8);
+    pos += 8;
+    if (numel != t.numel())
+      fail("storage " + key + " has " + std::to_string(numel) + " elements in the file but " +
+           std::to_string(t.numel()) + " in the pickle");
+    const uint64_t nbytes = checked_nbytes(numel, t.scalar_type(), key);
+    if (n - pos < nbytes)
+      fail("truncated file: storage " + key + " needs " + std::to_string(nbytes) + " bytes at offset " +
+           std::to_string(pos) + ", " + std::to_string(n - pos) + " left");
+    if (nbytes) std::memcpy(t.data_ptr(), p + pos, nbytes);
+    if (!little_endian) byteswap(t);
+    pos += nbytes;
+    storages.erase(it);
+    info.storages++;
+  }
+}
+
 PyValue load_legacy(const std::string& data, LoadInfo& info) {
   if (data.size() > 262 && std::memcmp(data.data() + 257, "ustar", 5) == 0)
     fail("the tar-based torch.save format of PyTorch < 0.4 is not supported");
@@ -240,30 +269,7 @@ PyValue load_legacy(const std::string& data, LoadInfo& info) {
   if (!keys.value.is_list() && !keys.value.is_tuple())
     fail("expected the list of storage keys after the main pickle, got " + keys.value.type_name());
 
-  size_t pos = keys.end;
-  for (const auto& k : keys.value.items()) {
-    const std::string key = k.is_str() ? k.as_str() : repr(k);
-    auto it = storages.find(key);
-    if (it == storages.end()) fail("storage key " + key + " is listed but not used by the pickle");
-    torch::Tensor& t = it->second;
-    int64_t numel = 0;
-    if (n - pos < 8) fail("truncated file: storage " + key + " missing at offset " + std::to_string(pos));
-    std::memcpy(&numel, p + pos, 8);
-    if (!little_endian) std::reverse(reinterpret_cast<uint8_t*>(&numel), reinterpret_cast<uint8_t*>(&numel) + 8);
-    pos += 8;
-    if (numel != t.numel())
-      fail("storage " + key + " has " + std::to_string(numel) + " elements in the file but " +
-           std::to_string(t.numel()) + " in the pickle");
-    const uint64_t nbytes = checked_nbytes(numel, t.scalar_type(), key);
-    if (n - pos < nbytes)
-      fail("truncated file: storage " + key + " needs " + std::to_string(nbytes) + " bytes at offset " +
-           std::to_string(pos) + ", " + std::to_string(n - pos) + " left");
-    if (nbytes) std::memcpy(t.data_ptr(), p + pos, nbytes);
-    if (!little_endian) byteswap(t);
-    pos += nbytes;
-    storages.erase(it);
-    info.storages++;
-  }
+  read_legacy_storages(p, n, keys.end, keys.value, little_endian, storages, info);
   if (!storages.empty()) fail("no data for storage " + storages.begin()->first + " (keys list incomplete)");
   info.format = "legacy";
   info.protocol = main.protocol;

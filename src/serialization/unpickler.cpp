@@ -325,6 +325,9 @@ class Unpickler {
   }
 
   void step(uint8_t op);
+  bool step_scalar(uint8_t op);
+  bool step_container(uint8_t op);
+  bool step_object(uint8_t op);
   PyValue call(const PyValue& callable, const PyValue& args);
   PyValue instantiate(const PyValue& cls, const PyValue& args);
   PyValue rebuild_tensor(const PyList& args);
@@ -346,7 +349,8 @@ class Unpickler {
   PyValue last_;  // the result, until it is known to be free of cycles
 };
 
-void Unpickler::step(uint8_t op) {
+// Framing, the stack, constants and numbers; false when `op` is not one of them.
+bool Unpickler::step_scalar(uint8_t op) {
   switch (op) {
     // ---- framing, protocol
     case 0x80: {  // PROTO
@@ -407,6 +411,15 @@ void Unpickler::step(uint8_t op) {
       push(PyValue::floating(v));
       break;
     }
+    default:
+      return false;
+  }
+  return true;
+}
+
+// Strings, bytes and containers; false when `op` is not one of them.
+bool Unpickler::step_container(uint8_t op) {
+  switch (op) {
     // ---- strings and bytes
     case 'S': push(PyValue::str(unescape_string(line()))); break;
     case 'V': push(PyValue::str(raw_unicode_escape(line()))); break;
@@ -478,6 +491,15 @@ void Unpickler::step(uint8_t op) {
       push(PyValue::list(std::move(items)));
       break;
     }
+    default:
+      return false;
+  }
+  return true;
+}
+
+// The memo, classes, calls and objects; false when `op` is not one of them.
+bool Unpickler::step_object(uint8_t op) {
+  switch (op) {
     // ---- memo
     case 'p': memo_[static_cast<uint64_t>(parse_int(line()))] = top(); break;
     case 'q': memo_[u8()] = top(); break;
@@ -544,12 +566,17 @@ void Unpickler::step(uint8_t op) {
       push(persistent(pid));
       break;
     }
-    default: {
-      const char* name = opcode_name(op);
-      if (name) fail("unsupported pickle opcode " + hex(op) + " (" + name + ")");
-      fail("invalid pickle opcode " + hex(op));
-    }
+    default:
+      return false;
   }
+  return true;
+}
+
+void Unpickler::step(uint8_t op) {
+  if (step_scalar(op) || step_container(op) || step_object(op)) return;
+  const char* name = opcode_name(op);
+  if (name) fail("unsupported pickle opcode " + hex(op) + " (" + name + ")");
+  fail("invalid pickle opcode " + hex(op));
 }
 
 void Unpickler::append_items(PyValue& target, PyList items) {

@@ -14,7 +14,7 @@ NestedTensor NestedTensor::to(const torch::Device& device, bool non_blocking) co
 
 Target Target::to(const torch::Device& device, bool non_blocking) const {
   auto m = [&](const torch::Tensor& t) { return to_device(t, device, non_blocking); };
-  return {m(boxes), m(labels), m(image_id), m(orig_size), m(size), m(area), m(iscrowd)};
+  return {m(boxes), m(labels), m(image_id), m(orig_size), m(size), m(area), m(iscrowd), m(masks)};
 }
 
 NestedTensor nested_tensor_from_tensor_list(const std::vector<torch::Tensor>& images) {

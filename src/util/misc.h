@@ -27,6 +27,7 @@ struct Target {
   torch::Tensor size;       // [2] int64 (h, w) after augmentation (optional)
   torch::Tensor area;       // [N] float (optional)
   torch::Tensor iscrowd;    // [N] int64 (optional)
+  torch::Tensor masks;      // [N, H, W] bool, the image's size (segmentation only: --masks)
 
   Target to(const torch::Device& device, bool non_blocking = false) const;
 };

@@ -1,7 +1,7 @@
 """Closed-form weights: every state_dict entry computed from its key and element index alone.
 
 The committed model-parity fixtures store no weights. Both sides compute them by this rule (the C++
-twin is src/closed_form_weights.cpp), so a fixture holds only its configuration and the expected
+twin is src/tools/closed_form_weights.cpp), so a fixture holds only its configuration and the expected
 tensors. The rule, per state_dict key and element i (row-major, 0-based):
 
     h = FNV-1a-64(key bytes)

@@ -1,20 +1,32 @@
-"""Golden cases for the COCO bbox evaluator, scored by pycocotools' COCOeval (cocodataset/cocoapi).
+"""Golden cases for the COCO evaluator, scored by pycocotools' COCOeval (cocodataset/cocoapi).
 
-Writes case_NN/{gt.json, dt.json, expected.json} (format: tests/reference/README.md, "cocoeval/"):
-COCO ground truth, a COCO results list, and COCOeval(iouType='bbox')'s 12 `stats` plus `per_category_ap`
-(AP@[.5:.95], area all, maxDets 100; -1 for a category without ground truth). Each case stresses one
-part of COCOeval: perfect detections, no detections, crowd regions, the area ranges and their bounds,
-images without ground truth, more than 100 detections per image, tied scores, IoUs exactly at the
-thresholds (and a ground truth with id 0), and many categories.
+bbox (iouType='bbox'): writes cocoeval/case_NN/{gt.json, dt.json, expected.json} (format:
+tests/reference/README.md, "cocoeval/"): COCO ground truth, a COCO results list, and COCOeval's 12 `stats`
+plus `per_category_ap` (AP@[.5:.95], area all, maxDets 100; -1 for a category without ground truth). Each
+case stresses one part of COCOeval: perfect detections, no detections, crowd regions, the area ranges and
+their bounds, images without ground truth, more than 100 detections per image, tied scores, IoUs exactly at
+the thresholds (and a ground truth with id 0), and many categories.
+
+segm (iouType='segm'): writes cocoeval_segm/case_NN/ in the same format (`iouType` added), with masks:
+ground truth as polygons (several parts), compressed RLE, lists of uncompressed RLE objects, crowd regions
+as uncompressed RLE; detections as compressed RLE `{size, counts}` (loadRes's segmentation branch: area and
+bbox from the mask), or with a `bbox` first (its bbox branch: area w*h, a missing mask is the box's).
+expected.json's `bbox` scores the same results with iouType='bbox' (loadRes's boxes and areas). The
+`cvat_rectangles` case adds gt_cvat.json: the same ground truth with CVAT's `"segmentation": []` for its
+rectangles, which pycocotools cannot read (the evaluator reads it as the filled box, whose polygon gt.json
+spells out for pycocotools).
 
 pycocotools' COCO.loadRes cannot load an empty list (it reads anns[0]), so for "no_detections" nothing
 is run: expected.json records "nothing to evaluate", all -1 and no categories, as the optional fixtures
 do. (Upstream DETR instead evaluates against an empty COCO(), which gives 0 where there is ground truth.)
 
-Usage: /usr/bin/python3 tests/reference/make_cocoeval.py [OUT_DIR]   (default tests/data/cocoeval)
+Usage: /usr/bin/python3 tests/reference/make_cocoeval.py [OUT_DIR [SEGM_OUT_DIR]]
+       (defaults tests/data/cocoeval and OUT_DIR's sibling cocoeval_segm)
 Needs pycocotools built in the cocoapi checkout ($COCOAPI_REPO, default /tmp/cocoapi).
 """
+import json
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -250,14 +262,289 @@ CASES = [perfect, no_detections, crowd, area_bounds, empty_images, many_dets, sc
          many_categories]
 
 
+# ---- segm cases: masks ------------------------------------------------------------------------------
+
+class SegmCase(Case):
+    """Ground truth and detections with masks, for COCOeval(iouType='segm'). `mask_utils` is
+    pycocotools.mask; masks are made by it (frPyObjects, merge, encode), never by hand."""
+
+    def __init__(self, kind, imgs, cat_ids, mask_utils):
+        super().__init__(kind, imgs, cat_ids)
+        self.mu = mask_utils
+        self.sizes = {im["id"]: (im["height"], im["width"]) for im in imgs}
+        self.extra_files = {}
+
+    def rle(self, image_id, segmentation):
+        """COCO.annToRLE of a segmentation on the image."""
+        h, w = self.sizes[image_id]
+        if isinstance(segmentation, list):
+            return self.mu.merge(self.mu.frPyObjects(segmentation, h, w))
+        if isinstance(segmentation["counts"], list):
+            return self.mu.frPyObjects(segmentation, h, w)
+        return {"size": segmentation["size"], "counts": segmentation["counts"].encode("ascii")}
+
+    def add_gt_mask(self, image_id, cat, segmentation, crowd=False, area=None):
+        """A ground-truth object: bbox from its mask (toBbox), `area` its pixel count unless given."""
+        rle = self.rle(image_id, segmentation)
+        anns = self.gt["annotations"]
+        anns.append({"id": len(anns) + 1, "image_id": image_id, "category_id": cat, "segmentation": segmentation,
+                     "area": float(self.mu.area(rle)) if area is None else area,
+                     "bbox": [float(v) for v in self.mu.toBbox(rle)], "iscrowd": int(crowd)})
+        return rle
+
+    def add_dt_mask(self, image_id, cat, polygons, score, bbox=None):
+        """A detection as a compressed RLE {size, counts}; `bbox` only where given."""
+        rle = self.rle(image_id, polygons)
+        d = {"image_id": image_id, "category_id": cat, "segmentation": compressed(rle), "score": score}
+        if bbox is not None:
+            d["bbox"] = bbox
+        self.dt.append(d)
+
+
+def compressed(rle):
+    return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
+
+
+def uncompressed(mask_utils, rle):
+    """An RLE's uncompressed form {size, counts: [...]} (CVAT's brush masks), from its decoded mask."""
+    m = mask_utils.decode(rle).flatten(order="F")  # column-major, as COCO's runs
+    edges = np.flatnonzero(np.diff(m)) + 1
+    bounds = np.concatenate([[0], edges, [m.size]])
+    counts = np.diff(bounds).tolist()
+    if m.size and m[0]:
+        counts = [0] + counts
+    return {"size": [int(v) for v in rle["size"]], "counts": [int(c) for c in counts]}
+
+
+def blob(rng, im, radius=None, centre=None, vertices=None):
+    """A star-shaped polygon inside the image (two-decimal coordinates)."""
+    h, w = im["height"], im["width"]
+    r = radius if radius is not None else float(rng.uniform(4, min(h, w) / 3))
+    cx, cy = centre if centre is not None else (rng.uniform(r, w - r), rng.uniform(r, h - r))
+    k = vertices or int(rng.integers(5, 16))
+    angles = np.sort(rng.uniform(0, 2 * np.pi, size=k))
+    radii = r * rng.uniform(0.5, 1.0, size=k)
+    xs = np.clip(cx + radii * np.cos(angles), 0, w)
+    ys = np.clip(cy + radii * np.sin(angles), 0, h)
+    return [r2(v) for xy in zip(xs, ys) for v in xy]
+
+
+def jitter_polygons(rng, polygons, amount):
+    """Every vertex moved by up to `amount` of the polygon's extent."""
+    out = []
+    for p in polygons:
+        xy = np.array(p).reshape(-1, 2)
+        extent = np.maximum(xy.max(0) - xy.min(0), 2.0)
+        xy = xy + rng.uniform(-amount, amount, size=xy.shape) * extent
+        out.append([r2(max(v, 0.0)) for v in xy.flatten()])
+    return out
+
+
+def small_images(rng, n):
+    """Images of 60..260 pixels a side: short RLE strings."""
+    return [{"id": i + 1, "width": int(rng.integers(60, 260)), "height": int(rng.integers(60, 260)),
+             "file_name": f"{i}.jpg"} for i in range(n)]
+
+
+def populate_masks(rng, case, per_image=(2, 7), cats=None, parts=(1, 1)):
+    cats = cats or [c["id"] for c in case.gt["categories"]]
+    for im in case.gt["images"]:
+        for _ in range(int(rng.integers(*per_image))):
+            polygons = [blob(rng, im) for _ in range(int(rng.integers(parts[0], parts[1] + 1)))]
+            case.add_gt_mask(im["id"], int(rng.choice(cats)), polygons)
+
+
+def noisy_mask_detections(rng, case, amount=0.08, miss=0.15, extra=0.3):
+    """For every non-crowd polygon object: a jittered mask (or none), sometimes a worse duplicate;
+    plus false positives anywhere. Shuffled, so scores are not in file order."""
+    imgs = {im["id"]: im for im in case.gt["images"]}
+    cats = [c["id"] for c in case.gt["categories"]]
+    for a in list(case.gt["annotations"]):
+        if a["iscrowd"] or not isinstance(a["segmentation"], list) or rng.random() < miss:
+            continue
+        case.add_dt_mask(a["image_id"], a["category_id"], jitter_polygons(rng, a["segmentation"], amount), score(rng))
+        if rng.random() < 0.2:
+            case.add_dt_mask(a["image_id"], a["category_id"],
+                             jitter_polygons(rng, a["segmentation"], 3 * amount), score(rng))
+    for _ in range(int(extra * len(case.gt["annotations"])) + 1):
+        im = imgs[int(rng.choice(list(imgs)))]
+        case.add_dt_mask(im["id"], int(rng.choice(cats)), [blob(rng, im)], score(rng))
+    order = rng.permutation(len(case.dt))
+    case.dt = [case.dt[i] for i in order]
+
+
+def segm_perfect(rng, mu):
+    """Every object detected with its own mask, objects of all three area ranges: all 1."""
+    case = SegmCase("perfect", small_images(rng, 3), [1, 2, 3], mu)
+    for im in case.gt["images"]:
+        for k, r in enumerate([4.0, 12.0, 60.0]):
+            polygons = [blob(rng, im, radius=min(r, min(im["width"], im["height"]) / 2 - 1))]
+            case.add_gt_mask(im["id"], 1 + (im["id"] + k) % 3, polygons)
+    for a in case.gt["annotations"]:
+        case.add_dt_mask(a["image_id"], a["category_id"], a["segmentation"], score(rng))
+    return case
+
+
+def segm_no_detections(rng, mu):
+    """Ground truth, an empty results list."""
+    case = SegmCase("no_detections", small_images(rng, 2), [3, 7], mu)
+    populate_masks(rng, case)
+    return case
+
+
+def segm_plain(rng, mu):
+    """Noisy masks of objects with one or two polygon parts, misses, duplicates, false positives."""
+    case = SegmCase("plain", small_images(rng, 6), [4, 8, 15], mu)
+    populate_masks(rng, case, parts=(1, 2))
+    noisy_mask_detections(rng, case)
+    return case
+
+
+def segm_crowd_rle(rng, mu):
+    """Crowd regions as uncompressed RLE (CVAT's brush masks): masks inside them are ignored (IoU =
+    intersection / detection area); category 5 has only crowd ground truth (nothing to evaluate: -1)."""
+    case = SegmCase("crowd_rle", small_images(rng, 4), [4, 5], mu)
+    populate_masks(rng, case, per_image=(1, 4), cats=[4])
+    noisy_mask_detections(rng, case, extra=0.2)
+    for im in case.gt["images"]:
+        cat = 4 if im["id"] % 2 else 5
+        region = blob(rng, im, radius=min(im["width"], im["height"]) / 3, vertices=12)
+        rle = case.rle(im["id"], [region])
+        case.add_gt_mask(im["id"], cat, uncompressed(mu, rle), crowd=True)
+        x, y, w, h = mu.toBbox(rle)
+        for _ in range(int(rng.integers(2, 6))):  # people in the crowd, some half outside it
+            centre = (rng.uniform(x, x + w), rng.uniform(y, y + h))
+            case.add_dt_mask(im["id"], cat, [blob(rng, im, radius=max(2.0, 0.12 * min(w, h)), centre=centre)],
+                             score(rng))
+        case.add_dt_mask(im["id"], cat, jitter_polygons(rng, [region], 0.03), score(rng))  # the whole region
+    return case
+
+
+def segm_rle_forms(rng, mu):
+    """Ground truth in each form annToRLE reads: polygons, compressed RLE (a string), an uncompressed
+    RLE, a list of uncompressed RLE objects (merged); areas unlike the pixel count, as COCO's are."""
+    case = SegmCase("rle_forms", small_images(rng, 4), [1, 2], mu)
+    for im in case.gt["images"]:
+        a, b = blob(rng, im), blob(rng, im)
+        ra, rb = case.rle(im["id"], [a]), case.rle(im["id"], [b])
+        forms = [([a, b], [a, b]), (compressed(ra), [a]), (uncompressed(mu, rb), [b]),
+                 ([uncompressed(mu, ra), uncompressed(mu, rb)], [a, b])]
+        for k, (seg, source) in enumerate(forms):
+            area = r2(float(mu.area(case.rle(im["id"], seg))) * rng.uniform(0.8, 1.2))
+            case.add_gt_mask(im["id"], 1 + k % 2, seg, area=area)
+            case.add_dt_mask(im["id"], 1 + k % 2, jitter_polygons(rng, source, 0.05), score(rng))
+    return case
+
+
+def segm_many_dets(rng, mu):
+    """More than 100 mask detections on an image (COCOeval keeps the 100 best per image and category)."""
+    case = SegmCase("many_dets", small_images(rng, 2), [6], mu)
+    populate_masks(rng, case, per_image=(6, 10))
+    for im, n in zip(case.gt["images"], (130, 40)):
+        gts = [a for a in case.gt["annotations"] if a["image_id"] == im["id"]]
+        for k in range(n):
+            polygons = jitter_polygons(rng, gts[k % len(gts)]["segmentation"], 0.1) if k < 2 * len(gts) \
+                else [blob(rng, im, radius=float(rng.uniform(2, 10)))]
+            case.add_dt_mask(im["id"], 6, polygons, score(rng))
+    order = rng.permutation(len(case.dt))
+    case.dt = [case.dt[i] for i in order]
+    return case
+
+
+def segm_score_ties(rng, mu):
+    """Scores from {0.9, 0.6, 0.3}: ties broken by the order of dt.json. Later results also carry a
+    (wrong) bbox, which segm ignores: loadRes's segmentation branch takes the area from the mask."""
+    case = SegmCase("score_ties", small_images(rng, 3), [1, 2], mu)
+    populate_masks(rng, case, per_image=(3, 6))
+    noisy_mask_detections(rng, case, amount=0.12, miss=0.1, extra=0.6)
+    for i, d in enumerate(case.dt):
+        d["score"] = float(rng.choice([0.9, 0.6, 0.3]))
+        if i > 0 and i % 3 == 0:
+            d["bbox"] = [0.0, 0.0, 200.0, 200.0]
+    return case
+
+
+def segm_box_results(rng, mu):
+    """Results with a bbox first (loadRes's bbox branch): area w*h (not the mask's), a mask where given,
+    else the box's polygon. Masks of about 32^2 pixels whose boxes are larger: the two areas fall in
+    different ranges."""
+    case = SegmCase("box_results", small_images(rng, 3), [2, 9], mu)
+    for im in case.gt["images"]:
+        for _ in range(int(rng.integers(3, 6))):
+            case.add_gt_mask(im["id"], int(rng.choice([2, 9])), [blob(rng, im, radius=float(rng.uniform(15, 24)))])
+    noisy_mask_detections(rng, case, amount=0.1, miss=0.1, extra=0.6)
+    for i, d in enumerate(case.dt):
+        rle = {"size": d["segmentation"]["size"], "counts": d["segmentation"]["counts"].encode("ascii")}
+        x, y, w, h = [float(v) for v in mu.toBbox(rle)]
+        d["bbox"] = [r2(x - 1), r2(y - 1), r2(w + 2.5), r2(h + 2.5)]
+        if i % 4 == 1:
+            del d["segmentation"]  # scored with its box's mask
+    case.dt = [{k: d[k] for k in ("image_id", "category_id", "bbox", "segmentation", "score") if k in d}
+               for d in case.dt]
+    return case
+
+
+def segm_empty_images(rng, mu):
+    """Half of the images have no ground truth; mask detections on them are false positives."""
+    case = SegmCase("empty_images", small_images(rng, 4), [2, 8], mu)
+    for im in case.gt["images"][::2]:
+        for _ in range(int(rng.integers(2, 5))):
+            case.add_gt_mask(im["id"], int(rng.choice([2, 8])), [blob(rng, im)])
+    noisy_mask_detections(rng, case, extra=0.1)
+    for im in case.gt["images"][1::2]:
+        for _ in range(int(rng.integers(1, 4))):
+            case.add_dt_mask(im["id"], int(rng.choice([2, 8])), [blob(rng, im)], score(rng))
+    return case
+
+
+def segm_area_bounds(rng, mu):
+    """Integer rectangles of exactly 32x32 and 96x96 pixels (mask areas at COCO's range bounds, in both
+    neighbouring ranges), ground truth and detections alike."""
+    case = SegmCase("area_bounds", [{"id": 1, "width": 300, "height": 240, "file_name": "0.jpg"}], [1], mu)
+    for x, side in zip((10, 60, 170, 220), (32, 96, 31, 33)):
+        y = 10
+        rect = [float(x), float(y), float(x), float(y + side), float(x + side), float(y + side), float(x + side), float(y)]
+        case.add_gt_mask(1, 1, [rect])
+        shifted = [v + 1.0 if j % 2 == 0 else v for j, v in enumerate(rect)]
+        case.add_dt_mask(1, 1, [shifted], score(rng))
+        case.add_dt_mask(1, 1, [rect], score(rng))
+    return case
+
+
+def segm_cvat_rectangles(rng, mu):
+    """Rectangles: gt.json spells out their polygon [x0, y0, x0, y1, x1, y1, x1, y0] for pycocotools,
+    gt_cvat.json has CVAT's `"segmentation": []` instead (read as the filled box: the same mask)."""
+    case = SegmCase("cvat_rectangles", small_images(rng, 3), [1, 3], mu)
+    populate_masks(rng, case, per_image=(1, 3))
+    rectangles = []
+    for im in case.gt["images"]:
+        for _ in range(int(rng.integers(1, 4))):
+            x, y = r2(rng.uniform(0, im["width"] / 2)), r2(rng.uniform(0, im["height"] / 2))
+            w, h = r2(rng.uniform(3, im["width"] / 2)), r2(rng.uniform(3, im["height"] / 2))
+            rect = [x, y, x, y + h, x + w, y + h, x + w, y]  # the sums as doubles, as frBbox adds them
+            case.add_gt_mask(im["id"], int(rng.choice([1, 3])), [rect])
+            case.gt["annotations"][-1]["bbox"] = [x, y, w, h]
+            rectangles.append(case.gt["annotations"][-1]["id"])
+    noisy_mask_detections(rng, case, amount=0.05)
+    cvat = json.loads(json.dumps(case.gt))
+    for a in cvat["annotations"]:
+        if a["id"] in rectangles:
+            a["segmentation"] = []
+    case.extra_files["gt_cvat.json"] = cvat
+    return case
+
+
+SEGM_CASES = [segm_perfect, segm_no_detections, segm_plain, segm_crowd_rle, segm_rle_forms, segm_many_dets,
+              segm_score_ties, segm_box_results, segm_empty_images, segm_area_bounds, segm_cvat_rectangles]
+
 # ---- scoring ----------------------------------------------------------------------------------------------
 
-def evaluate(COCO, COCOeval, gt_path, dt_path):
-    """COCOeval(iouType='bbox') on the written files: (stats, per_category_ap)."""
+def evaluate(COCO, COCOeval, gt_path, dt_path, iou_type="bbox"):
+    """COCOeval(iouType) on the written files: (stats, per_category_ap)."""
     with quiet():
         coco_gt = COCO(str(gt_path))
         coco_dt = coco_gt.loadRes(str(dt_path))
-        ev = COCOeval(coco_gt, coco_dt, iouType="bbox")
+        ev = COCOeval(coco_gt, coco_dt, iouType=iou_type)
         ev.evaluate()
         ev.accumulate()
         ev.summarize()
@@ -269,15 +556,21 @@ def evaluate(COCO, COCOeval, gt_path, dt_path):
     return [float(s) for s in ev.stats], per_cat
 
 
-def write_case(COCO, COCOeval, directory, case):
+def write_case(COCO, COCOeval, directory, case, iou_type="bbox"):
     directory.mkdir(parents=True, exist_ok=True)
     write_json(directory / "gt.json", case.gt)
     write_json(directory / "dt.json", case.dt)
+    for name, extra in getattr(case, "extra_files", {}).items():
+        write_json(directory / name, extra)
+    head = {"kind": case.kind} if iou_type == "bbox" else {"kind": case.kind, "iouType": iou_type}
     if case.dt:
-        stats, per_cat = evaluate(COCO, COCOeval, directory / "gt.json", directory / "dt.json")
-        expected = {"kind": case.kind, "stats": stats, "per_category_ap": per_cat}
+        stats, per_cat = evaluate(COCO, COCOeval, directory / "gt.json", directory / "dt.json", iou_type)
+        expected = {**head, "stats": stats, "per_category_ap": per_cat}
+        if iou_type == "segm":  # the same results as boxes: loadRes's bbox and area for each
+            stats, per_cat = evaluate(COCO, COCOeval, directory / "gt.json", directory / "dt.json", "bbox")
+            expected["bbox"] = {"stats": stats, "per_category_ap": per_cat}
     else:
-        expected = {"kind": case.kind, "stats": [-1.0] * 12, "per_category_ap": {},
+        expected = {**head, "stats": [-1.0] * 12, "per_category_ap": {},
                     "note": "pycocotools' COCO.loadRes cannot load []: nothing to evaluate"}
     write_json(directory / "expected.json", expected, indent=1)
     print(f"  {case.kind}: {len(case.gt['images'])} images, {len(case.gt['annotations'])} objects, "
@@ -286,10 +579,16 @@ def write_case(COCO, COCOeval, directory, case):
 
 def main():
     out = output_dir(sys.argv, "cocoeval")
+    segm_out = Path(sys.argv[2]) if len(sys.argv) > 2 else out.parent / "cocoeval_segm"  # OUT_DIR's sibling
     COCO, COCOeval = import_pycocotools()
     for n, make in enumerate(CASES):
         case = make(np.random.default_rng([SEED, n]))
         write_case(COCO, COCOeval, out / f"case_{n:02d}", case)
+    from pycocotools import mask as mask_utils  # importable once import_pycocotools() set the path
+
+    for n, make in enumerate(SEGM_CASES):
+        case = make(np.random.default_rng([SEED, 100 + n]), mask_utils)
+        write_case(COCO, COCOeval, segm_out / f"case_{n:02d}", case, "segm")
 
 
 if __name__ == "__main__":

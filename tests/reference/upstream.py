@@ -3,6 +3,7 @@
 The checkout is found at $DETR_REPO (default /tmp/detr); nothing of it is copied here.
 """
 import argparse
+import math
 import os
 import sys
 
@@ -28,7 +29,8 @@ def args_from(config: dict) -> argparse.Namespace:
 
 
 def build(config: dict):
-    """(model, criterion, postprocessor) as upstream's models/detr.py builds them, num_classes from config."""
+    """(model, criterion, postprocessor) as upstream's models/detr.py builds them, num_classes from config.
+    With "masks": true the model is DETRsegm (freeze_detr from config) and the criterion adds "masks"."""
     import_upstream()
     from models.backbone import build_backbone
     from models.detr import DETR, PostProcess, SetCriterion
@@ -38,14 +40,26 @@ def build(config: dict):
     args = args_from(config)
     model = DETR(build_backbone(args), build_transformer(args), num_classes=args.num_classes,
                  num_queries=args.num_queries, aux_loss=args.aux_loss)
+    losses = ["labels", "boxes", "cardinality"]
+    if args.masks:
+        from models.segmentation import DETRsegm, MaskHeadSmallConv
+        model = DETRsegm(model, freeze_detr=config.get("freeze_detr", False))
+        if args.backbone in ("resnet18", "resnet34"):
+            # Upstream hard-codes the FPN widths of ResNet-50/101 (layer3, layer2, layer1: 1024, 512,
+            # 256); BasicBlock ResNets have a quarter of them. Same module, widths of this backbone.
+            hidden_dim, nheads = model.detr.transformer.d_model, model.detr.transformer.nhead
+            model.mask_head = MaskHeadSmallConv(hidden_dim + nheads, [256, 128, 64], hidden_dim)
+        losses.append("masks")
     closed_form_weights.apply(model)
     criterion = SetCriterion(args.num_classes, matcher=build_matcher(args), weight_dict=weight_dict(args),
-                             eos_coef=args.eos_coef, losses=["labels", "boxes", "cardinality"])
+                             eos_coef=args.eos_coef, losses=losses)
     return model, criterion, PostProcess()
 
 
 def weight_dict(args) -> dict:
     w = {"loss_ce": 1, "loss_bbox": args.bbox_loss_coef, "loss_giou": args.giou_loss_coef}
+    if args.masks:
+        w.update(loss_mask=args.mask_loss_coef, loss_dice=args.dice_loss_coef)
     if args.aux_loss:
         w.update({f"{k}_{i}": v for i in range(args.dec_layers - 1) for k, v in list(w.items())})
     return w
@@ -66,6 +80,27 @@ def random_batch(gen: torch.Generator, sizes_hw, num_classes: int, objects):
         labels = torch.randint(0, num_classes, (n,), generator=gen)
         targets.append({"boxes": torch.cat([cxcy, wh], 1), "labels": labels})
     return nested_tensor_from_tensor_list(images), targets
+
+
+def polygon_masks(gen: torch.Generator, targets, sizes_hw):
+    """Adds "masks" [n, h, w] to each target: a random star-shaped polygon (5 to 8 vertices) inside each
+    box, rasterised by upstream's datasets/coco.py (pycocotools' frPyObjects + decode). Returns the
+    polygons, [image][object] -> [[x0, y0, x1, y1, ...]] in pixels."""
+    from datasets.coco import convert_coco_poly_to_mask
+
+    all_polygons = []
+    for t, (h, w) in zip(targets, sizes_hw):
+        polygons = []
+        for cx, cy, bw, bh in t["boxes"].tolist():
+            k = int(torch.randint(5, 9, (1,), generator=gen))
+            angles = torch.sort(torch.rand(k, generator=gen) * 2 * math.pi).values
+            radii = 0.5 + 0.5 * torch.rand(k, generator=gen)
+            xs = (cx + 0.5 * bw * radii * torch.cos(angles)) * w
+            ys = (cy + 0.5 * bh * radii * torch.sin(angles)) * h
+            polygons.append([torch.stack([xs, ys], 1).flatten().double().tolist()])
+        t["masks"] = convert_coco_poly_to_mask(polygons, h, w)
+        all_polygons.append(polygons)
+    return all_polygons
 
 
 def state_dict_shapes(model) -> dict:

@@ -11,7 +11,7 @@
 namespace detr::models {
 
 struct ModelFlops {   // one image at a padded input size
-  double backbone_frozen = 0;   // stem + layer1 (frozen upstream), or the whole ResNet at lr_backbone <= 0
+  double backbone_frozen = 0;   // stem + layer1 (frozen upstream), or the whole ResNet when the backbone does not train
   double backbone_trained = 0;  // layer2..layer4
   double transformer = 0;       // input_proj, encoder, decoder
   double heads = 0;             // class and box heads on every decoder layer's output (all with aux_loss)

@@ -1,8 +1,13 @@
 // Parity check against golden data computed by upstream DETR (a fixture directory holding
 // config.json, model.pth and expected.pth; format in the fixtures' README): rebuilds the model from
 // the config, runs the recorded batch forward and backward, and measures every deviation.
+// Segmentation fixtures ("masks": true) build DETRsegm and add its masks, mask losses and
+// PostProcessSegm's masks (pixel counts exactly, and their compressed RLE strings where config.json
+// lists them); their weights may come from a base fixture's model.pth (under "detr.") and head.pth.
 #pragma once
 #include <c10/core/ScalarType.h>
+
+#include "models/backbone.h"
 
 #include <string>
 #include <vector>
@@ -41,8 +46,10 @@ struct ParityReport {
 // <= 1e-3 * max|ref| for gradients; indices and labels exactly. A gradient beyond its tolerance is
 // re-measured in float64 (see Deviation::exact_diff).
 // dtype: float32 as upstream; float64 measures how well-conditioned each compared value is.
+// kernels: how the backbone's convolutions run (the run's --conv_algorithm).
 ParityReport run_forward_parity(const std::string& fixture_dir,
-                                c10::ScalarType dtype = c10::ScalarType::Float);
+                                c10::ScalarType dtype = c10::ScalarType::Float,
+                                const models::ConvKernels& kernels = {});
 
 }  // namespace detr
 
@@ -52,6 +59,6 @@ namespace detr {
 // config.json, model.pth, batches.pth, expected.pth) through the same train_step() detr_train uses.
 // Checks every step's loss and gradient norm (1e-4 relative), its lr (exactly), the listed final
 // parameters (1e-4 * max(1, max|ref|)) and the sum of all trainable parameters (1e-5 relative).
-ParityReport run_train_parity(const std::string& fixture_dir);
+ParityReport run_train_parity(const std::string& fixture_dir, const models::ConvKernels& kernels = {});
 
 }  // namespace detr

@@ -1,4 +1,4 @@
-#include "src/closed_form_weights.h"
+#include "src/tools/closed_form_weights.h"
 
 #include <cmath>
 #include <numeric>

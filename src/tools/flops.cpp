@@ -1,4 +1,4 @@
-#include "models/flops.h"
+#include "src/tools/flops.h"
 
 #include <stdexcept>
 #include <string>
@@ -81,7 +81,7 @@ ResNetFlops resnet(const std::string& name, bool dilation, int64_t height, int64
 ModelFlops model_flops(const ModelConfig& c, int64_t height, int64_t width) {
   const auto net = resnet(c.backbone, c.dilation, height, width);
   ModelFlops f;
-  if (c.lr_backbone > 0) {
+  if (c.train_backbone) {
     f.backbone_frozen = net.frozen;
     f.backbone_trained = net.trained;
   } else {

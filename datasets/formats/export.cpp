@@ -1,0 +1,312 @@
+#include "datasets/formats/export.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <set>
+#include <sstream>
+#include <stdexcept>
+#include <unordered_set>
+
+#include "datasets/coco_mask.h"
+#include "datasets/formats/text.h"
+#include "datasets/image_io.h"
+
+namespace detr::datasets::formats {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+  return s;
+}
+
+}  // namespace
+
+SplitChoice choose_splits(const RawExport& data, const fs::path& root) {
+  auto find = [&](std::initializer_list<const char*> names) -> std::optional<size_t> {
+    for (const char* n : names)
+      for (size_t i = 0; i < data.subsets.size(); ++i)
+        if (lower(data.subsets[i].name) == n) return i;
+    return std::nullopt;
+  };
+  auto train = find({"train", "training"});
+  const auto val = find({"validation", "val", "valid"});
+  if (!train) train = find({"default"});
+  if (!train && data.subsets.size() == 1) train = 0;
+  if (!train) {
+    std::string names;
+    for (const auto& s : data.subsets) names += (names.empty() ? "" : ", ") + quote(s.name);
+    throw std::runtime_error(root.string() + ": " + data.format + " export: no subset to train on" +
+                             (names.empty() ? std::string(" (it holds no subsets)")
+                                            : " among " + names + " (expected train, Train, default or one subset)"));
+  }
+  return {*train, val};
+}
+
+void check_labels(const std::vector<std::string>& labels, const fs::path& file, const std::vector<int64_t>& lines) {
+  auto line = [&](size_t i) { return i < lines.size() ? lines[i] : 0; };
+  std::map<std::string, size_t> seen;
+  for (size_t i = 0; i < labels.size(); ++i) {
+    if (labels[i].empty()) fail_at(file, line(i), "label " + std::to_string(i) + ": empty label name");
+    const auto [it, fresh] = seen.emplace(labels[i], i);
+    if (!fresh)
+      fail_at(file, line(i),
+              "label " + std::to_string(i) + ": duplicate label name " + quote(labels[i]) + " (also label " +
+                  std::to_string(it->second) + ")");
+  }
+  if (static_cast<int64_t>(labels.size()) >= kMaxNumClasses)
+    fail_at(
+        file, 0,
+        std::to_string(labels.size()) + " labels: a class head holds at most " + std::to_string(kMaxNumClasses - 1));
+}
+
+namespace {
+// dir/name normalised when it stays inside dir.
+std::optional<fs::path> inside(const fs::path& dir, const std::string& name) {
+  const fs::path given(name);
+  const fs::path direct = (dir / given).lexically_normal();
+  const fs::path rel = direct.lexically_relative(dir.lexically_normal());
+  if (given.is_absolute() || rel.empty() || *rel.begin() == ".." || *rel.begin() == ".") return std::nullopt;
+  return direct;
+}
+}  // namespace
+
+fs::path join_inside(const fs::path& dir, const std::string& name) {
+  if (auto direct = inside(dir, name)) return *direct;
+  const fs::path base = fs::path(name).filename();
+  return dir / (base.empty() || base == ".." || base == "." ? fs::path("_") : base);
+}
+
+std::optional<fs::path> find_inside(const fs::path& dir, const std::string& name) {
+  if (name.empty() || name.find('\0') != std::string::npos) return std::nullopt;
+  std::error_code ec;
+  if (auto direct = inside(dir, name); direct && fs::is_regular_file(*direct, ec)) return direct;
+  const fs::path base = fs::path(name).filename();
+  if (!base.empty() && base != ".." && base != "." && fs::is_regular_file(dir / base, ec)) return dir / base;
+  return std::nullopt;
+}
+
+bool is_image_extension(const fs::path& path) {
+  static const std::set<std::string> kExtensions = {".jpg",  ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif",
+                                                    ".tiff", ".jpe",  ".jp2", ".pgm", ".ppm", ".pbm",  ".pnm"};
+  return kExtensions.count(lower(path.extension().string())) > 0;
+}
+
+std::optional<fs::path> find_image_by_stem(const fs::path& dir, const std::string& stem) {
+  static const char* kExtensions[] = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff",
+                                      ".JPG", ".JPEG", ".PNG", ".BMP", ".GIF", ".WEBP", ".TIF", ".TIFF"};
+  if (stem.empty() || stem.find('\0') != std::string::npos) return std::nullopt;
+  for (const char* ext : kExtensions)
+    if (auto found = find_inside(dir, stem + ext)) return found;
+  return std::nullopt;
+}
+
+const fs::path* ImageIndex::find(const std::string& stem) const {
+  auto it = std::lower_bound(by_stem.begin(), by_stem.end(), stem,
+                             [](const auto& entry, const std::string& s) { return entry.first < s; });
+  return it != by_stem.end() && it->first == stem ? &it->second : nullptr;
+}
+
+ImageIndex index_images(const fs::path& dir) {
+  ImageIndex index;
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return index;
+  std::vector<fs::path> files;
+  for (const auto& e : fs::directory_iterator(dir, ec))
+    if (e.is_regular_file(ec) && is_image_extension(e.path())) files.push_back(e.path());
+  std::sort(files.begin(), files.end());
+  for (const auto& f : files) index.by_stem.emplace_back(f.stem().string(), f);
+  std::stable_sort(index.by_stem.begin(), index.by_stem.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  index.by_stem.erase(std::unique(index.by_stem.begin(), index.by_stem.end(),
+                                  [](const auto& a, const auto& b) { return a.first == b.first; }),
+                      index.by_stem.end());
+  return index;
+}
+
+std::array<double, 4> polygon_bbox(const std::vector<double>& p) {
+  double x0 = p.at(0), y0 = p.at(1), x1 = x0, y1 = y0;
+  for (size_t i = 0; i + 1 < p.size(); i += 2) {
+    x0 = std::min(x0, p[i]);
+    x1 = std::max(x1, p[i]);
+    y0 = std::min(y0, p[i + 1]);
+    y1 = std::max(y1, p[i + 1]);
+  }
+  return {x0, y0, x1 - x0, y1 - y0};
+}
+
+namespace {
+
+// "" when the image can train, else why not. Sets the record's size from the file's header when the
+// format declares none, and compares it otherwise.
+std::string check_image(CocoImageRecord& rec, const CocoLoadOptions& options) {
+  try {
+    int64_t width = 0, height = 0;
+    const char* how = "header says";
+    if (options.decode_images) {
+      const auto img = load_image_rgb(rec.path, options.max_image_pixels);  // [H, W, 3]
+      width = img.size(1), height = img.size(0), how = "decodes as";
+    } else if (const auto header = read_image_file_header(rec.path)) {
+      if (auto why = too_many_pixels(rec.path, *header, options.max_image_pixels); !why.empty()) return why;
+      width = header->width, height = header->height;
+    } else {  // a format whose header is not read here: decode it (OpenCV's own limits apply)
+      const auto img = load_image_rgb(rec.path, options.max_image_pixels);
+      width = img.size(1), height = img.size(0), how = "decodes as";
+    }
+    if (rec.width == 0 && rec.height == 0) {
+      rec.width = width, rec.height = height;
+      return "";
+    }
+    if (width == rec.width && height == rec.height) return "";
+    const bool swapped = width == rec.height && height == rec.width;
+    return rec.path.string() + ": declared " + std::to_string(rec.width) + "x" + std::to_string(rec.height) +
+           " but the file " + how + " " + std::to_string(width) + "x" + std::to_string(height) +
+           (swapped ? " (rotated: EXIF orientation, which training ignores as upstream does; re-export the "
+                      "images upright)"
+                    : "; the boxes would not fit the pixels");
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+}
+
+std::string format_box(const std::array<double, 4>& b) {
+  std::ostringstream o;
+  o.precision(10);
+  o << "[" << b[0] << ", " << b[1] << ", " << b[2] << ", " << b[3] << "]";
+  return o.str();
+}
+
+// pycocotools' area of the polygons on a height x width image (what a COCO export's `area` holds);
+// the shoelace area where the image is too large for a mask.
+double polygons_area(const std::vector<std::vector<double>>& polygons, int64_t height, int64_t width) {
+  if (height * width <= kMaxMaskPixels && !polygons.empty() && polygons[0].size() > 4) {
+    try {
+      return static_cast<double>(area(rle_from_polygons(polygons, height, width)));
+    } catch (const std::runtime_error&) {  // coordinates beyond the mask codec's limits
+    }
+  }
+  double total = 0;
+  for (const auto& p : polygons) {
+    double a = 0;
+    for (size_t i = 0; i + 1 < p.size(); i += 2) {
+      const size_t j = (i + 2) % (p.size() - p.size() % 2);
+      a += p[i] * p[j + 1] - p[j] * p[i + 1];
+    }
+    total += std::abs(a) / 2;
+  }
+  return total;
+}
+
+// The image's objects as CocoObjects (ids from next_id on); "" or why the image cannot train (a
+// box of negative size). Unlabelled objects are counted, not kept.
+std::string convert_objects_of(const RawExport& data, const RawImage& raw, const CocoImageRecord& rec, int64_t& next_id,
+                               int64_t& unlabelled, std::vector<CocoObject>& out) {
+  std::string why;
+  for (const auto& r : raw.objects) {
+    if (r.label < 0) {
+      ++unlabelled;
+      continue;
+    }
+    if (r.label >= static_cast<int64_t>(data.labels.size()))
+      throw std::runtime_error(raw.source + ": " + r.where + ": label index " + std::to_string(r.label) +
+                               " is not among the " + std::to_string(data.labels.size()) + " labels");
+    CocoObject o;
+    o.id = next_id++;
+    o.category_id = r.label + 1;
+    o.bbox = r.bbox;
+    if (r.normalized) {
+      const double w = static_cast<double>(rec.width), h = static_cast<double>(rec.height);
+      o.bbox = {r.bbox[0] * w, r.bbox[1] * h, r.bbox[2] * w, r.bbox[3] * h};
+    }
+    o.iscrowd = r.iscrowd;
+    o.area = r.area               ? *r.area
+             : r.polygons.empty() ? o.bbox[2] * o.bbox[3]
+                                  : polygons_area(r.polygons, rec.height, rec.width);
+    if ((o.bbox[2] < 0 || o.bbox[3] < 0) && why.empty())
+      why = r.where + ": box has a negative width or height: " + format_box(o.bbox);
+    out.push_back(std::move(o));
+  }
+  return why;
+}
+
+// Counts images, boxes and upstream's drops (as load_coco's summary).
+void summarize(CocoDataset& data, int64_t unlabelled) {
+  auto& s = data.summary;
+  s.images = static_cast<int64_t>(data.images.size());
+  for (const auto& rec : data.images) {
+    int64_t crowd = 0;
+    for (const auto& o : rec.objects) crowd += o.iscrowd;
+    const auto n = static_cast<int64_t>(convert_objects(rec.objects, rec.width, rec.height).labels.size());
+    s.crowd_dropped += crowd;
+    s.degenerate_dropped += static_cast<int64_t>(rec.objects.size()) - crowd - n;
+    s.boxes += n;
+    s.images_without_boxes += n == 0;
+  }
+  if (s.boxes == 0) s.warnings.push_back("no boxes at all: the model can only learn to predict 'no object'");
+  if (s.crowd_dropped)
+    s.warnings.push_back(std::to_string(s.crowd_dropped) +
+                         " ignore regions (masks, VOC difficult or MOT ignored objects; COCO's iscrowd 1) are not "
+                         "trained on, as upstream; evaluation ignores detections on them");
+  if (unlabelled) s.warnings.push_back(std::to_string(unlabelled) + " objects without a label are not trained on");
+}
+
+// Drops (and counts) the bad images, or throws naming the first.
+// `bad` maps image id to "<file>: image id N: why".
+void handle_bad(CocoDataset& data, const std::map<int64_t, std::string>& bad, const CocoLoadOptions& options) {
+  if (bad.empty()) return;
+  if (!options.skip_bad_images) {
+    const std::string more = bad.size() > 1 ? " (and " + std::to_string(bad.size() - 1) + " more images)" : "";
+    throw std::runtime_error(bad.begin()->second + more + "; pass --skip_bad_images to train without them");
+  }
+  std::vector<CocoImageRecord> kept;
+  for (auto& rec : data.images) {
+    const auto it = bad.find(rec.id);
+    if (it == bad.end())
+      kept.push_back(std::move(rec));
+    else
+      data.summary.skipped.push_back(it->second);
+  }
+  data.summary.skipped_images = static_cast<int64_t>(bad.size());
+  data.images = std::move(kept);
+}
+
+}  // namespace
+
+CocoDataset to_coco_dataset(const RawExport& data, const RawSubset& subset, const CocoLoadOptions& options) {
+  CocoDataset out;
+  out.annotation_file = subset.source;
+  out.max_image_pixels = options.max_image_pixels;
+  for (size_t i = 0; i < data.labels.size(); ++i)
+    out.categories.push_back({static_cast<int64_t>(i) + 1, data.labels[i]});
+  std::map<int64_t, std::string> bad;
+  std::unordered_set<int64_t> ids;
+  int64_t next_object = 1, unlabelled = 0;
+  for (const auto& raw : subset.images) {
+    if (!ids.insert(raw.id).second)
+      throw std::runtime_error(raw.source + ": image id " + std::to_string(raw.id) + " (" + quote(raw.file_name) +
+                               ") appears twice in subset " + quote(subset.name));
+    CocoImageRecord rec;
+    rec.id = raw.id, rec.file_name = raw.file_name, rec.path = raw.path;
+    rec.width = raw.width, rec.height = raw.height;
+    std::error_code ec;
+    std::string why = fs::is_regular_file(rec.path, ec)
+                          ? check_image(rec, options)
+                          : "image file " + quote(raw.file_name) + " not found (looked for " + rec.path.string() + ")";
+    if (why.empty() && (rec.width <= 0 || rec.height <= 0)) why = "width/height must be positive";
+    if (why.empty()) why = convert_objects_of(data, raw, rec, next_object, unlabelled, rec.objects);
+    if (!why.empty()) bad.emplace(rec.id, raw.source + ": image id " + std::to_string(rec.id) + ": " + why);
+    out.images.push_back(std::move(rec));
+  }
+  std::sort(out.images.begin(), out.images.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
+  handle_bad(out, bad, options);
+  if (out.images.empty())
+    throw std::runtime_error(subset.source.string() + ": subset " + quote(subset.name) + ": no usable images");
+  summarize(out, unlabelled);
+  for (const auto& w : data.warnings) out.summary.warnings.push_back(w);
+  return out;
+}
+
+}  // namespace detr::datasets::formats

@@ -1,0 +1,100 @@
+// What every export reader (YOLO, Pascal VOC, MOT, TFRecord, LabelMe, CVAT XML, Datumaro) produces
+// before images are looked at: labels in the format's order, and per subset the images with their
+// objects as the format states them. to_coco_dataset() then turns one subset into the CocoDataset that
+// load_coco gives for a COCO export: images found and their headers read (sizes from the header where
+// the format has none, checked against it where it has), boxes in absolute xywh, categories 1..N in
+// label order. Pure C++17: no tensors.
+#pragma once
+#include <array>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "datasets/coco.h"
+
+namespace detr::datasets::formats {
+
+struct RawObject {
+  int64_t label = -1;            // index into RawExport::labels; -1: unlabelled (skipped, counted)
+  std::array<double, 4> bbox{};  // x, y, width, height: pixels, or fractions of the image's
+                                 // width/height when `normalized` (YOLO; converted once known)
+  bool normalized = false;
+  bool iscrowd = false;                       // not trained on, ignored by evaluation: CVAT/Datumaro masks (as
+                                              // CVAT's COCO export writes them), VOC `difficult`, MOT ignored
+  std::optional<double> area;                 // a mask's pixel count; else the polygons' (pycocotools) or w*h
+  std::vector<std::vector<double>> polygons;  // [x0, y0, x1, y1, ...] where drawn as polygons (kept
+                                              // for masks later; the box is their bounding box)
+  std::string where;                          // names the object in errors: "line 3", "object 2 (line 40)"
+};
+
+struct RawImage {
+  int64_t id = 0;                 // the format's frame number, else 1..N in subset order
+  std::string file_name;          // as the export names it
+  std::filesystem::path path;     // where the reader expects it (checked by to_coco_dataset)
+  int64_t width = 0, height = 0;  // as the format declares them; 0: not declared (from the header)
+  std::vector<RawObject> objects;
+  std::string source;  // the annotation file (and line) for errors
+};
+
+struct RawSubset {
+  std::string name;              // "default", "train", "Train", "valid", "Validation", ...
+  std::filesystem::path source;  // its list or annotation file (or folder)
+  std::vector<RawImage> images;
+};
+
+struct RawExport {
+  std::string format;                 // "yolo", "voc", ...
+  std::vector<std::string> labels;    // category i+1 is labels[i]
+  std::vector<RawSubset> subsets;     // in the reader's order
+  std::vector<std::string> warnings;  // what the reader dropped or decided, one line each
+};
+
+// The subsets that train and validate, by the rule COCO subset files follow (discover_coco): train is
+// "train"/"training", else "default", else the only subset; val is "validation"/"val"/"valid"
+// (case-insensitive). Throws naming the export and listing its subsets when none trains.
+struct SplitChoice {
+  size_t train = 0;
+  std::optional<size_t> val;
+};
+SplitChoice choose_splits(const RawExport& data, const std::filesystem::path& root);
+
+// One subset as a CocoDataset: every image found on disk (its path; a missing, unreadable, oversized
+// or undecodable image, a declared size other than the header's, or a box of negative size is an
+// error naming the annotation file, image and field, or with skip_bad_images skipped and counted),
+// normalized boxes made absolute, polygon areas as pycocotools computes them, categories 1..N named
+// as labels, objects without a label dropped and counted. Fills `summary` as load_coco does.
+CocoDataset to_coco_dataset(const RawExport& data, const RawSubset& subset, const CocoLoadOptions& options);
+
+// Checks a label list read from `file`: non-empty names, no duplicates, at most kMaxNumClasses - 1 of
+// them. lines[i] (when given) is label i's line in the file, for errors.
+void check_labels(const std::vector<std::string>& labels, const std::filesystem::path& file,
+                  const std::vector<int64_t>& lines = {});
+
+// A name from an annotation file under `dir`: dir/name when it stays inside dir (no absolute path, no
+// "..") and exists, else dir/<basename>; nullopt when neither is a file.
+std::optional<std::filesystem::path> find_inside(const std::filesystem::path& dir, const std::string& name);
+
+// dir/name when the name stays inside dir (relative, no ".." climbing out), else dir/<basename>: where
+// to look for (or report) a file an export names, never outside dir.
+std::filesystem::path join_inside(const std::filesystem::path& dir, const std::string& name);
+
+// Image files of a folder by stem ("000001.jpg" -> "000001"), for formats that name images without
+// their extension (VOC, MOT, CVAT video frames). The first by name wins when stems repeat.
+struct ImageIndex {
+  std::vector<std::pair<std::string, std::filesystem::path>> by_stem;  // sorted by stem
+  const std::filesystem::path* find(const std::string& stem) const;
+};
+ImageIndex index_images(const std::filesystem::path& dir);
+
+// dir/<stem><ext> for the first image extension (.jpg, .jpeg, .png, ..., either case) that exists.
+std::optional<std::filesystem::path> find_image_by_stem(const std::filesystem::path& dir, const std::string& stem);
+
+// Whether the extension is one of the image formats exports use (case-insensitive).
+bool is_image_extension(const std::filesystem::path& path);
+
+// The bounding box [x, y, w, h] of polygon points [x0, y0, x1, y1, ...] (at least one point).
+std::array<double, 4> polygon_bbox(const std::vector<double>& points);
+
+}  // namespace detr::datasets::formats

@@ -1,0 +1,151 @@
+#include "datasets/formats/labelme.h"
+
+#include <algorithm>
+#include <map>
+#include <stdexcept>
+
+#include "datasets/formats/text.h"
+#include "datasets/formats/xml.h"
+
+namespace detr::datasets::formats {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Labels {
+  std::vector<std::string> names;
+  std::map<std::string, int64_t> index;
+  int64_t of(const std::string& name) {
+    const auto [it, fresh] = index.emplace(name, static_cast<int64_t>(names.size()));
+    if (fresh) names.push_back(name);
+    return it->second;
+  }
+};
+
+// One folder of XML files and the folder its images are in.
+struct Folder {
+  std::string subset;
+  fs::path xml_dir, image_dir;
+};
+
+std::vector<fs::path> xml_files(const fs::path& dir) {
+  std::vector<fs::path> files;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec))
+    if (e.is_regular_file(ec) && e.path().extension() == ".xml") files.push_back(e.path());
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+std::vector<Folder> folders(const fs::path& root) {
+  std::vector<Folder> out;
+  std::error_code ec;
+  const bool split_layout = fs::is_directory(root / "Annotations", ec);
+  const fs::path base = split_layout ? root / "Annotations" : root;
+  if (!xml_files(base).empty()) out.push_back({"default", base, split_layout ? root / "Images" : root});
+  std::vector<fs::path> dirs;
+  for (const auto& e : fs::directory_iterator(base, ec))
+    if (e.is_directory(ec) && !xml_files(e.path()).empty()) dirs.push_back(e.path());
+  std::sort(dirs.begin(), dirs.end());
+  for (const auto& d : dirs) {
+    const std::string name = d.filename().string();
+    out.push_back({name, d, split_layout ? root / "Images" / name : d});
+  }
+  return out;
+}
+
+std::vector<double> polygon_points(const XmlElement& polygon, const fs::path& file, const std::string& where) {
+  std::vector<double> points;
+  for (const XmlElement* pt : polygon.children_named("pt")) {
+    points.push_back(child_number(*pt, "x", file, where));
+    points.push_back(child_number(*pt, "y", file, where));
+  }
+  return points;
+}
+
+// One <object>; nullopt for a deleted one.
+std::optional<RawObject> read_object(const XmlElement& obj, size_t k, Labels& labels, const fs::path& file) {
+  const std::string where = "object " + std::to_string(k);
+  if (const XmlElement* d = obj.child("deleted"); d && trim(d->text) == "1") return std::nullopt;
+  RawObject o;
+  o.where = where + " (line " + std::to_string(obj.line) + ")";
+  const XmlElement& name = require_child(obj, "name", file, where);
+  const std::string label(trim(name.text));
+  if (label.empty()) fail_at(file, name.line, where + ": empty name");
+  o.label = labels.of(label);
+  const XmlElement* type = obj.child("type");
+  const bool is_box = type && trim(type->text) == "bounding_box";
+  if (const XmlElement* polygon = obj.child("polygon")) {
+    auto points = polygon_points(*polygon, file, where);
+    const size_t min_points = is_box ? 2 : 3;
+    if (points.size() < 2 * min_points)
+      fail_at(file, polygon->line,
+              where + ": polygon has " + std::to_string(points.size() / 2) + " points, at least " +
+                  std::to_string(min_points) + " needed");
+    o.bbox = polygon_bbox(points);
+    if (!is_box) o.polygons.push_back(std::move(points));
+  } else if (const XmlElement* segm = obj.child("segm")) {
+    const XmlElement& box = require_child(*segm, "box", file, where);
+    const double x0 = child_number(box, "xmin", file, where), y0 = child_number(box, "ymin", file, where);
+    o.bbox = {x0, y0, child_number(box, "xmax", file, where) - x0, child_number(box, "ymax", file, where) - y0};
+    o.iscrowd = true;
+  } else {
+    fail_at(file, obj.line, where + ": object has neither <polygon> nor <segm>");
+  }
+  return o;
+}
+
+int64_t image_size(const XmlElement& doc, const char* name, const fs::path& file) {
+  const XmlElement* size = doc.child("imagesize");
+  if (!size) return 0;
+  const XmlElement& el = require_child(*size, name, file, "imagesize");
+  const auto v = parse_int(el.text, /*allow_integral_decimal=*/true);
+  if (!v || *v <= 0)
+    fail_at(file, el.line, std::string("imagesize.") + name + " must be a positive integer, got " + quote(el.text));
+  return *v;
+}
+
+RawImage read_image(const fs::path& xml, const Folder& folder, Labels& labels) {
+  const XmlElement doc = read_xml_file(xml);
+  if (doc.name != "annotation") fail_at(xml, doc.line, "root element is <" + doc.name + ">, expected <annotation>");
+  RawImage image;
+  image.source = xml.string();
+  image.height = image_size(doc, "nrows", xml);
+  image.width = image_size(doc, "ncols", xml);
+  const XmlElement* f = doc.child("filename");
+  const std::string file_name = f ? std::string(trim(f->text)) : std::string();
+  auto found = file_name.empty() ? std::nullopt : find_inside(folder.image_dir, file_name);
+  if (!found) found = find_image_by_stem(folder.image_dir, xml.stem().string());
+  image.file_name = found               ? found->lexically_relative(folder.image_dir).string()
+                    : file_name.empty() ? xml.stem().string() + ".jpg"
+                                        : file_name;
+  image.path = found ? *found : join_inside(folder.image_dir, image.file_name);
+  const auto objects = doc.children_named("object");
+  for (size_t k = 0; k < objects.size(); ++k)
+    if (auto o = read_object(*objects[k], k, labels, xml)) image.objects.push_back(std::move(*o));
+  return image;
+}
+
+}  // namespace
+
+RawExport read_labelme(const fs::path& root) {
+  RawExport data;
+  data.format = "labelme";
+  Labels labels;
+  for (const auto& folder : folders(root)) {
+    RawSubset subset{folder.subset, folder.xml_dir, {}};
+    for (const auto& xml : xml_files(folder.xml_dir)) {
+      RawImage image = read_image(xml, folder, labels);
+      image.id = static_cast<int64_t>(subset.images.size()) + 1;
+      subset.images.push_back(std::move(image));
+    }
+    data.subsets.push_back(std::move(subset));
+  }
+  if (data.subsets.empty()) throw std::runtime_error(root.string() + ": no LabelMe XML files");
+  check_labels(labels.names, root);
+  data.labels = std::move(labels.names);
+  return data;
+}
+
+}  // namespace detr::datasets::formats

@@ -1,0 +1,529 @@
+#include "datasets/formats/tfrecord.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <set>
+#include <stdexcept>
+
+#include "datasets/formats/text.h"
+#include "src/tensorboard.h"
+#include "src/util/atomic_file.h"
+
+namespace detr::datasets::formats {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// Protobuf's wire format, bounds-checked: every read stays inside the message.
+class Wire {
+ public:
+  explicit Wire(std::string_view data) : d_(data) {}
+  bool done() const { return pos_ >= d_.size(); }
+
+  uint64_t varint() {
+    uint64_t v = 0;
+    for (int shift = 0; shift < 70; shift += 7) {
+      if (pos_ >= d_.size()) throw std::runtime_error("truncated varint");
+      const auto b = static_cast<uint8_t>(d_[pos_++]);
+      if (shift == 63 && b > 1) throw std::runtime_error("varint longer than 64 bits");
+      v |= static_cast<uint64_t>(b & 0x7F) << shift;
+      if (!(b & 0x80)) return v;
+    }
+    throw std::runtime_error("varint longer than 10 bytes");
+  }
+  std::string_view take(uint64_t n) {
+    if (n > d_.size() - pos_)
+      throw std::runtime_error("field of " + std::to_string(n) + " bytes runs past its message");
+    const auto out = d_.substr(pos_, n);
+    pos_ += n;
+    return out;
+  }
+  std::string_view bytes() { return take(varint()); }
+  uint32_t fixed32() {
+    const auto b = take(4);
+    uint32_t v = 0;
+    for (int i = 3; i >= 0; --i) v = (v << 8) | static_cast<uint8_t>(b[i]);
+    return v;
+  }
+  // The next field's number and wire type.
+  std::pair<uint64_t, uint32_t> tag() {
+    const uint64_t t = varint();
+    if ((t >> 3) == 0) throw std::runtime_error("field number 0");
+    return {t >> 3, static_cast<uint32_t>(t & 7)};
+  }
+  void skip(uint32_t wire) {
+    switch (wire) {
+      case 0:
+        varint();
+        return;
+      case 1:
+        take(8);
+        return;
+      case 2:
+        bytes();
+        return;
+      case 5:
+        take(4);
+        return;
+      default:
+        throw std::runtime_error("unsupported wire type " + std::to_string(wire));
+    }
+  }
+
+ private:
+  std::string_view d_;
+  size_t pos_ = 0;
+};
+
+float as_float(uint32_t bits) {
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+// FloatList / Int64List / BytesList: field 1, packed or not.
+void read_list(std::string_view message, TfFeature& f) {
+  Wire w(message);
+  while (!w.done()) {
+    const auto [field, wire] = w.tag();
+    if (field != 1) {
+      w.skip(wire);
+    } else if (f.kind == TfFeature::Kind::bytes && wire == 2) {
+      f.bytes.push_back(w.bytes());
+    } else if (f.kind == TfFeature::Kind::floats && (wire == 2 || wire == 5)) {
+      if (wire == 5) {
+        f.floats.push_back(as_float(w.fixed32()));
+        continue;
+      }
+      Wire packed(w.bytes());
+      while (!packed.done()) f.floats.push_back(as_float(packed.fixed32()));
+    } else if (f.kind == TfFeature::Kind::ints && (wire == 2 || wire == 0)) {
+      if (wire == 0) {
+        f.ints.push_back(static_cast<int64_t>(w.varint()));
+        continue;
+      }
+      Wire packed(w.bytes());
+      while (!packed.done()) f.ints.push_back(static_cast<int64_t>(packed.varint()));
+    } else {
+      throw std::runtime_error("list value with wire type " + std::to_string(wire));
+    }
+  }
+}
+
+TfFeature read_feature(std::string_view message) {
+  TfFeature f;
+  Wire w(message);
+  while (!w.done()) {
+    const auto [field, wire] = w.tag();
+    if (field < 1 || field > 3 || wire != 2) {
+      w.skip(wire);
+      continue;
+    }
+    const auto kind = field == 1   ? TfFeature::Kind::bytes
+                      : field == 2 ? TfFeature::Kind::floats
+                                   : TfFeature::Kind::ints;
+    if (f.kind != TfFeature::Kind::none && f.kind != kind)
+      throw std::runtime_error("a feature holds two kinds of lists");
+    f.kind = kind;
+    read_list(w.bytes(), f);
+  }
+  return f;
+}
+
+}  // namespace
+
+std::map<std::string, TfFeature> parse_tf_example(std::string_view record) {
+  std::map<std::string, TfFeature> features;
+  Wire example(record);
+  while (!example.done()) {
+    const auto [field, wire] = example.tag();
+    if (field != 1 || wire != 2) {  // Example.features = 1
+      example.skip(wire);
+      continue;
+    }
+    Wire map(example.bytes());
+    while (!map.done()) {
+      const auto [f, fw] = map.tag();
+      if (f != 1 || fw != 2) {  // Features.feature = 1: map<string, Feature> entries
+        map.skip(fw);
+        continue;
+      }
+      Wire entry(map.bytes());
+      std::string key;
+      TfFeature value;
+      while (!entry.done()) {
+        const auto [ef, ew] = entry.tag();
+        if (ef == 1 && ew == 2)
+          key = std::string(entry.bytes());
+        else if (ef == 2 && ew == 2)
+          value = read_feature(entry.bytes());
+        else
+          entry.skip(ew);
+      }
+      features[key] = std::move(value);
+    }
+  }
+  return features;
+}
+
+TfRecordReader::TfRecordReader(const fs::path& path) : path_(path), file_(std::fopen(path.c_str(), "rb")) {
+  if (!file_) throw std::runtime_error(path.string() + ": cannot open: " + std::strerror(errno));
+  std::error_code ec;
+  size_ = fs::file_size(path, ec);
+  if (ec) throw std::runtime_error(path.string() + ": cannot read its size: " + ec.message());
+}
+
+bool TfRecordReader::next(std::string& record) {
+  const std::string where =
+      path_.string() + ": record " + std::to_string(index_ + 1) + " at byte " + std::to_string(offset_) + ": ";
+  if (offset_ == size_) return false;
+  if (size_ - offset_ < 16)
+    throw std::runtime_error(where + "truncated (" + std::to_string(size_ - offset_) + " bytes left)");
+  unsigned char header[12];
+  if (std::fread(header, 1, 12, file_.get()) != 12) throw std::runtime_error(where + "cannot read the length");
+  uint64_t length = 0;
+  uint32_t crc = 0;
+  for (int i = 7; i >= 0; --i) length = (length << 8) | header[i];
+  for (int i = 11; i >= 8; --i) crc = (crc << 8) | header[i];
+  if (crc != masked_crc32c(header, 8))
+    throw std::runtime_error(where + "the length's CRC does not match (not a TFRecord, or corrupt)");
+  if (length > size_ - offset_ - 16 || length > kMaxRecordBytes)
+    throw std::runtime_error(where + "declares " + std::to_string(length) + " bytes, but " +
+                             std::to_string(size_ - offset_ - 16) + " are left (limit " +
+                             std::to_string(kMaxRecordBytes) + ")");
+  record.resize(static_cast<size_t>(length));
+  unsigned char footer[4];
+  if (std::fread(record.data(), 1, record.size(), file_.get()) != record.size() ||
+      std::fread(footer, 1, 4, file_.get()) != 4)
+    throw std::runtime_error(where + "cannot read its " + std::to_string(length) + " bytes");
+  crc = 0;
+  for (int i = 3; i >= 0; --i) crc = (crc << 8) | footer[i];
+  if (crc != masked_crc32c(record.data(), record.size()))
+    throw std::runtime_error(where + "the data's CRC does not match (corrupt)");
+  offset_ += 16 + length;
+  ++index_;
+  return true;
+}
+
+namespace {
+
+// Protobuf text format, as much as label maps use: identifiers, numbers, quoted strings, { } : ; ,
+// and # comments.
+class PbText {
+ public:
+  struct Token {
+    char kind = 0;  // 'i' identifier, 'n' number, 's' string, a punctuation character, or 0 at the end
+    std::string text;
+    int64_t line = 1;
+  };
+  PbText(std::string_view text, const fs::path& file) : t_(text), file_(file) {}
+
+  Token next() {
+    skip_blank();
+    Token tok;
+    tok.line = line_;
+    if (pos_ >= t_.size()) return tok;
+    const char c = t_[pos_];
+    if (c == '"' || c == '\'') return string_token(tok);
+    if (std::strchr("{}:;,[]<>", c)) {
+      tok.kind = c;
+      ++pos_;
+      return tok;
+    }
+    const size_t start = pos_;
+    while (pos_ < t_.size() && (std::isalnum(static_cast<unsigned char>(t_[pos_])) || std::strchr("_.-+", t_[pos_])))
+      ++pos_;
+    if (pos_ == start) fail_at(file_, line_, "unexpected character " + quote(t_.substr(pos_, 1)));
+    tok.text = std::string(t_.substr(start, pos_ - start));
+    tok.kind = std::isalpha(static_cast<unsigned char>(c)) || c == '_' ? 'i' : 'n';
+    return tok;
+  }
+
+ private:
+  void skip_blank() {
+    while (pos_ < t_.size()) {
+      if (t_[pos_] == '#') {
+        while (pos_ < t_.size() && t_[pos_] != '\n') ++pos_;
+      } else if (std::isspace(static_cast<unsigned char>(t_[pos_]))) {
+        line_ += t_[pos_++] == '\n';
+      } else {
+        return;
+      }
+    }
+  }
+  Token string_token(Token& tok) {
+    const char q = t_[pos_++];
+    tok.kind = 's';
+    while (true) {
+      if (pos_ >= t_.size() || t_[pos_] == '\n') fail_at(file_, tok.line, "unterminated string");
+      char c = t_[pos_++];
+      if (c == q) return tok;
+      if (c == '\\' && pos_ < t_.size()) {
+        c = t_[pos_++];
+        c = c == 'n' ? '\n' : c == 't' ? '\t' : c;
+      }
+      tok.text += c;
+    }
+  }
+  std::string_view t_;
+  const fs::path& file_;
+  size_t pos_ = 0;
+  int64_t line_ = 1;
+};
+
+// Skips a { ... } block whose '{' was just read.
+void skip_block(PbText& in, const fs::path& file, int depth) {
+  if (depth > 64) fail_at(file, 0, "blocks nested deeper than 64");
+  while (true) {
+    const auto tok = in.next();
+    if (tok.kind == 0) fail_at(file, tok.line, "unterminated block");
+    if (tok.kind == '}') return;
+    if (tok.kind == '{') skip_block(in, file, depth + 1);
+  }
+}
+
+// One `item { ... }` after its '{': id and name (display_name where name is absent).
+std::pair<int64_t, std::string> read_item(PbText& in, const fs::path& file, int64_t item_line) {
+  std::optional<int64_t> id;
+  std::optional<std::string> name, display;
+  while (true) {
+    auto tok = in.next();
+    if (tok.kind == '}') break;
+    if (tok.kind == 0) fail_at(file, item_line, "unterminated block");
+    if (tok.kind == ';' || tok.kind == ',') continue;
+    if (tok.kind != 'i')
+      fail_at(file, tok.line,
+              "expected a field name in item, got " + quote(tok.text.empty() ? std::string(1, tok.kind) : tok.text));
+    const std::string key = tok.text;
+    auto value = in.next();
+    if (value.kind == ':') value = in.next();
+    if (value.kind == '{') {
+      skip_block(in, file, 1);
+      continue;
+    }
+    if (value.kind != 'n' && value.kind != 's' && value.kind != 'i')
+      fail_at(file, value.line, "item." + key + " has no value");
+    if (key == "id") {
+      id = parse_int(value.text);
+      if (!id || *id < 1) fail_at(file, value.line, "item.id must be a positive integer, got " + quote(value.text));
+    } else if (key == "name") {
+      name = value.text;
+    } else if (key == "display_name") {
+      display = value.text;
+    }
+  }
+  if (!id) fail_at(file, item_line, "item without an id");
+  if (!name && !display) fail_at(file, item_line, "item id " + std::to_string(*id) + " has no name");
+  return {*id, name ? *name : *display};
+}
+
+}  // namespace
+
+std::vector<std::pair<int64_t, std::string>> read_label_map(const fs::path& path) {
+  const std::string text = read_text_file(path);
+  PbText in(text, path);
+  std::vector<std::pair<int64_t, std::string>> items;
+  std::set<int64_t> ids;
+  while (true) {
+    auto tok = in.next();
+    if (tok.kind == 0) break;
+    if (tok.kind != 'i' || tok.text != "item")
+      fail_at(path, tok.line,
+              "expected 'item {', got " + quote(tok.text.empty() ? std::string(1, tok.kind) : tok.text));
+    auto open = in.next();
+    if (open.kind == ':') open = in.next();
+    if (open.kind != '{') fail_at(path, open.line, "expected '{' after item");
+    auto item = read_item(in, path, tok.line);
+    if (!ids.insert(item.first).second) fail_at(path, tok.line, "duplicate item id " + std::to_string(item.first));
+    items.push_back(std::move(item));
+  }
+  if (items.empty()) fail_at(path, 0, "no items");
+  return items;
+}
+
+namespace {
+
+struct LabelMap {
+  std::map<int64_t, int64_t> index_of_id;  // label map id -> label index
+  std::map<std::string, int64_t> index_of_name;
+  std::vector<std::string> labels;  // in id order
+};
+
+LabelMap make_label_map(const fs::path& file) {
+  auto items = read_label_map(file);
+  std::stable_sort(items.begin(), items.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  LabelMap map;
+  for (const auto& [id, name] : items) {
+    map.index_of_id[id] = static_cast<int64_t>(map.labels.size());
+    map.index_of_name[name] = static_cast<int64_t>(map.labels.size());
+    map.labels.push_back(name);
+  }
+  check_labels(map.labels, file);
+  return map;
+}
+
+const TfFeature* feature(const std::map<std::string, TfFeature>& f, const std::string& key, TfFeature::Kind kind,
+                         const std::string& where) {
+  const auto it = f.find(key);
+  if (it == f.end() || it->second.kind == TfFeature::Kind::none) return nullptr;
+  if (it->second.kind != kind) throw std::runtime_error(where + key + " has the wrong list type");
+  return &it->second;
+}
+
+// The label index of object k from class/label and class/text; -1 for an unlabelled one.
+int64_t object_label(const TfFeature* label, const TfFeature* text, size_t k, const LabelMap& map,
+                     const std::string& where) {
+  const std::string name = text ? std::string(text->bytes[k]) : std::string();
+  if (label) {
+    const int64_t id = label->ints[k];
+    if (id == 0 && name.empty()) return -1;
+    const auto it = map.index_of_id.find(id);
+    if (it == map.index_of_id.end())
+      throw std::runtime_error(where + "image/object/class/label " + std::to_string(id) + " is not in label_map.pbtxt");
+    if (!name.empty() && map.labels[it->second] != name)
+      throw std::runtime_error(where + "image/object/class/text " + quote(name) + " is not label " +
+                               std::to_string(id) + "'s name " + quote(map.labels[it->second]));
+    return it->second;
+  }
+  if (name.empty()) return -1;
+  const auto it = map.index_of_name.find(name);
+  if (it == map.index_of_name.end())
+    throw std::runtime_error(where + "image/object/class/text " + quote(name) + " is not in label_map.pbtxt");
+  return it->second;
+}
+
+std::vector<RawObject> record_objects(const std::map<std::string, TfFeature>& f, const LabelMap& map,
+                                      const std::string& where) {
+  using K = TfFeature::Kind;
+  const char* keys[] = {"image/object/bbox/xmin", "image/object/bbox/ymin", "image/object/bbox/xmax",
+                        "image/object/bbox/ymax"};
+  const TfFeature* box[4];
+  for (int i = 0; i < 4; ++i) box[i] = feature(f, keys[i], K::floats, where);
+  const TfFeature* label = feature(f, "image/object/class/label", K::ints, where);
+  const TfFeature* text = feature(f, "image/object/class/text", K::bytes, where);
+  const size_t n = box[0] ? box[0]->floats.size() : 0;
+  for (int i = 0; i < 4; ++i)
+    if ((box[i] ? box[i]->floats.size() : 0) != n)
+      throw std::runtime_error(where + keys[i] + " has " + std::to_string(box[i] ? box[i]->floats.size() : 0) +
+                               " values, " + keys[0] + " " + std::to_string(n));
+  if ((label && label->ints.size() != n) || (text && text->bytes.size() != n) || (n && !label && !text))
+    throw std::runtime_error(where + "image/object/class/label and class/text must give one label per box (" +
+                             std::to_string(n) + ")");
+  std::vector<RawObject> objects;
+  for (size_t k = 0; k < n; ++k) {
+    RawObject o;
+    o.where = "object " + std::to_string(k);
+    o.label = object_label(label, text, k, map, where + o.where + ": ");
+    const double x0 = box[0]->floats[k], y0 = box[1]->floats[k], x1 = box[2]->floats[k], y1 = box[3]->floats[k];
+    if (!std::isfinite(x0) || !std::isfinite(y0) || !std::isfinite(x1) || !std::isfinite(y1))
+      throw std::runtime_error(where + o.where + ": image/object/bbox holds a non-finite value");
+    o.bbox = {x0, y0, x1 - x0, y1 - y0};
+    o.normalized = true;
+    objects.push_back(std::move(o));
+  }
+  return objects;
+}
+
+struct RecordContext {
+  fs::path root, file, extract_dir;
+  std::string subset;
+  std::set<std::string> written;  // names extracted for this subset
+};
+
+// Where the record's image is: written out from image/encoded, else looked for on disk.
+void place_image(const std::map<std::string, TfFeature>& f, int64_t index, RecordContext& c, RawImage& image,
+                 const std::string& where) {
+  using K = TfFeature::Kind;
+  const TfFeature* encoded = feature(f, "image/encoded", K::bytes, where);
+  const TfFeature* format = feature(f, "image/format", K::bytes, where);
+  const bool embedded = encoded && !encoded->bytes.empty() && !encoded->bytes[0].empty();
+  if (!embedded) {
+    for (const auto& dir : {c.file.parent_path(), c.root / "images" / c.subset, c.root / "images"})
+      if (auto found = find_inside(dir, image.file_name)) {
+        image.path = *found;
+        return;
+      }
+    image.path = c.file.parent_path() / fs::path(image.file_name).filename();
+    return;
+  }
+  if (c.extract_dir.empty())
+    throw std::runtime_error(where + "image/encoded holds the image: an extraction folder is needed to train on it");
+  std::string name = fs::path(image.file_name).filename().string();
+  if (name.empty() || name == "." || name == "..") {
+    const std::string ext = format && !format->bytes.empty() && format->bytes[0] == "png" ? ".png" : ".jpg";
+    name = std::to_string(index + 1) + ext;
+  }
+  if (!c.written.insert(name).second)
+    throw std::runtime_error(where + "image/filename " + quote(image.file_name) + " repeats in subset " +
+                             quote(c.subset));
+  image.path = c.extract_dir / c.subset / name;
+  fs::create_directories(image.path.parent_path());
+  util::write_file_atomically(image.path, encoded->bytes[0]);
+  if (image.file_name.empty()) image.file_name = name;
+}
+
+int64_t int_feature(const std::map<std::string, TfFeature>& f, const std::string& key, const std::string& where) {
+  const TfFeature* v = feature(f, key, TfFeature::Kind::ints, where);
+  if (!v) return 0;
+  if (v->ints.size() != 1 || v->ints[0] <= 0)
+    throw std::runtime_error(where + key + " must be one positive integer, got " +
+                             (v->ints.empty() ? std::string("none") : std::to_string(v->ints[0])));
+  return v->ints[0];
+}
+
+RawSubset read_subset(const fs::path& file, const LabelMap& map, RecordContext& c) {
+  RawSubset subset{c.subset, file, {}};
+  TfRecordReader reader(file);
+  std::string record;
+  while (reader.next(record)) {
+    const std::string where = file.string() + ": record " + std::to_string(reader.index()) + ": ";
+    std::map<std::string, TfFeature> f;
+    try {
+      f = parse_tf_example(record);
+    } catch (const std::runtime_error& e) {
+      throw std::runtime_error(where + "not a valid tf.train.Example: " + e.what());
+    }
+    RawImage image;
+    image.id = reader.index() + 1;
+    image.source = file.string() + ": record " + std::to_string(reader.index());
+    if (const TfFeature* name = feature(f, "image/filename", TfFeature::Kind::bytes, where);
+        name && !name->bytes.empty())
+      image.file_name = std::string(name->bytes[0]);
+    if (image.file_name.find('\0') != std::string::npos)
+      throw std::runtime_error(where + "image/filename contains a NUL");
+    image.width = int_feature(f, "image/width", where);
+    image.height = int_feature(f, "image/height", where);
+    if ((image.width == 0) != (image.height == 0))
+      throw std::runtime_error(where + "image/width and image/height come together");
+    image.objects = record_objects(f, map, where);
+    place_image(f, reader.index(), c, image, where);
+    subset.images.push_back(std::move(image));
+  }
+  return subset;
+}
+
+}  // namespace
+
+RawExport read_tfrecord(const fs::path& root, const fs::path& extract_dir) {
+  RawExport data;
+  data.format = "tfrecord";
+  const LabelMap map = make_label_map(root / "label_map.pbtxt");
+  data.labels = map.labels;
+  std::vector<fs::path> files;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(root, ec))
+    if (e.is_regular_file(ec) && e.path().extension() == ".tfrecord") files.push_back(e.path());
+  std::sort(files.begin(), files.end());
+  if (files.empty()) throw std::runtime_error(root.string() + ": no *.tfrecord files");
+  for (const auto& file : files) {
+    RecordContext c{root, file, extract_dir, file.stem().string(), {}};
+    data.subsets.push_back(read_subset(file, map, c));
+  }
+  return data;
+}
+
+}  // namespace detr::datasets::formats

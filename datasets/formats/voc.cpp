@@ -1,0 +1,181 @@
+#include "datasets/formats/voc.h"
+
+#include <algorithm>
+#include <map>
+#include <set>
+#include <stdexcept>
+
+#include "datasets/formats/text.h"
+#include "datasets/formats/xml.h"
+
+namespace detr::datasets::formats {
+
+namespace fs = std::filesystem;
+
+const std::vector<std::string>& voc_default_labels() {
+  static const std::vector<std::string> kLabels = {
+      "aeroplane",   "bicycle", "bird",  "boat",      "bottle", "bus",         "car",   "cat",  "chair", "cow",
+      "diningtable", "dog",     "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor"};
+  return kLabels;
+}
+
+namespace {
+
+constexpr const char* kBackground = "background";
+
+// labelmap.txt: the label names in order, `background` left out.
+std::vector<std::string> read_labelmap(const fs::path& file) {
+  const std::string text = read_text_file(file);
+  const auto lines = split_lines(text);
+  std::vector<std::string> labels;
+  std::vector<int64_t> numbers;
+  for (size_t i = 0; i < lines.size(); ++i) {
+    const auto line = trim(lines[i]);
+    if (line.empty() || line[0] == '#') continue;
+    const std::string name(trim(line.substr(0, line.find(':'))));
+    if (name.empty()) fail_at(file, static_cast<int64_t>(i) + 1, "empty label name in " + quote(line));
+    if (name == kBackground) continue;
+    labels.push_back(name);
+    numbers.push_back(static_cast<int64_t>(i) + 1);
+  }
+  check_labels(labels, file, numbers);
+  if (labels.empty()) fail_at(file, 0, "no labels besides background");
+  return labels;
+}
+
+// ImageSets/Main/<subset>.txt files, per-class lists (<label>_<subset>.txt) left out.
+std::vector<fs::path> subset_files(const fs::path& main, const std::vector<std::string>& labels) {
+  std::set<std::string> stems, label_names(labels.begin(), labels.end());
+  label_names.insert(kBackground);
+  label_names.insert("ignored");
+  std::vector<fs::path> files;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(main, ec))
+    if (e.is_regular_file(ec) && e.path().extension() == ".txt") {
+      files.push_back(e.path());
+      stems.insert(e.path().stem().string());
+    }
+  std::sort(files.begin(), files.end());
+  std::vector<fs::path> subsets;
+  for (const auto& f : files) {
+    const std::string stem = f.stem().string();
+    bool per_class = false;
+    for (size_t us = stem.find('_'); us != std::string::npos && !per_class; us = stem.find('_', us + 1))
+      per_class = label_names.count(stem.substr(0, us)) && stems.count(stem.substr(us + 1));
+    if (!per_class) subsets.push_back(f);
+  }
+  return subsets;
+}
+
+// The ids of a subset file: the first field of each line, or a "quoted id" with spaces.
+std::vector<std::string> read_ids(const fs::path& file) {
+  const std::string text = read_text_file(file);
+  const auto lines = split_lines(text);
+  std::vector<std::string> ids;
+  for (size_t i = 0; i < lines.size(); ++i) {
+    const auto line = trim(lines[i]);
+    if (line.empty() || line[0] == '#') continue;
+    if (line.find('\0') != std::string_view::npos) fail_at(file, static_cast<int64_t>(i) + 1, "id contains a NUL");
+    if (line[0] == '"') {
+      const size_t end = line.find('"', 1);
+      if (end == std::string_view::npos || end == 1)
+        fail_at(file, static_cast<int64_t>(i) + 1, "unterminated or empty quoted id " + quote(line));
+      ids.emplace_back(line.substr(1, end - 1));
+    } else {
+      ids.emplace_back(split_whitespace(line).front());
+    }
+  }
+  return ids;
+}
+
+int64_t positive_size(const XmlElement& size, const char* name, const fs::path& file) {
+  const XmlElement& el = require_child(size, name, file, "size");
+  const auto v = parse_int(el.text, /*allow_integral_decimal=*/true);
+  if (!v || *v <= 0)
+    fail_at(file, el.line, std::string("size.") + name + " must be a positive integer, got " + quote(el.text));
+  return *v;
+}
+
+RawObject read_object(const XmlElement& obj, size_t index, const std::map<std::string, int64_t>& label_of,
+                      const fs::path& file, int64_t& background) {
+  const std::string where = "object " + std::to_string(index);
+  RawObject o;
+  o.where = where + " (line " + std::to_string(obj.line) + ")";
+  const XmlElement& name = require_child(obj, "name", file, where);
+  const std::string label(trim(name.text));
+  const auto it = label_of.find(label);
+  if (it != label_of.end()) {
+    o.label = it->second;
+  } else if (label == kBackground) {
+    ++background;
+  } else {
+    fail_at(file, name.line, where + ": name " + quote(label) + " is not in the label map");
+  }
+  if (const XmlElement* d = obj.child("difficult")) {
+    const auto v = parse_int(d->text);
+    if (!v || (*v != 0 && *v != 1)) fail_at(file, d->line, where + ": difficult must be 0 or 1, got " + quote(d->text));
+    o.iscrowd = *v == 1;
+  }
+  const XmlElement& box = require_child(obj, "bndbox", file, where);
+  const double x0 = child_number(box, "xmin", file, where), y0 = child_number(box, "ymin", file, where);
+  const double x1 = child_number(box, "xmax", file, where), y1 = child_number(box, "ymax", file, where);
+  o.bbox = {x0, y0, x1 - x0, y1 - y0};
+  return o;
+}
+
+RawImage read_annotation(const fs::path& root, const std::string& id, const std::map<std::string, int64_t>& label_of,
+                         int64_t& background) {
+  RawImage image;
+  const fs::path xml = join_inside(root / "Annotations", id + ".xml");
+  image.source = xml.string();
+  std::string file_name;
+  std::error_code ec;
+  if (fs::is_regular_file(xml, ec)) {
+    const XmlElement doc = read_xml_file(xml);
+    if (doc.name != "annotation") fail_at(xml, doc.line, "root element is <" + doc.name + ">, expected <annotation>");
+    if (const XmlElement* f = doc.child("filename")) file_name = std::string(trim(f->text));
+    if (const XmlElement* size = doc.child("size")) {
+      image.width = positive_size(*size, "width", xml);
+      image.height = positive_size(*size, "height", xml);
+    }
+    const auto objects = doc.children_named("object");
+    for (size_t i = 0; i < objects.size(); ++i)
+      image.objects.push_back(read_object(*objects[i], i, label_of, xml, background));
+  }
+  const fs::path images = root / "JPEGImages";
+  auto found = file_name.empty() ? std::nullopt : find_inside(images, file_name);
+  if (!found) found = find_image_by_stem(images, id);
+  image.file_name = found ? found->lexically_relative(images).string() : file_name.empty() ? id + ".jpg" : file_name;
+  image.path = found ? *found : join_inside(images, image.file_name);
+  return image;
+}
+
+}  // namespace
+
+RawExport read_voc(const fs::path& root) {
+  RawExport data;
+  data.format = "voc";
+  const fs::path labelmap = root / "labelmap.txt";
+  std::error_code ec;
+  data.labels = fs::is_regular_file(labelmap, ec) ? read_labelmap(labelmap) : voc_default_labels();
+  std::map<std::string, int64_t> label_of;
+  for (size_t i = 0; i < data.labels.size(); ++i) label_of[data.labels[i]] = static_cast<int64_t>(i);
+  const fs::path main = root / "ImageSets" / "Main";
+  if (!fs::is_directory(main, ec)) throw std::runtime_error(main.string() + ": not found (VOC's subset lists)");
+  int64_t background = 0;
+  for (const auto& file : subset_files(main, data.labels)) {
+    RawSubset subset{file.stem().string(), file, {}};
+    for (const auto& id : read_ids(file)) {
+      RawImage image = read_annotation(root, id, label_of, background);
+      image.id = static_cast<int64_t>(subset.images.size()) + 1;
+      subset.images.push_back(std::move(image));
+    }
+    data.subsets.push_back(std::move(subset));
+  }
+  if (background)
+    data.warnings.push_back(std::to_string(background) +
+                            " objects named 'background' (VOC's class 0) are not trained on");
+  return data;
+}
+
+}  // namespace detr::datasets::formats

@@ -1,0 +1,66 @@
+// A small, strict XML reader for annotation files (Pascal VOC, LabelMe, CVAT): elements, attributes,
+// character data with the five predefined entities and numeric character references, comments,
+// CDATA sections, the XML declaration, processing instructions and a DOCTYPE without an internal
+// subset (no entity definitions, so no entity expansion attack). No namespaces processing (a prefix is
+// part of the name), no validation, no encodings other than UTF-8/ASCII.
+//
+// Memory is bounded by the input: at most max_bytes of text, max_depth nested elements and
+// max_elements elements, each checked while parsing. Every error is one std::runtime_error
+// "<source>: line N: <what>" (the line where the problem is).
+#pragma once
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace detr::datasets::formats {
+
+struct XmlLimits {
+  uint64_t max_bytes = uint64_t{256} << 20;
+  int max_depth = 256;
+  int64_t max_elements = 16'000'000;
+};
+
+struct XmlElement {
+  std::string name;
+  std::vector<std::pair<std::string, std::string>> attributes;  // in document order, decoded
+  std::string text;  // character data directly inside (CDATA and entities decoded),
+                     // the pieces between child elements concatenated
+  std::vector<XmlElement> children;
+  int64_t line = 0;  // line of the start tag (1-based)
+
+  // The attribute's value, or nullptr.
+  const std::string* attribute(std::string_view key) const;
+  // The first child element of that name, or nullptr.
+  const XmlElement* child(std::string_view child_name) const;
+  // Every child element of that name, in document order.
+  std::vector<const XmlElement*> children_named(std::string_view child_name) const;
+};
+
+// Parses a whole document (one root element; only comments, processing instructions, a DOCTYPE
+// and whitespace around it). `source` names the document in errors.
+XmlElement parse_xml(std::string_view text, const std::string& source, const XmlLimits& limits = {});
+
+// Reads the file (at most limits.max_bytes, checked before reading) and parses it.
+XmlElement read_xml_file(const std::filesystem::path& path, const XmlLimits& limits = {});
+
+// The name of the root element from the file's first 64 KiB, without parsing the rest ("" when
+// none is found there): for format detection.
+std::string peek_xml_root(const std::filesystem::path& path);
+
+// Field access for the readers, failing with "<file>: line N: <where>: <what>, got '<value>'" (the
+// element's line). `where` names the record ("object 2"); fields are named as "<parent>.<child>".
+const XmlElement& require_child(const XmlElement& el, std::string_view name, const std::filesystem::path& file,
+                                const std::string& where);
+// The child's text as a finite number (trimmed).
+double child_number(const XmlElement& el, std::string_view name, const std::filesystem::path& file,
+                    const std::string& where);
+// The attribute's value as a finite number; the attribute must be present.
+double attribute_number(const XmlElement& el, std::string_view key, const std::filesystem::path& file,
+                        const std::string& where);
+const std::string& require_attribute(const XmlElement& el, std::string_view key, const std::filesystem::path& file,
+                                     const std::string& where);
+
+}  // namespace detr::datasets::formats

@@ -1,0 +1,38 @@
+// detr_predict --serve: one model stays resident and answers requests, one JSON line each way, until
+// its input ends — what the CVAT nuclio function starts once per worker instead of a process (and a
+// checkpoint load) per image.
+//
+//   request:  {"id": 7, "image": "<base64 of an encoded image>", "threshold": 0.5, "topk": 100}
+//             ("path": "/some/file.jpg" instead of "image"; id, threshold and topk optional; for
+//             segmentation models "cvat_masks": true and "polygons": true add CVAT's forms of each mask)
+//   answer:   {"id": 7, "width": 640, "height": 480,
+//              "detections": [{"category_id": 1, "category_name": "car", "score": 0.93, "bbox": [x, y, w, h],
+//                              "segmentation": {"size": [h, w], "counts": "<COCO RLE>"},   (masks)
+//                              "cvat_mask": [0, 1, ..., left, top, right, bottom],       (cvat_masks)
+//                              "polygon": [x1, y1, x2, y2, ...]}]}                        (polygons)
+//   or        {"id": 7, "error": "<one line>"}: a bad request never ends the server.
+#pragma once
+#include <cstdint>
+#include <istream>
+#include <ostream>
+#include <string>
+
+#include "datasets/image_header.h"
+#include "src/predict.h"
+
+namespace detr {
+
+struct ServeOptions {
+  float threshold = 0.5f;  // defaults for requests that give none
+  int64_t topk = 100;
+  int64_t max_image_pixels = datasets::kDefaultMaxImagePixels;
+  size_t max_request_bytes = size_t{256} << 20;  // a longer line is answered with an error and skipped
+};
+
+// Answers every line of `in` on `out` (flushed after each); returns the number of requests answered.
+int64_t serve(Predictor& predictor, std::istream& in, std::ostream& out, const ServeOptions& options);
+
+// One request line's answer (a JSON object, no newline).
+std::string answer_request(Predictor& predictor, const std::string& line, const ServeOptions& options);
+
+}  // namespace detr

@@ -1,0 +1,121 @@
+#include "src/train_outputs.h"
+
+#include <iomanip>
+#include <sstream>
+
+#include "src/tensorboard.h"
+#include "datasets/coco_mask.h"
+#include "src/util/atomic_file.h"
+
+namespace detr {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+void write_json(const fs::path& path, const nlohmann::json& j, bool compact = false) {
+  util::write_file_atomically(path, (compact ? j.dump() : j.dump(1)) + "\n");
+}
+
+std::string numbered(const char* stem, int64_t n, const char* ext) {
+  std::ostringstream name;
+  name << stem << std::setw(4) << std::setfill('0') << n << ext;
+  return name.str();
+}
+
+}  // namespace
+
+TrainOutputs::TrainOutputs(const fs::path& dir, bool enabled, const nlohmann::json& config_json,
+                           const std::vector<datasets::CocoCategory>& classes)
+    : dir_(dir), enabled_(enabled && !dir.empty()) {
+  if (!enabled_) return;
+  std::error_code ec;
+  fs::create_directories(dir_, ec);
+  if (ec || !fs::is_directory(dir_)) throw std::runtime_error(dir_.string() + ": cannot create --output_dir");
+  datasets::write_classes_csv(classes, dir_ / "classes.csv");
+  write_json(dir_ / "config.json", config_json);
+  tb_ = std::make_unique<TensorBoardWriter>(dir_ / "tensorboard");
+}
+
+TrainOutputs::~TrainOutputs() = default;
+
+void TrainOutputs::save_checkpoint(const CheckpointParts& p, const CheckpointState& state, bool keep_copy) {
+  if (!enabled_) return;
+  detr::save_checkpoint(checkpoint_path(), p.model.module(), *p.config, *p.optimizer, *p.scheduler, state, *p.args);
+  if (keep_copy) util::copy_file_atomically(checkpoint_path(), dir_ / numbered("checkpoint", state.epoch, ".pth"));
+}
+
+void TrainOutputs::save_best(const CheckpointParts& p, const CheckpointState& state) {
+  if (enabled_) save_model(dir_ / "best.pth", p.model.module(), *p.config, state, *p.args);
+}
+
+void TrainOutputs::write_eval(int64_t epoch, const EvalOutput& ev) {
+  if (!enabled_) return;
+  fs::create_directories(dir_ / "eval");
+  nlohmann::json dets = nlohmann::json::array();
+  for (const auto& d : ev.detections)
+    dets.push_back({{"image_id", d.image_id}, {"category_id", d.category_id},
+                    {"bbox", {d.bbox[0], d.bbox[1], d.bbox[2], d.bbox[3]}}, {"score", d.score}});
+  // As upstream's eval/: the latest results, and a copy every 50 epochs (results are large).
+  const auto latest = dir_ / "eval" / "results_latest.json";
+  write_json(latest, dets, /*compact=*/true);
+  if (epoch % 50 == 0) util::copy_file_atomically(latest, dir_ / "eval" / numbered("results_", epoch, ".json"));
+  nlohmann::json latest_json{{"epoch", epoch}, {"coco_eval_bbox", ev.coco.stats}, {"results", "results_latest.json"}};
+  if (!ev.mask_detections.empty()) {  // segmentation: the masks as COCO results with compressed RLE
+    nlohmann::json masks = nlohmann::json::array();
+    for (const auto& d : ev.mask_detections)
+      masks.push_back({{"image_id", d.image_id}, {"category_id", d.category_id}, {"score", d.score},
+                       {"segmentation", {{"size", {d.segmentation->height, d.segmentation->width}},
+                                         {"counts", datasets::rle_to_string(*d.segmentation)}}}});
+    write_json(dir_ / "eval" / "segm_results_latest.json", masks, /*compact=*/true);
+    latest_json["coco_eval_masks"] = ev.coco_masks.stats;
+    latest_json["segm_results"] = "segm_results_latest.json";
+  }
+  write_json(dir_ / "eval" / "latest.json", latest_json);
+}
+
+void TrainOutputs::log_epoch(const nlohmann::ordered_json& line) {
+  if (enabled_) util::append_line(dir_ / "log.txt", line.dump() + "\n");
+}
+
+void TrainOutputs::step_scalars(const StepOutput& s, double lr, double images_per_s, bool fp16, int64_t step) {
+  if (!tb_) return;
+  tb_->add_scalar("train/loss", s.loss, step);
+  for (const auto& [k, v] : s.terms) tb_->add_scalar("train/" + k, v, step);
+  tb_->add_scalar("train/lr", lr, step);
+  tb_->add_scalar("train/images_per_s", images_per_s, step);
+  tb_->add_scalar("train/grad_norm", s.grad_norm, step);
+  if (fp16) tb_->add_scalar("train/loss_scale", s.loss_scale, step);
+}
+
+void TrainOutputs::epoch_scalars(const std::vector<std::pair<std::string, double>>& train, double images_per_s,
+                                 const EvalOutput* ev, int64_t epoch) {
+  if (!tb_) return;
+  for (const auto& [k, v] : train) tb_->add_scalar("epoch/train_" + k, v, epoch);
+  tb_->add_scalar("epoch/images_per_s", images_per_s, epoch);
+  if (ev) {
+    static const char* names[] = {"AP", "AP50", "AP75", "APs", "APm", "APl"};
+    for (int i = 0; i < 6; ++i) tb_->add_scalar(std::string("eval/") + names[i], ev->coco.stats[i], epoch);
+    if (!ev->mask_detections.empty())
+      for (int i = 0; i < 6; ++i) tb_->add_scalar(std::string("eval/mask_") + names[i], ev->coco_masks.stats[i], epoch);
+    tb_->add_scalar("eval/loss", ev->stats.global_avg("loss"), epoch);
+  }
+  tb_->flush();
+}
+
+void TrainOutputs::flush() {
+  if (tb_) tb_->flush();
+}
+
+void TrainOutputs::write_metrics(const fs::path& path, double best_ap,
+                                 const std::vector<std::pair<std::string, double>>& last_train) {
+  if (path.empty()) return;
+  nlohmann::json metrics = nlohmann::json::array();
+  if (best_ap >= 0) metrics.push_back({{"name", "best AP"}, {"value", best_ap}, {"format", ""}});
+  for (const auto& [k, v] : last_train)
+    if (k == "loss" || k == "class_error")
+      metrics.push_back({{"name", "train " + k}, {"value", v}, {"format", k == "class_error" ? "%" : ""}});
+  write_json(path, metrics);
+}
+
+}  // namespace detr

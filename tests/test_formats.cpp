@@ -1,0 +1,1406 @@
+// The CVAT dump formats besides COCO (datasets/formats): the XML reader, the TFRecord framing and
+// protobuf reader, each format's reader on exports written here as CVAT writes them (round trips: the
+// same annotations written as COCO load equal), every malformed-file rule, format detection, and the
+// real exports of ../shared/data/real-exports when present (FormatsOptionalFixtures).
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <opencv2/core.hpp>
+#include <opencv2/imgcodecs.hpp>
+#include <string>
+#include <vector>
+
+#include "datasets/coco.h"
+#include "datasets/coco_mask.h"
+#include "datasets/formats/cvat_xml.h"
+#include "datasets/formats/datumaro.h"
+#include "datasets/formats/detect.h"
+#include "datasets/formats/export.h"
+#include "datasets/formats/labelme.h"
+#include "datasets/formats/mot.h"
+#include "datasets/formats/text.h"
+#include "datasets/formats/tfrecord.h"
+#include "datasets/formats/voc.h"
+#include "datasets/formats/xml.h"
+#include "datasets/formats/yolo.h"
+#include "src/tensorboard.h"
+#include "tests/fixtures.h"
+#include "tests/temp_dirs.h"
+
+namespace fs = std::filesystem;
+namespace dd = detr::datasets;
+using namespace detr::datasets::formats;
+using nlohmann::json;
+
+namespace {
+
+// The shared data beside the checkout ($DETR_SHARED_DATA, else the fixtures folder's sibling data/,
+// else ../shared/data): real exports collected from CVAT's and Datumaro's repositories.
+fs::path shared_data_dir() {
+  if (const char* env = std::getenv("DETR_SHARED_DATA")) return env;
+  return detr::testing::fixtures_dir().parent_path() / "data";
+}
+fs::path real_exports() { return shared_data_dir() / "real-exports"; }
+
+#define REQUIRE_REAL_EXPORTS()                                                                        \
+  do {                                                                                                \
+    if (!fs::is_directory(real_exports()))                                                            \
+      GTEST_SKIP() << "optional data not found: " << real_exports()                                   \
+                   << " (real CVAT/Datumaro exports; set DETR_SHARED_DATA to the folder holding it)"; \
+  } while (0)
+
+fs::path temp_dir(const std::string& name) { return detr::testing::scratch_dir("detr_formats_", name); }
+
+void write_text(const fs::path& path, const std::string& text) {
+  fs::create_directories(path.parent_path());
+  std::ofstream out(path, std::ios::binary);
+  out << text;
+  ASSERT_TRUE(out.good()) << path;
+}
+
+std::string read_bytes(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+// The message of the std::runtime_error f throws ("" when none).
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const std::runtime_error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+// f must throw one line holding every piece.
+void expect_error(const std::function<void()>& f, const std::vector<std::string>& pieces) {
+  const std::string what = error_of(f);
+  ASSERT_FALSE(what.empty()) << "no error; expected one with " << pieces.front();
+  EXPECT_EQ(what.find('\n'), std::string::npos) << what;
+  for (const auto& p : pieces) EXPECT_NE(what.find(p), std::string::npos) << "'" << p << "' not in: " << what;
+}
+
+// ---------------------------------------------------------------------------------------------
+// A small synthetic export, written in every format as CVAT writes it.
+
+enum class Kind { box, polygon, crowd };  // crowd: a mask (CVAT, Datumaro, LabelMe), VOC difficult, MOT ignored
+
+struct SObject {
+  int label = 0;
+  std::array<double, 4> box{};  // integers, even sizes: exact in YOLO's %.6f and TFRecord's float32
+  Kind kind = Kind::box;
+};
+struct SImage {
+  std::string stem;
+  int width = 64, height = 32;
+  std::vector<SObject> objects;
+  std::string file() const { return stem + ".png"; }
+};
+struct SSubset {
+  std::string name;
+  std::vector<SImage> images;
+};
+struct Spec {
+  std::vector<std::string> labels{"cat", "dog", "salt & pepper"};
+  std::vector<SSubset> subsets;
+};
+
+// Train (5 images, the first showing every label in order, one empty) and Validation (2 images);
+// sizes of powers of two. `kinds` are the object kinds the format can hold.
+Spec make_spec(std::vector<Kind> kinds, std::vector<std::string> subsets = {"Train", "Validation"}) {
+  Spec spec;
+  static const int kSizes[][2] = {{64, 32}, {32, 64}, {64, 64}};
+  int n = 0;
+  for (size_t s = 0; s < subsets.size(); ++s) {
+    SSubset subset{subsets[s], {}};
+    for (int i = 0; i < (s == 0 ? 5 : 2); ++i, ++n) {
+      SImage im{
+          (s == 0 && subsets.size() == 1 ? "" : "img") + std::string(n < 9 ? "00000" : "0000") + std::to_string(n + 1),
+          kSizes[n % 3][0],
+          kSizes[n % 3][1],
+          {}};
+      const int count = (s == 0 && i == 1) ? 0 : (s == 0 && i == 0) ? 3 : 1 + n % 3;
+      for (int k = 0; k < count; ++k) {
+        SObject o;
+        o.label = (s == 0 && i == 0) ? k : (n + k) % 3;
+        o.box = {double(2 + 4 * k), double(1 + 3 * k), double(6 + 2 * (n % 4)), double(4 + 2 * ((n + k) % 3))};
+        o.kind = kinds[(n + k) % kinds.size()];
+        if (s == 0 && i == 0) o.kind = Kind::box;
+        im.objects.push_back(o);
+      }
+      subset.images.push_back(im);
+    }
+    spec.subsets.push_back(subset);
+  }
+  return spec;
+}
+
+std::string png_bytes(const SImage& im) {
+  cv::Mat img(im.height, im.width, CV_8UC3, cv::Scalar(40 + im.width, 90, 120 + im.height));
+  std::vector<uchar> out;
+  cv::imencode(".png", img, out);
+  return {out.begin(), out.end()};
+}
+void write_image(const fs::path& path, const SImage& im) { write_text(path, png_bytes(im)); }
+
+std::vector<double> triangle(const std::array<double, 4>& b) {  // bounding box b
+  return {b[0], b[1] + b[3], b[0] + b[2] / 2, b[1], b[0] + b[2], b[1] + b[3]};
+}
+
+double object_area(const SObject& o, const SImage& im) {
+  if (o.kind != Kind::polygon) return o.box[2] * o.box[3];
+  return double(dd::area(dd::rle_from_polygons({triangle(o.box)}, im.height, im.width)));
+}
+
+// A full mask of the image with the box filled, for crowd objects.
+dd::Rle box_mask(const SObject& o, const SImage& im) {
+  std::vector<uint8_t> m(size_t(im.width) * im.height, 0);
+  for (int y = int(o.box[1]); y < int(o.box[1] + o.box[3]); ++y)
+    for (int x = int(o.box[0]); x < int(o.box[0] + o.box[2]); ++x) m[size_t(y) * im.width + x] = 1;
+  return dd::encode(m.data(), im.height, im.width, dd::MaskLayout::row_major);
+}
+
+// COCO as CVAT writes it: annotations/instances_<Subset>.json, images/<Subset>/.
+void write_coco(const Spec& spec, const fs::path& root) {
+  for (const auto& s : spec.subsets) {
+    json images = json::array(), annotations = json::array(), categories = json::array();
+    for (size_t c = 0; c < spec.labels.size(); ++c)
+      categories.push_back({{"id", c + 1}, {"name", spec.labels[c]}, {"supercategory", ""}});
+    int64_t image_id = 0, ann_id = 0;
+    for (const auto& im : s.images) {
+      images.push_back({{"id", ++image_id}, {"file_name", im.file()}, {"width", im.width}, {"height", im.height}});
+      write_image(root / "images" / s.name / im.file(), im);
+      for (const auto& o : im.objects) {
+        json seg = json::array();
+        if (o.kind == Kind::polygon) seg.push_back(triangle(o.box));
+        if (o.kind == Kind::crowd) {
+          const auto rle = box_mask(o, im);
+          seg = {{"counts", rle.counts}, {"size", {im.height, im.width}}};
+        }
+        annotations.push_back({{"id", ++ann_id},
+                               {"image_id", image_id},
+                               {"category_id", o.label + 1},
+                               {"bbox", o.box},
+                               {"area", object_area(o, im)},
+                               {"iscrowd", o.kind == Kind::crowd ? 1 : 0},
+                               {"segmentation", seg}});
+      }
+    }
+    write_text(root / "annotations" / ("instances_" + s.name + ".json"),
+               json{{"images", images}, {"annotations", annotations}, {"categories", categories}}.dump());
+  }
+}
+
+std::string fmt(const char* f, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, f, v);
+  return buf;
+}
+
+// YOLO 1.1 as CVAT writes it; subsets Train -> train, Validation -> valid.
+void write_yolo(const Spec& spec, const fs::path& root) {
+  std::string data = "classes = " + std::to_string(spec.labels.size()) + "\n", names;
+  for (const auto& l : spec.labels) names += l + "\n";
+  for (const auto& s : spec.subsets) {
+    const std::string sub = s.name == "Train" ? "train" : "valid";
+    data += sub + " = data/" + sub + ".txt\n";
+    std::string list;
+    for (const auto& im : s.images) {
+      const fs::path dir = root / ("obj_" + sub + "_data");
+      write_image(dir / im.file(), im);
+      std::string lines;
+      for (const auto& o : im.objects)
+        lines += std::to_string(o.label) + " " + fmt("%.6f", (o.box[0] + o.box[2] / 2) / im.width) + " " +
+                 fmt("%.6f", (o.box[1] + o.box[3] / 2) / im.height) + " " + fmt("%.6f", o.box[2] / im.width) + " " +
+                 fmt("%.6f", o.box[3] / im.height) + "\n";
+      write_text(dir / (im.stem + ".txt"), lines);
+      list += "data/obj_" + sub + "_data/" + im.file() + "\n";
+    }
+    write_text(root / (sub + ".txt"), list);
+  }
+  write_text(root / "obj.data", data + "names = data/obj.names\nbackup = backup/\n");
+  write_text(root / "obj.names", names);
+}
+
+std::string xml_escape(const std::string& s) {
+  std::string out;
+  for (char c : s) out += c == '&' ? "&amp;" : c == '<' ? "&lt;" : c == '"' ? "&quot;" : std::string(1, c);
+  return out;
+}
+
+// Pascal VOC as CVAT writes it (labelmap with background first; a per-class list beside each subset).
+void write_voc(const Spec& spec, const fs::path& root) {
+  std::string labelmap = "# label:color_rgb:parts:actions\nbackground:0,0,0::\n";
+  for (size_t i = 0; i < spec.labels.size(); ++i)
+    labelmap += spec.labels[i] + ":" + std::to_string(10 * i) + ",0,0::\n";
+  write_text(root / "labelmap.txt", labelmap);
+  for (const auto& s : spec.subsets) {
+    std::string ids;
+    for (const auto& im : s.images) {
+      ids += im.stem + "\n";
+      write_image(root / "JPEGImages" / im.file(), im);
+      std::string x = "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<annotation>\n  <folder></folder>\n  <filename>" +
+                      im.file() + "</filename>\n  <size><width>" + std::to_string(im.width) + "</width><height>" +
+                      std::to_string(im.height) + "</height><depth>3</depth></size>\n";
+      for (const auto& o : im.objects)
+        x += "  <object><name>" + xml_escape(spec.labels[o.label]) +
+             "</name><pose>Unspecified</pose><truncated>0</truncated>"
+             "<occluded>1</occluded><difficult>" +
+             (o.kind == Kind::crowd ? "1" : "0") + "</difficult><bndbox><xmin>" + fmt("%g", o.box[0]) +
+             "</xmin><ymin>" + fmt("%g", o.box[1]) + "</ymin><xmax>" + fmt("%g", o.box[0] + o.box[2]) +
+             "</xmax><ymax>" + fmt("%g", o.box[1] + o.box[3]) + "</ymax></bndbox></object>\n";
+      write_text(root / "Annotations" / (im.stem + ".xml"), x + "</annotation>\n");
+    }
+    write_text(root / "ImageSets" / "Main" / (s.name + ".txt"), ids);
+    write_text(root / "ImageSets" / "Main" / ("cat_" + s.name + ".txt"), ids);
+  }
+}
+
+// MOT 1.1 as CVAT writes it (one sequence: frames 1..N, CRLF rows, no trailing newline in labels.txt).
+void write_mot(const Spec& spec, const fs::path& root) {
+  std::string labels, gt;
+  for (size_t i = 0; i < spec.labels.size(); ++i) labels += (i ? "\n" : "") + spec.labels[i];
+  write_text(root / "gt" / "labels.txt", labels);
+  int frame = 0;
+  for (const auto& im : spec.subsets.at(0).images) {
+    ++frame;
+    write_image(root / "img1" / im.file(), im);
+    for (const auto& o : im.objects)
+      gt += std::to_string(frame) + ",-1," + fmt("%g", o.box[0]) + "," + fmt("%g", o.box[1]) + "," +
+            fmt("%g", o.box[2]) + "," + fmt("%g", o.box[3]) + "," + (o.kind == Kind::crowd ? "0" : "1") + "," +
+            std::to_string(o.label + 1) + "," + (frame % 2 ? "1.0" : "0.0") + "\r\n";
+  }
+  write_text(root / "gt" / "gt.txt", gt);
+}
+
+// ---- TFRecord: protobuf encoding and framing, as TensorFlow writes them.
+std::string varint(uint64_t v) {
+  std::string out;
+  do {
+    out += char((v & 0x7F) | (v > 0x7F ? 0x80 : 0));
+    v >>= 7;
+  } while (v);
+  return out;
+}
+std::string len_field(int field, const std::string& bytes) {
+  return varint(uint64_t(field) << 3 | 2) + varint(bytes.size()) + bytes;
+}
+std::string bytes_feature(const std::vector<std::string>& values) {
+  std::string list;
+  for (const auto& v : values) list += len_field(1, v);
+  return len_field(1, list);
+}
+std::string float_feature(const std::vector<float>& values) {
+  std::string packed(values.size() * 4, '\0');
+  std::memcpy(packed.data(), values.data(), packed.size());
+  return len_field(2, len_field(1, packed));
+}
+std::string int_feature(const std::vector<int64_t>& values) {
+  std::string packed;
+  for (auto v : values) packed += varint(uint64_t(v));
+  return len_field(3, len_field(1, packed));
+}
+std::string example(const std::vector<std::pair<std::string, std::string>>& features) {
+  std::string map;
+  for (const auto& [k, f] : features) map += len_field(1, len_field(1, k) + len_field(2, f));
+  return len_field(1, map);
+}
+std::string framed(const std::string& data) {
+  std::string len(8, '\0');
+  for (int i = 0; i < 8; ++i) len[i] = char((uint64_t(data.size()) >> (8 * i)) & 0xFF);
+  auto u32 = [](uint32_t v) {
+    std::string s(4, '\0');
+    for (int i = 0; i < 4; ++i) s[i] = char((v >> (8 * i)) & 0xFF);
+    return s;
+  };
+  return len + u32(detr::masked_crc32c(len.data(), 8)) + data + u32(detr::masked_crc32c(data.data(), data.size()));
+}
+
+std::string tf_record(const Spec& spec, const SImage& im, bool embed) {
+  std::vector<std::pair<std::string, std::string>> f = {
+      {"image/filename", bytes_feature({im.file()})},
+      {"image/source_id", bytes_feature({im.stem})},
+      {"image/height", int_feature({im.height})},
+      {"image/width", int_feature({im.width})},
+      {"image/encoded", bytes_feature({embed ? png_bytes(im) : std::string()})},
+      {"image/format", bytes_feature({embed ? "png" : ""})}};
+  if (!im.objects.empty()) {
+    std::vector<float> x0, y0, x1, y1;
+    std::vector<std::string> text;
+    std::vector<int64_t> label;
+    for (const auto& o : im.objects) {
+      x0.push_back(float(o.box[0] / im.width)), y0.push_back(float(o.box[1] / im.height));
+      x1.push_back(float((o.box[0] + o.box[2]) / im.width)), y1.push_back(float((o.box[1] + o.box[3]) / im.height));
+      text.push_back(spec.labels[o.label]), label.push_back(o.label + 1);
+    }
+    f.insert(f.end(), {{"image/object/bbox/xmin", float_feature(x0)},
+                       {"image/object/bbox/xmax", float_feature(x1)},
+                       {"image/object/bbox/ymin", float_feature(y0)},
+                       {"image/object/bbox/ymax", float_feature(y1)},
+                       {"image/object/class/text", bytes_feature(text)},
+                       {"image/object/class/label", int_feature(label)}});
+  }
+  return framed(example(f));
+}
+
+std::string label_map_text(const Spec& spec) {
+  std::string out;
+  for (size_t i = 0; i < spec.labels.size(); ++i)
+    out += "item {\n\tid: " + std::to_string(i + 1) + "\n\tname: '" + spec.labels[i] + "'\n}\n\n";
+  return out;
+}
+
+// TFRecord as CVAT (upstream) writes it: <subset>.tfrecord with the images embedded.
+void write_tfrecord_with(const Spec& spec, const fs::path& root, bool embed) {
+  write_text(root / "label_map.pbtxt", label_map_text(spec));
+  for (const auto& s : spec.subsets) {
+    std::string records;
+    for (const auto& im : s.images) records += tf_record(spec, im, embed);
+    write_text(root / (s.name + ".tfrecord"), records);
+  }
+}
+void write_tfrecord(const Spec& spec, const fs::path& root) { write_tfrecord_with(spec, root, true); }
+
+// LabelMe as CVAT writes it: <subset>/<name>.xml beside the image; boxes as 4-point bounding_box.
+void write_labelme(const Spec& spec, const fs::path& root) {
+  for (const auto& s : spec.subsets)
+    for (const auto& im : s.images) {
+      write_image(root / s.name / im.file(), im);
+      std::string x = "<annotation><filename>" + im.file() +
+                      "</filename><folder></folder><source><sourceImage></sourceImage>"
+                      "<sourceAnnotation>Datumaro</sourceAnnotation></source><imagesize><nrows>" +
+                      std::to_string(im.height) + "</nrows><ncols>" + std::to_string(im.width) + "</ncols></imagesize>";
+      int id = 0;
+      for (const auto& o : im.objects) {
+        x += "<object><name>" + xml_escape(spec.labels[o.label]) +
+             "</name><deleted>0</deleted><verified>0</verified>"
+             "<occluded>no</occluded><date></date><id>" +
+             std::to_string(id++) +
+             "</id><parts><hasparts></hasparts>"
+             "<ispartof></ispartof></parts>";
+        const auto& b = o.box;
+        std::vector<double> pts =
+            o.kind == Kind::polygon
+                ? triangle(b)
+                : std::vector<double>{b[0], b[1], b[0] + b[2], b[1], b[0] + b[2], b[1] + b[3], b[0], b[1] + b[3]};
+        if (o.kind == Kind::crowd) {
+          x += "<type>bounding_box</type><segm><box><xmin>" + fmt("%g", b[0]) + "</xmin><ymin>" + fmt("%g", b[1]) +
+               "</ymin><xmax>" + fmt("%g", b[0] + b[2]) + "</xmax><ymax>" + fmt("%g", b[1] + b[3]) +
+               "</ymax></box><mask>m.png</mask></segm>";
+        } else {
+          x += o.kind == Kind::box ? "<type>bounding_box</type><polygon>" : "<polygon>";
+          for (size_t i = 0; i < pts.size(); i += 2)
+            x += "<pt><x>" + fmt("%.2f", pts[i]) + "</x><y>" + fmt("%.2f", pts[i + 1]) + "</y></pt>";
+          x += "<username></username></polygon>";
+        }
+        x += "<attributes></attributes></object>";
+      }
+      write_text(root / s.name / (im.stem + ".xml"), x + "</annotation>");
+    }
+}
+
+std::string points_attr(const std::vector<double>& p) {
+  std::string out;
+  for (size_t i = 0; i < p.size(); i += 2) out += (i ? ";" : "") + fmt("%.2f", p[i]) + "," + fmt("%.2f", p[i + 1]);
+  return out;
+}
+
+// CVAT for images 1.1 as a project dump writes it: subsets as image attributes, images/<Subset>/.
+void write_cvat(const Spec& spec, const fs::path& root) {
+  std::string x =
+      "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<annotations>\n  <version>1.1</version>\n  <meta><project>"
+      "<name>p</name><labels>";
+  for (const auto& l : spec.labels) x += "<label><name>" + xml_escape(l) + "</name><attributes></attributes></label>";
+  x += "</labels></project><dumped>now</dumped></meta>\n<!-- a comment -->\n";
+  int id = 0;
+  for (const auto& s : spec.subsets)
+    for (const auto& im : s.images) {
+      write_image(root / "images" / s.name / im.file(), im);
+      x += "  <image id=\"" + std::to_string(id++) + "\" name=\"" + im.file() + "\" subset=\"" + s.name +
+           "\" width=\"" + std::to_string(im.width) + "\" height=\"" + std::to_string(im.height) + "\">\n";
+      for (const auto& o : im.objects) {
+        const auto& b = o.box;
+        const std::string label = "label=\"" + xml_escape(spec.labels[o.label]) + "\" occluded=\"1\" source=\"manual\"";
+        if (o.kind == Kind::box)
+          x += "    <box " + label + " xtl=\"" + fmt("%.2f", b[0]) + "\" ytl=\"" + fmt("%.2f", b[1]) + "\" xbr=\"" +
+               fmt("%.2f", b[0] + b[2]) + "\" ybr=\"" + fmt("%.2f", b[1] + b[3]) +
+               "\" z_order=\"0\">\n"
+               "      <attribute name=\"a\">x</attribute>\n    </box>\n";
+        if (o.kind == Kind::polygon)
+          x += "    <polygon " + label + " points=\"" + points_attr(triangle(b)) + "\" z_order=\"0\"/>\n";
+        if (o.kind == Kind::crowd)
+          x += "    <mask " + label + " rle=\"0, " + std::to_string(int(b[2] * b[3])) + "\" left=\"" + fmt("%g", b[0]) +
+               "\" top=\"" + fmt("%g", b[1]) + "\" width=\"" + fmt("%g", b[2]) + "\" height=\"" + fmt("%g", b[3]) +
+               "\" z_order=\"0\"/>\n";
+      }
+      x += "    <polyline label=\"cat\" points=\"1,2;3,4\" z_order=\"0\"/>\n  </image>\n";
+    }
+  write_text(root / "annotations.xml", x + "</annotations>\n");
+}
+
+// Datumaro 1.0 as CVAT writes it: annotations/<subset>.json, images/<subset>/.
+void write_datumaro(const Spec& spec, const fs::path& root) {
+  for (const auto& s : spec.subsets) {
+    json labels = json::array(), items = json::array();
+    for (const auto& l : spec.labels) labels.push_back({{"name", l}, {"parent", ""}, {"attributes", json::array()}});
+    for (const auto& im : s.images) {
+      write_image(root / "images" / s.name / im.file(), im);
+      json anns = json::array();
+      int id = 0;
+      for (const auto& o : im.objects) {
+        json a{
+            {"id", id++}, {"label_id", o.label}, {"group", 0}, {"z_order", 0}, {"attributes", {{"occluded", false}}}};
+        if (o.kind == Kind::box) a["type"] = "bbox", a["bbox"] = o.box;
+        if (o.kind == Kind::polygon) a["type"] = "polygon", a["points"] = triangle(o.box);
+        if (o.kind == Kind::crowd)
+          a["type"] = "mask",
+          a["rle"] = {{"counts", dd::rle_to_string(box_mask(o, im))}, {"size", {im.height, im.width}}};
+        anns.push_back(a);
+      }
+      anns.push_back({{"id", id}, {"type", "points"}, {"label_id", 0}, {"points", {1, 2}}});
+      items.push_back({{"id", im.stem},
+                       {"annotations", anns},
+                       {"attr", {{"frame", 0}}},
+                       {"image", {{"path", im.file()}, {"size", {im.height, im.width}}}}});
+    }
+    json doc{{"info", json::object()},
+             {"categories", {{"label", {{"labels", labels}, {"attributes", {"occluded"}}}}}},
+             {"items", items}};
+    write_text(root / "annotations" / (s.name + ".json"), doc.dump());
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+// The two loads agree: categories, images (by file name stem, in order), sizes, objects.
+void expect_equal(const dd::CocoDataset& coco, const dd::CocoDataset& other) {
+  ASSERT_EQ(coco.categories.size(), other.categories.size());
+  for (size_t i = 0; i < coco.categories.size(); ++i) {
+    EXPECT_EQ(coco.categories[i].id, other.categories[i].id);
+    EXPECT_EQ(coco.categories[i].name, other.categories[i].name);
+  }
+  ASSERT_EQ(coco.images.size(), other.images.size());
+  for (size_t i = 0; i < coco.images.size(); ++i) {
+    const auto &a = coco.images[i], &b = other.images[i];
+    SCOPED_TRACE(a.file_name);
+    EXPECT_EQ(fs::path(a.file_name).stem(), fs::path(b.file_name).stem());
+    EXPECT_EQ(a.width, b.width);
+    EXPECT_EQ(a.height, b.height);
+    EXPECT_TRUE(fs::is_regular_file(b.path)) << b.path;
+    ASSERT_EQ(a.objects.size(), b.objects.size());
+    for (size_t k = 0; k < a.objects.size(); ++k) {
+      EXPECT_EQ(a.objects[k].category_id, b.objects[k].category_id) << k;
+      EXPECT_EQ(a.objects[k].iscrowd, b.objects[k].iscrowd) << k;
+      EXPECT_NEAR(a.objects[k].area, b.objects[k].area, 1e-6) << k;
+      for (int j = 0; j < 4; ++j) EXPECT_NEAR(a.objects[k].bbox[j], b.objects[k].bbox[j], 1e-6) << k << " " << j;
+    }
+  }
+  EXPECT_EQ(coco.summary.boxes, other.summary.boxes);
+  EXPECT_EQ(coco.summary.crowd_dropped, other.summary.crowd_dropped);
+  EXPECT_EQ(coco.summary.images_without_boxes, other.summary.images_without_boxes);
+}
+
+// Writes spec as COCO and with `write`, loads both, compares train and validation.
+void round_trip(const std::string& name, const Spec& spec, DatasetFormat format,
+                const std::function<void(const Spec&, const fs::path&)>& write, FormatLoadOptions options = {}) {
+  const fs::path dir = temp_dir("rt_" + name);
+  write_coco(spec, dir / "coco");
+  write(spec, dir / name);
+  EXPECT_EQ(detect_format(dir / "coco").format, DatasetFormat::coco);
+  const auto detected = detect_format(dir / name);
+  EXPECT_EQ(detected.format, format) << detected.reason;
+  const auto coco = load_format(dir / "coco", DatasetFormat::coco);
+  if (options.extract_dir.empty()) options.extract_dir = dir / "extracted";
+  const auto other = load_format(dir / name, format, options);
+  expect_equal(coco.train, other.train);
+  ASSERT_EQ(coco.val.has_value(), other.val.has_value());
+  if (coco.val) expect_equal(*coco.val, *other.val);
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Round trips: the same annotations as COCO and as the format load equal.
+
+TEST(FormatsRoundTrip, Yolo) { round_trip("yolo", make_spec({Kind::box}), DatasetFormat::yolo, write_yolo); }
+
+TEST(FormatsRoundTrip, VocWithDifficultAsIgnoreRegions) {
+  round_trip("voc", make_spec({Kind::box, Kind::crowd}), DatasetFormat::voc, write_voc);
+}
+
+TEST(FormatsRoundTrip, MotWithIgnoredRows) {
+  round_trip("mot", make_spec({Kind::box, Kind::crowd, Kind::box}, {"default"}), DatasetFormat::mot, write_mot);
+}
+
+TEST(FormatsRoundTrip, TfRecordWithEmbeddedImages) {
+  round_trip("tfrecord", make_spec({Kind::box}), DatasetFormat::tfrecord, write_tfrecord);
+}
+
+TEST(FormatsRoundTrip, TfRecordWithImagesBeside) {
+  round_trip("tfrecord_files", make_spec({Kind::box}), DatasetFormat::tfrecord,
+             [](const Spec& spec, const fs::path& root) {
+               write_tfrecord_with(spec, root, /*embed=*/false);
+               for (const auto& s : spec.subsets)
+                 for (const auto& im : s.images) write_image(root / "images" / s.name / im.file(), im);
+             });
+}
+
+TEST(FormatsRoundTrip, LabelMeBoxesPolygonsMasks) {
+  round_trip("labelme", make_spec({Kind::box, Kind::polygon, Kind::crowd}), DatasetFormat::labelme, write_labelme);
+}
+
+TEST(FormatsRoundTrip, CvatXmlBoxesPolygonsMasks) {
+  round_trip("cvat", make_spec({Kind::polygon, Kind::box, Kind::crowd}), DatasetFormat::cvat, write_cvat);
+}
+
+TEST(FormatsRoundTrip, DatumaroBoxesPolygonsMasks) {
+  round_trip("datumaro", make_spec({Kind::crowd, Kind::polygon, Kind::box}), DatasetFormat::datumaro, write_datumaro);
+}
+
+TEST(FormatsRoundTrip, PolygonPointsKeptInTheRawExport) {
+  const auto dir = temp_dir("polygons");
+  const Spec spec = make_spec({Kind::polygon});
+  write_cvat(spec, dir);
+  const RawExport raw = read_cvat_xml(dir);
+  const auto& o = raw.subsets.at(0).images.at(2).objects.at(0);
+  ASSERT_EQ(o.polygons.size(), 1u);
+  EXPECT_EQ(o.polygons[0], triangle(spec.subsets[0].images[2].objects[0].box));
+}
+
+TEST(FormatsRoundTrip, YoloSixDecimalsOnOtherSizes) {
+  // CVAT writes %.6f: on a width that is not a power of two the box moves by up to 5e-7 * width.
+  Spec spec = make_spec({Kind::box});
+  for (auto& s : spec.subsets)
+    for (auto& im : s.images) im.width = 1000, im.height = 750;
+  const auto dir = temp_dir("yolo_precision");
+  write_coco(spec, dir / "coco");
+  write_yolo(spec, dir / "yolo");
+  const auto a = load_format(dir / "coco", DatasetFormat::coco).train;
+  const auto b = load_format(dir / "yolo", DatasetFormat::yolo).train;
+  for (size_t i = 0; i < a.images.size(); ++i)
+    for (size_t k = 0; k < a.images[i].objects.size(); ++k)
+      for (int j = 0; j < 4; ++j)
+        EXPECT_NEAR(a.images[i].objects[k].bbox[j], b.images[i].objects[k].bbox[j], 5e-7 * 1000 * 2);
+}
+
+TEST(FormatsRoundTrip, MotMinVisibilityMakesIgnoreRegions) {
+  const auto dir = temp_dir("mot_visibility");
+  write_mot(make_spec({Kind::box}, {"default"}), dir);
+  FormatLoadOptions options;
+  options.mot_min_visibility = 0.5;
+  const auto all = load_format(dir, DatasetFormat::mot).train;
+  const auto visible = load_format(dir, DatasetFormat::mot, options).train;
+  EXPECT_EQ(all.summary.crowd_dropped, 0);
+  EXPECT_GT(visible.summary.crowd_dropped, 0);  // even frames are written with visibility 0
+  EXPECT_EQ(all.summary.boxes, visible.summary.boxes + visible.summary.crowd_dropped);
+}
+
+TEST(FormatsRoundTrip, VocBackgroundObjectsAreDroppedAndCounted) {
+  const auto dir = temp_dir("voc_background");
+  Spec spec = make_spec({Kind::box});
+  write_voc(spec, dir);
+  const fs::path xml = dir / "Annotations" / (spec.subsets[0].images[0].stem + ".xml");
+  std::string text = read_bytes(xml);
+  text.replace(text.find("<name>cat</name>"), 16, "<name>background</name>");
+  write_text(xml, text);
+  const auto data = load_format(dir, DatasetFormat::voc).train;
+  EXPECT_EQ(data.categories.size(), 3u);
+  EXPECT_EQ(data.images[0].objects.size(), 2u);
+  bool warned = false;
+  for (const auto& w : data.summary.warnings) warned |= w.find("background") != std::string::npos;
+  EXPECT_TRUE(warned);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The XML reader.
+
+TEST(FormatsXml, ElementsAttributesTextEntitiesCdataComments) {
+  const auto doc = parse_xml(
+      "\xEF\xBB\xBF<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<!DOCTYPE annotation>\n<!-- c -->\n"
+      "<a x='1' y=\"a &amp; b &lt;&gt; &quot;&apos; &#65;&#x42;&#x20AC;\">\n"
+      "  <b>t<![CDATA[<raw> & ]]>u</b><?pi ignored?><c/>\n  <b>2</b>\n</a>\n<!-- after -->\n",
+      "doc.xml");
+  EXPECT_EQ(doc.name, "a");
+  EXPECT_EQ(doc.line, 4);
+  ASSERT_NE(doc.attribute("y"), nullptr);
+  EXPECT_EQ(*doc.attribute("y"), "a & b <> \"' AB\xE2\x82\xAC");
+  EXPECT_EQ(doc.children.size(), 3u);
+  EXPECT_EQ(doc.child("b")->text, "t<raw> & u");
+  EXPECT_EQ(doc.children_named("b").size(), 2u);
+  EXPECT_EQ(doc.children_named("b")[1]->line, 6);
+  EXPECT_EQ(doc.child("c")->children.size(), 0u);
+  EXPECT_EQ(doc.child("zz"), nullptr);
+}
+
+TEST(FormatsXml, EveryMalformedDocumentIsOneLineNamingTheLine) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"<a>\n<b>\n</a>", "line 3: end tag </a> does not match <b>"},
+      {"<a>\n<b>", "line 2: unterminated element <b>"},
+      {"<a>&nbsp;</a>", "line 1: unknown entity &nbsp;"},
+      {"<a>&amp</a>", "'&' that starts no entity"},
+      {"<a x='1' x='2'/>", "duplicate attribute 'x'"},
+      {"<a x='<'/>", "'<' inside an attribute value"},
+      {"<a x=1/>", "expected a quoted attribute value"},
+      {"<!DOCTYPE a [<!ENTITY e 'x'>]><a/>", "internal subset"},
+      {"<a/><b/>", "a second root element"},
+      {"<a/>text", "text after the root element"},
+      {"", "no root element"},
+      {"<a>&#0;</a>", "invalid character reference &#0;"},
+      {"<a>&#x110000;</a>", "invalid character reference"},
+      {"<a><!-- x -- y --></a>", "'--' inside a comment"},
+      {"<a><![CDATA[x</a>", "unterminated CDATA section"},
+      {"<?xml version='1.0' encoding='UTF-16'?><a/>", "encoding 'utf-16' is not supported"},
+      {"<a/>\n<?xml version='1.0'?>", "line 2: XML declaration not at the start"},
+      {"<a b='1'c='2'/>", "expected whitespace before an attribute"},
+      {"<1a/>", "expected a name"},
+  };
+  for (const auto& [text, piece] : cases) {
+    SCOPED_TRACE(text);
+    expect_error([&] { parse_xml(text, "f.xml"); }, {"f.xml: line ", piece});
+  }
+}
+
+TEST(FormatsXml, LimitsOnDepthElementsAndSize) {
+  XmlLimits limits;
+  limits.max_depth = 3;
+  expect_error([&] { parse_xml("<a><b><c><d/></c></b></a>", "deep.xml", limits); },
+               {"deep.xml: line 1", "nested deeper than 3"});
+  limits = {};
+  limits.max_elements = 3;
+  expect_error([&] { parse_xml("<a><b/><b/><b/></a>", "many.xml", limits); }, {"many.xml", "more than 3 elements"});
+  limits = {};
+  limits.max_bytes = 10;
+  expect_error([&] { parse_xml("<a>0123456789</a>", "big.xml", limits); }, {"big.xml", "above the limit of 10"});
+  const auto dir = temp_dir("xml_limits");
+  write_text(dir / "big.xml", "<a>0123456789</a>");
+  expect_error([&] { read_xml_file(dir / "big.xml", limits); }, {"big.xml", "above the limit of 10"});
+  // A deep document at the default limit fails cleanly instead of exhausting the stack.
+  std::string deep;
+  for (int i = 0; i < 100000; ++i) deep += "<a>";
+  expect_error([&] { parse_xml(deep, "d.xml"); }, {"d.xml", "nested deeper than 256"});
+}
+
+TEST(FormatsXml, PeekRoot) {
+  const auto dir = temp_dir("xml_peek");
+  write_text(dir / "a.xml", "<?xml version='1.0'?>\n<!-- <x> -->\n<annotations><b/></annotations>");
+  EXPECT_EQ(peek_xml_root(dir / "a.xml"), "annotations");
+  write_text(dir / "b.xml", "not xml");
+  EXPECT_EQ(peek_xml_root(dir / "b.xml"), "");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Text helpers and TFRecord internals.
+
+TEST(FormatsText, StrictNumbersAndQuoting) {
+  EXPECT_EQ(parse_double(" 1.5 "), 1.5);
+  EXPECT_EQ(parse_double("-2e3"), -2000.0);
+  for (const char* bad : {"", "nan", "inf", "0x10", "1.5x", "1e999", "1,5"}) EXPECT_FALSE(parse_double(bad)) << bad;
+  EXPECT_EQ(parse_int("42"), 42);
+  EXPECT_FALSE(parse_int("4.0"));
+  EXPECT_EQ(parse_int("4.0", true), 4);
+  EXPECT_FALSE(parse_int("4.5", true));
+  EXPECT_FALSE(parse_int("99999999999999999999"));
+  EXPECT_EQ(quote("a\nb'\x01"), "'a\\nb\\'\\x01'");
+  EXPECT_EQ(split_lines("a\r\nb\n\nc").size(), 4u);
+  EXPECT_EQ(split_lines("a\n").size(), 1u);
+}
+
+TEST(FormatsTfRecord, ExampleParsingPackedAndUnpacked) {
+  // An Example with unpacked floats/ints and an unknown field, as other writers may emit.
+  std::string unpacked_floats =
+      varint(1 << 3 | 5) + std::string("\x00\x00\x80\x3e", 4) + varint(1 << 3 | 5) + std::string("\x00\x00\x00\x3f", 4);
+  std::string unpacked_ints = varint(1 << 3 | 0) + varint(7) + varint(1 << 3 | 0) + varint(uint64_t(-1));
+  const std::string ex =
+      example(
+          {{"f", len_field(2, unpacked_floats)}, {"i", len_field(3, unpacked_ints)}, {"b", bytes_feature({"x", ""})}}) +
+      varint(9 << 3 | 0) + varint(5);
+  const auto f = parse_tf_example(ex);
+  ASSERT_EQ(f.at("f").floats, (std::vector<float>{0.25f, 0.5f}));
+  ASSERT_EQ(f.at("i").ints, (std::vector<int64_t>{7, -1}));
+  ASSERT_EQ(f.at("b").bytes.size(), 2u);
+  EXPECT_EQ(f.at("b").bytes[1], "");
+  expect_error([&] { parse_tf_example(ex.substr(0, ex.size() - 3)); }, {"runs past its message"});
+  expect_error([&] { parse_tf_example(std::string("\x0a\xff", 2)); }, {"truncated varint"});
+  expect_error([&] { parse_tf_example(varint(1 << 3 | 3)); }, {"unsupported wire type 3"});
+  expect_error(
+      [&] {
+        parse_tf_example(example({{"x", len_field(1, "") + len_field(3, "")}}));
+      },
+      {"two kinds of lists"});
+}
+
+TEST(FormatsTfRecord, FramingCrcsAndLengthsAreChecked) {
+  const auto dir = temp_dir("tfrecord_framing");
+  const std::string good = framed("hello") + framed("");
+  write_text(dir / "ok.tfrecord", good);
+  TfRecordReader reader(dir / "ok.tfrecord");
+  std::string r;
+  ASSERT_TRUE(reader.next(r));
+  EXPECT_EQ(r, "hello");
+  ASSERT_TRUE(reader.next(r));
+  EXPECT_EQ(r, "");
+  EXPECT_FALSE(reader.next(r));
+  auto read_all = [&](const std::string& bytes) {
+    write_text(dir / "bad.tfrecord", bytes);
+    TfRecordReader bad(dir / "bad.tfrecord");
+    std::string rec;
+    while (bad.next(rec)) {
+    }
+  };
+  std::string bad_len_crc = good;
+  bad_len_crc[8] ^= 1;
+  expect_error([&] { read_all(bad_len_crc); }, {"bad.tfrecord: record 0 at byte 0", "the length's CRC does not match"});
+  std::string bad_data = good;
+  bad_data[13] ^= 1;
+  expect_error([&] { read_all(bad_data); }, {"record 0 at byte 0", "the data's CRC does not match"});
+  expect_error([&] { read_all(good.substr(0, good.size() - 2)); }, {"record 1 at byte 21", "truncated"});
+  std::string huge = framed("x");
+  huge[5] = 1;  // declares 2^40 + 1 bytes; its CRC fixed so the length check is what fails
+  const uint32_t crc = detr::masked_crc32c(huge.data(), 8);
+  for (int i = 0; i < 4; ++i) huge[8 + i] = char((crc >> (8 * i)) & 0xFF);
+  expect_error([&] { read_all(huge); }, {"declares 1099511627777 bytes"});
+}
+
+TEST(FormatsTfRecord, LabelMapTextFormat) {
+  const auto dir = temp_dir("label_map");
+  write_text(dir / "a.pbtxt",
+             "# comment\nitem {\n  name: \"b\\\"q\"\n  id: 2\n  display_name: 'B'\n}\nitem: { id: 1; display_name: 'a' "
+             "keypoints { id: 0 } }\n");
+  const auto items = read_label_map(dir / "a.pbtxt");
+  ASSERT_EQ(items.size(), 2u);
+  EXPECT_EQ(items[0], (std::pair<int64_t, std::string>{2, "b\"q"}));
+  EXPECT_EQ(items[1], (std::pair<int64_t, std::string>{1, "a"}));
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"item { id: 1 }", "line 1: item id 1 has no name"},
+      {"item { name: 'a' }", "line 1: item without an id"},
+      {"item { id: 0 name: 'a' }", "line 1: item.id must be a positive integer, got '0'"},
+      {"item { id: 1 name: 'a' }\nitem { id: 1 name: 'b' }", "line 2: duplicate item id 1"},
+      {"item { id: 1 name: 'a }", "line 1: unterminated string"},
+      {"thing { }", "line 1: expected 'item {', got 'thing'"},
+      {"item { id: 1 name: 'a'", "unterminated block"},
+      {"", "no items"},
+  };
+  for (const auto& [text, piece] : cases) {
+    SCOPED_TRACE(text);
+    write_text(dir / "b.pbtxt", text);
+    expect_error([&] { read_label_map(dir / "b.pbtxt"); }, {"b.pbtxt", piece});
+  }
+}
+
+TEST(FormatsCvat, MaskBoxFromRuns) {
+  // 4x3 mask at (10, 20): rows "0110", "0100", "0000".
+  auto m = cvat_mask_box("1, 2, 2, 1, 6", 10, 20, 4, 3);
+  EXPECT_EQ(m.bbox, (std::array<double, 4>{11, 20, 2, 2}));
+  EXPECT_EQ(m.area, 3);
+  m = cvat_mask_box("2, 3, 7", 0, 0, 4, 3);  // a run across rows covers full width
+  EXPECT_EQ(m.bbox, (std::array<double, 4>{0, 0, 4, 2}));
+  EXPECT_EQ(cvat_mask_box("12", 0, 0, 4, 3).area, 0);
+  expect_error([] { cvat_mask_box("1, 2", 0, 0, 4, 3); }, {"sum to 3, expected width*height = 12"});
+  expect_error([] { cvat_mask_box("1, x", 0, 0, 4, 3); }, {"rle count 1 is 'x'"});
+  expect_error([] { cvat_mask_box("13", 0, 0, 4, 3); }, {"rle count 0 is '13'"});
+  expect_error([] { cvat_mask_box("0", 0, 0, 0, 3); }, {"out of range"});
+}
+
+// ---------------------------------------------------------------------------------------------
+// Malformed files: one line naming the file, the line or element, the field and the value.
+
+namespace {
+
+// A small valid export of `write`, edited by `edit` (which gets its root), loaded with `format`.
+void expect_load_error(const std::string& name, const std::function<void(const Spec&, const fs::path&)>& write,
+                       DatasetFormat format, const std::function<void(const fs::path&)>& edit,
+                       const std::vector<std::string>& pieces,
+                       std::vector<std::string> subsets = {"Train", "Validation"}) {
+  const auto dir = temp_dir("bad_" + name);
+  write(make_spec({Kind::box, Kind::polygon, Kind::crowd}, subsets), dir);
+  edit(dir);
+  FormatLoadOptions options;
+  options.extract_dir = dir / "extracted";
+  expect_error([&] { load_format(dir, format, options); }, pieces);
+}
+
+// Replaces the first `from` in the file by `to`.
+void replace_in(const fs::path& file, const std::string& from, const std::string& to) {
+  std::string text = read_bytes(file);
+  const size_t at = text.find(from);
+  ASSERT_NE(at, std::string::npos) << from << " not in " << file;
+  text.replace(at, from.size(), to);
+  write_text(file, text);
+}
+
+void yolo_boxes(const Spec& spec, const fs::path& root) {
+  Spec boxes = spec;
+  for (auto& s : boxes.subsets)
+    for (auto& im : s.images)
+      for (auto& o : im.objects) o.kind = Kind::box;
+  write_yolo(boxes, root);
+}
+
+}  // namespace
+
+TEST(FormatsMalformed, Yolo) {
+  const auto f = DatasetFormat::yolo;
+  expect_load_error("yolo_no_data", yolo_boxes, f, [](const fs::path& r) { fs::remove(r / "obj.data"); },
+                    {"obj.data: not found"});
+  expect_load_error("yolo_classes", yolo_boxes, f,
+                    [](const fs::path& r) { replace_in(r / "obj.data", "classes = 3", "classes = 4"); },
+                    {"obj.data: line 1", "'classes' is 4 but obj.names names 3 labels"});
+  expect_load_error("yolo_classes_nan", yolo_boxes, f,
+                    [](const fs::path& r) { replace_in(r / "obj.data", "classes = 3", "classes = x"); },
+                    {"obj.data: line 1", "'classes' must be a positive integer, got 'x'"});
+  expect_load_error("yolo_line", yolo_boxes, f,
+                    [](const fs::path& r) { write_text(r / "obj_train_data/img000001.txt", "0 0.5 0.5 0.1\n"); },
+                    {"img000001.txt: line 1", "expected 'class cx cy w h' (5 fields), got 4"});
+  expect_load_error("yolo_class", yolo_boxes, f,
+                    [](const fs::path& r) { write_text(r / "obj_train_data/img000001.txt", "\n3 0.5 0.5 0.1 0.1\n"); },
+                    {"img000001.txt: line 2", "class must be an integer in [0, 3), got '3'"});
+  expect_load_error("yolo_coord", yolo_boxes, f,
+                    [](const fs::path& r) { write_text(r / "obj_train_data/img000001.txt", "1 0.5 nan 0.1 0.1\n"); },
+                    {"img000001.txt: line 1", "cy must be a finite number, got 'nan'"});
+  expect_load_error(
+      "yolo_label_file", yolo_boxes, f, [](const fs::path& r) { fs::remove(r / "obj_train_data/img000003.txt"); },
+      {"train.txt: line 3", "image 'data/obj_train_data/img000003.png': label file", "img000003.txt not found"});
+  expect_load_error("yolo_names", yolo_boxes, f, [](const fs::path& r) { write_text(r / "obj.names", "a\nb\na\n"); },
+                    {"obj.names: line 3", "duplicate label name 'a'"});
+  expect_load_error("yolo_list", yolo_boxes, f, [](const fs::path& r) { fs::remove(r / "valid.txt"); },
+                    {"obj.data: line 3", "subset 'valid': list 'valid.txt' not found"});
+}
+
+TEST(FormatsMalformed, Voc) {
+  const auto f = DatasetFormat::voc;
+  const fs::path xml = fs::path("Annotations") / "img000001.xml";
+  expect_load_error("voc_label", write_voc, f,
+                    [&](const fs::path& r) { replace_in(r / xml, "<name>dog</name>", "<name>cow</name>"); },
+                    {"img000001.xml: line ", "object 1: name 'cow' is not in the label map"});
+  expect_load_error("voc_xmin", write_voc, f,
+                    [&](const fs::path& r) { replace_in(r / xml, "<xmin>2</xmin>", "<xmin>two</xmin>"); },
+                    {"img000001.xml: line 6", "object 0: bndbox.xmin must be a number, got 'two'"});
+  expect_load_error("voc_no_box", write_voc, f, [&](const fs::path& r) { replace_in(r / xml, "<bndbox>", "<box>"); },
+                    {"img000001.xml: line ", "end tag </bndbox> does not match <box>"});
+  expect_load_error("voc_no_ymax", write_voc, f, [&](const fs::path& r) { replace_in(r / xml, "<ymax>5</ymax>", ""); },
+                    {"img000001.xml: line 6", "object 0: <bndbox> has no <ymax>"});
+  expect_load_error("voc_difficult", write_voc, f,
+                    [&](const fs::path& r) { replace_in(r / xml, "<difficult>0", "<difficult>2"); },
+                    {"img000001.xml: line 6", "object 0: difficult must be 0 or 1, got '2'"});
+  expect_load_error("voc_size", write_voc, f,
+                    [&](const fs::path& r) { replace_in(r / xml, "<width>64</width>", "<width>0</width>"); },
+                    {"img000001.xml: line 5", "size.width must be a positive integer, got '0'"});
+  expect_load_error("voc_sets", write_voc, f, [&](const fs::path& r) { fs::remove_all(r / "ImageSets"); },
+                    {"ImageSets/Main: not found"});
+  expect_load_error("voc_labelmap", write_voc, f,
+                    [&](const fs::path& r) { write_text(r / "labelmap.txt", "a::\n:1,2,3::\n"); },
+                    {"labelmap.txt: line 2", "empty label name in ':1,2,3::'"});
+}
+
+TEST(FormatsMalformed, Mot) {
+  const auto f = DatasetFormat::mot;
+  auto gt = [](const std::string& row) {
+    return [row](const fs::path& r) { write_text(r / "gt" / "gt.txt", "1,-1,1,1,4,4,1,1,1\n" + row + "\n"); };
+  };
+  const std::vector<std::string> one = {"default"};
+  expect_load_error("mot_fields", write_mot, f, gt("1,-1,1,1,4,4,1,1"),
+                    {"gt.txt: line 2", "expected 9 fields", "got 8"}, one);
+  expect_load_error("mot_frame", write_mot, f, gt("x,-1,1,1,4,4,1,1,1"),
+                    {"gt.txt: line 2", "frame_id must be an integer, got 'x'"}, one);
+  expect_load_error("mot_class", write_mot, f, gt("1,-1,1,1,4,4,1,4,1"),
+                    {"gt.txt: line 2", "class_id must be -1 or in [1, 3], got '4'"}, one);
+  expect_load_error("mot_flag", write_mot, f, gt("1,-1,1,1,4,4,0.5,1,1"),
+                    {"gt.txt: line 2", "not_ignored must be 0 or 1, got '0.5'"}, one);
+  expect_load_error("mot_vis", write_mot, f, gt("1,-1,1,1,4,4,1,1,1.5"),
+                    {"gt.txt: line 2", "visibility must be in [0, 1], got '1.5'"}, one);
+  expect_load_error("mot_w", write_mot, f, gt("1,-1,1,1,4e999,4,1,1,1"),
+                    {"gt.txt: line 2", "w must be a finite number, got '4e999'"}, one);
+  expect_load_error("mot_frame_image", write_mot, f, gt("9,-1,1,1,4,4,1,1,1"),
+                    {"gt.txt", "image id 9", "'000009.jpg' not found"}, one);
+  expect_load_error(
+      "mot_labels", write_mot, f, [](const fs::path& r) { write_text(r / "gt" / "labels.txt", "a\n\nb\na"); },
+      {"labels.txt: line 4", "duplicate label name 'a'"}, one);
+}
+
+TEST(FormatsMalformed, TfRecord) {
+  const auto f = DatasetFormat::tfrecord;
+  auto record = [](std::vector<std::pair<std::string, std::string>> extra) {
+    return [extra](const fs::path& r) {
+      SImage im{"x", 64, 32, {}};
+      std::vector<std::pair<std::string, std::string>> feats = {{"image/filename", bytes_feature({"x.png"})},
+                                                                {"image/encoded", bytes_feature({png_bytes(im)})}};
+      feats.insert(feats.end(), extra.begin(), extra.end());
+      write_text(r / "Train.tfrecord", framed(example(feats)));
+    };
+  };
+  auto boxes = [](size_t n) {
+    std::vector<float> v(n, 0.5f);
+    return std::vector<std::pair<std::string, std::string>>{{"image/object/bbox/xmin", float_feature(v)},
+                                                            {"image/object/bbox/ymin", float_feature(v)},
+                                                            {"image/object/bbox/xmax", float_feature(v)},
+                                                            {"image/object/bbox/ymax", float_feature({0.5f})}};
+  };
+  auto with = [&](std::vector<std::pair<std::string, std::string>> a,
+                  std::vector<std::pair<std::string, std::string>> b) {
+    a.insert(a.end(), b.begin(), b.end());
+    return a;
+  };
+  expect_load_error("tf_label", write_tfrecord, f,
+                    record(with(boxes(1), {{"image/object/class/label", int_feature({7})}})),
+                    {"Train.tfrecord: record 0: object 0: image/object/class/label 7 is not in label_map.pbtxt"});
+  expect_load_error("tf_text", write_tfrecord, f,
+                    record(with(boxes(1), {{"image/object/class/label", int_feature({1})},
+                                           {"image/object/class/text", bytes_feature({"dog"})}})),
+                    {"Train.tfrecord: record 0: object 0: image/object/class/text 'dog' is not label 1's name 'cat'"});
+  expect_load_error("tf_lengths", write_tfrecord, f,
+                    record(with(boxes(2), {{"image/object/class/label", int_feature({1, 1})}})),
+                    {"Train.tfrecord: record 0: image/object/bbox/ymax has 1 values"});
+  expect_load_error("tf_no_label", write_tfrecord, f, record(boxes(1)),
+                    {"record 0: image/object/class/label and class/text must give one label per box"});
+  expect_load_error("tf_type", write_tfrecord, f, record({{"image/width", bytes_feature({"64"})}}),
+                    {"record 0: image/width has the wrong list type"});
+  expect_load_error("tf_width", write_tfrecord, f,
+                    record({{"image/width", int_feature({-3})}, {"image/height", int_feature({4})}}),
+                    {"record 0: image/width must be one positive integer, got -3"});
+  expect_load_error("tf_size", write_tfrecord, f,
+                    record({{"image/width", int_feature({63})}, {"image/height", int_feature({32})}}),
+                    {"Train.tfrecord: record 0: image id 1", "declared 63x32 but the file header says 64x32"});
+  expect_load_error("tf_proto", write_tfrecord, f,
+                    [](const fs::path& r) { write_text(r / "Train.tfrecord", framed("\x0a\x05\x0a")); },
+                    {"Train.tfrecord: record 0: not a valid tf.train.Example: field of 5 bytes runs past its message"});
+  expect_load_error("tf_crc", write_tfrecord, f,
+                    [](const fs::path& r) {
+                      std::string bytes = read_bytes(r / "Validation.tfrecord");
+                      bytes[20] ^= 0x40;
+                      write_text(r / "Validation.tfrecord", bytes);
+                    },
+                    {"Validation.tfrecord: record 0 at byte 0: the data's CRC does not match"});
+  expect_load_error("tf_map", write_tfrecord, f,
+                    [](const fs::path& r) {
+                      write_text(r / "label_map.pbtxt", "item {\n id: 1\n name: 'a'\n}\nitem {\n id: 2\n}\n");
+                    },
+                    {"label_map.pbtxt: line 5: item id 2 has no name"});
+  const auto dir = temp_dir("tf_no_extract");
+  write_tfrecord(make_spec({Kind::box}), dir);
+  expect_error([&] { load_format(dir, f); },
+               {"Train.tfrecord: record 0: image/encoded holds the image: an extraction folder is needed"});
+}
+
+TEST(FormatsMalformed, LabelMe) {
+  const auto f = DatasetFormat::labelme;
+  const fs::path xml = fs::path("Train") / "img000001.xml";
+  expect_load_error("lm_name", write_labelme, f,
+                    [&](const fs::path& r) { replace_in(r / xml, "<name>dog</name>", ""); },
+                    {"img000001.xml: line 1", "object 1: <object> has no <name>"});
+  expect_load_error("lm_x", write_labelme, f,
+                    [&](const fs::path& r) { replace_in(r / xml, "<x>2.00</x>", "<x>2,0</x>"); },
+                    {"img000001.xml: line 1", "object 0: pt.x must be a number, got '2,0'"});
+  expect_load_error(
+      "lm_points", write_labelme, f,
+      [&](const fs::path& r) {
+        replace_in(r / xml,
+                   "<pt><x>2.00</x><y>1.00</y></pt><pt><x>8.00</x><y>1.00</y></pt><pt><x>8.00</x><y>5.00</y></pt>", "");
+      },
+      {"img000001.xml: line 1", "object 0: polygon has 1 points, at least 2 needed"});
+  expect_load_error("lm_size", write_labelme, f,
+                    [&](const fs::path& r) { replace_in(r / xml, "<nrows>32</nrows>", "<nrows>-1</nrows>"); },
+                    {"img000001.xml: line 1", "imagesize.nrows must be a positive integer, got '-1'"});
+  expect_load_error("lm_shape", write_labelme, f,
+                    [&](const fs::path& r) {
+                      replace_in(r / xml, "<polygon>", "<poly>");
+                      replace_in(r / xml, "</polygon>", "</poly>");
+                    },
+                    {"img000001.xml: line 1", "object 0: object has neither <polygon> nor <segm>"});
+  expect_load_error("lm_root", write_labelme, f, [&](const fs::path& r) { write_text(r / xml, "<other/>"); },
+                    {"img000001.xml: line 1", "root element is <other>, expected <annotation>"});
+  expect_load_error("lm_size_mismatch", write_labelme, f,
+                    [&](const fs::path& r) { replace_in(r / xml, "<ncols>64</ncols>", "<ncols>65</ncols>"); },
+                    {"img000001.xml: image id 1", "declared 65x32 but the file header says 64x32"});
+}
+
+TEST(FormatsMalformed, CvatXml) {
+  const auto f = DatasetFormat::cvat;
+  const std::string x = "annotations.xml";
+  expect_load_error("cvat_label", write_cvat, f,
+                    [&](const fs::path& r) { replace_in(r / x, "<box label=\"dog\"", "<box label=\"cow\""); },
+                    {"annotations.xml: line 10", "image 'img000001.png': box.label 'cow' is not a label of the meta"});
+  expect_load_error(
+      "cvat_points", write_cvat, f,
+      [&](const fs::path& r) { replace_in(r / x, "source=\"manual\" points=\"", "source=\"manual\" points=\"1;"); },
+      {"annotations.xml: line ", "polygon.points must be 'x,y;x,y;...', got '1;"});
+  expect_load_error("cvat_xtl", write_cvat, f,
+                    [&](const fs::path& r) { replace_in(r / x, "xtl=\"2.00\"", "xtl=\"\""); },
+                    {"annotations.xml: line 7", "image 'img000001.png': box.xtl must be a number, got ''"});
+  expect_load_error("cvat_rle", write_cvat, f, [&](const fs::path& r) { replace_in(r / x, "rle=\"0, ", "rle=\"1, "); },
+                    {"annotations.xml: line ", "mask.rle: rle count 1 is"});
+  expect_load_error("cvat_id", write_cvat, f,
+                    [&](const fs::path& r) { replace_in(r / x, "<image id=\"1\"", "<image id=\"0\""); },
+                    {"annotations.xml: line 18", "image id 0 appears twice in subset 'Train'"});
+  expect_load_error(
+      "cvat_size", write_cvat, f,
+      [&](const fs::path& r) { replace_in(r / x, "width=\"64\" height=\"32\"", "width=\"64\" height=\"0\""); },
+      {"annotations.xml: line 6", "image 'img000001.png': width/height must be positive, got 64x0"});
+  expect_load_error("cvat_name", write_cvat, f,
+                    [&](const fs::path& r) { replace_in(r / x, " name=\"img000001.png\"", ""); },
+                    {"annotations.xml: line 6", "image '': <image> has no attribute 'name'"});
+  expect_load_error("cvat_meta", write_cvat, f, [&](const fs::path& r) { replace_in(r / x, "<project>", "<thing>"); },
+                    {"annotations.xml: line ", "end tag </project> does not match <thing>"});
+  expect_load_error("cvat_xml", write_cvat, f,
+                    [&](const fs::path& r) { replace_in(r / x, "</annotations>", "</annotation>"); },
+                    {"annotations.xml: line ", "end tag </annotation> does not match <annotations>"});
+}
+
+TEST(FormatsMalformed, Datumaro) {
+  const auto f = DatasetFormat::datumaro;
+  const fs::path train = fs::path("annotations") / "Train.json";
+  auto edit = [&](std::function<void(json&)> change) {
+    return [change, train](const fs::path& r) {
+      json doc = json::parse(read_bytes(r / train));
+      change(doc);
+      write_text(r / train, doc.dump());
+    };
+  };
+  expect_load_error(
+      "dm_label", write_datumaro, f, edit([](json& d) { d["items"][0]["annotations"][1]["label_id"] = 3; }),
+      {"Train.json: item 'img000001': annotations[1]", "'label_id' must be an integer in [0, 3) or null, got 3"});
+  expect_load_error(
+      "dm_bbox", write_datumaro, f, edit([](json& d) {
+        d["items"][0]["annotations"][0]["bbox"] = {1, 2, 3};
+      }),
+      {"Train.json: item 'img000001': annotations[0]", "'bbox' must be [x, y, width, height], got [1,2,3]"});
+  expect_load_error("dm_points", write_datumaro, f, edit([](json& d) {
+                      d["items"][2]["annotations"][2]["points"] = {1, 2, 3, 4, 5};
+                    }),
+                    {"Train.json: item 'img000003': annotations[2]", "'points' must hold at least 3 x, y pairs"});
+  expect_load_error("dm_rle", write_datumaro, f,
+                    edit([](json& d) { d["items"][2]["annotations"][0]["rle"]["counts"] = "~~"; }),
+                    {"Train.json: item 'img000003': annotations[0]", "rle: "});
+  expect_load_error("dm_labels", write_datumaro, f,
+                    edit([](json& d) { d["categories"]["label"]["labels"][0]["name"] = "lion"; }),
+                    {"Validation.json: categories.label", "the label list differs from Train.json's"});
+  expect_load_error("dm_size", write_datumaro, f, edit([](json& d) {
+                      d["items"][0]["image"]["size"] = {32.5, 64};
+                    }),
+                    {"Train.json: item 'img000001'.image", "'size' must be [height, width] positive integers"});
+  expect_load_error("dm_json", write_datumaro, f, [&](const fs::path& r) { write_text(r / train, "{\"items\": [}"); },
+                    {"Train.json: not valid JSON"});
+  expect_load_error("dm_type", write_datumaro, f, edit([](json& d) { d["items"][0]["annotations"][0]["type"] = 3; }),
+                    {"Train.json: item 'img000001': annotations[0]", "'type' must be a string, got 3"});
+}
+
+TEST(FormatsMalformed, MissingImagesAreErrorsOrSkipped) {
+  const auto dir = temp_dir("missing_images");
+  write_voc(make_spec({Kind::box}), dir);
+  fs::remove(dir / "JPEGImages" / "img000002.png");
+  expect_error([&] { load_format(dir, DatasetFormat::voc); },
+               {"img000002.xml: image id 2: image file 'img000002.png' not found", "--skip_bad_images"});
+  FormatLoadOptions options;
+  options.coco.skip_bad_images = true;
+  const auto splits = load_format(dir, DatasetFormat::voc, options);
+  EXPECT_EQ(splits.train.images.size(), 4u);
+  EXPECT_EQ(splits.train.summary.skipped_images, 1);
+  ASSERT_EQ(splits.train.summary.skipped.size(), 1u);
+  EXPECT_NE(splits.train.summary.skipped[0].find("img000002"), std::string::npos);
+}
+
+TEST(FormatsMalformed, NegativeBoxesAreBadImages) {
+  const auto dir = temp_dir("negative_box");
+  write_cvat(make_spec({Kind::box}), dir);
+  replace_in(dir / "annotations.xml", "xbr=\"8.00\"", "xbr=\"1.00\"");
+  expect_error([&] { load_format(dir, DatasetFormat::cvat); },
+               {"annotations.xml: line 6: image id 0: image 'img000001.png' <box> (line 7): box has a negative width "
+                "or height: [2, 1, -1, 4]"});
+}
+
+// ---------------------------------------------------------------------------------------------
+// Detection and names.
+
+TEST(FormatsDetect, EachFormatAndAmbiguity) {
+  const auto dir = temp_dir("detect");
+  const Spec spec = make_spec({Kind::box});
+  const std::vector<std::pair<DatasetFormat, std::function<void(const Spec&, const fs::path&)>>> writers = {
+      {DatasetFormat::coco, write_coco},         {DatasetFormat::yolo, write_yolo},
+      {DatasetFormat::voc, write_voc},           {DatasetFormat::mot, write_mot},
+      {DatasetFormat::tfrecord, write_tfrecord}, {DatasetFormat::labelme, write_labelme},
+      {DatasetFormat::cvat, write_cvat},         {DatasetFormat::datumaro, write_datumaro}};
+  for (const auto& [format, write] : writers) {
+    const fs::path root = dir / format_name(format);
+    write(spec, root);
+    const auto d = detect_format(root);
+    EXPECT_EQ(d.format, format) << format_name(format) << ": " << d.reason;
+    EXPECT_FALSE(d.reason.empty());
+  }
+  write_yolo(spec, dir / "coco");  // COCO and YOLO in one folder
+  expect_error([&] { detect_format(dir / "coco"); },
+               {"holds several dataset formats", "coco: annotations/instances_Train.json (COCO)",
+                "yolo: obj.data (YOLO 1.1)", "--dataset_format"});
+  fs::create_directories(dir / "empty");
+  expect_error([&] { detect_format(dir / "empty"); }, {"empty: no dataset format recognised"});
+}
+
+TEST(FormatsDetect, NamesFromOnepanelAndCvat) {
+  EXPECT_EQ(parse_format_name("cvat_yolo"), DatasetFormat::yolo);
+  EXPECT_EQ(parse_format_name("PASCAL VOC 1.1"), DatasetFormat::voc);
+  EXPECT_EQ(parse_format_name("cvat_label_me"), DatasetFormat::labelme);
+  EXPECT_EQ(parse_format_name("CVAT for images 1.1"), DatasetFormat::cvat);
+  EXPECT_EQ(parse_format_name("datumaro_project"), DatasetFormat::datumaro);
+  EXPECT_EQ(parse_format_name("cvat_tfrecord"), DatasetFormat::tfrecord);
+  EXPECT_EQ(parse_format_name("MOT 1.1"), DatasetFormat::mot);
+  EXPECT_EQ(parse_format_name("coco"), DatasetFormat::coco);
+  EXPECT_FALSE(parse_format_name("auto"));
+  EXPECT_FALSE(parse_format_name("kitti"));
+}
+
+TEST(FormatsDetect, SubsetsMapToTrainAndVal) {
+  RawExport data;
+  data.format = "x";
+  auto names = [&](std::vector<std::string> n) {
+    data.subsets.clear();
+    for (const auto& s : n) data.subsets.push_back({s, "f", {}});
+    return choose_splits(data, "root");
+  };
+  auto c = names({"valid", "train"});
+  EXPECT_EQ(c.train, 1u);
+  EXPECT_EQ(c.val, 0u);
+  c = names({"Validation", "default"});
+  EXPECT_EQ(c.train, 1u);
+  c = names({"test"});
+  EXPECT_EQ(c.train, 0u);
+  EXPECT_FALSE(c.val);
+  expect_error(
+      [&] {
+        names({"test", "Validation"});
+      },
+      {"root: x export: no subset to train on among 'test', 'Validation'"});
+}
+
+// ---------------------------------------------------------------------------------------------
+// Real exports (CVAT's and Datumaro's test assets; ../shared/data/real-exports/INDEX.md).
+
+namespace {
+
+void expect_counts(const dd::CocoDataset& d, size_t images, int64_t boxes) {
+  EXPECT_EQ(d.images.size(), images) << d.annotation_file;
+  EXPECT_EQ(d.summary.boxes, boxes) << d.annotation_file;
+}
+
+FormatSplits load_real(const std::string& rel, DatasetFormat format, FormatLoadOptions options = {}) {
+  const fs::path root = real_exports() / rel;
+  const auto detected = detect_format(root);
+  EXPECT_EQ(detected.format, format) << rel << ": " << detected.reason;
+  if (options.extract_dir.empty()) options.extract_dir = temp_dir("real_extract");
+  return load_format(root, format, options);
+}
+
+}  // namespace
+
+TEST(FormatsOptionalFixtures, Yolo) {
+  REQUIRE_REAL_EXPORTS();
+  for (const char* rel : {"datumaro/yolo_dataset/yolo", "datumaro-openvino/yolo_dataset/strict"}) {
+    SCOPED_TRACE(rel);
+    const auto s = load_real(rel, DatasetFormat::yolo);
+    expect_counts(s.train, 1, 2);
+    EXPECT_FALSE(s.val);
+    ASSERT_EQ(s.train.categories.size(), 10u);
+    const auto& o = s.train.images[0].objects;
+    ASSERT_EQ(o.size(), 2u);
+    EXPECT_EQ(o[0].category_id, 3);  // class 2 = label_2
+    EXPECT_EQ(s.train.categories[2].name, "label_2");
+    // "2 0.133333 0.300000 0.266667 0.200000" on the 10x5 image... checked against its own header
+    const double w = double(s.train.images[0].width), h = double(s.train.images[0].height);
+    EXPECT_NEAR(o[0].bbox[0], (0.133333 - 0.266667 / 2) * w, 1e-9);
+    EXPECT_NEAR(o[0].bbox[3], 0.2 * h, 1e-9);
+  }
+}
+
+TEST(FormatsOptionalFixtures, Voc) {
+  REQUIRE_REAL_EXPORTS();
+  auto s = load_real("datumaro/voc_dataset/voc_dataset1", DatasetFormat::voc);
+  EXPECT_EQ(s.train_subset, "train");
+  expect_counts(s.train, 1, 2);
+  EXPECT_EQ(s.train.categories.size(), 20u);  // no labelmap.txt: VOC's classes
+  EXPECT_EQ(s.train.categories[s.train.images[0].objects[0].category_id - 1].name, "cat");
+  EXPECT_EQ(s.train.images[0].objects[0].bbox, (std::array<double, 4>{1, 2, 2, 2}));
+  EXPECT_EQ(s.train.images[0].width, 20);
+  s = load_real("datumaro/voc_dataset/voc_dataset3", DatasetFormat::voc);  // "# a comment" in the list
+  expect_counts(s.train, 1, 1);
+  // voc_dataset2 holds annotations without images: every image is missing.
+  const fs::path root2 = real_exports() / "datumaro/voc_dataset/voc_dataset2";
+  expect_error([&] { load_format(root2, DatasetFormat::voc); }, {"@.xml: image id 1: image file '@.jpg' not found"});
+  const auto raw = read_voc(root2);
+  ASSERT_EQ(raw.subsets.size(), 1u);
+  EXPECT_EQ(raw.subsets[0].name, "trainval");
+  EXPECT_EQ(raw.subsets[0].images.size(), 5u);
+  EXPECT_EQ(raw.labels.size(), 21u);  // its labelmap without background, with 'ignored'
+}
+
+TEST(FormatsOptionalFixtures, Mot) {
+  REQUIRE_REAL_EXPORTS();
+  const auto s = load_real("datumaro/mot_dataset/mot_seq", DatasetFormat::mot);
+  expect_counts(s.train, 1, 1);
+  EXPECT_EQ(s.train.images[0].id, 1);
+  EXPECT_EQ(s.train.categories[s.train.images[0].objects[0].category_id - 1].name, "label_2");
+  EXPECT_EQ(s.train.images[0].objects[0].bbox, (std::array<double, 4>{0, 4, 4, 8}));
+  const fs::path root = real_exports() / "datumaro/mot_dataset/mot_seq_with_seqinfo";  // no img1/
+  EXPECT_EQ(detect_format(root).format, DatasetFormat::mot);
+  expect_error([&] { load_format(root, DatasetFormat::mot); },
+               {"gt.txt: image id 1: image file '000001.jpg' not found"});
+}
+
+TEST(FormatsOptionalFixtures, TfRecord) {
+  REQUIRE_REAL_EXPORTS();
+  const auto s = load_real("datumaro/tf_detection_api_dataset", DatasetFormat::tfrecord);
+  EXPECT_EQ(s.train_subset, "train");
+  expect_counts(s.train, 1, 2);  // the third object has label 0 and no text: unlabelled
+  ASSERT_TRUE(s.val);
+  expect_counts(*s.val, 1, 1);
+  bool warned = false;
+  for (const auto& w : s.train.summary.warnings) warned |= w.find("1 objects without a label") != std::string::npos;
+  EXPECT_TRUE(warned);
+  const auto raw = read_tfrecord(real_exports() / "datumaro/tf_detection_api_dataset", temp_dir("tf_raw"));
+  ASSERT_EQ(raw.subsets.size(), 3u);
+  EXPECT_EQ(raw.subsets[0].name, "test");
+  EXPECT_TRUE(raw.subsets[0].images[0].objects.empty());
+  // Roboflow's records hold no image bytes and its folder no images.
+  for (const char* sub : {"train", "val"}) {
+    const fs::path root = real_exports() / "datumaro-openvino/roboflow_dataset/tfrecord" / sub;
+    EXPECT_EQ(detect_format(root).format, DatasetFormat::tfrecord);
+    expect_error([&] { load_format(root, DatasetFormat::tfrecord); },
+                 {"record 0: image id 1: image file '", "not found"});
+  }
+}
+
+TEST(FormatsOptionalFixtures, LabelMe) {
+  REQUIRE_REAL_EXPORTS();
+  for (const char* rel : {"datumaro/labelme_dataset", "datumaro-openvino/labelme_dataset"}) {
+    SCOPED_TRACE(rel);
+    const auto s = load_real(rel, DatasetFormat::labelme);
+    expect_counts(s.train, 1, 5);  // 4 polygons and a bounding_box; 2 masks are ignore regions
+    EXPECT_EQ(s.train.summary.crowd_dropped, 2);
+    EXPECT_EQ(s.train.images[0].width, 102);
+    EXPECT_EQ(s.train.images[0].height, 77);
+    ASSERT_EQ(s.train.categories.size(), 7u);
+    EXPECT_EQ(s.train.categories[0].name, "window");
+    EXPECT_EQ(s.train.categories[1].name, "license plate");
+    EXPECT_EQ(s.train.images[0].objects[0].bbox, (std::array<double, 4>{43, 34, 2, 3}));
+  }
+}
+
+TEST(FormatsOptionalFixtures, CvatXml) {
+  REQUIRE_REAL_EXPORTS();
+  auto s = load_real("datumaro/cvat_dataset/for_images", DatasetFormat::cvat);
+  expect_counts(s.train, 2, 1);  // one box; the polygon has label ""; polylines, points and skeletons are not boxes
+  EXPECT_EQ(s.train.categories.size(), 7u);
+  s = load_real("datumaro-openvino/cvat_dataset/for_images/export_task", DatasetFormat::cvat);
+  expect_counts(s.train, 2, 1);
+  s = load_real("datumaro-openvino/cvat_dataset/for_images/export_project", DatasetFormat::cvat);
+  EXPECT_EQ(s.train_subset, "Train");
+  expect_counts(s.train, 2, 2);
+  ASSERT_TRUE(s.val);
+  EXPECT_EQ(*s.val_subset, "Validation");
+  expect_counts(*s.val, 2, 2);
+  EXPECT_NE(s.train.images[0].path.string().find("images/Train/img0.jpg"), std::string::npos);
+  s = load_real("datumaro-openvino/cvat_dataset/for_video", DatasetFormat::cvat);
+  expect_counts(s.train, 1, 1);  // the box track is outside on frames 13 and 16
+  EXPECT_EQ(s.train.images[0].id, 10);
+  EXPECT_EQ(s.train.images[0].objects[0].bbox, (std::array<double, 4>{3, 4, 7, 1}));
+  EXPECT_EQ(s.train.categories[s.train.images[0].objects[0].category_id - 1].name, "II");
+}
+
+TEST(FormatsOptionalFixtures, OtherLayoutsAreNotMistaken) {
+  REQUIRE_REAL_EXPORTS();
+  // COCO exports stay COCO; the loose YOLO variants (no obj.data) are not YOLO 1.1.
+  EXPECT_EQ(detect_format(real_exports() / "datumaro/coco_dataset/coco_instances").format, DatasetFormat::coco);
+  EXPECT_EQ(detect_format(real_exports() / "detr/sample_data").format, DatasetFormat::coco);
+  expect_error([] { detect_format(real_exports() / "datumaro-openvino/yolo_dataset/labels"); },
+               {"no dataset format recognised"});
+  // Roboflow's VOC keeps the XML beside the images, without ImageSets: not VOC 1.1, nor LabelMe.
+  expect_error([] { detect_format(real_exports() / "datumaro-openvino/roboflow_dataset/voc/train"); },
+               {"no dataset format recognised"});
+}
+
+// ---------------------------------------------------------------------------------------------
+// Decisions on flags, on generated exports.
+
+TEST(FormatsDecisions, CvatTracksTakeVisibleFramesOnly) {
+  const auto dir = temp_dir("cvat_tracks");
+  SImage frame0{"frame_000000", 32, 32, {}}, frame1{"frame_000001", 32, 32, {}};
+  write_image(dir / "images" / frame0.file(), frame0);
+  write_image(dir / "images" / frame1.file(), frame1);
+  write_text(
+      dir / "annotations.xml",
+      "<annotations><version>1.1</version><meta><task><labels><label><name>car</name></label></labels>"
+      "<original_size><width>32</width><height>32</height></original_size></task></meta>"
+      "<track id=\"0\" label=\"car\"><box frame=\"0\" outside=\"0\" occluded=\"1\" keyframe=\"1\" xtl=\"1\" ytl=\"2\" "
+      "xbr=\"5\" ybr=\"6\"/><box frame=\"1\" outside=\"1\" occluded=\"0\" keyframe=\"1\" xtl=\"1\" ytl=\"2\" xbr=\"5\" "
+      "ybr=\"6\"/></track></annotations>");
+  const auto s = load_format(dir, DatasetFormat::cvat);
+  ASSERT_EQ(s.train.images.size(), 1u);
+  EXPECT_EQ(s.train.images[0].id, 0);
+  EXPECT_EQ(s.train.images[0].file_name, "frame_000000.png");
+  EXPECT_EQ(s.train.images[0].objects[0].bbox, (std::array<double, 4>{1, 2, 4, 4}));
+  EXPECT_FALSE(s.train.images[0].objects[0].iscrowd);  // occluded objects train
+}
+
+TEST(FormatsDecisions, LabelMeDeletedObjectsAreLeftOut) {
+  const auto dir = temp_dir("labelme_deleted");
+  write_labelme(make_spec({Kind::box}, {"default"}), dir);
+  const fs::path xml = dir / "default" / "000001.xml";
+  replace_in(xml, "<deleted>0</deleted>", "<deleted>1</deleted>");
+  const auto s = load_format(dir, DatasetFormat::labelme);
+  EXPECT_EQ(s.train.images[0].objects.size(), 2u);
+  EXPECT_EQ(s.train.categories.size(), 3u);  // cat still appears later
+}
+
+TEST(FormatsDecisions, DatumaroOutsideAndUnlabelled) {
+  const auto dir = temp_dir("datumaro_flags");
+  write_datumaro(make_spec({Kind::box}), dir);
+  const fs::path file = dir / "annotations" / "Train.json";
+  json doc = json::parse(read_bytes(file));
+  doc["items"][0]["annotations"][0]["attributes"]["outside"] = true;
+  doc["items"][0]["annotations"][1]["label_id"] = nullptr;
+  write_text(file, doc.dump());
+  const auto s = load_format(dir, DatasetFormat::datumaro);
+  ASSERT_EQ(s.train.images[0].objects.size(), 1u);
+  EXPECT_EQ(s.train.images[0].objects[0].category_id, 3);
+  std::string warnings;
+  for (const auto& w : s.train.summary.warnings) warnings += w + "\n";
+  EXPECT_NE(warnings.find("1 annotations outside the frame"), std::string::npos) << warnings;
+  EXPECT_NE(warnings.find("1 objects without a label"), std::string::npos) << warnings;
+}
+
+TEST(FormatsDecisions, TfRecordLabelsByTextOrUnlabelled) {
+  const auto dir = temp_dir("tf_labels");
+  const Spec spec = make_spec({Kind::box}, {"default"});
+  write_text(dir / "label_map.pbtxt", label_map_text(spec));
+  const SImage im{"a", 64, 32, {}};
+  std::vector<float> v0{0.25f, 0.5f}, v1{0.5f, 0.75f};
+  write_text(dir / "default.tfrecord", framed(example({{"image/filename", bytes_feature({"a.png"})},
+                                                       {"image/encoded", bytes_feature({png_bytes(im)})},
+                                                       {"image/object/bbox/xmin", float_feature(v0)},
+                                                       {"image/object/bbox/ymin", float_feature(v0)},
+                                                       {"image/object/bbox/xmax", float_feature(v1)},
+                                                       {"image/object/bbox/ymax", float_feature(v1)},
+                                                       {"image/object/class/text", bytes_feature({"dog", ""})}})));
+  FormatLoadOptions options;
+  options.extract_dir = dir / "extracted";
+  const auto s = load_format(dir, DatasetFormat::tfrecord, options);
+  EXPECT_EQ(s.train_subset, "default");
+  ASSERT_EQ(s.train.images.size(), 1u);
+  EXPECT_EQ(s.train.images[0].path, dir / "extracted" / "default" / "a.png");
+  ASSERT_EQ(s.train.images[0].objects.size(), 1u);
+  EXPECT_EQ(s.train.images[0].objects[0].category_id, 2);
+  EXPECT_EQ(s.train.images[0].objects[0].bbox, (std::array<double, 4>{16, 8, 16, 8}));
+}
+
+TEST(FormatsDecisions, NamesFromTheExportStayInsideIt) {
+  const auto dir = temp_dir("inside");
+  EXPECT_EQ(join_inside(dir, "a/b.jpg"), dir / "a" / "b.jpg");
+  EXPECT_EQ(join_inside(dir, "../../etc/passwd"), dir / "passwd");
+  EXPECT_EQ(join_inside(dir, "/etc/passwd"), dir / "passwd");
+  write_text(dir / "x.png", "");
+  EXPECT_EQ(find_inside(dir, "/somewhere/else/x.png"), dir / "x.png");
+  EXPECT_FALSE(find_inside(dir, "../x.png/.."));
+}

@@ -1,0 +1,92 @@
+// detr_predict --serve's protocol (src/predict_server.h): answers, echoed ids, and bad requests that
+// get one-line errors without ending the server.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "src/checkpoint.h"
+#include "src/predict_server.h"
+#include "src/util/base64.h"
+#include "tests/fixtures.h"
+#include "tests/temp_dirs.h"
+#include "tests/tiny_model.h"
+
+namespace {
+
+detr::Predictor tiny_predictor() {
+  const auto dir = detr::testing::scratch_dir("detr_serve_", "model");
+  torch::manual_seed(0);
+  auto config = detr::testing::tiny_train_config();
+  auto model = detr::models::build_model(config);
+  detr::CheckpointState state;
+  state.classes = {{1, "rocket"}, {2, "car"}, {3, "cat"}, {4, "dog"}};
+  detr::save_model(dir / "best.pth", *model, config, state, nlohmann::json::object());
+  return detr::load_predictor(dir / "best.pth", torch::kCPU);
+}
+
+std::string file_bytes(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+TEST(PredictServer, AnswersEachLineAndSurvivesBadRequests) {
+  auto predictor = tiny_predictor();
+  const auto photo = detr::testing::data_dir() / "photos" / "rocket.jpg";
+  const auto b64 = detr::util::base64_encode(file_bytes(photo));
+  std::stringstream in;
+  in << nlohmann::json{{"id", "a"}, {"image", b64}, {"threshold", 0.0}, {"topk", 3}}.dump() << "\n"
+     << "\n"  // blank: ignored
+     << nlohmann::json{{"id", 2}, {"path", photo.string()}, {"threshold", 0.0}, {"topk", 3}}.dump() << "\n"
+     << "not json\n"
+     << nlohmann::json{{"id", 4}, {"image", "%%%"}}.dump() << "\n"
+     << nlohmann::json{{"id", 5}, {"image", b64}, {"path", "x"}}.dump() << "\n"
+     << nlohmann::json{{"id", 6}, {"image", b64}, {"threshold", 2}}.dump() << "\n"
+     << nlohmann::json{{"id", 7}, {"image", detr::util::base64_encode("GIF89a not really")}}.dump() << "\n"
+     << std::string(300, 'x') << "\n";
+  std::stringstream out;
+  detr::ServeOptions o;
+  o.max_request_bytes = 200 * 1024;
+  const auto n = detr::serve(predictor, in, out, o);
+  std::vector<nlohmann::json> answers;
+  for (std::string line; std::getline(out, line);) answers.push_back(nlohmann::json::parse(line));
+  ASSERT_EQ(n, 8);
+  ASSERT_EQ(answers.size(), 8u);
+  EXPECT_EQ(answers[0]["id"], "a");
+  EXPECT_EQ(answers[0]["detections"].size(), 3u);
+  const auto& first = answers[0].at("detections").at(0);
+  const std::vector<std::string> names{"", "rocket", "car", "cat", "dog"};
+  EXPECT_EQ(first.at("category_name"), names.at(first.at("category_id").get<size_t>())) << answers[0];
+  EXPECT_EQ(answers[1]["id"], 2);
+  EXPECT_EQ(answers[1]["detections"], answers[0]["detections"]) << "base64 and path give the same image";
+  EXPECT_GT(answers[0]["width"].get<int>(), 0);
+  for (size_t k = 2; k < answers.size(); ++k) {
+    ASSERT_TRUE(answers[k].contains("error")) << answers[k];
+    EXPECT_EQ(answers[k]["error"].get<std::string>().find('\n'), std::string::npos);
+    std::printf("bad request %zu: %s\n", k, answers[k]["error"].get<std::string>().c_str());
+  }
+  EXPECT_NE(answers[3]["error"].get<std::string>().find("base64"), std::string::npos);
+  EXPECT_NE(answers[5]["error"].get<std::string>().find("threshold"), std::string::npos);
+  EXPECT_EQ(answers[5]["id"], 6);
+  // A line past the limit is refused without reading it into memory whole.
+  std::stringstream big_in;
+  big_in << std::string(4096, 'x') << "\n";
+  std::stringstream big_out;
+  o.max_request_bytes = 100;
+  EXPECT_EQ(detr::serve(predictor, big_in, big_out, o), 1);
+  EXPECT_NE(big_out.str().find("longer than 100 bytes"), std::string::npos) << big_out.str();
+}
+
+TEST(PredictServer, Base64RoundTripsAndRefusesForeignText) {
+  for (const std::string& s : std::vector<std::string>{"", "f", "fo", "foo", "foob", "fooba", "foobar", std::string("\0\xff\x10", 3)})
+    EXPECT_EQ(detr::util::base64_decode(detr::util::base64_encode(s)), s);
+  EXPECT_EQ(detr::util::base64_encode("foobar"), "Zm9vYmFy");
+  EXPECT_EQ(detr::util::base64_decode("Zm9v\nYmE="), "fooba");
+  EXPECT_FALSE(detr::util::base64_decode("Zm9v!").has_value());
+  EXPECT_FALSE(detr::util::base64_decode("Zm9=v").has_value());
+  EXPECT_FALSE(detr::util::base64_decode("Z").has_value());
+}
+
+}  // namespace
