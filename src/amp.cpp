@@ -88,6 +88,7 @@ models::DetrOutput to_float32(const models::DetrOutput& outputs) {
   models::DetrOutput out;
   static_cast<models::Prediction&>(out) = to_float32(static_cast<const models::Prediction&>(outputs));
   for (const auto& a : outputs.aux_outputs) out.aux_outputs.push_back(to_float32(a));
+  if (outputs.pred_masks.defined()) out.pred_masks = outputs.pred_masks.to(torch::kFloat);  // segmentation
   return out;
 }
 

@@ -144,15 +144,30 @@ struct InitialWeights {
 // A checkpoint's state dict into the run's model, whichever kind each is: a segmentation file
 // (detr.*, bbox_attention.*, mask_head.*) gives a box model its DETR; a box file fills a segmentation
 // model's DETR (its mask head keeps its initial weights).
+bool is_segmentation_file(const std::map<std::string, torch::Tensor>& state) {
+  return std::any_of(state.begin(), state.end(), [](const auto& kv) { return kv.first.rfind("detr.", 0) == 0; });
+}
+
+// Fine-tuning (--pretrained) goes through the box model, whose class head is skipped when its shape
+// differs (upstream's segmentation and panoptic checkpoints have 91 and 250 classes); a segmentation
+// file's mask head follows where the run has one.
 serialization::LoadReport load_weights(models::DetrModel& model, std::map<std::string, torch::Tensor> state,
-                                       const serialization::LoadOptions& options) {
-  const bool segm_file = std::any_of(state.begin(), state.end(), [](const auto& kv) { return kv.first.rfind("detr.", 0) == 0; });
-  if (segm_file == model.masks()) return serialization::load_state_dict(model.module(), state, options);
+                                       bool fine_tune) {
+  const auto options = fine_tune ? serialization::LoadOptions::fine_tune() : serialization::LoadOptions::strict();
+  const bool segm_file = is_segmentation_file(state);
+  if (segm_file == model.masks() && !(segm_file && fine_tune))
+    return serialization::load_state_dict(model.module(), state, options);
   if (!segm_file) return serialization::load_state_dict(*model.detr(), state, options);
-  std::map<std::string, torch::Tensor> detr_only;
-  for (auto& [k, v] : state)
-    if (k.rfind("detr.", 0) == 0) detr_only.emplace(k.substr(5), std::move(v));
-  return serialization::load_state_dict(*model.detr(), detr_only, options);
+  std::map<std::string, torch::Tensor> detr_part, head_part;
+  for (auto& [k, v] : state) {
+    if (k.rfind("detr.", 0) == 0)
+      detr_part.emplace(k.substr(5), std::move(v));
+    else
+      head_part.emplace(k, std::move(v));
+  }
+  auto report = serialization::load_state_dict(*model.detr(), detr_part, options);
+  if (model.masks()) serialization::load_state_dict(model.module(), head_part, serialization::LoadOptions::non_strict());
+  return report;
 }
 
 InitialWeights init_weights(models::DetrModel& model, const models::ModelConfig& config, const TrainArgs& a,
@@ -175,18 +190,22 @@ InitialWeights init_weights(models::DetrModel& model, const models::ModelConfig&
     const auto path = resolve_checkpoint_path(
         ctx.local_leader_first([&] { return hub::resolve_weights(a.pretrained, true, dl).string(); }));
     const auto ck = load_checkpoint(path);
-    ctx.out() << load_weights(model, ck.model, serialization::LoadOptions::fine_tune()).summary() << "\n";
+    ctx.out() << load_weights(model, ck.model, /*fine_tune=*/true).summary() << "\n";
     w.source = "weights from " + path.string();
   }
   if (!a.frozen_weights.empty()) {  // upstream: model.detr.load_state_dict(torch.load(frozen_weights)['model'])
     const auto path = resolve_checkpoint_path(a.frozen_weights);
-    load_weights(model, load_checkpoint(path).model, serialization::LoadOptions::strict());
+    auto box = load_checkpoint(path).model;
+    if (is_segmentation_file(box))
+      throw std::runtime_error(path.string() + ": --frozen_weights takes a trained box model (upstream's recipe); this "
+                               "file is a segmentation model (its keys start with 'detr.'): use --resume or --pretrained");
+    load_weights(model, std::move(box), /*fine_tune=*/false);
     w.source = "a frozen box model from " + path.string() + " (only the mask head trains)";
   }
   if (!a.resume.empty()) {
     const auto path = resolve_checkpoint_path(a.resume);
     w.resumed = load_checkpoint(path);
-    load_weights(model, w.resumed.model, serialization::LoadOptions::strict());
+    load_weights(model, w.resumed.model, /*fine_tune=*/false);
     w.source = "resumed from " + path.string();
   }
   return w;

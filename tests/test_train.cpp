@@ -410,3 +410,41 @@ TEST(AdamW, ForeachEqualsSingleTensorBitForBit) {
   }
   std::cout << "foreach vs single-tensor AdamW: max |diff| " << worst << " over " << single.size() << " tensors\n";
 }
+
+// --masks end to end: upstream's two-stage recipe (a box model, then the mask head on its frozen DETR),
+// fine-tuning a segmentation checkpoint onto another class count, and the refusals.
+TEST(Train, MasksTwoStageAndFineTuning) {
+  auto dir = temp_dir("masks");
+  auto data = demo_data(dir, 4);
+  const std::string small = " --device cpu --num_threads 2 --backbone resnet18 --hidden_dim 128 --nheads 8"
+                            " --enc_layers 1 --dec_layers 1 --dim_feedforward 64 --num_queries 5 --scales 64"
+                            " --max_size 96 --val_size 64 --num_workers 0 --val_split 0 --backbone_weights none"
+                            " --epochs 1 --batch_size 2";
+  auto r = run("--coco_path " + data.string() + " --output_dir " + (dir / "boxes").string() + small);
+  ASSERT_EQ(r.code, 0) << r.output;
+  r = run("--coco_path " + data.string() + " --output_dir " + (dir / "masks").string() + small + " --masks" +
+          " --frozen_weights " + (dir / "boxes" / "checkpoint.pth").string());
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("a frozen box model"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("IoU metric: segm"), std::string::npos) << r.output;
+  std::ifstream log(dir / "masks" / "log.txt");
+  std::string line((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+  EXPECT_NE(line.find("\"test_coco_eval_masks\""), std::string::npos) << line;
+  EXPECT_NE(line.find("\"train_loss_mask\""), std::string::npos) << line;
+  // Only the mask head trained: the frozen DETR's weights equal the box model's.
+  auto boxes = detr::load_checkpoint(dir / "boxes" / "checkpoint.pth");
+  auto masks = detr::load_checkpoint(dir / "masks" / "checkpoint.pth");
+  const auto& w0 = boxes.model.at("transformer.decoder.layers.0.linear1.weight");
+  EXPECT_TRUE(torch::equal(w0, masks.model.at("detr.transformer.decoder.layers.0.linear1.weight")));
+  EXPECT_TRUE(masks.model.count("mask_head.lay1.weight"));
+  // A segmentation checkpoint onto another class count: the class head is skipped, the rest loads.
+  r = run("--coco_path " + data.string() + " --output_dir " + (dir / "finetune").string() + small + " --masks" +
+          " --num_classes 7 --pretrained " + (dir / "masks" / "checkpoint.pth").string());
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("class_embed"), std::string::npos) << r.output;
+  // The second stage takes a box model only.
+  r = run("--coco_path " + data.string() + small + " --masks --frozen_weights " +
+          (dir / "masks" / "checkpoint.pth").string());
+  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_NE(r.output.find("segmentation model"), std::string::npos) << r.output;
+}

@@ -14,6 +14,7 @@ the training export) become CVAT's labels.
 import json
 import os
 import subprocess
+import tempfile
 import threading
 
 MODEL = os.environ.get("DETR_MODEL", "/opt/nuclio/model/checkpoint.pth")
@@ -29,10 +30,17 @@ class PredictServer:
         self.lock = threading.Lock()
         self.process = None
         self.requests = 0
+        self.log = tempfile.TemporaryFile()  # the server's stderr, for errors
 
     def _start(self):
+        self.log.seek(0)
+        self.log.truncate()
         self.process = subprocess.Popen(self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                        stderr=subprocess.DEVNULL, text=True, bufsize=1)
+                                        stderr=self.log, text=True, bufsize=1)
+
+    def _last_words(self):
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace").strip().splitlines()[-1:] or ["(nothing on stderr)"]
 
     def ask(self, request):
         """Sends one request (a dict) and returns the server's answer (a dict)."""
@@ -51,7 +59,7 @@ class PredictServer:
                 if line:
                     return json.loads(line)
                 self.process = None  # it died (a crash, or killed for memory): once more, fresh
-            raise RuntimeError(f"{' '.join(self.command)} exited without answering")
+            raise RuntimeError(f"{' '.join(self.command)} exited without answering: {self._last_words()[0]}")
 
     def close(self):
         if self.process is not None and self.process.poll() is None:
