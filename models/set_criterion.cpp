@@ -148,9 +148,11 @@ void SetCriterionImpl::add_mask_losses(LossDict& losses, const torch::Tensor& pr
     masks.push_back(t.masks.to(device));
   }
   // Padded bottom/right to the batch's largest mask (upstream ignores the padding's validity, a TODO).
-  auto target_masks = util::nested_tensor_from_tensor_list(masks).tensors.to(src_masks);  // [B, max N, H, W]
+  // Matched rows first, in the masks' own dtype (bool), then float: the same 0/1 values without a float
+  // copy of every padded mask.
+  const auto padded = util::nested_tensor_from_tensor_list(masks).tensors;  // [B, max N, H, W]
   auto [tgt_batch, tgt_idx] = tgt_permutation_idx(matching, device);
-  target_masks = target_masks.index({tgt_batch, tgt_idx});  // [N, H, W]
+  auto target_masks = padded.index({tgt_batch, tgt_idx}).to(src_masks);  // [N, H, W]
   // Predictions upsampled to the (padded) target size.
   src_masks = F::interpolate(src_masks.unsqueeze(1), F::InterpolateFuncOptions()
                                                          .size(std::vector<int64_t>{target_masks.size(-2),
