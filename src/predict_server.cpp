@@ -76,8 +76,8 @@ bool read_line(std::istream& in, size_t limit, std::string& line, bool& too_long
 
 // CVAT's serverless mask form: the mask's 0/1 pixels inside its box (rows top to bottom), then the box's
 // left, top, right, bottom (inclusive), as CVAT's own segmentation functions return masks.
-nlohmann::json cvat_mask(const datasets::Rle& rle) {
-  const auto bits = datasets::decode(rle, datasets::MaskLayout::row_major);
+// `bits`: the mask decoded row-major.
+nlohmann::json cvat_mask(const datasets::Rle& rle, const std::vector<uint8_t>& bits) {
   const auto box = datasets::to_bbox(rle);  // x, y, w, h
   std::vector<int> out;
   if (box[2] <= 0 || box[3] <= 0) return out;
@@ -91,9 +91,9 @@ nlohmann::json cvat_mask(const datasets::Rle& rle) {
 }
 
 // The mask's largest outer contour as [x1, y1, x2, y2, ...] (OpenCV's border following).
-nlohmann::json outline(const datasets::Rle& rle) {
-  auto bits = datasets::decode(rle, datasets::MaskLayout::row_major);
-  cv::Mat mask(static_cast<int>(rle.height), static_cast<int>(rle.width), CV_8UC1, bits.data());
+nlohmann::json outline(const datasets::Rle& rle, const std::vector<uint8_t>& bits) {
+  const cv::Mat mask(static_cast<int>(rle.height), static_cast<int>(rle.width), CV_8UC1,
+                     const_cast<uint8_t*>(bits.data()));  // findContours reads it only
   std::vector<std::vector<cv::Point>> contours;
   cv::findContours(mask, contours, cv::RETR_EXTERNAL, cv::CHAIN_APPROX_SIMPLE);
   std::vector<int> out;
@@ -117,8 +117,11 @@ std::string answer_request(Predictor& predictor, const std::string& line, const 
     nlohmann::json dets = nlohmann::json::array();
     for (const auto& p : predict_rgb(predictor, r.rgb, r.threshold, r.topk)) {
       auto d = to_json(p);
-      if (p.mask && r.cvat_masks) d["cvat_mask"] = cvat_mask(*p.mask);
-      if (p.mask && r.polygons) d["polygon"] = outline(*p.mask);
+      if (p.mask && (r.cvat_masks || r.polygons)) {  // decoded once for both forms
+        const auto bits = datasets::decode(*p.mask, datasets::MaskLayout::row_major);
+        if (r.cvat_masks) d["cvat_mask"] = cvat_mask(*p.mask, bits);
+        if (r.polygons) d["polygon"] = outline(*p.mask, bits);
+      }
       dets.push_back(std::move(d));
     }
     return nlohmann::json{{"id", id}, {"width", r.rgb.size(1)}, {"height", r.rgb.size(0)}, {"detections", dets}}.dump();

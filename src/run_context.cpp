@@ -14,11 +14,9 @@
 namespace detr {
 
 Launch Launch::from_environment(const std::string& dist_url) {
-  Launch l;
+  Launch l = local();
   l.job = dist::env_from_environment(dist_url);
-  if (const char* omp = std::getenv("OMP_NUM_THREADS")) l.omp_num_threads = std::max(0, std::atoi(omp));
   l.onepanel = std::getenv("ONEPANEL_RESOURCE_UID") != nullptr;
-  l.weights_cache = hub::cache_dir().string();
   return l;
 }
 
