@@ -46,7 +46,13 @@ endif()
 # c10d's backends (data-parallel training): their headers ship with LibTorch but compile only under
 # USE_C10D_GLOO / USE_C10D_NCCL, and Gloo's own headers (gloo/*.h) are a separate package on Debian
 # (libgloo-dev). Without them detr_train still builds and runs single-process.
-find_path(DETR_GLOO_INCLUDE_DIR gloo/context.h HINTS ${TORCH_INCLUDE_DIRS})
+# Every optional dependency can be left out as if absent with -DCMAKE_DISABLE_FIND_PACKAGE_<name>=ON
+# (CURL, Gloo, dnnl, tcmalloc), the way the optional-dependency builds are checked.
+if(NOT CMAKE_DISABLE_FIND_PACKAGE_Gloo)
+  find_path(DETR_GLOO_INCLUDE_DIR gloo/context.h HINTS ${TORCH_INCLUDE_DIRS})
+else()
+  unset(DETR_GLOO_INCLUDE_DIR CACHE)
+endif()
 find_path(DETR_C10D_INCLUDE_DIR torch/csrc/distributed/c10d/ProcessGroupGloo.hpp HINTS ${TORCH_INCLUDE_DIRS})
 set(DETR_WITH_GLOO OFF)
 if(DETR_GLOO_INCLUDE_DIR AND DETR_C10D_INCLUDE_DIR)
@@ -72,12 +78,28 @@ message(STATUS "detr-cpp distributed backends: gloo=${DETR_WITH_GLOO} nccl=${DET
 set(DETR_WITH_CUDA OFF)
 if(TARGET torch_cuda OR TORCH_CUDA_LIBRARIES)
   set(DETR_WITH_CUDA ON)
+  # A CUDA LibTorch's libtorch_cuda.so needs cuDNN. Debian's nvidia-cudnn is an installer that
+  # downloads it; a machine without network declines that (scripts/install_deps.sh, DETR_CUDNN=skip)
+  # and has no libcudnn.so. Then the executables are linked without checking libtorch_cuda.so's own
+  # cuDNN references (the linker's --allow-shlib-undefined): they still load libcudnn.so.9 by name at
+  # run time, wherever cuDNN is installed, and the dynamic loader names it if it is not.
+  find_library(DETR_CUDNN_LIBRARY NAMES cudnn libcudnn.so.9 HINTS ${CUDAToolkit_LIBRARY_DIR})
+  if(NOT DETR_CUDNN_LIBRARY)
+    message(STATUS "detr-cpp: cuDNN not installed: linking without it; the programs run where cuDNN 9 is "
+                   "installed (nvidia-cudnn, or the PyTorch wheel's nvidia-cudnn package)")
+    target_link_options(torch_lib INTERFACE "LINKER:--allow-shlib-undefined")
+  endif()
 endif()
+message(STATUS "detr-cpp CUDA: ${DETR_WITH_CUDA}")
 
 # oneDNN's CMake config calls find_package(OpenCL REQUIRED) (and TBB) when oneDNN was built for
 # them, which a QUIET find_package cannot catch: probe what the config file requires first, so that a
 # missing optional dependency switches the feature off instead of failing configure.
 function(detr_find_onednn)
+  if(CMAKE_DISABLE_FIND_PACKAGE_dnnl)
+    detr_optional_off("oneDNN Winograd convolutions" "left out (CMAKE_DISABLE_FIND_PACKAGE_dnnl)")
+    return()
+  endif()
   find_path(DETR_DNNL_CONFIG_DIR dnnl-config.cmake
             PATH_SUFFIXES cmake/dnnl lib/cmake/dnnl lib/${CMAKE_LIBRARY_ARCHITECTURE}/cmake/dnnl)
   if(NOT DETR_DNNL_CONFIG_DIR)
@@ -125,11 +147,13 @@ message(STATUS "detr-cpp oneDNN Winograd convolutions: ${DETR_WITH_ONEDNN}")
 # step; glibc's malloc keeps much of that memory resident (and is slower at it). Measured: about 10-27%
 # faster steps and 15-25% lower peak RSS (BENCHMARKS.md). Linked into every executable when found.
 option(DETR_TCMALLOC "Link the executables against tcmalloc when it is installed" ON)
-if(DETR_TCMALLOC)
+if(DETR_TCMALLOC AND NOT CMAKE_DISABLE_FIND_PACKAGE_tcmalloc)
   find_library(DETR_TCMALLOC_LIBRARY NAMES tcmalloc_minimal)
-  if(NOT DETR_TCMALLOC_LIBRARY)
-    detr_optional_off("tcmalloc" "libtcmalloc_minimal not found (libgoogle-perftools-dev); glibc's malloc is used")
-  endif()
+else()
+  unset(DETR_TCMALLOC_LIBRARY CACHE)
+endif()
+if(NOT DETR_TCMALLOC_LIBRARY)
+  detr_optional_off("tcmalloc" "libtcmalloc_minimal not found (libgoogle-perftools-dev) or left out; glibc's malloc is used")
 endif()
 message(STATUS "detr-cpp allocator: ${DETR_TCMALLOC_LIBRARY}")
 function(detr_link_allocator target)

@@ -28,51 +28,14 @@ while [ $# -gt 0 ]; do
 done
 [ "$(id -u)" = 0 ] || { echo "clean_root_check: must run as root (debootstrap, chroot)" >&2; exit 2; }
 
-phase() { echo; echo "=== clean root ($suite): $* [$(date -u +%H:%M:%S)]"; }
-export DEBIAN_FRONTEND=noninteractive
-if ! command -v debootstrap >/dev/null; then
-  apt-get update -qq && apt-get install -y -qq --no-install-recommends debootstrap >/dev/null
-fi
-
-base=$(mktemp -d "$workdir/detr-clean-root.XXXXXX")
-roots=()
-cleanup() {
-  set +e  # clean up whatever state a failure left
-  for r in "${roots[@]}"; do
-    # Deepest mounts first.
-    grep -o " $r/[^ ]*" /proc/mounts | sort -r | while read -r m; do umount -l "$m" 2>/dev/null; done
-  done
-  rm -rf --one-file-system "$base"
-}
-trap cleanup EXIT
-
-# Within this run the base system is downloaded once (a tarball), then unpacked per root.
-tarball="$base/$suite-minbase.tgz"
-phase "debootstrap minbase (download)"
-debootstrap --variant=minbase --make-tarball="$tarball" "$suite" "$base/tarball-work" >"$base/debootstrap.log" 2>&1 \
-  || { tail -n 20 "$base/debootstrap.log"; exit 1; }
-rm -rf "$base/tarball-work"
-
-new_root() {  # new_root DIR: a minimal root with /proc, /sys, /dev and name resolution
-  local r=$1
-  roots+=("$r")
-  debootstrap --variant=minbase --unpack-tarball="$tarball" "$suite" "$r" >>"$base/debootstrap.log" 2>&1 \
-    || { tail -n 20 "$base/debootstrap.log"; exit 1; }
-  mount -t proc proc "$r/proc"
-  mount -t sysfs sysfs "$r/sys"
-  mount --rbind /dev "$r/dev"
-  mount --make-rslave "$r/dev"
-  cp /etc/resolv.conf "$r/etc/resolv.conf"
-}
-in_root() { local r=$1; shift; chroot "$r" /usr/bin/env -i HOME=/root TERM=dumb PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-  LANG=C.UTF-8 /bin/bash -c "$*"; }
+components=main
+# shellcheck source=scripts/clean_root_lib.sh
+source "$repo/scripts/clean_root_lib.sh"
 
 phase "root 1: only a clone of the checkout"
 root1="$base/root"
 new_root "$root1"
-git clone -q --no-hardlinks "$repo" "$root1/src/detr-cpp"
-git -C "$root1/src/detr-cpp" checkout -q "$(git -C "$repo" rev-parse HEAD)"  # this worktree's commit
-echo "checkout: $(git -C "$root1/src/detr-cpp" log --oneline -1); beside it: $(ls -A "$root1/src")"
+clone_into "$root1" "$repo"
 
 phase "README command 2 of 2: scripts/test.sh"
 start=$(date +%s)

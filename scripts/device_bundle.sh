@@ -2,7 +2,8 @@
 # Prepares, on a Debian 12 machine with apt, what a GPU machine that has only CUDA, a PyTorch wheel
 # (its LibTorch) and CMake lacks to build detr-cpp: a minimal static OpenCV (core, imgproc,
 # imgcodecs with JPEG and PNG) built from Debian's OpenCV source package, and nlohmann-json, cxxopts
-# and GoogleTest unpacked from Debian's packages. Everything lands in .device/ (ignored by git;
+# and GoogleTest unpacked from Debian's packages; with DETR_REPO and COCOAPI_REPO (checkouts of
+# facebookresearch/detr and cocodataset/cocoapi), their sources for the upstream comparison. Everything lands in .device/ (ignored by git;
 # about 30 MB); take that folder to the GPU machine beside the checkout and run
 # scripts/device_run.sh there.
 #
@@ -92,6 +93,18 @@ if grep -rl "$libdir" "$out/opencv/lib/cmake" >/dev/null; then
   exit 1
 fi
 rm -rf "$out/opencv/share" "$out/opencv/bin"
+# The reference checkouts for device_run.sh's upstream stage, when given (tests/reference/README.md
+# says how to get them): their source files only, not built here.
+for ref in "DETR_REPO:detr" "COCOAPI_REPO:cocoapi"; do
+  var=${ref%%:*} name=${ref##*:}
+  if [ -n "${!var:-}" ] && [ -d "${!var}" ]; then
+    mkdir -p "$out/$name"
+    (cd "${!var}" && find . -path ./.git -prune -o -type f \( -name '*.py' -o -name '*.c' -o -name '*.h' -o -name '*.pyx' \) -print0 \
+      | tar --null -cf - -T -) | tar -xf - -C "$out/$name"
+  else
+    echo "device_bundle: no $var checkout given: device_run.sh will skip the upstream comparison" >&2
+  fi
+done
 echo "$arch" >"$out/multiarch"  # where GTest's CMake files are (lib/<multiarch>/cmake)
 gcc -dumpversion | cut -d. -f1 >"$out/gcc-major"  # its static libraries need this libstdc++ or newer
 echo "device_bundle: wrote $out ($(du -sh "$out" | cut -f1)); carry it and run scripts/device_run.sh there"

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # The shared libraries detr-cpp's executables need at run time (Debian packages), for slim runtime
 # images: LibTorch, OpenCV's core/imgproc/imgcodecs, OpenBLAS (made the system BLAS), OpenMP, tcmalloc.
-# DETR_WITH_TORCH=0 leaves LibTorch out (a CUDA image brings its own).
+# DETR_FLAVOUR=cuda: Debian's CUDA LibTorch runtime (Debian 13+, contrib and non-free), which brings
+# the CUDA libraries, NCCL and nvidia-cudnn (cuDNN's installer; DETR_CUDNN=skip declines its download,
+# as in scripts/install_deps.sh). DETR_WITH_TORCH=0 leaves LibTorch out (an image that brings its own).
 set -euo pipefail
+flavour=${DETR_FLAVOUR:-cpu}
 SUDO=""
 [ "$(id -u)" != 0 ] && SUDO="sudo"
 export DEBIAN_FRONTEND=noninteractive
@@ -18,8 +21,15 @@ for lib in core imgproc imgcodecs; do
   packages+=("$name")
 done
 if [ "${DETR_WITH_TORCH:-1}" != 0 ]; then
-  torch=$(apt-cache pkgnames libtorch | grep -E '^libtorch[0-9][0-9.]*$' | sort -V | tail -n 1)
+  pattern='^libtorch[0-9][0-9.]*$'
+  [ "$flavour" = cuda ] && pattern='^libtorch-cuda-[0-9][0-9.]*$'
+  torch=$(apt-cache pkgnames libtorch | grep -E "$pattern" | sort -V | tail -n 1)
+  [ -n "$torch" ] || { echo "install_runtime_deps: no LibTorch runtime package matches $pattern here" \
+    "(DETR_FLAVOUR=cuda needs Debian 13+ with contrib and non-free)" >&2; exit 1; }
   packages+=("$torch" libopenblas0-openmp)
+fi
+if [ "$flavour" = cuda ] && [ "${DETR_CUDNN:-download}" = skip ]; then
+  echo "nvidia-cudnn nvidia-cudnn/question select I Decline" | $SUDO debconf-set-selections
 fi
 missing=()
 for p in "${packages[@]}"; do

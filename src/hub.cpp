@@ -138,9 +138,20 @@ std::string fetch(const std::string& url, const fs::path& to, const DownloadOpti
   return closed ? "" : "write failed for " + to.string();
 }
 
+// libcurl's one-time set-up, done on the first download.
+void start_downloads(const std::string&, const fs::path&) {
+  static const bool ready = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
+  if (!ready) throw std::runtime_error("libcurl could not be initialised");
+}
+
 #else
 std::string fetch(const std::string& url, const fs::path&, const DownloadOptions&) {
   return "this build has no libcurl, so it cannot download " + url;
+}
+
+void start_downloads(const std::string& url, const fs::path& target) {
+  throw std::runtime_error(fetch(url, target, {}) + "; place the file at " + target.string() +
+                           " (TORCH_HOME sets the cache), or pass a local path");
 }
 #endif  // DETR_WITH_CURL
 
@@ -203,8 +214,7 @@ fs::path cached_download(const std::string& url, const DownloadOptions& o) {
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (!fs::is_directory(dir)) throw std::runtime_error("cannot create the weights cache " + dir.string());
-  static const bool curl_ready = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
-  if (!curl_ready) throw std::runtime_error("libcurl could not be initialised");
+  start_downloads(url, target);
   const fs::path tmp = target.string() + ".partial." + std::to_string(::getpid());
   std::string why;
   for (int attempt = 1; attempt <= std::max(1, o.attempts); ++attempt) {

@@ -82,6 +82,25 @@ TEST(Hub, Sha256KnownVectors) {
             "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
 }
 
+TEST(Hub, WithoutLibcurlAUrlIsAOneLineError) {
+#ifdef DETR_WITH_CURL
+  GTEST_SKIP() << "built with libcurl: DownloadsCachesAndChecksHashes covers downloads";
+#endif
+  hub::DownloadOptions o;
+  o.cache_dir = fresh_dir("nocurl");
+  try {
+    hub::resolve_weights("http://127.0.0.1:9/weights-0123abcd.pth", false, o);
+    FAIL() << "a URL was accepted by a build without libcurl";
+  } catch (const std::runtime_error& e) {
+    const std::string m = e.what();
+    std::cout << "error: " << m << "\n";
+    EXPECT_NE(m.find("this build has no libcurl"), std::string::npos) << m;
+    EXPECT_NE(m.find((o.cache_dir / "weights-0123abcd.pth").string()), std::string::npos) << m;
+    EXPECT_EQ(m.find('\n'), std::string::npos) << m;
+  }
+  EXPECT_TRUE(fs::is_empty(o.cache_dir));  // nothing half-written
+}
+
 TEST(Hub, DownloadsCachesAndChecksHashes) {
 #ifndef DETR_WITH_CURL
   GTEST_SKIP() << "built without libcurl: downloads give a one-line error";

@@ -1,19 +1,20 @@
 #!/usr/bin/python3
-"""Upstream DETR's segmentation training step, timed the way detr_bench times ours.
+"""Upstream DETR's training step, timed the way detr_bench times ours, on the CPU or a GPU.
 
-The reference half of a side-by-side with `detr_bench --masks`: facebookresearch/detr (a checkout at
+The reference half of a side-by-side with `detr_bench` (and `detr_bench --masks` with --masks): facebookresearch/detr (a checkout at
 $DETR_REPO, default /tmp/detr; pycocotools built in $COCOAPI_REPO/PythonAPI, default /tmp/cocoapi —
-see tests/reference/README.md) trains its DETRsegm model, built as its main.py builds it with --masks,
-on the same kind of generated data, and the script reports s/step, images/s and peak RSS.
+see tests/reference/README.md) trains its DETR (DETRsegm with --masks) model, built as its main.py builds it,
+on the same kind of generated data, and the script reports s/step, images/s, peak RSS and, on a GPU,
+the peak GPU memory PyTorch's caching allocator handed out (detr_bench's figure).
 
-    /usr/bin/python3 scripts/bench_upstream_masks.py BUILD_DIR [--config small_r50|default]
-        [--images N] [--width 640] [--height 480] [--warmup 1] [--steps 2] [--repeats 3]
+    python3 scripts/bench_upstream.py BUILD_DIR [--config small|small_r50|default] [--masks]
+        [--device cpu|cuda] [--images N] [--width 640] [--height 480] [--warmup 1] [--steps 2] [--repeats 3]
         [--threads 2] [--num_workers 2] [--json FILE]
 
 What matches detr_bench (src/tools/benchmark.cpp) and what does not:
 - Data: BUILD_DIR/src/cli/detr_make_dataset writes the synthetic CVAT-style export that detr_bench
   writes (datasets/synthetic.cpp: 640x480 by default, 3 classes, seed 0, CVAT quirks: an image without
-  boxes, a crowd region). Its objects have "segmentation": [], which upstream's ConvertCocoPolysToMask
+  boxes, a crowd region). With --masks: its objects have "segmentation": [], which upstream's ConvertCocoPolysToMask
   cannot read, so a copy of the annotation file gets each such object's box as its polygon
   [[x, y, x+w, y, x+w, y+h, x, y+h]] — the mask detr_bench trains on (the box). By default there are as
   many images as detr_bench generates: batch * (warmup + steps * repeats), at least 2 batches.
@@ -26,7 +27,7 @@ What matches detr_bench (src/tools/benchmark.cpp) and what does not:
   from a process that already holds the model).
 - Model: upstream's models.build_model(args) with main.py's defaults and masks=True, backbone
   resnet50, lr_backbone 1e-5 (layers 2-4 trained), aux_loss, the default matcher costs and loss
-  coefficients, dataset_file 'coco', device cpu. Two departures, both the same in detr_bench: the
+  coefficients, dataset_file 'coco', --device. Two departures, both the same in detr_bench: the
   backbone starts from random weights (no ImageNet download), and num_classes is the data's largest
   category id + 1 (upstream's build() fixes it at 91 for 'coco'; the class head and the criterion are
   rebuilt for the data's; --num_classes 91 keeps upstream's).
@@ -36,15 +37,17 @@ What matches detr_bench (src/tools/benchmark.cpp) and what does not:
 - Timing: --warmup steps unmeasured, then --repeats repetitions of --steps steps; s/step is the median
   over the measured steps (data wait included), images/s the median of the repetitions' rates. Phases
   as detr_bench splits a step: data_wait, host_to_device, forward, matcher, loss (the criterion less the
-  matcher), backward (loss value on the host, zero_grad, backward), optimizer (clip and step).
+  matcher), backward (loss value on the host, zero_grad, backward), optimizer (clip and step). On a
+  GPU each phase ends with torch.cuda.synchronize(), as detr_bench's phases end on CUDA.
 
 Configurations (--config):
   small_r50  R50, hidden_dim 128, 8 heads, 2+2 layers, dim_feedforward 512, 20 queries (the default
              here; a third name beside detr_bench's default and small, which is ResNet-18)
+  small      R18, hidden_dim 128, 4 heads, 2+2 layers, dim_feedforward 512, 20 queries (detr_bench's)
   default    upstream's main.py: R50, hidden_dim 256, 8 heads, 6+6 layers, dim_feedforward 2048,
              100 queries
 Upstream's mask head hard-codes ResNet-50's FPN widths, so detr_bench's "small" (ResNet-18) has no
-upstream counterpart with --masks.
+upstream counterpart with --masks; without masks, --config small is detr_bench's small (ResNet-18).
 """
 import argparse
 import json
@@ -70,16 +73,20 @@ import common  # noqa: E402  (tests/reference/common.py: the reference checkouts
 CONFIGS = {
     "small_r50": dict(backbone="resnet50", hidden_dim=128, nheads=8, enc_layers=2, dec_layers=2,
                       dim_feedforward=512, num_queries=20),
+    "small": dict(backbone="resnet18", hidden_dim=128, nheads=4, enc_layers=2, dec_layers=2,
+                  dim_feedforward=512, num_queries=20),
     "default": dict(backbone="resnet50", hidden_dim=256, nheads=8, enc_layers=6, dec_layers=6,
                     dim_feedforward=2048, num_queries=100),
 }
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(description="Times upstream DETR's segmentation (--masks) training step "
-                                "on generated CVAT-style data, as detr_bench --masks times ours.")
+    p = argparse.ArgumentParser(description="Times upstream DETR's training step on generated CVAT-style "
+                                "data, as detr_bench times ours.")
     p.add_argument("build_dir", type=Path, help="this project's build directory (src/cli/detr_make_dataset)")
     p.add_argument("--config", default="small_r50", choices=sorted(CONFIGS))
+    p.add_argument("--masks", action="store_true", help="upstream's DETRsegm (main.py --masks)")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--batch_size", type=int, default=2)
     p.add_argument("--images", type=int, default=0,
                    help="images to generate (0: as detr_bench, batch * (warmup + steps * repeats), at least 2 batches)")
@@ -100,6 +107,10 @@ def parse_args(argv):
             or a.threads < 1 or a.width < 32 or a.height < 32:
         p.error("--batch_size, --steps, --repeats and --threads must be positive, --warmup, --num_workers, "
                 "--images and --num_classes >= 0, images at least 32x32")
+    if a.masks and CONFIGS[a.config]["backbone"] != "resnet50":
+        p.error("--masks needs a ResNet-50 configuration (upstream's mask head has its FPN widths)")
+    if a.device == "cuda" and not torch.cuda.is_available():
+        p.error("--device cuda: this PyTorch sees no GPU")
     return a
 
 
@@ -116,7 +127,7 @@ def make_data(a, root: Path):
                     "--height", str(a.height), "--classes", "3", "--seed", str(a.seed)],
                    check=True, stdout=subprocess.DEVNULL)
     ann = json.loads((root / "annotations" / "instances_default.json").read_text())
-    for obj in ann["annotations"]:
+    for obj in ann["annotations"] if a.masks else []:
         if obj.get("segmentation") == []:  # a box drawn in CVAT: its mask is the box
             x, y, w, h = obj["bbox"]
             obj["segmentation"] = [[x, y, x + w, y, x + w, y + h, x, y + h]]
@@ -133,7 +144,7 @@ def make_loader(a, img_folder, ann_file):
     from torch.utils.data import BatchSampler, DataLoader, RandomSampler
 
     with common.quiet():  # pycocotools' loading messages
-        ds = CocoDetection(img_folder, ann_file, transforms=make_coco_transforms("train"), return_masks=True)
+        ds = CocoDetection(img_folder, ann_file, transforms=make_coco_transforms("train"), return_masks=a.masks)
     batches = BatchSampler(RandomSampler(ds), a.batch_size, drop_last=True)
     return DataLoader(ds, batch_sampler=batches, collate_fn=utils.collate_fn, num_workers=a.num_workers)
 
@@ -141,13 +152,13 @@ def make_loader(a, img_folder, ann_file):
 # --- model ------------------------------------------------------------------------------------------
 
 def model_args(a, config):
-    """main.py's argument defaults, with --masks and this configuration."""
+    """main.py's argument defaults, with this configuration, --masks and --device."""
     return argparse.Namespace(
         lr=1e-4, lr_backbone=1e-5, batch_size=a.batch_size, weight_decay=1e-4, clip_max_norm=0.1,
         frozen_weights=None, dilation=False, position_embedding="sine", dropout=0.1, pre_norm=False,
-        masks=True, aux_loss=True, set_cost_class=1, set_cost_bbox=5, set_cost_giou=2,
+        masks=a.masks, aux_loss=True, set_cost_class=1, set_cost_bbox=5, set_cost_giou=2,
         mask_loss_coef=1, dice_loss_coef=1, bbox_loss_coef=5, giou_loss_coef=2, eos_coef=0.1,
-        dataset_file="coco", device="cpu", **config)
+        dataset_file="coco", device=a.device, **config)
 
 
 class TimedMatcher(torch.nn.Module):
@@ -176,7 +187,7 @@ def build(args, num_classes):
     warnings.filterwarnings("ignore", category=UserWarning, module="torchvision.models._utils")
     model, criterion, _ = build_model(args)
     if num_classes != criterion.num_classes:  # build() fixes 91 for coco; the data's classes instead
-        model.detr.class_embed = torch.nn.Linear(args.hidden_dim, num_classes + 1)
+        (model.detr if args.masks else model).class_embed = torch.nn.Linear(args.hidden_dim, num_classes + 1)
         criterion = SetCriterion(num_classes, matcher=criterion.matcher, weight_dict=criterion.weight_dict,
                                  eos_coef=args.eos_coef, losses=criterion.losses)
     criterion.matcher = TimedMatcher(criterion.matcher)
@@ -195,8 +206,12 @@ def train_step(model, criterion, optimizer, samples, targets, args, phases):
     """engine.train_one_epoch's loop body (single process), its phases added to `phases`."""
     t = time.perf_counter()
 
+    cuda = args.device == "cuda"
+
     def mark(name):
         nonlocal t
+        if cuda:
+            torch.cuda.synchronize()
         now = time.perf_counter()
         phases[name] += now - t
         t = now
@@ -273,8 +288,10 @@ def peak_rss_gb(who):
 
 def describe(a, train, images, num_classes):
     return {
-        "implementation": "facebookresearch/detr", "config": a.config, "masks": True,
-        "model": CONFIGS[a.config], "num_classes": num_classes, "batch_size": a.batch_size, "device": "cpu",
+        "implementation": "facebookresearch/detr", "config": a.config, "masks": a.masks,
+        "model": CONFIGS[a.config], "num_classes": num_classes, "batch_size": a.batch_size, "device": a.device,
+        "gpu": torch.cuda.get_device_name() if a.device == "cuda" else None,
+        "peak_gpu_gb": torch.cuda.max_memory_allocated() / 2**30 if a.device == "cuda" else 0.0,
         "threads": torch.get_num_threads(), "num_workers": a.num_workers, "images": images,
         "image_size": f"{a.width}x{a.height}", "warmup_steps": a.warmup, "steps": a.steps,
         "repeats": a.repeats, "torch": torch.__version__, "train": train,
@@ -286,12 +303,13 @@ def describe(a, train, images, num_classes):
 def format_line(r):
     t = r["train"]
     phases = " ".join(f"{k} {v:.3f}" for k, v in t["phase_s_per_step"].items())
-    return (f"upstream DETR config {r['config']} + masks, batch {r['batch_size']}, {r['image_size']} images, "
+    gpu = f", peak GPU memory {r['peak_gpu_gb']:.2f} GB ({r['gpu']})" if r["gpu"] else ""
+    return (f"upstream DETR config {r['config']}{' + masks' if r['masks'] else ''}, batch {r['batch_size']}, {r['image_size']} images, "
             f"device {r['device']}, {r['threads']} threads, torch {r['torch']}\n"
             f"train: {t['images_per_s']:.3f} images/s, {t['s_per_step']:.3f} s/step (median); "
             f"per phase (s/step): {phases}\n"
             f"peak RSS {r['peak_rss_gb']:.2f} GB (a loader worker: {r['peak_rss_workers_gb']:.2f} GB at most, "
-            f"pages shared with this process included)")
+            f"pages shared with this process included){gpu}")
 
 
 def main(argv):
@@ -303,7 +321,7 @@ def main(argv):
     np.random.seed(a.seed)
     random.seed(a.seed)
 
-    root = a.data_dir or Path(tempfile.mkdtemp(prefix="bench_upstream_masks_"))
+    root = a.data_dir or Path(tempfile.mkdtemp(prefix="bench_upstream_"))
     try:
         img_folder, ann_file, max_id, images = make_data(a, root)
         num_classes = a.num_classes or max_id + 1

@@ -1,0 +1,53 @@
+# Sourced by scripts/clean_root_check.sh and scripts/check_cuda_build.sh: minimal Debian roots
+# (debootstrap --variant=minbase) for proving the user's view, removed with their mounts on any exit.
+# The caller sets: suite (bookworm|trixie), components (e.g. main or main,contrib,non-free), workdir,
+# and optionally apt_cache (a folder outside the roots that keeps downloaded packages between runs).
+# Must run as root (debootstrap, chroot, mounts). Needs network access to Debian's package archive.
+
+phase() { echo; echo "=== clean root ($suite): $* [$(date -u +%H:%M:%S)]"; }
+export DEBIAN_FRONTEND=noninteractive
+if ! command -v debootstrap >/dev/null; then
+  apt-get update -qq && apt-get install -y -qq --no-install-recommends debootstrap >/dev/null
+fi
+
+base=$(mktemp -d "${workdir:-/var/tmp}/detr-clean-root.XXXXXX")
+roots=()
+cleanup() {
+  set +e  # clean up whatever state a failure left
+  for r in "${roots[@]}"; do
+    # Deepest mounts first.
+    grep -o " $r/[^ ]*" /proc/mounts | sort -r | while read -r m; do umount -l "$m" 2>/dev/null; done
+  done
+  rm -rf --one-file-system "$base"
+}
+trap cleanup EXIT
+
+# Within a run the base system is downloaded once (a tarball), then unpacked per root.
+tarball="$base/$suite-minbase.tgz"
+phase "debootstrap minbase (download)"
+debootstrap --variant=minbase --components="$components" --make-tarball="$tarball" "$suite" "$base/tarball-work" \
+  >"$base/debootstrap.log" 2>&1 || { tail -n 20 "$base/debootstrap.log"; exit 1; }
+rm -rf "$base/tarball-work"
+
+new_root() {  # new_root DIR: a minimal root with /proc, /sys, /dev, name resolution (and the apt cache)
+  local r=$1
+  roots+=("$r")
+  debootstrap --variant=minbase --components="$components" --unpack-tarball="$tarball" "$suite" "$r" \
+    >>"$base/debootstrap.log" 2>&1 || { tail -n 20 "$base/debootstrap.log"; exit 1; }
+  mount -t proc proc "$r/proc"
+  mount -t sysfs sysfs "$r/sys"
+  mount --rbind /dev "$r/dev"
+  mount --make-rslave "$r/dev"
+  cp /etc/resolv.conf "$r/etc/resolv.conf"
+  if [ -n "${apt_cache:-}" ]; then
+    mkdir -p "$apt_cache/partial" "$r/var/cache/apt/archives"
+    mount --bind "$apt_cache" "$r/var/cache/apt/archives"
+  fi
+}
+in_root() { local r=$1; shift; chroot "$r" /usr/bin/env -i HOME=/root TERM=dumb PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+  LANG=C.UTF-8 /bin/bash -c "$*"; }
+clone_into() {  # clone_into ROOT REPO: a clone of REPO's checked-out commit at ROOT/src/detr-cpp
+  git clone -q --no-hardlinks "$2" "$1/src/detr-cpp"
+  git -C "$1/src/detr-cpp" checkout -q "$(git -C "$2" rev-parse HEAD)"  # this worktree's commit
+  echo "checkout: $(git -C "$1/src/detr-cpp" log --oneline -1); beside it: $(ls -A "$1/src")"
+}
