@@ -57,6 +57,8 @@ find_path(DETR_C10D_INCLUDE_DIR torch/csrc/distributed/c10d/ProcessGroupGloo.hpp
 set(DETR_WITH_GLOO OFF)
 if(DETR_GLOO_INCLUDE_DIR AND DETR_C10D_INCLUDE_DIR)
   set(DETR_WITH_GLOO ON)
+elseif(CMAKE_DISABLE_FIND_PACKAGE_Gloo)
+  detr_optional_off("Gloo data-parallel backend" "left out (CMAKE_DISABLE_FIND_PACKAGE_Gloo)")
 elseif(NOT DETR_C10D_INCLUDE_DIR)
   detr_optional_off("Gloo data-parallel backend" "this LibTorch has no c10d headers")
 else()

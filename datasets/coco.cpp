@@ -433,14 +433,12 @@ std::string resolve_and_check(CocoImageRecord& rec, const fs::path& image_dir, c
       const auto img = load_image_rgb(rec.path, options.max_image_pixels);  // [H, W, 3]
       return size_mismatch(rec, img.size(1), img.size(0), "decodes as");
     }
-    if (const auto header = read_image_file_header(rec.path)) {
-      const auto why = too_many_pixels(rec.path, *header, options.max_image_pixels);
-      return why.empty() ? size_mismatch(rec, header->width, header->height, "header says") : why;
-    }
+    const auto header = read_image_file_header(rec.path);
+    const auto why = too_many_pixels(rec.path, header, options.max_image_pixels);
+    return why.empty() ? size_mismatch(rec, header.width, header.height, "header says") : why;
   } catch (const std::exception& e) {
     return e.what();
   }
-  return "";
 }
 
 std::string format_bbox(const std::array<double, 4>& b) {

@@ -109,6 +109,22 @@ bool has_image_magic(const uint8_t* d, size_t n) {
          (n >= 3 && d[0] == 'P' && d[1] >= '1' && d[1] <= '6' && std::isspace(d[2]));
 }
 
+std::string unchecked_image_format(const uint8_t* d, size_t n) {
+  const auto starts = [&](const char* magic, size_t len) { return n >= len && std::memcmp(d, magic, len) == 0; };
+  if (starts("\0\0\0\x0CjP  \r\n\x87\n", 12) || starts("\xFF\x4F\xFF\x51", 4)) return "JPEG 2000";
+  if (starts("II+\0", 4) || starts("MM\0+", 4)) return "BigTIFF";
+  if (starts("#?RADIANCE", 10) || starts("#?RGBE", 6)) return "Radiance HDR";
+  if (starts("v/1\x01", 4)) return "OpenEXR";
+  if (starts("P7", 2)) return "PAM";
+  if (starts("PF", 2) || starts("Pf", 2)) return "PFM";
+  if (starts("\x59\xA6\x6A\x95", 4)) return "Sun raster";
+  if (starts("\0\0\0", 3) && n >= 12 && std::memcmp(d + 4, "ftyp", 4) == 0) return "HEIF/AVIF";
+  if (starts("\xFF\x0A", 2) || starts("\0\0\0\x0CJXL \r\n\x87\n", 12)) return "JPEG XL";
+  if (starts("8BPS", 4)) return "Photoshop";
+  if (starts("gimp xcf", 8)) return "GIMP";
+  return "";
+}
+
 std::optional<ImageHeader> read_image_header(const uint8_t* d, size_t n) {
   if (n >= 4 && d[0] == 0xFF && d[1] == 0xD8) return jpeg(d, n);
   if (n >= 24 && std::memcmp(d, "\x89PNG\r\n\x1a\n", 8) == 0) return ImageHeader{"PNG", be32(d + 16), be32(d + 20)};

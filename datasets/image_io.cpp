@@ -10,7 +10,17 @@ namespace detr::datasets {
 
 namespace {
 
+// A device, FIFO or folder never reaches a reader: /dev/zero would be read until memory runs out.
+void require_regular_file(const std::filesystem::path& path) {
+  std::error_code ec;
+  const auto status = std::filesystem::status(path, ec);
+  if (ec || !std::filesystem::exists(status)) throw std::runtime_error(path.string() + ": cannot open image file");
+  if (!std::filesystem::is_regular_file(status))
+    throw std::runtime_error(path.string() + ": not a regular file (a device, pipe or folder)");
+}
+
 std::vector<uchar> read_bytes(const std::filesystem::path& path) {
+  require_regular_file(path);
   std::ifstream in(path, std::ios::binary);
   if (!in) throw std::runtime_error(path.string() + ": cannot open image file");
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
@@ -42,14 +52,23 @@ bool jpeg_truncated(const std::vector<uchar>& b) {
   return true;
 }
 
+// The size the bytes' header declares; throws naming the file for a header that cannot be read and for
+// every format whose header is not read here (decided by content, not by the file's name).
+ImageHeader checked_header(const uint8_t* data, size_t size, const std::filesystem::path& path) {
+  if (auto h = read_image_header(data, size)) return *h;
+  if (has_image_magic(data, size))
+    throw std::runtime_error(path.string() + ": cannot read the image size from its header (corrupt or crafted)");
+  const auto format = unchecked_image_format(data, size);
+  throw std::runtime_error(path.string() + ": " + (format.empty() ? "not an image in a format read here" : "a " + format + " image") +
+                           " (by its content); images must be JPEG, PNG, BMP, GIF, WebP, TIFF or PNM (P1-P6), whose "
+                           "size is checked before decoding");
+}
+
 // `name` says where the bytes came from (a path, or "request 3's image") in errors.
 cv::Mat decode_bytes(const std::vector<uchar>& bytes, const std::filesystem::path& path, int64_t max_pixels) {
   if (bytes.empty()) throw std::runtime_error(path.string() + ": image file is empty");
-  if (const auto header = read_image_header(bytes.data(), bytes.size())) {
-    if (auto why = too_many_pixels(path, *header, max_pixels); !why.empty()) throw std::runtime_error(why);
-  } else if (has_image_magic(bytes.data(), bytes.size())) {  // never decode a size we could not check
-    throw std::runtime_error(path.string() + ": cannot read the image size from its header (corrupt or crafted)");
-  }
+  const auto header = checked_header(bytes.data(), bytes.size(), path);  // never decode an unchecked size
+  if (auto why = too_many_pixels(path, header, max_pixels); !why.empty()) throw std::runtime_error(why);
   if (jpeg_truncated(bytes)) throw std::runtime_error(path.string() + ": JPEG is truncated");
   cv::Mat img;
   try {
@@ -75,7 +94,8 @@ torch::Tensor to_rgb_tensor(const cv::Mat& bgr) {
 
 }  // namespace
 
-std::optional<ImageHeader> read_image_file_header(const std::filesystem::path& path) {
+ImageHeader read_image_file_header(const std::filesystem::path& path) {
+  require_regular_file(path);
   std::ifstream in(path, std::ios::binary);
   if (!in) throw std::runtime_error(path.string() + ": cannot open image file");
   // 64 KiB hold almost every header; a JPEG with large EXIF or ICC segments gets up to 1 MiB.
@@ -85,12 +105,11 @@ std::optional<ImageHeader> read_image_file_header(const std::filesystem::path& p
     head.resize(size);
     in.read(reinterpret_cast<char*>(head.data() + had), static_cast<std::streamsize>(size - had));
     head.resize(had + static_cast<size_t>(in.gcount()));
-    if (auto h = read_image_header(head.data(), head.size())) return h;
+    if (auto h = read_image_header(head.data(), head.size())) return *h;
     if (!in) break;  // the whole file was read
   }
-  if (has_image_magic(head.data(), head.size()))
-    throw std::runtime_error(path.string() + ": cannot read the image size from its header (corrupt or crafted)");
-  return std::nullopt;
+  if (head.empty()) throw std::runtime_error(path.string() + ": image file is empty");
+  return checked_header(head.data(), head.size(), path);
 }
 
 std::string too_many_pixels(const std::filesystem::path& path, const ImageHeader& h, int64_t max_pixels) {

@@ -18,6 +18,13 @@ cleanup() {
     # Deepest mounts first.
     grep -o " $r/[^ ]*" /proc/mounts | sort -r | while read -r m; do umount -l "$m" 2>/dev/null; done
   done
+  # A mount left in place (the apt cache is a bind mount on the same file system, which
+  # --one-file-system would not stop at) keeps the roots on disk rather than deleting through it.
+  if grep -q " $base/" /proc/mounts; then
+    echo "clean root: mounts under $base remain; the roots are left there:" >&2
+    grep -o " $base/[^ ]*" /proc/mounts >&2
+    return
+  fi
   rm -rf --one-file-system "$base"
 }
 trap cleanup EXIT

@@ -71,7 +71,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     fi
   fi
   if ! $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"; then
-    if [ "$flavour" = cuda ] && ! installed nvidia-cudnn; then
+    if [ "$flavour" = cuda ] && dpkg-query -W -f='${Status}' nvidia-cudnn 2>/dev/null | grep -qE "half-configured|unpacked"; then
       say "nvidia-cudnn could not download cuDNN from NVIDIA (no network?); to build without it, run" \
           "again with DETR_CUDNN=skip after: echo 'nvidia-cudnn nvidia-cudnn/question select I Decline'" \
           "| debconf-set-selections && dpkg --configure -a"

@@ -12,18 +12,18 @@ export DEBIAN_FRONTEND=noninteractive
 [ -n "$(apt-cache pkgnames libopencv-core 2>/dev/null)" ] || $SUDO apt-get update -qq
 # OpenCV's runtime packages carry the version in their names (libopencv-core406 on Debian 12,
 # libopencv-core406t64 on Ubuntu 24.04): take the newest this distribution has.
-curl=$(apt-cache pkgnames libcurl4 | grep -E '^libcurl4(t64)?$' | sort | tail -n 1)  # Ubuntu 24.04: libcurl4t64
-tcmalloc=$(apt-cache pkgnames libtcmalloc-minimal4 | grep -E '^libtcmalloc-minimal4(t64)?$' | sort | tail -n 1)
+curl=$(apt-cache pkgnames libcurl4 | grep -E '^libcurl4(t64)?$' | sort | tail -n 1 || true)  # Ubuntu 24.04: libcurl4t64
+tcmalloc=$(apt-cache pkgnames libtcmalloc-minimal4 | grep -E '^libtcmalloc-minimal4(t64)?$' | sort | tail -n 1 || true)
 packages=(libgomp1 "${curl:-libcurl4}" "${tcmalloc:-libtcmalloc-minimal4}")
 for lib in core imgproc imgcodecs; do
-  name=$(apt-cache pkgnames "libopencv-$lib" | grep -E "^libopencv-$lib[0-9][0-9a-z.]*$" | sort -V | tail -n 1)
+  name=$(apt-cache pkgnames "libopencv-$lib" | grep -E "^libopencv-$lib[0-9][0-9a-z.]*$" | sort -V | tail -n 1 || true)
   [ -n "$name" ] || { echo "install_runtime_deps: no libopencv-$lib runtime package found" >&2; exit 1; }
   packages+=("$name")
 done
 if [ "${DETR_WITH_TORCH:-1}" != 0 ]; then
   pattern='^libtorch[0-9][0-9.]*$'
   [ "$flavour" = cuda ] && pattern='^libtorch-cuda-[0-9][0-9.]*$'
-  torch=$(apt-cache pkgnames libtorch | grep -E "$pattern" | sort -V | tail -n 1)
+  torch=$(apt-cache pkgnames libtorch | grep -E "$pattern" | sort -V | tail -n 1 || true)
   [ -n "$torch" ] || { echo "install_runtime_deps: no LibTorch runtime package matches $pattern here" \
     "(DETR_FLAVOUR=cuda needs Debian 13+ with contrib and non-free)" >&2; exit 1; }
   packages+=("$torch" libopenblas0-openmp)

@@ -200,6 +200,30 @@ LoadedCheckpoint load_checkpoint(const fs::path& path) {
 
 static void restore_optimizer_state(const fs::path& path, AdamW& optimizer, StepLR& scheduler);
 
+namespace {
+// A group's betas and eps, as torch.optim.AdamW.load_state_dict restores them: betas in [0, 1), eps
+// in [0, 1]. detr-cpp's AdamW holds one set for every group (upstream's groups share theirs).
+void restore_moment_options(const PyValue& group, size_t g, const fs::path& path, AdamW& optimizer) {
+  const auto gname = "optimizer.param_groups[" + std::to_string(g) + "].";
+  AdamWOptions o = optimizer.options();
+  if (const auto* betas = group.find("betas")) {
+    if (!(betas->is_tuple() || betas->is_list()) || betas->size() != 2)
+      bad_field(path, gname + "betas", "is " + repr(*betas) + ", expected (beta1, beta2)");
+    for (size_t i = 0; i < 2; ++i) {
+      const auto name = gname + "betas[" + std::to_string(i) + "]";
+      const double b = float_in(betas->item(i), path, name, 0, 1);
+      if (b >= 1) bad_field(path, name, "is " + format_float(b) + ", expected below 1 (AdamW's moments would never decay)");
+      (i == 0 ? o.beta1 : o.beta2) = b;
+    }
+  }
+  if (const auto* eps = group.find("eps")) o.eps = float_in(*eps, path, gname + "eps", 0, 1);
+  const auto& had = optimizer.options();
+  if (g > 0 && (o.beta1 != had.beta1 || o.beta2 != had.beta2 || o.eps != had.eps))
+    bad_field(path, gname + "betas", "differ from group 0's (this AdamW shares betas and eps across groups)");
+  optimizer.set_moment_options(o.beta1, o.beta2, o.eps);
+}
+}  // namespace
+
 void restore_optimizer(const fs::path& path, AdamW& optimizer, StepLR& scheduler) {
   with_path(path, [&] { restore_optimizer_state(path, optimizer, scheduler); });
 }
@@ -226,6 +250,7 @@ static void restore_optimizer_state(const fs::path& path, AdamW& optimizer, Step
     ours.lr = float_in(saved.at("lr"), path, gname + "lr", 0, 1e6);
     if (const auto* il = saved.find("initial_lr")) ours.initial_lr = float_in(*il, path, gname + "initial_lr", 0, 1e6);
     ours.weight_decay = float_in(saved.at("weight_decay"), path, gname + "weight_decay", 0, 1e6);
+    restore_moment_options(saved, g, path, optimizer);
     for (size_t k = 0; k < saved.at("params").size(); ++k) {
       const int64_t id = saved.at("params").item(k).as_int();
       const auto* st = opt.at("state").as_dict().find(PyValue::integer(id));
@@ -241,6 +266,11 @@ static void restore_optimizer_state(const fs::path& path, AdamW& optimizer, Step
       };
       mine.exp_avg = load("exp_avg");
       mine.exp_avg_sq = load("exp_avg_sq");
+      const auto where = "optimizer.state[" + std::to_string(id) + "].";
+      if (!torch::isfinite(mine.exp_avg).all().item<bool>() || !torch::isfinite(mine.exp_avg_sq).all().item<bool>())
+        bad_field(path, where + "exp_avg/exp_avg_sq", "holds NaN or infinite values");
+      if ((mine.exp_avg_sq < 0).any().item<bool>())
+        bad_field(path, where + "exp_avg_sq", "holds negative values (a running mean of squared gradients)");
       const auto& step = st->at("step");
       const auto sname = "optimizer.state[" + std::to_string(id) + "].step";
       if (step.is_tensor()) {

@@ -211,10 +211,10 @@ fs::path cached_download(const std::string& url, const DownloadOptions& o) {
   const std::string name = url.substr(url.find_last_of('/') + 1);
   const fs::path dir = o.cache_dir.empty() ? cache_dir() : o.cache_dir, target = dir / name;
   if (fs::is_regular_file(target)) return target;  // cache hit: no network (as torch.hub)
+  start_downloads(url, target);
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (!fs::is_directory(dir)) throw std::runtime_error("cannot create the weights cache " + dir.string());
-  start_downloads(url, target);
   const fs::path tmp = target.string() + ".partial." + std::to_string(::getpid());
   std::string why;
   for (int attempt = 1; attempt <= std::max(1, o.attempts); ++attempt) {

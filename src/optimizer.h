@@ -42,6 +42,10 @@ class AdamW {
   std::vector<ParamGroup>& groups() { return groups_; }
   const std::vector<ParamGroup>& groups() const { return groups_; }
   const AdamWOptions& options() const { return options_; }
+  // A resumed optimizer's betas and eps (torch.optim's load_state_dict restores them).
+  void set_moment_options(double beta1, double beta2, double eps) {
+    options_.beta1 = beta1, options_.beta2 = beta2, options_.eps = eps;
+  }
 
   // Per-parameter state in group order (upstream's integer ids 0..N-1): step count and moments.
   struct State {

@@ -5,6 +5,7 @@
 
 #include <regex>
 #include <set>
+#include <tuple>
 
 #include "datasets/image_io.h"
 #include "datasets/transforms.h"
@@ -62,6 +63,40 @@ models::ModelConfig infer_model_config(const std::map<std::string, torch::Tensor
   return c;
 }
 
+namespace {
+
+// A checkpoint's model_config is a claim; its weights are what the file is. Building the network from
+// the claim alone let a crafted config allocate without bound (measured: 10.7 GB for huge layer and
+// query counts), so every size the weights show must agree with it before anything is built.
+void check_config_against_weights(const fs::path& path, const models::ModelConfig& c,
+                                  const std::map<std::string, torch::Tensor>& state) {
+  const auto w = infer_model_config(state, c.dilation);
+  const auto differ = [&](const char* field, const std::string& claimed, const std::string& shown) {
+    if (claimed != shown)
+      throw std::runtime_error(path.string() + ": model_config says " + field + " " + claimed +
+                               ", but the weights have " + shown + " (a damaged or crafted checkpoint)");
+  };
+  differ("backbone", c.backbone, w.backbone);
+  differ("masks", c.masks ? "true" : "false", w.masks ? "true" : "false");
+  for (const auto& [field, claimed, shown] :
+       {std::tuple<const char*, int64_t, int64_t>{"hidden_dim", c.hidden_dim, w.hidden_dim},
+        {"num_queries", c.num_queries, w.num_queries},
+        {"num_classes", c.num_classes, w.num_classes},
+        {"enc_layers", c.enc_layers, w.enc_layers},
+        {"dec_layers", c.dec_layers, w.dec_layers},
+        {"dim_feedforward", c.dim_feedforward, w.dim_feedforward}})
+    differ(field, std::to_string(claimed), std::to_string(shown));
+}
+
+// NaN or infinite weights would answer every image with null scores and boxes: refused by name.
+void check_finite(const fs::path& path, const std::map<std::string, torch::Tensor>& state) {
+  for (const auto& [key, t] : state)
+    if (t.is_floating_point() && !torch::isfinite(t).all().item<bool>())
+      throw std::runtime_error(path.string() + ": weight '" + key + "' holds NaN or infinite values");
+}
+
+}  // namespace
+
 Predictor load_predictor(const fs::path& checkpoint, const torch::Device& device, const models::ConvKernels& kernels,
                          bool dilation) {
   const auto path = resolve_checkpoint_path(checkpoint);
@@ -79,6 +114,8 @@ Predictor load_predictor(const fs::path& checkpoint, const torch::Device& device
       if (const auto* v = args->find_attr("dilation")) p.config.dilation = v->as_bool();
     }
   }
+  check_config_against_weights(path, p.config, state);
+  check_finite(path, state);
   if (const auto* cl = root.is_dict() ? root.find("classes") : nullptr)
     for (const auto& item : cl->items()) p.classes.push_back({item.at("id").as_int(), item.at("name").as_str()});
   p.model = models::build(p.config);

@@ -23,6 +23,8 @@ struct Request {
 
 [[noreturn]] void bad(const std::string& what) { throw std::invalid_argument(what); }
 
+constexpr int kMaxRequestDepth = 64;  // JSON nesting of a request (its id may be any JSON value)
+
 Request parse_request(const nlohmann::json& j, const ServeOptions& o) {
   Request r;
   r.id = j.value("id", nlohmann::json());
@@ -110,7 +112,12 @@ nlohmann::json outline(const datasets::Rle& rle, const std::vector<uint8_t>& bit
 std::string answer_request(Predictor& predictor, const std::string& line, const ServeOptions& o) {
   nlohmann::json id;
   try {
-    const auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    // Nesting is bounded while parsing: a value 100,000 levels deep overflowed the stack when copied.
+    const nlohmann::json::parser_callback_t shallow = [](int depth, nlohmann::json::parse_event_t, nlohmann::json&) {
+      if (depth > kMaxRequestDepth) bad("the request nests deeper than " + std::to_string(kMaxRequestDepth) + " levels");
+      return true;
+    };
+    const auto j = nlohmann::json::parse(line, shallow, /*allow_exceptions=*/false);
     if (!j.is_object()) bad("the request is not a JSON object");
     id = j.value("id", nlohmann::json());  // echoed with an error too
     auto r = parse_request(j, o);

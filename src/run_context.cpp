@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <mutex>
 #include <sstream>
 #include <thread>
 
@@ -62,13 +63,25 @@ struct StopToken::Impl {
   std::atomic<bool> closing{false};
   sigset_t set{}, previous{};
   std::thread watcher;
+  std::mutex doomed_mutex;
+  std::vector<std::filesystem::path> doomed;  // removed before a forced exit
+
+  [[noreturn]] void exit_now(int sig) {
+    {
+      std::lock_guard<std::mutex> lock(doomed_mutex);
+      std::error_code ec;
+      for (int pass = 0; pass < 2; ++pass)  // twice: a file the main thread was writing meanwhile
+        for (const auto& d : doomed) std::filesystem::remove_all(d, ec);
+    }
+    std::_Exit(128 + sig);
+  }
 
   void watch() {
     for (;;) {
       int sig = 0;
       if (sigwait(&set, &sig) != 0) continue;
       if (closing) return;
-      if (!armed || requested) std::_Exit(128 + sig);  // not stoppable yet, or a second signal: now
+      if (!armed || requested) exit_now(sig);  // not stoppable yet, or a second signal: now
       signal = sig;
       requested = true;
     }
@@ -94,6 +107,10 @@ StopToken::~StopToken() {
 }
 
 void StopToken::arm() { impl_->armed = true; }
+void StopToken::remove_on_forced_exit(const std::filesystem::path& dir) {
+  std::lock_guard<std::mutex> lock(impl_->doomed_mutex);
+  impl_->doomed.push_back(dir);
+}
 bool StopToken::requested() const { return impl_->requested; }
 int StopToken::signal() const { return impl_->signal; }
 void StopToken::request(int sig) {

@@ -9,6 +9,7 @@
 //   model->set_conv_kernels(ctx.conv_kernels());
 //   while (!ctx.stopping()) ...
 #pragma once
+#include <filesystem>
 #include <torch/torch.h>
 
 #include <functional>
@@ -73,6 +74,9 @@ class StopToken {
   bool requested() const;
   int signal() const;         // the signal that asked; 0 when none (or asked by request())
   void request(int sig = 0);  // as a signal would
+  // Removed, with everything under it, when a signal ends the process at once (before arm(), or a
+  // second signal): a run's scratch folder is never left behind.
+  void remove_on_forced_exit(const std::filesystem::path& dir);
 
  private:
   struct Impl;

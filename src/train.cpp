@@ -512,6 +512,7 @@ int run_train(const TrainArgs& a, const Launch& launch) {
   if (ctx.group()) say << "job: " << ctx.describe() << "; effective batch " << a.batch_size * ctx.world_size() << "\n";
 
   const ScratchDir scratch{fs::temp_directory_path() / ("detr_train_" + std::to_string(::getpid()))};
+  ctx.stop_token().remove_on_forced_exit(scratch.path);  // a signal while loading ends the run at once
   auto data = load_data(a, scratch.path, say);
   say << datasets::format_summary(data.train, "train") << "\n";
   if (!data.val_is_train) say << datasets::format_summary(data.val, "val") << "\n";
@@ -544,6 +545,9 @@ int run_train(const TrainArgs& a, const Launch& launch) {
   args_json["distributed"] = ctx.world_size() > 1;
   TrainOutputs outputs(a.output_dir, ctx.main_rank(), {{"args", args_json}, {"model_config", models::to_json(config)}},
                        data.train.categories);
+  if (outputs.enabled())  // a second signal during a save: the old files stand, no half-written copy
+    for (const char* name : {"checkpoint.pth.tmp", "best.pth.tmp"})
+      ctx.stop_token().remove_on_forced_exit(outputs.checkpoint_path().parent_path() / name);
   EpochLoop loop({a, ctx, setup, scheduler, *loaders, data.val, outputs,
                   {model, &config, &optimizer, &scheduler, &args_json}, state, weights.resumed.path.string()});
   if (a.eval) {

@@ -17,6 +17,7 @@
 #include "models/set_criterion.h"
 #include "models/winograd_conv.h"
 #include "src/amp.h"
+#include "src/distributed.h"
 #include "src/engine.h"
 #include "src/optimizer.h"
 #include "tests/tiny_model.h"
@@ -177,4 +178,30 @@ TEST(Cuda, DetrTrainAndBenchRunOnTheGpu) {
   EXPECT_GT(r["peak_tflops"].get<double>(), 10.0);  // any datacenter GPU's bf16 matmul
   EXPECT_EQ(r["device"].get<std::string>().rfind("cuda", 0), 0u);
   fs::remove_all(dir);
+}
+
+// c10d's NCCL backend as detr_train uses it: the rendezvous, a sum all-reduce and a broadcast of CUDA
+// tensors, and a barrier. One rank, because a one-GPU machine cannot hold two NCCL ranks; a job of
+// several GPUs runs the same calls.
+TEST(Cuda, NcclProcessGroupReducesOnTheGpu) {
+  DETR_REQUIRE_CUDA();
+  if (!dist::nccl_available()) GTEST_SKIP() << "this build has no NCCL backend (nccl.h was not found at configure)";
+  dist::Env env;
+  env.master_port = 29531;
+  env.source = "test";
+  dist::InitOptions io;
+  io.backend = "nccl";
+  io.device = torch::Device(torch::kCUDA, 0);
+  io.timeout = std::chrono::seconds(60);
+  auto group = dist::ProcessGroup::init(env, io);
+  ASSERT_TRUE(group);
+  EXPECT_EQ(group->backend(), "nccl");
+  auto t = torch::arange(6, torch::dtype(torch::kFloat32).device(io.device));
+  group->all_reduce_sum(t);
+  EXPECT_TRUE(torch::equal(t.cpu(), torch::arange(6, torch::kFloat32)));  // one rank: the sum is itself
+  std::vector<torch::Tensor> b{torch::full({3}, 7.0f, torch::TensorOptions().device(io.device))};
+  group->broadcast(b);
+  EXPECT_TRUE(torch::equal(b[0].cpu(), torch::full({3}, 7.0f)));
+  group->barrier();
+  std::cout << "NCCL process group on " << io.device << ": all-reduce, broadcast and barrier done\n";
 }

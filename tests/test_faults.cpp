@@ -5,8 +5,10 @@
 #include <torch/torch.h>
 
 #include <sys/mount.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -18,6 +20,7 @@
 #include "datasets/synthetic.h"
 #include "src/cli/guarded_main.h"
 #include "src/checkpoint.h"
+#include "src/optimizer.h"
 #include "src/serialization/inspect.h"
 #include "src/serialization/pickle.h"
 #include "src/serialization/state_dict.h"
@@ -179,6 +182,59 @@ TEST(Faults, ResumeStateIsValidated) {
   EXPECT_EQ(ok.state->step_in_epoch, 5);
 }
 
+TEST(Faults, ResumedOptimizerStateIsValidated) {
+  // Measured before: betas outside [0, 1) and a negative exp_avg_sq were accepted on --resume (the latter
+  // surfaced epochs later as a "degenerate box" error).
+  auto dir = temp_dir("optimizer");
+  auto model = std::make_shared<torch::nn::Module>();
+  model->register_parameter("w", torch::ones({2}));
+  model->register_module("backbone", std::make_shared<torch::nn::Module>())->register_parameter("w", torch::ones({2}));
+  const auto write = [&](double b1, double b2, const torch::Tensor& exp_avg, const torch::Tensor& exp_avg_sq) {
+    const auto group = [&](int64_t id) {
+      return PyValue::dict({{PyValue::str("lr"), PyValue::floating(1e-4)},
+                            {PyValue::str("betas"), PyValue::tuple({PyValue::floating(b1), PyValue::floating(b2)})},
+                            {PyValue::str("eps"), PyValue::floating(1e-8)},
+                            {PyValue::str("weight_decay"), PyValue::floating(1e-4)},
+                            {PyValue::str("params"), PyValue::list({PyValue::integer(id)})}});
+    };
+    const auto state = PyValue::dict({{PyValue::str("step"), PyValue::tensor(torch::tensor(1.0f))},
+                                      {PyValue::str("exp_avg"), PyValue::tensor(exp_avg)},
+                                      {PyValue::str("exp_avg_sq"), PyValue::tensor(exp_avg_sq)}});
+    return checkpoint_with(
+        dir, {{"optimizer", PyValue::dict({{PyValue::str("state"), PyValue::dict({{PyValue::integer(0), state}})},
+                                          {PyValue::str("param_groups"), PyValue::list({group(0), group(1)})}})},
+              {"lr_scheduler", PyValue::dict({{PyValue::str("last_epoch"), PyValue::integer(1)}})},
+              {"epoch", PyValue::integer(1)}});
+  };
+  const auto ones = torch::ones({2}), nan = torch::tensor({1.0f, std::nanf("")}), neg = torch::tensor({1.0f, -1.0f});
+  struct Case {
+    double b1, b2;
+    torch::Tensor exp_avg, exp_avg_sq;
+    std::vector<std::string> needles;
+  };
+  const std::vector<Case> cases{
+      {0.9, 1.5, ones, ones, {"optimizer.param_groups[0].betas[1]", "1.5"}},
+      {0.9, 1.0, ones, ones, {"betas[1]", "expected below 1"}},
+      {-0.1, 0.999, ones, ones, {"betas[0]", "-0.1"}},
+      {0.9, 0.999, ones, neg, {"optimizer.state[0].exp_avg_sq", "negative"}},
+      {0.9, 0.999, nan, ones, {"optimizer.state[0]", "NaN"}},
+  };
+  for (const auto& c : cases) {
+    AdamW opt(*model, {});
+    StepLR sched(opt, 200);
+    const auto path = write(c.b1, c.b2, c.exp_avg, c.exp_avg_sq);
+    std::vector<std::string> needles{"checkpoint.pth"};
+    needles.insert(needles.end(), c.needles.begin(), c.needles.end());
+    expect_error([&] { restore_optimizer(path, opt, sched); }, {needles[0], needles[1], needles[2]});
+  }
+  AdamW opt(*model, {});
+  StepLR sched(opt, 200);
+  restore_optimizer(write(0.8, 0.99, ones, ones), opt, sched);
+  EXPECT_EQ(opt.options().beta1, 0.8);  // the checkpoint's betas, as torch.optim's load_state_dict
+  EXPECT_EQ(opt.options().beta2, 0.99);
+  EXPECT_TRUE(torch::equal(opt.state()[0].exp_avg_sq, ones));
+}
+
 // ---- images -----------------------------------------------------------------------------------------
 
 std::string slurp(const fs::path& p) {
@@ -209,6 +265,45 @@ TEST(Faults, ImageHeadersGiveTheDeclaredSize) {
   EXPECT_EQ(g->width, 640);
   EXPECT_EQ(g->height, 480);
   EXPECT_FALSE(datasets::read_image_header(reinterpret_cast<const uint8_t*>("hello"), 5));
+}
+
+TEST(Faults, FormatsWithoutACheckedSizeAreRefusedByContent) {
+  // Tiny files that decoders would read as huge images (measured before this rule: a 24 KB BigTIFF of
+  // 24000x24000 took 8.5 GB, a 4.4 KB JPEG 2000 of 16000x16000 named .png 6.9 GB and exit 0). Only a
+  // size read from the header is ever decoded: these formats are refused by content, whatever the name,
+  // on every path (header check, decode, decode from a request's bytes), in well under a second.
+  auto dir = temp_dir("unchecked");
+  const std::string be16000 = std::string("\x00\x00\x3E\x80", 4);
+  const std::vector<std::pair<std::string, std::string>> files = {
+      {"bigtiff.tif", std::string("II+\0\x08\0\0\0", 8) + le(16, 8) + std::string(64, '\0')},
+      {"j2k_as.png", std::string("\xFF\x4F\xFF\x51\x00\x2F\x00\x00", 8) + be16000 + be16000 + std::string(40, '\0')},
+      {"jp2_as.jpg", std::string("\0\0\0\x0CjP  \r\n\x87\n", 12) + std::string(64, '\0')},
+      {"radiance.hdr", "#?RADIANCE\nFORMAT=32-bit_rle_rgbe\n\n-Y 16000 +X 16000\n" + std::string(64, '\x02')},
+      {"pam.pnm", "P7\nWIDTH 16000\nHEIGHT 16000\nDEPTH 3\nMAXVAL 255\nTUPLTYPE RGB\nENDHDR\n" + std::string(64, '\0')},
+      {"pfm.png", "PF\n16000 16000\n-1.0\n" + std::string(64, '\0')},
+      {"text.jpg", "these are not the pixels you are looking for"},
+  };
+  for (const auto& [name, bytes] : files) {
+    write_bytes(dir / name, bytes);
+    const auto t0 = std::chrono::steady_clock::now();
+    expect_error([&] { datasets::load_image_rgb(dir / name); }, {name, "by its content", "JPEG, PNG"});
+    expect_error([&] { datasets::read_image_file_header(dir / name); }, {name, "by its content"});
+    expect_error([&] { datasets::decode_image_rgb(bytes, "request 1's image"); }, {"request 1's image", "by its content"});
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    EXPECT_LT(s, 1.0) << name;
+  }
+  EXPECT_NE(datasets::image_problem(dir / "j2k_as.png").find("a JPEG 2000 image (by its content)"), std::string::npos);
+  EXPECT_NE(datasets::image_problem(dir / "bigtiff.tif").find("a BigTIFF image"), std::string::npos);
+}
+
+TEST(Faults, NonRegularFilesAreNeverReadAsImages) {
+  // /dev/zero read as an image grew until std::bad_alloc; a FIFO would block for ever.
+  auto dir = temp_dir("devices");
+  expect_error([&] { datasets::load_image_rgb("/dev/zero"); }, {"/dev/zero", "not a regular file"});
+  expect_error([&] { datasets::read_image_file_header("/dev/zero"); }, {"/dev/zero", "not a regular file"});
+  ASSERT_EQ(::mkfifo((dir / "fifo.jpg").c_str(), 0600), 0);
+  expect_error([&] { datasets::load_image_rgb(dir / "fifo.jpg"); }, {"fifo.jpg", "not a regular file"});
+  expect_error([&] { datasets::load_image_rgb(dir); }, {"not a regular file"});
 }
 
 TEST(Faults, DecompressionBombIsRefusedFromItsHeader) {
@@ -401,6 +496,42 @@ TEST(Faults, TrainingOnAFullDiskExitsWithOneLine) {
 }
 
 // ---- the error contract -------------------------------------------------------------------------------
+
+TEST(Faults, InspectEscapesEveryByteFromTheFile) {
+  // Measured before: escape sequences in the zip's folder name and in pickled class names reached the
+  // terminal raw (one set its title).
+  auto dir = temp_dir("inspect_escapes");
+  const auto value = PyValue::dict({{PyValue::str("note\x1b[31m"), PyValue::str("caf\xc3\xa9 \xe2\x9c\x93")}});
+  serialization::torch_save(value, dir / "plain.pth");
+  auto bytes = slurp(dir / "plain.pth");
+  for (size_t at = 0; (at = bytes.find("archive/", at)) != std::string::npos; at += 8)
+    bytes.replace(at, 8, "arc\x1b[2J/");  // the same length: offsets stay valid, names are not CRC-checked
+  write_bytes(dir / "evil.pth", bytes);
+  FILE* p = popen((std::string(DETR_TOOLS_DIR) + "/detr_inspect " + (dir / "evil.pth").string() + " 2>&1").c_str(), "r");
+  std::string output;
+  char buf[4096];
+  while (size_t n = fread(buf, 1, sizeof buf, p)) output.append(buf, n);
+  const int status = pclose(p);
+  std::cout << output;
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << output;
+  EXPECT_EQ(output.find('\x1b'), std::string::npos) << "raw escape bytes reached the terminal";
+  EXPECT_NE(output.find("arc\\x1b[2J"), std::string::npos) << output;  // the archive's folder
+  EXPECT_NE(output.find("caf\xc3\xa9 \xe2\x9c\x93"), std::string::npos) << output;  // printable UTF-8 stays
+
+  // A pickled class whose module and name carry control bytes, C1 controls and invalid UTF-8 (our
+  // writer pickles no objects: the pickle is written by hand: GLOBAL, EMPTY_TUPLE, NEWOBJ, STOP).
+  const std::string pkl = std::string("\x80\x02" "cevil\x1b]0;pwned\x07\nCls\xc2\x9b" "2J\xff\n)\x81.");
+  const auto obj = serialization::unpickle(pkl.data(), pkl.size(), 0, nullptr).value;
+  std::ostringstream listing;
+  serialization::print_structure(listing, obj);
+  const auto safe = serialization::terminal_safe(listing.str());
+  std::cout << safe;
+  for (const std::string raw : {"\x1b", "\x07", "\xc2\x9b", "\xff"})
+    EXPECT_EQ(safe.find(raw), std::string::npos) << "raw control bytes in: " << safe;
+  EXPECT_NE(safe.find("evil\\x1b]0;pwned\\x07.Cls\\xc2\\x9b2J\\xff"), std::string::npos) << safe;
+  EXPECT_EQ(serialization::terminal_safe("a\tb\nc\x7f"), "a\tb\nc\\x7f");
+}
 
 TEST(Faults, ErrorsAreOneLineNamingTheFile) {
   // A JSON number out of range names the file (nlohmann's out_of_range, not a parse error).

@@ -1395,6 +1395,27 @@ TEST(FormatsDecisions, TfRecordLabelsByTextOrUnlabelled) {
   EXPECT_EQ(s.train.images[0].objects[0].bbox, (std::array<double, 4>{16, 8, 16, 8}));
 }
 
+TEST(FormatsDecisions, TfRecordSubsetNamesNeverBecomePaths) {
+  // Measured before: "...tfrecord" made its subset "..", so its embedded images were written to the
+  // extraction folder's parent ($TMPDIR itself) and left there.
+  const auto dir = temp_dir("tf_dots");
+  const Spec spec = make_spec({Kind::box}, {"default"});
+  write_text(dir / "label_map.pbtxt", label_map_text(spec));
+  const SImage im{"a", 64, 32, {}};
+  write_text(dir / "...tfrecord", framed(example({{"image/filename", bytes_feature({"a.png"})},
+                                                   {"image/encoded", bytes_feature({png_bytes(im)})}})));
+  const auto extract = dir / "scratch" / "extracted";
+  const auto raw = read_tfrecord(dir, extract);
+  ASSERT_EQ(raw.subsets.size(), 1u);
+  EXPECT_EQ(raw.subsets[0].name, "..");  // named as the file names it
+  ASSERT_EQ(raw.subsets[0].images.size(), 1u);
+  const auto path = raw.subsets[0].images[0].path;
+  std::cout << "  image extracted to " << path << "\n";
+  EXPECT_EQ(path, extract / ".subset0" / "a.png");
+  EXPECT_TRUE(fs::is_regular_file(path));
+  EXPECT_FALSE(fs::exists(dir / "scratch" / "a.png"));
+}
+
 TEST(FormatsDecisions, NamesFromTheExportStayInsideIt) {
   const auto dir = temp_dir("inside");
   EXPECT_EQ(join_inside(dir, "a/b.jpg"), dir / "a" / "b.jpg");

@@ -79,6 +79,35 @@ TEST(PredictServer, AnswersEachLineAndSurvivesBadRequests) {
   EXPECT_NE(big_out.str().find("longer than 100 bytes"), std::string::npos) << big_out.str();
 }
 
+TEST(PredictServer, DeepRequestsAndDevicePathsGetOneErrorAndTheServerGoesOn) {
+  // Measured before: an id nested 100,000 levels deep killed the server (SIGSEGV); {"path": "/dev/zero"}
+  // read until std::bad_alloc.
+  auto predictor = tiny_predictor();
+  const auto photo = detr::testing::data_dir() / "photos" / "rocket.jpg";
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  std::stringstream in;
+  in << "{\"id\": " << deep << ", \"path\": \"" << photo.string() << "\"}\n"
+     << "{\"id\": 2, \"image\": " << deep << "}\n"
+     << nlohmann::json{{"id", 3}, {"path", "/dev/zero"}}.dump() << "\n"
+     << nlohmann::json{{"id", 4}, {"path", photo.string()}, {"threshold", 0.0}, {"topk", 2}}.dump() << "\n";
+  std::stringstream out;
+  detr::ServeOptions o;
+  o.max_request_bytes = 1 << 20;
+  ASSERT_EQ(detr::serve(predictor, in, out, o), 4);
+  std::vector<nlohmann::json> answers;
+  for (std::string line; std::getline(out, line);) answers.push_back(nlohmann::json::parse(line));
+  ASSERT_EQ(answers.size(), 4u);
+  for (int i = 0; i < 2; ++i) {
+    std::cout << "  answer " << i << ": " << answers[i].dump() << "\n";
+    EXPECT_NE(answers[i].value("error", "").find("nests deeper than 64 levels"), std::string::npos) << answers[i];
+  }
+  std::cout << "  answer 2: " << answers[2].dump() << "\n";
+  EXPECT_EQ(answers[2]["id"], 3);
+  EXPECT_NE(answers[2].value("error", "").find("/dev/zero: not a regular file"), std::string::npos) << answers[2];
+  EXPECT_EQ(answers[3]["id"], 4);  // the server carried on
+  EXPECT_EQ(answers[3]["detections"].size(), 2u);
+}
+
 TEST(PredictServer, Base64RoundTripsAndRefusesForeignText) {
   for (const std::string& s : std::vector<std::string>{"", "f", "fo", "foo", "foob", "fooba", "foobar", std::string("\0\xff\x10", 3)})
     EXPECT_EQ(detr::util::base64_decode(detr::util::base64_encode(s)), s);

@@ -62,6 +62,50 @@ TEST(PublicApi, DetectorMatchesThePredictorOnABestCheckpoint) {
 namespace {
 
 // The job context's rules (src/run_context.h), each decided in one place.
+TEST(PublicApi, ACheckpointWhoseConfigOrWeightsLieIsRefusedInOneLine) {
+  // Measured before: a model_config declaring huge layer or query counts allocated 10.7 GB with three
+  // lines of allocator output; NaN weights gave exit 0 with null scores and boxes.
+  const auto dir = detr::testing::scratch_dir("detr_api_", "lies");
+  torch::manual_seed(0);
+  const auto config = detr::testing::tiny_train_config();
+  auto model = detr::models::build_model(config);
+  detr::CheckpointState state;
+  state.classes = {{1, "rocket"}, {2, "cat"}};
+  const auto refused = [&](const std::string& name, const std::vector<std::string>& needles) {
+    SCOPED_TRACE(name);
+    try {
+      detr::load_predictor(dir / name, torch::kCPU);
+      ADD_FAILURE() << "loaded";
+    } catch (const std::runtime_error& e) {
+      const std::string m = e.what();
+      std::cout << "  " << m << "\n";
+      for (const auto& n : needles) EXPECT_NE(m.find(n), std::string::npos) << m;
+      EXPECT_EQ(m.find('\n'), std::string::npos);
+    }
+    detr::DetectorOptions o;
+    o.device = "cpu";
+    EXPECT_THROW(detr::Detector::load((dir / name).string(), o), std::exception);
+  };
+  for (const auto& [field, value] : {std::pair<const char*, int64_t>{"enc_layers", 100000}, {"dec_layers", 100000},
+                                     {"num_queries", 1 << 28}, {"dim_feedforward", 1 << 28}, {"num_classes", 7}}) {
+    auto lie = config;
+    if (std::string(field) == "enc_layers") lie.enc_layers = value;
+    if (std::string(field) == "dec_layers") lie.dec_layers = value;
+    if (std::string(field) == "num_queries") lie.num_queries = value;
+    if (std::string(field) == "dim_feedforward") lie.dim_feedforward = value;
+    if (std::string(field) == "num_classes") lie.num_classes = value;
+    const std::string name = std::string(field) + ".pth";
+    detr::save_model(dir / name, *model, lie, state, {{"lr", 1e-4}});
+    refused(name, {name, std::string("model_config says ") + field + " " + std::to_string(value), "the weights have"});
+  }
+  {
+    torch::NoGradGuard no_grad;
+    model->class_embed->bias[0] = std::numeric_limits<float>::quiet_NaN();
+  }
+  detr::save_model(dir / "nan.pth", *model, config, state, {{"lr", 1e-4}});
+  refused("nan.pth", {"nan.pth", "weight 'class_embed.bias'", "NaN"});
+}
+
 TEST(RunContext, DeviceAndThreadRules) {
   EXPECT_FALSE(detr::parse_device("auto").has_value());
   ASSERT_TRUE(detr::parse_device("cpu").has_value());

@@ -94,12 +94,43 @@ def to_shapes(answer, shapes_kind=None):
     return shapes
 
 
+def caller_error(context, what):
+    """A request the caller got wrong: HTTP 400 with one line saying what."""
+    return context.Response(body=json.dumps({"error": what}), headers={}, content_type="application/json",
+                            status_code=400)
+
+
+def parse_body(body):
+    """The request as (image, threshold), or a string saying what is wrong with it."""
+    if isinstance(body, (bytes, bytearray)):
+        try:
+            body = json.loads(body)
+        except (UnicodeDecodeError, ValueError) as e:
+            return f"the body is not JSON ({type(e).__name__}: {str(e).splitlines()[0][:200]})"
+    if not isinstance(body, dict):
+        return f"the body must be a JSON object, got {type(body).__name__}"
+    image = body.get("image")
+    if not isinstance(image, str) or not image:
+        return "field 'image' (a base64 string) is missing" if image is None else "field 'image' must be a base64 string"
+    threshold = body.get("threshold", 0.5)
+    if isinstance(threshold, str):
+        try:
+            threshold = float(threshold)
+        except ValueError:
+            return f"field 'threshold' must be a number in [0, 1], got {json.dumps(threshold)[:100]}"
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold <= 1:
+        return f"field 'threshold' must be a number in [0, 1], got {json.dumps(threshold)[:100]}"
+    return image, float(threshold)
+
+
 def handler(context, event):
-    data = event.body
-    answer = context.user_data.server.ask({"image": data["image"], "threshold": float(data.get("threshold", 0.5)),
+    parsed = parse_body(event.body)
+    if isinstance(parsed, str):
+        return caller_error(context, parsed)
+    image, threshold = parsed
+    answer = context.user_data.server.ask({"image": image, "threshold": threshold,
                                            "cvat_masks": SHAPES == "mask", "polygons": True})
     if "error" in answer:
-        return context.Response(body=json.dumps({"error": answer["error"]}), headers={},
-                                content_type="application/json", status_code=400)
+        return caller_error(context, answer["error"])
     return context.Response(body=json.dumps(to_shapes(answer)), headers={}, content_type="application/json",
                             status_code=200)

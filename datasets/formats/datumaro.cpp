@@ -4,6 +4,7 @@
 #include <cmath>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
+#include <string_view>
 
 #include "datasets/coco_mask.h"
 #include "datasets/formats/text.h"
@@ -25,10 +26,11 @@ struct Context {
   }
 };
 
-const json& field(const json& obj, const char* key, const Context& c, const std::string& where) {
-  if (!obj.is_object()) c.fail(where, "expected a JSON object, got " + json_preview(obj));
+// `where` by value: a temporary name (GCC 14's -Wdangling-reference) is never what the result refers to.
+const json& field(const json& obj, const char* key, const Context& c, std::string_view where) {
+  if (!obj.is_object()) c.fail(std::string(where), "expected a JSON object, got " + json_preview(obj));
   const auto it = obj.find(key);
-  if (it == obj.end()) c.fail(where, std::string("missing field '") + key + "'");
+  if (it == obj.end()) c.fail(std::string(where), std::string("missing field '") + key + "'");
   return *it;
 }
 

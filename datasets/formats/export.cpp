@@ -149,12 +149,10 @@ std::string check_image(CocoImageRecord& rec, const CocoLoadOptions& options) {
     if (options.decode_images) {
       const auto img = load_image_rgb(rec.path, options.max_image_pixels);  // [H, W, 3]
       width = img.size(1), height = img.size(0), how = "decodes as";
-    } else if (const auto header = read_image_file_header(rec.path)) {
-      if (auto why = too_many_pixels(rec.path, *header, options.max_image_pixels); !why.empty()) return why;
-      width = header->width, height = header->height;
-    } else {  // a format whose header is not read here: decode it (OpenCV's own limits apply)
-      const auto img = load_image_rgb(rec.path, options.max_image_pixels);
-      width = img.size(1), height = img.size(0), how = "decodes as";
+    } else {
+      const auto header = read_image_file_header(rec.path);
+      if (auto why = too_many_pixels(rec.path, header, options.max_image_pixels); !why.empty()) return why;
+      width = header.width, height = header.height;
     }
     if (rec.width == 0 && rec.height == 0) {
       rec.width = width, rec.height = height;

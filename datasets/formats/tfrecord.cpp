@@ -430,9 +430,21 @@ std::vector<RawObject> record_objects(const std::map<std::string, TfFeature>& f,
 
 struct RecordContext {
   fs::path root, file, extract_dir;
-  std::string subset;
+  std::string subset;              // the file's stem, as named
+  std::string folder;              // the subset's folder name: safe_folder(subset)
   std::set<std::string> written;  // names extracted for this subset
 };
+
+// A subset's folder under the extraction (and images/) folder: its name when that is a plain file
+// name, else ".subset<n>", which no plain name can be ("...tfrecord" names its subset "..", which must
+// not become a path).
+std::string safe_folder(const std::string& subset, size_t n) {
+  const bool plain = !subset.empty() && subset[0] != '.' && subset.size() <= 128 &&
+                     std::all_of(subset.begin(), subset.end(), [](unsigned char ch) {
+                       return std::isalnum(ch) || ch == '-' || ch == '_' || ch == '.' || ch == ' ';
+                     });
+  return plain ? subset : ".subset" + std::to_string(n);
+}
 
 // Where the record's image is: written out from image/encoded, else looked for on disk.
 void place_image(const std::map<std::string, TfFeature>& f, int64_t index, RecordContext& c, RawImage& image,
@@ -442,7 +454,7 @@ void place_image(const std::map<std::string, TfFeature>& f, int64_t index, Recor
   const TfFeature* format = feature(f, "image/format", K::bytes, where);
   const bool embedded = encoded && !encoded->bytes.empty() && !encoded->bytes[0].empty();
   if (!embedded) {
-    for (const auto& dir : {c.file.parent_path(), c.root / "images" / c.subset, c.root / "images"})
+    for (const auto& dir : {c.file.parent_path(), c.root / "images" / c.folder, c.root / "images"})
       if (auto found = find_inside(dir, image.file_name)) {
         image.path = *found;
         return;
@@ -460,7 +472,7 @@ void place_image(const std::map<std::string, TfFeature>& f, int64_t index, Recor
   if (!c.written.insert(name).second)
     throw std::runtime_error(where + "image/filename " + quote(image.file_name) + " repeats in subset " +
                              quote(c.subset));
-  image.path = c.extract_dir / c.subset / name;
+  image.path = c.extract_dir / c.folder / name;
   fs::create_directories(image.path.parent_path());
   util::write_file_atomically(image.path, encoded->bytes[0]);
   if (image.file_name.empty()) image.file_name = name;
@@ -519,8 +531,9 @@ RawExport read_tfrecord(const fs::path& root, const fs::path& extract_dir) {
     if (e.is_regular_file(ec) && e.path().extension() == ".tfrecord") files.push_back(e.path());
   std::sort(files.begin(), files.end());
   if (files.empty()) throw std::runtime_error(root.string() + ": no *.tfrecord files");
-  for (const auto& file : files) {
-    RecordContext c{root, file, extract_dir, file.stem().string(), {}};
+  for (size_t n = 0; n < files.size(); ++n) {
+    const auto& file = files[n];
+    RecordContext c{root, file, extract_dir, file.stem().string(), safe_folder(file.stem().string(), n), {}};
     data.subsets.push_back(read_subset(file, map, c));
   }
   return data;

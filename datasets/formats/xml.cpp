@@ -319,9 +319,9 @@ std::string peek_xml_root(const fs::path& path) {
 }
 
 const XmlElement& require_child(const XmlElement& el, std::string_view name, const fs::path& file,
-                                const std::string& where) {
+                                std::string_view where) {
   if (const XmlElement* c = el.child(name)) return *c;
-  fail_at(file, el.line, where + ": <" + el.name + "> has no <" + std::string(name) + ">");
+  fail_at(file, el.line, std::string(where) + ": <" + el.name + "> has no <" + std::string(name) + ">");
 }
 
 double child_number(const XmlElement& el, std::string_view name, const fs::path& file, const std::string& where) {

@@ -52,8 +52,9 @@ std::string peek_xml_root(const std::filesystem::path& path);
 
 // Field access for the readers, failing with "<file>: line N: <where>: <what>, got '<value>'" (the
 // element's line). `where` names the record ("object 2"); fields are named as "<parent>.<child>".
+// `where` by value: a temporary name (GCC 14's -Wdangling-reference) is never what the result refers to.
 const XmlElement& require_child(const XmlElement& el, std::string_view name, const std::filesystem::path& file,
-                                const std::string& where);
+                                std::string_view where);
 // The child's text as a finite number (trimmed).
 double child_number(const XmlElement& el, std::string_view name, const std::filesystem::path& file,
                     const std::string& where);

@@ -4,6 +4,7 @@
 // Exit codes: 0 done, 1 unreadable file ("detr_inspect: error: <file>: <what>"), 2 usage.
 #include <cxxopts.hpp>
 #include <iostream>
+#include <sstream>
 #include <string>
 
 #include "src/serialization/inspect.h"
@@ -38,9 +39,11 @@ int main(int argc, char** argv) {
     const std::string file = args["file"].as<std::string>();
     detr::serialization::LoadInfo info;
     const auto value = detr::serialization::torch_load(file, &info);
-    std::cout << file << ": ";
-    detr::serialization::print_load_info(std::cout, info);
-    detr::serialization::print_structure(std::cout, value, io);
+    std::ostringstream text;  // every byte from the file reaches the terminal escaped
+    text << file << ": ";
+    detr::serialization::print_load_info(text, info);
+    detr::serialization::print_structure(text, value, io);
+    std::cout << detr::serialization::terminal_safe(text.str()) << std::flush;
     return 0;
     });
 }
