@@ -141,7 +141,8 @@ for stage in "${stages[@]}"; do
       elif ! have_torch; then skip build "$py has no torch (set PYTHON to the interpreter that holds PyTorch)"
       else timed build stage_build; fi ;;
     tests|nccl|bench|upstream)
-      if ! have_gpu; then skip "$stage" "no GPU visible to $py's torch"
+      if ! have_torch; then skip "$stage" "$py has no torch (set PYTHON to the interpreter that holds PyTorch)"
+      elif ! have_gpu; then skip "$stage" "no GPU visible to $py's torch"
       elif [ ! -x "$(tool detr_train)" ]; then skip "$stage" "no build at $build (the build stage first)"
       elif [ "$stage" = upstream ] && { [ ! -d "$bundle/detr/models" ] || [ ! -d "$bundle/cocoapi/PythonAPI" ]; }; then
         skip upstream "no facebookresearch/detr and cocoapi checkouts at $bundle/detr and $bundle/cocoapi"

@@ -184,7 +184,7 @@ LoadedCheckpoint load_checkpoint(const fs::path& path) {
   const auto root = serialization::torch_load(path);
   LoadedCheckpoint ck;
   ck.path = path;
-  ck.model = serialization::to_state_dict(root);
+  ck.model = naming_file(path, [&] { return serialization::to_state_dict(root); });
   if (!root.is_dict()) return ck;
   if (const auto* c = root.find("model_config")) {
     try {

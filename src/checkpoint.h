@@ -26,6 +26,22 @@ namespace detr {
 
 constexpr int64_t kCheckpointFormatVersion = 1;
 
+// Runs fn; an error that does not name the file yet ("expected a state dict, got list", a missing
+// key, a state dict that does not fit the model) gets its path, as one line.
+template <typename Fn>
+auto naming_file(const std::filesystem::path& path, Fn fn) -> decltype(fn()) {
+  try {
+    return fn();
+  } catch (const c10::Error& e) {
+    const std::string what = e.what_without_backtrace();
+    throw std::runtime_error(path.string() + ": " + what.substr(0, what.find('\n')));
+  } catch (const std::exception& e) {
+    const std::string what = e.what();
+    if (what.rfind(path.string(), 0) == 0) throw;
+    throw std::runtime_error(path.string() + ": " + what);
+  }
+}
+
 struct CheckpointState {
   int64_t epoch = -1;
   int64_t step_in_epoch = 0;

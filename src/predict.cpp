@@ -70,7 +70,7 @@ namespace {
 // query counts), so every size the weights show must agree with it before anything is built.
 void check_config_against_weights(const fs::path& path, const models::ModelConfig& c,
                                   const std::map<std::string, torch::Tensor>& state) {
-  const auto w = infer_model_config(state, c.dilation);
+  const auto w = naming_file(path, [&] { return infer_model_config(state, c.dilation); });
   const auto differ = [&](const char* field, const std::string& claimed, const std::string& shown) {
     if (claimed != shown)
       throw std::runtime_error(path.string() + ": model_config says " + field + " " + claimed +
@@ -101,13 +101,13 @@ Predictor load_predictor(const fs::path& checkpoint, const torch::Device& device
                          bool dilation) {
   const auto path = resolve_checkpoint_path(checkpoint);
   const auto root = serialization::torch_load(path);
-  const auto state = serialization::to_state_dict(root);
+  const auto state = naming_file(path, [&] { return serialization::to_state_dict(root); });
   Predictor p;
   p.device = device;
   if (const auto* mc = root.is_dict() ? root.find("model_config") : nullptr) {
-    p.config = models::model_config_from_json(serialization::to_json(*mc));
+    p.config = naming_file(path, [&] { return models::model_config_from_json(serialization::to_json(*mc)); });
   } else {
-    p.config = infer_model_config(state, dilation);
+    p.config = naming_file(path, [&] { return infer_model_config(state, dilation); });
     // Upstream checkpoints carry their argparse Namespace: take what the weights cannot show.
     if (const auto* args = root.is_dict() ? root.find("args") : nullptr) {
       if (const auto* v = args->find_attr("nheads")) p.config.nheads = v->as_int();
@@ -119,7 +119,7 @@ Predictor load_predictor(const fs::path& checkpoint, const torch::Device& device
   if (const auto* cl = root.is_dict() ? root.find("classes") : nullptr)
     for (const auto& item : cl->items()) p.classes.push_back({item.at("id").as_int(), item.at("name").as_str()});
   p.model = models::build(p.config);
-  serialization::load_state_dict(p.model.module(), state, serialization::LoadOptions::strict());
+  naming_file(path, [&] { serialization::load_state_dict(p.model.module(), state, serialization::LoadOptions::strict()); });
   p.model.set_conv_kernels(kernels);
   p.model.module().to(device);
   p.model.module().eval();

@@ -26,6 +26,7 @@
 #include "src/serialization/state_dict.h"
 #include "src/serialization/torch_save.h"
 #include "src/util/atomic_file.h"
+#include "src/util/terminal.h"
 #include "tests/temp_dirs.h"
 
 namespace fs = std::filesystem;
@@ -116,6 +117,20 @@ TEST(Faults, PickleMemoReferencesShareOneString) {
   const char* first = r.value.item(0).as_str().data();
   for (size_t i = 1; i < r.value.size(); ++i) ASSERT_EQ(r.value.item(i).as_str().data(), first) << i;
   std::cout << "4001 references to a 1 MB string share one buffer\n";
+}
+
+TEST(Faults, PickleOfMillionsOfSmallValuesIsRefused) {
+  // Measured before: a 10 MB pickle of ten million small ints took 4.7 GB (about 450 bytes each).
+  // A pickle makes at most 2^20 values (a DETR checkpoint with its optimizer makes about 10^4).
+  std::string p = std::string("\x80\x02]q\x00(", 6);
+  for (int i = 0; i < 2'000'000; ++i) p += "K\x01";
+  p += "e.";
+  expect_error([&] { serialization::unpickle(p.data(), p.size(), 0, nullptr); },
+               {"pickle: more than 1048576 values", "refused"});
+  std::string ok = std::string("\x80\x02]q\x00(", 6);
+  for (int i = 0; i < 100'000; ++i) ok += "K\x01";
+  ok += "e.";
+  EXPECT_EQ(serialization::unpickle(ok.data(), ok.size(), 0, nullptr).value.size(), 100'000u);
 }
 
 TEST(Faults, CompressedZipRecordDeclaringHugeSizeIsRefusedBeforeInflating) {
@@ -525,12 +540,12 @@ TEST(Faults, InspectEscapesEveryByteFromTheFile) {
   const auto obj = serialization::unpickle(pkl.data(), pkl.size(), 0, nullptr).value;
   std::ostringstream listing;
   serialization::print_structure(listing, obj);
-  const auto safe = serialization::terminal_safe(listing.str());
+  const auto safe = util::terminal_safe(listing.str());
   std::cout << safe;
   for (const std::string raw : {"\x1b", "\x07", "\xc2\x9b", "\xff"})
     EXPECT_EQ(safe.find(raw), std::string::npos) << "raw control bytes in: " << safe;
   EXPECT_NE(safe.find("evil\\x1b]0;pwned\\x07.Cls\\xc2\\x9b2J\\xff"), std::string::npos) << safe;
-  EXPECT_EQ(serialization::terminal_safe("a\tb\nc\x7f"), "a\tb\nc\\x7f");
+  EXPECT_EQ(util::terminal_safe("a\tb\nc\x7f"), "a\tb\nc\\x7f");
 }
 
 TEST(Faults, ErrorsAreOneLineNamingTheFile) {
@@ -550,6 +565,8 @@ TEST(Faults, ErrorsAreOneLineNamingTheFile) {
   expect_error([&] { load_checkpoint(path); }, {"checkpoint.pth", "scale"});
   // What reaches the terminal: control characters escaped, one line.
   EXPECT_EQ(detr::one_line("a\nb\x1b[31m\tc\n"), "a\\nb\\x1b[31m\\x09c");
+  // Invalid UTF-8 and C1 controls from a file are escaped too; printable UTF-8 stays.
+  EXPECT_EQ(detr::one_line("caf\xc3\xa9 \xff\xc2\x9b" "2J"), "caf\xc3\xa9 \\xff\\xc2\\x9b2J");
 }
 
 // ---- shapes of value graphs a crafted pickle or JSON file can build -------------------------------------

@@ -8,6 +8,7 @@
 #include "src/checkpoint.h"
 #include "src/predict.h"
 #include "src/run_context.h"
+#include "src/serialization/torch_save.h"
 #include "tests/fixtures.h"
 #include "tests/temp_dirs.h"
 #include "tests/tiny_model.h"
@@ -104,6 +105,12 @@ TEST(PublicApi, ACheckpointWhoseConfigOrWeightsLieIsRefusedInOneLine) {
   }
   detr::save_model(dir / "nan.pth", *model, config, state, {{"lr", 1e-4}});
   refused("nan.pth", {"nan.pth", "weight 'class_embed.bias'", "NaN"});
+  // Errors from the file's content name the file (measured before: "expected a state dict, got list").
+  using detr::serialization::PyValue;
+  detr::serialization::torch_save(PyValue::list({PyValue::integer(1)}), dir / "list.pth");
+  refused("list.pth", {"list.pth: ", "expected a state dict, got list"});
+  detr::serialization::torch_save(PyValue::dict({{PyValue::str("w"), PyValue::tensor(torch::ones({2}))}}), dir / "alien.pth");
+  refused("alien.pth", {"alien.pth: ", "query_embed.weight"});
 }
 
 TEST(RunContext, DeviceAndThreadRules) {

@@ -344,6 +344,7 @@ TEST(Train, PredictAndEvaluateATrainedModel) {
   const std::string to_drawn2 = " --input " + mixed.string() + " --draw " + (dir / "drawn2").string();
   EXPECT_EQ(WEXITSTATUS(predict(to_drawn2 + " --output " + (dir / "p2.json").string())), 1);
   EXPECT_FALSE(fs::exists(dir / "p2.json"));
+  EXPECT_FALSE(fs::exists(dir / "drawn2")) << "a failed run left a.jpg's drawing without any results";
   EXPECT_EQ(WEXITSTATUS(predict(to_drawn2 + " --skip_bad_images --output " + (dir / "p2.json").string())), 0);
   EXPECT_TRUE(fs::exists(dir / "drawn2" / "a.jpg"));
   EXPECT_TRUE(fs::exists(dir / "drawn2" / "sub" / "a.jpg"));

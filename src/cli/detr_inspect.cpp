@@ -9,6 +9,7 @@
 
 #include "src/serialization/inspect.h"
 #include "src/serialization/torch_save.h"
+#include "src/util/terminal.h"
 #include "src/cli/guarded_main.h"
 
 int main(int argc, char** argv) {
@@ -43,7 +44,7 @@ int main(int argc, char** argv) {
     text << file << ": ";
     detr::serialization::print_load_info(text, info);
     detr::serialization::print_structure(text, value, io);
-    std::cout << detr::serialization::terminal_safe(text.str()) << std::flush;
+    std::cout << detr::util::terminal_safe(text.str()) << std::flush;
     return 0;
     });
 }

@@ -2,6 +2,7 @@
 // file (one path per line) or a folder, and writes COCO results JSON; --draw DIR also writes the images
 // with boxes, labels and scores. Exit codes: 0 done, 1 failure, 2 usage.
 #include <cxxopts.hpp>
+#include <optional>
 
 #include <torch/torch.h>
 
@@ -58,31 +59,34 @@ std::vector<fs::path> drawing_paths(const std::vector<fs::path>& images, const f
   return out;
 }
 // Every image's detections as COCO results (plus drawings); bad images fail, or with skip_bad are
-// counted in `skipped`.
+// counted in `skipped`. The drawings are made once every image has been predicted, so a run that
+// fails part-way leaves neither results nor drawings behind.
 nlohmann::json predict_all(detr::Predictor& predictor, const std::vector<fs::path>& images,
                            const std::vector<fs::path>& drawings, float threshold, int64_t topk, bool skip_bad,
                            size_t& skipped) {
   nlohmann::json results = nlohmann::json::array();
+  std::vector<std::optional<std::vector<detr::Prediction>>> found(images.size());  // nullopt: skipped
   for (size_t i = 0; i < images.size(); ++i) {
-    std::vector<detr::Prediction> preds;
     try {
-      preds = detr::predict_image(predictor, images[i], threshold, topk);
+      found[i] = detr::predict_image(predictor, images[i], threshold, topk);
     } catch (const std::runtime_error& e) {
-      if (!skip_bad) throw std::runtime_error(std::string(e.what()) + " (--skip_bad_images skips such images)");
+      if (!skip_bad)
+        throw std::runtime_error(std::string(e.what()) + " (--skip_bad_images skips such images; nothing was written)");
       std::cerr << "detr_predict: skipped " << e.what() << "\n";
       ++skipped;
       continue;
     }
-    for (const auto& p : preds) {
+    for (const auto& p : *found[i]) {
       auto r = detr::to_json(p);
       r["file_name"] = images[i].string();
       r["image_id"] = static_cast<int64_t>(i);
       results.push_back(std::move(r));
     }
-    if (!drawings.empty()) {
-      fs::create_directories(drawings[i].parent_path());
-      detr::draw_predictions(images[i], preds, drawings[i]);
-    }
+  }
+  for (size_t i = 0; i < drawings.size(); ++i) {
+    if (!found[i]) continue;
+    fs::create_directories(drawings[i].parent_path());
+    detr::draw_predictions(images[i], *found[i], drawings[i]);
   }
   return results;
 }

@@ -6,31 +6,20 @@
 
 #include <functional>
 #include <iostream>
+#include <new>
 #include <string>
 #include <string_view>
 
 #include "src/usage_error.h"
+#include "src/util/terminal.h"
 
 namespace detr {
 
-// Errors are one line: control characters (a newline in a file name, an escape sequence from a
-// crafted file) are escaped, so nothing reaches the terminal or a log parser raw.
+// Errors are one line: newlines, control characters (an escape sequence from a crafted file) and
+// invalid UTF-8 are escaped (util::terminal_safe), so nothing reaches the terminal or a log parser raw.
 inline std::string one_line(std::string_view s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.remove_suffix(1);
-  std::string out;
-  for (unsigned char c : s) {
-    if (c == '\n') {
-      out += "\\n";
-    } else if (c < 0x20 || c == 0x7f) {
-      static const char hex[] = "0123456789abcdef";
-      out += "\\x";
-      out += hex[c >> 4];
-      out += hex[c & 15];
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return out;
+  return util::terminal_safe(s, /*newlines_escaped=*/true);
 }
 
 inline int guarded_main(const char* name, const std::function<int()>& body) {
@@ -45,6 +34,10 @@ inline int guarded_main(const char* name, const std::function<int()>& body) {
   } catch (const c10::Error& e) {
     const std::string msg = e.what_without_backtrace();
     std::cerr << name << ": error: " << one_line(msg.substr(0, msg.find('\n'))) << "\n";
+    return 1;
+  } catch (const std::bad_alloc&) {
+    std::cerr << name << ": error: out of memory (std::bad_alloc): the input needs more memory than this "
+                 "machine has, or declares more than it holds\n";
     return 1;
   } catch (const std::exception& e) {
     std::cerr << name << ": error: " << one_line(e.what()) << "\n";

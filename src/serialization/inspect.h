@@ -2,8 +2,6 @@
 #pragma once
 #include <cstddef>
 #include <ostream>
-#include <string>
-#include <string_view>
 
 #include "src/serialization/pickle.h"
 #include "src/serialization/torch_save.h"
@@ -24,10 +22,5 @@ void print_structure(std::ostream& os, const PyValue& value, const InspectOption
 
 // The header line: format, archive name, pickle protocol, storages, size.
 void print_load_info(std::ostream& os, const LoadInfo& info);
-
-// Text from a file made safe for a terminal, whatever part of the file it came from (keys, strings,
-// class names, the archive's folder): newlines and tabs stay, valid UTF-8 stays, and every other
-// control byte (ESC, BEL, C1 controls such as U+009B) and every byte of invalid UTF-8 becomes \xNN.
-std::string terminal_safe(std::string_view text);
 
 }  // namespace detr::serialization

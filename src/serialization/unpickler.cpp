@@ -299,7 +299,13 @@ class Unpickler {
 
   // ---- stack ----
   size_t floor() const { return marks_.empty() ? 0 : marks_.back(); }
-  void push(PyValue v) { stack_.push_back(std::move(v)); }
+  // Every value a pickle makes passes here, so their number is bounded whatever the file declares:
+  // a checkpoint holds thousands, and ten million one-byte ints once cost 4.7 GB.
+  void push(PyValue v) {
+    if (++values_ > kMaxValues)
+      fail("more than " + std::to_string(kMaxValues) + " values (a checkpoint holds thousands): refused");
+    stack_.push_back(std::move(v));
+  }
   PyValue pop() {
     if (stack_.size() <= floor()) fail("stack underflow");
     PyValue v = std::move(stack_.back());
@@ -339,8 +345,9 @@ class Unpickler {
     return persistent_load_(pid);
   }
 
+  static constexpr size_t kMaxValues = size_t{1} << 20;
   const uint8_t* p_;
-  size_t size_, pos_, op_pos_ = 0;
+  size_t size_, pos_, op_pos_ = 0, values_ = 0;
   const PersistentLoad& persistent_load_;
   int protocol_ = 0;
   std::vector<PyValue> stack_;
