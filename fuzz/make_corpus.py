@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Hand-made seeds for the fuzz corpora (fuzz/corpus/{torch_save,coco}), without PyTorch.
+"""Hand-made seeds for the fuzz corpora (fuzz/corpus/{torch_save,coco,formats,serve_request}), without PyTorch.
 
 torch_save/: small torch.save files in both formats written the way torch.save writes them, with a
 stand-in `torch` module (the pickles only name torch's classes and functions): zip (little- and
@@ -209,6 +209,133 @@ def coco_seeds():
     }
 
 
+# ---- formats/ and serve_request/ ---------------------------------------------------------------------
+# fuzz_formats.cpp: the first byte picks the format (0 VOC, 1 LabelMe, 2 CVAT XML, 3 Datumaro, 4 YOLO
+# label file, 5 MOT gt.txt, 6 TFRecord, 7 YOLO names); the rest is that format's annotation file.
+
+def _crc32c(data):
+    crc = 0xFFFFFFFF
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+    return crc ^ 0xFFFFFFFF
+
+
+def _masked_crc(data):
+    crc = _crc32c(data)
+    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+def _tfrecord(payload):
+    length = struct.pack("<Q", len(payload))
+    return length + struct.pack("<I", _masked_crc(length)) + payload + struct.pack("<I", _masked_crc(payload))
+
+
+def _pb_bytes_feature(key, values):
+    def field(num, data):
+        return _varint(num << 3 | 2) + _varint(len(data)) + data
+    bytes_list = b"".join(field(1, v) for v in values)
+    feature = field(1, bytes_list)
+    return field(1, field(1, key.encode()) + field(2, feature))
+
+
+def _pb_float_feature(key, values):
+    def field(num, data):
+        return _varint(num << 3 | 2) + _varint(len(data)) + data
+    packed = struct.pack("<%df" % len(values), *values)
+    feature = field(2, field(1, packed))
+    return field(1, field(1, key.encode()) + field(2, feature))
+
+
+def _varint(v):
+    out = b""
+    while True:
+        b = v & 0x7F
+        v >>= 7
+        if v:
+            out += bytes([b | 0x80])
+        else:
+            return out + bytes([b])
+
+
+def _example(features):
+    body = b"".join(features)
+    return _varint(1 << 3 | 2) + _varint(len(body)) + body  # Example.features
+
+
+def formats_seeds():
+    voc = (b"<annotation><filename>a.jpg</filename><size><width>64</width><height>48</height><depth>3</depth>"
+           b"</size><object><name>cat</name><difficult>0</difficult><bndbox><xmin>1</xmin><ymin>2</ymin>"
+           b"<xmax>30</xmax><ymax>40</ymax></bndbox></object></annotation>")
+    labelme = (b"<annotation><filename>a.jpg</filename><folder>default</folder><imagesize><nrows>48</nrows>"
+               b"<ncols>64</ncols></imagesize><object><name>cat</name><deleted>0</deleted><type>bounding_box"
+               b"</type><polygon><pt><x>1</x><y>2</y></pt><pt><x>30</x><y>2</y></pt><pt><x>30</x><y>40</y></pt>"
+               b"<pt><x>1</x><y>40</y></pt></polygon></object><object><name>dog</name><deleted>0</deleted>"
+               b"<polygon><pt><x>5</x><y>5</y></pt><pt><x>20</x><y>8</y></pt><pt><x>9</x><y>30</y></pt>"
+               b"</polygon></object></annotation>")
+    cvat = (b"<annotations><version>1.1</version><meta><task><labels><label><name>cat</name></label><label>"
+            b"<name>dog</name></label></labels></task></meta><image id=\"0\" name=\"a.jpg\" width=\"64\" "
+            b"height=\"48\"><box label=\"cat\" xtl=\"1\" ytl=\"2\" xbr=\"30\" ybr=\"40\" occluded=\"0\"/>"
+            b"<polygon label=\"dog\" points=\"5,5;20,8;9,30\"/><mask label=\"dog\" rle=\"3, 4, 2\" left=\"2\" "
+            b"top=\"3\" width=\"3\" height=\"3\"/></image><track id=\"0\" label=\"cat\"><box frame=\"0\" "
+            b"outside=\"0\" xtl=\"1\" ytl=\"1\" xbr=\"9\" ybr=\"9\"/></track></annotations>")
+    datumaro = json.dumps({
+        "categories": {"label": {"labels": [{"name": "cat"}, {"name": "dog"}]}},
+        "items": [{"id": "a", "image": {"path": "a.jpg", "size": [48, 64]}, "annotations": [
+            {"type": "bbox", "label_id": 0, "bbox": [1, 2, 29, 38]},
+            {"type": "polygon", "label_id": 1, "points": [5, 5, 20, 8, 9, 30]},
+            {"type": "mask", "label_id": 1, "rle": {"counts": "Xo0b1Vo1", "size": [48, 64]}}]}]}).encode()
+    yolo = b"0 0.25 0.5 0.2 0.3\n1 0.75 0.5 0.1 0.1\n"
+    mot = b"1,1,1,2,29,38,1,1,1\n1,2,5,5,10,10,0,2,0.5\n"
+    image = b"\xff\xd8\xff\xc0\x00\x11\x08\x00\x30\x00\x40\x03\x01\x22\x00\x02\x11\x01\x03\x11\x01"
+    record = _example([_pb_bytes_feature("image/filename", [b"a.jpg"]),
+                       _pb_bytes_feature("image/encoded", [image]),
+                       _pb_bytes_feature("image/format", [b"jpeg"]),
+                       _pb_float_feature("image/object/bbox/xmin", [0.1]),
+                       _pb_float_feature("image/object/bbox/ymin", [0.1]),
+                       _pb_float_feature("image/object/bbox/xmax", [0.5]),
+                       _pb_float_feature("image/object/bbox/ymax", [0.5]),
+                       _pb_bytes_feature("image/object/class/text", [b"cat"])])
+    return {
+        "voc.bin": b"\x00" + voc,
+        "voc_broken.bin": b"\x00" + voc[:90],
+        "labelme.bin": b"\x01" + labelme,
+        "cvat.bin": b"\x02" + cvat,
+        "cvat_entities.bin": b"\x02<!DOCTYPE a><annotations>&lt;&#x41;&#65;<![CDATA[x]]></annotations>",
+        "datumaro.bin": b"\x03" + datumaro,
+        "yolo.bin": b"\x04" + yolo,
+        "yolo_bad.bin": b"\x04" + b"7 nan 0.5 1e309 -1\n",
+        "mot.bin": b"\x05" + mot,
+        "tfrecord.bin": b"\x06" + _tfrecord(record),
+        "tfrecord_bad_crc.bin": b"\x06" + _tfrecord(record)[:-1] + b"\x00",
+        "yolo_names.bin": b"\x07cat\n\ndog\n",
+    }
+
+
+def serve_request_seeds():
+    import base64
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    raw = b"".join(b"\x00" + bytes([200, 10, 10]) * 4 for _ in range(3))  # 4x3 RGB, filter 0 per row
+    png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 4, 3, 8, 2, 0, 0, 0)) +
+           chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    b64 = base64.b64encode(png).decode()
+    line = lambda obj: (json.dumps(obj) + "\n").encode()
+    return {
+        "png.json": line({"id": 1, "image": b64, "threshold": 0.3, "topk": 5, "cvat_masks": True, "polygons": True}),
+        "bad_base64.json": line({"id": "x", "image": "%%%"}),
+        "both.json": line({"image": b64, "path": "/nonexistent.jpg"}),
+        "device.json": line({"path": "/dev/zero"}),
+        "threshold.json": line({"image": b64, "threshold": "high"}),
+        "deep.json": b'{"id": ' + b"[" * 100 + b"]" * 100 + b"}\n",
+        "not_object.json": b"[1, 2, 3]\n",
+        "gif_header_only.json": line({"image": base64.b64encode(b"GIF89a\x10\x00\x10\x00\x00\x00\x00").decode()}),
+    }
+
+
 def write(dir_, files):
     dir_.mkdir(parents=True, exist_ok=True)
     for name, data in files.items():
@@ -228,6 +355,8 @@ def main():
     shutil.copy(ROOT / "tests" / "data" / "cocoeval_segm" / "case_04" / "gt.json", OUT / "coco" / "cocoeval_segm_case_04.json")
     for p in sorted((ROOT / "fuzz" / "seeds" / "coco").glob("*.json")):  # hand-written segmentation seeds
         shutil.copy(p, OUT / "coco" / p.name)
+    write(OUT / "formats", formats_seeds())
+    write(OUT / "serve_request", serve_request_seeds())
     total = sum(p.stat().st_size for p in OUT.rglob("*") if p.is_file())
     print(f"{OUT}: {sum(1 for p in OUT.rglob('*') if p.is_file())} files, {total} bytes")
 

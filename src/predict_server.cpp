@@ -12,21 +12,12 @@ namespace detr {
 
 namespace {
 
-struct Request {
-  nlohmann::json id;  // echoed; null when absent
-  torch::Tensor rgb;  // [H, W, 3] uint8
-  float threshold = 0.5f;
-  int64_t topk = 100;
-  bool cvat_masks = false;  // also each mask as CVAT's serverless functions return it
-  bool polygons = false;    // also each mask's outline as a polygon (CVAT before mask shapes)
-};
-
 [[noreturn]] void bad(const std::string& what) { throw std::invalid_argument(what); }
 
 constexpr int kMaxRequestDepth = 64;  // JSON nesting of a request (its id may be any JSON value)
 
-Request parse_request(const nlohmann::json& j, const ServeOptions& o) {
-  Request r;
+ServeRequest parse_request(const nlohmann::json& j, const ServeOptions& o) {
+  ServeRequest r;
   r.id = j.value("id", nlohmann::json());
   r.threshold = o.threshold;
   r.topk = o.topk;
@@ -109,18 +100,22 @@ nlohmann::json outline(const datasets::Rle& rle, const std::vector<uint8_t>& bit
 
 }  // namespace
 
+ServeRequest parse_serve_request(const std::string& line, const ServeOptions& o, nlohmann::json& id) {
+  // Nesting is bounded while parsing: a value 100,000 levels deep overflowed the stack when copied.
+  const nlohmann::json::parser_callback_t shallow = [](int depth, nlohmann::json::parse_event_t, nlohmann::json&) {
+    if (depth > kMaxRequestDepth) bad("the request nests deeper than " + std::to_string(kMaxRequestDepth) + " levels");
+    return true;
+  };
+  const auto j = nlohmann::json::parse(line, shallow, /*allow_exceptions=*/false);
+  if (!j.is_object()) bad("the request is not a JSON object");
+  id = j.value("id", nlohmann::json());  // echoed with an error too
+  return parse_request(j, o);
+}
+
 std::string answer_request(Predictor& predictor, const std::string& line, const ServeOptions& o) {
   nlohmann::json id;
   try {
-    // Nesting is bounded while parsing: a value 100,000 levels deep overflowed the stack when copied.
-    const nlohmann::json::parser_callback_t shallow = [](int depth, nlohmann::json::parse_event_t, nlohmann::json&) {
-      if (depth > kMaxRequestDepth) bad("the request nests deeper than " + std::to_string(kMaxRequestDepth) + " levels");
-      return true;
-    };
-    const auto j = nlohmann::json::parse(line, shallow, /*allow_exceptions=*/false);
-    if (!j.is_object()) bad("the request is not a JSON object");
-    id = j.value("id", nlohmann::json());  // echoed with an error too
-    auto r = parse_request(j, o);
+    auto r = parse_serve_request(line, o, id);
     nlohmann::json dets = nlohmann::json::array();
     for (const auto& p : predict_rgb(predictor, r.rgb, r.threshold, r.topk)) {
       auto d = to_json(p);

@@ -14,6 +14,7 @@
 #pragma once
 #include <cstdint>
 #include <istream>
+#include <nlohmann/json.hpp>
 #include <ostream>
 #include <string>
 
@@ -28,6 +29,21 @@ struct ServeOptions {
   int64_t max_image_pixels = datasets::kDefaultMaxImagePixels;
   size_t max_request_bytes = size_t{256} << 20;  // a longer line is answered with an error and skipped
 };
+
+// One request, checked, its image decoded (within max_image_pixels).
+struct ServeRequest {
+  nlohmann::json id;  // echoed; null when absent
+  torch::Tensor rgb;  // [H, W, 3] uint8
+  float threshold = 0.5f;
+  int64_t topk = 100;
+  bool cvat_masks = false;  // also each mask as CVAT's serverless functions return it
+  bool polygons = false;    // also each mask's outline as a polygon (CVAT before mask shapes)
+};
+
+// Parses one request line. A bad one throws with one line (std::invalid_argument for the request's
+// form, std::runtime_error for its image); `id` holds the request's id once it was read, for the
+// error answer. Nesting is bounded (64 levels) while parsing.
+ServeRequest parse_serve_request(const std::string& line, const ServeOptions& options, nlohmann::json& id);
 
 // Answers every line of `in` on `out` (flushed after each); returns the number of requests answered.
 int64_t serve(Predictor& predictor, std::istream& in, std::ostream& out, const ServeOptions& options);

@@ -58,7 +58,10 @@ void append_utf8(std::string& out, uint32_t cp) {
 class Parser {
  public:
   Parser(std::string_view text, const std::string& source, const XmlLimits& limits)
-      : text_(text), source_(source), limits_(limits) {}
+      : text_(text), source_(source), limits_(limits),
+        max_elements_(std::min(limits.max_elements,
+                               std::max<int64_t>(4096, static_cast<int64_t>(text.size()) /
+                                                           std::max<int64_t>(1, limits.bytes_per_element)))) {}
 
   XmlElement document() {
     if (text_.size() > limits_.max_bytes)
@@ -216,6 +219,8 @@ class Parser {
       expect("=", "'=' after an attribute name");
       skip_space();
       std::string value = attribute_value();
+      if (el.attributes.size() >= limits_.max_attributes)
+        fail("more than " + std::to_string(limits_.max_attributes) + " attributes in <" + el.name + ">");
       if (el.attribute(key)) fail("duplicate attribute '" + key + "' in <" + el.name + ">");
       el.attributes.emplace_back(std::move(key), std::move(value));
     }
@@ -223,7 +228,9 @@ class Parser {
 
   XmlElement element(int depth) {
     if (depth > limits_.max_depth) fail("elements nested deeper than " + std::to_string(limits_.max_depth));
-    if (++elements_ > limits_.max_elements) fail("more than " + std::to_string(limits_.max_elements) + " elements");
+    if (++elements_ > max_elements_)
+      fail("more than " + std::to_string(max_elements_) + " elements (at most one per " +
+           std::to_string(limits_.bytes_per_element) + " bytes of a " + std::to_string(text_.size()) + "-byte file)");
     XmlElement el;
     el.line = line();
     ++pos_;  // '<'
@@ -281,6 +288,7 @@ class Parser {
   size_t pos_ = 0;
   size_t counted_ = 0;
   int64_t line_ = 1;
+  int64_t max_elements_;  // limits_.max_elements, or fewer for a small file
   int64_t elements_ = 0;
 };
 

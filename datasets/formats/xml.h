@@ -4,8 +4,9 @@
 // subset (no entity definitions, so no entity expansion attack). No namespaces processing (a prefix is
 // part of the name), no validation, no encodings other than UTF-8/ASCII.
 //
-// Memory is bounded by the input: at most max_bytes of text, max_depth nested elements and
-// max_elements elements, each checked while parsing. Every error is one std::runtime_error
+// Memory is bounded by the input: at most max_bytes of text, max_depth nested elements, max_elements
+// elements (and one per bytes_per_element of text) and max_attributes attributes per element, each
+// checked while parsing. Every error is one std::runtime_error
 // "<source>: line N: <what>" (the line where the problem is).
 #pragma once
 #include <cstdint>
@@ -21,6 +22,10 @@ struct XmlLimits {
   uint64_t max_bytes = uint64_t{256} << 20;
   int max_depth = 256;
   int64_t max_elements = 16'000'000;
+  // Elements per byte of text: a real annotation element spans tens of bytes, "<a/>" four; so that a
+  // file of N bytes holds at most N / 16 elements (at least 4096), memory O(N) whatever it declares.
+  int64_t bytes_per_element = 16;
+  size_t max_attributes = 1024;  // per element (real ones have a handful); keeps duplicate checks cheap
 };
 
 struct XmlElement {
