@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstring>
+#include <utility>
 
 namespace detr::datasets {
 
@@ -43,16 +44,15 @@ std::optional<ImageHeader> jpeg(const uint8_t* d, size_t n) {
   return std::nullopt;
 }
 
-std::optional<ImageHeader> tiff(const uint8_t* d, size_t n) {
-  const bool le = d[0] == 'I';
-  auto u16 = [&](size_t at) { return le ? le16(d + at) : be16(d + at); };
-  auto u32 = [&](size_t at) { return le ? le32(d + at) : be32(d + at); };
-  const size_t ifd = u32(4);
-  if (ifd + 2 > n) return std::nullopt;
-  const size_t count = u16(ifd);
+// A TIFF IFD's width and height (tags 256, 257); `ifd` points at its entry count.
+std::optional<ImageHeader> tiff_entries(const uint8_t* ifd, size_t n, bool le) {
+  auto u16 = [&](size_t at) { return le ? le16(ifd + at) : be16(ifd + at); };
+  auto u32 = [&](size_t at) { return le ? le32(ifd + at) : be32(ifd + at); };
+  if (n < 2) return std::nullopt;
+  const size_t count = u16(0);
   int64_t w = -1, h = -1;
-  for (size_t k = 0; k < count && ifd + 2 + 12 * (k + 1) <= n; ++k) {
-    const size_t e = ifd + 2 + 12 * k;
+  for (size_t k = 0; k < count && 2 + 12 * (k + 1) <= n; ++k) {
+    const size_t e = 2 + 12 * k;
     const uint32_t tag = u16(e), type = u16(e + 2);
     const int64_t value = type == 3 ? u16(e + 8) : u32(e + 8);  // SHORT or LONG
     if (tag == 256) w = std::max(w, value);  // duplicated tags: the larger, whichever a decoder takes
@@ -60,6 +60,50 @@ std::optional<ImageHeader> tiff(const uint8_t* d, size_t n) {
   }
   if (w < 0 || h < 0) return std::nullopt;
   return ImageHeader{"TIFF", w, h};
+}
+
+std::optional<ImageHeader> tiff(const uint8_t* d, size_t n) {
+  const size_t ifd = tiff_ifd_offset(d, n);
+  if (ifd < 8 || ifd + 2 > n) return std::nullopt;
+  return tiff_entries(d + ifd, n - ifd, d[0] == 'I');
+}
+
+// JPEG 2000: a raw codestream (SOC, then SIZ: Xsiz, Ysiz, XOsiz, YOsiz), or a JP2 file whose jp2h box
+// holds an ihdr box (HEIGHT, WIDTH).
+std::optional<ImageHeader> jpeg2000(const uint8_t* d, size_t n) {
+  if (n >= 24 && std::memcmp(d, "\xFF\x4F\xFF\x51", 4) == 0) {
+    const int64_t x = be32(d + 8), y = be32(d + 12), x0 = be32(d + 16), y0 = be32(d + 20);
+    if (x0 > x || y0 > y) return std::nullopt;
+    return ImageHeader{"JPEG 2000", x - x0, y - y0};
+  }
+  // Boxes: LBox (0: to the end; 1: an 8-byte XLBox follows), TBox, contents.
+  const auto find_box = [&](size_t from, size_t to, const char* type) -> std::pair<size_t, size_t> {
+    for (size_t at = from; at + 8 <= to;) {
+      uint64_t len = be32(d + at);
+      size_t head = 8;
+      if (len == 1) {
+        if (at + 16 > to) break;
+        len = (uint64_t(be32(d + at + 8)) << 32) | be32(d + at + 12);
+        head = 16;
+      } else if (len == 0) {
+        len = to - at;
+      }
+      if (len < head || len > to - at) len = to - at;  // cut short by the bytes at hand
+      if (std::memcmp(d + at + 4, type, 4) == 0) return {at + head, at + len};
+      at += len;
+    }
+    return {0, 0};
+  };
+  const auto [h0, h1] = find_box(0, n, "jp2h");
+  if (h1 == 0) return std::nullopt;
+  const auto [i0, i1] = find_box(h0, h1, "ihdr");
+  if (i1 < i0 + 8) return std::nullopt;
+  return ImageHeader{"JPEG 2000", be32(d + i0 + 4), be32(d + i0)};
+}
+
+bool jpeg2000_magic(const uint8_t* d, size_t n) {
+  return (n >= 4 && std::memcmp(d, "\xFF\x4F\xFF\x51", 4) == 0) ||
+         (n >= 12 && std::memcmp(d, "\0\0\0\x0CjP  \r\n\x87\n", 12) == 0);
 }
 
 std::optional<ImageHeader> pnm(const uint8_t* d, size_t n) {
@@ -100,18 +144,27 @@ std::optional<ImageHeader> webp(const uint8_t* d, size_t n) {
 
 }  // namespace
 
+uint64_t tiff_ifd_offset(const uint8_t* d, size_t n) {
+  if (n < 8 || !(std::memcmp(d, "II*\0", 4) == 0 || std::memcmp(d, "MM\0*", 4) == 0)) return 0;
+  return d[0] == 'I' ? le32(d + 4) : be32(d + 4);
+}
+
+std::optional<ImageHeader> read_tiff_ifd(const uint8_t* header, const uint8_t* ifd, size_t size) {
+  if (tiff_ifd_offset(header, 8) == 0) return std::nullopt;
+  return tiff_entries(ifd, size, header[0] == 'I');
+}
+
 bool has_image_magic(const uint8_t* d, size_t n) {
   return (n >= 2 && d[0] == 0xFF && d[1] == 0xD8) || (n >= 8 && std::memcmp(d, "\x89PNG\r\n\x1a\n", 8) == 0) ||
          (n >= 6 && (std::memcmp(d, "GIF87a", 6) == 0 || std::memcmp(d, "GIF89a", 6) == 0)) ||
          (n >= 2 && d[0] == 'B' && d[1] == 'M') ||
          (n >= 12 && std::memcmp(d, "RIFF", 4) == 0 && std::memcmp(d + 8, "WEBP", 4) == 0) ||
          (n >= 4 && (std::memcmp(d, "II*\0", 4) == 0 || std::memcmp(d, "MM\0*", 4) == 0)) ||
-         (n >= 3 && d[0] == 'P' && d[1] >= '1' && d[1] <= '6' && std::isspace(d[2]));
+         (n >= 3 && d[0] == 'P' && d[1] >= '1' && d[1] <= '6' && std::isspace(d[2])) || jpeg2000_magic(d, n);
 }
 
 std::string unchecked_image_format(const uint8_t* d, size_t n) {
   const auto starts = [&](const char* magic, size_t len) { return n >= len && std::memcmp(d, magic, len) == 0; };
-  if (starts("\0\0\0\x0CjP  \r\n\x87\n", 12) || starts("\xFF\x4F\xFF\x51", 4)) return "JPEG 2000";
   if (starts("II+\0", 4) || starts("MM\0+", 4)) return "BigTIFF";
   if (starts("#?RADIANCE", 10) || starts("#?RGBE", 6)) return "Radiance HDR";
   if (starts("v/1\x01", 4)) return "OpenEXR";
@@ -137,6 +190,7 @@ std::optional<ImageHeader> read_image_header(const uint8_t* d, size_t n) {
   if (n >= 16 && std::memcmp(d, "RIFF", 4) == 0 && std::memcmp(d + 8, "WEBP", 4) == 0) return webp(d, n);
   if (n >= 8 && (std::memcmp(d, "II*\0", 4) == 0 || std::memcmp(d, "MM\0*", 4) == 0)) return tiff(d, n);
   if (n >= 3 && d[0] == 'P' && d[1] >= '1' && d[1] <= '6') return pnm(d, n);
+  if (jpeg2000_magic(d, n)) return jpeg2000(d, n);
   return std::nullopt;
 }
 

@@ -60,7 +60,7 @@ ImageHeader checked_header(const uint8_t* data, size_t size, const std::filesyst
     throw std::runtime_error(path.string() + ": cannot read the image size from its header (corrupt or crafted)");
   const auto format = unchecked_image_format(data, size);
   throw std::runtime_error(path.string() + ": " + (format.empty() ? "not an image in a format read here" : "a " + format + " image") +
-                           " (by its content); images must be JPEG, PNG, BMP, GIF, WebP, TIFF or PNM (P1-P6), whose "
+                           " (by its content); images must be JPEG, PNG, BMP, GIF, WebP, TIFF, PNM (P1-P6) or JPEG 2000, whose "
                            "size is checked before decoding");
 }
 
@@ -109,6 +109,20 @@ ImageHeader read_image_file_header(const std::filesystem::path& path) {
     if (!in) break;  // the whole file was read
   }
   if (head.empty()) throw std::runtime_error(path.string() + ": image file is empty");
+  if (const uint64_t ifd = tiff_ifd_offset(head.data(), head.size()); ifd >= head.size()) {
+    // The IFD past what was read (libtiff writes it after the pixels): read it where it is.
+    uint8_t count[2];
+    in.clear();
+    in.seekg(static_cast<std::streamoff>(ifd));
+    if (in.read(reinterpret_cast<char*>(count), 2)) {
+      const size_t n = head[0] == 'I' ? count[0] | (count[1] << 8) : (count[0] << 8) | count[1];
+      std::vector<uint8_t> entries(2 + 12 * n);  // at most 786 KB (n < 65536)
+      entries[0] = count[0], entries[1] = count[1];
+      in.read(reinterpret_cast<char*>(entries.data() + 2), static_cast<std::streamsize>(12 * n));
+      entries.resize(2 + static_cast<size_t>(in.gcount()));
+      if (auto h = read_tiff_ifd(head.data(), entries.data(), entries.size())) return *h;
+    }
+  }
   return checked_header(head.data(), head.size(), path);
 }
 

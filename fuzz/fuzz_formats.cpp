@@ -85,6 +85,20 @@ fs::path fresh_export(const fs::path& base) {
   return base;
 }
 
+// The scratch folder, removed when the process ends.
+struct Scratch {
+  fs::path base = fs::temp_directory_path() / ("detr_fuzz_formats." + std::to_string(::getpid()));
+  ~Scratch() {
+    std::error_code ec;
+    fs::remove_all(base, ec);
+  }
+};
+
+const fs::path& scratch_base() {
+  static const Scratch s;
+  return s.base;
+}
+
 // DETR_FUZZ_VERBOSE=1 prints what each input was refused with (for replaying a corpus by hand).
 void verbose(const std::exception& e) {
   if (std::getenv("DETR_FUZZ_VERBOSE")) std::fprintf(stderr, "  refused: %s\n", e.what());
@@ -94,7 +108,7 @@ void verbose(const std::exception& e) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
-  const fs::path base = fs::temp_directory_path() / ("detr_fuzz_formats." + std::to_string(::getpid()));
+  const fs::path& base = scratch_base();
   const Layout& layout = kLayouts[data[0] % (sizeof(kLayouts) / sizeof(kLayouts[0]))];
   const fs::path root = fresh_export(base / "export");
   write_file(root / layout.annotation, std::string(reinterpret_cast<const char*>(data) + 1, size - 1));

@@ -114,8 +114,10 @@ ServeRequest parse_serve_request(const std::string& line, const ServeOptions& o,
 
 std::string answer_request(Predictor& predictor, const std::string& line, const ServeOptions& o) {
   nlohmann::json id;
+  bool parsed = false;  // after this, a failure is the server's, not the request's
   try {
     auto r = parse_serve_request(line, o, id);
+    parsed = true;
     nlohmann::json dets = nlohmann::json::array();
     for (const auto& p : predict_rgb(predictor, r.rgb, r.threshold, r.topk)) {
       auto d = to_json(p);
@@ -131,7 +133,9 @@ std::string answer_request(Predictor& predictor, const std::string& line, const 
     std::string what = e.what();
     if (auto c = dynamic_cast<const c10::Error*>(&e)) what = c->what_without_backtrace();
     what = what.substr(0, what.find('\n'));
-    return nlohmann::json{{"id", id}, {"error", what}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    nlohmann::json answer{{"id", id}, {"error", what}};
+    if (parsed) answer["internal"] = true;
+    return answer.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   }
 }
 

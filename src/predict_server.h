@@ -10,7 +10,8 @@
 //                              "segmentation": {"size": [h, w], "counts": "<COCO RLE>"},   (masks)
 //                              "cvat_mask": [0, 1, ..., left, top, right, bottom],       (cvat_masks)
 //                              "polygon": [x1, y1, x2, y2, ...]}]}                        (polygons)
-//   or        {"id": 7, "error": "<one line>"}: a bad request never ends the server.
+//   or        {"id": 7, "error": "<one line>"}: a bad request never ends the server; "internal": true
+//             marks a failure of the server's own (inference) on a request that was well formed.
 #pragma once
 #include <cstdint>
 #include <istream>

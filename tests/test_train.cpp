@@ -220,6 +220,7 @@ TEST(Train, ASignalBeforeTheEpochLoopRemovesTheScratchFolder) {
   const pid_t pid = fork();
   ASSERT_GE(pid, 0);
   if (pid == 0) {
+    alarm(20);  // a deadlock ends the child (and fails the test) instead of hanging the suite
     detr::StopToken token(/*watch_signals=*/true);
     token.remove_on_forced_exit(doomed);
     kill(getpid(), SIGTERM);  // not armed: the process ends at once

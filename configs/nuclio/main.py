@@ -131,6 +131,9 @@ def handler(context, event):
     answer = context.user_data.server.ask({"image": image, "threshold": threshold,
                                            "cvat_masks": SHAPES == "mask", "polygons": True})
     if "error" in answer:
+        if answer.get("internal"):  # the request was fine; the server failed on it (out of memory, ...)
+            return context.Response(body=json.dumps({"error": answer["error"]}), headers={},
+                                    content_type="application/json", status_code=500)
         return caller_error(context, answer["error"])
     return context.Response(body=json.dumps(to_shapes(answer)), headers={}, content_type="application/json",
                             status_code=200)

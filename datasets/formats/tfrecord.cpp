@@ -435,14 +435,11 @@ struct RecordContext {
   std::set<std::string> written;  // names extracted for this subset
 };
 
-// A subset's folder under the extraction (and images/) folder: its name when that is a plain file
-// name, else ".subset<n>", which no plain name can be ("...tfrecord" names its subset "..", which must
-// not become a path).
+// A subset's folder under the extraction (and images/) folder: its name, unless that is no folder name
+// ("...tfrecord" names its subset "..", which must not become a path), then ".subset<n>".
 std::string safe_folder(const std::string& subset, size_t n) {
-  const bool plain = !subset.empty() && subset[0] != '.' && subset.size() <= 128 &&
-                     std::all_of(subset.begin(), subset.end(), [](unsigned char ch) {
-                       return std::isalnum(ch) || ch == '-' || ch == '_' || ch == '.' || ch == ' ';
-                     });
+  const bool plain = !subset.empty() && subset != "." && subset != ".." &&
+                     std::none_of(subset.begin(), subset.end(), [](unsigned char ch) { return ch < 0x20 || ch == '/'; });
   return plain ? subset : ".subset" + std::to_string(n);
 }
 

@@ -60,7 +60,7 @@ class Parser {
   Parser(std::string_view text, const std::string& source, const XmlLimits& limits)
       : text_(text), source_(source), limits_(limits),
         max_elements_(std::min(limits.max_elements,
-                               std::max<int64_t>(4096, static_cast<int64_t>(text.size()) /
+                               std::max<int64_t>(65536, static_cast<int64_t>(text.size()) /
                                                            std::max<int64_t>(1, limits.bytes_per_element)))) {}
 
   XmlElement document() {

@@ -22,10 +22,11 @@ struct XmlLimits {
   uint64_t max_bytes = uint64_t{256} << 20;
   int max_depth = 256;
   int64_t max_elements = 16'000'000;
-  // Elements per byte of text: a real annotation element spans tens of bytes, "<a/>" four; so that a
-  // file of N bytes holds at most N / 16 elements (at least 4096), memory O(N) whatever it declares.
-  int64_t bytes_per_element = 16;
-  size_t max_attributes = 1024;  // per element (real ones have a handful); keeps duplicate checks cheap
+  // Elements per byte of text: an unindented LabelMe point (<pt><x>12</x><y>34</y></pt>) spends about
+  // 10 bytes an element, "<a/>" four; a file of N bytes holds at most N / 8 elements (at least 65,536),
+  // so memory is O(N) whatever it declares.
+  int64_t bytes_per_element = 8;
+  size_t max_attributes = 256;  // per element (real ones have a handful); keeps duplicate checks cheap
 };
 
 struct XmlElement {
