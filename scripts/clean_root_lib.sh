@@ -41,6 +41,8 @@ new_root() {  # new_root DIR: a minimal root with /proc, /sys, /dev, name resolu
   roots+=("$r")
   debootstrap --variant=minbase --components="$components" --unpack-tarball="$tarball" "$suite" "$r" \
     >>"$base/debootstrap.log" 2>&1 || { tail -n 20 "$base/debootstrap.log"; exit 1; }
+  # The components asked for (an unpacked tarball's sources name only main).
+  echo "deb http://deb.debian.org/debian $suite ${components//,/ }" >"$r/etc/apt/sources.list"
   mount -t proc proc "$r/proc"
   mount -t sysfs sysfs "$r/sys"
   mount --rbind /dev "$r/dev"
