@@ -26,6 +26,7 @@
 #include <system_error>
 
 #include "datasets/coco.h"
+#include "fuzz/header_only_images.h"
 
 namespace {
 
@@ -40,22 +41,8 @@ void write_file(const fs::path& path, const std::string& bytes) {
   }
 }
 
-std::string be32(uint32_t v) {
-  return {static_cast<char>(v >> 24), static_cast<char>(v >> 16), static_cast<char>(v >> 8), static_cast<char>(v)};
-}
-std::string png_header(uint32_t w, uint32_t h) {  // signature + IHDR (CRC not checked by a header read)
-  return std::string("\x89PNG\r\n\x1a\n", 8) + be32(13) + "IHDR" + be32(w) + be32(h) + std::string("\x08\x02\0\0\0", 5) +
-         be32(0);
-}
-std::string jpeg_header(uint16_t w, uint16_t h) {  // SOI + SOF0
-  std::string s("\xFF\xD8\xFF\xC0\x00\x11\x08", 7);
-  s += static_cast<char>(h >> 8);
-  s += static_cast<char>(h & 0xFF);
-  s += static_cast<char>(w >> 8);
-  s += static_cast<char>(w & 0xFF);
-  s += std::string("\x03\x01\x22\x00\x02\x11\x01\x03\x11\x01", 10);
-  return s;
-}
+using detr::fuzz::jpeg_header;
+using detr::fuzz::png_header;
 
 struct Scratch {
   fs::path dir, annotations, images;

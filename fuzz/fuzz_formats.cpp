@@ -27,6 +27,7 @@
 #include <system_error>
 
 #include "datasets/formats/detect.h"
+#include "fuzz/header_only_images.h"
 
 namespace {
 
@@ -43,15 +44,7 @@ void write_file(const fs::path& path, const std::string& bytes) {
   }
 }
 
-std::string jpeg_header(uint16_t w, uint16_t h) {  // SOI + SOF0: enough for the header check
-  std::string s("\xFF\xD8\xFF\xC0\x00\x11\x08", 7);
-  s += static_cast<char>(h >> 8);
-  s += static_cast<char>(h & 0xFF);
-  s += static_cast<char>(w >> 8);
-  s += static_cast<char>(w & 0xFF);
-  s += std::string("\x03\x01\x22\x00\x02\x11\x01\x03\x11\x01", 10);
-  return s;
-}
+using detr::fuzz::jpeg_header;
 
 struct Layout {
   f::DatasetFormat format;

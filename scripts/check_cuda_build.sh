@@ -103,10 +103,7 @@ if [ "$packaging" = 1 ]; then
   phase "root 2: CUDA runtime packages and installed tools only"
   root2="$base/runtime"
   new_root "$root2"
-  in_root "$root1" "cd /src/detr-cpp && scripts/install_bin.sh /opt/detr" >/dev/null
-  mkdir -p "$root2/usr/local/bin" "$root2/tmp/scripts"
-  cp "$root1/opt/detr/bin/"* "$root2/usr/local/bin/"
-  cp "$root1/src/detr-cpp/scripts/install_runtime_deps.sh" "$root2/tmp/scripts/"
+  install_tools "$root1" "$root2"
   in_root "$root2" "DETR_FLAVOUR=cuda DETR_CUDNN=skip /tmp/scripts/install_runtime_deps.sh" >"$base/runtime.log" 2>&1 \
     || { tail -n 30 "$base/runtime.log"; verdict_fail "install_runtime_deps.sh (cuda)"; }
   for exe in "$root2"/usr/local/bin/*; do

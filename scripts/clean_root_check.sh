@@ -71,10 +71,7 @@ if [ "$packaging" = 1 ]; then
   phase "root 2: runtime packages and installed tools only"
   root2="$base/runtime"
   new_root "$root2"
-  in_root "$root1" "cd /src/detr-cpp && scripts/install_bin.sh /opt/detr" >/dev/null
-  mkdir -p "$root2/usr/local/bin" "$root2/tmp/scripts"
-  cp "$root1/opt/detr/bin/"* "$root2/usr/local/bin/"
-  cp "$root1/src/detr-cpp/scripts/install_runtime_deps.sh" "$root2/tmp/scripts/"
+  install_tools "$root1" "$root2"
   in_root "$root2" "/tmp/scripts/install_runtime_deps.sh >/dev/null && \
     ! ldd /usr/local/bin/detr_train | grep 'not found' && detr_train --help >/dev/null && \
     detr_make_dataset --out /tmp/d --images 8 --width 96 --height 64 >/dev/null && \

@@ -60,3 +60,9 @@ clone_into() {  # clone_into ROOT REPO: a clone of REPO's checked-out commit at 
   git -C "$1/src/detr-cpp" checkout -q "$(git -C "$2" rev-parse HEAD)"  # this worktree's commit
   echo "checkout: $(git -C "$1/src/detr-cpp" log --oneline -1); beside it: $(ls -A "$1/src")"
 }
+install_tools() {  # install_tools FROM_ROOT TO_ROOT: FROM_ROOT's built tools and the runtime install script
+  in_root "$1" "cd /src/detr-cpp && scripts/install_bin.sh /opt/detr" >/dev/null
+  mkdir -p "$2/usr/local/bin" "$2/tmp/scripts"
+  cp "$1/opt/detr/bin/"* "$2/usr/local/bin/"
+  cp "$1/src/detr-cpp/scripts/install_runtime_deps.sh" "$2/tmp/scripts/"
+}
