@@ -12,23 +12,21 @@ CocoDetection::CocoDetection(CocoDataset data, TransformConfig config, bool trai
 
 namespace {
 // upstream ConvertCocoPolysToMask's masks: each kept object's segmentation as pycocotools decodes it
-// (annToRLE; a CVAT rectangle's empty segmentation is its filled box) -> [n, h, w] bool.
-torch::Tensor object_masks(const CocoImageRecord& rec, const std::vector<size_t>& kept, int64_t h, int64_t w) {
-  auto masks = torch::empty({static_cast<int64_t>(kept.size()), h, w}, torch::kBool);
-  auto* out = masks.data_ptr<bool>();
-  for (size_t k = 0; k < kept.size(); ++k) {
-    const auto& o = rec.objects[kept[k]];
-    Rle rle;
-    try {
-      rle = object_rle(o, h, w);
+// (annToRLE; a CVAT rectangle's empty segmentation is its filled box), kept as RLEs: the transforms
+// decode only the pixels of the final size (transforms.h).
+std::vector<Rle> object_masks(const CocoImageRecord& rec, const std::vector<size_t>& kept, int64_t h, int64_t w) {
+  std::vector<Rle> rles;
+  rles.reserve(kept.size());
+  for (size_t k : kept) try {
+      rles.push_back(object_rle(rec.objects[k], h, w));
     } catch (const std::exception& e) {
-      throw std::runtime_error(rec.path.string() + ": image id " + std::to_string(rec.id) + ", annotation id " +
-                               std::to_string(o.id) + ": " + e.what());
+      throw std::runtime_error(rec.path.string() + ": image id " + std::to_string(rec.id) + ", " + e.what());
     }
-    const auto bits = decode(rle, MaskLayout::row_major);
-    std::transform(bits.begin(), bits.end(), out + k * static_cast<size_t>(h * w), [](uint8_t b) { return b != 0; });
-  }
-  return masks;
+  return rles;
+}
+
+std::runtime_error naming(const CocoImageRecord& rec, const std::exception& e) {
+  return std::runtime_error(rec.path.string() + ": image id " + std::to_string(rec.id) + ": " + e.what());
 }
 }  // namespace
 
@@ -53,15 +51,22 @@ Sample CocoDetection::load(size_t index) const {
   t.image_id = torch::tensor({rec.id}, torch::kLong);
   t.orig_size = torch::tensor({h, w}, torch::kLong);
   t.size = torch::tensor({h, w}, torch::kLong);
-  if (masks_) t.masks = object_masks(rec, clean.kept, h, w);
-  return {image, t};
+  Sample s{image, t};
+  if (masks_) s.mask_rles = object_masks(rec, clean.kept, h, w);
+  return s;
 }
 
 Sample CocoDetection::get(size_t index, uint64_t seed) const {
   auto s = load(index);
-  if (!train_) return val_transforms(std::move(s), config_);
-  Rng rng(seed);
-  return train_transforms(std::move(s), config_, rng);
+  try {
+    if (!train_) return val_transforms(std::move(s), config_);
+    Rng rng(seed);
+    return train_transforms(std::move(s), config_, rng);
+  } catch (const c10::Error& e) {
+    throw naming(data_.images.at(index), std::runtime_error(e.what_without_backtrace()));
+  } catch (const std::runtime_error& e) {
+    throw naming(data_.images.at(index), e);
+  }
 }
 
 }  // namespace detr::datasets

@@ -2,6 +2,7 @@
 
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <cfenv>
 #include <cmath>
 #include <vector>
@@ -37,42 +38,87 @@ void check_masks(const Sample& s, const char* transform) {
               ": target.masks must be bool or uint8, got ", m.scalar_type());
 }
 
-// The source index of each of `out` samples when torch's legacy "nearest" interpolation resizes
-// `in` samples to `out` (one axis; the 2-D kernel treats the axes independently). torch's own
-// kernel computes it, on the positions 0..in-1, so it stays exact for every ratio. -> [out] int64
-torch::Tensor nearest_source_index(int64_t in, int64_t out) {
-  const auto positions = torch::arange(in, torch::kFloat).view({1, 1, in, 1});
-  const auto picked = F::interpolate(positions, F::InterpolateFuncOptions()
-                                                    .size(std::vector<int64_t>{out, 1})
-                                                    .mode(torch::kNearest));
-  return picked.view({out}).to(torch::kLong);
-}
-
 // A chain of mask transforms as one selection of pixels from the original masks: output pixel
-// (k, y, x) is masks[objects[k], rows[y], cols[x]] != 0. Every transform upstream applies to masks
-// only selects pixels (flip, slice, nearest resize), so a pipeline can read the original masks once
-// and write only the final size: no intermediate size, however large, is ever allocated.
+// (k, y, x) is mask objects[k]'s pixel (rows[y], cols[x]) != 0. Every transform upstream applies to
+// masks only selects pixels (flip, slice, nearest resize), so a pipeline can read the original masks
+// once and write only the final size: no intermediate size, however large, is ever allocated, and
+// masks given as RLEs are never decoded at the image's size.
 struct MaskSelection {
-  torch::Tensor masks;    // [N, H, W] bool or uint8, as given
+  torch::Tensor masks;    // [N, H, W] bool or uint8, as given; undefined when `rles` holds them
+  std::vector<Rle> rles;  // [N] RLEs of H x W each
   torch::Tensor objects;  // [K] int64 into N
   torch::Tensor rows;     // [H'] int64 into H
   torch::Tensor cols;     // [W'] int64 into W
 };
 
+MaskSelection select_all(torch::Tensor masks, std::vector<Rle> rles, int64_t n, int64_t h, int64_t w) {
+  return {std::move(masks), std::move(rles), torch::arange(n, torch::kLong), torch::arange(h, torch::kLong),
+          torch::arange(w, torch::kLong)};
+}
+
 MaskSelection select_all(const torch::Tensor& masks) {
-  auto all = [&](int64_t dim) { return torch::arange(masks.size(dim), torch::kLong); };
-  return {masks, all(0), all(1), all(2)};
+  return select_all(masks, {}, masks.size(0), masks.size(1), masks.size(2));
 }
 
 // The selection after upstream's nearest resize to oh x ow.
 void resize_selection(MaskSelection& s, int64_t oh, int64_t ow) {
-  s.rows = s.rows.index_select(0, nearest_source_index(s.rows.numel(), oh));
-  s.cols = s.cols.index_select(0, nearest_source_index(s.cols.numel(), ow));
+  s.rows = s.rows.index_select(0, util::nearest_source_index(s.rows.numel(), oh));
+  s.cols = s.cols.index_select(0, util::nearest_source_index(s.cols.numel(), ow));
+}
+
+// An empty [K, H', W'] bool output, refused past kMaxSampleMaskBytes.
+torch::Tensor mask_output(int64_t n, int64_t oh, int64_t ow, const torch::TensorOptions& options) {
+  const double bytes = static_cast<double>(n) * static_cast<double>(oh) * static_cast<double>(ow);
+  TORCH_CHECK(bytes <= static_cast<double>(kMaxSampleMaskBytes), "masks: ", n, " objects at ", oh, "x", ow,
+              " would take ", static_cast<int64_t>(bytes / (1 << 20)), " MiB, more than the ",
+              kMaxSampleMaskBytes >> 20, " MiB one sample may hold");
+  return torch::zeros({n, oh, ow}, options.dtype(torch::kBool));
+}
+
+// One RLE's pixels (rows[y], cols[x]) into out [H', W'] (zeros): each selected source column is found
+// by binary search among the run ends and walked down (rows are non-decreasing in every pipeline; a
+// step back searches again). A column inside one background run is skipped whole, so the cost is the
+// columns plus the pixels the object covers, and memory the RLE's runs.
+void gather_rle(const Rle& rle, const int64_t* row, int64_t oh, const int64_t* col, int64_t ow, bool* out) {
+  std::vector<uint64_t> ends(rle.counts.size());  // ends[i]: first pixel after run i (odd i: foreground)
+  uint64_t sum = 0;
+  for (size_t i = 0; i < ends.size(); ++i) ends[i] = sum += rle.counts[i];
+  const auto h = static_cast<uint64_t>(rle.height);
+  auto run_of = [&](uint64_t p) {
+    return static_cast<size_t>(std::upper_bound(ends.begin(), ends.end(), p) - ends.begin());
+  };
+  const bool sorted = std::is_sorted(row, row + oh);
+  for (int64_t x = 0; x < ow; ++x) {
+    const uint64_t base = static_cast<uint64_t>(col[x]) * h;
+    size_t i = run_of(base + static_cast<uint64_t>(row[0]));
+    if (sorted && i % 2 == 0 && ends[i] > base + static_cast<uint64_t>(row[oh - 1])) continue;  // background
+    for (int64_t y = 0; y < oh; ++y) {
+      const uint64_t p = base + static_cast<uint64_t>(row[y]);
+      if (y > 0 && row[y] < row[y - 1]) i = run_of(p);
+      while (ends[i] <= p) ++i;
+      if (i % 2 == 1) out[y * ow + x] = true;
+    }
+  }
+}
+
+// The selected pixels of RLE masks -> [K, H', W'] bool.
+torch::Tensor gather_rle_pixels(const MaskSelection& s) {
+  const auto objects = s.objects.contiguous(), rows = s.rows.contiguous(), cols = s.cols.contiguous();
+  const int64_t n = objects.numel(), oh = rows.numel(), ow = cols.numel();
+  auto out = mask_output(n, oh, ow, torch::TensorOptions());
+  if (n == 0 || oh == 0 || ow == 0) return out;
+  const int64_t *obj = objects.data_ptr<int64_t>(), *row = rows.data_ptr<int64_t>(), *col = cols.data_ptr<int64_t>();
+  auto* dst = out.data_ptr<bool>();
+  at::parallel_for(0, n, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t k = begin; k < end; ++k) gather_rle(s.rles[obj[k]], row, oh, col, ow, dst + k * oh * ow);
+  });
+  return out;
 }
 
 // The selected pixels, != 0 -> [K, H', W'] bool. On the CPU one pass over the output, reading the
-// masks in place (any strides).
+// masks in place (any strides) or walking their RLEs.
 torch::Tensor gather_pixels(const MaskSelection& s) {
+  if (!s.masks.defined()) return gather_rle_pixels(s);
   const auto& m = s.masks;
   if (!m.is_cpu()) {
     auto on = [&](const torch::Tensor& index) { return index.to(m.device()); };
@@ -80,7 +126,7 @@ torch::Tensor gather_pixels(const MaskSelection& s) {
   }
   const auto objects = s.objects.contiguous(), rows = s.rows.contiguous(), cols = s.cols.contiguous();
   const int64_t n = objects.numel(), oh = rows.numel(), ow = cols.numel();
-  auto out = torch::empty({n, oh, ow}, m.options().dtype(torch::kBool));
+  auto out = mask_output(n, oh, ow, m.options());
   const auto* in = static_cast<const uint8_t*>(m.data_ptr());  // bool and uint8: one byte each
   auto* dst = static_cast<bool*>(out.data_ptr());
   const int64_t *obj = objects.data_ptr<int64_t>(), *row = rows.data_ptr<int64_t>();
@@ -95,6 +141,28 @@ torch::Tensor gather_pixels(const MaskSelection& s) {
       }
   });
   return out;
+}
+
+// RLE masks checked against the sample: one per box (or per label), each the image's H x W.
+void check_mask_rles(const Sample& s, const char* transform) {
+  const auto& rles = *s.mask_rles;
+  const auto& t = s.target;
+  const auto& objects = t.boxes.defined() ? t.boxes : t.labels;
+  TORCH_CHECK(!objects.defined() || objects.size(0) == static_cast<int64_t>(rles.size()), transform,
+              ": ", rles.size(), " mask RLEs for ", objects.size(0), " objects");
+  for (const auto& r : rles)
+    TORCH_CHECK(r.height == height(s) && r.width == width(s), transform, ": a mask RLE of ", r.height, "x",
+                r.width, " on an image of ", height(s), "x", width(s));
+}
+
+// A sample's RLE masks decoded into target.masks [N, H, W] bool, for the single transforms.
+void decode_mask_rles(Sample& s) {
+  if (!s.mask_rles) return;
+  check_mask_rles(s, "decode");
+  const auto n = static_cast<int64_t>(s.mask_rles->size());
+  auto selection = select_all(torch::Tensor(), std::move(*s.mask_rles), n, height(s), width(s));
+  s.mask_rles.reset();
+  s.target.masks = gather_pixels(selection);
 }
 
 // Upstream's interpolate(masks[:, None].float(), (oh, ow), mode="nearest")[:, 0] > 0.5 without the
@@ -135,8 +203,16 @@ torch::Tensor crop_sample(Sample& s, int64_t i, int64_t j, int64_t h, int64_t w)
 
 // The masks of a sample with boxes, taken out of it to go through a pipeline as one selection (the
 // other fields go through the public transforms). nullopt without masks, or without boxes (then
-// the crop decides by the masks themselves, so they stay in the sample).
+// the crop decides by the masks themselves, so they stay in the sample, decoded).
 std::optional<MaskSelection> take_masks(Sample& s, const char* pipeline) {
+  if (s.mask_rles && s.target.boxes.defined()) {
+    check_mask_rles(s, pipeline);
+    const auto n = static_cast<int64_t>(s.mask_rles->size());
+    auto selection = select_all(torch::Tensor(), std::move(*s.mask_rles), n, height(s), width(s));
+    s.mask_rles.reset();
+    return selection;
+  }
+  decode_mask_rles(s);
   if (!s.target.masks.defined() || !s.target.boxes.defined()) return std::nullopt;
   check_masks(s, pipeline);
   auto selection = select_all(s.target.masks);
@@ -194,6 +270,7 @@ torch::Tensor to_chw_float(const torch::Tensor& hwc_uint8) {
 }
 
 Sample hflip(Sample s) {
+  decode_mask_rles(s);
   const auto w = width(s);
   s.image = s.image.flip(-1);
   auto& t = s.target;
@@ -211,6 +288,7 @@ Sample hflip(Sample s) {
 Sample resize(Sample s, int64_t size, std::optional<int64_t> max_size) {
   const auto h = height(s), w = width(s);
   const auto [oh, ow] = get_size_with_aspect_ratio(w, h, size, max_size);
+  decode_mask_rles(s);
   if (s.target.masks.defined()) check_masks(s, "resize");
   if (oh != h || ow != w) {
     // PIL's antialiased bilinear, then back to whole uint8 levels.
@@ -237,6 +315,7 @@ Sample resize(Sample s, int64_t size, std::optional<int64_t> max_size) {
 }
 
 Sample crop(Sample s, int64_t i, int64_t j, int64_t h, int64_t w) {
+  decode_mask_rles(s);
   crop_sample(s, i, j, h, w);
   return s;
 }
@@ -244,6 +323,7 @@ Sample crop(Sample s, int64_t i, int64_t j, int64_t h, int64_t w) {
 Sample pad(Sample s, int64_t right, int64_t bottom) {
   TORCH_CHECK(right >= 0 && bottom >= 0, "pad: padding must be >= 0, got right ", right,
               ", bottom ", bottom);
+  decode_mask_rles(s);
   if (s.target.masks.defined()) check_masks(s, "pad");
   s.image = pad_bottom_right(s.image, right, bottom);
   auto& t = s.target;
@@ -256,6 +336,7 @@ Sample normalize(Sample s) {
   static const auto mean = torch::tensor({0.485f, 0.456f, 0.406f}).view({3, 1, 1});
   static const auto std = torch::tensor({0.229f, 0.224f, 0.225f}).view({3, 1, 1});
   const auto h = height(s), w = width(s);
+  decode_mask_rles(s);
   s.image = (s.image / 255).sub_(mean).div_(std);
   auto& b = s.target.boxes;
   if (b.defined())
@@ -283,6 +364,15 @@ TrainAugmentation draw_train_augmentation(int64_t h, int64_t w, const TransformC
   return a;
 }
 
+namespace {
+// The selection's pixels at the sample's (final) size into target.masks.
+void finish_masks(std::optional<MaskSelection>& masks, Sample& s) {
+  if (!masks) return;
+  resize_selection(*masks, height(s), width(s));
+  s.target.masks = gather_pixels(*masks);
+}
+}  // namespace
+
 Sample apply_train_augmentation(Sample s, const TrainAugmentation& a, const TransformConfig& c) {
   auto masks = take_masks(s, "train_transforms");  // read once, at the end
   if (a.flip) {
@@ -300,10 +390,7 @@ Sample apply_train_augmentation(Sample s, const TrainAugmentation& a, const Tran
     }
   }
   s = resize(std::move(s), a.size, c.max_size);
-  if (masks) {
-    resize_selection(*masks, height(s), width(s));
-    s.target.masks = gather_pixels(*masks);
-  }
+  finish_masks(masks, s);
   return normalize(std::move(s));
 }
 
@@ -313,7 +400,10 @@ Sample train_transforms(Sample s, const TransformConfig& c, Rng& rng) {
 }
 
 Sample val_transforms(Sample s, const TransformConfig& c) {
-  return normalize(resize(std::move(s), c.val_size, c.max_size));
+  auto masks = take_masks(s, "val_transforms");  // read once, at the end
+  s = resize(std::move(s), c.val_size, c.max_size);
+  finish_masks(masks, s);
+  return normalize(std::move(s));
 }
 
 }  // namespace detr::datasets

@@ -10,6 +10,7 @@
 #include <random>
 #include <vector>
 
+#include "datasets/coco_mask.h"
 #include "src/util/misc.h"
 
 namespace detr::datasets {
@@ -18,7 +19,16 @@ struct Sample {
   torch::Tensor image;  // [3, H, W] float
   util::Target target;  // boxes [N, 4] xyxy absolute (cxcywh normalized after normalize());
                         // masks (optional) [N, H, W] bool or uint8, the image's H x W
+  // Masks not decoded yet (instead of target.masks): one RLE per object, each the image's H x W.
+  // The pipelines (apply_train_augmentation, val_transforms) read only the pixels they output, so a
+  // sample's masks cost kept objects x final H x final W bytes, never objects x the image's size;
+  // a single transform decodes them first.
+  std::optional<std::vector<Rle>> mask_rles;
 };
+
+// The most bytes one sample's decoded masks may take (kept objects x final H x final W): 2 GiB, about
+// 2,000 objects at 800 x 1333. More is refused in one line rather than tried.
+constexpr int64_t kMaxSampleMaskBytes = int64_t{2} << 30;
 
 // The sizes the transforms use (upstream's defaults; --scales, --max_size, --val_size change them).
 struct TransformConfig {
@@ -71,12 +81,13 @@ struct TrainAugmentation {
   int64_t size = 0;             // final resize (shorter side, capped by max_size)
 };
 TrainAugmentation draw_train_augmentation(int64_t h, int64_t w, const TransformConfig& config, Rng& rng);
-// hflip / resize / crop / resize / normalize as chosen. Masks with boxes are read once, at the final
-// size (every step only selects their pixels), so the crop branch's large intermediate resize
-// never exists for them; the result equals the same public transforms applied one by one.
+// hflip / resize / crop / resize / normalize as chosen. Masks with boxes (dense or RLE) are read once,
+// at the final size (every step only selects their pixels), so neither the image's full size nor the
+// crop branch's large intermediate resize ever exists for them; the result equals the same public
+// transforms applied one by one.
 Sample apply_train_augmentation(Sample s, const TrainAugmentation& augmentation,
                                 const TransformConfig& config);
-// Validation: RandomResize([val_size], max_size), Normalize.
+// Validation: RandomResize([val_size], max_size), Normalize; masks read once, as above.
 Sample val_transforms(Sample s, const TransformConfig& config);
 
 // Image [H, W, 3] uint8 -> [3, H, W] float of the same values.

@@ -1,6 +1,7 @@
 #include "models/post_process.h"
 
 #include "src/util/box_ops.h"
+#include "src/util/misc.h"
 
 namespace detr::models {
 
@@ -44,14 +45,19 @@ void post_process_segm(std::vector<Detections>& results, const DetrOutput& outpu
                                   .align_corners(false));
   masks = (masks.sigmoid() > threshold).cpu();  // [B, Q, max_h, max_w] bool
   for (int64_t b = 0; b < n; ++b) {
-    auto cur = masks[b].slice(1, 0, max_sizes[b][0].item<int64_t>()).slice(2, 0, max_sizes[b][1].item<int64_t>());
-    results[b].masks = F::interpolate(cur.unsqueeze(1).to(torch::kFloat),
-                                      F::InterpolateFuncOptions()
-                                          .size(std::vector<int64_t>{orig_sizes[b][0].item<int64_t>(),
-                                                                     orig_sizes[b][1].item<int64_t>()})
-                                          .mode(torch::kNearest))
-                           .to(torch::kByte);  // [Q, 1, H, W]
+    results[b].fed_masks =
+        masks[b].slice(1, 0, max_sizes[b][0].item<int64_t>()).slice(2, 0, max_sizes[b][1].item<int64_t>()).clone();
+    results[b].orig_size = {orig_sizes[b][0].item<int64_t>(), orig_sizes[b][1].item<int64_t>()};
+    TORCH_CHECK(results[b].orig_size[0] > 0 && results[b].orig_size[1] > 0,
+                "post_process_segm: original sizes must be positive, got ", orig_sizes[b]);
   }
+}
+
+torch::Tensor Detections::mask(int64_t q) const {
+  TORCH_CHECK(has_masks(), "Detections::mask: no masks (post_process_segm was not run)");
+  const auto rows = util::nearest_source_index(fed_masks.size(1), orig_size[0]);
+  const auto cols = util::nearest_source_index(fed_masks.size(2), orig_size[1]);
+  return fed_masks[q].index_select(0, rows).index_select(1, cols).to(torch::kUInt8);  // [H, W]
 }
 
 }  // namespace detr::models

@@ -242,15 +242,15 @@ void append_results(const models::Detections& d, int64_t image_id, std::vector<d
     out.push_back({image_id, labels.data_ptr<int64_t>()[q], {bx[4 * q], bx[4 * q + 1], bx[4 * q + 2], bx[4 * q + 3]},
                    scores.data_ptr<double>()[q]});
 }
-// PostProcessSegm's masks ([Q, 1, H, W] uint8 at the original size) as compressed RLE, as upstream's
-// prepare_for_coco_segmentation encodes them; bbox and area come from the mask (COCO.loadRes).
+// PostProcessSegm's masks (each [H, W] at the original size, one at a time) as compressed RLE, as
+// upstream's prepare_for_coco_segmentation encodes them; bbox and area come from the mask (COCO.loadRes).
 void append_mask_results(const models::Detections& d, int64_t image_id, std::vector<datasets::CocoResult>& out) {
-  auto masks = d.masks.to(torch::kCPU, torch::kUInt8).contiguous();  // [Q, 1, H, W]
   auto scores = d.scores.to(torch::kCPU, torch::kDouble).contiguous();
   auto labels = d.labels.to(torch::kCPU, torch::kLong).contiguous();
-  const int64_t h = masks.size(2), w = masks.size(3);
-  for (int64_t q = 0; q < masks.size(0); ++q) {
-    auto rle = datasets::encode(masks[q][0].data_ptr<uint8_t>(), h, w, datasets::MaskLayout::row_major);
+  const auto [h, w] = d.orig_size;
+  for (int64_t q = 0; q < d.fed_masks.size(0); ++q) {
+    const auto mask = d.mask(q).contiguous();
+    auto rle = datasets::encode(mask.data_ptr<uint8_t>(), h, w, datasets::MaskLayout::row_major);
     out.push_back(datasets::make_segm_result(image_id, labels.data_ptr<int64_t>()[q], std::move(rle),
                                              scores.data_ptr<double>()[q]));
   }
@@ -278,7 +278,7 @@ models::DetrOutput evaluate_batch(TrainSetup& t, const datasets::Batch& batch, E
   for (size_t b = 0; b < dets.size(); ++b) {
     const int64_t image_id = batch.targets[b].image_id.item<int64_t>();
     append_results(dets[b], image_id, out.detections);
-    if (dets[b].masks.defined()) append_mask_results(dets[b], image_id, out.mask_detections);
+    if (dets[b].has_masks()) append_mask_results(dets[b], image_id, out.mask_detections);
   }
   return outputs;
 }

@@ -168,8 +168,8 @@ std::vector<Prediction> predict_rgb(Predictor& p, const torch::Tensor& rgb, floa
     const auto b = boxes[q];
     const double x0 = b[0].item<double>(), y0 = b[1].item<double>(), x1 = b[2].item<double>(), y1 = b[3].item<double>();
     pr.bbox_xywh = {x0, y0, x1 - x0, y1 - y0};
-    if (det.masks.defined()) {
-      auto m = det.masks[q][0].to(torch::kCPU, torch::kUInt8).contiguous();  // [H, W] 0/1
+    if (det.has_masks()) {
+      const auto m = det.mask(q).contiguous();  // [H, W] 0/1
       pr.mask = datasets::encode(m.data_ptr<uint8_t>(), h, w, datasets::MaskLayout::row_major);
     }
     preds.push_back(pr);

@@ -42,7 +42,7 @@ TrainOutputs::~TrainOutputs() = default;
 void TrainOutputs::save_checkpoint(const CheckpointParts& p, const CheckpointState& state, bool keep_copy) {
   if (!enabled_) return;
   detr::save_checkpoint(checkpoint_path(), p.model.module(), *p.config, *p.optimizer, *p.scheduler, state, *p.args);
-  if (keep_copy) util::copy_file_atomically(checkpoint_path(), dir_ / numbered("checkpoint", state.epoch, ".pth"));
+  if (keep_copy) util::snapshot_file(checkpoint_path(), dir_ / numbered("checkpoint", state.epoch, ".pth"));
 }
 
 void TrainOutputs::save_best(const CheckpointParts& p, const CheckpointState& state) {
@@ -59,7 +59,7 @@ void TrainOutputs::write_eval(int64_t epoch, const EvalOutput& ev) {
   // As upstream's eval/: the latest results, and a copy every 50 epochs (results are large).
   const auto latest = dir_ / "eval" / "results_latest.json";
   write_json(latest, dets, /*compact=*/true);
-  if (epoch % 50 == 0) util::copy_file_atomically(latest, dir_ / "eval" / numbered("results_", epoch, ".json"));
+  if (epoch % 50 == 0) util::snapshot_file(latest, dir_ / "eval" / numbered("results_", epoch, ".json"));
   nlohmann::json latest_json{{"epoch", epoch}, {"coco_eval_bbox", ev.coco.stats}, {"results", "results_latest.json"}};
   if (!ev.mask_detections.empty()) {  // segmentation: the masks as COCO results with compressed RLE
     nlohmann::json masks = nlohmann::json::array();

@@ -2,7 +2,9 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <fstream>
+#include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "datasets/coco.h"
@@ -358,6 +360,30 @@ TEST(CocoSegmentation, SyntheticCvatExportKeepsItsMasks) {
     }
   EXPECT_GT(rectangles, 0);
   EXPECT_GT(masks, 0);
+}
+
+TEST(CocoSegmentation, SamplesDecodeMasksAtTheirFinalSizeAndNameTheFileWhenTooMany) {
+  auto data = load_coco(discover_coco(make_export("mask_samples", 2)).train);
+  auto& rec = data.images.at(0);
+  const auto one = *std::find_if(rec.objects.begin(), rec.objects.end(), [](const CocoObject& o) { return !o.iscrowd; });
+  rec.objects.assign(3000, one);  // 3000 objects x 1000 x 1000 at val_size 1000: 3 GB of masks
+  const CocoDetection val(data, TransformConfig::with_scales({1000}, 1333, 1000), /*train=*/false, /*masks=*/true);
+  const auto loaded = val.load(0);
+  EXPECT_FALSE(loaded.target.masks.defined());  // kept as RLEs until the transforms
+  ASSERT_TRUE(loaded.mask_rles.has_value());
+  EXPECT_EQ(loaded.mask_rles->size(), 3000u);
+  std::string msg;
+  try {
+    val.get(0, 0);
+  } catch (const std::exception& e) {
+    msg = e.what();
+  }
+  std::cout << "[ too many masks ] " << msg << "\n";
+  EXPECT_EQ(msg.rfind(rec.path.string() + ": image id " + std::to_string(rec.id) + ": masks: 3000 objects", 0), 0u) << msg;
+  EXPECT_EQ(msg.find('\n'), std::string::npos);
+  rec.objects.resize(3);
+  const auto sample = CocoDetection(data, TransformConfig{}, false, true).get(0, 0);
+  EXPECT_EQ(sample.target.masks.sizes(), (std::vector<int64_t>{3, sample.image.size(1), sample.image.size(2)}));
 }
 
 TEST(CocoSegmentation, LargeImagesStayCompact) {

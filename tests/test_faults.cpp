@@ -514,6 +514,28 @@ TEST(Faults, FullDiskLosesNothing) {
   EXPECT_EQ(fs::file_size(disk.dir / "log.txt") % line.size(), 0u) << "log.txt ends in half a line";
 }
 
+TEST(Faults, NumberedCopiesAreSnapshotsThatNeedNoSpaceAndLeaveNoTempFile) {
+  // checkpointNNNN.pth and eval/results_NNNN.json: a hard link to the file just saved, so a second
+  // signal during the copy leaves no half-written .tmp, and a full disk does not stop it.
+  const auto dir = detr::testing::scratch_dir("detr_snapshot_", "plain");
+  util::write_file_atomically(dir / "checkpoint.pth", "epoch 99");
+  util::snapshot_file(dir / "checkpoint.pth", dir / "checkpoint0099.pth");
+  util::write_file_atomically(dir / "checkpoint.pth", "epoch 100");  // replaced by rename, as every save
+  std::ifstream in(dir / "checkpoint0099.pth");
+  EXPECT_EQ(std::string(std::istreambuf_iterator<char>(in), {}), "epoch 99");
+  EXPECT_EQ(files_in(dir), (std::vector<std::string>{"checkpoint.pth", "checkpoint0099.pth"}));
+  util::snapshot_file(dir / "checkpoint.pth", dir / "checkpoint0099.pth");  // again: replaced
+  EXPECT_EQ(fs::hard_link_count(dir / "checkpoint0099.pth"), 2u);
+
+  if (::geteuid() != 0) GTEST_SKIP() << "the full-disk half needs root to mount a tmpfs; uid " << ::geteuid();
+  SmallDisk disk("snapshot", 1 << 20);
+  if (!disk.mounted) GTEST_SKIP() << "mount(tmpfs) failed: " << std::strerror(disk.error);
+  util::write_file_atomically(disk.dir / "checkpoint.pth", std::string(700 << 10, 'c'));  // 700 KB of 1 MB
+  util::snapshot_file(disk.dir / "checkpoint.pth", disk.dir / "checkpoint0001.pth");  // a copy would not fit
+  EXPECT_EQ(fs::file_size(disk.dir / "checkpoint0001.pth"), 700u << 10);
+  EXPECT_EQ(files_in(disk.dir), (std::vector<std::string>{"checkpoint.pth", "checkpoint0001.pth"}));
+}
+
 TEST(Faults, TrainingOnAFullDiskExitsWithOneLine) {
   if (::geteuid() != 0) GTEST_SKIP() << "mounting a small tmpfs needs root; this test runs as uid " << ::geteuid();
   SmallDisk disk("fulldisk_train", 4 << 20);  // the tiny model's checkpoint is ~45 MB

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <array>
 #include <cmath>
 #include <fstream>
 #include <iostream>
@@ -239,12 +240,31 @@ TEST(Segmentation, PostProcessSegmCropsEachImageAndResizesToItsOriginalSize) {
   auto max_sizes = torch::tensor({16, 16, 8, 16}, torch::kLong).view({2, 2});
   auto dets = post_process(out, orig);
   post_process_segm(dets, out, orig, max_sizes);
-  ASSERT_EQ(dets[0].masks.sizes(), (std::vector<int64_t>{3, 1, 20, 30}));
-  ASSERT_EQ(dets[1].masks.sizes(), (std::vector<int64_t>{3, 1, 10, 12}));
-  EXPECT_EQ(dets[0].masks.scalar_type(), torch::kByte);
+  ASSERT_EQ(dets[0].fed_masks.sizes(), (std::vector<int64_t>{3, 16, 16}));
+  ASSERT_EQ(dets[1].fed_masks.sizes(), (std::vector<int64_t>{3, 8, 16}));
+  ASSERT_EQ(dets[0].mask(0).sizes(), (std::vector<int64_t>{20, 30}));
+  ASSERT_EQ(dets[1].mask(2).sizes(), (std::vector<int64_t>{10, 12}));
+  EXPECT_EQ(dets[0].mask(0).scalar_type(), torch::kByte);
   // Image 0 keeps the whole 16x16 (top half set); image 1 keeps its top 8 rows, all set.
-  EXPECT_EQ(dets[0].masks[0][0].sum().item<int64_t>(), 10 * 30);
-  EXPECT_EQ(dets[1].masks[2][0].sum().item<int64_t>(), 10 * 12);
+  EXPECT_EQ(dets[0].mask(0).sum().item<int64_t>(), 10 * 30);
+  EXPECT_EQ(dets[1].mask(2).sum().item<int64_t>(), 10 * 12);
+  // Each mask(q) is upstream's F.interpolate(masks.float(), orig, mode="nearest").byte(), for ratios
+  // up and down: random fed masks against the float interpolation.
+  int64_t compared = 0, differ = 0;
+  for (const auto& [h, w, oh, ow] : std::vector<std::array<int64_t, 4>>{{16, 16, 20, 30}, {37, 53, 600, 401}, {90, 70, 33, 29}}) {
+    Detections d;
+    d.fed_masks = torch::rand({2, h, w}) > 0.5;
+    d.orig_size = {oh, ow};
+    const auto expected = torch::nn::functional::interpolate(
+        d.fed_masks.unsqueeze(1).to(torch::kFloat),
+        torch::nn::functional::InterpolateFuncOptions().size(std::vector<int64_t>{oh, ow}).mode(torch::kNearest));
+    for (int64_t q = 0; q < 2; ++q) {
+      compared += oh * ow;
+      differ += d.mask(q).ne(expected[q][0].to(torch::kByte)).sum().item<int64_t>();
+    }
+  }
+  std::cout << "[ post_process_segm ] nearest resize: " << compared << " pixels, " << differ << " differ\n";
+  EXPECT_EQ(differ, 0);
   EXPECT_THROW(post_process_segm(dets, DetrOutput{}, orig, max_sizes), c10::Error);
 }
 

@@ -374,4 +374,82 @@ TEST(TransformsMasks, MismatchedMasksAreRejectedWithTheirSizes) {
   EXPECT_NE(error_of([&] { dd::collate({s}); }).find("3 masks for 2 boxes"), std::string::npos);
 }
 
+// ---- masks as RLEs (what CocoDetection gives): decoded only at the final pixels --------------------
+
+// The sample's dense masks as one RLE each, target.masks cleared.
+dd::Sample as_rles(dd::Sample s) {
+  const auto masks = s.target.masks.to(torch::kByte).contiguous();
+  std::vector<dd::Rle> rles;
+  for (int64_t k = 0; k < masks.size(0); ++k)
+    rles.push_back(dd::encode(masks[k].data_ptr<uint8_t>(), masks.size(1), masks.size(2), dd::MaskLayout::row_major));
+  s.target.masks = torch::Tensor();
+  s.mask_rles = std::move(rles);
+  return s;
+}
+
+TEST(TransformsMasks, RleMasksGiveTheDenseMasksThroughEveryPipeline) {
+  auto config = dd::TransformConfig::with_scales({96, 112, 128, 260}, 300, 128);
+  int64_t compared = 0, mismatched = 0;
+  auto compare = [&](const dd::Sample& dense, const dd::Sample& rle, const std::string& what) {
+    ASSERT_FALSE(rle.mask_rles.has_value()) << what;
+    ASSERT_EQ(dense.target.masks.sizes(), rle.target.masks.sizes()) << what;
+    EXPECT_EQ(rle.target.masks.scalar_type(), torch::kBool) << what;
+    compared += dense.target.masks.numel();
+    mismatched += dense.target.masks.ne(rle.target.masks).sum().item<int64_t>();
+    EXPECT_TRUE(torch::equal(dense.target.boxes, rle.target.boxes)) << what;
+  };
+  for (uint64_t seed = 0; seed < 24; ++seed) {
+    auto dense = boxes_and_masks(90, 130, seed);
+    dense.target.masks = random_masks(6, 90, 130, seed) & (torch::rand({6, 1, 1}) < 0.8);  // some empty
+    const auto rle = as_rles(dense);
+    dd::Rng rng(seed);
+    const auto a = dd::draw_train_augmentation(90, 130, config, rng);
+    compare(dd::apply_train_augmentation(dense, a, config), dd::apply_train_augmentation(rle, a, config),
+            "train seed " + std::to_string(seed));
+    if (seed < 4) {
+      compare(dd::val_transforms(dense, config), dd::val_transforms(rle, config), "val");
+      compare(dd::hflip(dense), dd::hflip(rle), "hflip");
+      compare(dd::crop(dense, 10, 20, 50, 60), dd::crop(rle, 10, 20, 50, 60), "crop");
+      compare(dd::resize(dense, 300, std::nullopt), dd::resize(rle, 300, std::nullopt), "resize");
+    }
+  }
+  std::cout << "[ rle masks ] " << compared << " pixels compared, " << mismatched << " differ\n";
+  EXPECT_EQ(mismatched, 0);
+  EXPECT_GT(compared, 1'000'000);
+}
+
+TEST(TransformsMasks, RleMasksOfAHugeImageCostOnlyTheFinalSize) {
+  // 300 objects on a 6000 x 6000 image: dense, 10.8 GB; read at the final 800 x 800, 192 MB.
+  const int64_t side = 6000, n = 300;
+  dd::Sample s;
+  s.image = torch::zeros({3, 1, 1}).expand({3, side, side});  // no pixels behind it
+  std::vector<float> boxes;
+  std::vector<dd::Rle> rles;
+  for (int64_t k = 0; k < n; ++k) {
+    const double x = 19.0 * k, y = 17.0 * k;
+    rles.push_back(dd::rle_from_box({x, y, 40, 30}, side, side));
+    boxes.insert(boxes.end(), {static_cast<float>(x), static_cast<float>(y), static_cast<float>(x + 40),
+                               static_cast<float>(y + 30)});
+  }
+  s.target.boxes = torch::tensor(boxes).view({n, 4});
+  s.target.labels = torch::ones({n}, torch::kLong);
+  s.mask_rles = rles;
+  const auto out = dd::val_transforms(s, dd::TransformConfig{});
+  ASSERT_EQ(out.target.masks.sizes(), torch::IntArrayRef({n, 800, 800}));
+  // Object k covers rows and columns [k*17, k*17+30) x [k*19, k*19+40) of 6000, 2/15 of that at 800.
+  const auto counts = out.target.masks.flatten(1).sum(1);
+  std::cout << "[ huge image ] " << n << " masks of 6000x6000 read as " << out.target.masks.sizes()
+            << ", pixels per object " << counts.min().item<int64_t>() << ".." << counts.max().item<int64_t>() << "\n";
+  EXPECT_GE(counts.min().item<int64_t>(), 5 * 3);
+  EXPECT_LE(counts.max().item<int64_t>(), 6 * 5);
+
+  // Beyond kMaxSampleMaskBytes: refused in one line, before anything is allocated.
+  s.mask_rles = std::vector<dd::Rle>(4000, rles[0]);
+  s.target.boxes = s.target.boxes[0].repeat({4000, 1});
+  s.target.labels = torch::ones({4000}, torch::kLong);
+  const auto msg = error_of([&] { dd::val_transforms(s, dd::TransformConfig{}); });
+  EXPECT_NE(msg.find("4000 objects at 800x800"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("more than the 2048 MiB"), std::string::npos) << msg;
+}
+
 }  // namespace

@@ -272,21 +272,21 @@ void check_rle_counts(const std::vector<models::Detections>& dets, const nlohman
                       ParityReport& report) {
   for (size_t b = 0; b < dets.size(); ++b) {
     const auto& want = rle_counts.at(std::to_string(b));
-    const auto masks = dets[b].masks.select(1, 0).contiguous();  // [Q, H, W] uint8
-    if (want.size() != static_cast<size_t>(masks.size(0))) {
+    const int64_t queries = dets[b].fed_masks.size(0);
+    const auto [h, w] = dets[b].orig_size;
+    if (want.size() != static_cast<size_t>(queries)) {
       report.problems.push_back("postprocess_rle_counts." + std::to_string(b) + ": " +
-                                std::to_string(want.size()) + " strings for " + std::to_string(masks.size(0)) +
-                                " masks");
+                                std::to_string(want.size()) + " strings for " + std::to_string(queries) + " masks");
       continue;
     }
     double differing = 0;
-    for (int64_t q = 0; q < masks.size(0); ++q) {
-      const auto rle = datasets::encode(masks[q].data_ptr<uint8_t>(), masks.size(1), masks.size(2),
-                                        datasets::MaskLayout::row_major);
+    for (int64_t q = 0; q < queries; ++q) {
+      const auto mask = dets[b].mask(q).contiguous();  // [H, W] uint8
+      const auto rle = datasets::encode(mask.data_ptr<uint8_t>(), h, w, datasets::MaskLayout::row_major);
       differing += datasets::rle_to_string(rle) == want[q].get<std::string>() ? 0 : 1;
     }
     report.rows.push_back({"postprocess." + std::to_string(b) + ".rle_counts (differing)", differing,
-                           static_cast<double>(masks.size(0)), 0});
+                           static_cast<double>(queries), 0});
   }
 }
 
@@ -306,7 +306,11 @@ void check_postprocess(const models::DetrOutput& out, const nlohmann::json& conf
     check.compare(p + "scores", dets[b].scores, 'a');
     check.compare(p + "labels", dets[b].labels, 'x');
     check.compare(p + "boxes", dets[b].boxes, 'a');
-    if (segm) check.compare(p + "mask_area", dets[b].masks.flatten(1).sum(1), 'x');
+    if (segm) {  // each query's pixel count at the original size
+      std::vector<int64_t> area;
+      for (int64_t q = 0; q < dets[b].fed_masks.size(0); ++q) area.push_back(dets[b].mask(q).sum().item<int64_t>());
+      check.compare(p + "mask_area", torch::tensor(area, torch::kLong), 'x');
+    }
   }
   if (segm && config_json.contains("postprocess_rle_counts"))
     check_rle_counts(dets, config_json.at("postprocess_rle_counts"), report);

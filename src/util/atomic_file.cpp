@@ -75,6 +75,18 @@ void copy_file_atomically(const fs::path& from, const fs::path& to) {
   }
 }
 
+void snapshot_file(const fs::path& from, const fs::path& to) {
+  const fs::path tmp = to.string() + ".tmp";
+  ::unlink(tmp.c_str());  // a leftover of an earlier run
+  if (::link(from.c_str(), tmp.c_str()) == 0) {
+    if (::rename(tmp.c_str(), to.c_str()) == 0) return;
+    const int err = errno;
+    ::unlink(tmp.c_str());
+    fail(to, "write", err);
+  }
+  copy_file_atomically(from, to);  // no hard links here (EPERM, EXDEV, ENOTSUP...)
+}
+
 void append_line(const fs::path& path, std::string_view line) {
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (fd < 0) fail(path, "open for appending", errno);

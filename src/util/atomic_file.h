@@ -13,6 +13,11 @@ void write_file_atomically(const std::filesystem::path& path, std::string_view d
 // Copies `from` over `to` atomically.
 void copy_file_atomically(const std::filesystem::path& from, const std::filesystem::path& to);
 
+// `from` as it is now, at `to`, for a file that is only ever replaced by rename (as every writer here
+// does): a hard link where the file system has them (instant, no bytes copied, so a kill leaves no
+// half-written copy behind), else copy_file_atomically.
+void snapshot_file(const std::filesystem::path& from, const std::filesystem::path& to);
+
 // Appends `line` (which should end with '\n') to `path`, creating it; on failure the file is cut back
 // to its previous size, so it never ends in half a line.
 void append_line(const std::filesystem::path& path, std::string_view line);

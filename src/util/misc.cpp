@@ -45,4 +45,13 @@ torch::Tensor accuracy(const torch::Tensor& output, const torch::Tensor& target)
   return correct.view(-1).to(torch::kFloat).sum(0).mul_(100.0 / target.size(0));
 }
 
+torch::Tensor nearest_source_index(int64_t in, int64_t out) {
+  namespace F = torch::nn::functional;
+  const auto positions = torch::arange(in, torch::kFloat).view({1, 1, in, 1});
+  const auto picked = F::interpolate(positions, F::InterpolateFuncOptions()
+                                                    .size(std::vector<int64_t>{out, 1})
+                                                    .mode(torch::kNearest));
+  return picked.view({out}).to(torch::kLong);
+}
+
 }  // namespace detr::util

@@ -32,6 +32,12 @@ struct Target {
   Target to(const torch::Device& device, bool non_blocking = false) const;
 };
 
+// The source index of each of `out` samples when torch's legacy "nearest" interpolation (upstream's
+// interpolate(..., mode="nearest")) resizes `in` samples to `out`, on one axis (the 2-D kernel treats
+// the axes independently), computed by torch's own kernel so it is exact for every ratio. Selecting
+// these rows and columns equals the interpolation without its float copy. -> [out] int64
+torch::Tensor nearest_source_index(int64_t in, int64_t out);
+
 // Top-1 accuracy in percent of logits [N, C] against labels [N]; 0 when N == 0 (upstream accuracy()).
 torch::Tensor accuracy(const torch::Tensor& output, const torch::Tensor& target);
 
