@@ -11,6 +11,7 @@
 
 #include "src/hub.h"
 #include "src/util/cpu.h"
+#include "src/util/terminal.h"
 
 namespace detr {
 
@@ -154,6 +155,7 @@ RunContext::RunContext(const RunOptions& options, const Launch& launch)
   }
   if (device_.is_cuda() && options.cudnn_benchmark) at::globalContext().setBenchmarkCuDNN(true);
   null_out_ = std::make_unique<std::ostream>(nullptr);
+  safe_out_ = std::make_unique<util::TerminalSafeStream>(std::cout);
   if (!launch.distributed()) return;
   dist::InitOptions io;
   io.backend = to_string(options.dist_backend);
@@ -175,7 +177,7 @@ std::string RunContext::conv_algorithm_in_use() const {
   return winograd ? "winograd" : "direct";
 }
 
-std::ostream& RunContext::out() const { return main_rank() ? std::cout : *null_out_; }
+std::ostream& RunContext::out() const { return main_rank() ? *safe_out_ : *null_out_; }
 
 bool RunContext::stopping() const {
   if (!group_) return stop_requested();

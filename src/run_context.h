@@ -125,6 +125,7 @@ class RunContext {
   int threads_ = 1;
   std::unique_ptr<dist::ProcessGroup> group_;
   std::unique_ptr<std::ostream> null_out_;
+  std::unique_ptr<std::ostream> safe_out_;  // std::cout through util::TerminalSafeStream
 };
 
 }  // namespace detr

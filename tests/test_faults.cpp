@@ -564,6 +564,39 @@ TEST(Faults, TrainingOnAFullDiskExitsWithOneLine) {
 
 // ---- the error contract -------------------------------------------------------------------------------
 
+TEST(Faults, TrainingMessagesEscapeWhatComesFromFiles) {
+  // The summary and warning lines quote paths and names from the data; before, they went out raw.
+  std::ostringstream sink;
+  {
+    util::TerminalSafeStream out(sink);
+    out << "train: /data/evil\x1b]0;title\x07/ann.json: 2 images, caf\xc3\xa9" << 3 << "\n";
+    out << "partial \xe2\x9c";
+    out << "\x93 then flushed" << std::flush;
+    out << "no newline at the end \xff";
+  }
+  std::cout << sink.str() << "\n";
+  EXPECT_EQ(sink.str(), "train: /data/evil\\x1b]0;title\\x07/ann.json: 2 images, caf\xc3\xa9" "3\n"
+                        "partial \xe2\x9c\x93 then flushed" "no newline at the end \\xff");
+
+  // detr_train --check_data on an export in a folder whose name carries an escape sequence.
+  const auto dir = temp_dir("escapes") / "export\x1b[2J";
+  datasets::SyntheticExportOptions o;
+  o.num_images = 4;
+  datasets::write_synthetic_cvat_export(dir, o);
+  const std::string cmd = std::string(DETR_TOOLS_DIR) + "/detr_train --check_data --coco_path '" + dir.string() +
+                          "' --device cpu --backbone_weights none 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  std::string output;
+  char buf[4096];
+  while (size_t n = fread(buf, 1, sizeof buf, p)) output.append(buf, n);
+  const int status = pclose(p);
+  std::cout << output;
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << output;
+  EXPECT_NE(output.find("export\\x1b[2J"), std::string::npos) << output;
+  EXPECT_EQ(output.find('\x1b'), std::string::npos) << "raw escape bytes reached the terminal";
+}
+
 TEST(Faults, InspectEscapesEveryByteFromTheFile) {
   // Measured before: escape sequences in the zip's folder name and in pickled class names reached the
   // terminal raw (one set its title).

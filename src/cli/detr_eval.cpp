@@ -62,7 +62,7 @@ int main(int argc, char** argv) {
     if (args.count("json"))
       print_json(result);
     else
-      std::cout << detr::datasets::format_summary(result) << std::flush;
+      std::cout << detr::util::terminal_safe(detr::datasets::format_summary(result)) << std::flush;
     return 0;
   });
 }

@@ -72,7 +72,7 @@ nlohmann::json predict_all(detr::Predictor& predictor, const std::vector<fs::pat
     } catch (const std::runtime_error& e) {
       if (!skip_bad)
         throw std::runtime_error(std::string(e.what()) + " (--skip_bad_images skips such images; nothing was written)");
-      std::cerr << "detr_predict: skipped " << e.what() << "\n";
+      std::cerr << "detr_predict: skipped " << detr::one_line(e.what()) << "\n";
       ++skipped;
       continue;
     }

@@ -46,4 +46,39 @@ std::string terminal_safe(std::string_view text, bool newlines_escaped) {
   return out;
 }
 
+class TerminalSafeStream::Buffer : public std::streambuf {
+ public:
+  explicit Buffer(std::ostream& sink) : sink_(sink) {}
+  ~Buffer() override { sync(); }
+
+ protected:
+  int_type overflow(int_type c) override {
+    if (traits_type::eq_int_type(c, traits_type::eof())) return sync() == 0 ? traits_type::not_eof(c) : c;
+    line_ += traits_type::to_char_type(c);
+    if (c == '\n') sync();
+    return c;
+  }
+  std::streamsize xsputn(const char* s, std::streamsize n) override {
+    for (std::streamsize i = 0; i < n; ++i) overflow(traits_type::to_int_type(s[i]));
+    return n;
+  }
+  int sync() override {
+    if (!line_.empty()) sink_ << terminal_safe(line_);
+    line_.clear();
+    sink_.flush();
+    return sink_ ? 0 : -1;
+  }
+
+ private:
+  std::ostream& sink_;
+  std::string line_;
+};
+
+TerminalSafeStream::TerminalSafeStream(std::ostream& sink)
+    : std::ostream(nullptr), buffer_(std::make_unique<Buffer>(sink)) {
+  rdbuf(buffer_.get());
+}
+
+TerminalSafeStream::~TerminalSafeStream() { rdbuf(nullptr); }
+
 }  // namespace detr::util
