@@ -733,7 +733,35 @@ Accumulated evaluate_categories(const Prepared& p, IouFn& compute_ious) {
   return acc;
 }
 
-// summarize(): the 12 stats, and AP per category.
+// The figures of categories `ks` together (area all, maxDets 100), as summarize() averages.
+CategoryFigures category_figures(Accumulated& acc, const std::vector<int>& ks) {
+  const int all = 0, m100 = kNumMaxDet - 1, t50 = iou_index(0.5);
+  CategoryFigures f;
+  Mean ap, ap50, ar;  // summed in summarize_ap's order (t, r, k)
+  for (int t = 0; t < kNumIou; ++t) {
+    for (int r = 0; r < kNumRec; ++r)
+      for (int k : ks) {
+        ap.add(acc.p(t, r, k, all, m100));
+        if (t == t50) ap50.add(acc.p(t, r, k, all, m100));
+      }
+    for (int k : ks) ar.add(acc.rec(t, k, all, m100));
+  }
+  for (int r = 0; r < kNumRec; ++r) {
+    Mean at50, over;
+    for (int k : ks) {
+      at50.add(acc.p(t50, r, k, all, m100));
+      for (int t = 0; t < kNumIou; ++t) over.add(acc.p(t, r, k, all, m100));
+    }
+    f.precision50[r] = at50.value();
+    f.precision[r] = over.value();
+  }
+  f.ap = ap.value();
+  f.ap50 = ap50.value();
+  f.ar100 = ar.value();
+  return f;
+}
+
+// summarize(): the 12 stats, and the figures per category.
 CocoEvalResult summarize(Accumulated& acc, const std::vector<int64_t>& cat_ids) {
   CocoEvalResult result;
   const int all = 0, m100 = kNumMaxDet - 1;
@@ -750,11 +778,12 @@ CocoEvalResult summarize(Accumulated& acc, const std::vector<int64_t>& cat_ids) 
                   summarize_ar(acc, 2, m100),
                   summarize_ar(acc, 3, m100)};
   for (int k = 0; k < acc.num_cats; ++k) {
-    Mean mean;
-    for (int t = 0; t < kNumIou; ++t)
-      for (int r = 0; r < kNumRec; ++r) mean.add(acc.p(t, r, k, all, m100));
-    result.per_category_ap[cat_ids[k]] = mean.value();
+    result.per_category[cat_ids[k]] = category_figures(acc, {k});
+    result.per_category_ap[cat_ids[k]] = result.per_category[cat_ids[k]].ap;
   }
+  std::vector<int> every(static_cast<size_t>(acc.num_cats));
+  for (int k = 0; k < acc.num_cats; ++k) every[k] = k;
+  result.all = category_figures(acc, every);
   return result;
 }
 

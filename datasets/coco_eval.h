@@ -58,12 +58,26 @@ enum class IouType { bbox, segm };
 const char* iou_type_name(IouType type);
 IouType parse_iou_type(const std::string& name);
 
+// One category's figures from COCOeval's arrays (area all, maxDets 100), or the mean over categories
+// (`all`): what pycocotools' precision[:, :, k, 0, 2] and recall[:, k, 0, 2] give, averaged over the
+// entries > -1. -1 where there is no ground truth.
+struct CategoryFigures {
+  double ap = -1;     // mean precision over IoU 0.50:0.95 and the 101 recall thresholds
+  double ap50 = -1;   // the same at IoU 0.50
+  double ar100 = -1;  // mean recall over IoU 0.50:0.95
+  // Precision-recall curves: precision at recall r / 100 (r = 0..100, COCOeval's recThrs), at IoU 0.50
+  // and averaged over 0.50:0.95 (precision is 0 past the largest recall reached).
+  std::array<double, 101> precision50{}, precision{};
+};
+
 struct CocoEvalResult {
   // COCOeval.stats: AP, AP50, AP75, AP small/medium/large, AR@1, AR@10, AR@100, AR small/medium/large.
   // -1 where nothing was evaluated (no ground truth in that setting).
   std::array<double, 12> stats{};
   // Per ground-truth category: AP@[.5:.95], area all, maxDets 100; -1 for a category without ground truth.
   std::map<int64_t, double> per_category_ap;
+  std::map<int64_t, CategoryFigures> per_category;  // the same categories, every figure
+  CategoryFigures all;                              // the mean over categories: ap = stats[0], ...
 };
 
 // COCOeval over all ground-truth images and categories (sorted ids), every annotation of gt.images

@@ -15,6 +15,7 @@ namespace {
 // Upstream's criterion pads the batch's target masks bottom/right (nested_tensor_from_tensor_list),
 // which lines them up with the padded images only if each sample's masks have its image's size.
 void check_masks(const Sample& s, size_t index) {
+  TORCH_CHECK(!s.mask_rles, "collate: sample ", index, ": its masks are RLEs not yet decoded (transform it first)");
   const auto& m = s.target.masks;
   if (!m.defined()) return;
   TORCH_CHECK(m.dim() == 3 && m.size(1) == s.image.size(1) && m.size(2) == s.image.size(2),

@@ -150,9 +150,15 @@ void check_mask_rles(const Sample& s, const char* transform) {
   const auto& objects = t.boxes.defined() ? t.boxes : t.labels;
   TORCH_CHECK(!objects.defined() || objects.size(0) == static_cast<int64_t>(rles.size()), transform,
               ": ", rles.size(), " mask RLEs for ", objects.size(0), " objects");
-  for (const auto& r : rles)
+  TORCH_CHECK(!t.masks.defined(), transform, ": a sample has dense masks or mask RLEs, not both");
+  for (const auto& r : rles) {
     TORCH_CHECK(r.height == height(s) && r.width == width(s), transform, ": a mask RLE of ", r.height, "x",
                 r.width, " on an image of ", height(s), "x", width(s));
+    uint64_t sum = 0;
+    for (uint32_t c : r.counts) sum += c;
+    TORCH_CHECK(sum == static_cast<uint64_t>(r.height * r.width), transform, ": a mask RLE's runs sum to ", sum,
+                " pixels, expected ", r.height, "x", r.width);
+  }
 }
 
 // A sample's RLE masks decoded into target.masks [N, H, W] bool, for the single transforms.

@@ -305,6 +305,9 @@ EvalOutput evaluate(TrainSetup& t, datasets::DataLoader& loader, const datasets:
   if (!group || group->is_main()) {
     out.coco = datasets::evaluate_bbox(data, out.detections);
     if (!out.mask_detections.empty()) out.coco_masks = datasets::evaluate_segm(data, out.mask_detections);
+    out.per_class = datasets::per_class_rows(data.categories, out.coco,
+                                             out.mask_detections.empty() ? nullptr : &out.coco_masks);
+    out.confusion = datasets::confusion_matrix(data, out.detections);
   }
   return out;
 }

@@ -10,6 +10,7 @@
 
 #include "datasets/coco.h"
 #include "datasets/coco_eval.h"
+#include "datasets/eval_tables.h"
 #include "datasets/loader.h"
 #include "models/build.h"
 #include "models/detr.h"
@@ -84,6 +85,9 @@ struct EvalOutput {
   // Segmentation models (outputs with pred_masks) only: upstream's segm evaluation.
   datasets::CocoEvalResult coco_masks;                // the 12 COCO segm stats
   std::vector<datasets::CocoResult> mask_detections;  // one RLE mask per query and image
+  // Rank 0: the per-class figures and the confusion matrix of boxes (datasets/eval_tables.h).
+  std::vector<datasets::PerClassRow> per_class;
+  datasets::ConfusionMatrix confusion;
 };
 
 // upstream evaluate: losses, PostProcess on the original sizes, COCO bbox evaluation against the

@@ -30,6 +30,23 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// log.txt's per-class figures: [{"class", "id", "AP", "AP50", "AR100"[, "segm_AP", ...]}], -1 where a
+// class has no ground truth.
+nlohmann::ordered_json per_class_json(const std::vector<datasets::PerClassRow>& rows) {
+  auto out = nlohmann::ordered_json::array();
+  for (const auto& r : rows) {
+    nlohmann::ordered_json row{{"class", r.name}, {"id", r.id}, {"AP", r.bbox.ap}, {"AP50", r.bbox.ap50},
+                               {"AR100", r.bbox.ar100}};
+    if (r.segm) {
+      row["segm_AP"] = r.segm->ap;
+      row["segm_AP50"] = r.segm->ap50;
+      row["segm_AR100"] = r.segm->ar100;
+    }
+    out.push_back(row);
+  }
+  return out;
+}
+
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
@@ -448,6 +465,7 @@ void EpochLoop::end_epoch(int64_t epoch, double images_per_s, int64_t n_paramete
     for (const auto& [k, v] : ev->stats.averages()) line["test_" + k] = v;
     line["test_coco_eval_bbox"] = ev->coco.stats;
     if (!ev->mask_detections.empty()) line["test_coco_eval_masks"] = ev->coco_masks.stats;  // upstream's key
+    if (!ev->per_class.empty()) line["test_per_class"] = per_class_json(ev->per_class);
   }
   line["epoch"] = epoch;
   line["n_parameters"] = n_parameters;

@@ -71,11 +71,16 @@ void TrainOutputs::write_eval(int64_t epoch, const EvalOutput& ev) {
     latest_json["coco_eval_masks"] = ev.coco_masks.stats;
     latest_json["segm_results"] = "segm_results_latest.json";
   }
+  if (!ev.per_class.empty())
+    util::write_file_atomically(dir_ / "eval" / "per_class_latest.csv", datasets::per_class_csv(ev.per_class));
+  if (!ev.confusion.classes.empty())
+    util::write_file_atomically(dir_ / "eval" / "confusion_latest.csv", datasets::confusion_csv(ev.confusion));
   write_json(dir_ / "eval" / "latest.json", latest_json);
 }
 
 void TrainOutputs::log_epoch(const nlohmann::ordered_json& line) {
-  if (enabled_) util::append_line(dir_ / "log.txt", line.dump() + "\n");
+  // Names from the data may hold invalid UTF-8: replaced (U+FFFD) rather than failing the epoch.
+  if (enabled_) util::append_line(dir_ / "log.txt", line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
 }
 
 void TrainOutputs::step_scalars(const StepOutput& s, double lr, double images_per_s, bool fp16, int64_t step) {
@@ -99,6 +104,16 @@ void TrainOutputs::epoch_scalars(const std::vector<std::pair<std::string, double
     if (!ev->mask_detections.empty())
       for (int i = 0; i < 6; ++i) tb_->add_scalar(std::string("eval/mask_") + names[i], ev->coco_masks.stats[i], epoch);
     tb_->add_scalar("eval/loss", ev->stats.global_avg("loss"), epoch);
+    for (const auto& row : ev->per_class) {  // classes without ground truth (-1) are left out
+      auto add = [&](const std::string& prefix, const datasets::CategoryFigures& f) {
+        if (f.ap < 0) return;
+        tb_->add_scalar("eval/" + prefix + "AP_per_class/" + row.name, f.ap, epoch);
+        tb_->add_scalar("eval/" + prefix + "AP50_per_class/" + row.name, f.ap50, epoch);
+        tb_->add_scalar("eval/" + prefix + "AR100_per_class/" + row.name, f.ar100, epoch);
+      };
+      add("", row.bbox);
+      if (row.segm) add("mask_", *row.segm);
+    }
   }
   tb_->flush();
 }

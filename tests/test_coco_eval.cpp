@@ -14,6 +14,7 @@
 #include <string>
 
 #include "datasets/coco_eval.h"
+#include "datasets/eval_tables.h"
 #include "tests/fixtures.h"
 
 namespace {
@@ -31,8 +32,38 @@ using detr::datasets::Rle;
 // ---- golden data: pycocotools' numbers ----------------------------------------------------------------
 
 struct Deviation {
-  double stat = 0, ap = 0;
+  double stat = 0, ap = 0, per_class = 0;
 };
+
+// The per-class figures against the golden stats: pycocotools' AP50 (stats[1]) and AR100 (stats[8]) are
+// the means over categories of precision[0, :, k, 0, 2] and recall[:, k, 0, 2], so the per-class AP50 and
+// AR100 must average to them (each category has all 101 recall points or none); each class's AP is the
+// golden per-category AP; a PR curve is monotone and averages to its AP. Returns the largest deviation.
+double expect_per_class_consistent(const CocoEvalResult& result) {
+  double dev = 0, ap50 = 0, ar100 = 0;
+  int n = 0;
+  for (const auto& [cat, f] : result.per_category) {
+    EXPECT_EQ(f.ap, result.per_category_ap.at(cat)) << "category " << cat;
+    if (f.ap < 0) continue;
+    ++n;
+    ap50 += f.ap50;
+    ar100 += f.ar100;
+    double curve = 0;
+    for (int r = 0; r < 101; ++r) {
+      curve += f.precision50[r];
+      if (r > 0) EXPECT_LE(f.precision50[r], f.precision50[r - 1]) << "category " << cat << " recall " << r;
+    }
+    dev = std::max(dev, std::abs(curve / 101 - f.ap50));
+  }
+  if (n == 0) return dev;
+  for (const auto& [got, want] : {std::pair{ap50 / n, result.stats[1]}, std::pair{ar100 / n, result.stats[8]},
+                                  std::pair{result.all.ap, result.stats[0]}, std::pair{result.all.ap50, result.stats[1]},
+                                  std::pair{result.all.ar100, result.stats[8]}}) {
+    EXPECT_NEAR(got, want, 1e-12);
+    dev = std::max(dev, std::abs(got - want));
+  }
+  return dev;
+}
 
 // `result` against a case's expected.json; returns the largest deviations. An expected.json with all stats
 // -1 and no categories is "nothing to evaluate" (the optional segm set writes it where the ground truth has
@@ -56,6 +87,7 @@ Deviation expect_expected(const CocoEvalResult& result, const nlohmann::json& ex
     return dev;
   }
   EXPECT_EQ(result.per_category_ap.size(), want_ap.size());
+  dev.per_class = expect_per_class_consistent(result);
   for (const auto& [cat, ap] : result.per_category_ap) {
     const auto it = want_ap.find(std::to_string(cat));
     if (it == want_ap.end()) {
@@ -91,6 +123,7 @@ void expect_pycocotools_cases(const std::filesystem::path& dir, IouType iou_type
       const Deviation dev = expect_expected(detr::datasets::evaluate(gt, dt, iou_type), expected);
       max_dev.stat = std::max(max_dev.stat, dev.stat);
       max_dev.ap = std::max(max_dev.ap, dev.ap);
+      max_dev.per_class = std::max(max_dev.per_class, dev.per_class);
       if (expected.contains("bbox")) {  // the mask results as boxes (loadRes's bbox and area for each)
         SCOPED_TRACE("as bbox");
         const Deviation box = expect_expected(evaluate_bbox(gt, dt), expected["bbox"]);
@@ -106,7 +139,8 @@ void expect_pycocotools_cases(const std::filesystem::path& dir, IouType iou_type
   std::cout << "[ cocoeval " << detr::datasets::iou_type_name(iou_type) << " ] " << dir.string() << ": " << cases
             << " cases (" << cvat_variants << " also as CVAT rectangles, " << bbox_too
             << " also scored as bbox); max |stat - pycocotools| = " << max_dev.stat
-            << ", max |per-category AP - pycocotools| = " << max_dev.ap << "\n";
+            << ", max |per-category AP - pycocotools| = " << max_dev.ap
+            << ", max |per-class AP50/AR100 means and PR curves - pycocotools' stats| = " << max_dev.per_class << "\n";
 }
 
 // The cases committed in tests/data (tests/reference/make_cocoeval.py): always there.
@@ -611,6 +645,52 @@ TEST(CocoEvalSegm, IouTypeNames) {
   EXPECT_EQ(detr::datasets::parse_iou_type("segm"), IouType::segm);
   EXPECT_STREQ(detr::datasets::iou_type_name(IouType::segm), "segm");
   EXPECT_THROW(detr::datasets::parse_iou_type("mask"), std::invalid_argument);
+}
+
+// ---- per-class figures and the confusion matrix (datasets/eval_tables.h) ------------------------------
+
+TEST(EvalTables, PerClassCsvNamesEachClassWithItsFigures) {
+  auto gt = three_sizes();
+  gt.categories[1].name = "hot \"dog\", big";
+  auto dts = perfect(gt);
+  dts.pop_back();  // nothing for category 2
+  const auto result = evaluate_bbox(gt, dts);
+  const auto rows = detr::datasets::per_class_rows(gt.categories, result);
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[0].bbox.ap50, 1.0);
+  EXPECT_EQ(rows[0].bbox.ar100, 1.0);
+  EXPECT_EQ(rows[1].bbox.ap, 0.0);
+  EXPECT_EQ(rows[1].bbox.precision50[0], 0.0);
+  const auto csv = detr::datasets::per_class_csv(rows);
+  std::cout << csv;
+  EXPECT_EQ(csv, "class,id,AP,AP50,AR100\ncat,1,1,1,1\n\"hot \"\"dog\"\", big\",2,0,0,0\n");
+  const auto both = detr::datasets::per_class_csv(detr::datasets::per_class_rows(gt.categories, result, &result));
+  EXPECT_EQ(both.substr(0, both.find('\n')), "class,id,AP,AP50,AR100,segm_AP,segm_AP50,segm_AR100");
+}
+
+TEST(EvalTables, ConfusionMatrixCountsMatchesMissesAndFalsePositives) {
+  auto gt = dataset({image(1, 640, 480), image(2, 640, 480)}, {{1, "cat"}, {2, "dog"}});
+  add_box(gt, 1, 1, 1, 10, 10, 100, 100);    // found as a cat, and found twice (a duplicate)
+  add_box(gt, 2, 1, 2, 300, 300, 100, 100);  // found as a cat: confused
+  add_box(gt, 3, 2, 2, 10, 10, 50, 50);      // missed (only a low-scored detection)
+  add_box(gt, 4, 2, 1, 200, 200, 200, 200, /*crowd=*/true);
+  const std::vector<CocoResult> dts{
+      det(1, 1, 12, 12, 100, 100, 0.9),   // cat on cat
+      det(1, 1, 8, 8, 100, 100, 0.8),     // duplicate: a false positive
+      det(1, 1, 305, 300, 100, 100, 0.7), // cat on dog
+      det(2, 2, 10, 10, 50, 50, 0.3),     // below the threshold: left out
+      det(2, 1, 250, 250, 50, 50, 0.9),   // inside the crowd region: not counted
+      det(2, 2, 500, 10, 40, 40, 0.6),    // on nothing: a false positive
+      det(2, 7, 500, 10, 40, 40, 0.9),    // a category the ground truth lacks: left out
+  };
+  const auto m = detr::datasets::confusion_matrix(gt, dts);
+  const std::vector<std::vector<int64_t>> want{{1, 0, 0}, {1, 0, 1}, {1, 1, 0}};  // rows: cat, dog, background
+  EXPECT_EQ(m.counts, want);
+  const auto csv = detr::datasets::confusion_csv(m);
+  std::cout << csv;
+  EXPECT_EQ(csv, "ground_truth\\detected,cat,dog,background\ncat,1,0,0\ndog,1,0,1\nbackground,1,1,0\n");
+  // Lower the threshold: the missed dog is found.
+  EXPECT_EQ(detr::datasets::confusion_matrix(gt, dts, 0.25).counts[1], (std::vector<int64_t>{1, 1, 0}));
 }
 
 }  // namespace

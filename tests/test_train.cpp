@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <algorithm>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -90,7 +91,8 @@ TEST(Train, TwoEpochsWriteEveryOutput) {
   EXPECT_EQ(metrics[0]["name"], "best AP");
   EXPECT_TRUE(metrics[0]["value"].is_number());
   for (const char* f : {"checkpoint.pth", "checkpoint0000.pth", "checkpoint0001.pth", "classes.csv", "log.txt",
-                        "config.json", "best.pth", "eval/latest.json", "eval/results_latest.json", "eval/results_0000.json"})
+                        "config.json", "best.pth", "eval/latest.json", "eval/results_latest.json", "eval/results_0000.json",
+                        "eval/per_class_latest.csv", "eval/confusion_latest.csv"})
     EXPECT_TRUE(fs::exists(out / f)) << f;
 
   // The checkpoint: upstream's structure, readable by our reader, model rebuildable from it.
@@ -124,12 +126,15 @@ TEST(Train, TwoEpochsWriteEveryOutput) {
   for (const auto& e : fs::directory_iterator(out / "tensorboard")) events = e.path();
   auto scalars = detr::read_tensorboard_scalars(events);  // CRCs checked
   bool has_loss = false, has_ap = false;
+  int per_class = 0;
   for (const auto& s : scalars) {
     has_loss |= s.tag == "train/loss";
     has_ap |= s.tag == "eval/AP";
+    per_class += s.tag.rfind("eval/AP_per_class/", 0) == 0;
   }
   EXPECT_TRUE(has_loss);
   EXPECT_TRUE(has_ap);
+  EXPECT_GT(per_class, 0);  // one per class with ground truth and evaluation
 }
 
 TEST(Train, ResumeEqualsOneRun) {
@@ -402,6 +407,28 @@ TEST(Train, PredictAndEvaluateATrainedModel) {
   std::ifstream latest(dir / "out" / "eval" / "latest.json");
   auto expected = nlohmann::json::parse(latest)["coco_eval_bbox"];
   for (size_t i = 0; i < 12; ++i) EXPECT_NEAR(stats[i].get<double>(), expected[i].get<double>(), 1e-9) << i;
+  // The per-class figures and the confusion matrix: training's files equal detr_eval's for the same results.
+  const auto slurp = [](const fs::path& f) {
+    std::ifstream in(f);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  ASSERT_EQ(std::system((tools + "/detr_eval --gt " + (data / "annotations" / "instances_default.json").string() +
+                         " --dt " + (dir / "out" / "eval" / "results_0000.json").string() + " --per_class " +
+                         (dir / "per_class.csv").string() + " --confusion " + (dir / "confusion.csv").string() +
+                         " > /dev/null")
+                            .c_str()),
+            0);
+  const auto per_class = slurp(dir / "out" / "eval" / "per_class_latest.csv");
+  std::cout << per_class << slurp(dir / "out" / "eval" / "confusion_latest.csv");
+  EXPECT_EQ(per_class.rfind("class,id,AP,AP50,AR100\n", 0), 0u) << per_class;
+  EXPECT_EQ(per_class, slurp(dir / "per_class.csv"));
+  EXPECT_EQ(slurp(dir / "out" / "eval" / "confusion_latest.csv"), slurp(dir / "confusion.csv"));
+  std::ifstream log(dir / "out" / "log.txt");
+  std::string line, last;
+  while (std::getline(log, line)) last = line;
+  const auto rows = nlohmann::json::parse(last).at("test_per_class");
+  EXPECT_EQ(rows.size(), static_cast<size_t>(std::count(per_class.begin(), per_class.end(), '\n') - 1));
+  EXPECT_TRUE(rows[0].contains("AP50")) << rows.dump();
 }
 
 TEST(Train, FineTunesFromACheckpointWithOtherClasses) {

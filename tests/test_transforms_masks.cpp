@@ -452,4 +452,18 @@ TEST(TransformsMasks, RleMasksOfAHugeImageCostOnlyTheFinalSize) {
   EXPECT_NE(msg.find("more than the 2048 MiB"), std::string::npos) << msg;
 }
 
+TEST(TransformsMasks, MalformedRleMasksAreRefused) {
+  auto s = as_rles(boxes_and_masks(20, 30, 1));
+  s.mask_rles->at(2).counts.pop_back();  // the runs no longer cover the image
+  EXPECT_NE(error_of([&] { dd::val_transforms(s, dd::TransformConfig{}); }).find("runs sum to"), std::string::npos);
+  s = as_rles(boxes_and_masks(20, 30, 1));
+  s.mask_rles->at(0).width = 31;
+  EXPECT_NE(error_of([&] { dd::hflip(s); }).find("a mask RLE of 20x31"), std::string::npos);
+  s = as_rles(boxes_and_masks(20, 30, 1));
+  s.target.masks = torch::zeros({6, 20, 30}, torch::kBool);
+  EXPECT_NE(error_of([&] { dd::val_transforms(s, dd::TransformConfig{}); }).find("not both"), std::string::npos);
+  s = as_rles(boxes_and_masks(20, 30, 1));
+  EXPECT_NE(error_of([&] { dd::collate({s}); }).find("not yet decoded"), std::string::npos);
+}
+
 }  // namespace

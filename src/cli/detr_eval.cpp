@@ -1,6 +1,7 @@
 // detr_eval --gt GT.json --dt RESULTS.json [--iou_type bbox|segm] [--json]: COCO evaluation equal to
 // pycocotools' COCOeval(iouType='bbox' or 'segm'). Prints summarize()'s 12 lines, or with --json
-// {"stats": [12 numbers], "per_category_ap": {"<category id>": ap, ...}}.
+// {"stats": [12 numbers], "per_category_ap": {"<category id>": ap, ...}}. --per_class FILE writes each
+// class's AP, AP50 and AR100 as CSV, --confusion FILE the confusion matrix of boxes (datasets/eval_tables.h).
 // Exit codes: 0 done, 1 bad input (one line "detr_eval: error: <file>: <what>"), 2 usage.
 #include <cxxopts.hpp>
 #include <nlohmann/json.hpp>
@@ -10,6 +11,8 @@
 #include <string>
 
 #include "datasets/coco_eval.h"
+#include "datasets/eval_tables.h"
+#include "src/util/atomic_file.h"
 #include "src/cli/guarded_main.h"
 
 namespace {
@@ -38,6 +41,14 @@ int main(int argc, char** argv) {
       "box; detections by their RLE, else their box)",
       cxxopts::value<std::string>()->default_value("bbox"))(
       "json", "print {\"stats\": [...], \"per_category_ap\": {...}} instead of the summary table")(
+      "per_class", "also write each class's AP, AP50 and AR100 to this CSV file (columns class,id,AP,AP50,AR100)",
+      cxxopts::value<std::string>())(
+      "confusion",
+      "also write the confusion matrix of boxes to this CSV file (rows: ground truth, columns: detected, "
+      "background last; matched at IoU 0.5)",
+      cxxopts::value<std::string>())(
+      "confusion_threshold", "the score a detection needs to count in the confusion matrix",
+      cxxopts::value<double>()->default_value("0.5"))(
       "h,help", "print this help");
   return detr::guarded_main("detr_eval", [&]() -> int {
     const auto args = options.parse(argc, argv);
@@ -59,6 +70,16 @@ int main(int argc, char** argv) {
     const auto gt = detr::datasets::load_coco_annotations(args["gt"].as<std::string>());
     const auto dt = detr::datasets::load_coco_results(args["dt"].as<std::string>(), gt);
     const auto result = detr::datasets::evaluate(gt, dt, iou_type);
+    if (args.count("per_class"))
+      detr::util::write_file_atomically(args["per_class"].as<std::string>(),
+                                        detr::datasets::per_class_csv(detr::datasets::per_class_rows(gt.categories, result)));
+    if (args.count("confusion")) {
+      const double threshold = args["confusion_threshold"].as<double>();
+      if (!(threshold >= 0 && threshold <= 1))
+        throw cxxopts::exceptions::exception("--confusion_threshold must be in [0, 1], got " + std::to_string(threshold));
+      detr::util::write_file_atomically(args["confusion"].as<std::string>(),
+                                        detr::datasets::confusion_csv(detr::datasets::confusion_matrix(gt, dt, threshold)));
+    }
     if (args.count("json"))
       print_json(result);
     else

@@ -79,7 +79,10 @@ void snapshot_file(const fs::path& from, const fs::path& to) {
   const fs::path tmp = to.string() + ".tmp";
   ::unlink(tmp.c_str());  // a leftover of an earlier run
   if (::link(from.c_str(), tmp.c_str()) == 0) {
-    if (::rename(tmp.c_str(), to.c_str()) == 0) return;
+    if (::rename(tmp.c_str(), to.c_str()) == 0) {
+      ::unlink(tmp.c_str());  // still there when `to` already was this file (rename then does nothing)
+      return;
+    }
     const int err = errno;
     ::unlink(tmp.c_str());
     fail(to, "write", err);
