@@ -71,6 +71,25 @@ std::string per_class_csv(const std::vector<PerClassRow>& rows) {
   return out;
 }
 
+std::string pr_curves_csv(const std::vector<PerClassRow>& rows, const CocoEvalResult& bbox, const CocoEvalResult* segm) {
+  std::string out = std::string("class,id,iou,recall,precision") + (segm ? ",segm_precision" : "") + "\n";
+  auto curves = [&](const std::string& name, const std::string& id, const CategoryFigures& box,
+                    const CategoryFigures* mask) {
+    for (const bool at50 : {true, false})
+      for (int r = 0; r <= 100; ++r) {
+        char recall[8];
+        std::snprintf(recall, sizeof recall, "%.2f", r / 100.0);
+        out += csv_field(name) + "," + id + "," + (at50 ? "0.50" : "0.50:0.95") + "," + recall + "," +
+               number(at50 ? box.precision50[r] : box.precision[r]);
+        if (segm) out += "," + number(mask ? (at50 ? mask->precision50[r] : mask->precision[r]) : -1.0);
+        out += "\n";
+      }
+  };
+  for (const auto& row : rows) curves(row.name, std::to_string(row.id), row.bbox, row.segm ? &*row.segm : nullptr);
+  curves("all", "", bbox.all, segm ? &segm->all : nullptr);
+  return out;
+}
+
 ConfusionMatrix confusion_matrix(const CocoDataset& gt, const std::vector<CocoResult>& detections,
                                  double score_threshold, double iou) {
   ConfusionMatrix m;
@@ -84,6 +103,10 @@ ConfusionMatrix confusion_matrix(const CocoDataset& gt, const std::vector<CocoRe
   std::map<int64_t, std::vector<const CocoResult*>> by_image;
   for (const auto& d : detections)
     if (d.score >= score_threshold && index.count(d.category_id)) by_image[d.image_id].push_back(&d);
+  for (auto& [image, dets] : by_image) {  // COCOeval's maxDets: an image's 100 best (time and memory bounded)
+    std::stable_sort(dets.begin(), dets.end(), [](const CocoResult* a, const CocoResult* b) { return a->score > b->score; });
+    if (dets.size() > kConfusionMaxDets) dets.resize(kConfusionMaxDets);
+  }
   for (const auto& rec : gt.images) {
     std::vector<const CocoObject*> boxes, crowd;
     for (const auto& o : rec.objects)
@@ -91,13 +114,14 @@ ConfusionMatrix confusion_matrix(const CocoDataset& gt, const std::vector<CocoRe
     const auto found = by_image.find(rec.id);
     const std::vector<const CocoResult*> none;
     const auto& dets = found == by_image.end() ? none : found->second;
-    // Every candidate pair, best IoU first.
+    // Every candidate pair, best IoU first (then higher score, then the detection first in score order).
     std::vector<std::tuple<double, double, size_t, size_t>> pairs;  // iou, score, object, detection
     for (size_t g = 0; g < boxes.size(); ++g)
       for (size_t d = 0; d < dets.size(); ++d)
         if (const double v = iou_of(boxes[g]->bbox, dets[d]->bbox); v >= iou) pairs.emplace_back(v, dets[d]->score, g, d);
     std::sort(pairs.begin(), pairs.end(), [](const auto& a, const auto& b) {
-      return std::tie(std::get<0>(b), std::get<1>(b)) < std::tie(std::get<0>(a), std::get<1>(a));
+      return std::make_tuple(-std::get<0>(a), -std::get<1>(a), std::get<3>(a), std::get<2>(a)) <
+             std::make_tuple(-std::get<0>(b), -std::get<1>(b), std::get<3>(b), std::get<2>(b));
     });
     std::vector<char> gt_used(boxes.size(), 0), dt_used(dets.size(), 0);
     for (const auto& [v, score, g, d] : pairs) {
@@ -111,7 +135,7 @@ ConfusionMatrix confusion_matrix(const CocoDataset& gt, const std::vector<CocoRe
       if (dt_used[d]) continue;
       const double area = box_area(dets[d]->bbox);
       const bool in_crowd = std::any_of(crowd.begin(), crowd.end(), [&](const CocoObject* c) {
-        return area > 0 && intersection(c->bbox, dets[d]->bbox) / area >= iou;
+        return c->category_id == dets[d]->category_id && area > 0 && intersection(c->bbox, dets[d]->bbox) / area >= iou;
       });
       if (!in_crowd) ++m.counts[background][index[dets[d]->category_id]];
     }
@@ -120,11 +144,17 @@ ConfusionMatrix confusion_matrix(const CocoDataset& gt, const std::vector<CocoRe
 }
 
 std::string confusion_csv(const ConfusionMatrix& m) {
+  // A class whose name another class or "background" has is told apart by its id.
+  std::map<std::string, int> uses{{"background", 1}};
+  for (const auto& c : m.classes) ++uses[c.name];
+  auto name = [&](const CocoCategory& c) {
+    return csv_field(uses[c.name] > 1 ? c.name + " (id " + std::to_string(c.id) + ")" : c.name);
+  };
   std::string out = "ground_truth\\detected";
-  for (const auto& c : m.classes) out += "," + csv_field(c.name);
+  for (const auto& c : m.classes) out += "," + name(c);
   out += ",background\n";
   for (size_t r = 0; r < m.counts.size(); ++r) {
-    out += r < m.classes.size() ? csv_field(m.classes[r].name) : std::string("background");
+    out += r < m.classes.size() ? name(m.classes[r]) : std::string("background");
     for (int64_t v : m.counts[r]) out += "," + std::to_string(v);
     out += "\n";
   }

@@ -1,11 +1,16 @@
 #include "src/train_outputs.h"
 
+#include <algorithm>
 #include <iomanip>
+#include <iostream>
+#include <map>
 #include <sstream>
 
-#include "src/tensorboard.h"
 #include "datasets/coco_mask.h"
+#include "src/summary_plot.h"
+#include "src/tensorboard.h"
 #include "src/util/atomic_file.h"
+#include "src/util/terminal.h"
 
 namespace detr {
 
@@ -71,8 +76,11 @@ void TrainOutputs::write_eval(int64_t epoch, const EvalOutput& ev) {
     latest_json["coco_eval_masks"] = ev.coco_masks.stats;
     latest_json["segm_results"] = "segm_results_latest.json";
   }
-  if (!ev.per_class.empty())
+  if (!ev.per_class.empty()) {
     util::write_file_atomically(dir_ / "eval" / "per_class_latest.csv", datasets::per_class_csv(ev.per_class));
+    util::write_file_atomically(dir_ / "eval" / "pr_curves_latest.csv",
+                                datasets::pr_curves_csv(ev.per_class, ev.coco, ev.mask_detections.empty() ? nullptr : &ev.coco_masks));
+  }
   if (!ev.confusion.classes.empty())
     util::write_file_atomically(dir_ / "eval" / "confusion_latest.csv", datasets::confusion_csv(ev.confusion));
   write_json(dir_ / "eval" / "latest.json", latest_json);
@@ -80,7 +88,15 @@ void TrainOutputs::write_eval(int64_t epoch, const EvalOutput& ev) {
 
 void TrainOutputs::log_epoch(const nlohmann::ordered_json& line) {
   // Names from the data may hold invalid UTF-8: replaced (U+FFFD) rather than failing the epoch.
-  if (enabled_) util::append_line(dir_ / "log.txt", line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
+  if (!enabled_) return;
+  util::append_line(dir_ / "log.txt", line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
+  auto name = dir_.lexically_normal();
+  if (name.filename().empty()) name = name.parent_path();  // "out/"
+  try {  // a picture: never worth stopping a run for
+    write_summary_png(dir_ / "log.txt", dir_ / "summary.png", "detr_train " + name.filename().string());
+  } catch (const std::exception& e) {
+    std::cerr << "warning: " << util::terminal_safe(e.what(), true) << " (summary.png not updated)\n";
+  }
 }
 
 void TrainOutputs::step_scalars(const StepOutput& s, double lr, double images_per_s, bool fp16, int64_t step) {
@@ -104,12 +120,18 @@ void TrainOutputs::epoch_scalars(const std::vector<std::pair<std::string, double
     if (!ev->mask_detections.empty())
       for (int i = 0; i < 6; ++i) tb_->add_scalar(std::string("eval/mask_") + names[i], ev->coco_masks.stats[i], epoch);
     tb_->add_scalar("eval/loss", ev->stats.global_avg("loss"), epoch);
+    std::map<std::string, int> uses;
+    for (const auto& row : ev->per_class) ++uses[row.name];
     for (const auto& row : ev->per_class) {  // classes without ground truth (-1) are left out
+      // The name as valid UTF-8 without '/' (which would nest the tag); the id where names clash.
+      std::string name = util::terminal_safe(row.name, /*newlines_escaped=*/true);
+      std::replace(name.begin(), name.end(), '/', '_');
+      if (name.empty() || uses[row.name] > 1) name += (name.empty() ? "id " : " (id ") + std::to_string(row.id) + (name.empty() ? "" : ")");
       auto add = [&](const std::string& prefix, const datasets::CategoryFigures& f) {
         if (f.ap < 0) return;
-        tb_->add_scalar("eval/" + prefix + "AP_per_class/" + row.name, f.ap, epoch);
-        tb_->add_scalar("eval/" + prefix + "AP50_per_class/" + row.name, f.ap50, epoch);
-        tb_->add_scalar("eval/" + prefix + "AR100_per_class/" + row.name, f.ar100, epoch);
+        tb_->add_scalar("eval/" + prefix + "AP_per_class/" + name, f.ap, epoch);
+        tb_->add_scalar("eval/" + prefix + "AP50_per_class/" + name, f.ap50, epoch);
+        tb_->add_scalar("eval/" + prefix + "AR100_per_class/" + name, f.ar100, epoch);
       };
       add("", row.bbox);
       if (row.segm) add("mask_", *row.segm);

@@ -6,6 +6,7 @@
 //   best.pth                                 the model at the best box AP, for inference and fine-tuning:
 //                                            weights, configuration and classes, no optimizer state
 //   log.txt                                  one JSON line per epoch, upstream's keys
+//   summary.png                              loss and AP over the epochs, redrawn after each
 //   eval/latest.json, eval/results_*.json    COCO results (latest, and every 50 epochs as upstream)
 //   tensorboard/                             scalars per step and epoch
 //   the Onepanel metrics file                at the end (--sys_metrics)

@@ -691,6 +691,29 @@ TEST(EvalTables, ConfusionMatrixCountsMatchesMissesAndFalsePositives) {
   EXPECT_EQ(csv, "ground_truth\\detected,cat,dog,background\ncat,1,0,0\ndog,1,0,1\nbackground,1,1,0\n");
   // Lower the threshold: the missed dog is found.
   EXPECT_EQ(detr::datasets::confusion_matrix(gt, dts, 0.25).counts[1], (std::vector<int64_t>{1, 1, 0}));
+  // A crowd region ignores only detections of its own class: a dog there is a false positive.
+  auto dog_in_crowd = dts;
+  dog_in_crowd[4].category_id = 2;
+  EXPECT_EQ(detr::datasets::confusion_matrix(gt, dog_in_crowd).counts[2], (std::vector<int64_t>{1, 2, 0}));
+  // 150 detections on one image: its 100 best count (COCOeval's maxDets).
+  std::vector<CocoResult> many;
+  for (int k = 0; k < 150; ++k) many.push_back(det(2, 2, 500 + k, 300, 10, 10, 0.5 + k / 1000.0));
+  EXPECT_EQ(detr::datasets::confusion_matrix(gt, many).counts[2][1], 100);
+  // A class named "background" is told apart by its id.
+  gt.categories[1].name = "background";
+  EXPECT_EQ(detr::datasets::confusion_csv(m).find("background (id"), std::string::npos);
+  EXPECT_NE(detr::datasets::confusion_csv(detr::datasets::confusion_matrix(gt, dts)).find(",background (id 2),background\n"),
+            std::string::npos);
+}
+
+TEST(EvalTables, PrCurvesCsvHoldsEveryClassAndAllAtBothIous) {
+  const auto gt = three_sizes();
+  const auto result = evaluate_bbox(gt, perfect(gt));
+  const auto csv = detr::datasets::pr_curves_csv(detr::datasets::per_class_rows(gt.categories, result), result);
+  EXPECT_EQ(csv.substr(0, csv.find('\n')), "class,id,iou,recall,precision");
+  EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 1 + 3 * 2 * 101);  // cat, dog, all
+  EXPECT_NE(csv.find("\ncat,1,0.50,0.00,1\n"), std::string::npos);
+  EXPECT_NE(csv.find("\nall,,0.50:0.95,1.00,1\n"), std::string::npos);
 }
 
 }  // namespace

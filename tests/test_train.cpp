@@ -92,7 +92,7 @@ TEST(Train, TwoEpochsWriteEveryOutput) {
   EXPECT_TRUE(metrics[0]["value"].is_number());
   for (const char* f : {"checkpoint.pth", "checkpoint0000.pth", "checkpoint0001.pth", "classes.csv", "log.txt",
                         "config.json", "best.pth", "eval/latest.json", "eval/results_latest.json", "eval/results_0000.json",
-                        "eval/per_class_latest.csv", "eval/confusion_latest.csv"})
+                        "eval/per_class_latest.csv", "eval/confusion_latest.csv", "eval/pr_curves_latest.csv", "summary.png"})
     EXPECT_TRUE(fs::exists(out / f)) << f;
 
   // The checkpoint: upstream's structure, readable by our reader, model rebuildable from it.

@@ -41,7 +41,7 @@ int main(int argc, char** argv) {
       "box; detections by their RLE, else their box)",
       cxxopts::value<std::string>()->default_value("bbox"))(
       "json", "print {\"stats\": [...], \"per_category_ap\": {...}} instead of the summary table")(
-      "per_class", "also write each class's AP, AP50 and AR100 to this CSV file (columns class,id,AP,AP50,AR100)",
+      "per_class", "also write each class's AP, AP50 and AR100 (of --iou_type) to this CSV file (columns class,id,AP,AP50,AR100)",
       cxxopts::value<std::string>())(
       "confusion",
       "also write the confusion matrix of boxes to this CSV file (rows: ground truth, columns: detected, "
@@ -67,6 +67,9 @@ int main(int argc, char** argv) {
       throw cxxopts::exceptions::exception(std::string("--iou_type: ") + e.what());
     }
 
+    const double threshold = args["confusion_threshold"].as<double>();
+    if (!(threshold >= 0 && threshold <= 1))
+      throw cxxopts::exceptions::exception("--confusion_threshold must be in [0, 1], got " + std::to_string(threshold));
     const auto gt = detr::datasets::load_coco_annotations(args["gt"].as<std::string>());
     const auto dt = detr::datasets::load_coco_results(args["dt"].as<std::string>(), gt);
     const auto result = detr::datasets::evaluate(gt, dt, iou_type);
@@ -74,9 +77,6 @@ int main(int argc, char** argv) {
       detr::util::write_file_atomically(args["per_class"].as<std::string>(),
                                         detr::datasets::per_class_csv(detr::datasets::per_class_rows(gt.categories, result)));
     if (args.count("confusion")) {
-      const double threshold = args["confusion_threshold"].as<double>();
-      if (!(threshold >= 0 && threshold <= 1))
-        throw cxxopts::exceptions::exception("--confusion_threshold must be in [0, 1], got " + std::to_string(threshold));
       detr::util::write_file_atomically(args["confusion"].as<std::string>(),
                                         detr::datasets::confusion_csv(detr::datasets::confusion_matrix(gt, dt, threshold)));
     }

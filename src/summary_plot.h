@@ -1,0 +1,48 @@
+// summary.png: a one-page picture of a training run, redrawn from log.txt after every epoch (so a
+// stopped or resumed run has it too): the training and validation loss over epochs on the left, the
+// validation AP and AP50 (and mask AP with --masks) on the right, the best epoch marked and named.
+#pragma once
+#include <opencv2/core.hpp>
+
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace detr {
+
+// One log.txt line's figures; absent where the epoch has none (no evaluation that epoch).
+struct EpochFigures {
+  int64_t epoch = 0;
+  std::optional<double> train_loss, val_loss, ap, ap50, mask_ap;
+};
+
+// The epochs of a log.txt (one JSON object a line: upstream's train_loss, test_loss,
+// test_coco_eval_bbox, test_coco_eval_masks, epoch). Lines that are not such objects are skipped; a
+// resumed run's repeated epochs keep their last line. Reads at most `max_bytes` (the newest lines).
+std::vector<EpochFigures> read_epoch_figures(const std::filesystem::path& log_txt, size_t max_bytes = 64 << 20);
+
+// Where the plots lie in the picture, and where a value lands: for the tests and the drawing alike.
+struct SummaryLayout {
+  static constexpr int kWidth = 1280, kHeight = 560;
+  cv::Rect loss_panel, ap_panel;  // plot areas, inside the axes
+  int64_t first_epoch = 0, last_epoch = 0;
+  double loss_max = 1;            // the loss axis runs 0..loss_max, AP's 0..1
+  cv::Point loss_point(int64_t epoch, double loss) const;
+  cv::Point ap_point(int64_t epoch, double ap) const;
+};
+SummaryLayout summary_layout(const std::vector<EpochFigures>& epochs);
+
+// Line colours (BGR), named in the legends.
+struct SummaryColours {
+  static inline const cv::Scalar train_loss{200, 120, 30}, val_loss{40, 110, 230}, ap{60, 160, 40},
+      ap50{170, 80, 170}, mask_ap{30, 170, 200};
+};
+
+// The picture, kWidth x kHeight BGR. `title` heads it (e.g. the output folder's name).
+cv::Mat draw_summary(const std::vector<EpochFigures>& epochs, const std::string& title);
+
+// Reads log_txt, draws, writes `png` whole (temp file + rename). Nothing when the log has no epoch.
+void write_summary_png(const std::filesystem::path& log_txt, const std::filesystem::path& png, const std::string& title);
+
+}  // namespace detr

@@ -1,0 +1,107 @@
+// summary.png (src/summary_plot.h): log.txt read back as training writes it, and the picture checked
+// where the figures must be drawn.
+#include <gtest/gtest.h>
+#include <opencv2/imgcodecs.hpp>
+
+#include <cmath>
+#include <fstream>
+#include <iostream>
+
+#include "src/summary_plot.h"
+#include "tests/temp_dirs.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+using detr::EpochFigures;
+using detr::SummaryColours;
+
+// The distance from `colour` of the closest pixel within `radius` of `at` (0: that colour is there).
+double nearest_colour_distance(const cv::Mat& img, cv::Point at, const cv::Scalar& colour, int radius = 2) {
+  double best = 1e9;
+  for (int dy = -radius; dy <= radius; ++dy)
+    for (int dx = -radius; dx <= radius; ++dx) {
+      const cv::Point p(at.x + dx, at.y + dy);
+      if (p.x < 0 || p.y < 0 || p.x >= img.cols || p.y >= img.rows) continue;
+      const auto& px = img.at<cv::Vec3b>(p);
+      best = std::min(best, std::abs(px[0] - colour[0]) + std::abs(px[1] - colour[1]) + std::abs(px[2] - colour[2]));
+    }
+  return best;
+}
+
+std::vector<EpochFigures> a_run() {  // 12 epochs, evaluated every 3rd, best AP at epoch 8
+  std::vector<EpochFigures> run;
+  for (int64_t e = 0; e < 12; ++e) {
+    EpochFigures f;
+    f.epoch = e;
+    f.train_loss = 3.0 * std::exp(-0.2 * static_cast<double>(e)) + 0.4;
+    if (e % 3 == 2) {
+      f.val_loss = *f.train_loss + 0.3;
+      f.ap = e == 8 ? 0.41 : 0.05 * static_cast<double>(e) / 3;
+      f.ap50 = *f.ap + 0.2;
+    }
+    run.push_back(f);
+  }
+  return run;
+}
+
+TEST(SummaryPlot, EveryFigureIsDrawnWhereItsValueIs) {
+  const auto run = a_run();
+  const auto img = detr::draw_summary(run, "a run");
+  ASSERT_EQ(img.cols, detr::SummaryLayout::kWidth);
+  ASSERT_EQ(img.rows, detr::SummaryLayout::kHeight);
+  const auto layout = detr::summary_layout(run);
+  EXPECT_EQ(layout.loss_max, 5.0);  // 3.4 rounded up to 1, 2 or 5 x 10^k
+  double worst = 0;
+  int checked = 0;
+  for (const auto& e : run) {
+    auto expect_at = [&](cv::Point p, const cv::Scalar& colour, const char* what) {
+      const double d = nearest_colour_distance(img, p, colour);
+      worst = std::max(worst, d);
+      ++checked;
+      EXPECT_LT(d, 30) << what << " of epoch " << e.epoch << " is not drawn at " << p;
+    };
+    expect_at(layout.loss_point(e.epoch, *e.train_loss), SummaryColours::train_loss, "train loss");
+    if (e.ap) {
+      expect_at(layout.loss_point(e.epoch, *e.val_loss), SummaryColours::val_loss, "validation loss");
+      expect_at(layout.ap_point(e.epoch, *e.ap), SummaryColours::ap, "AP");
+      expect_at(layout.ap_point(e.epoch, *e.ap50), SummaryColours::ap50, "AP50");
+    }
+  }
+  std::cout << "[ summary.png ] " << checked << " figures found at their points, worst colour distance " << worst << "\n";
+  // The best epoch's dashed marker, between the AP points (where no series passes).
+  const auto marker = layout.ap_point(8, 0.7);
+  EXPECT_LT(nearest_colour_distance(img, marker, cv::Scalar(0, 0, 200), 6), 30);
+  // Where no figure is: white.
+  EXPECT_EQ(img.at<cv::Vec3b>(layout.ap_point(1, 0.95)), cv::Vec3b(255, 255, 255));
+}
+
+TEST(SummaryPlot, LogTxtIsReadAsTrainingWritesItAndWrittenAsPng) {
+  const auto dir = detr::testing::scratch_dir("detr_summary_", "log");
+  {
+    std::ofstream log(dir / "log.txt");
+    log << R"({"train_loss": 2.5, "epoch": 0, "n_parameters": 10})" << "\n"
+        << "not json\n"
+        << R"({"train_loss": 2.0, "test_loss": 2.2, "test_coco_eval_bbox": [0.1, 0.3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], "epoch": 1})" << "\n"
+        << R"({"train_loss": 1.5, "test_coco_eval_bbox": [-1, -1, -1], "test_coco_eval_masks": [0.2], "epoch": 2})" << "\n"
+        << R"({"train_loss": 1.9, "epoch": 1})" << "\n"  // a resumed run repeats epoch 1: the last line stands
+        << R"({"epoch": "3"})" << "\n";
+  }
+  const auto epochs = detr::read_epoch_figures(dir / "log.txt");
+  ASSERT_EQ(epochs.size(), 3u);
+  EXPECT_EQ(epochs[1].train_loss, 1.9);
+  EXPECT_FALSE(epochs[1].ap.has_value());
+  EXPECT_FALSE(epochs[2].ap.has_value());  // -1: nothing evaluated
+  EXPECT_EQ(epochs[2].mask_ap, 0.2);
+  // Only the newest lines of a huge log are read.
+  EXPECT_EQ(detr::read_epoch_figures(dir / "log.txt", 40).size(), 0u);  // the last 40 bytes hold no whole epoch line
+  detr::write_summary_png(dir / "log.txt", dir / "summary.png", "test");
+  const auto png = cv::imread((dir / "summary.png").string());
+  EXPECT_EQ(png.cols, detr::SummaryLayout::kWidth);
+  EXPECT_EQ(png.rows, detr::SummaryLayout::kHeight);
+  EXPECT_FALSE(fs::exists(dir / "summary.png.tmp"));
+  detr::write_summary_png(dir / "empty.txt", dir / "none.png", "test");  // no log: no picture
+  EXPECT_FALSE(fs::exists(dir / "none.png"));
+}
+
+}  // namespace
