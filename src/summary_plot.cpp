@@ -54,12 +54,12 @@ std::string tail_lines(const fs::path& path, size_t max_bytes) {
   return text;
 }
 
-// An axis maximum above `v` at 1, 2 or 5 x 10^k.
+// An axis maximum at or above `v`: 1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6 or 8 x 10^k (five ticks stay round).
 double nice_ceiling(double v) {
   if (!(v > 0)) return 1;
   const double p = std::pow(10.0, std::floor(std::log10(v)));
-  for (double m : {1.0, 2.0, 5.0, 10.0})
-    if (m * p >= v) return m * p;
+  for (double m : {1.0, 1.2, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0})
+    if (m * p >= v * (1 + 1e-12)) return m * p;
   return 10 * p;
 }
 
@@ -82,7 +82,7 @@ void draw_axes(cv::Mat& img, const cv::Rect& r, const SummaryLayout& l, double y
   for (int k = 0; k <= 5; ++k) {
     const int y = r.y + r.height - r.height * k / 5;
     cv::line(img, {r.x, y}, {r.x + r.width, y}, kGrid, 1);
-    text(img, fixed(y_max * k / 5, y_max < 1.5 ? 2 : 1), {r.x - 52, y + 5}, 0.45);
+    text(img, fixed(y_max * k / 5, y_max < 0.15 ? 3 : y_max < 1.5 ? 2 : 1), {r.x - 56, y + 5}, 0.45);
   }
   const int64_t span = l.last_epoch - l.first_epoch, step = std::max<int64_t>(1, (span + 5) / 6);
   for (int64_t e = l.first_epoch; e <= l.last_epoch; e += step) {
@@ -143,7 +143,7 @@ cv::Point SummaryLayout::loss_point(int64_t epoch, double loss) const {
 
 cv::Point SummaryLayout::ap_point(int64_t epoch, double ap) const {
   const auto p = loss_point(epoch, 0);
-  const double fy = std::clamp(ap, 0.0, 1.0);
+  const double fy = std::clamp(ap / ap_max, 0.0, 1.0);
   return {p.x - loss_panel.x + ap_panel.x,
           ap_panel.y + ap_panel.height - static_cast<int>(std::lround(fy * ap_panel.height))};
 }
@@ -160,6 +160,11 @@ SummaryLayout summary_layout(const std::vector<EpochFigures>& epochs) {
     for (const auto& v : {e.train_loss, e.val_loss})
       if (v && *v < 1e30) most = std::max(most, *v);  // an overflowed loss is drawn at the top
   l.loss_max = nice_ceiling(most);
+  double best_ap = 0;
+  for (const auto& e : epochs)
+    for (const auto& v : {e.ap, e.ap50, e.mask_ap})
+      if (v) best_ap = std::max(best_ap, *v);
+  l.ap_max = std::min(1.0, nice_ceiling(std::max(best_ap, 0.05)));
   return l;
 }
 
@@ -167,7 +172,7 @@ cv::Mat draw_summary(const std::vector<EpochFigures>& epochs, const std::string&
   cv::Mat img(SummaryLayout::kHeight, SummaryLayout::kWidth, CV_8UC3, cv::Scalar(255, 255, 255));
   const auto l = summary_layout(epochs);
   draw_axes(img, l.loss_panel, l, l.loss_max, "loss");
-  draw_axes(img, l.ap_panel, l, 1.0, "validation AP");
+  draw_axes(img, l.ap_panel, l, l.ap_max, "validation AP");
   using Pick = std::optional<double> EpochFigures::*;
   auto series = [&](Pick pick, bool loss) {
     std::vector<cv::Point> points;
@@ -194,7 +199,7 @@ cv::Mat draw_summary(const std::vector<EpochFigures>& epochs, const std::string&
   for (const auto& e : epochs)
     if (e.ap && (!best || *e.ap > *best->ap)) best = &e;
   if (best) {  // the first epoch reaching the best AP, as best.pth keeps it
-    const auto top = l.ap_point(best->epoch, 1.0), bottom = l.ap_point(best->epoch, 0.0);
+    const auto top = l.ap_point(best->epoch, l.ap_max), bottom = l.ap_point(best->epoch, 0.0);
     for (int y = top.y; y < bottom.y; y += 10) cv::line(img, {top.x, y}, {top.x, std::min(y + 5, bottom.y)}, kBest, 1);
     headline += "   best AP " + fixed(*best->ap, 3) + " at epoch " + std::to_string(best->epoch);
     if (best->ap50) headline += " (AP50 " + fixed(*best->ap50, 3) + ")";
@@ -203,13 +208,59 @@ cv::Mat draw_summary(const std::vector<EpochFigures>& epochs, const std::string&
   return img;
 }
 
+namespace {
+constexpr int kConfusionMargin = 170, kConfusionTop = 60;
+int confusion_cell_size(size_t n) { return std::clamp(640 / static_cast<int>(n + 1), 10, 64); }
+std::string short_name(const std::string& s) { return s.size() > 18 ? s.substr(0, 17) + "~" : s; }
+}  // namespace
+
+cv::Rect confusion_cell(const datasets::ConfusionMatrix& m, size_t row, size_t column) {
+  const int c = confusion_cell_size(m.classes.size());
+  return {kConfusionMargin + static_cast<int>(column) * c, kConfusionTop + static_cast<int>(row) * c, c, c};
+}
+
+cv::Mat draw_confusion(const datasets::ConfusionMatrix& m) {
+  const size_t n = m.classes.size();
+  if (n == 0 || n > kMaxConfusionClasses) return {};
+  const int c = confusion_cell_size(n), side = static_cast<int>(n + 1) * c;
+  cv::Mat img(kConfusionTop + side + 40, std::max(kConfusionMargin + side + 20, 620), CV_8UC3, cv::Scalar(255, 255, 255));
+  auto label = [&](size_t k) { return k < n ? short_name(m.classes[k].name) : std::string("background"); };
+  const double font = std::min(0.45, c / 40.0);
+  for (size_t r = 0; r <= n; ++r) {
+    int64_t row_total = 0;
+    for (int64_t v : m.counts[r]) row_total += v;
+    for (size_t k = 0; k <= n; ++k) {
+      const auto cell = confusion_cell(m, r, k);
+      const double share = row_total ? static_cast<double>(m.counts[r][k]) / static_cast<double>(row_total) : 0;
+      const cv::Scalar shade(255, 255 - 200 * share, 255 - 230 * share);  // white to deep blue (BGR)
+      cv::rectangle(img, cell, shade, cv::FILLED);
+      cv::rectangle(img, cell, cv::Scalar(200, 200, 200), 1);
+      if (c >= 24 && m.counts[r][k] > 0)
+        text(img, std::to_string(m.counts[r][k]), {cell.x + 3, cell.y + c / 2 + 5}, font,
+             share > 0.5 ? cv::Scalar(255, 255, 255) : kInk);
+    }
+    const auto row_cell = confusion_cell(m, r, 0);
+    text(img, label(r), {8, row_cell.y + c / 2 + 5}, 0.45);
+  }
+  for (size_t k = 0; k <= n; k += std::max<size_t>(1, 12 / std::max(1, c / 2))) {  // column names, thinned
+    const auto cell = confusion_cell(m, 0, k);
+    text(img, label(k).substr(0, static_cast<size_t>(std::max(1, c / 6))), {cell.x + 2, kConfusionTop - 8}, 0.4);
+  }
+  text(img, "ground truth (rows) vs detected (columns), IoU " + fixed(m.iou, 2) + ", score >= " + fixed(m.score_threshold, 2),
+       {8, 24}, 0.5, kInk, 1);
+  return img;
+}
+
+std::string encode_png(const cv::Mat& bgr) {
+  std::vector<uchar> bytes;
+  if (!cv::imencode(".png", bgr, bytes)) throw std::runtime_error("cannot encode a PNG picture");
+  return std::string(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+}
+
 void write_summary_png(const fs::path& log_txt, const fs::path& png, const std::string& title) {
   const auto epochs = read_epoch_figures(log_txt);
   if (epochs.empty()) return;
-  std::vector<uchar> bytes;
-  if (!cv::imencode(".png", draw_summary(epochs, title), bytes))
-    throw std::runtime_error(png.string() + ": cannot encode the summary picture");
-  util::write_file_atomically(png, std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+  util::write_file_atomically(png, encode_png(draw_summary(epochs, title)));
 }
 
 }  // namespace detr

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "datasets/eval_tables.h"
+
 namespace detr {
 
 // One log.txt line's figures; absent where the epoch has none (no evaluation that epoch).
@@ -27,7 +29,7 @@ struct SummaryLayout {
   static constexpr int kWidth = 1280, kHeight = 560;
   cv::Rect loss_panel, ap_panel;  // plot areas, inside the axes
   int64_t first_epoch = 0, last_epoch = 0;
-  double loss_max = 1;            // the loss axis runs 0..loss_max, AP's 0..1
+  double loss_max = 1, ap_max = 1;  // the axes run 0..loss_max and 0..ap_max (the best AP rounded up)
   cv::Point loss_point(int64_t epoch, double loss) const;
   cv::Point ap_point(int64_t epoch, double ap) const;
 };
@@ -44,5 +46,17 @@ cv::Mat draw_summary(const std::vector<EpochFigures>& epochs, const std::string&
 
 // Reads log_txt, draws, writes `png` whole (temp file + rename). Nothing when the log has no epoch.
 void write_summary_png(const std::filesystem::path& log_txt, const std::filesystem::path& png, const std::string& title);
+
+// The confusion matrix as a picture (TensorBoard's eval/confusion_matrix): a cell per (ground truth,
+// detected) pair shaded by its share of the row's ground truth, with its count where the cell is large
+// enough, the class names along both axes (background last). Up to kMaxConfusionClasses classes;
+// empty (no picture) beyond.
+constexpr size_t kMaxConfusionClasses = 100;
+cv::Mat draw_confusion(const datasets::ConfusionMatrix& m);
+// The cell of (row, column) in that picture, for the tests.
+cv::Rect confusion_cell(const datasets::ConfusionMatrix& m, size_t row, size_t column);
+
+// PNG bytes of a BGR picture.
+std::string encode_png(const cv::Mat& bgr);
 
 }  // namespace detr

@@ -65,6 +65,23 @@ std::string encode_scalar_summary(const std::string& tag, float value) {
   return summary;
 }
 
+std::string encode_image_summary(const std::string& tag, std::string_view encoded, int height, int width) {
+  std::string image;
+  put_key(image, kHeight, kVarint);
+  put_varint(image, static_cast<uint64_t>(height));
+  put_key(image, kWidth, kVarint);
+  put_varint(image, static_cast<uint64_t>(width));
+  put_key(image, kColorspace, kVarint);
+  put_varint(image, 3);  // RGB
+  put_bytes(image, kEncodedImage, encoded);
+  std::string v;
+  put_bytes(v, kTag, tag);
+  put_bytes(v, kImage, image);
+  std::string summary;
+  put_bytes(summary, kValue, v);
+  return summary;
+}
+
 // Event with exactly one of file_version / summary set. step 0 is omitted (proto3 default).
 std::string encode_event(double wall_time, int64_t step, std::string_view file_version,
                          std::string_view summary) {
@@ -155,6 +172,16 @@ void TensorBoardWriter::add_scalar(const std::string& tag, double value, int64_t
   const double now = unix_now();
   const std::string event = encode_event(wall_time == 0 ? now : wall_time, step, {},
                                          encode_scalar_summary(tag, static_cast<float>(value)));
+  std::lock_guard<std::mutex> lock(mutex_);
+  write_record(event);
+  if (now - last_flush_ >= kFlushPeriodSeconds) flush_locked();
+}
+
+void TensorBoardWriter::add_image(const std::string& tag, std::string_view encoded, int height, int width,
+                                  int64_t step, double wall_time) {
+  const double now = unix_now();
+  const std::string event =
+      encode_event(wall_time == 0 ? now : wall_time, step, {}, encode_image_summary(tag, encoded, height, width));
   std::lock_guard<std::mutex> lock(mutex_);
   write_record(event);
   if (now - last_flush_ >= kFlushPeriodSeconds) flush_locked();

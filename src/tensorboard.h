@@ -1,11 +1,12 @@
-// TensorBoard event files (scalars only) without TensorFlow or protobuf.
+// TensorBoard event files (scalars and images) without TensorFlow or protobuf.
 //
 // File: <log_dir>/events.out.tfevents.<10-digit unix seconds>.<hostname>[.N] (TensorBoard globs
 // *tfevents*; .N is added only when that name already exists). It is a TFRecord stream:
 //   uint64 length (LE) | uint32 masked_crc32c(8 length bytes) | Event bytes | uint32 masked_crc32c(Event)
 // with mask(c) = ((c >> 15) | (c << 17)) + 0xa282ead8. The Event is hand-encoded protobuf:
 //   Event{wall_time=1 double, step=2 int64, file_version=3 string, summary=5 Summary}
-//   Summary{value=1 repeated Value}, Value{tag=1 string, simple_value=2 float}.
+//   Summary{value=1 repeated Value}, Value{tag=1 string, simple_value=2 float, image=4 Image},
+//   Image{height=1 int32, width=2 int32, colorspace=3 int32, encoded_image_string=4 bytes}.
 // The first event carries file_version "brain.Event:2" (as TF's EventsWriter writes).
 #pragma once
 #include <cstddef>
@@ -15,6 +16,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace detr {
@@ -33,6 +35,10 @@ class TensorBoardWriter {
   // the latest scalars at once (e.g. at the end of an epoch). Throws std::runtime_error naming the
   // file on a write error (disk full). Thread-safe.
   void add_scalar(const std::string& tag, double value, int64_t step, double wall_time = 0);
+  // Appends an image summary (TensorBoard's Images tab) of a PNG or JPEG `encoded`, height x width
+  // RGB (colorspace 3). Flushed as add_scalar.
+  void add_image(const std::string& tag, std::string_view encoded, int height, int width, int64_t step,
+                 double wall_time = 0);
   // fflush so a TensorBoard sidecar sees events while training runs.
   void flush();
   const std::filesystem::path& path() const { return path_; }
@@ -65,7 +71,8 @@ constexpr size_t kFooterBytes = 4;   // uint32 masked CRC of the data
 enum Wire : uint32_t { kVarint = 0, kFixed64 = 1, kLengthDelimited = 2, kFixed32 = 5 };
 enum EventField : uint32_t { kWallTime = 1, kStep = 2, kFileVersionField = 3, kSummary = 5 };
 enum SummaryField : uint32_t { kValue = 1 };
-enum ValueField : uint32_t { kTag = 1, kSimpleValue = 2 };
+enum ValueField : uint32_t { kTag = 1, kSimpleValue = 2, kImage = 4 };
+enum ImageField : uint32_t { kHeight = 1, kWidth = 2, kColorspace = 3, kEncodedImage = 4 };
 }  // namespace tensorboard_format
 // TFRecord framing's masked CRC: ((crc >> 15) | (crc << 17)) + 0xa282ead8.
 uint32_t masked_crc32c(const void* data, size_t n);

@@ -136,6 +136,8 @@ void TrainOutputs::epoch_scalars(const std::vector<std::pair<std::string, double
       add("", row.bbox);
       if (row.segm) add("mask_", *row.segm);
     }
+    if (const auto picture = draw_confusion(ev->confusion); !picture.empty())
+      tb_->add_image("eval/confusion_matrix", encode_png(picture), picture.rows, picture.cols, epoch);
   }
   tb_->flush();
 }

@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <opencv2/imgcodecs.hpp>
+
 #include <algorithm>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -124,7 +126,17 @@ TEST(Train, TwoEpochsWriteEveryOutput) {
 
   fs::path events;
   for (const auto& e : fs::directory_iterator(out / "tensorboard")) events = e.path();
-  auto scalars = detr::read_tensorboard_scalars(events);  // CRCs checked
+  const auto tb = detr::read_tensorboard_events(events);  // CRCs checked
+  const auto& scalars = tb.scalars;
+  ASSERT_EQ(tb.images.size(), 2u);  // the confusion matrix of each evaluation
+  EXPECT_EQ(tb.images[0].tag, "eval/confusion_matrix");
+  const auto picture = cv::imdecode(std::vector<uchar>(tb.images[1].encoded.begin(), tb.images[1].encoded.end()),
+                                    cv::IMREAD_COLOR);
+  EXPECT_EQ(picture.rows, tb.images[1].height);
+  EXPECT_EQ(picture.cols, tb.images[1].width);
+  EXPECT_EQ(tb.images[1].step, 1);
+  std::cout << "[ tensorboard ] confusion matrix image " << picture.cols << "x" << picture.rows << ", "
+            << tb.images[1].encoded.size() << " bytes\n";
   bool has_loss = false, has_ap = false;
   int per_class = 0;
   for (const auto& s : scalars) {

@@ -88,12 +88,34 @@ struct ParsedEvent {
   int64_t step = 0;
   std::optional<std::string> file_version;
   std::vector<std::pair<std::string, float>> values;  // Values that carry simple_value
+  std::vector<TensorBoardImage> images;               // Values that carry an image
 };
+
+TensorBoardImage parse_image(std::string_view bytes) {
+  ProtoReader r(bytes);
+  TensorBoardImage image;
+  while (!r.done()) {
+    Wire wire;
+    const uint32_t field = r.next_key(wire);
+    if (field == kHeight || field == kWidth || field == kColorspace) {
+      ProtoReader::expect(field, wire, kVarint);
+      (field == kHeight ? image.height : field == kWidth ? image.width : image.colorspace) =
+          static_cast<int64_t>(r.varint());
+    } else if (field == kEncodedImage) {
+      ProtoReader::expect(field, wire, kLengthDelimited);
+      image.encoded = std::string(r.bytes());
+    } else {
+      r.skip(wire);
+    }
+  }
+  return image;
+}
 
 void parse_value(std::string_view bytes, ParsedEvent& event) {
   ProtoReader r(bytes);
   std::string tag;
   std::optional<float> simple_value;
+  std::optional<TensorBoardImage> image;
   while (!r.done()) {
     Wire wire;
     const uint32_t field = r.next_key(wire);
@@ -106,11 +128,18 @@ void parse_value(std::string_view bytes, ParsedEvent& event) {
       float v;
       std::memcpy(&v, &bits, sizeof v);
       simple_value = v;
+    } else if (field == kImage) {
+      ProtoReader::expect(field, wire, kLengthDelimited);
+      image = parse_image(r.bytes());
     } else {
-      r.skip(wire);  // image, histo, tensor, metadata, ...
+      r.skip(wire);  // histo, tensor, metadata, ...
     }
   }
-  if (simple_value) event.values.emplace_back(std::move(tag), *simple_value);
+  if (simple_value) event.values.emplace_back(tag, *simple_value);
+  if (image) {
+    image->tag = std::move(tag);
+    event.images.push_back(std::move(*image));
+  }
 }
 
 void parse_summary(std::string_view bytes, ParsedEvent& event) {
@@ -168,8 +197,13 @@ std::string read_file_bytes(const std::filesystem::path& file) {
 }  // namespace
 
 std::vector<TensorBoardScalar> read_tensorboard_scalars(const std::filesystem::path& file) {
+  return read_tensorboard_events(file).scalars;
+}
+
+TensorBoardEvents read_tensorboard_events(const std::filesystem::path& file) {
   const std::string bytes = read_file_bytes(file);
-  std::vector<TensorBoardScalar> scalars;
+  TensorBoardEvents events;
+  auto& scalars = events.scalars;
   size_t offset = 0;
   for (size_t index = 0; offset < bytes.size(); ++index) {
     const auto fail = [&](const std::string& why) {
@@ -204,12 +238,16 @@ std::vector<TensorBoardScalar> read_tensorboard_scalars(const std::filesystem::p
       fail("file_version is \"" + *event.file_version + "\", expected \"" + kFileVersion + "\"");
     for (auto& [tag, value] : event.values)
       scalars.push_back({std::move(tag), event.step, event.wall_time, value});
+    for (auto& image : event.images) {
+      image.step = event.step;
+      events.images.push_back(std::move(image));
+    }
     offset += kHeaderBytes + length + kFooterBytes;
   }
   if (offset == 0)
     throw std::runtime_error("TensorBoard event file " + file.string() +
                              " is empty (no file_version event)");
-  return scalars;
+  return events;
 }
 
 }  // namespace detr
