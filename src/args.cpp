@@ -10,6 +10,39 @@ namespace {
 
 using M = models::ModelConfig;
 
+// detr-cpp's own flags (upstream's are in flag_table).
+void add_our_flags(FlagTable<TrainArgs>& t, const char* ours) {
+  // clang-format off
+  t.add(ours, "dataset_format", "auto|coco|yolo|voc|labelme|mot|tfrecord|cvat|datumaro (also CVAT's and Onepanel's names: cvat_yolo, \"PASCAL VOC 1.1\", ...); auto: detected from the files under --coco_path", &TrainArgs::dataset_format);
+  t.add(ours, "num_classes", "max category id + 1 (default 0: from the data)", &TrainArgs::num_classes);
+  t.add(ours, "num_threads", "intra-op CPU threads (0: OMP_NUM_THREADS, else this process's share of the usable cores)", &TrainArgs::num_threads);
+  t.add_switch(ours, "check_data", "validate the dataset, print a summary and exit", [](TrainArgs& a) -> bool& { return a.check_data; });
+  t.add_switch(ours, "skip_bad_images", "skip (and count) images that would make training wrong instead of failing", [](TrainArgs& a) -> bool& { return a.skip_bad_images; });
+  t.add(ours, "max_image_pixels", "refuse images whose header declares more pixels (decompression bombs); default: PIL's refusal point", &TrainArgs::max_image_pixels);
+  t.add(ours, "val_split", "share of images held out for validation when the export has no validation subset (default -1: 0.1 with >= 10 images, else validate on the training images; 0 = never split)", &TrainArgs::val_split);
+  t.add(ours, "train_annotations", "explicit training annotation file", &TrainArgs::train_annotations);
+  t.add(ours, "val_annotations", "explicit validation annotation file", &TrainArgs::val_annotations);
+  t.add(ours, "image_dir", "explicit image folder", &TrainArgs::image_dir);
+  t.add(ours, "scales", "training sizes of the shorter side, comma-separated (default: 480,512,...,800)", &TrainArgs::scales);
+  t.add(ours, "max_size", "longest side cap", &TrainArgs::max_size);
+  t.add(ours, "val_size", "validation shorter side", &TrainArgs::val_size);
+  t.add(ours, "pretrained", "initial weights: NAME (upstream's model zoo: R50, R50-DC5, R101, R101-DC5), PATH (our checkpoint, an upstream DETR .pth, or a directory) or URL; the class head is skipped when num_classes differs", &TrainArgs::pretrained);
+  t.add(ours, "backbone_weights", "auto (torchvision's ImageNet ResNet, downloaded into the torch.hub cache, as upstream), none (random), PATH or URL", &TrainArgs::backbone_weights);
+  t.add(ours, "crowd", "auto|ignore|objects: RLE crowd annotations (CVAT writes brush and SAM masks so) as objects, or ignored as upstream does; auto: objects when the export is CVAT's (its annotations carry attributes)", &TrainArgs::crowd);
+  t.add_switch(ours, "boxes_from_masks", "derive each box from its object's mask (CVAT boxes often disagree with their polygons; --check_data counts them)", [](TrainArgs& a) -> bool& { return a.boxes_from_masks; });
+  t.add(ours, "best_metric", "bbox|segm: which AP picks best.pth (segm needs --masks)", &TrainArgs::best_metric);
+  t.add(ours, "eval_every", "evaluate every N epochs (0 = only at the end)", &TrainArgs::eval_every);
+  t.add(ours, "tb_images", "validation images drawn with their ground truth and predictions into TensorBoard at every evaluation (the same images each time, spread over the classes; 0 = none)", &TrainArgs::tb_images);
+  t.add(ours, "print_freq", "log every N steps when not on a terminal", &TrainArgs::print_freq);
+  t.add(ours, "dist_backend", "nccl|gloo (default: nccl on CUDA, gloo on CPU)", &TrainArgs::dist_backend);
+  t.add(ours, "dist_timeout", "seconds a distributed rendezvous or collective may wait for a peer before every rank exits with an error", &TrainArgs::dist_timeout);
+  t.add(ours, "amp", "mixed precision: off (float32, upstream's arithmetic), bf16 (autocast), fp16 (autocast + dynamic loss scaling, CUDA)", &TrainArgs::amp);
+  t.add(ours, "conv_algorithm", "CPU 3x3 convolutions: winograd (oneDNN's Winograd kernels where the CPU has them; about 2.5x faster, float32-rounding differences) or direct (LibTorch's kernels, as upstream)", &TrainArgs::conv_algorithm);
+  t.add_switch(ours, "parse_only", "check the command line, print the resolved flags as JSON and exit", [](TrainArgs& a) -> bool& { return a.parse_only; });
+  t.add(ours, "sys_metrics", "write final metrics for Onepanel here (default: /tmp/sys-metrics.json when ONEPANEL_RESOURCE_UID is set)", &TrainArgs::sys_metrics);
+  // clang-format on
+}
+
 const FlagTable<TrainArgs>& flag_table() {
   static const FlagTable<TrainArgs> table = [] {
     FlagTable<TrainArgs> t;
@@ -59,32 +92,7 @@ const FlagTable<TrainArgs>& flag_table() {
     t.add(up, "num_workers", "data loading threads", &TrainArgs::num_workers);
     t.add(up, "world_size", "processes (overridden by WORLD_SIZE)", &TrainArgs::world_size);
     t.add(up, "dist_url", "process-group init method", &TrainArgs::dist_url);
-    t.add(ours, "dataset_format", "auto|coco|yolo|voc|labelme|mot|tfrecord|cvat|datumaro (also CVAT's and Onepanel's names: cvat_yolo, \"PASCAL VOC 1.1\", ...); auto: detected from the files under --coco_path", &TrainArgs::dataset_format);
-    t.add(ours, "num_classes", "max category id + 1 (default 0: from the data)", &TrainArgs::num_classes);
-    t.add(ours, "num_threads", "intra-op CPU threads (0: OMP_NUM_THREADS, else this process's share of the usable cores)", &TrainArgs::num_threads);
-    t.add_switch(ours, "check_data", "validate the dataset, print a summary and exit", [](TrainArgs& a) -> bool& { return a.check_data; });
-    t.add_switch(ours, "skip_bad_images", "skip (and count) images that would make training wrong instead of failing", [](TrainArgs& a) -> bool& { return a.skip_bad_images; });
-    t.add(ours, "max_image_pixels", "refuse images whose header declares more pixels (decompression bombs); default: PIL's refusal point", &TrainArgs::max_image_pixels);
-    t.add(ours, "val_split", "share of images held out for validation when the export has no validation subset (default -1: 0.1 with >= 10 images, else validate on the training images; 0 = never split)", &TrainArgs::val_split);
-    t.add(ours, "train_annotations", "explicit training annotation file", &TrainArgs::train_annotations);
-    t.add(ours, "val_annotations", "explicit validation annotation file", &TrainArgs::val_annotations);
-    t.add(ours, "image_dir", "explicit image folder", &TrainArgs::image_dir);
-    t.add(ours, "scales", "training sizes of the shorter side, comma-separated (default: 480,512,...,800)", &TrainArgs::scales);
-    t.add(ours, "max_size", "longest side cap", &TrainArgs::max_size);
-    t.add(ours, "val_size", "validation shorter side", &TrainArgs::val_size);
-    t.add(ours, "pretrained", "initial weights: NAME (upstream's model zoo: R50, R50-DC5, R101, R101-DC5), PATH (our checkpoint, an upstream DETR .pth, or a directory) or URL; the class head is skipped when num_classes differs", &TrainArgs::pretrained);
-    t.add(ours, "backbone_weights", "auto (torchvision's ImageNet ResNet, downloaded into the torch.hub cache, as upstream), none (random), PATH or URL", &TrainArgs::backbone_weights);
-    t.add(ours, "crowd", "auto|ignore|objects: RLE crowd annotations (CVAT writes brush and SAM masks so) as objects, or ignored as upstream does; auto: objects when the export is CVAT's (its annotations carry attributes)", &TrainArgs::crowd);
-    t.add_switch(ours, "boxes_from_masks", "derive each box from its object's mask (CVAT boxes often disagree with their polygons; --check_data counts them)", [](TrainArgs& a) -> bool& { return a.boxes_from_masks; });
-    t.add(ours, "best_metric", "bbox|segm: which AP picks best.pth (segm needs --masks)", &TrainArgs::best_metric);
-    t.add(ours, "eval_every", "evaluate every N epochs (0 = only at the end)", &TrainArgs::eval_every);
-    t.add(ours, "print_freq", "log every N steps when not on a terminal", &TrainArgs::print_freq);
-    t.add(ours, "dist_backend", "nccl|gloo (default: nccl on CUDA, gloo on CPU)", &TrainArgs::dist_backend);
-    t.add(ours, "dist_timeout", "seconds a distributed rendezvous or collective may wait for a peer before every rank exits with an error", &TrainArgs::dist_timeout);
-    t.add(ours, "amp", "mixed precision: off (float32, upstream's arithmetic), bf16 (autocast), fp16 (autocast + dynamic loss scaling, CUDA)", &TrainArgs::amp);
-    t.add(ours, "conv_algorithm", "CPU 3x3 convolutions: winograd (oneDNN's Winograd kernels where the CPU has them; about 2.5x faster, float32-rounding differences) or direct (LibTorch's kernels, as upstream)", &TrainArgs::conv_algorithm);
-    t.add_switch(ours, "parse_only", "check the command line, print the resolved flags as JSON and exit", [](TrainArgs& a) -> bool& { return a.parse_only; });
-    t.add(ours, "sys_metrics", "write final metrics for Onepanel here (default: /tmp/sys-metrics.json when ONEPANEL_RESOURCE_UID is set)", &TrainArgs::sys_metrics);
+    add_our_flags(t, ours);
     // clang-format on
     return t;
   }();
@@ -110,6 +118,7 @@ void validate(TrainArgs& a, const cxxopts::ParseResult& r, const Launch& launch)
     require(v >= 0, std::string("--") + flag + " must be >= 0, got " + std::to_string(v));
   require(a.val_split == -1 || (a.val_split >= 0 && a.val_split < 1),
           "--val_split must be in [0, 1), got " + std::to_string(a.val_split));
+  require(a.tb_images >= 0 && a.tb_images <= 64, "--tb_images must be in [0, 64], got " + std::to_string(a.tb_images));
   require(a.lr > 0, "--lr must be positive");
   require(a.dist_timeout > 0, "--dist_timeout must be positive seconds");
   require(a.world_size == 1 || launch.job,

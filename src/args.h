@@ -52,6 +52,7 @@ struct TrainArgs {
   datasets::CrowdPolicy crowd = datasets::CrowdPolicy::kAuto;  // RLE crowd annotations: objects for CVAT exports
   bool boxes_from_masks = false;  // each box from its object's mask
   int64_t eval_every = 1;
+  int64_t tb_images = 8;  // validation images drawn into TensorBoard at each evaluation
   datasets::IouType best_metric = datasets::IouType::bbox;  // best.pth by box AP, or mask AP (segm)
   int64_t print_freq = 10;
   DistBackend dist_backend = DistBackend::kAuto;

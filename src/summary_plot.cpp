@@ -11,6 +11,7 @@
 #include <map>
 #include <sstream>
 
+#include "datasets/coco_mask.h"
 #include "src/util/atomic_file.h"
 
 namespace detr {
@@ -249,6 +250,94 @@ cv::Mat draw_confusion(const datasets::ConfusionMatrix& m) {
   text(img, "ground truth (rows) vs detected (columns), IoU " + fixed(m.iou, 2) + ", score >= " + fixed(m.score_threshold, 2),
        {8, 24}, 0.5, kInk, 1);
   return img;
+}
+
+std::vector<size_t> pick_validation_images(const datasets::CocoDataset& val, size_t n) {
+  std::map<int64_t, std::vector<size_t>> by_class;  // the images holding each class, in image order
+  for (size_t i = 0; i < val.images.size(); ++i)
+    for (const auto& o : val.images[i].objects)
+      if (by_class[o.category_id].empty() || by_class[o.category_id].back() != i) by_class[o.category_id].push_back(i);
+  std::vector<size_t> picked;
+  std::vector<char> taken(val.images.size(), 0);
+  std::map<int64_t, size_t> next;
+  for (bool more = true; more && picked.size() < n;) {
+    more = false;
+    for (auto& [cls, images] : by_class) {
+      auto& k = next[cls];
+      while (k < images.size() && taken[images[k]]) ++k;
+      if (k == images.size() || picked.size() == n) continue;
+      taken[images[k]] = 1;
+      picked.push_back(images[k]);
+      more = true;
+    }
+  }
+  for (size_t i = 0; i < val.images.size() && picked.size() < n; ++i)  // images without objects, last
+    if (!taken[i]) picked.push_back(i);
+  std::sort(picked.begin(), picked.end());
+  return picked;
+}
+
+namespace {
+cv::Scalar class_colour(int64_t id) {  // BGR, distinct for neighbouring ids, never green
+  static const cv::Scalar palette[] = {{40, 40, 230}, {230, 120, 30}, {200, 40, 200}, {20, 160, 240},
+                                       {160, 60, 40}, {120, 40, 160}, {60, 100, 250}, {180, 180, 20}};
+  return palette[static_cast<size_t>(id) % 8];
+}
+
+void draw_labelled_box(cv::Mat& img, const std::array<double, 4>& xywh, double scale, const std::string& label,
+                       const cv::Scalar& colour) {
+  const cv::Rect r(static_cast<int>(xywh[0] * scale), static_cast<int>(xywh[1] * scale),
+                   std::max(1, static_cast<int>(xywh[2] * scale)), std::max(1, static_cast<int>(xywh[3] * scale)));
+  cv::rectangle(img, r, colour, 2, cv::LINE_AA);
+  int base = 0;
+  const auto size = cv::getTextSize(label, kFont, 0.45, 1, &base);
+  const cv::Point at(r.x, std::max(size.height + 4, r.y - 3));
+  cv::rectangle(img, {at.x, at.y - size.height - 3}, {at.x + size.width + 4, at.y + 3}, colour, cv::FILLED);
+  text(img, label, {at.x + 2, at.y}, 0.45, cv::Scalar(255, 255, 255));
+}
+}  // namespace
+
+cv::Mat draw_validation_image(const cv::Mat& bgr, const datasets::CocoImageRecord& rec,
+                              const std::vector<datasets::CocoResult>& detections,
+                              const std::vector<datasets::CocoResult>& mask_detections,
+                              const std::vector<datasets::CocoCategory>& categories, double threshold,
+                              int longest_side) {
+  std::map<int64_t, std::string> names;
+  for (const auto& c : categories) names[c.id] = c.name;
+  auto name = [&](int64_t id) { return names.count(id) ? names[id] : std::to_string(id); };
+  const double scale = static_cast<double>(longest_side) / std::max(bgr.cols, bgr.rows);
+  cv::Mat shown;
+  cv::resize(bgr, shown, {}, scale, scale, cv::INTER_AREA);
+  cv::Mat truth = shown.clone(), predicted = shown.clone();
+  for (const auto& m : mask_detections) {  // masks first, under the boxes
+    if (m.image_id != rec.id || m.score < threshold || !m.segmentation) continue;
+    const auto bits = datasets::decode(*m.segmentation, datasets::MaskLayout::row_major);
+    cv::Mat mask(static_cast<int>(m.segmentation->height), static_cast<int>(m.segmentation->width), CV_8UC1,
+                 const_cast<uint8_t*>(bits.data()));
+    cv::resize(mask, mask, shown.size(), 0, 0, cv::INTER_NEAREST);
+    cv::Mat tinted = predicted.clone();
+    tinted.setTo(class_colour(m.category_id), mask);
+    cv::addWeighted(tinted, 0.4, predicted, 0.6, 0, tinted);
+    tinted.copyTo(predicted, mask);
+  }
+  for (const auto& o : rec.objects)
+    draw_labelled_box(truth, o.bbox, scale, name(o.category_id) + (o.iscrowd ? " (crowd)" : ""), cv::Scalar(40, 170, 40));
+  for (const auto& d : detections)
+    if (d.image_id == rec.id && d.score >= threshold)
+      draw_labelled_box(predicted, d.bbox, scale, name(d.category_id) + " " + std::to_string(std::lround(d.score * 100)) + "%",
+                        class_colour(d.category_id));
+  cv::Mat out(shown.rows + 24, shown.cols * 2 + 8, CV_8UC3, cv::Scalar(255, 255, 255));
+  truth.copyTo(out(cv::Rect(0, 24, shown.cols, shown.rows)));
+  predicted.copyTo(out(cv::Rect(shown.cols + 8, 24, shown.cols, shown.rows)));
+  text(out, "ground truth", {4, 17}, 0.5);
+  text(out, "predicted (score >= " + fixed(threshold, 2) + ")", {shown.cols + 12, 17}, 0.5);
+  return out;
+}
+
+std::string encode_jpeg(const cv::Mat& bgr) {
+  std::vector<uchar> bytes;
+  if (!cv::imencode(".jpg", bgr, bytes, {cv::IMWRITE_JPEG_QUALITY, 75})) throw std::runtime_error("cannot encode a JPEG picture");
+  return std::string(reinterpret_cast<const char*>(bytes.data()), bytes.size());
 }
 
 std::string encode_png(const cv::Mat& bgr) {

@@ -56,6 +56,23 @@ cv::Mat draw_confusion(const datasets::ConfusionMatrix& m);
 // The cell of (row, column) in that picture, for the tests.
 cv::Rect confusion_cell(const datasets::ConfusionMatrix& m, size_t row, size_t column);
 
+// The validation images shown in TensorBoard: n of them, chosen once per run and spread over the
+// classes (each class in id order in turn gives its first image not yet chosen, until n), in image
+// order. Indices into val.images.
+std::vector<size_t> pick_validation_images(const datasets::CocoDataset& val, size_t n);
+
+// One validation image as TensorBoard shows it (eval/predictions/...): the ground truth on the left
+// (green boxes, class names), the detections scored >= threshold on the right (a colour per class,
+// "name 87%", masks 40% over the image), each side scaled to `longest_side`. `bgr` is the image.
+cv::Mat draw_validation_image(const cv::Mat& bgr, const datasets::CocoImageRecord& rec,
+                              const std::vector<datasets::CocoResult>& detections,
+                              const std::vector<datasets::CocoResult>& mask_detections,
+                              const std::vector<datasets::CocoCategory>& categories, double threshold = 0.5,
+                              int longest_side = 320);
+
+// JPEG bytes of a BGR picture (quality 75): validation images, small in the event file.
+std::string encode_jpeg(const cv::Mat& bgr);
+
 // PNG bytes of a BGR picture.
 std::string encode_png(const cv::Mat& bgr);
 

@@ -412,6 +412,7 @@ EvalOutput EpochLoop::evaluate(int64_t epoch) {
                << datasets::format_summary(ev.coco_masks) << std::flush;
   }
   outputs_.write_eval(epoch, ev);
+  outputs_.validation_images(ev, val_data_, a_.tb_images, epoch);
   return ev;
 }
 

@@ -6,7 +6,10 @@
 #include <map>
 #include <sstream>
 
+#include <opencv2/imgproc.hpp>
+
 #include "datasets/coco_mask.h"
+#include "datasets/image_io.h"
 #include "src/summary_plot.h"
 #include "src/tensorboard.h"
 #include "src/util/atomic_file.h"
@@ -140,6 +143,29 @@ void TrainOutputs::epoch_scalars(const std::vector<std::pair<std::string, double
       tb_->add_image("eval/confusion_matrix", encode_png(picture), picture.rows, picture.cols, epoch);
   }
   tb_->flush();
+}
+
+void TrainOutputs::validation_images(const EvalOutput& ev, const datasets::CocoDataset& val, int64_t count,
+                                     int64_t epoch) {
+  if (!tb_ || count <= 0) return;
+  if (!shown_) shown_ = pick_validation_images(val, static_cast<size_t>(count));
+  for (size_t k = 0; k < shown_->size(); ++k) {
+    const auto& rec = val.images.at((*shown_)[k]);
+    std::string name = util::terminal_safe(rec.path.filename().string(), /*newlines_escaped=*/true);
+    std::replace(name.begin(), name.end(), '/', '_');
+    try {
+      const auto rgb = datasets::load_image_rgb(rec.path, val.max_image_pixels).contiguous();  // [H, W, 3]
+      cv::Mat bgr;
+      cv::cvtColor(cv::Mat(static_cast<int>(rgb.size(0)), static_cast<int>(rgb.size(1)), CV_8UC3, rgb.data_ptr<uint8_t>()),
+                   bgr, cv::COLOR_RGB2BGR);
+      const auto picture = draw_validation_image(bgr, rec, ev.detections, ev.mask_detections, val.categories);
+      char tag[32];
+      std::snprintf(tag, sizeof tag, "eval/predictions/%02zu_", k);
+      tb_->add_image(tag + name, encode_jpeg(picture), picture.rows, picture.cols, epoch);
+    } catch (const std::exception& e) {
+      std::cerr << "warning: " << util::terminal_safe(e.what(), true) << " (not drawn into TensorBoard)\n";
+    }
+  }
 }
 
 void TrainOutputs::flush() {

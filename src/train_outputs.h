@@ -18,6 +18,7 @@
 
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -63,6 +64,10 @@ class TrainOutputs {
   void epoch_scalars(const std::vector<std::pair<std::string, double>>& train, double images_per_s,
                      const EvalOutput* ev, int64_t epoch);
   void flush();
+  // TensorBoard eval/predictions/NN_<file>: `count` validation images (chosen at the first call, the
+  // same ever after) with their ground truth and this evaluation's detections. An image that cannot be
+  // read is left out with a warning.
+  void validation_images(const EvalOutput& ev, const datasets::CocoDataset& val, int64_t count, int64_t epoch);
 
   // The Onepanel task metrics, [{"name", "value", "format"}], to `path` (empty: nothing).
   static void write_metrics(const std::filesystem::path& path, double best_ap,
@@ -72,6 +77,7 @@ class TrainOutputs {
   std::filesystem::path dir_;
   bool enabled_ = false;
   std::unique_ptr<TensorBoardWriter> tb_;
+  std::optional<std::vector<size_t>> shown_;  // validation_images' choice, made once
 };
 
 }  // namespace detr

@@ -127,4 +127,42 @@ TEST(SummaryPlot, ConfusionPictureShadesEachCellByItsShareOfTheRow) {
   EXPECT_TRUE(detr::draw_confusion(m).empty());  // too many classes to read: no picture
 }
 
+TEST(SummaryPlot, ValidationImagesAreSpreadOverTheClassesAndDrawnWhereTheBoxesAre) {
+  detr::datasets::CocoDataset val;
+  val.categories = {{1, "cat"}, {2, "dog"}, {3, "owl"}};
+  for (int64_t i = 0; i < 7; ++i) {
+    detr::datasets::CocoImageRecord rec;
+    rec.id = 10 + i;
+    const int64_t cls = i < 4 ? 1 : i == 4 ? 2 : i == 5 ? 3 : 0;  // many cats, one dog, one owl, one empty
+    if (cls) rec.objects.push_back({i, cls, {10, 10, 20, 20}, 400, false, {}});
+    val.images.push_back(rec);
+  }
+  EXPECT_EQ(detr::pick_validation_images(val, 3), (std::vector<size_t>{0, 4, 5}));  // one of each class
+  EXPECT_EQ(detr::pick_validation_images(val, 5), (std::vector<size_t>{0, 1, 2, 4, 5}));
+  EXPECT_EQ(detr::pick_validation_images(val, 100).size(), 7u);
+
+  // A 200 x 100 grey image: the cat's box on the left (green), a detected dog on the right.
+  const cv::Mat image(100, 200, CV_8UC3, cv::Scalar(128, 128, 128));
+  detr::datasets::CocoImageRecord rec;
+  rec.id = 1;
+  rec.objects.push_back({1, 1, {20, 30, 60, 40}, 2400, false, {}});
+  detr::datasets::CocoResult dog;
+  dog.image_id = 1;
+  dog.category_id = 2;
+  dog.bbox = {100, 20, 50, 50};
+  dog.score = 0.9;
+  auto low = dog;
+  low.score = 0.2;  // below the threshold: not drawn
+  low.bbox = {10, 70, 20, 20};
+  const auto out = detr::draw_validation_image(image, rec, {dog, low}, {}, val.categories, 0.5, 400);
+  ASSERT_EQ(out.size(), cv::Size(808, 224));  // two 400 x 200 sides, a gap, a caption row
+  const cv::Point left_edge(20 * 2, 24 + (30 + 20) * 2), right_edge(408 + 150 * 2, 24 + (20 + 25) * 2);
+  EXPECT_LT(nearest_colour_distance(out, left_edge, cv::Scalar(40, 170, 40)), 30) << "ground truth box";
+  const auto dog_colour = out.at<cv::Vec3b>(right_edge);
+  EXPECT_NE(dog_colour, cv::Vec3b(128, 128, 128)) << "detected box";
+  EXPECT_EQ(out.at<cv::Vec3b>(24 + 80 * 2, 408 + 20 * 2), cv::Vec3b(128, 128, 128)) << "a low score was drawn";
+  const auto jpeg = detr::encode_jpeg(out);
+  std::cout << "[ validation image ] " << out.cols << "x" << out.rows << ", " << jpeg.size() << " bytes as JPEG\n";
+}
+
 }  // namespace

@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -128,15 +129,24 @@ TEST(Train, TwoEpochsWriteEveryOutput) {
   for (const auto& e : fs::directory_iterator(out / "tensorboard")) events = e.path();
   const auto tb = detr::read_tensorboard_events(events);  // CRCs checked
   const auto& scalars = tb.scalars;
-  ASSERT_EQ(tb.images.size(), 2u);  // the confusion matrix of each evaluation
-  EXPECT_EQ(tb.images[0].tag, "eval/confusion_matrix");
-  const auto picture = cv::imdecode(std::vector<uchar>(tb.images[1].encoded.begin(), tb.images[1].encoded.end()),
-                                    cv::IMREAD_COLOR);
-  EXPECT_EQ(picture.rows, tb.images[1].height);
-  EXPECT_EQ(picture.cols, tb.images[1].width);
-  EXPECT_EQ(tb.images[1].step, 1);
-  std::cout << "[ tensorboard ] confusion matrix image " << picture.cols << "x" << picture.rows << ", "
-            << tb.images[1].encoded.size() << " bytes\n";
+  // Each evaluation: the confusion matrix, and the validation images (6 here: fewer than --tb_images 8).
+  std::map<int64_t, std::vector<const detr::TensorBoardImage*>> by_step;
+  for (const auto& image : tb.images) by_step[image.step].push_back(&image);
+  ASSERT_EQ(by_step.size(), 2u);
+  for (const auto& [step, images] : by_step) {
+    ASSERT_EQ(images.size(), 7u) << "step " << step;
+    EXPECT_EQ(images[0]->tag.rfind("eval/predictions/00_", 0), 0u) << images[0]->tag;
+    EXPECT_EQ(images[6]->tag, "eval/confusion_matrix");
+    size_t bytes = 0;
+    for (const auto* image : images) {
+      const auto picture = cv::imdecode(std::vector<uchar>(image->encoded.begin(), image->encoded.end()), cv::IMREAD_COLOR);
+      EXPECT_EQ(picture.rows, image->height) << image->tag;
+      EXPECT_EQ(picture.cols, image->width) << image->tag;
+      bytes += image->encoded.size();
+    }
+    std::cout << "[ tensorboard ] evaluation " << step << ": " << images.size() << " images, " << bytes << " bytes\n";
+  }
+  EXPECT_EQ(by_step.at(0)[3]->tag, by_step.at(1)[3]->tag);  // the same images every evaluation
   bool has_loss = false, has_ap = false;
   int per_class = 0;
   for (const auto& s : scalars) {
