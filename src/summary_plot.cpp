@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <fstream>
 #include <map>
+#include <set>
 #include <sstream>
 
 #include "datasets/coco_mask.h"
@@ -259,15 +260,23 @@ std::vector<size_t> pick_validation_images(const datasets::CocoDataset& val, siz
       if (by_class[o.category_id].empty() || by_class[o.category_id].back() != i) by_class[o.category_id].push_back(i);
   std::vector<size_t> picked;
   std::vector<char> taken(val.images.size(), 0);
-  std::map<int64_t, size_t> next;
+  std::map<int64_t, size_t> next;  // each class's next candidate
+  std::set<int64_t> shown;         // classes the picked images show, this round
   for (bool more = true; more && picked.size() < n;) {
     more = false;
-    for (auto& [cls, images] : by_class) {
+    for (auto& [cls, images] : by_class) {  // a round: each class not yet shown gives one image
+      if (picked.size() == n) break;
+      if (shown.count(cls)) continue;
       auto& k = next[cls];
       while (k < images.size() && taken[images[k]]) ++k;
-      if (k == images.size() || picked.size() == n) continue;
+      if (k == images.size()) continue;
       taken[images[k]] = 1;
       picked.push_back(images[k]);
+      for (const auto& o : val.images[images[k]].objects) shown.insert(o.category_id);
+      more = true;
+    }
+    if (!more && !shown.empty()) {  // every class shown: the next round may repeat them
+      shown.clear();
       more = true;
     }
   }
@@ -286,8 +295,11 @@ cv::Scalar class_colour(int64_t id) {  // BGR, distinct for neighbouring ids, ne
 
 void draw_labelled_box(cv::Mat& img, const std::array<double, 4>& xywh, double scale, const std::string& label,
                        const cv::Scalar& colour) {
-  const cv::Rect r(static_cast<int>(xywh[0] * scale), static_cast<int>(xywh[1] * scale),
-                   std::max(1, static_cast<int>(xywh[2] * scale)), std::max(1, static_cast<int>(xywh[3] * scale)));
+  for (double v : xywh)
+    if (!std::isfinite(v)) return;
+  const double limit = 3.0 * std::max(img.cols, img.rows);  // far outside is drawn at the edge, in int range
+  auto px = [&](double v) { return static_cast<int>(std::clamp(v * scale, -limit, limit)); };
+  const cv::Rect r(px(xywh[0]), px(xywh[1]), std::max(1, px(xywh[2])), std::max(1, px(xywh[3])));
   cv::rectangle(img, r, colour, 2, cv::LINE_AA);
   int base = 0;
   const auto size = cv::getTextSize(label, kFont, 0.45, 1, &base);
@@ -307,10 +319,13 @@ cv::Mat draw_validation_image(const cv::Mat& bgr, const datasets::CocoImageRecor
   auto name = [&](int64_t id) { return names.count(id) ? names[id] : std::to_string(id); };
   const double scale = static_cast<double>(longest_side) / std::max(bgr.cols, bgr.rows);
   cv::Mat shown;
-  cv::resize(bgr, shown, {}, scale, scale, cv::INTER_AREA);
+  cv::resize(bgr, shown,
+             cv::Size(std::max(1, static_cast<int>(std::lround(bgr.cols * scale))),
+                      std::max(1, static_cast<int>(std::lround(bgr.rows * scale)))),
+             0, 0, cv::INTER_AREA);
   cv::Mat truth = shown.clone(), predicted = shown.clone();
   for (const auto& m : mask_detections) {  // masks first, under the boxes
-    if (m.image_id != rec.id || m.score < threshold || !m.segmentation) continue;
+    if (m.image_id != rec.id || m.score < threshold || !m.segmentation || m.segmentation->counts.empty()) continue;
     const auto bits = datasets::decode(*m.segmentation, datasets::MaskLayout::row_major);
     cv::Mat mask(static_cast<int>(m.segmentation->height), static_cast<int>(m.segmentation->width), CV_8UC1,
                  const_cast<uint8_t*>(bits.data()));

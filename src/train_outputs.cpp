@@ -139,8 +139,12 @@ void TrainOutputs::epoch_scalars(const std::vector<std::pair<std::string, double
       add("", row.bbox);
       if (row.segm) add("mask_", *row.segm);
     }
-    if (const auto picture = draw_confusion(ev->confusion); !picture.empty())
-      tb_->add_image("eval/confusion_matrix", encode_png(picture), picture.rows, picture.cols, epoch);
+    try {  // a picture: a failure is a warning
+      if (const auto picture = draw_confusion(ev->confusion); !picture.empty())
+        tb_->add_image("eval/confusion_matrix", encode_png(picture), picture.rows, picture.cols, epoch);
+    } catch (const cv::Exception& e) {
+      std::cerr << "warning: the confusion matrix picture: " << util::terminal_safe(e.what(), true) << "\n";
+    }
   }
   tb_->flush();
 }
@@ -159,7 +163,7 @@ void TrainOutputs::validation_images(const EvalOutput& ev, const datasets::CocoD
       cv::cvtColor(cv::Mat(static_cast<int>(rgb.size(0)), static_cast<int>(rgb.size(1)), CV_8UC3, rgb.data_ptr<uint8_t>()),
                    bgr, cv::COLOR_RGB2BGR);
       const auto picture = draw_validation_image(bgr, rec, ev.detections, ev.mask_detections, val.categories);
-      char tag[32];
+      char tag[48];
       std::snprintf(tag, sizeof tag, "eval/predictions/%02zu_", k);
       tb_->add_image(tag + name, encode_jpeg(picture), picture.rows, picture.cols, epoch);
     } catch (const std::exception& e) {

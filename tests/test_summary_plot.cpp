@@ -138,6 +138,9 @@ TEST(SummaryPlot, ValidationImagesAreSpreadOverTheClassesAndDrawnWhereTheBoxesAr
     val.images.push_back(rec);
   }
   EXPECT_EQ(detr::pick_validation_images(val, 3), (std::vector<size_t>{0, 4, 5}));  // one of each class
+  auto mixed = val;  // an image showing the cat and the dog stands for both
+  mixed.images[0].objects.push_back({90, 2, {50, 50, 10, 10}, 100, false, {}});
+  EXPECT_EQ(detr::pick_validation_images(mixed, 2), (std::vector<size_t>{0, 5}));
   EXPECT_EQ(detr::pick_validation_images(val, 5), (std::vector<size_t>{0, 1, 2, 4, 5}));
   EXPECT_EQ(detr::pick_validation_images(val, 100).size(), 7u);
 
@@ -160,7 +163,15 @@ TEST(SummaryPlot, ValidationImagesAreSpreadOverTheClassesAndDrawnWhereTheBoxesAr
   EXPECT_LT(nearest_colour_distance(out, left_edge, cv::Scalar(40, 170, 40)), 30) << "ground truth box";
   const auto dog_colour = out.at<cv::Vec3b>(right_edge);
   EXPECT_NE(dog_colour, cv::Vec3b(128, 128, 128)) << "detected box";
-  EXPECT_EQ(out.at<cv::Vec3b>(24 + 80 * 2, 408 + 20 * 2), cv::Vec3b(128, 128, 128)) << "a low score was drawn";
+  EXPECT_EQ(out.at<cv::Vec3b>(24 + 80 * 2, 408 + 10 * 2), cv::Vec3b(128, 128, 128)) << "a low score was drawn";
+  EXPECT_NE(detr::draw_validation_image(image, rec, {low}, {}, val.categories, 0.1, 400).at<cv::Vec3b>(24 + 80 * 2, 408 + 10 * 2),
+            cv::Vec3b(128, 128, 128)) << "the same box above the threshold is drawn there";
+  // Boxes far outside or not finite, a 2000 x 1 image: drawn without fault.
+  auto wild = dog;
+  wild.bbox = {1e12, -1e12, 1e15, std::nan("")};
+  auto far = dog;
+  far.bbox = {-1e12, -1e12, 2e12, 2e12};
+  EXPECT_EQ(detr::draw_validation_image(cv::Mat(1, 2000, CV_8UC3), rec, {wild, far}, {}, val.categories).rows, 1 + 24);
   const auto jpeg = detr::encode_jpeg(out);
   std::cout << "[ validation image ] " << out.cols << "x" << out.rows << ", " << jpeg.size() << " bytes as JPEG\n";
 }
