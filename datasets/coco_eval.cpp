@@ -486,6 +486,7 @@ void evaluate_cell(const Prepared& p, const uint32_t* gt_idx, size_t G, const ui
 struct Accumulated {
   int num_cats = 0;
   std::vector<double> precision, recall;
+  std::vector<int64_t> num_gt;  // [K] ground truth that counts, area all
   double& p(int t, int r, int k, int a, int m) {
     return precision[(((static_cast<size_t>(t) * kNumRec + r) * num_cats + k) * kNumArea + a) * kNumMaxDet + m];
   }
@@ -548,6 +549,7 @@ void accumulate_category(const std::vector<EvalDet>& dets, const std::array<int6
                    [&](uint32_t a, uint32_t b) { return dets[a].score > dets[b].score; });
   uint32_t max_rank = 0;
   for (const auto& d : dets) max_rank = std::max(max_rank, d.rank);
+  acc.num_gt[static_cast<size_t>(k)] = npig[0];
   for (int a = 0; a < kNumArea; ++a) {
     if (npig[a] == 0) continue;  // no ground truth: stays -1
     for (int m = 0; m < kNumMaxDet; ++m) {
@@ -706,6 +708,7 @@ Accumulated evaluate_categories(const Prepared& p, IouFn& compute_ious) {
   acc.num_cats = K;
   acc.precision.assign(static_cast<size_t>(kNumIou) * kNumRec * K * kNumArea * kNumMaxDet, -1.0);
   acc.recall.assign(static_cast<size_t>(kNumIou) * K * kNumArea * kNumMaxDet, -1.0);
+  acc.num_gt.assign(static_cast<size_t>(K), 0);
   Workspace ws;
   std::vector<EvalDet> cat_dets;
   for (int k = 0; k < K; ++k) {
@@ -755,6 +758,7 @@ CategoryFigures category_figures(Accumulated& acc, const std::vector<int>& ks) {
     f.precision50[r] = at50.value();
     f.precision[r] = over.value();
   }
+  for (int k : ks) f.num_gt += acc.num_gt[static_cast<size_t>(k)];
   f.ap = ap.value();
   f.ap50 = ap50.value();
   f.ar100 = ar.value();

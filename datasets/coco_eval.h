@@ -65,6 +65,7 @@ struct CategoryFigures {
   double ap = -1;     // mean precision over IoU 0.50:0.95 and the 101 recall thresholds
   double ap50 = -1;   // the same at IoU 0.50
   double ar100 = -1;  // mean recall over IoU 0.50:0.95
+  int64_t num_gt = 0;  // ground-truth objects that count (not crowd, not ignored), area all
   // Precision-recall curves: precision at recall r / 100 (r = 0..100, COCOeval's recThrs), at IoU 0.50
   // and averaged over 0.50:0.95 (precision is 0 past the largest recall reached).
   std::array<double, 101> precision50{}, precision{};

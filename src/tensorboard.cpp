@@ -82,6 +82,45 @@ std::string encode_image_summary(const std::string& tag, std::string_view encode
   return summary;
 }
 
+// A PR curve's Value: the pr_curves plugin's metadata and the [6, N] float tensor.
+std::string encode_pr_curve_summary(const std::string& tag, const std::array<std::vector<float>, 6>& rows) {
+  const size_t n = rows[0].size();
+  std::string plugin_content;  // PrCurvePluginData{version 0 (default, omitted), num_thresholds}
+  put_key(plugin_content, 2, kVarint);
+  put_varint(plugin_content, n);
+  std::string plugin_data;
+  put_bytes(plugin_data, kPluginName, kPrCurvesPlugin);
+  put_bytes(plugin_data, kPluginContent, plugin_content);
+  std::string metadata;
+  put_bytes(metadata, kPluginData, plugin_data);
+  std::string shape;
+  for (const uint64_t size : {uint64_t{6}, static_cast<uint64_t>(n)}) {
+    std::string dim;
+    put_key(dim, kDimSize, kVarint);
+    put_varint(dim, size);
+    put_bytes(shape, kDim, dim);
+  }
+  std::string floats;
+  for (const auto& row : rows)
+    for (const float v : row) {
+      uint32_t bits;
+      std::memcpy(&bits, &v, sizeof bits);
+      put_fixed(floats, bits, 4);
+    }
+  std::string tensor;
+  put_key(tensor, kDtype, kVarint);
+  put_varint(tensor, kDtFloat);
+  put_bytes(tensor, kTensorShape, shape);
+  put_bytes(tensor, kFloatVal, floats);  // packed
+  std::string v;
+  put_bytes(v, kTag, tag);
+  put_bytes(v, kMetadata, metadata);
+  put_bytes(v, kTensor, tensor);
+  std::string summary;
+  put_bytes(summary, kValue, v);
+  return summary;
+}
+
 // Event with exactly one of file_version / summary set. step 0 is omitted (proto3 default).
 std::string encode_event(double wall_time, int64_t step, std::string_view file_version,
                          std::string_view summary) {
@@ -182,6 +221,18 @@ void TensorBoardWriter::add_image(const std::string& tag, std::string_view encod
   const double now = unix_now();
   const std::string event =
       encode_event(wall_time == 0 ? now : wall_time, step, {}, encode_image_summary(tag, encoded, height, width));
+  std::lock_guard<std::mutex> lock(mutex_);
+  write_record(event);
+  if (now - last_flush_ >= kFlushPeriodSeconds) flush_locked();
+}
+
+void TensorBoardWriter::add_pr_curve(const std::string& tag, const std::array<std::vector<float>, 6>& rows,
+                                     int64_t step, double wall_time) {
+  for (const auto& row : rows)
+    if (row.size() != rows[0].size() || row.size() < 2)
+      throw std::invalid_argument("add_pr_curve " + tag + ": six rows of one length >= 2 are needed");
+  const double now = unix_now();
+  const std::string event = encode_event(wall_time == 0 ? now : wall_time, step, {}, encode_pr_curve_summary(tag, rows));
   std::lock_guard<std::mutex> lock(mutex_);
   write_record(event);
   if (now - last_flush_ >= kFlushPeriodSeconds) flush_locked();

@@ -1,4 +1,4 @@
-// TensorBoard event files (scalars and images) without TensorFlow or protobuf.
+// TensorBoard event files (scalars, images, PR curves) without TensorFlow or protobuf.
 //
 // File: <log_dir>/events.out.tfevents.<10-digit unix seconds>.<hostname>[.N] (TensorBoard globs
 // *tfevents*; .N is added only when that name already exists). It is a TFRecord stream:
@@ -6,9 +6,14 @@
 // with mask(c) = ((c >> 15) | (c << 17)) + 0xa282ead8. The Event is hand-encoded protobuf:
 //   Event{wall_time=1 double, step=2 int64, file_version=3 string, summary=5 Summary}
 //   Summary{value=1 repeated Value}, Value{tag=1 string, simple_value=2 float, image=4 Image},
-//   Image{height=1 int32, width=2 int32, colorspace=3 int32, encoded_image_string=4 bytes}.
+//   Image{height=1 int32, width=2 int32, colorspace=3 int32, encoded_image_string=4 bytes};
+//   a PR curve: Value{tag, metadata=9 SummaryMetadata, tensor=8 TensorProto}, SummaryMetadata{
+//   plugin_data=1 PluginData{plugin_name=1 "pr_curves", content=2 PrCurvePluginData{version=1 0,
+//   num_thresholds=2}}}, TensorProto{dtype=1 DT_FLOAT (1), tensor_shape=2 TensorShapeProto{dim=2
+//   Dim{size=1}}, float_val=5 packed} of shape [6, num_thresholds]: TP, FP, TN, FN, precision, recall.
 // The first event carries file_version "brain.Event:2" (as TF's EventsWriter writes).
 #pragma once
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -39,6 +44,10 @@ class TensorBoardWriter {
   // RGB (colorspace 3). Flushed as add_scalar.
   void add_image(const std::string& tag, std::string_view encoded, int height, int width, int64_t step,
                  double wall_time = 0);
+  // Appends a PR curve for TensorBoard's PR Curves tab: rows TP, FP, TN, FN, precision, recall (each
+  // of one length, at least 2), as the pr_curves plugin stores them. Flushed as add_scalar.
+  void add_pr_curve(const std::string& tag, const std::array<std::vector<float>, 6>& rows, int64_t step,
+                    double wall_time = 0);
   // fflush so a TensorBoard sidecar sees events while training runs.
   void flush();
   const std::filesystem::path& path() const { return path_; }
@@ -71,7 +80,14 @@ constexpr size_t kFooterBytes = 4;   // uint32 masked CRC of the data
 enum Wire : uint32_t { kVarint = 0, kFixed64 = 1, kLengthDelimited = 2, kFixed32 = 5 };
 enum EventField : uint32_t { kWallTime = 1, kStep = 2, kFileVersionField = 3, kSummary = 5 };
 enum SummaryField : uint32_t { kValue = 1 };
-enum ValueField : uint32_t { kTag = 1, kSimpleValue = 2, kImage = 4 };
+enum ValueField : uint32_t { kTag = 1, kSimpleValue = 2, kImage = 4, kTensor = 8, kMetadata = 9 };
+enum MetadataField : uint32_t { kPluginData = 1 };
+enum PluginDataField : uint32_t { kPluginName = 1, kPluginContent = 2 };
+enum TensorField : uint32_t { kDtype = 1, kTensorShape = 2, kTensorContent = 4, kFloatVal = 5 };
+enum ShapeField : uint32_t { kDim = 2 };
+enum DimField : uint32_t { kDimSize = 1 };
+constexpr uint32_t kDtFloat = 1;
+constexpr const char* kPrCurvesPlugin = "pr_curves";
 enum ImageField : uint32_t { kHeight = 1, kWidth = 2, kColorspace = 3, kEncodedImage = 4 };
 }  // namespace tensorboard_format
 // TFRecord framing's masked CRC: ((crc >> 15) | (crc << 17)) + 0xa282ead8.

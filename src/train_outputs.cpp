@@ -1,6 +1,8 @@
 #include "src/train_outputs.h"
 
 #include <algorithm>
+#include <array>
+#include <cmath>
 #include <iomanip>
 #include <iostream>
 #include <map>
@@ -23,6 +25,23 @@ namespace {
 
 void write_json(const fs::path& path, const nlohmann::json& j, bool compact = false) {
   util::write_file_atomically(path, (compact ? j.dump() : j.dump(1)) + "\n");
+}
+
+// A PR curve as TensorBoard's pr_curves plugin keeps one: index i is recall (100 - i) / 100 (the plugin's
+// thresholds rise as recall falls), with COCOeval's precision there and the counts that give them:
+// TP = recall x ground truth, FP = TP (1 - p) / p, FN = the rest. Where precision is 0 (recall not
+// reached) TP and FP are 0, which the plugin leaves out of the drawn curve.
+std::array<std::vector<float>, 6> pr_curve_rows(const datasets::CategoryFigures& f, bool at50) {
+  std::array<std::vector<float>, 6> rows;
+  for (int i = 0; i <= 100; ++i) {
+    const int r = 100 - i;
+    const double p = std::max(0.0, (at50 ? f.precision50 : f.precision)[r]);
+    const double tp = p > 0 ? std::round(r / 100.0 * static_cast<double>(f.num_gt)) : 0;
+    const double fp = p > 0 ? std::round(tp * (1 - p) / p) : 0;
+    const double values[6] = {tp, fp, 0, static_cast<double>(f.num_gt) - tp, p, r / 100.0};
+    for (int k = 0; k < 6; ++k) rows[k].push_back(static_cast<float>(values[k]));
+  }
+  return rows;
 }
 
 std::string numbered(const char* stem, int64_t n, const char* ext) {
@@ -125,6 +144,16 @@ void TrainOutputs::epoch_scalars(const std::vector<std::pair<std::string, double
     tb_->add_scalar("eval/loss", ev->stats.global_avg("loss"), epoch);
     std::map<std::string, int> uses;
     for (const auto& row : ev->per_class) ++uses[row.name];
+    // pr_curves/AP50/<name> and pr_curves/AP/<name> (IoU 0.50, and the mean over 0.50:0.95), mask_ too.
+    auto pr_curves = [&](const std::string& name, const datasets::CategoryFigures& box,
+                         const datasets::CategoryFigures* mask) {
+      for (const auto* f : {&box, mask}) {
+        if (!f || f->ap < 0) continue;
+        const std::string prefix = f == mask ? "pr_curves/mask_" : "pr_curves/";
+        tb_->add_pr_curve(prefix + "AP50/" + name, pr_curve_rows(*f, true), epoch);
+        tb_->add_pr_curve(prefix + "AP/" + name, pr_curve_rows(*f, false), epoch);
+      }
+    };
     for (const auto& row : ev->per_class) {  // classes without ground truth (-1) are left out
       // The name as valid UTF-8 without '/' (which would nest the tag); the id where names clash.
       std::string name = util::terminal_safe(row.name, /*newlines_escaped=*/true);
@@ -138,7 +167,10 @@ void TrainOutputs::epoch_scalars(const std::vector<std::pair<std::string, double
       };
       add("", row.bbox);
       if (row.segm) add("mask_", *row.segm);
+      pr_curves(name, row.bbox, row.segm ? &*row.segm : nullptr);
     }
+    if (!ev->per_class.empty())
+      pr_curves("all", ev->coco.all, ev->mask_detections.empty() ? nullptr : &ev->coco_masks.all);
     try {  // a picture: a failure is a warning
       if (const auto picture = draw_confusion(ev->confusion); !picture.empty())
         tb_->add_image("eval/confusion_matrix", encode_png(picture), picture.rows, picture.cols, epoch);

@@ -51,7 +51,9 @@ double expect_per_class_consistent(const CocoEvalResult& result) {
     double curve = 0;
     for (int r = 0; r < 101; ++r) {
       curve += f.precision50[r];
-      if (r > 0) EXPECT_LE(f.precision50[r], f.precision50[r - 1]) << "category " << cat << " recall " << r;
+      if (r > 0) {
+        EXPECT_LE(f.precision50[r], f.precision50[r - 1]) << "category " << cat << " recall " << r;
+      }
     }
     dev = std::max(dev, std::abs(curve / 101 - f.ap50));
   }

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -337,4 +338,29 @@ TEST_F(TensorBoardTest, PythonTensorboardCrossCheck) {
   const std::string cmd =
       "/usr/bin/python3 " + (dir_ / "check.py").string() + " " + dir_.string() + " >/dev/null 2>&1";
   EXPECT_EQ(std::system(cmd.c_str()), 0);
+}
+
+TEST_F(TensorBoardTest, PrCurveRoundTripsWithPluginAndShape) {
+  std::array<std::vector<float>, 6> rows;
+  for (int i = 0; i < 5; ++i)
+    for (int k = 0; k < 6; ++k) rows[k].push_back(static_cast<float>(k * 10 + i) + 0.25f);
+  fs::path path;
+  {
+    TensorBoardWriter w(dir_);
+    path = w.path();
+    w.add_scalar("loss", 1.0, 1, 1.0);
+    w.add_pr_curve("pr_curves/AP50/all", rows, 3, 2.0);
+    EXPECT_THROW(w.add_pr_curve("bad", {{{1, 2}, {1, 2}, {1, 2}, {1, 2}, {1, 2}, {1}}}, 3), std::invalid_argument);
+  }
+  const auto events = detr::read_tensorboard_events(path);
+  ASSERT_EQ(events.scalars.size(), 1u);
+  ASSERT_EQ(events.tensors.size(), 1u);
+  const auto& t = events.tensors[0];
+  EXPECT_EQ(t.tag, "pr_curves/AP50/all");
+  EXPECT_EQ(t.plugin, "pr_curves");
+  EXPECT_EQ(t.step, 3);
+  EXPECT_EQ(t.shape, (std::vector<int64_t>{6, 5}));
+  ASSERT_EQ(t.values.size(), 30u);
+  for (int k = 0; k < 6; ++k)
+    for (int i = 0; i < 5; ++i) EXPECT_EQ(t.values[k * 5 + i], rows[k][i]) << k << "," << i;
 }

@@ -157,6 +157,44 @@ TEST(Train, TwoEpochsWriteEveryOutput) {
   EXPECT_TRUE(has_loss);
   EXPECT_TRUE(has_ap);
   EXPECT_GT(per_class, 0);  // one per class with ground truth and evaluation
+
+  // PR curves in the pr_curves plugin's form: [6, 101], recall falling from 1 to 0, precision equal to
+  // eval/pr_curves_latest.csv's (the last evaluation's) for `all` at IoU 0.50.
+  std::map<std::string, float> csv_precision;  // "recall" -> precision, all at 0.50
+  {
+    std::ifstream curves(out / "eval" / "pr_curves_latest.csv");
+    std::string line;
+    while (std::getline(curves, line))
+      if (line.rfind("all,,0.50,", 0) == 0) {
+        const auto recall = line.substr(10, 4);
+        csv_precision[recall] = std::stof(line.substr(15));
+      }
+  }
+  ASSERT_EQ(csv_precision.size(), 101u);
+  const detr::TensorBoardTensor* all50 = nullptr;
+  int curves = 0;
+  for (const auto& t : tb.tensors) {
+    EXPECT_EQ(t.plugin, "pr_curves") << t.tag;
+    ASSERT_EQ(t.shape, (std::vector<int64_t>{6, 101})) << t.tag;
+    for (int i = 1; i <= 100; ++i) EXPECT_LT(t.values[5 * 101 + i], t.values[5 * 101 + i - 1]) << t.tag;
+    for (int i = 0; i <= 100; ++i) {
+      const float p = t.values[4 * 101 + i];
+      EXPECT_TRUE(p >= 0 && p <= 1) << t.tag << " " << p;
+    }
+    curves += t.step == 1;
+    if (t.step == 1 && t.tag == "pr_curves/AP50/all") all50 = &t;
+  }
+  EXPECT_EQ(curves, 2 * (per_class / 2 + 1));  // AP50 and AP per class seen at step 1, and all
+  ASSERT_NE(all50, nullptr);
+  double dev = 0;
+  for (int i = 0; i <= 100; ++i) {
+    char recall[8];
+    std::snprintf(recall, sizeof recall, "%.2f", (100 - i) / 100.0);
+    EXPECT_FLOAT_EQ(all50->values[5 * 101 + i], (100 - i) / 100.0f);
+    dev = std::max(dev, std::abs(double(all50->values[4 * 101 + i]) - csv_precision.at(recall)));
+  }
+  std::cout << "[ pr_curves ] " << tb.tensors.size() << " curves; all@0.50 precision vs csv: max |dev| " << dev << "\n";
+  EXPECT_LT(dev, 1e-6);
 }
 
 TEST(Train, ResumeEqualsOneRun) {

@@ -89,7 +89,71 @@ struct ParsedEvent {
   std::optional<std::string> file_version;
   std::vector<std::pair<std::string, float>> values;  // Values that carry simple_value
   std::vector<TensorBoardImage> images;               // Values that carry an image
+  std::vector<TensorBoardTensor> tensors;             // Values that carry a float tensor
 };
+
+// Fields `field` of a message, as length-delimited values, each to `visit`.
+template <class Visit>
+void each_bytes_field(std::string_view bytes, uint32_t wanted, Visit visit) {
+  ProtoReader r(bytes);
+  while (!r.done()) {
+    Wire wire;
+    const uint32_t field = r.next_key(wire);
+    if (field == wanted && wire == kLengthDelimited)
+      visit(r.bytes());
+    else
+      r.skip(wire);
+  }
+}
+
+// SummaryMetadata -> its plugin_data.plugin_name.
+std::string plugin_name(std::string_view metadata) {
+  std::string name;
+  each_bytes_field(metadata, kPluginData, [&](std::string_view plugin_data) {
+    each_bytes_field(plugin_data, kPluginName, [&](std::string_view n) { name = std::string(n); });
+  });
+  return name;
+}
+
+// TensorProto (DT_FLOAT, float_val packed or tensor_content) -> shape and values.
+void parse_tensor(std::string_view bytes, TensorBoardTensor& t) {
+  ProtoReader r(bytes);
+  auto floats = [&](std::string_view raw) {
+    if (raw.size() % 4) throw std::runtime_error("float values of " + std::to_string(raw.size()) + " bytes");
+    for (size_t i = 0; i < raw.size(); i += 4) {
+      const auto bits = static_cast<uint32_t>(load_le(raw.data() + i, 4));
+      float v;
+      std::memcpy(&v, &bits, sizeof v);
+      t.values.push_back(v);
+    }
+  };
+  while (!r.done()) {
+    Wire wire;
+    const uint32_t field = r.next_key(wire);
+    if (field == kDtype) {
+      ProtoReader::expect(field, wire, kVarint);
+      if (r.varint() != kDtFloat) throw std::runtime_error("a tensor that is not float32");
+    } else if (field == kTensorShape) {
+      ProtoReader::expect(field, wire, kLengthDelimited);
+      each_bytes_field(r.bytes(), kDim, [&](std::string_view dim) {
+        ProtoReader d(dim);
+        while (!d.done()) {
+          Wire w;
+          const uint32_t f = d.next_key(w);
+          if (f == kDimSize && w == kVarint)
+            t.shape.push_back(static_cast<int64_t>(d.varint()));
+          else
+            d.skip(w);
+        }
+      });
+    } else if (field == kFloatVal || field == kTensorContent) {
+      ProtoReader::expect(field, wire, kLengthDelimited);
+      floats(r.bytes());
+    } else {
+      r.skip(wire);
+    }
+  }
+}
 
 TensorBoardImage parse_image(std::string_view bytes) {
   ProtoReader r(bytes);
@@ -116,6 +180,8 @@ void parse_value(std::string_view bytes, ParsedEvent& event) {
   std::string tag;
   std::optional<float> simple_value;
   std::optional<TensorBoardImage> image;
+  std::optional<TensorBoardTensor> tensor;
+  std::string plugin;
   while (!r.done()) {
     Wire wire;
     const uint32_t field = r.next_key(wire);
@@ -131,14 +197,26 @@ void parse_value(std::string_view bytes, ParsedEvent& event) {
     } else if (field == kImage) {
       ProtoReader::expect(field, wire, kLengthDelimited);
       image = parse_image(r.bytes());
+    } else if (field == kTensor) {
+      ProtoReader::expect(field, wire, kLengthDelimited);
+      tensor.emplace();
+      parse_tensor(r.bytes(), *tensor);
+    } else if (field == kMetadata) {
+      ProtoReader::expect(field, wire, kLengthDelimited);
+      plugin = plugin_name(r.bytes());
     } else {
       r.skip(wire);  // histo, tensor, metadata, ...
     }
   }
   if (simple_value) event.values.emplace_back(tag, *simple_value);
   if (image) {
-    image->tag = std::move(tag);
+    image->tag = tag;
     event.images.push_back(std::move(*image));
+  }
+  if (tensor) {
+    tensor->tag = std::move(tag);
+    tensor->plugin = std::move(plugin);
+    event.tensors.push_back(std::move(*tensor));
   }
 }
 
@@ -241,6 +319,10 @@ TensorBoardEvents read_tensorboard_events(const std::filesystem::path& file) {
     for (auto& image : event.images) {
       image.step = event.step;
       events.images.push_back(std::move(image));
+    }
+    for (auto& tensor : event.tensors) {
+      tensor.step = event.step;
+      events.tensors.push_back(std::move(tensor));
     }
     offset += kHeaderBytes + length + kFooterBytes;
   }

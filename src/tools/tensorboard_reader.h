@@ -21,9 +21,18 @@ struct TensorBoardImage {
   std::string encoded;  // PNG or JPEG bytes
 };
 
+// A tensor summary (a PR curve: plugin "pr_curves", shape [6, N]), float values only.
+struct TensorBoardTensor {
+  std::string tag, plugin;
+  int64_t step = 0;
+  std::vector<int64_t> shape;
+  std::vector<float> values;  // row-major
+};
+
 struct TensorBoardEvents {
   std::vector<TensorBoardScalar> scalars;
   std::vector<TensorBoardImage> images;
+  std::vector<TensorBoardTensor> tensors;
 };
 
 // Reads an event file back, checking both CRCs of every record. Throws std::runtime_error naming
