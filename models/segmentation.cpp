@@ -1,5 +1,6 @@
 #include "models/segmentation.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <tuple>
@@ -7,6 +8,22 @@
 namespace detr::models {
 
 namespace F = torch::nn::functional;
+
+bool is_segmentation_state(const StateDict& state) {
+  return std::any_of(state.begin(), state.end(), [](const auto& kv) { return kv.first.rfind(kDetrKeyPrefix, 0) == 0; });
+}
+
+std::pair<StateDict, StateDict> split_segmentation_state(StateDict state) {
+  const size_t n = std::char_traits<char>::length(kDetrKeyPrefix);
+  std::pair<StateDict, StateDict> parts;
+  for (auto& [k, v] : state) {
+    if (k.rfind(kDetrKeyPrefix, 0) == 0)
+      parts.first.emplace(k.substr(n), std::move(v));
+    else
+      parts.second.emplace(k, std::move(v));
+  }
+  return parts;
+}
 
 MHAttentionMapImpl::MHAttentionMapImpl(MHAttentionMapOptions opts) : options(std::move(opts)) {
   TORCH_CHECK(options.num_heads() > 0 && options.hidden_dim() % options.num_heads() == 0,

@@ -7,6 +7,8 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <map>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -15,6 +17,14 @@
 #include "src/util/misc.h"
 
 namespace detr::models {
+
+// A DETRsegm state dict holds its DETR's keys under "detr." (upstream's attribute name), beside
+// bbox_attention.* and mask_head.*.
+constexpr const char* kDetrKeyPrefix = "detr.";
+using StateDict = std::map<std::string, torch::Tensor>;
+bool is_segmentation_state(const StateDict& state);
+// {the DETR's keys without the prefix, the rest (the mask head's)}.
+std::pair<StateDict, StateDict> split_segmentation_state(StateDict state);
 
 struct MHAttentionMapOptions {
   MHAttentionMapOptions(int64_t query_dim, int64_t hidden_dim, int64_t num_heads)

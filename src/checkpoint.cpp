@@ -1,7 +1,12 @@
 #include "src/checkpoint.h"
 
+#include <algorithm>
 #include <cmath>
+#include <set>
+#include <sstream>
+#include <tuple>
 
+#include "models/segmentation.h"
 #include "src/serialization/state_dict.h"
 #include "src/serialization/torch_save.h"
 
@@ -125,7 +130,7 @@ constexpr int64_t kMaxEpoch = 1'000'000;
 constexpr int64_t kMaxSteps = int64_t{1} << 40;
 
 [[noreturn]] void bad_field(const fs::path& path, const std::string& field, const std::string& what) {
-  throw std::runtime_error(path.string() + ": field '" + field + "' " + what + " (not a usable resume state)");
+  throw std::runtime_error(path.string() + ": field '" + field + "' " + what + " (a damaged or crafted checkpoint)");
 }
 
 int64_t int_in(const PyValue& v, const fs::path& path, const std::string& field, int64_t lo, int64_t hi) {
@@ -155,14 +160,6 @@ CheckpointState read_state(const PyValue& root, const fs::path& path) {
     st.scaler_growth_tracker = int_in(s->at("_growth_tracker"), path, "scaler._growth_tracker", 0, kMaxSteps);
   }
   if (const auto* b = root.find("best_ap"); b && !b->is_none()) st.best_ap = float_in(*b, path, "best_ap", -1, 1);
-  if (const auto* cl = root.find("classes"); cl && cl->is_list())
-    for (size_t k = 0; k < cl->size(); ++k) {
-      const auto& item = cl->item(k);
-      const auto field = "classes[" + std::to_string(k) + "]";
-      if (!item.is_dict() || !item.contains("id") || !item.contains("name") || !item.at("name").is_str())
-        bad_field(path, field, "is " + repr(item) + ", expected {'id': int, 'name': str}");
-      st.classes.push_back({int_in(item.at("id"), path, field + ".id", 0, kMaxSteps), item.at("name").as_str()});
-    }
   return st;
 }
 
@@ -180,25 +177,166 @@ auto with_path(const fs::path& path, Fn fn) -> decltype(fn()) {
 
 }  // namespace
 
+namespace {
+
+// NaN or infinite weights would answer every image with null scores and boxes: refused by name.
+void check_finite(const fs::path& path, const std::map<std::string, torch::Tensor>& state) {
+  for (const auto& [key, t] : state)
+    if (t.is_floating_point() && !torch::isfinite(t).all().item<bool>())
+      throw std::runtime_error(path.string() + ": weight '" + key + "' holds NaN or infinite values");
+}
+
+std::vector<datasets::CocoCategory> read_classes(const PyValue& root, const fs::path& path) {
+  std::vector<datasets::CocoCategory> classes;
+  const auto* cl = root.find("classes");
+  if (!cl || cl->is_none()) return classes;
+  if (!cl->is_list()) bad_field(path, "classes", "is " + cl->type_name() + ", expected a list");
+  for (size_t k = 0; k < cl->size(); ++k) {
+    const auto& item = cl->item(k);
+    const auto field = "classes[" + std::to_string(k) + "]";
+    if (!item.is_dict() || !item.contains("id") || !item.contains("name") || !item.at("name").is_str())
+      bad_field(path, field, "is " + repr(item) + ", expected {'id': int, 'name': str}");
+    classes.push_back({int_in(item.at("id"), path, field + ".id", 0, kMaxSteps), item.at("name").as_str()});
+  }
+  return classes;
+}
+
+// args: our dict, or upstream's argparse.Namespace (an object whose state holds the flags).
+CheckpointArgs read_args(const PyValue& root, const fs::path& path) {
+  CheckpointArgs a;
+  const auto* args = root.find("args");
+  if (!args) return a;
+  auto find = [&](const char* name) { return args->is_dict() ? args->find(name) : args->find_attr(name); };
+  auto integer = [&](const char* name, int64_t lo, int64_t hi, std::optional<int64_t>& out) {
+    if (const auto* v = find(name); v && !v->is_none()) out = int_in(*v, path, std::string("args.") + name, lo, hi);
+  };
+  integer("nheads", 1, 4096, a.nheads);
+  integer("val_size", 1, 1 << 16, a.val_size);
+  integer("max_size", 1, 1 << 16, a.max_size);
+  if (const auto* v = find("dilation"); v && !v->is_none()) {
+    if (!v->is_bool()) bad_field(path, "args.dilation", "is " + repr(*v) + ", expected True or False");
+    a.dilation = v->as_bool();
+  }
+  return a;
+}
+
+}  // namespace
+
 LoadedCheckpoint load_checkpoint(const fs::path& path) {
-  const auto root = serialization::torch_load(path);
+  return read_checkpoint(std::make_shared<const PyValue>(serialization::torch_load(path)), path);
+}
+
+LoadedCheckpoint read_checkpoint(std::shared_ptr<const PyValue> root_ptr, const fs::path& path) {
+  const PyValue& root = *root_ptr;
   LoadedCheckpoint ck;
   ck.path = path;
   ck.model = naming_file(path, [&] { return serialization::to_state_dict(root); });
-  if (!root.is_dict()) return ck;
-  if (const auto* c = root.find("model_config")) {
-    try {
-      ck.model_config = models::model_config_from_json(serialization::to_json(*c));
-    } catch (const std::exception& e) {
-      throw std::runtime_error(path.string() + ": model_config: " + e.what());
+  check_finite(path, ck.model);
+  if (root.is_dict()) {
+    if (const auto* c = root.find("model_config")) {
+      try {
+        ck.model_config = models::model_config_from_json(serialization::to_json(*c));
+      } catch (const std::exception& e) {
+        throw std::runtime_error(path.string() + ": model_config: " + e.what());
+      }
     }
+    if (root.find("epoch")) ck.state = with_path(path, [&] { return read_state(root, path); });
+    ck.classes = read_classes(root, path);
+    if (ck.state) ck.state->classes = ck.classes;
+    ck.args = read_args(root, path);
+    ck.has_optimizer = root.contains("optimizer") && root.contains("lr_scheduler");
   }
-  if (root.find("epoch")) ck.state = with_path(path, [&] { return read_state(root, path); });
-  ck.has_optimizer = root.contains("optimizer") && root.contains("lr_scheduler");
+  ck.root = std::move(root_ptr);
   return ck;
 }
 
-static void restore_optimizer_state(const fs::path& path, AdamW& optimizer, StepLR& scheduler);
+models::ModelConfig infer_model_config(const std::map<std::string, torch::Tensor>& state, bool dilation) {
+  // A segmentation model (upstream DETRsegm): its DETR's keys carry the prefix.
+  auto s = models::split_segmentation_state(state).first;
+  const bool masks = !s.empty();
+  if (!masks) s = state;
+  auto shape = [&](const std::string& k) -> std::vector<int64_t> {
+    auto it = s.find(k);
+    if (it == s.end()) throw std::runtime_error("state dict has no '" + k + "': not a DETR model");
+    return it->second.sizes().vec();
+  };
+  auto count = [&](const std::string& prefix) {  // the distinct N of "<prefix>N." keys
+    std::set<int64_t> ids;
+    for (const auto& kv : s) {
+      const std::string& k = kv.first;
+      if (k.rfind(prefix, 0) != 0) continue;
+      const size_t end = k.find('.', prefix.size());
+      const std::string digits = k.substr(prefix.size(), end == std::string::npos ? std::string::npos : end - prefix.size());
+      if (end != std::string::npos && !digits.empty() && digits.size() < 10 &&
+          std::all_of(digits.begin(), digits.end(), [](char ch) { return ch >= '0' && ch <= '9'; }))
+        ids.insert(std::stoll(digits));
+    }
+    return static_cast<int64_t>(ids.size());
+  };
+  models::ModelConfig c;
+  const bool bottleneck = s.count("backbone.0.body.layer1.0.conv3.weight") > 0;
+  const int64_t layer3 = count("backbone.0.body.layer3.");
+  if (bottleneck)
+    c.backbone = layer3 >= 23 ? "resnet101" : "resnet50";
+  else
+    c.backbone = count("backbone.0.body.layer2.") >= 4 ? "resnet34" : "resnet18";
+  c.dilation = dilation;
+  c.hidden_dim = shape("query_embed.weight")[1];
+  c.num_queries = shape("query_embed.weight")[0];
+  c.num_classes = shape("class_embed.weight")[0] - 1;
+  c.enc_layers = count("transformer.encoder.layers.");
+  c.dec_layers = count("transformer.decoder.layers.");
+  c.dim_feedforward = c.enc_layers ? shape("transformer.encoder.layers.0.linear1.weight")[0]
+                                   : shape("transformer.decoder.layers.0.linear1.weight")[0];
+  c.pre_norm = s.count("transformer.encoder.norm.weight") > 0;
+  c.position_embedding = s.count("backbone.1.row_embed.weight") ? models::PositionEmbedding::kLearned
+                                                                 : models::PositionEmbedding::kSine;
+  c.nheads = c.hidden_dim % 8 == 0 ? 8 : 1;  // not visible in weights; upstream's default
+  c.dropout = 0;
+  c.masks = masks;
+  return c;
+}
+
+namespace {
+
+// Every size the weights show must agree with the claimed config before anything is built (measured
+// before this check: 10.7 GB for a crafted config with huge layer and query counts).
+void check_config_against_weights(const fs::path& path, const models::ModelConfig& c,
+                                  const std::map<std::string, torch::Tensor>& state) {
+  const auto w = naming_file(path, [&] { return infer_model_config(state, c.dilation); });
+  const auto differ = [&](const char* field, const std::string& claimed, const std::string& shown) {
+    if (claimed != shown)
+      throw std::runtime_error(path.string() + ": model_config says " + field + " " + claimed +
+                               ", but the weights have " + shown + " (a damaged or crafted checkpoint)");
+  };
+  differ("backbone", c.backbone, w.backbone);
+  differ("masks", c.masks ? "true" : "false", w.masks ? "true" : "false");
+  for (const auto& [field, claimed, shown] :
+       {std::tuple<const char*, int64_t, int64_t>{"hidden_dim", c.hidden_dim, w.hidden_dim},
+        {"num_queries", c.num_queries, w.num_queries},
+        {"num_classes", c.num_classes, w.num_classes},
+        {"enc_layers", c.enc_layers, w.enc_layers},
+        {"dec_layers", c.dec_layers, w.dec_layers},
+        {"dim_feedforward", c.dim_feedforward, w.dim_feedforward}})
+    differ(field, std::to_string(claimed), std::to_string(shown));
+}
+
+}  // namespace
+
+models::ModelConfig checkpoint_model_config(const LoadedCheckpoint& ck, bool dilation) {
+  models::ModelConfig c;
+  if (ck.model_config) {
+    c = *ck.model_config;
+  } else {  // upstream files carry their argparse Namespace: what the weights cannot show comes from it
+    c = naming_file(ck.path, [&] { return infer_model_config(ck.model, dilation); });
+    if (ck.args.nheads) c.nheads = *ck.args.nheads;
+    if (ck.args.dilation) c.dilation = *ck.args.dilation;
+  }
+  check_config_against_weights(ck.path, c, ck.model);
+  return c;
+}
+
+static void restore_optimizer_state(const PyValue& root, const fs::path& path, AdamW& optimizer, StepLR& scheduler);
 
 namespace {
 // A group's betas and eps, as torch.optim.AdamW.load_state_dict restores them: betas in [0, 1), eps
@@ -224,12 +362,24 @@ void restore_moment_options(const PyValue& group, size_t g, const fs::path& path
 }
 }  // namespace
 
-void restore_optimizer(const fs::path& path, AdamW& optimizer, StepLR& scheduler) {
-  with_path(path, [&] { restore_optimizer_state(path, optimizer, scheduler); });
+std::string describe(const LoadedCheckpoint& ck) {
+  const auto c = checkpoint_model_config(ck);
+  std::ostringstream line;
+  line << ck.model.size() << " weights; " << c.backbone << ", hidden " << c.hidden_dim << ", " << c.enc_layers << "+"
+       << c.dec_layers << " layers, " << c.num_queries << " queries, num_classes " << c.num_classes
+       << (c.masks ? ", mask head" : "") << (ck.model_config ? "" : " (seen in the weights)");
+  if (ck.state) line << "; epoch " << ck.state->epoch;
+  if (!ck.classes.empty()) line << "; " << ck.classes.size() << " classes";
+  line << (ck.has_optimizer ? "; optimizer state: resumable" : "; no optimizer state");
+  return line.str();
 }
 
-static void restore_optimizer_state(const fs::path& path, AdamW& optimizer, StepLR& scheduler) {
-  const auto root = serialization::torch_load(path);
+void restore_optimizer(const LoadedCheckpoint& ck, AdamW& optimizer, StepLR& scheduler) {
+  if (!ck.root) throw std::runtime_error(ck.path.string() + ": optimizer: the checkpoint's contents were released");
+  with_path(ck.path, [&] { restore_optimizer_state(*ck.root, ck.path, optimizer, scheduler); });
+}
+
+static void restore_optimizer_state(const PyValue& root, const fs::path& path, AdamW& optimizer, StepLR& scheduler) {
   auto fail = [&](const std::string& what) {
     throw std::runtime_error(path.string() + ": optimizer: " + what);
   };

@@ -13,6 +13,7 @@
 
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -23,6 +24,9 @@
 #include "src/optimizer.h"
 
 namespace detr {
+namespace serialization {
+class PyValue;
+}
 
 constexpr int64_t kCheckpointFormatVersion = 1;
 
@@ -63,20 +67,47 @@ void save_checkpoint(const std::filesystem::path& path, const torch::nn::Module&
 void save_model(const std::filesystem::path& path, const torch::nn::Module& model, const models::ModelConfig& config,
                 const CheckpointState& state, const nlohmann::json& args);
 
+// What a checkpoint's args say that the weights cannot show: an upstream file's argparse Namespace
+// (nheads, dilation) or our dict (val_size, max_size), each checked for range.
+struct CheckpointArgs {
+  std::optional<int64_t> nheads, val_size, max_size;
+  std::optional<bool> dilation;
+};
+
 // What a torch.save file offers: ours, upstream's checkpoint.pth / model-zoo files, or a plain
-// state dict.
+// state dict. The one reader of checkpoints (training's --pretrained, --frozen_weights and --resume,
+// detr_predict, Detector, detr_inspect): the file is read once, every field checked on the way in.
 struct LoadedCheckpoint {
   std::filesystem::path path;
-  std::map<std::string, torch::Tensor> model;             // state dict (float32 conversion on load)
+  std::map<std::string, torch::Tensor> model;             // state dict (float32 conversion on load), finite
   std::optional<models::ModelConfig> model_config;        // ours only
   std::optional<CheckpointState> state;                   // epoch etc., when present
+  std::vector<datasets::CocoCategory> classes;            // ours; empty for upstream files
+  CheckpointArgs args;
   bool has_optimizer = false;                             // optimizer + lr_scheduler present
+  std::shared_ptr<const serialization::PyValue> root;     // the file as read: restore_optimizer takes it from here
 };
 
 LoadedCheckpoint load_checkpoint(const std::filesystem::path& path);
+// The same for a file serialization::torch_load has read already.
+LoadedCheckpoint read_checkpoint(std::shared_ptr<const serialization::PyValue> root, const std::filesystem::path& path);
+
+// backbone, layer counts, widths, queries, classes, pre-norm, position embedding and masks (DETRsegm's
+// detr.* keys) from the keys and shapes of a DETR state dict (dilation cannot be seen in weights:
+// `dilation` gives it).
+models::ModelConfig infer_model_config(const std::map<std::string, torch::Tensor>& state, bool dilation = false);
+
+// The network a checkpoint holds: its model_config, else the one its weights show with what its args
+// add. Either way every size is checked against the weights before anything is built (a model_config
+// is a claim; a crafted one would allocate without bound).
+models::ModelConfig checkpoint_model_config(const LoadedCheckpoint& ck, bool dilation = false);
+
+// One line: the network (checkpoint_model_config's), epoch, classes and whether an optimizer state
+// is there; throws what checkpoint_model_config throws for a file that is not a DETR model.
+std::string describe(const LoadedCheckpoint& ck);
 
 // Restores AdamW moments/steps and StepLR from a checkpoint of ours or upstream's.
-void restore_optimizer(const std::filesystem::path& path, AdamW& optimizer, StepLR& scheduler);
+void restore_optimizer(const LoadedCheckpoint& ck, AdamW& optimizer, StepLR& scheduler);
 
 // --resume / --pretrained take a file or a directory; a directory is probed as Onepanel lays out
 // /mnt/data/models: {output/model, model, output, .}/ for checkpoint.pth, then any *.pth (newest).

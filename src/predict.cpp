@@ -3,130 +3,30 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
-#include <regex>
-#include <set>
-#include <tuple>
-
 #include "datasets/image_io.h"
 #include "datasets/transforms.h"
 #include "models/post_process.h"
 #include "src/checkpoint.h"
 #include "src/serialization/state_dict.h"
-#include "src/serialization/torch_save.h"
 
 namespace detr {
 
 namespace fs = std::filesystem;
 
-models::ModelConfig infer_model_config(const std::map<std::string, torch::Tensor>& state, bool dilation) {
-  // A segmentation model (upstream DETRsegm): its DETR's keys carry "detr.".
-  std::map<std::string, torch::Tensor> s;
-  for (const auto& [k, v] : state)
-    if (k.rfind("detr.", 0) == 0) s.emplace(k.substr(5), v);
-  const bool masks = !s.empty();
-  if (!masks) s = state;
-  auto shape = [&](const std::string& k) -> std::vector<int64_t> {
-    auto it = s.find(k);
-    if (it == s.end()) throw std::runtime_error("state dict has no '" + k + "': not a DETR model");
-    return it->second.sizes().vec();
-  };
-  auto count = [&](const std::string& prefix) {
-    std::set<int64_t> ids;
-    const std::regex re("^" + prefix + "(\\d+)\\.");
-    for (const auto& [k, v] : s) {
-      std::smatch m;
-      if (std::regex_search(k, m, re)) ids.insert(std::stoll(m[1]));
-    }
-    return static_cast<int64_t>(ids.size());
-  };
-  models::ModelConfig c;
-  const bool bottleneck = s.count("backbone.0.body.layer1.0.conv3.weight") > 0;
-  const int64_t layer3 = count("backbone\\.0\\.body\\.layer3\\.");
-  if (bottleneck)
-    c.backbone = layer3 >= 23 ? "resnet101" : "resnet50";
-  else
-    c.backbone = count("backbone\\.0\\.body\\.layer2\\.") >= 4 ? "resnet34" : "resnet18";
-  c.dilation = dilation;
-  c.hidden_dim = shape("query_embed.weight")[1];
-  c.num_queries = shape("query_embed.weight")[0];
-  c.num_classes = shape("class_embed.weight")[0] - 1;
-  c.enc_layers = count("transformer\\.encoder\\.layers\\.");
-  c.dec_layers = count("transformer\\.decoder\\.layers\\.");
-  c.dim_feedforward = c.enc_layers ? shape("transformer.encoder.layers.0.linear1.weight")[0]
-                                   : shape("transformer.decoder.layers.0.linear1.weight")[0];
-  c.pre_norm = s.count("transformer.encoder.norm.weight") > 0;
-  c.position_embedding = s.count("backbone.1.row_embed.weight") ? models::PositionEmbedding::kLearned
-                                                                 : models::PositionEmbedding::kSine;
-  c.nheads = c.hidden_dim % 8 == 0 ? 8 : 1;  // not visible in weights; upstream's default
-  c.dropout = 0;
-  c.masks = masks;
-  return c;
-}
-
-namespace {
-
-// A checkpoint's model_config is a claim; its weights are what the file is. Building the network from
-// the claim alone let a crafted config allocate without bound (measured: 10.7 GB for huge layer and
-// query counts), so every size the weights show must agree with it before anything is built.
-void check_config_against_weights(const fs::path& path, const models::ModelConfig& c,
-                                  const std::map<std::string, torch::Tensor>& state) {
-  const auto w = naming_file(path, [&] { return infer_model_config(state, c.dilation); });
-  const auto differ = [&](const char* field, const std::string& claimed, const std::string& shown) {
-    if (claimed != shown)
-      throw std::runtime_error(path.string() + ": model_config says " + field + " " + claimed +
-                               ", but the weights have " + shown + " (a damaged or crafted checkpoint)");
-  };
-  differ("backbone", c.backbone, w.backbone);
-  differ("masks", c.masks ? "true" : "false", w.masks ? "true" : "false");
-  for (const auto& [field, claimed, shown] :
-       {std::tuple<const char*, int64_t, int64_t>{"hidden_dim", c.hidden_dim, w.hidden_dim},
-        {"num_queries", c.num_queries, w.num_queries},
-        {"num_classes", c.num_classes, w.num_classes},
-        {"enc_layers", c.enc_layers, w.enc_layers},
-        {"dec_layers", c.dec_layers, w.dec_layers},
-        {"dim_feedforward", c.dim_feedforward, w.dim_feedforward}})
-    differ(field, std::to_string(claimed), std::to_string(shown));
-}
-
-// NaN or infinite weights would answer every image with null scores and boxes: refused by name.
-void check_finite(const fs::path& path, const std::map<std::string, torch::Tensor>& state) {
-  for (const auto& [key, t] : state)
-    if (t.is_floating_point() && !torch::isfinite(t).all().item<bool>())
-      throw std::runtime_error(path.string() + ": weight '" + key + "' holds NaN or infinite values");
-}
-
-}  // namespace
-
 Predictor load_predictor(const fs::path& checkpoint, const torch::Device& device, const models::ConvKernels& kernels,
                          bool dilation) {
-  const auto path = resolve_checkpoint_path(checkpoint);
-  const auto root = serialization::torch_load(path);
-  const auto state = naming_file(path, [&] { return serialization::to_state_dict(root); });
+  const auto ck = load_checkpoint(resolve_checkpoint_path(checkpoint));
   Predictor p;
   p.device = device;
-  if (const auto* mc = root.is_dict() ? root.find("model_config") : nullptr) {
-    p.config = naming_file(path, [&] { return models::model_config_from_json(serialization::to_json(*mc)); });
-  } else {
-    p.config = naming_file(path, [&] { return infer_model_config(state, dilation); });
-    // Upstream checkpoints carry their argparse Namespace: take what the weights cannot show.
-    if (const auto* args = root.is_dict() ? root.find("args") : nullptr) {
-      if (const auto* v = args->find_attr("nheads")) p.config.nheads = v->as_int();
-      if (const auto* v = args->find_attr("dilation")) p.config.dilation = v->as_bool();
-    }
-  }
-  check_config_against_weights(path, p.config, state);
-  check_finite(path, state);
-  if (const auto* cl = root.is_dict() ? root.find("classes") : nullptr)
-    for (const auto& item : cl->items()) p.classes.push_back({item.at("id").as_int(), item.at("name").as_str()});
+  p.config = checkpoint_model_config(ck, dilation);
+  p.classes = ck.classes;
+  p.val_size = ck.args.val_size.value_or(p.val_size);
+  p.max_size = ck.args.max_size.value_or(p.max_size);
   p.model = models::build(p.config);
-  naming_file(path, [&] { serialization::load_state_dict(p.model.module(), state, serialization::LoadOptions::strict()); });
+  naming_file(ck.path, [&] { serialization::load_state_dict(p.model.module(), ck.model, serialization::LoadOptions::strict()); });
   p.model.set_conv_kernels(kernels);
   p.model.module().to(device);
   p.model.module().eval();
-  if (const auto* args = root.is_dict() ? root.find("args") : nullptr; args && args->is_dict()) {
-    if (const auto* v = args->find("val_size"); v && v->is_int()) p.val_size = v->as_int();
-    if (const auto* v = args->find("max_size"); v && v->is_int()) p.max_size = v->as_int();
-  }
   return p;
 }
 

@@ -19,11 +19,6 @@
 
 namespace detr {
 
-// backbone, layer counts, widths, queries, classes, pre-norm, position embedding and masks (DETRsegm's
-// detr.* keys) from the keys and shapes of a DETR state dict (dilation cannot be seen in weights:
-// `dilation` gives it).
-models::ModelConfig infer_model_config(const std::map<std::string, torch::Tensor>& state, bool dilation = false);
-
 struct Predictor {
   models::DetrModel model;                      // DETR, or DETRsegm for a --masks checkpoint
   models::ModelConfig config;

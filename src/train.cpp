@@ -14,6 +14,7 @@
 #include "datasets/loader.h"
 #include "models/build.h"
 #include "models/detr.h"
+#include "models/segmentation.h"
 #include "models/set_criterion.h"
 #include "src/amp.h"
 #include "src/checkpoint.h"
@@ -161,27 +162,17 @@ struct InitialWeights {
 // A checkpoint's state dict into the run's model, whichever kind each is: a segmentation file
 // (detr.*, bbox_attention.*, mask_head.*) gives a box model its DETR; a box file fills a segmentation
 // model's DETR (its mask head keeps its initial weights).
-bool is_segmentation_file(const std::map<std::string, torch::Tensor>& state) {
-  return std::any_of(state.begin(), state.end(), [](const auto& kv) { return kv.first.rfind("detr.", 0) == 0; });
-}
-
 // Fine-tuning (--pretrained) goes through the box model, whose class head is skipped when its shape
 // differs (upstream's segmentation and panoptic checkpoints have 91 and 250 classes); a segmentation
 // file's mask head follows where the run has one.
 serialization::LoadReport load_weights(models::DetrModel& model, std::map<std::string, torch::Tensor> state,
                                        bool fine_tune) {
   const auto options = fine_tune ? serialization::LoadOptions::fine_tune() : serialization::LoadOptions::strict();
-  const bool segm_file = is_segmentation_file(state);
+  const bool segm_file = models::is_segmentation_state(state);
   if (segm_file == model.masks() && !(segm_file && fine_tune))
     return serialization::load_state_dict(model.module(), state, options);
   if (!segm_file) return serialization::load_state_dict(*model.detr(), state, options);
-  std::map<std::string, torch::Tensor> detr_part, head_part;
-  for (auto& [k, v] : state) {
-    if (k.rfind("detr.", 0) == 0)
-      detr_part.emplace(k.substr(5), std::move(v));
-    else
-      head_part.emplace(k, std::move(v));
-  }
+  auto [detr_part, head_part] = models::split_segmentation_state(std::move(state));
   auto report = serialization::load_state_dict(*model.detr(), detr_part, options);
   if (model.masks()) serialization::load_state_dict(model.module(), head_part, serialization::LoadOptions::non_strict());
   return report;
@@ -213,7 +204,7 @@ InitialWeights init_weights(models::DetrModel& model, const models::ModelConfig&
   if (!a.frozen_weights.empty()) {  // upstream: model.detr.load_state_dict(torch.load(frozen_weights)['model'])
     const auto path = resolve_checkpoint_path(a.frozen_weights);
     auto box = load_checkpoint(path).model;
-    if (is_segmentation_file(box))
+    if (models::is_segmentation_state(box))
       throw std::runtime_error(path.string() + ": --frozen_weights takes a trained box model (upstream's recipe); this "
                                "file is a segmentation model (its keys start with 'detr.'): use --resume or --pretrained");
     load_weights(model, std::move(box), /*fine_tune=*/false);
@@ -276,7 +267,7 @@ StartPoint restore_training(const TrainArgs& a, const LoadedCheckpoint& resumed,
     return p;
   }
   const auto& saved = *resumed.state;
-  restore_optimizer(resumed.path, optimizer, scheduler);
+  restore_optimizer(resumed, optimizer, scheduler);
   p.epoch = saved.epoch + 1;
   state.best_ap = saved.best_ap;
   if (saved.loss_scale > 0) scaler.load(saved.loss_scale, saved.scaler_growth_tracker);
@@ -556,6 +547,8 @@ int run_train(const TrainArgs& a, const Launch& launch) {
   CheckpointState state;
   state.classes = data.train.categories;
   const auto start = restore_training(a, weights.resumed, optimizer, scheduler, scaler, state, ctx);
+  net.weights.resumed.root.reset();  // the resumed file's tensors are in the model and optimizer now
+  net.weights.resumed.model.clear();
   auto loaders = std::make_unique<Loaders>(a, data, ctx);
 
   auto args_json = a.to_json();

@@ -180,6 +180,11 @@ TEST(Faults, ResumeStateIsValidated) {
       {"images_per_step", PyValue::integer(int64_t{1} << 62), "4611686018427387904"},
       {"step_in_epoch", PyValue::integer(int64_t{1} << 62), "4611686018427387904"},
       {"best_ap", PyValue::floating(5.0), "best_ap"},
+      // read for every use (training, detr_predict, Detector): checked the same way
+      {"classes", PyValue::list({PyValue::integer(3)}), "expected {'id': int, 'name': str}"},
+      {"classes", PyValue::str("cat"), "expected a list"},
+      {"args", PyValue::dict({{PyValue::str("val_size"), PyValue::integer(int64_t{1} << 40)}}), "1099511627776"},
+      {"args", PyValue::dict({{PyValue::str("dilation"), PyValue::str("yes")}}), "expected True or False"},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.field);
@@ -187,7 +192,7 @@ TEST(Faults, ResumeStateIsValidated) {
     if (c.field == "epoch") fields.clear();
     fields.emplace_back(c.field, c.value);
     const auto path = checkpoint_with(dir, fields);
-    expect_error([&] { load_checkpoint(path); }, {"checkpoint.pth", "'" + c.field + "'", c.needle});
+    expect_error([&] { load_checkpoint(path); }, {"checkpoint.pth", "'" + c.field, c.needle});
   }
   const auto ok = load_checkpoint(checkpoint_with(dir, {{"epoch", PyValue::integer(3)},
                                                          {"step_in_epoch", PyValue::integer(5)},
@@ -240,11 +245,14 @@ TEST(Faults, ResumedOptimizerStateIsValidated) {
     const auto path = write(c.b1, c.b2, c.exp_avg, c.exp_avg_sq);
     std::vector<std::string> needles{"checkpoint.pth"};
     needles.insert(needles.end(), c.needles.begin(), c.needles.end());
-    expect_error([&] { restore_optimizer(path, opt, sched); }, {needles[0], needles[1], needles[2]});
+    expect_error([&] { restore_optimizer(load_checkpoint(path), opt, sched); }, {needles[0], needles[1], needles[2]});
   }
   AdamW opt(*model, {});
   StepLR sched(opt, 200);
-  restore_optimizer(write(0.8, 0.99, ones, ones), opt, sched);
+  const auto path = write(0.8, 0.99, ones, ones);
+  const auto ck = load_checkpoint(path);
+  fs::remove(path);  // the file is read once: the optimizer comes from what load_checkpoint read
+  restore_optimizer(ck, opt, sched);
   EXPECT_EQ(opt.options().beta1, 0.8);  // the checkpoint's betas, as torch.optim's load_state_dict
   EXPECT_EQ(opt.options().beta2, 0.99);
   EXPECT_TRUE(torch::equal(opt.state()[0].exp_avg_sq, ones));

@@ -295,3 +295,16 @@ TEST(Segmentation, ConfigCarriesTheMaskFields) {
     EXPECT_NE(std::string(e.what()).find("68"), std::string::npos);
   }
 }
+
+TEST(Segmentation, StateDictSplitsAtTheDetrPrefix) {
+  using detr::models::StateDict;
+  const StateDict box{{"query_embed.weight", torch::zeros({2, 4})}, {"detrx.w", torch::zeros({1})}};
+  EXPECT_FALSE(detr::models::is_segmentation_state(box));  // "detrx." is not the prefix
+  const StateDict segm{{"detr.query_embed.weight", torch::ones({2, 4})}, {"mask_head.lay1.weight", torch::ones({3})}};
+  ASSERT_TRUE(detr::models::is_segmentation_state(segm));
+  const auto [detr_part, head] = detr::models::split_segmentation_state(segm);
+  ASSERT_EQ(detr_part.size(), 1u);
+  EXPECT_EQ(detr_part.begin()->first, "query_embed.weight");
+  ASSERT_EQ(head.size(), 1u);
+  EXPECT_EQ(head.begin()->first, "mask_head.lay1.weight");
+}

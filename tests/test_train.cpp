@@ -59,8 +59,8 @@ struct Run {
   std::string output;
 };
 
-Run run(const std::string& args) {
-  const std::string cmd = kTool + " " + args + " 2>&1";
+Run run(const std::string& args, const std::string& tool = kTool) {
+  const std::string cmd = tool + " " + args + " 2>&1";
   Run r{0, ""};
   FILE* p = popen(cmd.c_str(), "r");
   char buf[4096];
@@ -111,6 +111,13 @@ TEST(Train, TwoEpochsWriteEveryOutput) {
   EXPECT_EQ(ck.model_config->num_classes, 4);  // categories 1..3 -> max id + 1
   auto model = detr::models::build_model(*ck.model_config);
   EXPECT_EQ(ck.model.size(), model->named_parameters().size() + model->named_buffers().size());
+
+  // detr_inspect reads it with the same reader and says what it holds.
+  const auto inspect = run((out / "checkpoint.pth").string() + " --depth 0", std::string(DETR_TOOLS_DIR) + "/detr_inspect");
+  EXPECT_EQ(inspect.code, 0) << inspect.output;
+  EXPECT_NE(inspect.output.find("as a checkpoint: " + std::to_string(ck.model.size()) + " weights; resnet18"),
+            std::string::npos) << inspect.output;
+  EXPECT_NE(inspect.output.find("; epoch 1; 3 classes; optimizer state: resumable"), std::string::npos) << inspect.output;
 
   std::ifstream csv(out / "classes.csv");
   std::string header;

@@ -4,9 +4,11 @@
 // Exit codes: 0 done, 1 unreadable file ("detr_inspect: error: <file>: <what>"), 2 usage.
 #include <cxxopts.hpp>
 #include <iostream>
+#include <memory>
 #include <sstream>
 #include <string>
 
+#include "src/checkpoint.h"
 #include "src/serialization/inspect.h"
 #include "src/serialization/torch_save.h"
 #include "src/util/terminal.h"
@@ -39,11 +41,18 @@ int main(int argc, char** argv) {
     io.max_values = args["values"].as<size_t>();
     const std::string file = args["file"].as<std::string>();
     detr::serialization::LoadInfo info;
-    const auto value = detr::serialization::torch_load(file, &info);
+    auto value = detr::serialization::torch_load(file, &info);
     std::ostringstream text;  // every byte from the file reaches the terminal escaped
     text << file << ": ";
     detr::serialization::print_load_info(text, info);
     detr::serialization::print_structure(text, value, io);
+    try {  // what training and detr_predict make of it (the same reader)
+      const auto ck = detr::read_checkpoint(std::make_shared<const detr::serialization::PyValue>(std::move(value)), file);
+      const auto line = detr::describe(ck);
+      text << "as a checkpoint: " << line << "\n";
+    } catch (const std::exception& e) {
+      text << "as a checkpoint: not usable: " << e.what() << "\n";
+    }
     std::cout << detr::util::terminal_safe(text.str()) << std::flush;
     return 0;
     });
