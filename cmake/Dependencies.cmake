@@ -26,6 +26,7 @@ target_include_directories(torch_lib SYSTEM INTERFACE ${TORCH_INCLUDE_DIRS})
 detr_require(OpenCV libopencv-dev COMPONENTS core imgproc imgcodecs)
 detr_require(nlohmann_json nlohmann-json3-dev 3.2)
 detr_require(cxxopts libcxxopts-dev)
+detr_require(pugixml libpugixml-dev)  # annotation XML (VOC, LabelMe, CVAT)
 # Pretrained-weight downloads. Optional: without libcurl a URL gets a one-line error saying where to
 # put the file by hand (a machine with no network, such as a GPU box with only a PyPI wheel, needs none).
 find_package(CURL QUIET)

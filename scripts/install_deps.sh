@@ -42,6 +42,7 @@ PACKAGES=(
   libopencv-dev           # image decode / draw
   nlohmann-json3-dev      # JSON
   libcxxopts-dev          # command line
+  libpugixml-dev          # XML (VOC, LabelMe, CVAT annotations)
   libcurl4-openssl-dev    # pretrained-weight downloads (optional: CMake builds without it)
   libgoogle-perftools-dev # tcmalloc: faster, leaner allocation than glibc's for LibTorch on CPU
   libgtest-dev            # tests

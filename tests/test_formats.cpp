@@ -620,18 +620,18 @@ TEST(FormatsRoundTrip, VocBackgroundObjectsAreDroppedAndCounted) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The XML reader.
+// The XML reader (pugixml and the checks around it).
 
 TEST(FormatsXml, ElementsAttributesTextEntitiesCdataComments) {
   const auto doc = parse_xml(
       "\xEF\xBB\xBF<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<!DOCTYPE annotation>\n<!-- c -->\n"
-      "<a x='1' y=\"a &amp; b &lt;&gt; &quot;&apos; &#65;&#x42;&#x20AC;\">\n"
+      "<a x='1' y=\"a &amp; b &lt;&gt; &quot;&apos; &#65;&#x42;&#x20AC;&#233;&#x1F600;\">\n"
       "  <b>t<![CDATA[<raw> & ]]>u</b><?pi ignored?><c/>\n  <b>2</b>\n</a>\n<!-- after -->\n",
       "doc.xml");
   EXPECT_EQ(doc.name, "a");
   EXPECT_EQ(doc.line, 4);
   ASSERT_NE(doc.attribute("y"), nullptr);
-  EXPECT_EQ(*doc.attribute("y"), "a & b <> \"' AB\xE2\x82\xAC");
+  EXPECT_EQ(*doc.attribute("y"), "a & b <> \"' AB\xE2\x82\xAC\xC3\xA9\xF0\x9F\x98\x80");
   EXPECT_EQ(doc.children.size(), 3u);
   EXPECT_EQ(doc.child("b")->text, "t<raw> & u");
   EXPECT_EQ(doc.children_named("b").size(), 2u);
@@ -642,30 +642,83 @@ TEST(FormatsXml, ElementsAttributesTextEntitiesCdataComments) {
 
 TEST(FormatsXml, EveryMalformedDocumentIsOneLineNamingTheLine) {
   const std::vector<std::pair<std::string, std::string>> cases = {
-      {"<a>\n<b>\n</a>", "line 3: end tag </a> does not match <b>"},
-      {"<a>\n<b>", "line 2: unterminated element <b>"},
+      {"<a>\n<b>\n</a>", "line 3: end tag </a> does not match the open element"},
+      {"<a><b></a></b>", "line 1: end tag </a> does not match"},
+      {"<a>\n<b>", "line 2: unterminated element"},
       {"<a>&nbsp;</a>", "line 1: unknown entity &nbsp;"},
+      {"<a>\n<b x='1'>\n&lol;</b></a>", "line 3: unknown entity &lol;"},
       {"<a>&amp</a>", "'&' that starts no entity"},
-      {"<a x='1' x='2'/>", "duplicate attribute 'x'"},
-      {"<a x='<'/>", "'<' inside an attribute value"},
-      {"<a x=1/>", "expected a quoted attribute value"},
+      {"<a x='&e;'/>", "unknown entity &e;"},
+      {"<a x='1' x='2'/>", "duplicate attribute 'x' in <a>"},
+      {"<a x='<'/>", "'<' inside an attribute value (a.x)"},
+      {"<a x=1/>", "error parsing element attribute at '1/>'"},
       {"<!DOCTYPE a [<!ENTITY e 'x'>]><a/>", "internal subset"},
-      {"<a/><b/>", "a second root element"},
-      {"<a/>text", "text after the root element"},
+      {"<a/><!DOCTYPE a>", "DOCTYPE after the root element"},
+      {"<a/><b/>", "a second root element <b>"},
+      {"<a/>text", "text outside the root element"},
+      {"text<a/>", "text outside the root element"},
       {"", "no root element"},
+      {"<!-- only -->", "no root element"},
       {"<a>&#0;</a>", "invalid character reference &#0;"},
       {"<a>&#x110000;</a>", "invalid character reference"},
-      {"<a><!-- x -- y --></a>", "'--' inside a comment"},
-      {"<a><![CDATA[x</a>", "unterminated CDATA section"},
+      {"<a>&#xD800;</a>", "invalid character reference"},
+      {"<a><![CDATA[x</a>", "error parsing CDATA section"},
       {"<?xml version='1.0' encoding='UTF-16'?><a/>", "encoding 'utf-16' is not supported"},
       {"<a/>\n<?xml version='1.0'?>", "line 2: XML declaration not at the start"},
-      {"<a b='1'c='2'/>", "expected whitespace before an attribute"},
-      {"<1a/>", "expected a name"},
+      {" <?xml version='1.0'?><a/>", "XML declaration not at the start"},
+      {"<a b='1'c='2'/>", "error parsing element attribute"},
+      {"<1a/>", "could not determine tag type"},
+      {"<a>\n\xff</a>", "line 2: invalid UTF-8 at byte 4"},
+      {"<a>\xC0\xAF</a>", "invalid UTF-8 at byte 3"},      // overlong '/'
+      {"<a>\xED\xA0\x80</a>", "invalid UTF-8 at byte 3"},  // a surrogate
+      {"<a>\xE2\x82</a>", "invalid UTF-8 at byte 3"},      // a character cut short
+      {std::string("<a>x\0</a>", 9), "NUL byte at byte 4"},
   };
   for (const auto& [text, piece] : cases) {
     SCOPED_TRACE(text);
     expect_error([&] { parse_xml(text, "f.xml"); }, {"f.xml: line ", piece});
   }
+  // pugixml accepts '--' inside a comment; comments are dropped either way.
+  EXPECT_EQ(parse_xml("<a><!-- x -- y -->t</a>", "f.xml").text, "t");
+}
+
+// Every prefix of a document (a truncated file) parses or fails with one line naming the file.
+TEST(FormatsXml, TruncatedDocumentsFailInOneLine) {
+  const std::string doc =
+      "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<annotation>\n  <filename>a &amp; b.jpg</filename>\n"
+      "  <size><width>64</width><height>32</height></size>\n  <object><name>caf\xC3\xA9</name><bndbox>"
+      "<xmin>1</xmin><ymin>2</ymin><xmax>3</xmax><ymax>4</ymax></bndbox></object>\n"
+      "  <!-- c --><![CDATA[x]]>\n</annotation>\n";
+  int parsed = 0;
+  for (size_t n = 0; n < doc.size(); ++n) {
+    SCOPED_TRACE(n);
+    const std::string what = error_of([&] { parse_xml(doc.substr(0, n), "cut.xml"); });
+    if (what.empty()) {
+      ++parsed;
+      continue;
+    }
+    EXPECT_EQ(what.rfind("cut.xml: line ", 0), 0u) << what;
+    EXPECT_EQ(what.find('\n'), std::string::npos) << what;
+  }
+  EXPECT_LE(parsed, 1);  // only the one without the final newline
+  EXPECT_EQ(parse_xml(doc, "cut.xml").child("object")->child("name")->text, "caf\xC3\xA9");
+}
+
+// pugixml expands no entity: a document that defines any (an entity bomb) is refused before they
+// could matter, a reference to an undefined one is an error, and an external DTD is never fetched.
+TEST(FormatsXml, EntityBombsAreRefused) {
+  std::string bomb = "<?xml version=\"1.0\"?>\n<!DOCTYPE lolz [\n <!ENTITY lol \"lol\">\n";
+  for (int i = 1; i <= 9; ++i) {
+    bomb += " <!ENTITY lol" + std::to_string(i) + " \"";
+    for (int k = 0; k < 10; ++k) bomb += "&lol" + (i > 1 ? std::to_string(i - 1) : std::string()) + ";";
+    bomb += "\">\n";
+  }
+  bomb += "]>\n<lolz>&lol9;</lolz>\n";
+  expect_error([&] { parse_xml(bomb, "bomb.xml"); },
+               {"bomb.xml: line 2", "DOCTYPE with an internal subset (entity definitions) is not supported"});
+  expect_error([&] { parse_xml("<lolz>&lol9;</lolz>", "ref.xml"); }, {"ref.xml: line 1", "unknown entity &lol9;"});
+  const auto doc = parse_xml("<!DOCTYPE a SYSTEM \"http://example.invalid/a.dtd\">\n<a>&amp;</a>", "ext.xml");
+  EXPECT_EQ(doc.text, "&");
 }
 
 TEST(FormatsXml, LimitsOnDepthElementsAndSize) {
@@ -676,30 +729,41 @@ TEST(FormatsXml, LimitsOnDepthElementsAndSize) {
   limits = {};
   limits.max_elements = 3;
   expect_error([&] { parse_xml("<a><b/><b/><b/></a>", "many.xml", limits); }, {"many.xml", "more than 3 elements"});
+  EXPECT_NO_THROW(parse_xml("<a><b/><!-- c --><?pi?><b/></a>", "many.xml", limits));  // '<!', '<?': no element
+  // The count is an upper bound: a '<' and a name inside a comment or CDATA section counts too.
+  expect_error([&] { parse_xml("<a><b/><!-- <c> --><b/></a>", "many.xml", limits); }, {"more than 3 elements"});
   limits = {};
   limits.max_bytes = 10;
   expect_error([&] { parse_xml("<a>0123456789</a>", "big.xml", limits); }, {"big.xml", "above the limit of 10"});
-  // Measured before: 300,000 attributes on one element took 95 s (a quadratic duplicate check), and 10
-  // million empty elements (a 40 MB file) 2.3 GB. Now both are refused in one linear pass.
+  // 300,000 attributes on one element (pugixml reads them in one pass; the limit and the duplicate
+  // check come after, over at most 256) and 10 million empty elements in 40 MB (refused by counting
+  // start tags before pugixml builds a node for any: measured at 2.3 GB when they were built).
   std::string attrs = "<annotation";
   for (int i = 0; i < 300000; ++i) attrs += " a" + std::to_string(i) + "=''";
   attrs += "/>";
   auto t0 = std::chrono::steady_clock::now();
   expect_error([&] { parse_xml(attrs, "attrs.xml"); }, {"attrs.xml: line 1", "more than 256 attributes in <annotation>"});
   std::string empties = "<a>";
-  for (int i = 0; i < 1'000'000; ++i) empties += "<b/>";
+  for (int i = 0; i < 10'000'000; ++i) empties += "<b/>";
   empties += "</a>";
-  expect_error([&] { parse_xml(empties, "empty.xml"); }, {"empty.xml", "more than 500000 elements", "8 bytes"});
+  expect_error([&] { parse_xml(empties, "empty.xml"); },
+               {"empty.xml: line 1", "more than 5000000 elements (at most one per 8 bytes of a 40000007-byte file)"});
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::cout << "  300,000 attributes and 1,000,000 empty elements refused in " << s << " s\n";
+  std::cout << "  300,000 attributes and 10,000,000 empty elements refused in " << s << " s\n";
   EXPECT_LT(s, 5.0);
   const auto dir = temp_dir("xml_limits");
   write_text(dir / "big.xml", "<a>0123456789</a>");
   expect_error([&] { read_xml_file(dir / "big.xml", limits); }, {"big.xml", "above the limit of 10"});
-  // A deep document at the default limit fails cleanly instead of exhausting the stack.
+  // Deep documents fail cleanly instead of exhausting the stack: nested beyond the limit, and a deep
+  // one that pugixml refuses first (never closed) or that holds too many elements.
   std::string deep;
-  for (int i = 0; i < 100000; ++i) deep += "<a>";
-  expect_error([&] { parse_xml(deep, "d.xml"); }, {"d.xml", "nested deeper than 256"});
+  for (int i = 0; i < 10000; ++i) deep += "<a>";
+  std::string closed = deep;
+  for (int i = 0; i < 10000; ++i) closed += "</a>";
+  expect_error([&] { parse_xml(closed, "d.xml"); }, {"d.xml: line 1", "nested deeper than 256"});
+  expect_error([&] { parse_xml(deep, "d.xml"); }, {"d.xml: line 1", "unterminated element"});
+  for (int i = 0; i < 90000; ++i) deep += "<a>";
+  expect_error([&] { parse_xml(deep, "d.xml"); }, {"d.xml: line 1", "more than 65536 elements"});
 }
 
 TEST(FormatsXml, PeekRoot) {
@@ -708,6 +772,11 @@ TEST(FormatsXml, PeekRoot) {
   EXPECT_EQ(peek_xml_root(dir / "a.xml"), "annotations");
   write_text(dir / "b.xml", "not xml");
   EXPECT_EQ(peek_xml_root(dir / "b.xml"), "");
+  // Only the first 64 KiB are read: the root of a longer file is still found there.
+  write_text(dir / "c.xml", "<annotation>" + std::string(100000, ' ') + "<object/></annotation>");
+  EXPECT_EQ(peek_xml_root(dir / "c.xml"), "annotation");
+  write_text(dir / "d.xml", std::string("\0\xff<", 3));
+  EXPECT_EQ(peek_xml_root(dir / "d.xml"), "");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -725,6 +794,12 @@ TEST(FormatsText, StrictNumbersAndQuoting) {
   EXPECT_EQ(quote("a\nb'\x01"), "'a\\nb\\'\\x01'");
   EXPECT_EQ(split_lines("a\r\nb\n\nc").size(), 4u);
   EXPECT_EQ(split_lines("a\n").size(), 1u);
+  EXPECT_EQ(invalid_utf8_at("a\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80"), std::string_view::npos);
+  EXPECT_EQ(invalid_utf8_at("ab\x80"), 2u);              // a lone continuation byte
+  EXPECT_EQ(invalid_utf8_at("a\xC1\xBF"), 1u);          // overlong
+  EXPECT_EQ(invalid_utf8_at("\xE0\x80\x80"), 0u);       // overlong
+  EXPECT_EQ(invalid_utf8_at("\xF4\x90\x80\x80"), 0u);   // above U+10FFFF
+  EXPECT_EQ(invalid_utf8_at("x\xF0\x9F\x98"), 1u);      // cut short
 }
 
 TEST(FormatsTfRecord, ExampleParsingPackedAndUnpacked) {
@@ -898,7 +973,7 @@ TEST(FormatsMalformed, Voc) {
                     [&](const fs::path& r) { replace_in(r / xml, "<xmin>2</xmin>", "<xmin>two</xmin>"); },
                     {"img000001.xml: line 6", "object 0: bndbox.xmin must be a number, got 'two'"});
   expect_load_error("voc_no_box", write_voc, f, [&](const fs::path& r) { replace_in(r / xml, "<bndbox>", "<box>"); },
-                    {"img000001.xml: line ", "end tag </bndbox> does not match <box>"});
+                    {"img000001.xml: line ", "end tag </bndbox> does not match the open element"});
   expect_load_error("voc_no_ymax", write_voc, f, [&](const fs::path& r) { replace_in(r / xml, "<ymax>5</ymax>", ""); },
                     {"img000001.xml: line 6", "object 0: <bndbox> has no <ymax>"});
   expect_load_error("voc_difficult", write_voc, f,
@@ -907,6 +982,14 @@ TEST(FormatsMalformed, Voc) {
   expect_load_error("voc_size", write_voc, f,
                     [&](const fs::path& r) { replace_in(r / xml, "<width>64</width>", "<width>0</width>"); },
                     {"img000001.xml: line 5", "size.width must be a positive integer, got '0'"});
+  expect_load_error("voc_entities", write_voc, f,
+                    [&](const fs::path& r) {
+                      replace_in(r / xml, "<annotation>", "<!DOCTYPE a [<!ENTITY x 'xx'>]>\n<annotation>");
+                    },
+                    {"img000001.xml: line 2", "DOCTYPE with an internal subset (entity definitions) is not supported"});
+  expect_load_error("voc_utf8", write_voc, f,
+                    [&](const fs::path& r) { replace_in(r / xml, "<name>dog</name>", "<name>d\xF0\x9Fg</name>"); },
+                    {"img000001.xml: line ", "invalid UTF-8 at byte "});
   expect_load_error("voc_sets", write_voc, f, [&](const fs::path& r) { fs::remove_all(r / "ImageSets"); },
                     {"ImageSets/Main: not found"});
   expect_load_error("voc_labelmap", write_voc, f,
@@ -1061,10 +1144,19 @@ TEST(FormatsMalformed, CvatXml) {
                     [&](const fs::path& r) { replace_in(r / x, " name=\"img000001.png\"", ""); },
                     {"annotations.xml: line 6", "image '': <image> has no attribute 'name'"});
   expect_load_error("cvat_meta", write_cvat, f, [&](const fs::path& r) { replace_in(r / x, "<project>", "<thing>"); },
-                    {"annotations.xml: line ", "end tag </project> does not match <thing>"});
+                    {"annotations.xml: line ", "end tag </project> does not match the open element"});
+  expect_load_error("cvat_truncated", write_cvat, f,
+                    [&](const fs::path& r) {
+                      const std::string text = read_bytes(r / x);
+                      write_text(r / x, text.substr(0, text.size() / 2));
+                    },
+                    {"annotations.xml: line "});
+  expect_load_error("cvat_entity", write_cvat, f,
+                    [&](const fs::path& r) { replace_in(r / x, "<box label=\"dog\"", "<box label=\"&dog;\""); },
+                    {"annotations.xml: line 10", "unknown entity &dog;"});
   expect_load_error("cvat_xml", write_cvat, f,
                     [&](const fs::path& r) { replace_in(r / x, "</annotations>", "</annotation>"); },
-                    {"annotations.xml: line ", "end tag </annotation> does not match <annotations>"});
+                    {"annotations.xml: line ", "end tag </annotation> does not match the open element"});
 }
 
 TEST(FormatsMalformed, Datumaro) {

@@ -36,6 +36,10 @@ std::vector<std::string_view> split(std::string_view s, char sep);
 std::optional<double> parse_double(std::string_view s);
 std::optional<int64_t> parse_int(std::string_view s, bool allow_integral_decimal = false);
 
+// The offset of the first byte that does not belong to a well-formed UTF-8 character (overlong forms,
+// surrogates and code points above U+10FFFF included), or npos when the text is valid UTF-8.
+size_t invalid_utf8_at(std::string_view text);
+
 // A value for an error message: single-quoted, control characters escaped (\n, \xNN), cut at 200
 // bytes with its length: quote("a\nb") == "'a\\nb'".
 std::string quote(std::string_view value);

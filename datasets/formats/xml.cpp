@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <fstream>
+#include <pugixml.hpp>
 #include <stdexcept>
 
 #include "datasets/formats/text.h"
@@ -32,270 +33,246 @@ std::vector<const XmlElement*> XmlElement::children_named(std::string_view child
 
 namespace {
 
-bool name_start(unsigned char c) { return std::isalpha(c) || c == '_' || c == ':' || c >= 0x80; }
-bool name_char(unsigned char c) { return name_start(c) || std::isdigit(c) || c == '-' || c == '.'; }
-bool space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+constexpr std::string_view kBom = "\xEF\xBB\xBF";
 
-// UTF-8 encoding of a code point from a character reference.
-void append_utf8(std::string& out, uint32_t cp) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
-}
+// pugixml's options: entities are decoded here (strictly), whitespace-only text only where it is an
+// element's whole content, text outside the root kept (to refuse it), comments and processing
+// instructions skipped.
+constexpr unsigned kParseOptions = pugi::parse_cdata | pugi::parse_eol | pugi::parse_wconv_attribute |
+                                   pugi::parse_declaration | pugi::parse_doctype | pugi::parse_fragment |
+                                   pugi::parse_ws_pcdata_single;
 
-class Parser {
+// Line numbers of byte offsets of the text; offsets asked in increasing order are counted once. An
+// unknown offset (pugixml's -1) is on the line last asked for.
+class LineIndex {
  public:
-  Parser(std::string_view text, const std::string& source, const XmlLimits& limits)
-      : text_(text), source_(source), limits_(limits),
-        max_elements_(std::min(limits.max_elements,
-                               std::max<int64_t>(65536, static_cast<int64_t>(text.size()) /
-                                                           std::max<int64_t>(1, limits.bytes_per_element)))) {}
-
-  XmlElement document() {
-    if (text_.size() > limits_.max_bytes)
-      fail("document of " + std::to_string(text_.size()) + " bytes, above the limit of " +
-           std::to_string(limits_.max_bytes));
-    if (text_.substr(0, 3) == "\xEF\xBB\xBF") pos_ = 3;
-    misc(/*prolog=*/true);
-    if (!at("<")) fail(pos_ >= text_.size() ? "no root element" : "text outside the root element");
-    XmlElement root = element(1);
-    misc(/*prolog=*/false);
-    if (pos_ < text_.size()) fail(at("<") ? "a second root element" : "text after the root element");
-    return root;
+  explicit LineIndex(std::string_view text) : text_(text) {}
+  int64_t line(ptrdiff_t at) {
+    if (at < 0) return line_;
+    const size_t offset = std::min(static_cast<size_t>(at), text_.size());
+    if (offset < counted_) {
+      counted_ = 0;
+      line_ = 1;
+    }
+    line_ += std::count(text_.begin() + counted_, text_.begin() + offset, '\n');
+    counted_ = offset;
+    return line_;
   }
 
  private:
-  [[noreturn]] void fail(const std::string& what) { fail_at(source_, line(), what); }
+  std::string_view text_;
+  size_t counted_ = 0;
+  int64_t line_ = 1;
+};
 
-  int64_t line() {
-    line_ += std::count(text_.begin() + counted_, text_.begin() + std::min(pos_, text_.size()), '\n');
-    counted_ = std::max(counted_, std::min(pos_, text_.size()));
-    return line_;
-  }
-  bool at(std::string_view s) const { return text_.substr(pos_, s.size()) == s; }
-  void expect(std::string_view s, const char* what) {
-    if (!at(s)) fail(std::string("expected ") + what);
-    pos_ += s.size();
-  }
-  void skip_space() {
-    while (pos_ < text_.size() && space(text_[pos_])) ++pos_;
-  }
-  // Skips to just past `end`; fails naming what was left open.
-  void skip_past(std::string_view end, const char* what) {
-    const size_t e = text_.find(end, pos_);
-    if (e == std::string_view::npos) fail(std::string("unterminated ") + what);
-    pos_ = e + end.size();
-  }
+// UTF-8 encoding of a code point from a character reference: a lead byte, then 6 bits a byte.
+void append_utf8(std::string& out, uint32_t cp) {
+  static const unsigned char kLead[] = {0x00, 0xC0, 0xE0, 0xF0};
+  const int more = cp < 0x80 ? 0 : cp < 0x800 ? 1 : cp < 0x10000 ? 2 : 3;
+  out += static_cast<char>(kLead[more] | (cp >> (6 * more)));
+  for (int k = more - 1; k >= 0; --k) out += static_cast<char>(0x80 | ((cp >> (6 * k)) & 0x3F));
+}
 
-  std::string name() {
-    const size_t start = pos_;
-    if (pos_ >= text_.size() || !name_start(static_cast<unsigned char>(text_[pos_]))) fail("expected a name");
-    while (pos_ < text_.size() && name_char(static_cast<unsigned char>(text_[pos_]))) ++pos_;
-    return std::string(text_.substr(start, pos_ - start));
+// The code point of a character reference's body ("#65", "#x20AC"), or 0 when it is not a valid one.
+uint32_t character_reference(std::string_view ref) {
+  if (ref.size() < 2 || ref.size() > 10 || ref[0] != '#') return 0;
+  const bool hex = ref[1] == 'x';
+  const std::string_view digits = ref.substr(hex ? 2 : 1);
+  uint32_t cp = 0;
+  for (const char c : digits) {
+    const int d = std::isdigit(static_cast<unsigned char>(c))                ? c - '0'
+                  : hex && std::isxdigit(static_cast<unsigned char>(c)) ? std::tolower(c) - 'a' + 10
+                                                                            : -1;
+    if (d < 0) return 0;
+    cp = cp * (hex ? 16 : 10) + static_cast<uint32_t>(d);
+    if (cp > 0x10FFFF) return 0;
   }
+  return digits.empty() || (cp >= 0xD800 && cp <= 0xDFFF) ? 0 : cp;
+}
 
-  // At '&': one of the five entities or a character reference, appended decoded.
-  void reference(std::string& out) {
-    const size_t semi = text_.find(';', pos_);
-    if (semi == std::string_view::npos || semi - pos_ > 12) fail("'&' that starts no entity (write &amp;)");
-    const std::string_view ref = text_.substr(pos_ + 1, semi - pos_ - 1);
-    static const std::pair<const char*, char> kEntities[] = {
-        {"lt", '<'}, {"gt", '>'}, {"amp", '&'}, {"quot", '"'}, {"apos", '\''}};
-    for (const auto& [n, c] : kEntities)
-      if (ref == n) {
-        out += c;
-        pos_ = semi + 1;
-        return;
-      }
-    if (ref.size() < 2 || ref[0] != '#') fail("unknown entity &" + std::string(ref) + ";");
-    const bool hex = ref[1] == 'x';
-    const std::string digits(ref.substr(hex ? 2 : 1));
-    const bool ok = !digits.empty() && std::all_of(digits.begin(), digits.end(), [&](char c) {
-      return hex ? std::isxdigit(static_cast<unsigned char>(c)) : std::isdigit(static_cast<unsigned char>(c));
-    });
-    const unsigned long cp = ok ? std::stoul(digits, nullptr, hex ? 16 : 10) : 0;
-    if (!ok || cp == 0 || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-      fail("invalid character reference &" + std::string(ref) + ";");
-    append_utf8(out, static_cast<uint32_t>(cp));
-    pos_ = semi + 1;
-  }
-
-  std::string attribute_value() {
-    if (pos_ >= text_.size() || (text_[pos_] != '"' && text_[pos_] != '\'')) fail("expected a quoted attribute value");
-    const char q = text_[pos_++];
-    std::string value;
-    while (true) {
-      if (pos_ >= text_.size()) fail("unterminated attribute value");
-      const char c = text_[pos_];
-      if (c == q) break;
-      if (c == '<') fail("'<' inside an attribute value");
-      if (c == '&') {
-        reference(value);
-      } else {
-        value += c;
-        ++pos_;
-      }
+// Appends the raw text to `out` with the five predefined entities and character references decoded.
+// Returns "" when every '&' starts one of them, else what is wrong (and `bad` is where).
+std::string decode_references(std::string_view raw, std::string& out, size_t& bad) {
+  static const std::pair<std::string_view, char> kEntities[] = {
+      {"lt", '<'}, {"gt", '>'}, {"amp", '&'}, {"quot", '"'}, {"apos", '\''}};
+  for (size_t pos = 0; pos < raw.size();) {
+    const size_t amp = std::min(raw.find('&', pos), raw.size());
+    out.append(raw.substr(pos, amp - pos));
+    if (amp == raw.size()) break;
+    bad = amp;
+    const size_t semi = raw.find(';', amp);
+    if (semi == std::string_view::npos || semi - amp > 12) return "'&' that starts no entity (write &amp;)";
+    const std::string_view ref = raw.substr(amp + 1, semi - amp - 1);
+    const auto named =
+        std::find_if(std::begin(kEntities), std::end(kEntities), [&](const auto& e) { return e.first == ref; });
+    if (named != std::end(kEntities)) {
+      out += named->second;
+    } else if (const uint32_t cp = character_reference(ref)) {
+      append_utf8(out, cp);
+    } else {
+      return (ref.empty() || ref[0] != '#' ? "unknown entity &" : "invalid character reference &") +
+             std::string(ref) + ";";
     }
-    ++pos_;
-    return value;
+    pos = semi + 1;
   }
+  return "";
+}
 
-  // `<?xml ...?>` (only first), other processing instructions, comments, DOCTYPE, whitespace.
-  void misc(bool prolog) {
-    while (true) {
-      skip_space();
-      if (at("<?xml") && pos_ + 5 < text_.size() && space(text_[pos_ + 5])) {
-        if (!prolog || pos_ > 3 || (pos_ == 3 && text_.substr(0, 3) != "\xEF\xBB\xBF"))
-          fail("XML declaration not at the start of the document");
-        declaration();
-      } else if (at("<?")) {
-        skip_past("?>", "processing instruction");
-      } else if (at("<!--")) {
-        comment();
-      } else if (at("<!DOCTYPE")) {
-        if (!prolog) fail("DOCTYPE after the root element");
-        doctype();
-      } else {
-        return;
-      }
+// Refuses what pugixml would read differently from the bytes: too many bytes, a NUL (which ends
+// pugixml's strings), invalid UTF-8.
+void check_bytes(std::string_view text, const std::string& source, const XmlLimits& limits) {
+  if (text.size() > limits.max_bytes)
+    fail_at(source, 0,
+            "document of " + std::to_string(text.size()) + " bytes, above the limit of " +
+                std::to_string(limits.max_bytes));
+  if (const size_t nul = text.find('\0'); nul != std::string_view::npos)
+    fail_at(source, LineIndex(text).line(static_cast<ptrdiff_t>(nul)),
+            "NUL byte at byte " + std::to_string(nul) + " (not allowed in XML)");
+  if (const size_t bad = invalid_utf8_at(text); bad != std::string_view::npos)
+    fail_at(source, LineIndex(text).line(static_cast<ptrdiff_t>(bad)),
+            "invalid UTF-8 at byte " + std::to_string(bad) + " (UTF-8 only)");
+}
+
+// Counts the start tags ('<' and neither '/', '!' nor '?': an upper bound on the elements, as a '<'
+// inside a comment or CDATA section counts too) and refuses more than the limit before pugixml
+// builds a node for each.
+void check_element_count(std::string_view text, const std::string& source, const XmlLimits& limits) {
+  const int64_t per_bytes = std::max<int64_t>(1, limits.bytes_per_element);
+  const int64_t max_elements =
+      std::min(limits.max_elements, std::max<int64_t>(65536, static_cast<int64_t>(text.size()) / per_bytes));
+  int64_t count = 0;
+  for (size_t at = text.find('<'); at != std::string_view::npos; at = text.find('<', at + 1)) {
+    if (at + 1 < text.size() && std::string_view("/!?").find(text[at + 1]) != std::string_view::npos) continue;
+    if (++count > max_elements)
+      fail_at(source, LineIndex(text).line(static_cast<ptrdiff_t>(at)),
+              "more than " + std::to_string(max_elements) + " elements (at most one per " +
+                  std::to_string(per_bytes) + " bytes of a " + std::to_string(text.size()) + "-byte file)");
+  }
+}
+
+// pugixml's parse error as one line: the end tag of a mismatch, else its description and the text there.
+[[noreturn]] void fail_parse(const pugi::xml_parse_result& result, std::string_view text, const std::string& source) {
+  const size_t at = std::min(static_cast<size_t>(std::max<ptrdiff_t>(result.offset, 0)), text.size());
+  const int64_t line = LineIndex(text).line(static_cast<ptrdiff_t>(at));
+  if (result.status == pugi::status_end_element_mismatch) {
+    if (at >= 2 && text.substr(at - 2, 2) == "</") {
+      const std::string_view name = text.substr(at, std::min<size_t>(64, text.find_first_of("> \t\r\n", at) - at));
+      fail_at(source, line, "end tag </" + std::string(name) + "> does not match the open element");
     }
+    fail_at(source, line, "unterminated element: the document ends before its end tag");
   }
+  std::string what = result.description();
+  what[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(what[0])));
+  size_t n = 24;  // cut where a character starts
+  while (n > 0 && at + n < text.size() && (static_cast<unsigned char>(text[at + n]) & 0xC0) == 0x80) --n;
+  const std::string_view excerpt = text.substr(at, n);
+  fail_at(source, line, what + " at " + quote(excerpt.substr(0, excerpt.find('\n'))));
+}
 
-  void declaration() {
-    const size_t start = pos_;
-    skip_past("?>", "XML declaration");
-    std::string decl(text_.substr(start, pos_ - start));
-    std::transform(decl.begin(), decl.end(), decl.begin(), [](unsigned char c) { return std::tolower(c); });
-    const size_t enc = decl.find("encoding");
-    if (enc == std::string::npos) return;
-    const size_t q = decl.find_first_of("\"'", enc);
-    const size_t e = q == std::string::npos ? q : decl.find(decl[q], q + 1);
-    const std::string encoding = e == std::string::npos ? "" : decl.substr(q + 1, e - q - 1);
-    if (encoding != "utf-8" && encoding != "utf8" && encoding != "us-ascii" && encoding != "ascii")
-      fail("encoding " + quote(encoding) + " is not supported (UTF-8 only)");
-  }
+// The XML declaration: first in the document, and UTF-8 or ASCII if it names an encoding.
+void check_declaration(const pugi::xml_node& decl, const pugi::xml_document& doc, std::string_view text,
+                       const std::string& source) {
+  const ptrdiff_t expected = (text.substr(0, 3) == kBom ? 3 : 0) + 2;  // the name "xml" after "<?"
+  if (decl != doc.first_child() || decl.offset_debug() != expected)
+    fail_at(source, LineIndex(text).line(decl.offset_debug()), "XML declaration not at the start of the document");
+  std::string encoding = decl.attribute("encoding").value();
+  std::transform(encoding.begin(), encoding.end(), encoding.begin(), [](unsigned char c) { return std::tolower(c); });
+  if (!encoding.empty() && encoding != "utf-8" && encoding != "utf8" && encoding != "us-ascii" && encoding != "ascii")
+    fail_at(source, LineIndex(text).line(decl.offset_debug()),
+            "encoding " + quote(encoding) + " is not supported (UTF-8 only)");
+}
 
-  void comment() {
-    pos_ += 4;
-    const size_t e = text_.find("--", pos_);
-    if (e == std::string_view::npos) fail("unterminated comment");
-    if (text_.substr(e, 3) != "-->") {
-      pos_ = e;
-      fail("'--' inside a comment");
-    }
-    pos_ = e + 3;
-  }
-
-  void doctype() {
-    const size_t start = pos_;
-    const size_t e = text_.find('>', pos_);
-    if (e == std::string_view::npos) fail("unterminated DOCTYPE");
-    if (text_.substr(start, e - start).find('[') != std::string_view::npos)
-      fail("DOCTYPE with an internal subset (entity definitions) is not supported");
-    pos_ = e + 1;
-  }
-
-  void attributes(XmlElement& el) {
-    while (true) {
-      const size_t before = pos_;
-      skip_space();
-      if (pos_ >= text_.size()) fail("unterminated start tag <" + el.name + ">");
-      if (at(">") || at("/>")) return;
-      if (pos_ == before) fail("expected whitespace before an attribute in <" + el.name + ">");
-      std::string key = name();
-      skip_space();
-      expect("=", "'=' after an attribute name");
-      skip_space();
-      std::string value = attribute_value();
-      if (el.attributes.size() >= limits_.max_attributes)
-        fail("more than " + std::to_string(limits_.max_attributes) + " attributes in <" + el.name + ">");
-      if (el.attribute(key)) fail("duplicate attribute '" + key + "' in <" + el.name + ">");
-      el.attributes.emplace_back(std::move(key), std::move(value));
+// The root element, after checking what surrounds it: a declaration, a DOCTYPE without internal
+// subset (entity definitions) before it, nothing else but comments and processing instructions.
+pugi::xml_node root_element(const pugi::xml_document& doc, std::string_view text, const std::string& source) {
+  pugi::xml_node root;
+  for (const pugi::xml_node& node : doc.children()) {
+    auto fail = [&](const std::string& what) { fail_at(source, LineIndex(text).line(node.offset_debug()), what); };
+    if (node.type() == pugi::node_declaration) {
+      check_declaration(node, doc, text, source);
+    } else if (node.type() == pugi::node_doctype) {
+      if (root) fail("DOCTYPE after the root element");
+      if (std::string_view(node.value()).find('[') != std::string_view::npos)
+        fail("DOCTYPE with an internal subset (entity definitions) is not supported");
+    } else if (node.type() == pugi::node_element) {
+      if (root) fail("a second root element <" + std::string(node.name()) + ">");
+      root = node;
+    } else if (node.type() == pugi::node_pcdata || node.type() == pugi::node_cdata) {
+      fail("text outside the root element");
     }
   }
+  if (!root) fail_at(source, LineIndex(text).line(static_cast<ptrdiff_t>(text.size())), "no root element");
+  return root;
+}
 
-  XmlElement element(int depth) {
-    if (depth > limits_.max_depth) fail("elements nested deeper than " + std::to_string(limits_.max_depth));
-    if (++elements_ > max_elements_)
-      fail("more than " + std::to_string(max_elements_) + " elements (at most one per " +
-           std::to_string(limits_.bytes_per_element) + " bytes of a " + std::to_string(text_.size()) + "-byte file)");
+// pugixml's element tree as XmlElement, with lines, decoded text and the per-element limits.
+class Converter {
+ public:
+  Converter(std::string_view text, const std::string& source, const XmlLimits& limits)
+      : lines_(text), source_(source), limits_(limits) {}
+
+  XmlElement element(const pugi::xml_node& node, int depth) {
     XmlElement el;
-    el.line = line();
-    ++pos_;  // '<'
-    el.name = name();
-    attributes(el);
-    if (at("/>")) {
-      pos_ += 2;
-      return el;
+    el.line = lines_.line(node.offset_debug());
+    if (depth > limits_.max_depth)
+      fail_at(source_, el.line, "elements nested deeper than " + std::to_string(limits_.max_depth));
+    el.name = node.name();
+    attributes(node, el);
+    for (const pugi::xml_node& child : node.children()) {
+      if (child.type() == pugi::node_element) {
+        el.children.push_back(element(child, depth + 1));
+      } else if (child.type() == pugi::node_pcdata) {
+        decode(child.value(), el.text, lines_.line(child.offset_debug()));
+      } else if (child.type() == pugi::node_cdata) {
+        el.text += child.value();
+      }
     }
-    ++pos_;  // '>'
-    content(el, depth);
     return el;
   }
 
-  // Character data, children, comments and CDATA up to the matching end tag.
-  void content(XmlElement& el, int depth) {
-    while (true) {
-      if (pos_ >= text_.size())
-        fail("unterminated element <" + el.name + "> (opened on line " + std::to_string(el.line) + ")");
-      const char c = text_[pos_];
-      if (c == '&') {
-        reference(el.text);
-      } else if (c != '<') {
-        const size_t e = std::min(text_.find_first_of("<&", pos_), text_.size());
-        el.text.append(text_.substr(pos_, e - pos_));
-        pos_ = e;
-      } else if (at("</")) {
-        pos_ += 2;
-        const std::string end = name();
-        skip_space();
-        expect(">", "'>' closing an end tag");
-        if (end != el.name)
-          fail("end tag </" + end + "> does not match <" + el.name + "> (line " + std::to_string(el.line) + ")");
-        return;
-      } else if (at("<!--")) {
-        comment();
-      } else if (at("<![CDATA[")) {
-        const size_t start = pos_ + 9;
-        pos_ = start;
-        skip_past("]]>", "CDATA section");
-        el.text.append(text_.substr(start, pos_ - 3 - start));
-      } else if (at("<?")) {
-        skip_past("?>", "processing instruction");
-      } else if (at("<!")) {
-        fail("unexpected markup declaration inside <" + el.name + ">");
-      } else {
-        el.children.push_back(element(depth + 1));
-      }
-    }
+ private:
+  // `line`: the raw text's first line; an error names the line of its '&'.
+  void decode(std::string_view raw, std::string& out, int64_t line) {
+    size_t bad = 0;
+    const std::string error = decode_references(raw, out, bad);
+    if (!error.empty()) fail_at(source_, line + std::count(raw.begin(), raw.begin() + bad, '\n'), error);
   }
 
-  std::string_view text_;
+  void attributes(const pugi::xml_node& node, XmlElement& el) {
+    for (const pugi::xml_attribute& a : node.attributes()) {
+      if (el.attributes.size() >= limits_.max_attributes)
+        fail_at(source_, el.line,
+                "more than " + std::to_string(limits_.max_attributes) + " attributes in <" + el.name + ">");
+      const std::string_view raw = a.value();
+      if (raw.find('<') != std::string_view::npos)
+        fail_at(source_, el.line, "'<' inside an attribute value (" + el.name + "." + a.name() + ")");
+      std::string value;
+      decode(raw, value, el.line);
+      el.attributes.emplace_back(a.name(), std::move(value));
+    }
+    // Duplicates by sorting (n log n, n <= max_attributes).
+    std::vector<std::string_view> keys;
+    for (const auto& [key, value] : el.attributes) keys.push_back(key);
+    std::sort(keys.begin(), keys.end());
+    const auto dup = std::adjacent_find(keys.begin(), keys.end());
+    if (dup != keys.end())
+      fail_at(source_, el.line, "duplicate attribute '" + std::string(*dup) + "' in <" + el.name + ">");
+  }
+
+  LineIndex lines_;
   const std::string& source_;
-  XmlLimits limits_;
-  size_t pos_ = 0;
-  size_t counted_ = 0;
-  int64_t line_ = 1;
-  int64_t max_elements_;  // limits_.max_elements, or fewer for a small file
-  int64_t elements_ = 0;
+  const XmlLimits& limits_;
 };
 
 }  // namespace
 
 XmlElement parse_xml(std::string_view text, const std::string& source, const XmlLimits& limits) {
-  return Parser(text, source, limits).document();
+  check_bytes(text, source, limits);
+  check_element_count(text, source, limits);
+  pugi::xml_document doc;
+  const pugi::xml_parse_result result = doc.load_buffer(text.data(), text.size(), kParseOptions, pugi::encoding_utf8);
+  if (!result) fail_parse(result, text, source);
+  return Converter(text, source, limits).element(root_element(doc, text, source), 1);
 }
 
 XmlElement read_xml_file(const fs::path& path, const XmlLimits& limits) {
@@ -308,22 +285,10 @@ std::string peek_xml_root(const fs::path& path) {
   std::string head(64 * 1024, '\0');
   in.read(head.data(), static_cast<std::streamsize>(head.size()));
   head.resize(static_cast<size_t>(in.gcount()));
-  size_t pos = 0;
-  while ((pos = head.find('<', pos)) != std::string::npos) {
-    if (pos + 1 < head.size() && name_start(static_cast<unsigned char>(head[pos + 1]))) {
-      size_t e = pos + 1;
-      while (e < head.size() && name_char(static_cast<unsigned char>(head[e]))) ++e;
-      return head.substr(pos + 1, e - pos - 1);
-    }
-    if (head.compare(pos, 4, "<!--") == 0) {
-      const size_t e = head.find("-->", pos);
-      if (e == std::string::npos) return "";
-      pos = e + 3;
-    } else {
-      ++pos;
-    }
-  }
-  return "";
+  // A file longer than the head fails to parse there; the tree up to that point is kept.
+  pugi::xml_document doc;
+  doc.load_buffer(head.data(), head.size(), pugi::parse_minimal, pugi::encoding_utf8);
+  return doc.document_element().name();
 }
 
 const XmlElement& require_child(const XmlElement& el, std::string_view name, const fs::path& file,

@@ -1,13 +1,14 @@
-// A small, strict XML reader for annotation files (Pascal VOC, LabelMe, CVAT): elements, attributes,
-// character data with the five predefined entities and numeric character references, comments,
-// CDATA sections, the XML declaration, processing instructions and a DOCTYPE without an internal
-// subset (no entity definitions, so no entity expansion attack). No namespaces processing (a prefix is
-// part of the name), no validation, no encodings other than UTF-8/ASCII.
+// Annotation XML (Pascal VOC, LabelMe, CVAT) as a tree of XmlElement, parsed by pugixml. On top of
+// pugixml's well-formedness checks: UTF-8 only (checked, as declared), no NUL bytes, one root element
+// and no text outside it, the XML declaration first, no DOCTYPE internal subset (pugixml expands no
+// entities; a document that defines some is refused), only the five predefined entities and valid
+// character references (decoded here), no duplicate attribute. Namespaces are not processed (a prefix
+// is part of the name), nothing is validated.
 //
-// Memory is bounded by the input: at most max_bytes of text, max_depth nested elements, max_elements
-// elements (and one per bytes_per_element of text) and max_attributes attributes per element, each
-// checked while parsing. Every error is one std::runtime_error
-// "<source>: line N: <what>" (the line where the problem is).
+// Memory is bounded by the input: at most max_bytes of text; before parsing, the start tags are
+// counted (at most max_elements, and one per bytes_per_element of text), so pugixml's tree never
+// holds more; while converting, at most max_depth nested elements and max_attributes attributes per
+// element. Every error is one std::runtime_error "<source>: line N: <what>" (the line of the problem).
 #pragma once
 #include <cstdint>
 #include <filesystem>
@@ -26,14 +27,14 @@ struct XmlLimits {
   // 10 bytes an element, "<a/>" four; a file of N bytes holds at most N / 8 elements (at least 65,536),
   // so memory is O(N) whatever it declares.
   int64_t bytes_per_element = 8;
-  size_t max_attributes = 256;  // per element (real ones have a handful); keeps duplicate checks cheap
+  size_t max_attributes = 256;  // per element (real ones have a handful)
 };
 
 struct XmlElement {
   std::string name;
   std::vector<std::pair<std::string, std::string>> attributes;  // in document order, decoded
-  std::string text;  // character data directly inside (CDATA and entities decoded),
-                     // the pieces between child elements concatenated
+  std::string text;  // character data directly inside (CDATA and entities decoded), the pieces
+                     // between child elements concatenated (whitespace-only pieces beside elements left out)
   std::vector<XmlElement> children;
   int64_t line = 0;  // line of the start tag (1-based)
 
@@ -46,7 +47,7 @@ struct XmlElement {
 };
 
 // Parses a whole document (one root element; only comments, processing instructions, a DOCTYPE
-// and whitespace around it). `source` names the document in errors.
+// without internal subset and whitespace around it). `source` names the document in errors.
 XmlElement parse_xml(std::string_view text, const std::string& source, const XmlLimits& limits = {});
 
 // Reads the file (at most limits.max_bytes, checked before reading) and parses it.
