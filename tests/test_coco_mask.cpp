@@ -45,7 +45,7 @@ int64_t ones(const std::vector<uint8_t>& mask) {
 
 // Runs f, which must throw std::runtime_error whose message starts with "<field>:".
 template <class F>
-void expect_error(F&& f, const std::string& field) {
+void expect_field_error(F&& f, const std::string& field) {
   try {
     f();
   } catch (const std::runtime_error& e) {
@@ -109,7 +109,7 @@ TEST(CocoMask, MergesMatchPycocotools) {
     for (const auto& s : c.at("counts"))
       rles.push_back(dm::rle_from_string(s, c.at("height"), c.at("width")));
     if (!c.value("covers_image", true)) {  // rleMerge stopped at a zero-length run: pixels lost
-      expect_error([&] { dm::merge(rles); }, "merge[1]");
+      expect_field_error([&] { dm::merge(rles); }, "merge[1]");
       continue;
     }
     EXPECT_EQ(dm::rle_to_string(dm::merge(rles, c.at("intersect"))), c.at("expected"));
@@ -197,10 +197,10 @@ TEST(CocoMask, ReadSegmentationKeepsPolygonsWithoutAnImageSize) {
   EXPECT_EQ(dm::area(dm::segmentation_rle(kept, 10, 8)), dm::area(from_segmentation("[[1, 1, 5, 1, 5, 5]]", 10, 8)));
   EXPECT_TRUE(dm::read_segmentation(json::parse("[]"), 0, 0).empty());
   EXPECT_TRUE(dm::read_segmentation(json(), 0, 0).empty());
-  expect_error([] { dm::read_segmentation(json::parse(R"({"counts": [80], "size": [10, 8]})"), 0, 0); },
+  expect_field_error([] { dm::read_segmentation(json::parse(R"({"counts": [80], "size": [10, 8]})"), 0, 0); },
                "segmentation");
-  expect_error([] { dm::segmentation_rle(dm::Segmentation{}, 10, 8); }, "segmentation");
-  expect_error([] { dm::segmentation_rle(dm::read_segmentation(json::parse("[[1, 1, 5, 1, 5, 5]]"), 0, 0), 0, 0); },
+  expect_field_error([] { dm::segmentation_rle(dm::Segmentation{}, 10, 8); }, "segmentation");
+  expect_field_error([] { dm::segmentation_rle(dm::read_segmentation(json::parse("[[1, 1, 5, 1, 5, 5]]"), 0, 0), 0, 0); },
                "image");
 }
 
@@ -280,7 +280,7 @@ struct BadSegmentation {
 void expect_errors(const std::vector<BadSegmentation>& cases) {
   for (const auto& c : cases) {
     SCOPED_TRACE(c.json);
-    expect_error([&] { from_segmentation(c.json, 10, 8); }, c.field);
+    expect_field_error([&] { from_segmentation(c.json, 10, 8); }, c.field);
   }
 }
 
@@ -301,8 +301,8 @@ TEST(CocoMaskErrors, NotPolygonsNorRle) {
       {R"({"size": [10, 8]})", "segmentation"},
       {R"({"counts": 80, "size": [10, 8]})", "segmentation.counts"},
   });
-  expect_error([] { dm::rle_from_polygons({}, 10, 8); }, "polygons");
-  expect_error([] { dm::rle_from_polygons({{1, 2, 3, 4}, {1, 1, 5, 1, 5, 5}}, 10, 8); }, "polygons[0]");
+  expect_field_error([] { dm::rle_from_polygons({}, 10, 8); }, "polygons");
+  expect_field_error([] { dm::rle_from_polygons({{1, 2, 3, 4}, {1, 1, 5, 1, 5, 5}}, 10, 8); }, "polygons[0]");
 }
 
 TEST(CocoMaskErrors, PolygonCoordinates) {
@@ -317,11 +317,11 @@ TEST(CocoMaskErrors, PolygonCoordinates) {
   });
   const double nan = std::nan(""), inf = INFINITY;
   const json with_nan = json::array({json::array({1.0, 2.0, nan, 4.0, 5.0, 6.0})});
-  expect_error([&] { dm::rle_from_segmentation(with_nan, 10, 8); }, "segmentation[0][2]");
-  expect_error([&] { dm::rle_from_polygons({{1, 2, 3, 4, 5, 6}, {1, inf, 3, 4, 5, 6}}, 10, 8); },
+  expect_field_error([&] { dm::rle_from_segmentation(with_nan, 10, 8); }, "segmentation[0][2]");
+  expect_field_error([&] { dm::rle_from_polygons({{1, 2, 3, 4, 5, 6}, {1, inf, 3, 4, 5, 6}}, 10, 8); },
                "polygons[1][1]");
-  expect_error([] { dm::rle_from_polygons({{1, 2, 3, 4, 5, -2e8}}, 10, 8); }, "polygons[0][5]");
-  expect_error([&] { dm::rle_from_box({0, 0, inf, 1}, 10, 8); }, "box[2]");
+  expect_field_error([] { dm::rle_from_polygons({{1, 2, 3, 4, 5, -2e8}}, 10, 8); }, "polygons[0][5]");
+  expect_field_error([&] { dm::rle_from_box({0, 0, inf, 1}, 10, 8); }, "box[2]");
 }
 
 TEST(CocoMaskErrors, RleSizeAndCounts) {
@@ -338,20 +338,20 @@ TEST(CocoMaskErrors, RleSizeAndCounts) {
       {R"({"counts": "", "size": [10, 8]})", "segmentation.counts"},
   });
   // More runs than pixels + 1: only zero-length runs can make that, and rleMerge overruns its buffer on them.
-  expect_error([] { from_segmentation(R"({"counts": [0, 0, 0, 1], "size": [1, 1]})", 1, 1); },
+  expect_field_error([] { from_segmentation(R"({"counts": [0, 0, 0, 1], "size": [1, 1]})", 1, 1); },
                "segmentation.counts");
-  expect_error([] { dm::rle_from_uncompressed({40, 41}, 10, 8); }, "counts");
-  expect_error([] { dm::rle_from_uncompressed({-1, 81}, 10, 8); }, "counts[0]");
+  expect_field_error([] { dm::rle_from_uncompressed({40, 41}, 10, 8); }, "counts");
+  expect_field_error([] { dm::rle_from_uncompressed({-1, 81}, 10, 8); }, "counts[0]");
 }
 
 TEST(CocoMaskErrors, CompressedStrings) {
   EXPECT_EQ(dm::rle_from_string("`2", 10, 8).counts, (std::vector<uint32_t>{80}));
-  expect_error([] { dm::rle_from_string("`2 ", 10, 8); }, "counts");      // ' ' is not in '0'..'o'
-  expect_error([] { dm::rle_from_string("`2p", 10, 8); }, "counts");      // 'p' neither
-  expect_error([] { dm::rle_from_string("`", 10, 8); }, "counts");        // ends inside a value
-  expect_error([] { dm::rle_from_string("PPPPPP0", 10, 8); }, "counts");  // 7 characters to a value
-  expect_error([] { dm::rle_from_string("0000O", 10, 8); }, "counts");    // a negative run
-  expect_error([] { dm::rle_from_string("11", 10, 8); }, "counts");       // sums to 2, not 80
+  expect_field_error([] { dm::rle_from_string("`2 ", 10, 8); }, "counts");      // ' ' is not in '0'..'o'
+  expect_field_error([] { dm::rle_from_string("`2p", 10, 8); }, "counts");      // 'p' neither
+  expect_field_error([] { dm::rle_from_string("`", 10, 8); }, "counts");        // ends inside a value
+  expect_field_error([] { dm::rle_from_string("PPPPPP0", 10, 8); }, "counts");  // 7 characters to a value
+  expect_field_error([] { dm::rle_from_string("0000O", 10, 8); }, "counts");    // a negative run
+  expect_field_error([] { dm::rle_from_string("11", 10, 8); }, "counts");       // sums to 2, not 80
   // Six characters are the most a value takes: the largest mask round-trips.
   const int64_t h = 233 * 1103, w = 2089;
   ASSERT_EQ(h * w, dm::kMaxMaskPixels);
@@ -360,30 +360,30 @@ TEST(CocoMaskErrors, CompressedStrings) {
 }
 
 TEST(CocoMaskErrors, AbsurdSizes) {
-  expect_error([] { from_segmentation("[[1, 1, 5, 1, 5, 5]]", 0, 8); }, "image");
-  expect_error([] { from_segmentation("[[1, 1, 5, 1, 5, 5]]", 10, -8); }, "image");
-  expect_error([] { from_segmentation("[[1, 1, 5, 1, 5, 5]]", 1 << 20, 1 << 20); }, "image");
-  expect_error([] { from_segmentation("[[1, 1, 5, 1, 5, 5]]", int64_t{1} << 62, 4); }, "image");
-  expect_error([] { dm::rle_from_string("0", 16384, 32768); }, "image");
-  expect_error([] { dm::encode(nullptr, 0, 3, MaskLayout::row_major); }, "image");
+  expect_field_error([] { from_segmentation("[[1, 1, 5, 1, 5, 5]]", 0, 8); }, "image");
+  expect_field_error([] { from_segmentation("[[1, 1, 5, 1, 5, 5]]", 10, -8); }, "image");
+  expect_field_error([] { from_segmentation("[[1, 1, 5, 1, 5, 5]]", 1 << 20, 1 << 20); }, "image");
+  expect_field_error([] { from_segmentation("[[1, 1, 5, 1, 5, 5]]", int64_t{1} << 62, 4); }, "image");
+  expect_field_error([] { dm::rle_from_string("0", 16384, 32768); }, "image");
+  expect_field_error([] { dm::encode(nullptr, 0, 3, MaskLayout::row_major); }, "image");
 }
 
 TEST(CocoMaskErrors, OperationsCheckTheirMasks) {
   const Rle a = dm::rle_from_uncompressed({3, 77}, 10, 8), b = dm::rle_from_uncompressed({3, 77}, 8, 10);
-  expect_error([] { dm::merge({}); }, "merge");
-  expect_error([&] { dm::merge({a, b}); }, "merge[1]");
-  expect_error([&] { dm::iou({a}, {a}, {}); }, "iou");
+  expect_field_error([] { dm::merge({}); }, "merge");
+  expect_field_error([&] { dm::merge({a, b}); }, "merge[1]");
+  expect_field_error([&] { dm::iou({a}, {a}, {}); }, "iou");
   Rle bad = a;
   bad.counts.push_back(1);  // 81 pixels in an 80-pixel mask: pycocotools would write past its buffer
-  expect_error([&] { dm::decode(bad, MaskLayout::row_major); }, "rle.counts");
-  expect_error([&] { dm::to_bbox(bad); }, "rle.counts");
-  expect_error([&] { dm::rle_to_string(bad); }, "rle.counts");
-  expect_error([&] { dm::iou({bad}, {a}, {false}); }, "dt[0].counts");
-  expect_error([&] { dm::merge({a, bad}); }, "merge[1].counts");
+  expect_field_error([&] { dm::decode(bad, MaskLayout::row_major); }, "rle.counts");
+  expect_field_error([&] { dm::to_bbox(bad); }, "rle.counts");
+  expect_field_error([&] { dm::rle_to_string(bad); }, "rle.counts");
+  expect_field_error([&] { dm::iou({bad}, {a}, {false}); }, "dt[0].counts");
+  expect_field_error([&] { dm::merge({a, bad}); }, "merge[1].counts");
   // A list of uncompressed RLEs whose zero-length runs make rleMerge stop early (pycocotools returns a
   // mask of fewer pixels than the image): refused.
   const char* zero_runs = R"([{"counts": [2, 0, 3], "size": [5, 1]}, {"counts": [2, 0, 3], "size": [5, 1]}])";
-  expect_error([&] { from_segmentation(zero_runs, 5, 1); }, "segmentation[1]");
+  expect_field_error([&] { from_segmentation(zero_runs, 5, 1); }, "segmentation[1]");
 }
 
 }  // namespace

@@ -20,6 +20,7 @@
 #include "src/distributed.h"
 #include "src/engine.h"
 #include "src/optimizer.h"
+#include "tests/support.h"
 #include "tests/tiny_model.h"
 
 namespace fs = std::filesystem;
@@ -65,13 +66,9 @@ std::vector<double> train(const datasets::Batch& batch, const torch::Device& dev
 }
 
 std::string run_tool(const std::string& cmd) {
-  std::string out;
-  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-  char buf[4096];
-  while (size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
-  const int status = pclose(p);
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << cmd << "\n" << out;
-  return out;
+  const auto r = detr::testing::run_command(cmd);
+  EXPECT_EQ(r.code, 0) << cmd << "\n" << r.output;
+  return r.output;
 }
 
 }  // namespace

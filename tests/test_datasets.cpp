@@ -15,6 +15,7 @@
 #include "datasets/synthetic.h"
 #include "datasets/transforms.h"
 #include "tests/fixtures.h"
+#include "tests/support.h"
 
 namespace fs = std::filesystem;
 using namespace detr::datasets;
@@ -23,12 +24,7 @@ using nlohmann::json;
 namespace {
 
 // A fresh directory per test.
-fs::path temp_dir(const std::string& name) {
-  auto dir = fs::temp_directory_path() / ("detr_test_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
+fs::path temp_dir(const std::string& name) { return detr::testing::scratch_dir("detr_test_", name); }
 
 fs::path make_export(const std::string& name, int64_t images = 8) {
   auto dir = temp_dir(name);
@@ -120,22 +116,22 @@ TEST(CocoLoad, BadAnnotationsNameFileIdAndField) {
   const auto ann = (root / "annotations" / "instances_default.json").string();
   auto original = read_json(ann);
   auto restore = [&] { write_json(ann, original); };
-  auto expect_error = [&](const std::function<void(json&)>& edit, std::vector<std::string> parts) {
+  auto expect_refused = [&](const std::function<void(json&)>& edit, std::vector<std::string> parts) {
     restore();
     auto msg = load_error(root, edit);
     EXPECT_FALSE(msg.empty());
     for (const auto& p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "'" << p << "' not in: " << msg;
   };
-  expect_error([](json& j) { j["annotations"][0]["bbox"] = {1, 2, 3}; }, {"instances_default.json", "annotation id 1", "bbox"});
-  expect_error([](json& j) { j["annotations"][0]["bbox"][2] = -5; }, {"annotation id 1", "negative"});
-  expect_error([](json& j) { j["annotations"][0]["bbox"][0] = "x"; }, {"annotation id 1", "bbox"});
-  expect_error([](json& j) { j["annotations"][0]["category_id"] = 77; }, {"category_id 77"});
-  expect_error([](json& j) { j["annotations"][0].erase("image_id"); }, {"missing field 'image_id'"});
-  expect_error([](json& j) { j["annotations"][1]["id"] = j["annotations"][0]["id"]; }, {"duplicate annotation id"});
-  expect_error([](json& j) { j["images"][1]["id"] = j["images"][0]["id"]; }, {"duplicate image id"});
-  expect_error([](json& j) { j["images"][0]["file_name"] = "nope.jpg"; }, {"image id 0", "nope.jpg", "--skip_bad_images"});
-  expect_error([](json& j) { j["images"][0]["width"] = "wide"; }, {"image id 0", "'width'"});
-  expect_error([](json& j) { j["images"] = json::array(); j["annotations"] = json::array(); }, {"no usable images"});
+  expect_refused([](json& j) { j["annotations"][0]["bbox"] = {1, 2, 3}; }, {"instances_default.json", "annotation id 1", "bbox"});
+  expect_refused([](json& j) { j["annotations"][0]["bbox"][2] = -5; }, {"annotation id 1", "negative"});
+  expect_refused([](json& j) { j["annotations"][0]["bbox"][0] = "x"; }, {"annotation id 1", "bbox"});
+  expect_refused([](json& j) { j["annotations"][0]["category_id"] = 77; }, {"category_id 77"});
+  expect_refused([](json& j) { j["annotations"][0].erase("image_id"); }, {"missing field 'image_id'"});
+  expect_refused([](json& j) { j["annotations"][1]["id"] = j["annotations"][0]["id"]; }, {"duplicate annotation id"});
+  expect_refused([](json& j) { j["images"][1]["id"] = j["images"][0]["id"]; }, {"duplicate image id"});
+  expect_refused([](json& j) { j["images"][0]["file_name"] = "nope.jpg"; }, {"image id 0", "nope.jpg", "--skip_bad_images"});
+  expect_refused([](json& j) { j["images"][0]["width"] = "wide"; }, {"image id 0", "'width'"});
+  expect_refused([](json& j) { j["images"] = json::array(); j["annotations"] = json::array(); }, {"no usable images"});
   // With --skip_bad_images the image is skipped and counted instead.
   restore();
   auto j = read_json(ann);

@@ -30,7 +30,7 @@
 #include "src/engine.h"
 #include "src/metric_logger.h"
 #include "src/optimizer.h"
-#include "tests/temp_dirs.h"
+#include "tests/support.h"
 #include "tests/tiny_model.h"
 
 extern char** environ;
@@ -58,11 +58,6 @@ int free_port() {
   getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
   close(fd);
   return ntohs(addr.sin_port);
-}
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
 // A child process with its own launcher variables (the test's are removed), output to a log file.
@@ -122,13 +117,13 @@ class Child {
   bool wait_for_output(const std::string& text, double timeout_s) const {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
     while (std::chrono::steady_clock::now() < deadline) {
-      if (slurp(log_).find(text) != std::string::npos) return true;
+      if (detr::testing::read_file(log_).find(text) != std::string::npos) return true;
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
     return false;
   }
   void signal(int sig) const { kill(pid_, sig); }
-  std::string output() const { return slurp(log_); }
+  std::string output() const { return detr::testing::read_file(log_); }
   double elapsed() const { return elapsed_; }
 
  private:
@@ -375,8 +370,8 @@ TEST(Distributed, TwoProcessesMatchOneProcessWithTheGlobalBatch) {
     update2 += u * u;
     rank_diff = std::max(rank_diff, std::abs(static_cast<double>(r0[i]) - r1[i]));
   }
-  const auto j_single = nlohmann::json::parse(slurp(dir / "single.json"));
-  const auto j_r0 = nlohmann::json::parse(slurp(dir / "rank0.json"));
+  const auto j_single = nlohmann::json::parse(detr::testing::read_file(dir / "single.json"));
+  const auto j_r0 = nlohmann::json::parse(detr::testing::read_file(dir / "rank0.json"));
   const double rel = std::sqrt(diff2 / update2);
   std::cout << "2 ranks x batch 2 vs 1 x batch 4 after " << 2 * j_r0["steps_per_epoch"].get<int>()
             << " steps: max |dw| " << max_diff << ", |dw| / |update| " << rel << ", ranks differ by " << rank_diff
@@ -529,7 +524,7 @@ TEST(Distributed, ShardedEvaluationEqualsOneProcess) {
   ASSERT_EQ(rank1.wait(60), 0) << rank1.output();
   // The detections, gathered from both ranks, equal one process's (as sets: the order is by rank).
   auto detections = [&](const std::string& name) {
-    auto j = nlohmann::json::parse(slurp(dir / name / "eval" / "results_latest.json"));
+    auto j = nlohmann::json::parse(detr::testing::read_file(dir / name / "eval" / "results_latest.json"));
     std::vector<std::string> rows;
     for (const auto& d : j) rows.push_back(d.dump());
     std::sort(rows.begin(), rows.end());

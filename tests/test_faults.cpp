@@ -27,36 +27,19 @@
 #include "src/serialization/torch_save.h"
 #include "src/util/atomic_file.h"
 #include "src/util/terminal.h"
-#include "tests/temp_dirs.h"
+#include "tests/support.h"
 
 namespace fs = std::filesystem;
 using namespace detr;
 using serialization::PyValue;
+using detr::testing::expect_error;
+using detr::testing::read_file;
+using detr::testing::run_command;
+using detr::testing::write_file;
 
 namespace {
 
 fs::path temp_dir(const std::string& name) { return detr::testing::scratch_dir("detr_faults_", name); }
-
-// Expects f() to throw std::runtime_error whose one-line message contains every needle.
-template <typename F>
-std::string expect_error(F&& f, std::initializer_list<std::string> needles) {
-  try {
-    f();
-  } catch (const std::runtime_error& e) {
-    const std::string msg = e.what();
-    for (const auto& n : needles) EXPECT_NE(msg.find(n), std::string::npos) << "'" << n << "' not in: " << msg;
-    EXPECT_EQ(msg.find('\n'), std::string::npos) << "not one line: " << msg;
-    std::cout << "  error: " << msg << "\n";
-    return msg;
-  }
-  ADD_FAILURE() << "did not throw";
-  return {};
-}
-
-void write_bytes(const fs::path& p, const std::string& data) {
-  std::ofstream out(p, std::ios::binary);
-  out << data;
-}
 
 std::string le(uint64_t v, int bytes) {
   std::string s;
@@ -95,7 +78,7 @@ void edit_text(const fs::path& root, const std::string& from, const std::string&
   const auto at = text.find(from);
   ASSERT_NE(at, std::string::npos) << from;
   text.replace(at, from.size(), to);
-  write_bytes(annotations(root), text);
+  write_file(annotations(root), text);
 }
 
 datasets::CocoDataset load(const fs::path& root, datasets::CocoLoadOptions o = {}) {
@@ -146,7 +129,7 @@ TEST(Faults, CompressedZipRecordDeclaringHugeSizeIsRefusedBeforeInflating) {
   std::string end = "PK\x05\x06" + le(0, 2) + le(0, 2) + le(1, 2) + le(1, 2) + le(central.size(), 4) +
                     le(local.size(), 4) + le(0, 2);
   auto dir = temp_dir("zipbomb");
-  write_bytes(dir / "bomb.pth", local + central + end);
+  write_file(dir / "bomb.pth", local + central + end);
   expect_error([&] { serialization::torch_load(dir / "bomb.pth"); },
                {"bomb.pth", "archive/data.pkl", "compressed", "536870912", "refused"});
 }
@@ -260,11 +243,6 @@ TEST(Faults, ResumedOptimizerStateIsValidated) {
 
 // ---- images -----------------------------------------------------------------------------------------
 
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
-
 TEST(Faults, ImageHeadersGiveTheDeclaredSize) {
   auto dir = temp_dir("headers");
   const auto img = torch::full({37, 53, 3}, 100, torch::kUInt8);
@@ -275,7 +253,7 @@ TEST(Faults, ImageHeadersGiveTheDeclaredSize) {
       std::cout << "  (this OpenCV cannot write " << ext << ": " << e.what() << ")\n";
       continue;
     }
-    const auto buf = slurp(dir / ("a" + ext));
+    const auto buf = read_file(dir / ("a" + ext));
     const auto h = datasets::read_image_header(reinterpret_cast<const uint8_t*>(buf.data()), buf.size());
     ASSERT_TRUE(h) << ext;
     EXPECT_EQ(h->width, 53) << ext;
@@ -314,7 +292,7 @@ TEST(Faults, FormatsWithoutACheckedSizeAreRefusedByContent) {
       {"text.jpg", "these are not the pixels you are looking for", "not an image in a format read here (by its content)"},
   };
   for (const auto& c : cases) {
-    write_bytes(dir / c.name, c.bytes);
+    write_file(dir / c.name, c.bytes);
     const auto t0 = std::chrono::steady_clock::now();
     expect_error([&] { datasets::load_image_rgb(dir / c.name); }, {c.name, c.needle});
     EXPECT_NE(datasets::image_problem(dir / c.name).find(c.needle), std::string::npos) << c.name;
@@ -333,7 +311,7 @@ TEST(Faults, TiffSizeIsReadWhereTheFileKeepsIt) {
   const uint32_t ifd = 3u << 20;
   std::string t = std::string("II*\0", 4) + le(ifd, 4) + std::string(ifd - 8, '\0');
   t += le(2, 2) + le(256, 2) + le(3, 2) + le(1, 4) + le(123, 4) + le(257, 2) + le(4, 2) + le(1, 4) + le(45, 4);
-  write_bytes(dir / "big.tif", t);
+  write_file(dir / "big.tif", t);
   const auto h = datasets::read_image_file_header(dir / "big.tif");
   EXPECT_EQ(h.format, "TIFF");
   EXPECT_EQ(h.width, 123);
@@ -342,7 +320,7 @@ TEST(Faults, TiffSizeIsReadWhereTheFileKeepsIt) {
   const std::string jp2 = std::string("\0\0\0\x0CjP  \r\n\x87\n", 12) + le(0x14000000, 4) + "ftypjp2 " + std::string(8, '\0') +
                           std::string("\0\0\0\x2Djp2h", 8) + std::string("\0\0\0\x16ihdr", 8) +
                           std::string("\0\0\0\x30\0\0\0\x40", 8) + std::string(29, '\0');
-  write_bytes(dir / "a.jp2", jp2);
+  write_file(dir / "a.jp2", jp2);
   const auto j = datasets::read_image_file_header(dir / "a.jp2");
   EXPECT_EQ(j.format, "JPEG 2000");
   EXPECT_EQ(j.width, 64);
@@ -363,11 +341,11 @@ TEST(Faults, DecompressionBombIsRefusedFromItsHeader) {
   // A real PNG whose IHDR is patched to declare 16000x16000: refused before any decoding.
   auto dir = temp_dir("bomb");
   datasets::save_image_rgb(torch::zeros({16, 16, 3}, torch::kUInt8), dir / "small.png");
-  auto buf = slurp(dir / "small.png");
+  auto buf = read_file(dir / "small.png");
   for (int k : {16, 20}) {  // width, height: big-endian 16000
     buf[k] = 0, buf[k + 1] = 0, buf[k + 2] = 0x3E, buf[k + 3] = static_cast<char>(0x80);
   }
-  write_bytes(dir / "bomb.png", buf);
+  write_file(dir / "bomb.png", buf);
   expect_error([&] { datasets::load_image_rgb(dir / "bomb.png"); },
                {"bomb.png", "16000x16000", "178956970", "--max_image_pixels"});
   expect_error([&] { datasets::load_image_rgb(dir / "bomb.png", 100); }, {"bomb.png", "limit of 100"});
@@ -375,11 +353,11 @@ TEST(Faults, DecompressionBombIsRefusedFromItsHeader) {
   // A JPEG hiding its frame header behind a restart marker and stray bytes (libjpeg skips them and
   // would decode 32000x32000): the header walk reads it as libjpeg does.
   const std::string sof = "\xFF\xC0" + std::string("\x00\x11\x08\x7D\x00\x7D\x00\x03", 8) + std::string(9, '\x01');
-  write_bytes(dir / "hidden.jpg", std::string("\xFF\xD8\xFF\xD0\x00\x06\x00\x00\x00\x00", 10) + sof +
+  write_file(dir / "hidden.jpg", std::string("\xFF\xD8\xFF\xD0\x00\x06\x00\x00\x00\x00", 10) + sof +
                                       "\xFF\xDA\x00\x02\x00\xFF\xD9");
   expect_error([&] { datasets::load_image_rgb(dir / "hidden.jpg"); }, {"hidden.jpg", "32000x32000"});
   // A known format whose size cannot be read is never decoded.
-  write_bytes(dir / "short.png", "\x89PNG\r\n\x1a\n\x00\x00");
+  write_file(dir / "short.png", "\x89PNG\r\n\x1a\n\x00\x00");
   expect_error([&] { datasets::load_image_rgb(dir / "short.png"); }, {"short.png", "cannot read the image size"});
 }
 
@@ -557,13 +535,8 @@ TEST(Faults, TrainingOnAFullDiskExitsWithOneLine) {
                           " --epochs 1 --batch_size 1 --device cpu --num_threads 2 --backbone resnet18 --hidden_dim 32"
                           " --nheads 2 --enc_layers 1 --dec_layers 1 --dim_feedforward 64 --num_queries 4"
                           " --scales 48 --max_size 64 --val_size 48 --val_split 0 --backbone_weights none 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string output;
-  char buf[4096];
-  while (size_t n = fread(buf, 1, sizeof buf, p)) output.append(buf, n);
-  const int status = pclose(p);
-  ASSERT_TRUE(WIFEXITED(status)) << output;
-  EXPECT_EQ(WEXITSTATUS(status), 1) << output;
+  const auto [code, output] = run_command(cmd);
+  EXPECT_EQ(code, 1) << output;
   ASSERT_NE(output.rfind("detr_train: error:"), std::string::npos) << output;
   const auto last = output.substr(output.rfind("detr_train: error:"));
   std::cout << last;
@@ -596,14 +569,9 @@ TEST(Faults, TrainingMessagesEscapeWhatComesFromFiles) {
   datasets::write_synthetic_cvat_export(dir, o);
   const std::string cmd = std::string(DETR_TOOLS_DIR) + "/detr_train --check_data --coco_path '" + dir.string() +
                           "' --device cpu --backbone_weights none 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string output;
-  char buf[4096];
-  while (size_t n = fread(buf, 1, sizeof buf, p)) output.append(buf, n);
-  const int status = pclose(p);
+  const auto [code, output] = run_command(cmd);
   std::cout << output;
-  ASSERT_TRUE(WIFEXITED(status));
-  EXPECT_EQ(WEXITSTATUS(status), 0) << output;
+  EXPECT_EQ(code, 0) << output;
   EXPECT_NE(output.find("export\\x1b[2J"), std::string::npos) << output;
   EXPECT_EQ(output.find('\x1b'), std::string::npos) << "raw escape bytes reached the terminal";
 }
@@ -614,18 +582,13 @@ TEST(Faults, InspectEscapesEveryByteFromTheFile) {
   auto dir = temp_dir("inspect_escapes");
   const auto value = PyValue::dict({{PyValue::str("note\x1b[31m"), PyValue::str("caf\xc3\xa9 \xe2\x9c\x93")}});
   serialization::torch_save(value, dir / "plain.pth");
-  auto bytes = slurp(dir / "plain.pth");
+  auto bytes = read_file(dir / "plain.pth");
   for (size_t at = 0; (at = bytes.find("archive/", at)) != std::string::npos; at += 8)
     bytes.replace(at, 8, "arc\x1b[2J/");  // the same length: offsets stay valid, names are not CRC-checked
-  write_bytes(dir / "evil.pth", bytes);
-  FILE* p = popen((std::string(DETR_TOOLS_DIR) + "/detr_inspect " + (dir / "evil.pth").string() + " 2>&1").c_str(), "r");
-  std::string output;
-  char buf[4096];
-  while (size_t n = fread(buf, 1, sizeof buf, p)) output.append(buf, n);
-  const int status = pclose(p);
+  write_file(dir / "evil.pth", bytes);
+  const auto [code, output] = run_command(std::string(DETR_TOOLS_DIR) + "/detr_inspect " + (dir / "evil.pth").string());
   std::cout << output;
-  ASSERT_TRUE(WIFEXITED(status));
-  EXPECT_EQ(WEXITSTATUS(status), 0) << output;
+  EXPECT_EQ(code, 0) << output;
   EXPECT_EQ(output.find('\x1b'), std::string::npos) << "raw escape bytes reached the terminal";
   EXPECT_NE(output.find("arc\\x1b[2J"), std::string::npos) << output;  // the archive's folder
   EXPECT_NE(output.find("caf\xc3\xa9 \xe2\x9c\x93"), std::string::npos) << output;  // printable UTF-8 stays

@@ -32,7 +32,7 @@
 #include "datasets/formats/yolo.h"
 #include "src/tensorboard.h"
 #include "tests/fixtures.h"
-#include "tests/temp_dirs.h"
+#include "tests/support.h"
 
 namespace fs = std::filesystem;
 namespace dd = detr::datasets;
@@ -56,37 +56,12 @@ fs::path real_exports() { return shared_data_dir() / "real-exports"; }
                    << " (real CVAT/Datumaro exports; set DETR_SHARED_DATA to the folder holding it)"; \
   } while (0)
 
+using detr::testing::error_of;
+using detr::testing::expect_error;
+using detr::testing::read_file;
+using detr::testing::write_file;
+
 fs::path temp_dir(const std::string& name) { return detr::testing::scratch_dir("detr_formats_", name); }
-
-void write_text(const fs::path& path, const std::string& text) {
-  fs::create_directories(path.parent_path());
-  std::ofstream out(path, std::ios::binary);
-  out << text;
-  ASSERT_TRUE(out.good()) << path;
-}
-
-std::string read_bytes(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-// The message of the std::runtime_error f throws ("" when none).
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const std::runtime_error& e) {
-    return e.what();
-  }
-  return "";
-}
-
-// f must throw one line holding every piece.
-void expect_error(const std::function<void()>& f, const std::vector<std::string>& pieces) {
-  const std::string what = error_of(f);
-  ASSERT_FALSE(what.empty()) << "no error; expected one with " << pieces.front();
-  EXPECT_EQ(what.find('\n'), std::string::npos) << what;
-  for (const auto& p : pieces) EXPECT_NE(what.find(p), std::string::npos) << "'" << p << "' not in: " << what;
-}
 
 // ---------------------------------------------------------------------------------------------
 // A small synthetic export, written in every format as CVAT writes it.
@@ -149,7 +124,7 @@ std::string png_bytes(const SImage& im) {
   cv::imencode(".png", img, out);
   return {out.begin(), out.end()};
 }
-void write_image(const fs::path& path, const SImage& im) { write_text(path, png_bytes(im)); }
+void write_image(const fs::path& path, const SImage& im) { write_file(path, png_bytes(im)); }
 
 std::vector<double> triangle(const std::array<double, 4>& b) {  // bounding box b
   return {b[0], b[1] + b[3], b[0] + b[2] / 2, b[1], b[0] + b[2], b[1] + b[3]};
@@ -194,7 +169,7 @@ void write_coco(const Spec& spec, const fs::path& root) {
                                {"segmentation", seg}});
       }
     }
-    write_text(root / "annotations" / ("instances_" + s.name + ".json"),
+    write_file(root / "annotations" / ("instances_" + s.name + ".json"),
                json{{"images", images}, {"annotations", annotations}, {"categories", categories}}.dump());
   }
 }
@@ -221,13 +196,13 @@ void write_yolo(const Spec& spec, const fs::path& root) {
         lines += std::to_string(o.label) + " " + fmt("%.6f", (o.box[0] + o.box[2] / 2) / im.width) + " " +
                  fmt("%.6f", (o.box[1] + o.box[3] / 2) / im.height) + " " + fmt("%.6f", o.box[2] / im.width) + " " +
                  fmt("%.6f", o.box[3] / im.height) + "\n";
-      write_text(dir / (im.stem + ".txt"), lines);
+      write_file(dir / (im.stem + ".txt"), lines);
       list += "data/obj_" + sub + "_data/" + im.file() + "\n";
     }
-    write_text(root / (sub + ".txt"), list);
+    write_file(root / (sub + ".txt"), list);
   }
-  write_text(root / "obj.data", data + "names = data/obj.names\nbackup = backup/\n");
-  write_text(root / "obj.names", names);
+  write_file(root / "obj.data", data + "names = data/obj.names\nbackup = backup/\n");
+  write_file(root / "obj.names", names);
 }
 
 std::string xml_escape(const std::string& s) {
@@ -241,7 +216,7 @@ void write_voc(const Spec& spec, const fs::path& root) {
   std::string labelmap = "# label:color_rgb:parts:actions\nbackground:0,0,0::\n";
   for (size_t i = 0; i < spec.labels.size(); ++i)
     labelmap += spec.labels[i] + ":" + std::to_string(10 * i) + ",0,0::\n";
-  write_text(root / "labelmap.txt", labelmap);
+  write_file(root / "labelmap.txt", labelmap);
   for (const auto& s : spec.subsets) {
     std::string ids;
     for (const auto& im : s.images) {
@@ -257,10 +232,10 @@ void write_voc(const Spec& spec, const fs::path& root) {
              (o.kind == Kind::crowd ? "1" : "0") + "</difficult><bndbox><xmin>" + fmt("%g", o.box[0]) +
              "</xmin><ymin>" + fmt("%g", o.box[1]) + "</ymin><xmax>" + fmt("%g", o.box[0] + o.box[2]) +
              "</xmax><ymax>" + fmt("%g", o.box[1] + o.box[3]) + "</ymax></bndbox></object>\n";
-      write_text(root / "Annotations" / (im.stem + ".xml"), x + "</annotation>\n");
+      write_file(root / "Annotations" / (im.stem + ".xml"), x + "</annotation>\n");
     }
-    write_text(root / "ImageSets" / "Main" / (s.name + ".txt"), ids);
-    write_text(root / "ImageSets" / "Main" / ("cat_" + s.name + ".txt"), ids);
+    write_file(root / "ImageSets" / "Main" / (s.name + ".txt"), ids);
+    write_file(root / "ImageSets" / "Main" / ("cat_" + s.name + ".txt"), ids);
   }
 }
 
@@ -268,7 +243,7 @@ void write_voc(const Spec& spec, const fs::path& root) {
 void write_mot(const Spec& spec, const fs::path& root) {
   std::string labels, gt;
   for (size_t i = 0; i < spec.labels.size(); ++i) labels += (i ? "\n" : "") + spec.labels[i];
-  write_text(root / "gt" / "labels.txt", labels);
+  write_file(root / "gt" / "labels.txt", labels);
   int frame = 0;
   for (const auto& im : spec.subsets.at(0).images) {
     ++frame;
@@ -278,7 +253,7 @@ void write_mot(const Spec& spec, const fs::path& root) {
             fmt("%g", o.box[2]) + "," + fmt("%g", o.box[3]) + "," + (o.kind == Kind::crowd ? "0" : "1") + "," +
             std::to_string(o.label + 1) + "," + (frame % 2 ? "1.0" : "0.0") + "\r\n";
   }
-  write_text(root / "gt" / "gt.txt", gt);
+  write_file(root / "gt" / "gt.txt", gt);
 }
 
 // ---- TFRecord: protobuf encoding and framing, as TensorFlow writes them.
@@ -360,11 +335,11 @@ std::string label_map_text(const Spec& spec) {
 
 // TFRecord as CVAT (upstream) writes it: <subset>.tfrecord with the images embedded.
 void write_tfrecord_with(const Spec& spec, const fs::path& root, bool embed) {
-  write_text(root / "label_map.pbtxt", label_map_text(spec));
+  write_file(root / "label_map.pbtxt", label_map_text(spec));
   for (const auto& s : spec.subsets) {
     std::string records;
     for (const auto& im : s.images) records += tf_record(spec, im, embed);
-    write_text(root / (s.name + ".tfrecord"), records);
+    write_file(root / (s.name + ".tfrecord"), records);
   }
 }
 void write_tfrecord(const Spec& spec, const fs::path& root) { write_tfrecord_with(spec, root, true); }
@@ -403,7 +378,7 @@ void write_labelme(const Spec& spec, const fs::path& root) {
         }
         x += "<attributes></attributes></object>";
       }
-      write_text(root / s.name / (im.stem + ".xml"), x + "</annotation>");
+      write_file(root / s.name / (im.stem + ".xml"), x + "</annotation>");
     }
 }
 
@@ -443,7 +418,7 @@ void write_cvat(const Spec& spec, const fs::path& root) {
       }
       x += "    <polyline label=\"cat\" points=\"1,2;3,4\" z_order=\"0\"/>\n  </image>\n";
     }
-  write_text(root / "annotations.xml", x + "</annotations>\n");
+  write_file(root / "annotations.xml", x + "</annotations>\n");
 }
 
 // Datumaro 1.0 as CVAT writes it: annotations/<subset>.json, images/<subset>/.
@@ -474,7 +449,7 @@ void write_datumaro(const Spec& spec, const fs::path& root) {
     json doc{{"info", json::object()},
              {"categories", {{"label", {{"labels", labels}, {"attributes", {"occluded"}}}}}},
              {"items", items}};
-    write_text(root / "annotations" / (s.name + ".json"), doc.dump());
+    write_file(root / "annotations" / (s.name + ".json"), doc.dump());
   }
 }
 
@@ -608,9 +583,9 @@ TEST(FormatsRoundTrip, VocBackgroundObjectsAreDroppedAndCounted) {
   Spec spec = make_spec({Kind::box});
   write_voc(spec, dir);
   const fs::path xml = dir / "Annotations" / (spec.subsets[0].images[0].stem + ".xml");
-  std::string text = read_bytes(xml);
+  std::string text = read_file(xml);
   text.replace(text.find("<name>cat</name>"), 16, "<name>background</name>");
-  write_text(xml, text);
+  write_file(xml, text);
   const auto data = load_format(dir, DatasetFormat::voc).train;
   EXPECT_EQ(data.categories.size(), 3u);
   EXPECT_EQ(data.images[0].objects.size(), 2u);
@@ -752,7 +727,7 @@ TEST(FormatsXml, LimitsOnDepthElementsAndSize) {
   std::cout << "  300,000 attributes and 10,000,000 empty elements refused in " << s << " s\n";
   EXPECT_LT(s, 5.0);
   const auto dir = temp_dir("xml_limits");
-  write_text(dir / "big.xml", "<a>0123456789</a>");
+  write_file(dir / "big.xml", "<a>0123456789</a>");
   expect_error([&] { read_xml_file(dir / "big.xml", limits); }, {"big.xml", "above the limit of 10"});
   // Deep documents fail cleanly instead of exhausting the stack: nested beyond the limit, and a deep
   // one that pugixml refuses first (never closed) or that holds too many elements.
@@ -768,14 +743,14 @@ TEST(FormatsXml, LimitsOnDepthElementsAndSize) {
 
 TEST(FormatsXml, PeekRoot) {
   const auto dir = temp_dir("xml_peek");
-  write_text(dir / "a.xml", "<?xml version='1.0'?>\n<!-- <x> -->\n<annotations><b/></annotations>");
+  write_file(dir / "a.xml", "<?xml version='1.0'?>\n<!-- <x> -->\n<annotations><b/></annotations>");
   EXPECT_EQ(peek_xml_root(dir / "a.xml"), "annotations");
-  write_text(dir / "b.xml", "not xml");
+  write_file(dir / "b.xml", "not xml");
   EXPECT_EQ(peek_xml_root(dir / "b.xml"), "");
   // Only the first 64 KiB are read: the root of a longer file is still found there.
-  write_text(dir / "c.xml", "<annotation>" + std::string(100000, ' ') + "<object/></annotation>");
+  write_file(dir / "c.xml", "<annotation>" + std::string(100000, ' ') + "<object/></annotation>");
   EXPECT_EQ(peek_xml_root(dir / "c.xml"), "annotation");
-  write_text(dir / "d.xml", std::string("\0\xff<", 3));
+  write_file(dir / "d.xml", std::string("\0\xff<", 3));
   EXPECT_EQ(peek_xml_root(dir / "d.xml"), "");
 }
 
@@ -829,7 +804,7 @@ TEST(FormatsTfRecord, ExampleParsingPackedAndUnpacked) {
 TEST(FormatsTfRecord, FramingCrcsAndLengthsAreChecked) {
   const auto dir = temp_dir("tfrecord_framing");
   const std::string good = framed("hello") + framed("");
-  write_text(dir / "ok.tfrecord", good);
+  write_file(dir / "ok.tfrecord", good);
   TfRecordReader reader(dir / "ok.tfrecord");
   std::string r;
   ASSERT_TRUE(reader.next(r));
@@ -838,7 +813,7 @@ TEST(FormatsTfRecord, FramingCrcsAndLengthsAreChecked) {
   EXPECT_EQ(r, "");
   EXPECT_FALSE(reader.next(r));
   auto read_all = [&](const std::string& bytes) {
-    write_text(dir / "bad.tfrecord", bytes);
+    write_file(dir / "bad.tfrecord", bytes);
     TfRecordReader bad(dir / "bad.tfrecord");
     std::string rec;
     while (bad.next(rec)) {
@@ -860,7 +835,7 @@ TEST(FormatsTfRecord, FramingCrcsAndLengthsAreChecked) {
 
 TEST(FormatsTfRecord, LabelMapTextFormat) {
   const auto dir = temp_dir("label_map");
-  write_text(dir / "a.pbtxt",
+  write_file(dir / "a.pbtxt",
              "# comment\nitem {\n  name: \"b\\\"q\"\n  id: 2\n  display_name: 'B'\n}\nitem: { id: 1; display_name: 'a' "
              "keypoints { id: 0 } }\n");
   const auto items = read_label_map(dir / "a.pbtxt");
@@ -879,7 +854,7 @@ TEST(FormatsTfRecord, LabelMapTextFormat) {
   };
   for (const auto& [text, piece] : cases) {
     SCOPED_TRACE(text);
-    write_text(dir / "b.pbtxt", text);
+    write_file(dir / "b.pbtxt", text);
     expect_error([&] { read_label_map(dir / "b.pbtxt"); }, {"b.pbtxt", piece});
   }
 }
@@ -918,11 +893,11 @@ void expect_load_error(const std::string& name, const std::function<void(const S
 
 // Replaces the first `from` in the file by `to`.
 void replace_in(const fs::path& file, const std::string& from, const std::string& to) {
-  std::string text = read_bytes(file);
+  std::string text = read_file(file);
   const size_t at = text.find(from);
   ASSERT_NE(at, std::string::npos) << from << " not in " << file;
   text.replace(at, from.size(), to);
-  write_text(file, text);
+  write_file(file, text);
 }
 
 void yolo_boxes(const Spec& spec, const fs::path& root) {
@@ -946,18 +921,18 @@ TEST(FormatsMalformed, Yolo) {
                     [](const fs::path& r) { replace_in(r / "obj.data", "classes = 3", "classes = x"); },
                     {"obj.data: line 1", "'classes' must be a positive integer, got 'x'"});
   expect_load_error("yolo_line", yolo_boxes, f,
-                    [](const fs::path& r) { write_text(r / "obj_train_data/img000001.txt", "0 0.5 0.5 0.1\n"); },
+                    [](const fs::path& r) { write_file(r / "obj_train_data/img000001.txt", "0 0.5 0.5 0.1\n"); },
                     {"img000001.txt: line 1", "expected 'class cx cy w h' (5 fields), got 4"});
   expect_load_error("yolo_class", yolo_boxes, f,
-                    [](const fs::path& r) { write_text(r / "obj_train_data/img000001.txt", "\n3 0.5 0.5 0.1 0.1\n"); },
+                    [](const fs::path& r) { write_file(r / "obj_train_data/img000001.txt", "\n3 0.5 0.5 0.1 0.1\n"); },
                     {"img000001.txt: line 2", "class must be an integer in [0, 3), got '3'"});
   expect_load_error("yolo_coord", yolo_boxes, f,
-                    [](const fs::path& r) { write_text(r / "obj_train_data/img000001.txt", "1 0.5 nan 0.1 0.1\n"); },
+                    [](const fs::path& r) { write_file(r / "obj_train_data/img000001.txt", "1 0.5 nan 0.1 0.1\n"); },
                     {"img000001.txt: line 1", "cy must be a finite number, got 'nan'"});
   expect_load_error(
       "yolo_label_file", yolo_boxes, f, [](const fs::path& r) { fs::remove(r / "obj_train_data/img000003.txt"); },
       {"train.txt: line 3", "image 'data/obj_train_data/img000003.png': label file", "img000003.txt not found"});
-  expect_load_error("yolo_names", yolo_boxes, f, [](const fs::path& r) { write_text(r / "obj.names", "a\nb\na\n"); },
+  expect_load_error("yolo_names", yolo_boxes, f, [](const fs::path& r) { write_file(r / "obj.names", "a\nb\na\n"); },
                     {"obj.names: line 3", "duplicate label name 'a'"});
   expect_load_error("yolo_list", yolo_boxes, f, [](const fs::path& r) { fs::remove(r / "valid.txt"); },
                     {"obj.data: line 3", "subset 'valid': list 'valid.txt' not found"});
@@ -993,14 +968,14 @@ TEST(FormatsMalformed, Voc) {
   expect_load_error("voc_sets", write_voc, f, [&](const fs::path& r) { fs::remove_all(r / "ImageSets"); },
                     {"ImageSets/Main: not found"});
   expect_load_error("voc_labelmap", write_voc, f,
-                    [&](const fs::path& r) { write_text(r / "labelmap.txt", "a::\n:1,2,3::\n"); },
+                    [&](const fs::path& r) { write_file(r / "labelmap.txt", "a::\n:1,2,3::\n"); },
                     {"labelmap.txt: line 2", "empty label name in ':1,2,3::'"});
 }
 
 TEST(FormatsMalformed, Mot) {
   const auto f = DatasetFormat::mot;
   auto gt = [](const std::string& row) {
-    return [row](const fs::path& r) { write_text(r / "gt" / "gt.txt", "1,-1,1,1,4,4,1,1,1\n" + row + "\n"); };
+    return [row](const fs::path& r) { write_file(r / "gt" / "gt.txt", "1,-1,1,1,4,4,1,1,1\n" + row + "\n"); };
   };
   const std::vector<std::string> one = {"default"};
   expect_load_error("mot_fields", write_mot, f, gt("1,-1,1,1,4,4,1,1"),
@@ -1018,7 +993,7 @@ TEST(FormatsMalformed, Mot) {
   expect_load_error("mot_frame_image", write_mot, f, gt("9,-1,1,1,4,4,1,1,1"),
                     {"gt.txt", "image id 9", "'000009.jpg' not found"}, one);
   expect_load_error(
-      "mot_labels", write_mot, f, [](const fs::path& r) { write_text(r / "gt" / "labels.txt", "a\n\nb\na"); },
+      "mot_labels", write_mot, f, [](const fs::path& r) { write_file(r / "gt" / "labels.txt", "a\n\nb\na"); },
       {"labels.txt: line 4", "duplicate label name 'a'"}, one);
 }
 
@@ -1030,7 +1005,7 @@ TEST(FormatsMalformed, TfRecord) {
       std::vector<std::pair<std::string, std::string>> feats = {{"image/filename", bytes_feature({"x.png"})},
                                                                 {"image/encoded", bytes_feature({png_bytes(im)})}};
       feats.insert(feats.end(), extra.begin(), extra.end());
-      write_text(r / "Train.tfrecord", framed(example(feats)));
+      write_file(r / "Train.tfrecord", framed(example(feats)));
     };
   };
   auto boxes = [](size_t n) {
@@ -1066,18 +1041,18 @@ TEST(FormatsMalformed, TfRecord) {
                     record({{"image/width", int_feature({63})}, {"image/height", int_feature({32})}}),
                     {"Train.tfrecord: record 0: image id 1", "declared 63x32 but the file header says 64x32"});
   expect_load_error("tf_proto", write_tfrecord, f,
-                    [](const fs::path& r) { write_text(r / "Train.tfrecord", framed("\x0a\x05\x0a")); },
+                    [](const fs::path& r) { write_file(r / "Train.tfrecord", framed("\x0a\x05\x0a")); },
                     {"Train.tfrecord: record 0: not a valid tf.train.Example: field of 5 bytes runs past its message"});
   expect_load_error("tf_crc", write_tfrecord, f,
                     [](const fs::path& r) {
-                      std::string bytes = read_bytes(r / "Validation.tfrecord");
+                      std::string bytes = read_file(r / "Validation.tfrecord");
                       bytes[20] ^= 0x40;
-                      write_text(r / "Validation.tfrecord", bytes);
+                      write_file(r / "Validation.tfrecord", bytes);
                     },
                     {"Validation.tfrecord: record 0 at byte 0: the data's CRC does not match"});
   expect_load_error("tf_map", write_tfrecord, f,
                     [](const fs::path& r) {
-                      write_text(r / "label_map.pbtxt", "item {\n id: 1\n name: 'a'\n}\nitem {\n id: 2\n}\n");
+                      write_file(r / "label_map.pbtxt", "item {\n id: 1\n name: 'a'\n}\nitem {\n id: 2\n}\n");
                     },
                     {"label_map.pbtxt: line 5: item id 2 has no name"});
   const auto dir = temp_dir("tf_no_extract");
@@ -1111,7 +1086,7 @@ TEST(FormatsMalformed, LabelMe) {
                       replace_in(r / xml, "</polygon>", "</poly>");
                     },
                     {"img000001.xml: line 1", "object 0: object has neither <polygon> nor <segm>"});
-  expect_load_error("lm_root", write_labelme, f, [&](const fs::path& r) { write_text(r / xml, "<other/>"); },
+  expect_load_error("lm_root", write_labelme, f, [&](const fs::path& r) { write_file(r / xml, "<other/>"); },
                     {"img000001.xml: line 1", "root element is <other>, expected <annotation>"});
   expect_load_error("lm_size_mismatch", write_labelme, f,
                     [&](const fs::path& r) { replace_in(r / xml, "<ncols>64</ncols>", "<ncols>65</ncols>"); },
@@ -1147,8 +1122,8 @@ TEST(FormatsMalformed, CvatXml) {
                     {"annotations.xml: line ", "end tag </project> does not match the open element"});
   expect_load_error("cvat_truncated", write_cvat, f,
                     [&](const fs::path& r) {
-                      const std::string text = read_bytes(r / x);
-                      write_text(r / x, text.substr(0, text.size() / 2));
+                      const std::string text = read_file(r / x);
+                      write_file(r / x, text.substr(0, text.size() / 2));
                     },
                     {"annotations.xml: line "});
   expect_load_error("cvat_entity", write_cvat, f,
@@ -1164,9 +1139,9 @@ TEST(FormatsMalformed, Datumaro) {
   const fs::path train = fs::path("annotations") / "Train.json";
   auto edit = [&](std::function<void(json&)> change) {
     return [change, train](const fs::path& r) {
-      json doc = json::parse(read_bytes(r / train));
+      json doc = json::parse(read_file(r / train));
       change(doc);
-      write_text(r / train, doc.dump());
+      write_file(r / train, doc.dump());
     };
   };
   expect_load_error(
@@ -1191,7 +1166,7 @@ TEST(FormatsMalformed, Datumaro) {
                       d["items"][0]["image"]["size"] = {32.5, 64};
                     }),
                     {"Train.json: item 'img000001'.image", "'size' must be [height, width] positive integers"});
-  expect_load_error("dm_json", write_datumaro, f, [&](const fs::path& r) { write_text(r / train, "{\"items\": [}"); },
+  expect_load_error("dm_json", write_datumaro, f, [&](const fs::path& r) { write_file(r / train, "{\"items\": [}"); },
                     {"Train.json: not valid JSON"});
   expect_load_error("dm_type", write_datumaro, f, edit([](json& d) { d["items"][0]["annotations"][0]["type"] = 3; }),
                     {"Train.json: item 'img000001': annotations[0]", "'type' must be a string, got 3"});
@@ -1436,7 +1411,7 @@ TEST(FormatsDecisions, CvatTracksTakeVisibleFramesOnly) {
   SImage frame0{"frame_000000", 32, 32, {}}, frame1{"frame_000001", 32, 32, {}};
   write_image(dir / "images" / frame0.file(), frame0);
   write_image(dir / "images" / frame1.file(), frame1);
-  write_text(
+  write_file(
       dir / "annotations.xml",
       "<annotations><version>1.1</version><meta><task><labels><label><name>car</name></label></labels>"
       "<original_size><width>32</width><height>32</height></original_size></task></meta>"
@@ -1465,10 +1440,10 @@ TEST(FormatsDecisions, DatumaroOutsideAndUnlabelled) {
   const auto dir = temp_dir("datumaro_flags");
   write_datumaro(make_spec({Kind::box}), dir);
   const fs::path file = dir / "annotations" / "Train.json";
-  json doc = json::parse(read_bytes(file));
+  json doc = json::parse(read_file(file));
   doc["items"][0]["annotations"][0]["attributes"]["outside"] = true;
   doc["items"][0]["annotations"][1]["label_id"] = nullptr;
-  write_text(file, doc.dump());
+  write_file(file, doc.dump());
   const auto s = load_format(dir, DatasetFormat::datumaro);
   ASSERT_EQ(s.train.images[0].objects.size(), 1u);
   EXPECT_EQ(s.train.images[0].objects[0].category_id, 3);
@@ -1481,10 +1456,10 @@ TEST(FormatsDecisions, DatumaroOutsideAndUnlabelled) {
 TEST(FormatsDecisions, TfRecordLabelsByTextOrUnlabelled) {
   const auto dir = temp_dir("tf_labels");
   const Spec spec = make_spec({Kind::box}, {"default"});
-  write_text(dir / "label_map.pbtxt", label_map_text(spec));
+  write_file(dir / "label_map.pbtxt", label_map_text(spec));
   const SImage im{"a", 64, 32, {}};
   std::vector<float> v0{0.25f, 0.5f}, v1{0.5f, 0.75f};
-  write_text(dir / "default.tfrecord", framed(example({{"image/filename", bytes_feature({"a.png"})},
+  write_file(dir / "default.tfrecord", framed(example({{"image/filename", bytes_feature({"a.png"})},
                                                        {"image/encoded", bytes_feature({png_bytes(im)})},
                                                        {"image/object/bbox/xmin", float_feature(v0)},
                                                        {"image/object/bbox/ymin", float_feature(v0)},
@@ -1507,9 +1482,9 @@ TEST(FormatsDecisions, TfRecordSubsetNamesNeverBecomePaths) {
   // extraction folder's parent ($TMPDIR itself) and left there.
   const auto dir = temp_dir("tf_dots");
   const Spec spec = make_spec({Kind::box}, {"default"});
-  write_text(dir / "label_map.pbtxt", label_map_text(spec));
+  write_file(dir / "label_map.pbtxt", label_map_text(spec));
   const SImage im{"a", 64, 32, {}};
-  write_text(dir / "...tfrecord", framed(example({{"image/filename", bytes_feature({"a.png"})},
+  write_file(dir / "...tfrecord", framed(example({{"image/filename", bytes_feature({"a.png"})},
                                                    {"image/encoded", bytes_feature({png_bytes(im)})}})));
   const auto extract = dir / "scratch" / "extracted";
   const auto raw = read_tfrecord(dir, extract);
@@ -1528,7 +1503,7 @@ TEST(FormatsDecisions, NamesFromTheExportStayInsideIt) {
   EXPECT_EQ(join_inside(dir, "a/b.jpg"), dir / "a" / "b.jpg");
   EXPECT_EQ(join_inside(dir, "../../etc/passwd"), dir / "passwd");
   EXPECT_EQ(join_inside(dir, "/etc/passwd"), dir / "passwd");
-  write_text(dir / "x.png", "");
+  write_file(dir / "x.png", "");
   EXPECT_EQ(find_inside(dir, "/somewhere/else/x.png"), dir / "x.png");
   EXPECT_FALSE(find_inside(dir, "../x.png/.."));
 }

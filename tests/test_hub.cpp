@@ -16,6 +16,7 @@
 #include "models/detr.h"
 #include "src/hub.h"
 #include "src/serialization/torch_save.h"
+#include "tests/support.h"
 
 namespace fs = std::filesystem;
 using namespace detr;
@@ -68,11 +69,6 @@ fs::path fresh_dir(const std::string& name) {
   return d;
 }
 
-std::string read_all(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
 }  // namespace
 
 TEST(Hub, Sha256KnownVectors) {
@@ -122,7 +118,7 @@ TEST(Hub, DownloadsCachesAndChecksHashes) {
   o.attempts = 1;
   auto path = hub::cached_download(server.url(good), o);
   EXPECT_EQ(path, hub::cache_dir() / good);
-  EXPECT_EQ(read_all(path), content);
+  EXPECT_EQ(detr::testing::read_file(path), content);
 
   try {
     hub::cached_download(server.url("bad-deadbeef.pth"), o);
@@ -187,11 +183,8 @@ TEST(Hub, DetrTrainLoadsABackboneFromAUrl) {
                           " --enc_layers 1 --dec_layers 1 --dim_feedforward 32 --num_queries 4 --scales 64"
                           " --max_size 96 --val_size 64 --val_split 0 --eval_every 0 --num_workers 0"
                           " --backbone_weights " + server.url("resnet18-test.pth") + " 2>&1";
-  std::string out;
-  FILE* p = popen(cmd.c_str(), "r");
-  char buf[4096];
-  while (size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
-  EXPECT_EQ(pclose(p), 0) << out;
+  const auto [code, out] = detr::testing::run_command(cmd);
+  EXPECT_EQ(code, 0) << out;
   EXPECT_NE(out.find("ImageNet backbone from " + (root / "torch" / "hub" / "checkpoints" / "resnet18-test.pth").string()),
             std::string::npos)
       << out;

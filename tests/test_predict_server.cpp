@@ -11,7 +11,7 @@
 #include "src/predict_server.h"
 #include "src/util/base64.h"
 #include "tests/fixtures.h"
-#include "tests/temp_dirs.h"
+#include "tests/support.h"
 #include "tests/tiny_model.h"
 
 namespace {

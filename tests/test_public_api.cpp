@@ -10,7 +10,7 @@
 #include "src/run_context.h"
 #include "src/serialization/torch_save.h"
 #include "tests/fixtures.h"
-#include "tests/temp_dirs.h"
+#include "tests/support.h"
 #include "tests/tiny_model.h"
 
 namespace {

@@ -8,7 +8,7 @@
 #include <iostream>
 
 #include "src/summary_plot.h"
-#include "tests/temp_dirs.h"
+#include "tests/support.h"
 
 namespace {
 

@@ -22,10 +22,13 @@
 #include "src/serialization/state_dict.h"
 #include "src/serialization/torch_save.h"
 #include "tests/fixtures.h"
+#include "tests/support.h"
 
 namespace fs = std::filesystem;
 using namespace detr::serialization;
 using namespace std::string_literals;
+using detr::testing::expect_error;
+using detr::testing::read_file;
 
 namespace {
 
@@ -51,10 +54,6 @@ fs::path torchsave_dir(Golden g) { return golden_dir(g) / "torchsave"; }
     }                                                                                    \
   } while (0)
 
-std::string slurp(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-}
 
 void spit(const fs::path& p, const std::string& data) {
   std::ofstream f(p, std::ios::binary);
@@ -78,22 +77,6 @@ struct TempDir {
 
 bool bit_equal(const torch::Tensor& a, const torch::Tensor& b) { return equal(PyValue::tensor(a), PyValue::tensor(b)); }
 
-// Expects f() to throw std::runtime_error whose message contains every needle.
-template <typename F>
-std::string expect_error(F&& f, std::initializer_list<std::string> needles) {
-  try {
-    f();
-  } catch (const std::runtime_error& e) {
-    const std::string msg = e.what();
-    for (const auto& n : needles) EXPECT_NE(msg.find(n), std::string::npos) << "'" << n << "' not in: " << msg;
-    return msg;
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "threw a non-runtime_error: " << e.what();
-    return {};
-  }
-  ADD_FAILURE() << "did not throw";
-  return {};
-}
 
 // Checks a state dict against expected.json's "model" section (dtype, shape, sums, first element).
 void check_against_expected(const PyValue& model, const nlohmann::json& expected) {
@@ -151,7 +134,7 @@ std::vector<std::pair<std::string, std::string>> golden_checkpoints() {
     for (const char* name : {"detr_style_zip.pth", "detr_style_legacy.pth"}) {
       const fs::path path = torchsave_dir(g) / name;
       if (fs::exists(path)) {
-        files.emplace_back(path.string(), slurp(path));
+        files.emplace_back(path.string(), read_file(path));
       } else if (g == Golden::kCommitted) {
         ADD_FAILURE() << "committed golden data missing: " << path;
       }
@@ -247,7 +230,7 @@ INSTANTIATE_TEST_SUITE_P(Golden, TorchSaveGolden, ::testing::Values(Golden::kCom
 
 // A Python-written fp16 state dict gives the tensors LibTorch's own pickle_load gives.
 void expect_same_as_pickle_load(const fs::path& path) {
-  const std::string bytes = slurp(path);
+  const std::string bytes = read_file(path);
   const auto ours = to_state_dict(torch_load(path));
   const auto theirs = torch::pickle_load(std::vector<char>(bytes.begin(), bytes.end())).toGenericDict();
   ASSERT_EQ(ours.size(), theirs.size());
@@ -395,14 +378,14 @@ TEST(TorchSave, FileWriteIsAtomic) {
   EXPECT_TRUE(equal(torch_load(path), v));
 
   // A failing write (an object we cannot pickle) leaves the old file and no temp file behind.
-  const auto before = slurp(path);
+  const auto before = read_file(path);
   expect_error(
       [&] {
         torch_save(PyValue::dict({{PyValue::str("x"), PyValue::object("argparse", "Namespace", PyValue::tuple())}}),
                    path);
       },
       {path.string(), "argparse.Namespace"});
-  EXPECT_EQ(slurp(path), before);
+  EXPECT_EQ(read_file(path), before);
   EXPECT_FALSE(fs::exists(path.string() + ".tmp"));
   expect_error([&] { torch_save(v, dir.path / "no_such_dir" / "x.pth"); }, {"no_such_dir", "cannot open"});
 }

@@ -27,7 +27,7 @@
 #include "src/serialization/torch_save.h"
 #include "src/tensorboard.h"
 #include "src/tools/tensorboard_reader.h"
-#include "tests/temp_dirs.h"
+#include "tests/support.h"
 #include "tests/tiny_model.h"
 
 namespace fs = std::filesystem;
@@ -54,20 +54,8 @@ std::string tiny_flags() {
          " --num_workers 1 --val_split 0 --backbone_weights none";
 }
 
-struct Run {
-  int code;
-  std::string output;
-};
-
-Run run(const std::string& args, const std::string& tool = kTool) {
-  const std::string cmd = tool + " " + args + " 2>&1";
-  Run r{0, ""};
-  FILE* p = popen(cmd.c_str(), "r");
-  char buf[4096];
-  while (size_t n = fread(buf, 1, sizeof buf, p)) r.output.append(buf, n);
-  const int status = pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
+detr::testing::CommandResult run(const std::string& args, const std::string& tool = kTool) {
+  return detr::testing::run_command(tool + " " + args);
 }
 
 std::vector<nlohmann::json> read_log(const fs::path& path) {
