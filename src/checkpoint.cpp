@@ -211,8 +211,8 @@ CheckpointArgs read_args(const PyValue& root, const fs::path& path) {
     if (const auto* v = find(name); v && !v->is_none()) out = int_in(*v, path, std::string("args.") + name, lo, hi);
   };
   integer("nheads", 1, 4096, a.nheads);
-  integer("val_size", 1, 1 << 16, a.val_size);
-  integer("max_size", 1, 1 << 16, a.max_size);
+  integer("val_size", 1, int64_t{1} << 31, a.val_size);  // what training accepts: positive
+  integer("max_size", 1, int64_t{1} << 31, a.max_size);
   if (const auto* v = find("dilation"); v && !v->is_none()) {
     if (!v->is_bool()) bad_field(path, "args.dilation", "is " + repr(*v) + ", expected True or False");
     a.dilation = v->as_bool();
@@ -255,9 +255,12 @@ models::ModelConfig infer_model_config(const std::map<std::string, torch::Tensor
   auto s = models::split_segmentation_state(state).first;
   const bool masks = !s.empty();
   if (!masks) s = state;
-  auto shape = [&](const std::string& k) -> std::vector<int64_t> {
+  auto shape = [&](const std::string& k) -> std::vector<int64_t> {  // a matrix: [out, in]
     auto it = s.find(k);
     if (it == s.end()) throw std::runtime_error("state dict has no '" + k + "': not a DETR model");
+    if (it->second.dim() != 2)
+      throw std::runtime_error("state dict's '" + k + "' has shape " + c10::str(it->second.sizes()) +
+                               ", expected a matrix: not a DETR model");
     return it->second.sizes().vec();
   };
   auto count = [&](const std::string& prefix) {  // the distinct N of "<prefix>N." keys

@@ -185,6 +185,16 @@ TEST(Faults, ResumeStateIsValidated) {
   EXPECT_EQ(ok.state->step_in_epoch, 5);
 }
 
+TEST(Faults, InferredConfigRefusesTensorsOfTheWrongRank) {
+  // A crafted file whose query embedding is a vector: its shape was indexed past its end before.
+  std::map<std::string, torch::Tensor> state{{"query_embed.weight", torch::zeros({4})},
+                                             {"class_embed.weight", torch::zeros({3, 4})}};
+  expect_error([&] { infer_model_config(state); }, {"'query_embed.weight' has shape [4]", "expected a matrix"});
+  state["query_embed.weight"] = torch::zeros({5, 4});
+  state["class_embed.weight"] = torch::zeros({});
+  expect_error([&] { infer_model_config(state); }, {"'class_embed.weight' has shape []", "not a DETR model"});
+}
+
 TEST(Faults, ResumedOptimizerStateIsValidated) {
   // Measured before: betas outside [0, 1) and a negative exp_avg_sq were accepted on --resume (the latter
   // surfaced epochs later as a "degenerate box" error).

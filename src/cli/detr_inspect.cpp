@@ -49,9 +49,9 @@ int main(int argc, char** argv) {
     try {  // what training and detr_predict make of it (the same reader)
       const auto ck = detr::read_checkpoint(std::make_shared<const detr::serialization::PyValue>(std::move(value)), file);
       const auto line = detr::describe(ck);
-      text << "as a checkpoint: " << line << "\n";
-    } catch (const std::exception& e) {
-      text << "as a checkpoint: not usable: " << e.what() << "\n";
+      text << "as a checkpoint: " << detr::util::terminal_safe(line, /*newlines_escaped=*/true) << "\n";
+    } catch (const std::exception& e) {  // one line, whatever the file's strings hold
+      text << "as a checkpoint: not usable: " << detr::util::terminal_safe(e.what(), /*newlines_escaped=*/true) << "\n";
     }
     std::cout << detr::util::terminal_safe(text.str()) << std::flush;
     return 0;
