@@ -134,19 +134,22 @@ void check_bytes(std::string_view text, const std::string& source, const XmlLimi
 }
 
 // Counts the start tags ('<' and neither '/', '!' nor '?': an upper bound on the elements, as a '<'
-// inside a comment or CDATA section counts too) and refuses more than the limit before pugixml
-// builds a node for each.
+// inside a comment or CDATA section counts too) and the '=' signs (an upper bound on the attributes,
+// which cost pugixml 40 bytes each), and refuses more than the limit before pugixml builds a node
+// for any.
 void check_element_count(std::string_view text, const std::string& source, const XmlLimits& limits) {
   const int64_t per_bytes = std::max<int64_t>(1, limits.bytes_per_element);
   const int64_t max_elements =
       std::min(limits.max_elements, std::max<int64_t>(65536, static_cast<int64_t>(text.size()) / per_bytes));
   int64_t count = 0;
-  for (size_t at = text.find('<'); at != std::string_view::npos; at = text.find('<', at + 1)) {
-    if (at + 1 < text.size() && std::string_view("/!?").find(text[at + 1]) != std::string_view::npos) continue;
+  for (size_t at = text.find_first_of("<="); at != std::string_view::npos; at = text.find_first_of("<=", at + 1)) {
+    if (text[at] == '<' && at + 1 < text.size() && std::string_view("/!?").find(text[at + 1]) != std::string_view::npos)
+      continue;
     if (++count > max_elements)
       fail_at(source, LineIndex(text).line(static_cast<ptrdiff_t>(at)),
               "more than " + std::to_string(max_elements) + " elements (at most one per " +
-                  std::to_string(per_bytes) + " bytes of a " + std::to_string(text.size()) + "-byte file)");
+                  std::to_string(per_bytes) + " bytes of a " + std::to_string(text.size()) +
+                  "-byte file, attributes counted too)");
   }
 }
 
