@@ -175,10 +175,6 @@ auto with_path(const fs::path& path, Fn fn) -> decltype(fn()) {
   }
 }
 
-}  // namespace
-
-namespace {
-
 // NaN or infinite weights would answer every image with null scores and boxes: refused by name.
 void check_finite(const fs::path& path, const std::map<std::string, torch::Tensor>& state) {
   for (const auto& [key, t] : state)
