@@ -1,6 +1,6 @@
 #include "datasets/coco.h"
 #include "datasets/json_number.h"
-#include "src/util/atomic_file.h"
+#include "util/atomic_file.h"
 
 #include <nlohmann/json.hpp>
 

@@ -1,6 +1,6 @@
 #include "datasets/image_io.h"
 
-#include "src/util/atomic_file.h"
+#include "util/atomic_file.h"
 
 #include <fstream>
 #include <opencv2/imgcodecs.hpp>

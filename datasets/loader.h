@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "datasets/coco_detection.h"
-#include "src/util/misc.h"
+#include "util/misc.h"
 
 namespace detr::datasets {
 

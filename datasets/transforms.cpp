@@ -7,7 +7,7 @@
 #include <cmath>
 #include <vector>
 
-#include "src/util/box_ops.h"
+#include "util/box_ops.h"
 
 namespace detr::datasets {
 

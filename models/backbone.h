@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "models/winograd_conv.h"
-#include "src/util/misc.h"
+#include "util/misc.h"
 
 namespace detr::models {
 

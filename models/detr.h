@@ -9,7 +9,7 @@
 #include "models/model_config.h"
 #include "models/position_encoding.h"
 #include "models/transformer.h"
-#include "src/util/misc.h"
+#include "util/misc.h"
 
 namespace detr::models {
 

@@ -1,7 +1,7 @@
 #include "models/matcher.h"
 
 #include "models/linear_sum_assignment.h"
-#include "src/util/box_ops.h"
+#include "util/box_ops.h"
 
 namespace detr::models {
 

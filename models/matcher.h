@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "models/detr.h"
-#include "src/util/misc.h"
+#include "util/misc.h"
 
 namespace detr::models {
 

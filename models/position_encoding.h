@@ -7,7 +7,7 @@
 
 #include "models/backbone.h"
 #include "models/model_config.h"
-#include "src/util/misc.h"
+#include "util/misc.h"
 
 namespace detr::models {
 

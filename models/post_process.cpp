@@ -1,7 +1,7 @@
 #include "models/post_process.h"
 
-#include "src/util/box_ops.h"
-#include "src/util/misc.h"
+#include "util/box_ops.h"
+#include "util/misc.h"
 
 namespace detr::models {
 

@@ -14,7 +14,7 @@
 
 #include "models/detr.h"
 #include "models/model_config.h"
-#include "src/util/misc.h"
+#include "util/misc.h"
 
 namespace detr::models {
 

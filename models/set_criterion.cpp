@@ -3,7 +3,7 @@
 #include <chrono>
 
 #include "models/segmentation.h"
-#include "src/util/box_ops.h"
+#include "util/box_ops.h"
 
 namespace detr::models {
 

@@ -7,7 +7,7 @@
 
 #include "datasets/coco_mask.h"
 #include "models/post_process.h"
-#include "src/util/box_ops.h"
+#include "util/box_ops.h"
 
 namespace detr {
 

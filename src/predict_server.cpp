@@ -6,7 +6,7 @@
 #include <algorithm>
 
 #include "datasets/image_io.h"
-#include "src/util/base64.h"
+#include "util/base64.h"
 
 namespace detr {
 

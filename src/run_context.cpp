@@ -10,8 +10,8 @@
 #include <thread>
 
 #include "src/hub.h"
-#include "src/util/cpu.h"
-#include "src/util/terminal.h"
+#include "util/cpu.h"
+#include "util/terminal.h"
 
 namespace detr {
 

@@ -13,7 +13,7 @@
 #include <sstream>
 
 #include "datasets/coco_mask.h"
-#include "src/util/atomic_file.h"
+#include "util/atomic_file.h"
 
 namespace detr {
 

@@ -1,5 +1,7 @@
 #include "src/tensorboard.h"
 
+#include "util/crc32c.h"
+
 #include <stdio_ext.h>
 #include <unistd.h>
 
@@ -18,17 +20,6 @@ namespace {
 
 using namespace tensorboard_format;
 constexpr double kFlushPeriodSeconds = 1.0;  // add_scalar flushes at most this often
-
-constexpr std::array<uint32_t, 256> make_crc32c_table() {
-  std::array<uint32_t, 256> table{};
-  for (uint32_t i = 0; i < 256; ++i) {
-    uint32_t c = i;
-    for (int k = 0; k < 8; ++k) c = (c & 1) ? (c >> 1) ^ 0x82F63B78u : c >> 1;
-    table[i] = c;
-  }
-  return table;
-}
-constexpr std::array<uint32_t, 256> kCrc32cTable = make_crc32c_table();
 
 double unix_now() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
@@ -142,9 +133,9 @@ std::string frame_record(const std::string& data) {
   std::string record;
   record.reserve(kHeaderBytes + data.size() + kFooterBytes);
   put_fixed(record, data.size(), 8);
-  put_fixed(record, masked_crc32c(record.data(), 8), 4);
+  put_fixed(record, util::masked_crc32c(record.data(), 8), 4);
   record += data;
-  put_fixed(record, masked_crc32c(data.data(), data.size()), 4);
+  put_fixed(record, util::masked_crc32c(data.data(), data.size()), 4);
   return record;
 }
 
@@ -175,20 +166,6 @@ std::FILE* open_new_event_file(const std::filesystem::path& dir, std::filesystem
 }
 
 }  // namespace
-
-// TFRecord's CRC masking (crc32c.h: "it is problematic to compute the CRC of a string that
-// contains embedded CRCs").
-uint32_t masked_crc32c(const void* data, size_t n) {
-  const uint32_t c = crc32c(data, n);
-  return ((c >> 15) | (c << 17)) + 0xa282ead8u;
-}
-
-uint32_t crc32c(const void* data, size_t n) {
-  const auto* p = static_cast<const unsigned char*>(data);
-  uint32_t c = 0xFFFFFFFFu;
-  for (size_t i = 0; i < n; ++i) c = kCrc32cTable[(c ^ p[i]) & 0xff] ^ (c >> 8);
-  return c ^ 0xFFFFFFFFu;
-}
 
 // ---- TensorBoardWriter ----
 

@@ -67,10 +67,6 @@ class TensorBoardWriter {
   long durable_ = 0;       // file size after the last successful flush: whole records only
 };
 
-// CRC-32C (Castagnoli): reflected polynomial 0x82F63B78, init and final XOR 0xFFFFFFFF.
-// crc32c("123456789", 9) == 0xE3069283.
-uint32_t crc32c(const void* data, size_t n);
-
 // The event file format the writer and the reader share.
 namespace tensorboard_format {
 constexpr const char* kFileVersion = "brain.Event:2";
@@ -90,7 +86,4 @@ constexpr uint32_t kDtFloat = 1;
 constexpr const char* kPrCurvesPlugin = "pr_curves";
 enum ImageField : uint32_t { kHeight = 1, kWidth = 2, kColorspace = 3, kEncodedImage = 4 };
 }  // namespace tensorboard_format
-// TFRecord framing's masked CRC: ((crc >> 15) | (crc << 17)) + 0xa282ead8.
-uint32_t masked_crc32c(const void* data, size_t n);
-
 }  // namespace detr

@@ -14,8 +14,8 @@
 #include "datasets/image_io.h"
 #include "src/summary_plot.h"
 #include "src/tensorboard.h"
-#include "src/util/atomic_file.h"
-#include "src/util/terminal.h"
+#include "util/atomic_file.h"
+#include "util/terminal.h"
 
 namespace detr {
 

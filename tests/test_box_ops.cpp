@@ -1,8 +1,8 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include "src/util/box_ops.h"
-#include "src/util/misc.h"
+#include "util/box_ops.h"
+#include "util/misc.h"
 
 using namespace detr::util;
 

@@ -25,8 +25,8 @@
 #include "src/serialization/pickle.h"
 #include "src/serialization/state_dict.h"
 #include "src/serialization/torch_save.h"
-#include "src/util/atomic_file.h"
-#include "src/util/terminal.h"
+#include "util/atomic_file.h"
+#include "util/terminal.h"
 #include "tests/support.h"
 
 namespace fs = std::filesystem;

@@ -33,6 +33,7 @@
 #include "src/tensorboard.h"
 #include "tests/fixtures.h"
 #include "tests/support.h"
+#include "util/crc32c.h"
 
 namespace fs = std::filesystem;
 namespace dd = detr::datasets;
@@ -296,7 +297,7 @@ std::string framed(const std::string& data) {
     for (int i = 0; i < 4; ++i) s[i] = char((v >> (8 * i)) & 0xFF);
     return s;
   };
-  return len + u32(detr::masked_crc32c(len.data(), 8)) + data + u32(detr::masked_crc32c(data.data(), data.size()));
+  return len + u32(detr::util::masked_crc32c(len.data(), 8)) + data + u32(detr::util::masked_crc32c(data.data(), data.size()));
 }
 
 std::string tf_record(const Spec& spec, const SImage& im, bool embed) {
@@ -830,7 +831,7 @@ TEST(FormatsTfRecord, FramingCrcsAndLengthsAreChecked) {
   expect_error([&] { read_all(good.substr(0, good.size() - 2)); }, {"record 1 at byte 21", "truncated"});
   std::string huge = framed("x");
   huge[5] = 1;  // declares 2^40 + 1 bytes; its CRC fixed so the length check is what fails
-  const uint32_t crc = detr::masked_crc32c(huge.data(), 8);
+  const uint32_t crc = detr::util::masked_crc32c(huge.data(), 8);
   for (int i = 0; i < 4; ++i) huge[8 + i] = char((crc >> (8 * i)) & 0xFF);
   expect_error([&] { read_all(huge); }, {"declares 1099511627777 bytes"});
 }

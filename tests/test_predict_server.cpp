@@ -9,7 +9,7 @@
 
 #include "src/checkpoint.h"
 #include "src/predict_server.h"
-#include "src/util/base64.h"
+#include "util/base64.h"
 #include "tests/fixtures.h"
 #include "tests/support.h"
 #include "tests/tiny_model.h"

@@ -16,9 +16,10 @@
 
 #include "src/tensorboard.h"
 #include "src/tools/tensorboard_reader.h"
+#include "util/crc32c.h"
 
 namespace fs = std::filesystem;
-using detr::crc32c;
+using detr::util::crc32c;
 using detr::read_tensorboard_scalars;
 using detr::TensorBoardScalar;
 using detr::TensorBoardWriter;

@@ -9,8 +9,8 @@
 #include <stdexcept>
 
 #include "datasets/formats/text.h"
-#include "src/tensorboard.h"
-#include "src/util/atomic_file.h"
+#include "util/atomic_file.h"
+#include "util/crc32c.h"
 
 namespace detr::datasets::formats {
 
@@ -189,7 +189,7 @@ bool TfRecordReader::next(std::string& record) {
   uint32_t crc = 0;
   for (int i = 7; i >= 0; --i) length = (length << 8) | header[i];
   for (int i = 11; i >= 8; --i) crc = (crc << 8) | header[i];
-  if (crc != masked_crc32c(header, 8))
+  if (crc != util::masked_crc32c(header, 8))
     throw std::runtime_error(where + "the length's CRC does not match (not a TFRecord, or corrupt)");
   if (length > size_ - offset_ - 16 || length > kMaxRecordBytes)
     throw std::runtime_error(where + "declares " + std::to_string(length) + " bytes, but " +
@@ -202,7 +202,7 @@ bool TfRecordReader::next(std::string& record) {
     throw std::runtime_error(where + "cannot read its " + std::to_string(length) + " bytes");
   crc = 0;
   for (int i = 3; i >= 0; --i) crc = (crc << 8) | footer[i];
-  if (crc != masked_crc32c(record.data(), record.size()))
+  if (crc != util::masked_crc32c(record.data(), record.size()))
     throw std::runtime_error(where + "the data's CRC does not match (corrupt)");
   offset_ += 16 + length;
   ++index_;

@@ -9,7 +9,7 @@
 #include "src/tools/benchmark.h"
 #include "src/cli/guarded_main.h"
 #include "src/flags.h"
-#include "src/util/atomic_file.h"
+#include "util/atomic_file.h"
 
 namespace {
 

@@ -12,7 +12,7 @@
 
 #include "datasets/coco_eval.h"
 #include "datasets/eval_tables.h"
-#include "src/util/atomic_file.h"
+#include "util/atomic_file.h"
 #include "src/cli/guarded_main.h"
 
 namespace {

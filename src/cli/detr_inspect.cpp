@@ -11,7 +11,7 @@
 #include "src/checkpoint.h"
 #include "src/serialization/inspect.h"
 #include "src/serialization/torch_save.h"
-#include "src/util/terminal.h"
+#include "util/terminal.h"
 #include "src/cli/guarded_main.h"
 
 int main(int argc, char** argv) {

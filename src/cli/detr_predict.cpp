@@ -14,7 +14,7 @@
 #include "src/predict.h"
 #include "src/predict_server.h"
 #include "src/cli/guarded_main.h"
-#include "src/util/atomic_file.h"
+#include "util/atomic_file.h"
 #include "src/run_context.h"
 
 namespace fs = std::filesystem;

@@ -11,7 +11,7 @@
 #include <string_view>
 
 #include "src/usage_error.h"
-#include "src/util/terminal.h"
+#include "util/terminal.h"
 
 namespace detr {
 

@@ -11,6 +11,7 @@
 #include <stdexcept>
 #include <string_view>
 #include "src/tensorboard.h"
+#include "util/crc32c.h"
 
 namespace detr {
 
@@ -294,14 +295,14 @@ TensorBoardEvents read_tensorboard_events(const std::filesystem::path& file) {
     if (left < kHeaderBytes)
       fail("truncated last record: " + std::to_string(left) + " of 12 header bytes (writer killed "
            "mid-write?)");
-    if (masked_crc32c(record, 8) != load_le(record + 8, 4))
+    if (util::masked_crc32c(record, 8) != load_le(record + 8, 4))
       fail("length CRC mismatch (corrupt length field)");
     const uint64_t length = load_le(record, 8);
     if (left < kHeaderBytes + kFooterBytes || length > left - kHeaderBytes - kFooterBytes)
       fail("truncated last record: needs " + std::to_string(length + kHeaderBytes + kFooterBytes) +
            " bytes, " + std::to_string(left) + " left (writer killed mid-write?)");
     const std::string_view data(record + kHeaderBytes, length);
-    if (masked_crc32c(data.data(), data.size()) != load_le(record + kHeaderBytes + length, 4))
+    if (util::masked_crc32c(data.data(), data.size()) != load_le(record + kHeaderBytes + length, 4))
       fail("data CRC mismatch (corrupt Event bytes)");
 
     ParsedEvent event;

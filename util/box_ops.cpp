@@ -1,4 +1,4 @@
-#include "src/util/box_ops.h"
+#include "util/box_ops.h"
 
 #include <sstream>
 

@@ -1,4 +1,4 @@
-#include "src/util/cpu.h"
+#include "util/cpu.h"
 
 #include <sched.h>
 

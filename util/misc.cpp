@@ -1,4 +1,4 @@
-#include "src/util/misc.h"
+#include "util/misc.h"
 
 namespace detr::util {
 

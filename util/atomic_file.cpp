@@ -1,4 +1,4 @@
-#include "src/util/atomic_file.h"
+#include "util/atomic_file.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>

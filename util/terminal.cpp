@@ -1,4 +1,4 @@
-#include "src/util/terminal.h"
+#include "util/terminal.h"
 
 #include <cstdint>
 
