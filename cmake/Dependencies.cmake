@@ -2,13 +2,13 @@
 # wheel given through CMAKE_PREFIX_PATH). Nothing is fetched or vendored.
 
 # A required dependency that is missing stops configure with one line naming the Debian package
-# (scripts/install_deps.sh installs them all). Optional ones print one line each saying what is off
+# (scripts/setup/install_deps.sh installs them all). Optional ones print one line each saying what is off
 # and why (detr_optional_off).
 macro(detr_require package debian_package)
   find_package(${package} ${ARGN} QUIET)
   if(NOT ${package}_FOUND)
     message(FATAL_ERROR "detr-cpp: required dependency ${package} not found: install the Debian package "
-                        "${debian_package} (scripts/install_deps.sh installs every dependency), or point "
+                        "${debian_package} (scripts/setup/install_deps.sh installs every dependency), or point "
                         "CMAKE_PREFIX_PATH at its installation")
   endif()
 endmacro()
@@ -82,7 +82,7 @@ set(DETR_WITH_CUDA OFF)
 if(TARGET torch_cuda OR TORCH_CUDA_LIBRARIES)
   set(DETR_WITH_CUDA ON)
   # A CUDA LibTorch's libtorch_cuda.so needs cuDNN. Debian's nvidia-cudnn is an installer that
-  # downloads it; a machine without network declines that (scripts/install_deps.sh, DETR_CUDNN=skip)
+  # downloads it; a machine without network declines that (scripts/setup/install_deps.sh, DETR_CUDNN=skip)
   # and has no libcudnn.so. Then the executables are linked without checking libtorch_cuda.so's own
   # cuDNN references (the linker's --allow-shlib-undefined): they still load libcudnn.so.9 by name at
   # run time, wherever cuDNN is installed, and the dynamic loader names it if it is not.

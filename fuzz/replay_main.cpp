@@ -1,7 +1,7 @@
 // A main for the fuzz targets without libFuzzer (any compiler): runs LLVMFuzzerTestOneInput once
 // on every file named on the command line, or found (recursively) under a directory named there.
 // ctest's fuzz_smoke.* run it on the committed corpus; it also replays a crashing input found by
-// scripts/fuzz.sh under a debugger or in a build without sanitizers.
+// scripts/dev/fuzz.sh under a debugger or in a build without sanitizers.
 //
 //   fuzz_replay_torch_save fuzz/corpus/torch_save [more files or directories...]
 //

@@ -7,7 +7,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${DETR_BUILD_DIR:-$root/build}
 demo=${DETR_DEMO_DIR:-$root/demo_output}
-"$root/scripts/build.sh"
+"$root/scripts/setup/build.sh"
 
 rm -rf "$demo"
 # Easy data, so that DETR visibly learns in minutes: 96x72 images, 3 coloured shapes (box, ellipse,

@@ -3,6 +3,6 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${DETR_BUILD_DIR:-$root/build}
-"$root/scripts/build.sh"
+"$root/scripts/setup/build.sh"
 cd "$build"
 ctest --output-on-failure --timeout 900 "$@"

@@ -1,6 +1,6 @@
 // detr_resize IN OUT --size S [--max_size M]: resizes an image exactly as the training transforms do
 // (shorter side to S, longer capped at M, antialiased bilinear, whole levels) and writes it as PNG.
-// Used by scripts/resize_fidelity.py to measure the distance to upstream's PIL resize.
+// Used by scripts/bench/resize_fidelity.py to measure the distance to upstream's PIL resize.
 #include <cxxopts.hpp>
 #include <torch/torch.h>
 

@@ -10,7 +10,7 @@
 #      per-device autocast) are shown to contain their CUDA and NCCL references, and the executables
 #      to link libtorch_cuda, libcudart and libnccl;
 #   4. unless --no-packaging: a second clean root with only the CUDA runtime packages
-#      (scripts/install_runtime_deps.sh, DETR_FLAVOUR=cuda) and the installed tools, where every
+#      (scripts/setup/install_runtime_deps.sh, DETR_FLAVOUR=cuda) and the installed tools, where every
 #      library the executables need resolves, cuDNN apart.
 # It ends with one verdict line. No GPU is needed or used.
 #
@@ -21,9 +21,9 @@
 #
 # Downloaded packages are kept outside the roots, in $DETR_APT_CACHE (default
 # /var/cache/detr-cpp/apt-trixie, about 3 GB), so a second run on the same machine downloads nothing.
-# Must run as root. usage: scripts/check_cuda_build.sh [--no-packaging] [--workdir DIR]
+# Must run as root. usage: scripts/ci/check_cuda_build.sh [--no-packaging] [--workdir DIR]
 set -euo pipefail
-repo=$(cd "$(dirname "$0")/.." && pwd)
+repo=$(cd "$(dirname "$0")/../.." && pwd)
 packaging=1 workdir=${TMPDIR:-/var/tmp}
 while [ $# -gt 0 ]; do
   case $1 in
@@ -37,19 +37,19 @@ done
 suite=trixie components=main,contrib,non-free
 apt_cache=${DETR_APT_CACHE:-/var/cache/detr-cpp/apt-trixie}
 verdict_fail() { echo "check_cuda_build: FAILED: $*"; verdict=1; exit 1; }
-# shellcheck source=scripts/clean_root_lib.sh
-source "$repo/scripts/clean_root_lib.sh"
+# shellcheck source=scripts/ci/clean_root_lib.sh
+source "$repo/scripts/ci/clean_root_lib.sh"
 # One verdict line, also when a step fails on its own (set -e): then it names the step's line.
 verdict=0
 trap 'rc=$?; [ "$verdict" = 1 ] || [ $rc = 0 ] || echo "check_cuda_build: FAILED: exit $rc in the step above"; cleanup' EXIT
 start_all=$(date +%s)
 
-phase "root 1: a clone of the checkout; DETR_FLAVOUR=cuda DETR_CUDNN=skip scripts/install_deps.sh"
+phase "root 1: a clone of the checkout; DETR_FLAVOUR=cuda DETR_CUDNN=skip scripts/setup/install_deps.sh"
 root1="$base/root"
 new_root "$root1"
 clone_into "$root1" "$repo"
 start=$(date +%s)
-in_root "$root1" "cd /src/detr-cpp && DETR_FLAVOUR=cuda DETR_CUDNN=skip scripts/install_deps.sh" \
+in_root "$root1" "cd /src/detr-cpp && DETR_FLAVOUR=cuda DETR_CUDNN=skip scripts/setup/install_deps.sh" \
   >"$base/install.log" 2>&1 || { tail -n 30 "$base/install.log"; verdict_fail "install_deps.sh (cuda)"; }
 in_root "$root1" "dpkg-query -W -f='\${Package} \${Version}\n' libtorch-cuda-dev nvidia-cuda-toolkit libnccl-dev libgloo-cuda-dev"
 echo "install took $(( $(date +%s) - start )) s (packages cached in $apt_cache: $(du -sh "$apt_cache" | cut -f1))"
@@ -58,7 +58,7 @@ echo "install took $(( $(date +%s) - start )) s (packages cached in $apt_cache: 
 # run here without cuDNN; optimising would only make CI slower.
 phase "build every target with CUDA and NCCL (no libcurl, no optimisation)"
 start=$(date +%s)
-in_root "$root1" "cd /src/detr-cpp && DETR_SKIP_INSTALL=1 scripts/build.sh -DCMAKE_BUILD_TYPE=None -DCMAKE_DISABLE_FIND_PACKAGE_CURL=ON" \
+in_root "$root1" "cd /src/detr-cpp && DETR_SKIP_INSTALL=1 scripts/setup/build.sh -DCMAKE_BUILD_TYPE=None -DCMAKE_DISABLE_FIND_PACKAGE_CURL=ON" \
   >"$base/build.log" 2>&1 || { grep -m 40 -E "error|Error" "$base/build.log" || true; tail -n 20 "$base/build.log";
                               verdict_fail "the CUDA build"; }
 grep -E "^-- detr-cpp|Caffe2: (CUDA|cuDNN)|CUDA detected|warning:" "$base/build.log" || true

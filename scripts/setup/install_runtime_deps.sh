@@ -4,7 +4,7 @@
 # pugixml.
 # DETR_FLAVOUR=cuda: Debian's CUDA LibTorch runtime (Debian 13+, contrib and non-free), which brings
 # the CUDA libraries, NCCL and nvidia-cudnn (cuDNN's installer; DETR_CUDNN=skip declines its download,
-# as in scripts/install_deps.sh). DETR_WITH_TORCH=0 leaves LibTorch out (an image that brings its own).
+# as in scripts/setup/install_deps.sh). DETR_WITH_TORCH=0 leaves LibTorch out (an image that brings its own).
 set -euo pipefail
 flavour=${DETR_FLAVOUR:-cpu}
 SUDO=""

@@ -7,14 +7,14 @@
 #      exports beside it) bind-mounted read-only beside the checkout; the tests that read it run on
 #      the same build (ctest -R 'Fixtures|fixtures')
 #   4. with --packaging: a second minimal root with only the runtime packages
-#      (scripts/install_runtime_deps.sh) and the installed tools (scripts/install_bin.sh), as the
+#      (scripts/setup/install_runtime_deps.sh) and the installed tools (scripts/setup/install_bin.sh), as the
 #      container images are made: detr_train --help and a short training run there.
 # Must run as root (debootstrap, chroot, mounts). Needs network access to Debian's package archive.
 #
-# usage: scripts/clean_root_check.sh [--suite bookworm|trixie] [--fixtures DIR] [--packaging]
+# usage: scripts/ci/clean_root_check.sh [--suite bookworm|trixie] [--fixtures DIR] [--packaging]
 #                                    [--skip-demo] [--workdir DIR]
 set -euo pipefail
-repo=$(cd "$(dirname "$0")/.." && pwd)
+repo=$(cd "$(dirname "$0")/../.." && pwd)
 suite=bookworm fixtures="" packaging=0 demo=1 workdir=${TMPDIR:-/var/tmp}
 while [ $# -gt 0 ]; do
   case $1 in
@@ -29,8 +29,8 @@ done
 [ "$(id -u)" = 0 ] || { echo "clean_root_check: must run as root (debootstrap, chroot)" >&2; exit 2; }
 
 components=main
-# shellcheck source=scripts/clean_root_lib.sh
-source "$repo/scripts/clean_root_lib.sh"
+# shellcheck source=scripts/ci/clean_root_lib.sh
+source "$repo/scripts/ci/clean_root_lib.sh"
 
 phase "root 1: only a clone of the checkout"
 root1="$base/root"

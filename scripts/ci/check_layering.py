@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Fails on an include that runs up the layering: util/ <- models/, datasets/ <- src/ <- tools, tests.
 
-    scripts/check_layering.py REPO_ROOT
+    scripts/ci/check_layering.py REPO_ROOT
 
 Each directory may include (with "...") only from itself and the layers below it, as upstream's packages
 import: util/ is the base; models/ and datasets/ build on util/ and not on each other; src/ (the runtime)

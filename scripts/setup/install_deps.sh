@@ -2,8 +2,8 @@
 # Installs everything detr-cpp needs to build and test, from Debian's packages. Idempotent: packages
 # already present are skipped.
 #
-#   scripts/install_deps.sh                     # CPU flavour: Debian 12 (bookworm) or newer
-#   DETR_FLAVOUR=cuda scripts/install_deps.sh   # CUDA flavour: Debian 13 (trixie) or newer with the
+#   scripts/setup/install_deps.sh                     # CPU flavour: Debian 12 (bookworm) or newer
+#   DETR_FLAVOUR=cuda scripts/setup/install_deps.sh   # CUDA flavour: Debian 13 (trixie) or newer with the
 #                                               # contrib and non-free components in its apt sources
 #
 # CUDA flavour: Debian's CUDA LibTorch (libtorch-cuda-dev), the CUDA toolkit (nvcc, which LibTorch's

@@ -1,6 +1,6 @@
 // Times detr::datasets::evaluate_bbox on a synthetic COCO-val-sized case: 5,000 images, 80 categories,
 // ~7 ground-truth boxes and exactly 100 detections per image (DETR submits every query), one core.
-//   g++ -std=c++17 -O2 -I. datasets/coco_eval.cpp datasets/coco_mask.cpp scripts/bench_coco_eval.cpp -o /tmp/bench_coco_eval
+//   g++ -std=c++17 -O2 -I. datasets/coco_eval.cpp datasets/coco_mask.cpp src/cli/detr_bench_coco_eval.cpp -o /tmp/bench_coco_eval
 //   /tmp/bench_coco_eval [images] [repeats] [dir]
 // With `dir`, also writes the case as dir/gt.json and dir/dt.json (to time detr_eval end to end).
 #include <algorithm>

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes a nuclio function.yaml for CVAT auto-annotation from a training run's classes.csv.
 
-usage: scripts/make_nuclio_function.py CLASSES_CSV OUT_DIR [--name NAME] [--image IMAGE] [--masks [--polygons]]
+usage: scripts/deploy/make_nuclio_function.py CLASSES_CSV OUT_DIR [--name NAME] [--image IMAGE] [--masks [--polygons]]
 OUT_DIR receives function.yaml and main.py; put the model (best.pth, or checkpoint.pth) beside them as
 model/checkpoint.pth. --masks: a segmentation model (trained with --masks), whose labels CVAT gets as
 mask labels (or polygon labels with --polygons, for CVAT versions before mask shapes).
@@ -72,7 +72,7 @@ spec:
 """
     with open(os.path.join(a.out_dir, "function.yaml"), "w") as f:
         f.write(yaml)
-    shutil.copy(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "configs", "nuclio", "main.py"),
+    shutil.copy(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "configs", "nuclio", "main.py"),
                 os.path.join(a.out_dir, "main.py"))
     print(f"wrote {a.out_dir}/function.yaml ({len(spec)} labels) and main.py")
 

@@ -5,15 +5,15 @@
 # pugixml (its headers and shared library) and GoogleTest unpacked from Debian's packages; with DETR_REPO and COCOAPI_REPO (checkouts of
 # facebookresearch/detr and cocodataset/cocoapi), their sources for the upstream comparison. Everything lands in .device/ (ignored by git;
 # about 30 MB); take that folder to the GPU machine beside the checkout and run
-# scripts/device_run.sh there.
+# scripts/dev/device_run.sh there.
 #
-#   scripts/device_bundle.sh            # builds .device/ (about 4 minutes on 2 cores)
-#   DETR_DEVICE_DIR=/elsewhere scripts/device_bundle.sh
+#   scripts/dev/device_bundle.sh            # builds .device/ (about 4 minutes on 2 cores)
+#   DETR_DEVICE_DIR=/elsewhere scripts/dev/device_bundle.sh
 #
 # The bundle is built with the new C++ ABI (_GLIBCXX_USE_CXX11_ABI=1), which PyTorch wheels use since
 # 2.7; device_run.sh refuses a wheel with the old ABI.
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
+root=$(cd "$(dirname "$0")/../.." && pwd)
 out=${DETR_DEVICE_DIR:-$root/.device}
 jobs=${DETR_JOBS:-$(nproc)}
 work=$(mktemp -d)
@@ -107,4 +107,4 @@ for ref in "DETR_REPO:detr" "COCOAPI_REPO:cocoapi"; do
 done
 echo "$arch" >"$out/multiarch"  # where GTest's CMake files are (lib/<multiarch>/cmake)
 gcc -dumpversion | cut -d. -f1 >"$out/gcc-major"  # its static libraries need this libstdc++ or newer
-echo "device_bundle: wrote $out ($(du -sh "$out" | cut -f1)); carry it and run scripts/device_run.sh there"
+echo "device_bundle: wrote $out ($(du -sh "$out" | cut -f1)); carry it and run scripts/dev/device_run.sh there"

@@ -3,7 +3,7 @@
 #   fuzz_torch_save  the torch.save reader (zip + legacy, the unpickler) and what uses a loaded value
 #   fuzz_coco        the COCO annotation reader and what training does with a loaded dataset
 #
-#   scripts/fuzz.sh [SECONDS] [TARGET...]     (default: 60 s each, both targets)
+#   scripts/dev/fuzz.sh [SECONDS] [TARGET...]     (default: 60 s each, both targets)
 #
 # Installs clang and libFuzzer's runtime (Debian: clang libclang-rt-dev) when missing, configures a
 # separate build directory (build-fuzz, or $DETR_FUZZ_BUILD_DIR) with -DDETR_FUZZ=ON and builds only
@@ -13,7 +13,7 @@
 # Exits 1 when a target found a crash, a leak, a timeout or an out-of-memory input, printing how to
 # replay it. Extra libFuzzer flags: $DETR_FUZZ_FLAGS (e.g. "-detect_leaks=0 -jobs=2").
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
+root=$(cd "$(dirname "$0")/../.." && pwd)
 seconds=${1:-60}
 shift || true
 targets=("$@")

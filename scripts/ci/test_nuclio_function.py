@@ -2,7 +2,7 @@
 """Local test of the CVAT nuclio function's contract: trains a tiny model with detr_train, generates the
 function from its classes.csv, calls the handler with a CVAT-style request and checks the response.
 
-usage: scripts/test_nuclio_function.py BUILD_DIR    (exit 0 pass, 1 fail, 77 skipped without python3-yaml)
+usage: scripts/ci/test_nuclio_function.py BUILD_DIR    (exit 0 pass, 1 fail, 77 skipped without python3-yaml)
 """
 import base64
 import importlib.util
@@ -23,7 +23,7 @@ except ImportError:
     print("skipped: python3-yaml is needed")
     sys.exit(77)
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def main():
@@ -38,7 +38,7 @@ def main():
                     "--num_queries", "5", "--scales", "64", "--max_size", "128", "--val_size", "80",
                     "--val_split", "0", "--eval_every", "0", "--num_workers", "0",
                     "--backbone_weights", "none"], check=True, capture_output=True)
-    subprocess.run([sys.executable, f"{ROOT}/scripts/make_nuclio_function.py", f"{out}/classes.csv", fn], check=True)
+    subprocess.run([sys.executable, f"{ROOT}/scripts/deploy/make_nuclio_function.py", f"{out}/classes.csv", fn], check=True)
 
     spec = yaml.safe_load(open(f"{fn}/function.yaml"))
     labels = json.loads(spec["metadata"]["annotations"]["spec"])
@@ -109,7 +109,7 @@ def check_masks(tools, data, out, image):
     for kind in ("mask", "polygon"):
         fn = f"{out}/function_{kind}"
         extra = ["--masks"] + (["--polygons"] if kind == "polygon" else [])
-        subprocess.run([sys.executable, f"{ROOT}/scripts/make_nuclio_function.py", f"{out}/classes.csv", fn] + extra,
+        subprocess.run([sys.executable, f"{ROOT}/scripts/deploy/make_nuclio_function.py", f"{out}/classes.csv", fn] + extra,
                        check=True)
         spec = yaml.safe_load(open(f"{fn}/function.yaml"))
         assert {l["type"] for l in json.loads(spec["metadata"]["annotations"]["spec"])} == {kind}, spec

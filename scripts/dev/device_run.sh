@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU proof in one call. On a GPU machine that has CUDA, a PyTorch wheel and CMake but no OpenCV
 # C++ and no network, it builds detr-cpp against the wheel's LibTorch and the bundle from
-# scripts/device_bundle.sh (.device/ beside the checkout), then runs, each stage timed:
+# scripts/dev/device_bundle.sh (.device/ beside the checkout), then runs, each stage timed:
 #   build     configure + build every target (CUDA and, with the wheel's nvidia-nccl, NCCL on)
 #   tests     the CUDA tests: a training step on the GPU equal to the CPU's within tolerance, AMP bf16
 #             and fp16 close to float32, the foreach AdamW on CUDA tensors, detr_train/detr_bench on GPU
@@ -9,14 +9,14 @@
 #             broadcast and barrier on CUDA tensors, as one rank (a one-GPU machine cannot hold two)
 #   bench     detr_bench, R50 default configuration, fp32 and bf16 (and fp16): images/s, peak GPU
 #             memory and model FLOP utilisation against the measured matmul peak
-#   upstream  upstream Python DETR's training step on the same GPU and data (scripts/bench_upstream.py;
+#   upstream  upstream Python DETR's training step on the same GPU and data (scripts/bench/bench_upstream.py;
 #             needs the facebookresearch/detr and cocoapi checkouts in the bundle: .device/detr and
 #             .device/cocoapi), printed beside ours as a ratio
 # Figures go to $OUT (or build-device/figures): configure.log, ctest.log, nccl.log,
 # bench_<config>_<amp>.json, upstream_<config>.json, gpu.txt, summary.txt.
 #
-#   scripts/device_run.sh                  # every stage
-#   scripts/device_run.sh build tests      # some stages
+#   scripts/dev/device_run.sh                  # every stage
+#   scripts/dev/device_run.sh build tests      # some stages
 #
 # Runnable anywhere: a stage whose prerequisite is missing (no bundle, no PyTorch, no GPU, no
 # checkout) says what it skips and why, and the script goes on. It fails (exit 1) only when a stage
@@ -26,7 +26,7 @@
 # LibTorch's CMake prefix instead of the wheel's), DETR_DEVICE_DIR (the bundle), DETR_BUILD_DIR
 # (default build-device), DETR_BENCH_STEPS (measured steps per repetition, default 10).
 set -uo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
+root=$(cd "$(dirname "$0")/../.." && pwd)
 bundle=${DETR_DEVICE_DIR:-$root/.device}
 build=${DETR_BUILD_DIR:-$root/build-device}
 figures=${OUT:-$build/figures}
@@ -119,7 +119,7 @@ stage_upstream() {
     (cd "$bundle/cocoapi/PythonAPI" && "$py" setup.py build_ext --inplace >"$figures/pycocotools.log" 2>&1) \
       || { tail -n 20 "$figures/pycocotools.log"; return 1; }
   fi
-  DETR_REPO="$bundle/detr" COCOAPI_REPO="$bundle/cocoapi" "$py" "$root/scripts/bench_upstream.py" "$build" \
+  DETR_REPO="$bundle/detr" COCOAPI_REPO="$bundle/cocoapi" "$py" "$root/scripts/bench/bench_upstream.py" "$build" \
     --device cuda --config default --batch_size 2 --warmup 3 --steps "$steps" --repeats 3 --num_workers 4 \
     --threads "$(nproc)" --json "$figures/upstream_default.json" 2>"$figures/upstream.log" | head -n 3 || return 1
   [ -s "$figures/bench_default_off.json" ] || return 0
@@ -137,7 +137,7 @@ for stage in "${stages[@]}"; do
   case $stage in
     build)
       if [ ! -f "$bundle/opencv/lib/cmake/opencv4/OpenCVConfig.cmake" ]; then
-        skip build "no bundle at $bundle (run scripts/device_bundle.sh on a Debian machine and carry .device)"
+        skip build "no bundle at $bundle (run scripts/dev/device_bundle.sh on a Debian machine and carry .device)"
       elif ! have_torch; then skip build "$py has no torch (set PYTHON to the interpreter that holds PyTorch)"
       else timed build stage_build; fi ;;
     tests|nccl|bench|upstream)

@@ -7,7 +7,7 @@ see tests/reference/README.md) trains its DETR (DETRsegm with --masks) model, bu
 on the same kind of generated data, and the script reports s/step, images/s, peak RSS and, on a GPU,
 the peak GPU memory PyTorch's caching allocator handed out (detr_bench's figure).
 
-    python3 scripts/bench_upstream.py BUILD_DIR [--config small|small_r50|default] [--masks]
+    python3 scripts/bench/bench_upstream.py BUILD_DIR [--config small|small_r50|default] [--masks]
         [--device cpu|cuda] [--images N] [--width 640] [--height 480] [--warmup 1] [--steps 2] [--repeats 3]
         [--threads 2] [--num_workers 2] [--json FILE]
 
@@ -66,7 +66,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO_ROOT / "tests" / "reference"))
 import common  # noqa: E402  (tests/reference/common.py: the reference checkouts)
 

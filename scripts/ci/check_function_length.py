@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Lists C++ functions longer than a limit (default 80 lines, signature to closing brace).
 
-    scripts/check_function_length.py [--limit N] DIR_OR_FILE...
+    scripts/ci/check_function_length.py [--limit N] DIR_OR_FILE...
 
 Exits 1 when one is over, printing `file:line: name: N lines`. A function is a brace block whose
 head (the text since the previous `;`, `{` or `}`) has a parameter list and is not a control

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Times detr_train's dataset readers on one synthetic dataset written in all 8 CVAT dump formats.
 
-    scripts/bench_formats.py BUILD_DIR [--images N] [--work DIR] [--json FILE] [--repeat R]
+    scripts/bench/bench_formats.py BUILD_DIR [--images N] [--work DIR] [--json FILE] [--repeat R]
                              [--formats coco,yolo,...] [--seed S] [--write_only]
 
 Writes N images (64x32 greyscale JPEGs: hard links to one file per export) with 3-5 boxes each over 5

@@ -3,7 +3,7 @@
 declared, and the detr_train command line it builds (with the parameters' defaults, and with a fine-tune
 checkpoint) is accepted by detr_train's own parser (--parse_only).
 
-usage: scripts/check_workflow_template.py TEMPLATE.yaml DETR_TRAIN
+usage: scripts/ci/check_workflow_template.py TEMPLATE.yaml DETR_TRAIN
 Exits 0 when the template is consistent, 1 otherwise, 77 (skipped) without python3-yaml.
 """
 import os

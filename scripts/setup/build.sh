@@ -2,11 +2,11 @@
 # Installs the dependencies (Debian packages) and builds detr-cpp into build/ (or $DETR_BUILD_DIR).
 # Extra arguments go to CMake's configure step, e.g. -DCMAKE_PREFIX_PATH=/path/to/libtorch.
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
+root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${DETR_BUILD_DIR:-$root/build}
 
 if [ "${DETR_SKIP_INSTALL:-0}" != 1 ]; then
-  "$root/scripts/install_deps.sh"
+  "$root/scripts/setup/install_deps.sh"
 fi
 generator=()
 command -v ninja >/dev/null 2>&1 && generator=(-G Ninja)

@@ -5,7 +5,7 @@ Upstream resizes PIL images with torchvision's F.resize -> Image.BILINEAR, antia
 This script resizes real photos both ways at the sizes upstream's get_size_with_aspect_ratio gives and
 prints the mean absolute pixel difference. Needs Debian's python3-pil and python3-numpy.
 
-usage: scripts/resize_fidelity.py BUILD_DIR IMAGE [IMAGE...]
+usage: scripts/bench/resize_fidelity.py BUILD_DIR IMAGE [IMAGE...]
 Exits 1 when a mean difference exceeds 0.5 levels or a pixel differs by more than 2 levels;
 77 (skipped) when PIL or numpy is missing.
 """

@@ -1,4 +1,4 @@
-# Sourced by scripts/clean_root_check.sh and scripts/check_cuda_build.sh: minimal Debian roots
+# Sourced by scripts/ci/clean_root_check.sh and scripts/ci/check_cuda_build.sh: minimal Debian roots
 # (debootstrap --variant=minbase) for proving the user's view, removed with their mounts on any exit.
 # The caller sets: suite (bookworm|trixie), components (e.g. main or main,contrib,non-free), workdir,
 # and optionally apt_cache (a folder outside the roots that keeps downloaded packages between runs).
@@ -61,8 +61,8 @@ clone_into() {  # clone_into ROOT REPO: a clone of REPO's checked-out commit at 
   echo "checkout: $(git -C "$1/src/detr-cpp" log --oneline -1); beside it: $(ls -A "$1/src")"
 }
 install_tools() {  # install_tools FROM_ROOT TO_ROOT: FROM_ROOT's built tools and the runtime install script
-  in_root "$1" "cd /src/detr-cpp && scripts/install_bin.sh /opt/detr" >/dev/null
+  in_root "$1" "cd /src/detr-cpp && scripts/setup/install_bin.sh /opt/detr" >/dev/null
   mkdir -p "$2/usr/local/bin" "$2/tmp/scripts"
   cp "$1/opt/detr/bin/"* "$2/usr/local/bin/"
-  cp "$1/src/detr-cpp/scripts/install_runtime_deps.sh" "$2/tmp/scripts/"
+  cp "$1/src/detr-cpp/scripts/setup/install_runtime_deps.sh" "$2/tmp/scripts/"
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Copies the built executables to PREFIX/bin (default /usr/local): what a container image ships.
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
+root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${DETR_BUILD_DIR:-$root/build}
 prefix=${1:-/usr/local}
 mkdir -p "$prefix/bin"

@@ -4,11 +4,11 @@
 #   B) N processes x T threads, batch B each  (the job: N x B images per step)
 #   C) 1 process  x N*T threads, batch N*B    (the same cores and global batch, without processes)
 # and the scaling efficiency B / (N x A). Usage:
-#   scripts/bench_distributed.sh [N=2] [T=1] [B=2] [extra detr_bench flags, e.g. --config small]
+#   scripts/bench/bench_distributed.sh [N=2] [T=1] [B=2] [extra detr_bench flags, e.g. --config small]
 # On a CPU-only machine the N processes share its cores: with N*T = cores, B measures how well
 # data-parallel training uses them against C, not multi-machine scaling.
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
+root=$(cd "$(dirname "$0")/../.." && pwd)
 bench=${DETR_BENCH:-$root/build/src/cli/detr_bench}
 n=${1:-2}; t=${2:-1}; b=${3:-2}; shift $(( $# < 3 ? $# : 3 ))
 extra=("--config" "small" "--warmup" "1" "--steps" "3" "--repeats" "2" "--num_workers" "1" "$@")

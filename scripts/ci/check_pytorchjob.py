@@ -3,7 +3,7 @@
 operator expects ("pytorch") with the same detr_train command line, and detr_train's own parser
 accepts it (--parse_only) as the operator launches it (RANK/WORLD_SIZE set).
 
-usage: scripts/check_pytorchjob.py JOB.yaml DETR_TRAIN
+usage: scripts/ci/check_pytorchjob.py JOB.yaml DETR_TRAIN
 Exits 0 when consistent, 1 otherwise, 77 (skipped) without python3-yaml.
 """
 import os
