@@ -48,6 +48,8 @@ PACKAGES=(
   libgtest-dev            # tests
   python3-pil python3-numpy python3-yaml  # tests only: resize fidelity, workflow template
 )
+# The source format check (scripts/ci/check_format.sh) needs clang-format 14, Debian 12's; elsewhere it is skipped.
+if grep -qs '^VERSION_CODENAME=bookworm' /etc/os-release; then PACKAGES+=(clang-format-14); fi
 
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
