@@ -1,5 +1,5 @@
 #include "datasets/coco.h"
-#include "datasets/json_number.h"
+#include "datasets/json_reader.h"
 #include "util/atomic_file.h"
 
 #include <nlohmann/json.hpp>
@@ -119,65 +119,7 @@ CocoLayout discover_coco(const fs::path& root, const CocoPathOverrides& o) {
 
 namespace {
 
-// Field access that names file, record and field on failure: "<file>: <where>: <what>".
-class Reader {
- public:
-  explicit Reader(std::string file) : file_(std::move(file)) {}
-
-  [[noreturn]] void fail(const std::string& what) const { throw std::runtime_error(file_ + ": " + what); }
-  [[noreturn]] void fail(const std::string& where, const std::string& what) const { fail(where + ": " + what); }
-
-  const json& object(const json& v, const std::string& where) const {
-    if (!v.is_object()) fail(where, "expected a JSON object, got " + json_preview(v));
-    return v;
-  }
-  // A top-level list.
-  const json& list(const json& root, const char* key) const {
-    auto it = root.find(key);
-    if (it == root.end()) fail(std::string("missing field '") + key + "'");
-    if (!it->is_array()) fail(std::string("'") + key + "' must be a list, got " + json_preview(*it));
-    return *it;
-  }
-  const json& field(const json& obj, const char* key, const std::string& where) const {
-    auto it = obj.find(key);
-    if (it == obj.end()) fail(where, std::string("missing field '") + key + "'");
-    return *it;
-  }
-  // The field, or nullptr when it is absent or null.
-  static const json* optional(const json& obj, const char* key) {
-    auto it = obj.find(key);
-    return it == obj.end() || it->is_null() ? nullptr : &*it;
-  }
-  int64_t integer(const json& v, const char* key, const std::string& where) const {
-    if (const auto i = exact_int64(v)) return *i;
-    fail(where, std::string("'") + key + "' must be an integer within int64, got " + json_preview(v));
-  }
-  double number(const json& v, const char* key, const std::string& where) const {
-    if (!v.is_number()) fail(where, std::string("'") + key + "' must be a number, got " + json_preview(v));
-    return v.get<double>();
-  }
-  std::string string(const json& v, const char* key, const std::string& where) const {
-    if (!v.is_string()) fail(where, std::string("'") + key + "' must be a string, got " + json_preview(v));
-    return v.get<std::string>();
-  }
-  std::array<double, 4> bbox(const json& v, const std::string& where) const {
-    const bool ok = v.is_array() && v.size() == 4 && std::all_of(v.begin(), v.end(), [](const json& x) {
-                      return x.is_number() && std::isfinite(x.get<double>());
-                    });
-    if (!ok) fail(where, "'bbox' must be [x, y, width, height] numbers, got " + json_preview(v));
-    return {v[0].get<double>(), v[1].get<double>(), v[2].get<double>(), v[3].get<double>()};
-  }
-  bool iscrowd(const json& obj, const std::string& where) const {
-    const json* v = optional(obj, "iscrowd");
-    if (!v) return false;
-    if (v->is_boolean()) return v->get<bool>();
-    if (const auto i = exact_int64(*v)) return *i != 0;
-    fail(where, "'iscrowd' must be 0 or 1, got " + json_preview(*v));
-  }
-
- private:
-  std::string file_;
-};
+using Reader = JsonReader;
 
 std::string read_annotation_file(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
@@ -186,14 +128,6 @@ std::string read_annotation_file(const fs::path& path) {
   text << in.rdbuf();
   if (in.bad()) throw std::runtime_error(path.string() + ": cannot read annotation file");
   return text.str();
-}
-
-json parse_json(std::string_view text, const std::string& source) {
-  try {
-    return json::parse(text.begin(), text.end());
-  } catch (const json::exception& e) {  // syntax errors, and numbers out of range (1e400)
-    throw std::runtime_error(source + ": not valid JSON (" + e.what() + ")");
-  }
 }
 
 // `categories`: ids unique; with `training`, a name each and ids a class head can hold.

@@ -8,7 +8,7 @@
 
 #include "datasets/coco_mask.h"
 #include "datasets/formats/text.h"
-#include "datasets/json_number.h"
+#include "datasets/json_reader.h"
 
 namespace detr::datasets::formats {
 
@@ -18,30 +18,20 @@ using nlohmann::json;
 namespace {
 
 struct Context {
-  fs::path file;
+  JsonReader reader;
   size_t num_labels = 0;
   int64_t outside = 0;
-  [[noreturn]] void fail(const std::string& where, const std::string& what) const {
-    throw std::runtime_error(file.string() + ": " + where + ": " + what);
-  }
+  const fs::path& file() const { return reader.file(); }
+  [[noreturn]] void fail(const std::string& where, const std::string& what) const { reader.fail(where, what); }
 };
 
 // `where` by value: a temporary name (GCC 14's -Wdangling-reference) is never what the result refers to.
-const json& field(const json& obj, const char* key, const Context& c, std::string_view where) {
-  if (!obj.is_object()) c.fail(std::string(where), "expected a JSON object, got " + json_preview(obj));
-  const auto it = obj.find(key);
-  if (it == obj.end()) c.fail(std::string(where), std::string("missing field '") + key + "'");
-  return *it;
+const json& field(const json& obj, const char* key, const Context& c, std::string where) {
+  return c.reader.field(obj, key, where);
 }
 
 std::vector<double> numbers(const json& v, const char* key, const Context& c, const std::string& where) {
-  const bool ok = v.is_array() && std::all_of(v.begin(), v.end(), [](const json& x) {
-                    return x.is_number() && std::isfinite(x.get<double>());
-                  });
-  if (!ok) c.fail(where, std::string("'") + key + "' must be a list of finite numbers, got " + json_preview(v));
-  std::vector<double> out;
-  for (const auto& x : v) out.push_back(x.get<double>());
-  return out;
+  return c.reader.numbers(v, key, where);
 }
 
 std::vector<std::string> read_labels(const json& doc, const Context& c) {
@@ -58,7 +48,7 @@ std::vector<std::string> read_labels(const json& doc, const Context& c) {
              "'name' must be a string, got " + json_preview(name));
     labels.push_back(name.get<std::string>());
   }
-  check_labels(labels, c.file);
+  check_labels(labels, c.file());
   return labels;
 }
 
@@ -127,7 +117,7 @@ RawImage read_item(const json& item, size_t i, const fs::path& root, const std::
   where = "item " + quote(name);
   RawImage image;
   image.id = static_cast<int64_t>(i) + 1;
-  image.source = c.file.string() + ": " + where;
+  image.source = c.file().string() + ": " + where;
   image.file_name = name + ".jpg";
   const auto info = item.find("image");
   if (info != item.end() && info->is_object()) {
@@ -154,14 +144,7 @@ RawImage read_item(const json& item, size_t i, const fs::path& root, const std::
   return image;
 }
 
-json parse_file(const fs::path& file) {
-  const std::string text = read_text_file(file);
-  try {
-    return json::parse(text);
-  } catch (const json::exception& e) {
-    throw std::runtime_error(file.string() + ": not valid JSON (" + e.what() + ")");
-  }
-}
+json parse_file(const fs::path& file) { return parse_json(read_text_file(file), file.string()); }
 
 }  // namespace
 
@@ -177,7 +160,7 @@ RawExport read_datumaro(const fs::path& root) {
   int64_t outside = 0;
   for (const auto& file : files) {
     const json doc = parse_file(file);
-    Context c{file, 0, 0};
+    Context c{JsonReader(file), 0, 0};
     auto labels = read_labels(doc, c);
     if (file != files.front() && labels != data.labels)
       c.fail("categories.label", "the label list differs from " + files.front().filename().string() + "'s");

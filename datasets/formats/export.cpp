@@ -89,18 +89,24 @@ std::optional<fs::path> find_inside(const fs::path& dir, const std::string& name
   return std::nullopt;
 }
 
+const std::vector<std::string>& image_extensions() {
+  static const std::vector<std::string> kExtensions = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif",
+                                                       ".tiff", ".jpe", ".jp2", ".pgm", ".ppm", ".pbm", ".pnm"};
+  return kExtensions;
+}
+
 bool is_image_extension(const fs::path& path) {
-  static const std::set<std::string> kExtensions = {".jpg",  ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif",
-                                                    ".tiff", ".jpe",  ".jp2", ".pgm", ".ppm", ".pbm",  ".pnm"};
-  return kExtensions.count(lower(path.extension().string())) > 0;
+  const auto& list = image_extensions();
+  return std::find(list.begin(), list.end(), lower(path.extension().string())) != list.end();
 }
 
 std::optional<fs::path> find_image_by_stem(const fs::path& dir, const std::string& stem) {
-  static const char* kExtensions[] = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff",
-                                      ".JPG", ".JPEG", ".PNG", ".BMP", ".GIF", ".WEBP", ".TIF", ".TIFF"};
   if (stem.empty() || stem.find('\0') != std::string::npos) return std::nullopt;
-  for (const char* ext : kExtensions)
-    if (auto found = find_inside(dir, stem + ext)) return found;
+  for (const bool upper : {false, true})
+    for (std::string ext : image_extensions()) {
+      if (upper) std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::toupper(c); });
+      if (auto found = find_inside(dir, stem + ext)) return found;
+    }
   return std::nullopt;
 }
 

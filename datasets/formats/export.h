@@ -88,10 +88,14 @@ struct ImageIndex {
 };
 ImageIndex index_images(const std::filesystem::path& dir);
 
-// dir/<stem><ext> for the first image extension (.jpg, .jpeg, .png, ..., either case) that exists.
+// dir/<stem><ext> for the first of image_extensions() (lower case, then upper case) that exists.
 std::optional<std::filesystem::path> find_image_by_stem(const std::filesystem::path& dir, const std::string& stem);
 
-// Whether the extension is one of the image formats exports use (case-insensitive).
+// The image extensions exports use, lower case (".jpg", ".jpeg", ".png", ...): the one list that
+// is_image_extension, find_image_by_stem and index_images go by.
+const std::vector<std::string>& image_extensions();
+
+// Whether the extension is one of image_extensions() (case-insensitive).
 bool is_image_extension(const std::filesystem::path& path);
 
 // The bounding box [x, y, w, h] of polygon points [x0, y0, x1, y1, ...] (at least one point).

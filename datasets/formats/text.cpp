@@ -152,7 +152,7 @@ std::string quote(std::string_view value) {
 }
 
 void fail_at(const fs::path& file, int64_t line, const std::string& what) {
-  throw std::runtime_error(file.string() + (line > 0 ? ": line " + std::to_string(line) : std::string()) + ": " + what);
+  detr::datasets::fail_at(file, line > 0 ? "line " + std::to_string(line) : std::string(), what);
 }
 
 }  // namespace detr::datasets::formats

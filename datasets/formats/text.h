@@ -9,6 +9,8 @@
 #include <string_view>
 #include <vector>
 
+#include "datasets/read_error.h"
+
 namespace detr::datasets::formats {
 
 // The largest annotation or list file read (a CVAT XML of a 100k-image task is tens of MB).
@@ -44,7 +46,9 @@ size_t invalid_utf8_at(std::string_view text);
 // bytes with its length: quote("a\nb") == "'a\\nb'".
 std::string quote(std::string_view value);
 
-// "<file>: line N: <what>" as a std::runtime_error (line 0 leaves the line out).
+// "<file>: line N: <what>" as a std::runtime_error (line 0 leaves the line out); the shared reader
+// error (read_error.h) with the line as the record.
 [[noreturn]] void fail_at(const std::filesystem::path& file, int64_t line, const std::string& what);
+using detr::datasets::fail_at;
 
 }  // namespace detr::datasets::formats

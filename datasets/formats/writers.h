@@ -1,0 +1,62 @@
+// Writers for every dataset format the readers take (COCO 1.0, YOLO 1.1, Pascal VOC 1.1, MOT 1.1,
+// TFRecord 1.0, LabelMe 3.0, CVAT for images 1.1, Datumaro 1.0), laid out as CVAT exports them, from
+// the readers' records (export.h): what detr_make_dataset --format writes, and what the round-trip
+// tests and scripts/bench_formats.py read back.
+//
+// Objects: one with polygons is written as its polygons where the format holds polygons (COCO,
+// LabelMe, CVAT, Datumaro) and as their bounding box elsewhere; a crowd object as the format's ignore
+// region (a mask of its box in COCO, LabelMe, CVAT and Datumaro, VOC `difficult`, MOT `not_ignored`
+// 0) and left out of YOLO and TFRecord, which have none; objects without a label are left out.
+// Images: copied from RawImage::path when that is a file, else a plain image of the declared size,
+// encoded as the file name's extension says (PNG for an unknown one).
+#pragma once
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "datasets/formats/detect.h"
+#include "datasets/formats/export.h"
+#include "datasets/synthetic.h"
+
+namespace detr::datasets::formats {
+
+struct WriteOptions {
+  bool embed_images = true;  // TFRecord: images in image/encoded; else under images/<subset>/
+  bool link_images = false;  // hard-link images from RawImage::path (copy where a link fails)
+};
+
+// Writes `data` under root (created; files of the same names replaced) as `format`. Every image needs
+// a positive width and height and a file name; throws naming the image otherwise. MOT holds one
+// sequence: the first subset, its images numbered 1..N as frames.
+void write_export(const RawExport& data, DatasetFormat format, const std::filesystem::path& root,
+                  const WriteOptions& options = {});
+
+// A COCO split as records: subset `subset`, images at image_dir/<file_name>, categories in id order
+// as labels 0..N-1, boxes, polygons, areas and crowd flags as the file gives them.
+RawExport raw_export_from_coco(const CocoDataset& data, const std::string& subset,
+                               const std::filesystem::path& image_dir);
+
+// detr_make_dataset's sample (synthetic.h) as `format`: COCO as write_synthetic_cvat_export writes it;
+// the others written from it by write_export (the COCO export made in a temporary folder, removed).
+void write_synthetic_export(const std::filesystem::path& root, const SyntheticExportOptions& options,
+                            DatasetFormat format);
+
+// The subset name YOLO 1.1 files use: "train" for train/training/default, "valid" for
+// validation/val/valid, else the name in lower case.
+std::string yolo_subset_name(const std::string& subset);
+
+// The protobuf encoding and record framing TensorFlow writes (tf.train.Example in a TFRecord file).
+namespace protobuf {
+std::string varint(uint64_t v);
+std::string len_field(int field, const std::string& bytes);  // a length-delimited field
+std::string bytes_feature(const std::vector<std::string>& values);
+std::string float_feature(const std::vector<float>& values);  // packed
+std::string int_feature(const std::vector<int64_t>& values);  // packed
+std::string example(const std::vector<std::pair<std::string, std::string>>& features);
+// length | masked_crc32c(length) | data | masked_crc32c(data), little-endian.
+std::string framed(const std::string& data);
+}  // namespace protobuf
+
+}  // namespace detr::datasets::formats
