@@ -9,6 +9,9 @@
 #include <random>
 #include <vector>
 
+#include "datasets/coco.h"
+#include "datasets/formats/writers.h"
+
 namespace detr::datasets {
 
 namespace fs = std::filesystem;
@@ -135,6 +138,24 @@ void write_synthetic_cvat_export(const fs::path& root, const SyntheticExportOpti
     if (!out) throw std::runtime_error(path.string() + ": cannot write");
   }
   fs::rename(tmp, path);
+}
+
+void write_synthetic_export(const fs::path& root, const SyntheticExportOptions& options, formats::DatasetFormat format) {
+  if (format == formats::DatasetFormat::coco) return write_synthetic_cvat_export(root, options);
+  const fs::path tmp = fs::temp_directory_path() / ("detr_make_dataset_" + std::to_string(std::random_device{}()));
+  struct Remove {
+    fs::path dir;
+    ~Remove() {
+      std::error_code ec;
+      fs::remove_all(dir, ec);
+    }
+  } remove{tmp};
+  write_synthetic_cvat_export(tmp, options);
+  const auto coco = load_coco_annotations(tmp / "annotations" / ("instances_" + options.subset + ".json"));
+  const fs::path images = options.subset == "default" ? tmp / "images" : tmp / "images" / options.subset;
+  formats::WriteOptions link;
+  link.link_images = true;
+  formats::write_export(formats::raw_export_from_coco(coco, options.subset, images), format, root, link);
 }
 
 }  // namespace detr::datasets

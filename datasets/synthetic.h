@@ -7,6 +7,8 @@
 #include <filesystem>
 #include <string>
 
+#include "datasets/formats/detect.h"
+
 namespace detr::datasets {
 
 struct SyntheticExportOptions {
@@ -24,5 +26,10 @@ struct SyntheticExportOptions {
 // Writes root/annotations/instances_<subset>.json (replacing it) and its images: root/images/<id>.jpg
 // for the "default" subset, root/images/<subset>/<id>.jpg for the others (CVAT's layouts).
 void write_synthetic_cvat_export(const std::filesystem::path& root, const SyntheticExportOptions& options);
+
+// detr_make_dataset's sample as `format`: COCO as write_synthetic_cvat_export writes it;
+// the others written from it by write_export (the COCO export made in a temporary folder, removed).
+void write_synthetic_export(const std::filesystem::path& root, const SyntheticExportOptions& options,
+                            formats::DatasetFormat format);
 
 }  // namespace detr::datasets

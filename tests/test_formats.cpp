@@ -31,6 +31,7 @@
 #include "datasets/formats/writers.h"
 #include "datasets/formats/xml.h"
 #include "datasets/formats/yolo.h"
+#include "datasets/synthetic.h"
 #include "src/tensorboard.h"
 #include "tests/fixtures.h"
 #include "tests/support.h"
@@ -305,13 +306,13 @@ TEST(FormatsRoundTrip, SyntheticSampleInEachFormat) {
   const auto dir = temp_dir("synthetic");
   dd::SyntheticExportOptions o;
   o.num_images = 4, o.width = 64, o.height = 64, o.cvat_quirks = false;  // sizes exact in YOLO and float32
-  write_synthetic_export(dir / "coco", o, DatasetFormat::coco);
+  dd::write_synthetic_export(dir / "coco", o, DatasetFormat::coco);
   const auto coco = load_format(dir / "coco", DatasetFormat::coco);
   for (const auto format : {DatasetFormat::yolo, DatasetFormat::voc, DatasetFormat::tfrecord, DatasetFormat::cvat,
                             DatasetFormat::datumaro}) {
     SCOPED_TRACE(format_name(format));
     const fs::path root = dir / format_name(format);
-    write_synthetic_export(root, o, format);
+    dd::write_synthetic_export(root, o, format);
     EXPECT_EQ(detect_format(root).format, format);
     FormatLoadOptions options;
     options.extract_dir = dir / "extracted";

@@ -465,24 +465,6 @@ RawExport raw_export_from_coco(const CocoDataset& data, const std::string& subse
   return raw;
 }
 
-void write_synthetic_export(const fs::path& root, const SyntheticExportOptions& options, DatasetFormat format) {
-  if (format == DatasetFormat::coco) return write_synthetic_cvat_export(root, options);
-  const fs::path tmp = fs::temp_directory_path() / ("detr_make_dataset_" + std::to_string(std::random_device{}()));
-  struct Remove {
-    fs::path dir;
-    ~Remove() {
-      std::error_code ec;
-      fs::remove_all(dir, ec);
-    }
-  } remove{tmp};
-  write_synthetic_cvat_export(tmp, options);
-  const auto coco = load_coco_annotations(tmp / "annotations" / ("instances_" + options.subset + ".json"));
-  const fs::path images = options.subset == "default" ? tmp / "images" : tmp / "images" / options.subset;
-  WriteOptions link;
-  link.link_images = true;
-  write_export(raw_export_from_coco(coco, options.subset, images), format, root, link);
-}
-
 std::string yolo_subset_name(const std::string& subset) {
   const std::string s = lower(subset);
   if (s == "train" || s == "training" || s == "default") return "train";

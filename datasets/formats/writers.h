@@ -18,7 +18,6 @@
 
 #include "datasets/formats/detect.h"
 #include "datasets/formats/export.h"
-#include "datasets/synthetic.h"
 
 namespace detr::datasets::formats {
 
@@ -37,11 +36,6 @@ void write_export(const RawExport& data, DatasetFormat format, const std::filesy
 // as labels 0..N-1, boxes, polygons, areas and crowd flags as the file gives them.
 RawExport raw_export_from_coco(const CocoDataset& data, const std::string& subset,
                                const std::filesystem::path& image_dir);
-
-// detr_make_dataset's sample (synthetic.h) as `format`: COCO as write_synthetic_cvat_export writes it;
-// the others written from it by write_export (the COCO export made in a temporary folder, removed).
-void write_synthetic_export(const std::filesystem::path& root, const SyntheticExportOptions& options,
-                            DatasetFormat format);
 
 // The subset name YOLO 1.1 files use: "train" for train/training/default, "valid" for
 // validation/val/valid, else the name in lower case.

@@ -46,7 +46,7 @@ int main(int argc, char** argv) {
     o.cvat_quirks = a.count("no_quirks") == 0;
     o.no_overlap = a.count("no_overlap") > 0;
     o.subset = a["subset"].as<std::string>();
-    detr::datasets::formats::write_synthetic_export(a["out"].as<std::string>(), o, *format);
+    detr::datasets::write_synthetic_export(a["out"].as<std::string>(), o, *format);
     std::cout << "wrote " << o.num_images << " images to " << a["out"].as<std::string>()
               << (*format == detr::datasets::formats::DatasetFormat::coco
                       ? std::string()
