@@ -15,7 +15,7 @@ void add_our_flags(FlagTable<TrainArgs>& t, const char* ours) {
   // clang-format off
   t.add(ours, "dataset_format", "auto|coco|yolo|voc|labelme|mot|tfrecord|cvat|datumaro (also CVAT's and Onepanel's names: cvat_yolo, \"PASCAL VOC 1.1\", ...); auto: detected from the files under --coco_path", &TrainArgs::dataset_format);
   t.add(ours, "num_classes", "max category id + 1 (default 0: from the data)", &TrainArgs::num_classes);
-  t.add(ours, "num_threads", "intra-op CPU threads (0: OMP_NUM_THREADS, else this process's share of the usable cores)", &TrainArgs::num_threads);
+  t.add(ours, run_flags::kNumThreads, &TrainArgs::num_threads);
   t.add_switch(ours, "check_data", "validate the dataset, print a summary and exit", [](TrainArgs& a) -> bool& { return a.check_data; });
   t.add_switch(ours, "skip_bad_images", "skip (and count) images that would make training wrong instead of failing", [](TrainArgs& a) -> bool& { return a.skip_bad_images; });
   t.add(ours, "max_image_pixels", "refuse images whose header declares more pixels (decompression bombs); default: PIL's refusal point", &TrainArgs::max_image_pixels);
@@ -36,8 +36,8 @@ void add_our_flags(FlagTable<TrainArgs>& t, const char* ours) {
   t.add(ours, "print_freq", "log every N steps when not on a terminal", &TrainArgs::print_freq);
   t.add(ours, "dist_backend", "nccl|gloo (default: nccl on CUDA, gloo on CPU)", &TrainArgs::dist_backend);
   t.add(ours, "dist_timeout", "seconds a distributed rendezvous or collective may wait for a peer before every rank exits with an error", &TrainArgs::dist_timeout);
-  t.add(ours, "amp", "mixed precision: off (float32, upstream's arithmetic), bf16 (autocast), fp16 (autocast + dynamic loss scaling, CUDA)", &TrainArgs::amp);
-  t.add(ours, "conv_algorithm", "CPU 3x3 convolutions: winograd (oneDNN's Winograd kernels where the CPU has them; about 2.5x faster, float32-rounding differences) or direct (LibTorch's kernels, as upstream)", &TrainArgs::conv_algorithm);
+  t.add(ours, run_flags::kAmp, &TrainArgs::amp);
+  t.add(ours, run_flags::kConvAlgorithm, &TrainArgs::conv_algorithm);
   t.add_switch(ours, "parse_only", "check the command line, print the resolved flags as JSON and exit", [](TrainArgs& a) -> bool& { return a.parse_only; });
   t.add(ours, "sys_metrics", "write final metrics for Onepanel here (default: /tmp/sys-metrics.json when ONEPANEL_RESOURCE_UID is set)", &TrainArgs::sys_metrics);
   // clang-format on
@@ -45,7 +45,7 @@ void add_our_flags(FlagTable<TrainArgs>& t, const char* ours) {
 
 const FlagTable<TrainArgs>& flag_table() {
   static const FlagTable<TrainArgs> table = [] {
-    FlagTable<TrainArgs> t;
+    FlagTable<TrainArgs> t("detr_train", "Trains DETR on a COCO / CVAT export (upstream main.py's flags).");
     const char* up = "upstream";
     const char* ours = "detr-cpp";
     auto model_switch = [](bool M::*field) { return [field](TrainArgs& a) -> bool& { return a.model.*field; }; };
@@ -84,7 +84,7 @@ const FlagTable<TrainArgs>& flag_table() {
     t.add_unused(up, "coco_panoptic_path", "panoptic only (unsupported)", true);
     t.add_unused(up, "remove_difficult", "unused, as upstream");
     t.add(up, "output_dir", "where checkpoints, logs, classes.csv and TensorBoard events go (empty: nothing saved)", &TrainArgs::output_dir);
-    t.add(up, "device", "auto|cpu|cuda|cuda:N (auto: CUDA when available)", &TrainArgs::device);
+    t.add(up, run_flags::kDevice, &TrainArgs::device);
     t.add(up, "seed", "random seed", &TrainArgs::seed);
     t.add(up, "resume", "checkpoint (file or directory) to resume from", &TrainArgs::resume);
     t.add(up, "start_epoch", "first epoch (overridden by --resume)", &TrainArgs::start_epoch);
@@ -139,23 +139,14 @@ void validate(TrainArgs& a, const cxxopts::ParseResult& r, const Launch& launch)
 }  // namespace
 
 ParsedTrainCommand parse_train_command(int argc, const char* const* argv) {
-  const auto& table = flag_table();
-  auto options = table.options("detr_train", "Trains DETR on a COCO / CVAT export (upstream main.py's flags).");
-  cxxopts::ParseResult r;
-  try {
-    r = options.parse(argc, argv);
-  } catch (const cxxopts::exceptions::exception& e) {
-    throw UsageError(e.what());
-  }
-  require(r.unmatched().empty(), "unexpected argument '" + (r.unmatched().empty() ? "" : r.unmatched()[0]) + "'");
   ParsedTrainCommand cmd;
-  if (r.count("help")) {
-    cmd.help = options.help(table.groups());
+  const auto line = flag_table().parse(argc, argv, cmd.args);
+  if (!line.print.empty()) {
+    cmd.help = line.print;
     return cmd;
   }
-  table.read(r, cmd.args);
   cmd.launch = Launch::from_environment(cmd.args.dist_url);  // a malformed variable: runtime_error, exit 1
-  validate(cmd.args, r, cmd.launch);
+  validate(cmd.args, line.given, cmd.launch);
   return cmd;
 }
 

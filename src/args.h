@@ -69,7 +69,7 @@ struct TrainArgs {
 struct ParsedTrainCommand {
   TrainArgs args;
   Launch launch;     // the environment, read here and nowhere below
-  std::string help;  // non-empty: --help was asked
+  std::string help;  // non-empty: --help (or --help_markdown) was asked: print this instead of running
 };
 
 // Throws UsageError for unknown flags, bad values or unsupported upstream features (--masks).

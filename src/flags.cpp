@@ -15,6 +15,16 @@ void parse(const std::string& s, int64_t& v) {
   if (used == 0 || used != s.size()) throw std::invalid_argument("'" + s + "' is not an integer");
 }
 
+void parse(const std::string& s, uint64_t& v) {
+  size_t used = 0;
+  try {
+    if (s.find('-') == std::string::npos) v = std::stoull(s, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used == 0 || used != s.size()) throw std::invalid_argument("'" + s + "' is not a non-negative integer");
+}
+
 void parse(const std::string& s, double& v) {
   size_t used = 0;
   try {
@@ -62,6 +72,7 @@ void parse(const std::string& s, std::optional<datasets::formats::DatasetFormat>
 }
 
 std::string text(int64_t v) { return std::to_string(v); }
+std::string text(uint64_t v) { return std::to_string(v); }
 std::string text(double v) {
   std::ostringstream o;
   o << v;
@@ -87,3 +98,25 @@ std::string text(const std::optional<datasets::formats::DatasetFormat>& v) {
 }
 
 }  // namespace detr::flag_codec
+
+namespace detr {
+
+namespace {
+
+// A table cell: '|' escaped, code spans for flags and defaults.
+std::string cell(const std::string& text, bool code) {
+  std::string out;
+  for (char c : text) out += c == '|' ? std::string("\\|") : std::string(1, c);
+  return code && !out.empty() ? "`" + out + "`" : out;
+}
+
+}  // namespace
+
+std::string markdown_table(const std::string& program, const std::string& description,
+                           const std::vector<std::vector<std::string>>& rows) {
+  std::string s = "## " + program + "\n\n" + description + "\n\n| flag | default | help |\n|---|---|---|\n";
+  for (const auto& row : rows) s += "| " + cell(row.at(0), true) + " | " + cell(row.at(1), true) + " | " + cell(row.at(2), false) + " |\n";
+  return s;
+}
+
+}  // namespace detr

@@ -1,7 +1,6 @@
 // detr_bench: training / evaluation throughput at a named configuration on generated data.
 // Prints a table on stdout and, with --json FILE, writes the figures as JSON. Launched with RANK /
 // WORLD_SIZE (torchrun --no-python detr_bench ...), it measures data-parallel training.
-#include <cxxopts.hpp>
 #include <torch/torch.h>
 
 #include <iostream>
@@ -21,7 +20,7 @@ struct BenchCommand {
 detr::FlagTable<BenchCommand> flag_table() {
   using B = detr::BenchOptions;
   using C = BenchCommand;
-  detr::FlagTable<C> t;
+  detr::FlagTable<C> t("detr_bench", "DETR training/evaluation throughput on a generated CVAT-style export.");
   const char* g = "";
   t.add(g, "config", "default (R50, 256, 6+6, 100 queries) | small (R18, 128, 2+2, 20 queries) | small_r50 (R50, 128, 2+2, 20 queries)", &C::bench, &B::config);
   t.add(g, "batch_size", "images per step", &C::bench, &B::batch_size);
@@ -33,10 +32,10 @@ detr::FlagTable<BenchCommand> flag_table() {
   t.add(g, "width", "generated image width", &C::bench, &B::width);
   t.add(g, "height", "generated image height", &C::bench, &B::height);
   t.add(g, "num_workers", "loader threads", &C::bench, &B::num_workers);
-  t.add(g, "num_threads", "intra-op threads (0: OMP_NUM_THREADS, else all usable cores)", &C::bench, &B::num_threads);
-  t.add(g, "device", "auto | cpu | cuda | cuda:N", &C::bench, &B::device);
-  t.add(g, "amp", "off | bf16 | fp16 (training)", &C::bench, &B::amp);
-  t.add(g, "conv_algorithm", "winograd | direct (CPU 3x3 convolutions)", &C::bench, &B::conv_algorithm);
+  t.add(g, detr::run_flags::kNumThreads, &C::bench, &B::num_threads);
+  t.add(g, detr::run_flags::kDevice, &C::bench, &B::device);
+  t.add(g, detr::run_flags::kAmp, &C::bench, &B::amp);
+  t.add(g, detr::run_flags::kConvAlgorithm, &C::bench, &B::conv_algorithm);
   t.add(g, "json", "also write the figures to this file", &C::json);
   return t;
 }
@@ -56,15 +55,12 @@ void validate(const detr::BenchOptions& o) {
 
 int main(int argc, char** argv) {
   return detr::guarded_main("detr_bench", [&]() -> int {
-    const auto table = flag_table();
-    auto options = table.options("detr_bench", "DETR training/evaluation throughput on a generated CVAT-style export.");
-    const auto r = options.parse(argc, argv);
-    if (r.count("help")) {
-      std::cout << options.help(table.groups()) << std::endl;
+    BenchCommand cmd;
+    const auto line = flag_table().parse(argc, argv, cmd);
+    if (!line.print.empty()) {
+      std::cout << line.print << std::endl;
       return 0;
     }
-    BenchCommand cmd;
-    table.read(r, cmd);
     validate(cmd.bench);
     auto result = detr::run_benchmark(cmd.bench, detr::Launch::from_environment());
     if (!result.value("main_rank", true)) return 0;  // a job's other ranks: rank 0 reports

@@ -1,54 +1,68 @@
 // detr_parity DIR...: compares this build against golden data computed by upstream DETR.
 // Exit codes: 0 all within tolerance, 1 a deviation beyond tolerance or an error, 2 usage.
-#include <cxxopts.hpp>
-
-#include "src/run_context.h"
 #include <torch/torch.h>
 
 #include <iostream>
+#include <string>
+#include <vector>
 
 #include "models/winograd_conv.h"
-#include "src/tools/parity.h"
 #include "src/cli/guarded_main.h"
+#include "src/flags.h"
+#include "src/run_context.h"
+#include "src/tools/parity.h"
+
+namespace {
+
+struct ParityCommand {
+  std::vector<std::string> dirs;
+  int64_t num_threads = 0;
+  bool float64 = false, train = false, no_mkldnn = false;
+  detr::models::ConvAlgorithm conv_algorithm = detr::models::ConvAlgorithm::kWinograd;
+};
+
+detr::FlagTable<ParityCommand> flag_table() {
+  using C = ParityCommand;
+  detr::FlagTable<C> t("detr_parity",
+                       "Checks the model, matcher, losses, gradients and post-processing against a fixture directory "
+                       "made by upstream DETR (config.json, model.pth, expected.pth).",
+                       "DIR [DIR...]");
+  const char* g = "";
+  t.add_positional("dirs", "fixture directories", &C::dirs);
+  t.add(g, detr::run_flags::kNumThreads, &C::num_threads);
+  t.add_switch(g, "float64", "compute in float64 (a conditioning check: how far float32 itself is from exact)",
+               [](C& c) -> bool& { return c.float64; });
+  t.add_switch(g, "train", "the directories are train_steps fixtures: replay upstream's optimizer steps",
+               [](C& c) -> bool& { return c.train; });
+  t.add_switch(g, "no_mkldnn", "use ATen's own CPU convolutions instead of oneDNN's", [](C& c) -> bool& { return c.no_mkldnn; });
+  t.add(g, detr::run_flags::kConvAlgorithm, &C::conv_algorithm);
+  return t;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
-  cxxopts::Options options("detr_parity",
-                           "Checks the model, matcher, losses, gradients and post-processing against "
-                           "a fixture directory made by upstream DETR (config.json, model.pth, "
-                           "expected.pth).");
-  options.add_options()("dirs", "fixture directories", cxxopts::value<std::vector<std::string>>())(
-      "num_threads", "intra-op threads (0 = all cores)", cxxopts::value<int>()->default_value("0"))(
-      "float64", "compute in float64 (a conditioning check: how far float32 itself is from exact)")(
-      "train", "the directories are train_steps fixtures: replay upstream's optimizer steps")(
-      "no_mkldnn", "use ATen's own CPU convolutions instead of oneDNN's")(
-      "conv_algorithm", "winograd | direct: the backbone's 3x3 convolutions in the folded (fast) path", cxxopts::value<std::string>()->default_value("winograd"))("h,help", "print this help");
-  options.parse_positional({"dirs"});
-  options.positional_help("DIR [DIR...]");
   return detr::guarded_main("detr_parity", [&]() -> int {
-    auto args = options.parse(argc, argv);
-    if (args.count("help")) {
-      std::cout << options.help() << std::endl;
+    ParityCommand c;
+    const auto line = flag_table().parse(argc, argv, c);
+    if (!line.print.empty()) {
+      std::cout << line.print << std::endl;
       return 0;
     }
-    if (!args.count("dirs")) throw cxxopts::exceptions::exception("no fixture directory given");
+    if (c.dirs.empty()) throw detr::UsageError("no fixture directory given");
     detr::RunOptions ro;
     ro.device = torch::Device(torch::kCPU);
-    ro.num_threads = std::max(0, args["num_threads"].as<int>());
-    try {
-      ro.conv_algorithm = detr::models::parse_conv_algorithm(args["conv_algorithm"].as<std::string>());
-    } catch (const std::invalid_argument& e) {
-      throw detr::UsageError(e.what());
-    }
+    ro.num_threads = std::max<int64_t>(0, c.num_threads);
+    ro.conv_algorithm = c.conv_algorithm;
     const detr::RunContext ctx(ro, detr::Launch::local());
-    if (args.count("no_mkldnn")) at::globalContext().setUserEnabledMkldnn(false);
+    if (c.no_mkldnn) at::globalContext().setUserEnabledMkldnn(false);
     bool ok = true;
-    for (const auto& dir : args["dirs"].as<std::vector<std::string>>()) {
-      auto report = args.count("train") ? detr::run_train_parity(dir, ctx.conv_kernels())
-                                        : detr::run_forward_parity(dir, args.count("float64") ? torch::kDouble : torch::kFloat,
-                                                                   ctx.conv_kernels());
+    for (const auto& dir : c.dirs) {
+      auto report = c.train ? detr::run_train_parity(dir, ctx.conv_kernels())
+                            : detr::run_forward_parity(dir, c.float64 ? torch::kDouble : torch::kFloat, ctx.conv_kernels());
       std::cout << report.format() << std::flush;
       ok = ok && report.ok();
     }
     return ok ? 0 : 1;
-    });
+  });
 }

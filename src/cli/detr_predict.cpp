@@ -1,7 +1,6 @@
 // detr_predict: runs a trained DETR (our checkpoint or an upstream model-zoo .pth) on an image, a list
 // file (one path per line) or a folder, and writes COCO results JSON; --draw DIR also writes the images
 // with boxes, labels and scores. Exit codes: 0 done, 1 failure, 2 usage.
-#include <cxxopts.hpp>
 #include <optional>
 
 #include <torch/torch.h>
@@ -14,6 +13,7 @@
 #include "src/predict.h"
 #include "src/predict_server.h"
 #include "src/cli/guarded_main.h"
+#include "src/flags.h"
 #include "util/atomic_file.h"
 #include "src/run_context.h"
 
@@ -91,95 +91,104 @@ nlohmann::json predict_all(detr::Predictor& predictor, const std::vector<fs::pat
   return results;
 }
 
-cxxopts::Options make_options() {
-  cxxopts::Options options("detr_predict", "Detects objects with a trained DETR; writes COCO results JSON.");
+struct PredictCommand {
+  std::string checkpoint, input, output, draw;
+  double threshold = 0.5;
+  int64_t topk = 100;
+  bool skip_bad_images = false, serve = false, dilation = false;
+  std::optional<torch::Device> device;  // none: CUDA when available
+  int64_t num_threads = 0;
+  detr::models::ConvAlgorithm conv_algorithm = detr::models::ConvAlgorithm::kWinograd;
+};
+
+detr::FlagTable<PredictCommand> flag_table() {
+  using C = PredictCommand;
+  detr::FlagTable<C> t("detr_predict", "Detects objects with a trained DETR; writes COCO results JSON.");
+  const char* g = "";
   // clang-format off
-  options.add_options()
-    ("checkpoint", "our checkpoint.pth (or its directory) or an upstream DETR .pth", cxxopts::value<std::string>())
-    ("input", "an image, a text file listing images, or a folder", cxxopts::value<std::string>())
-    ("output", "results JSON (default: stdout)", cxxopts::value<std::string>()->default_value(""))
-    ("threshold", "minimum score", cxxopts::value<float>()->default_value("0.5"))
-    ("topk", "at most this many detections per image (0 = all)", cxxopts::value<int64_t>()->default_value("100"))
-    ("draw", "also write annotated images to this folder (mirroring the inputs' folders and names)",
-     cxxopts::value<std::string>()->default_value(""))
-    ("skip_bad_images", "skip (and count) images that cannot be read instead of failing")
-    ("serve", "keep the model loaded and answer JSON-line requests on stdin, one JSON line each on stdout, "
-              "until stdin ends: {\"id\", \"image\": base64 | \"path\", \"threshold\", \"topk\"} -> "
-              "{\"id\", \"width\", \"height\", \"detections\"} or {\"id\", \"error\"}")
-    ("device", "auto | cpu | cuda | cuda:N", cxxopts::value<std::string>()->default_value("auto"))
-    ("dilation", "the upstream checkpoint is a DC5 model (not visible in its weights)")
-    ("num_threads", "intra-op CPU threads (0 = all cores)", cxxopts::value<int>()->default_value("0"))
-    ("conv_algorithm", "winograd | direct (CPU 3x3 convolutions)", cxxopts::value<std::string>()->default_value("winograd"))
-    ("h,help", "print this help");
+  t.add(g, "checkpoint", "our checkpoint.pth (or its directory) or an upstream DETR .pth", &C::checkpoint);
+  t.add(g, "input", "an image, a text file listing images, or a folder", &C::input);
+  t.add(g, "output", "results JSON (default: stdout)", &C::output);
+  t.add(g, "threshold", "minimum score", &C::threshold);
+  t.add(g, "topk", "at most this many detections per image (0 = all)", &C::topk);
+  t.add(g, "draw", "also write annotated images to this folder (mirroring the inputs' folders and names)", &C::draw);
+  t.add_switch(g, "skip_bad_images", "skip (and count) images that cannot be read instead of failing", [](C& c) -> bool& { return c.skip_bad_images; });
+  t.add_switch(g, "serve", "keep the model loaded and answer JSON-line requests on stdin, one JSON line each on stdout, "
+                           "until stdin ends: {\"id\", \"image\": base64 | \"path\", \"threshold\", \"topk\"} -> "
+                           "{\"id\", \"width\", \"height\", \"detections\"} or {\"id\", \"error\"}", [](C& c) -> bool& { return c.serve; });
+  t.add(g, detr::run_flags::kDevice, &C::device);
+  t.add_switch(g, "dilation", "the upstream checkpoint is a DC5 model (not visible in its weights)", [](C& c) -> bool& { return c.dilation; });
+  t.add(g, detr::run_flags::kNumThreads, &C::num_threads);
+  t.add(g, detr::run_flags::kConvAlgorithm, &C::conv_algorithm);
   // clang-format on
-  return options;
+  return t;
+}
+
+void validate(const PredictCommand& c) {
+  if (c.checkpoint.empty() || (c.input.empty() && !c.serve))
+    throw detr::UsageError("--checkpoint and --input (or --serve) are required");
+  if (c.serve && (!c.input.empty() || !c.draw.empty() || !c.output.empty()))
+    throw detr::UsageError("--serve takes its images from stdin: no --input, --output or --draw");
+  if (!(c.threshold >= 0 && c.threshold <= 1))
+    throw detr::UsageError("--threshold must be in [0, 1], got " + std::to_string(c.threshold));
+  if (c.topk < 0) throw detr::UsageError("--topk must be >= 0, got " + std::to_string(c.topk));
+  if (!c.output.empty() && fs::is_directory(c.output))
+    throw detr::UsageError("--output " + c.output + " is a folder; give the results file's name");
+}
+
+int serve_stdin(detr::Predictor& predictor, const PredictCommand& c, torch::Device device) {
+  std::cerr << "detr_predict: serving " << c.checkpoint << " on " << device << " (JSON lines on stdin)" << std::endl;
+  const auto n = detr::serve(predictor, std::cin, std::cout, {static_cast<float>(c.threshold), c.topk});
+  std::cerr << "detr_predict: answered " << n << " requests" << std::endl;
+  return 0;
+}
+
+int predict_files(detr::Predictor& predictor, const PredictCommand& c, torch::Device device) {
+  const auto images = collect_images(c.input);
+  const fs::path draw = c.draw;
+  const auto drawings = draw.empty() ? std::vector<fs::path>{} : drawing_paths(images, draw);
+  for (size_t i = 0; i < drawings.size(); ++i) {
+    std::error_code ec;
+    if (fs::equivalent(drawings[i], images[i], ec))
+      throw detr::UsageError("--draw " + draw.string() + " would overwrite the input image " + images[i].string() +
+                             "; draw into another folder");
+  }
+  size_t skipped = 0;
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto results =
+      predict_all(predictor, images, drawings, static_cast<float>(c.threshold), c.topk, c.skip_bad_images, skipped);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::cerr << "detr_predict: " << images.size() - skipped << " images, " << results.size() << " detections, "
+            << images.size() / std::max(secs, 1e-9) << " images/s on " << device;
+  if (skipped) std::cerr << "; skipped " << skipped << " bad images";
+  if (!draw.empty()) std::cerr << "; drawings in " << draw.string();
+  std::cerr << "\n";
+  if (c.output.empty()) {
+    std::cout << results.dump(1) << "\n";
+  } else {
+    detr::util::write_file_atomically(c.output, results.dump(1) + "\n");
+  }
+  return 0;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  auto options = make_options();
   return detr::guarded_main("detr_predict", [&]() -> int {
-    auto a = options.parse(argc, argv);
-    if (a.count("help")) {
-      std::cout << options.help() << std::endl;
+    PredictCommand c;
+    const auto line = flag_table().parse(argc, argv, c);
+    if (!line.print.empty()) {
+      std::cout << line.print << std::endl;
       return 0;
     }
-    const bool serving = a.count("serve") > 0;
-    if (!a.count("checkpoint") || (!a.count("input") && !serving))
-      throw cxxopts::exceptions::exception("--checkpoint and --input (or --serve) are required");
-    if (serving && (a.count("input") || a.count("draw") || a.count("output")))
-      throw cxxopts::exceptions::exception("--serve takes its images from stdin: no --input, --output or --draw");
+    validate(c);
     detr::RunOptions ro;
-    try {
-      ro.device = detr::parse_device(a["device"].as<std::string>());
-      ro.conv_algorithm = detr::models::parse_conv_algorithm(a["conv_algorithm"].as<std::string>());
-    } catch (const std::invalid_argument& e) {
-      throw detr::UsageError(e.what());
-    }
-    ro.num_threads = std::max(0, a["num_threads"].as<int>());
+    ro.device = c.device;
+    ro.conv_algorithm = c.conv_algorithm;
+    ro.num_threads = std::max<int64_t>(0, c.num_threads);
     const detr::RunContext ctx(ro, detr::Launch::local());
     const torch::Device device = ctx.device();
-    const float threshold = a["threshold"].as<float>();
-    const int64_t topk = a["topk"].as<int64_t>();
-    if (!(threshold >= 0 && threshold <= 1))
-      throw cxxopts::exceptions::exception("--threshold must be in [0, 1], got " + std::to_string(threshold));
-    if (topk < 0) throw cxxopts::exceptions::exception("--topk must be >= 0, got " + std::to_string(topk));
-    const auto out = a["output"].as<std::string>();
-    if (!out.empty() && fs::is_directory(out))
-      throw cxxopts::exceptions::exception("--output " + out + " is a folder; give the results file's name");
-    const bool skip_bad = a.count("skip_bad_images") > 0;
-    auto predictor = detr::load_predictor(a["checkpoint"].as<std::string>(), device, ctx.conv_kernels(), a.count("dilation") > 0);
-    if (serving) {
-      std::cerr << "detr_predict: serving " << a["checkpoint"].as<std::string>() << " on " << device
-                << " (JSON lines on stdin)" << std::endl;
-      const auto n = detr::serve(predictor, std::cin, std::cout, {threshold, topk});
-      std::cerr << "detr_predict: answered " << n << " requests" << std::endl;
-      return 0;
-    }
-    const auto images = collect_images(a["input"].as<std::string>());
-    const fs::path draw = a["draw"].as<std::string>();
-    const auto drawings = draw.empty() ? std::vector<fs::path>{} : drawing_paths(images, draw);
-    for (size_t i = 0; i < drawings.size(); ++i) {
-      std::error_code ec;
-      if (fs::equivalent(drawings[i], images[i], ec))
-        throw cxxopts::exceptions::exception("--draw " + draw.string() + " would overwrite the input image " +
-                                             images[i].string() + "; draw into another folder");
-    }
-    size_t skipped = 0;
-    const auto t0 = std::chrono::steady_clock::now();
-    const auto results = predict_all(predictor, images, drawings, threshold, topk, skip_bad, skipped);
-    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    std::cerr << "detr_predict: " << images.size() - skipped << " images, " << results.size() << " detections, "
-              << images.size() / std::max(secs, 1e-9) << " images/s on " << device;
-    if (skipped) std::cerr << "; skipped " << skipped << " bad images";
-    if (!draw.empty()) std::cerr << "; drawings in " << draw.string();
-    std::cerr << "\n";
-    if (out.empty()) {
-      std::cout << results.dump(1) << "\n";
-    } else {
-      detr::util::write_file_atomically(out, results.dump(1) + "\n");
-    }
-    return 0;
-    });
+    auto predictor = detr::load_predictor(c.checkpoint, device, ctx.conv_kernels(), c.dilation);
+    return c.serve ? serve_stdin(predictor, c, device) : predict_files(predictor, c, device);
+  });
 }

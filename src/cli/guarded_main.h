@@ -1,8 +1,7 @@
-// The one catch site every executable shares: usage errors exit 2 with a hint, failures exit 1 with
-// one line naming the problem, never a stack trace.
+// The one catch site every executable shares: usage errors (UsageError, the only kind) exit 2 with a
+// hint, failures exit 1 with one line naming the problem, never a stack trace.
 #pragma once
 #include <c10/util/Exception.h>
-#include <cxxopts.hpp>
 
 #include <functional>
 #include <iostream>
@@ -25,10 +24,7 @@ inline std::string one_line(std::string_view s) {
 inline int guarded_main(const char* name, const std::function<int()>& body) {
   try {
     return body();
-  } catch (const cxxopts::exceptions::exception& e) {
-    std::cerr << name << ": " << one_line(e.what()) << "\nTry '" << name << " --help'.\n";
-    return 2;
-  } catch (const UsageError& e) {
+  } catch (const UsageError& e) {  // every bad command line (FlagTable::parse turns cxxopts' errors into these)
     std::cerr << name << ": " << one_line(e.what()) << "\nTry '" << name << " --help'.\n";
     return 2;
   } catch (const c10::Error& e) {
