@@ -42,6 +42,8 @@ PACKAGES=(
   libopencv-dev           # image decode / draw
   nlohmann-json3-dev      # JSON
   libcxxopts-dev          # command line
+  protobuf-compiler       # protoc: generates the TensorBoard event and tf.Example message code
+  libprotobuf-dev         # the protobuf runtime those messages link
   libcurl4-openssl-dev    # pretrained-weight downloads (optional: CMake builds without it)
   libgoogle-perftools-dev # tcmalloc: faster, leaner allocation than glibc's for LibTorch on CPU
   libgtest-dev            # tests

@@ -30,7 +30,7 @@
 #include "datasets/formats/voc.h"
 #include "datasets/formats/xml.h"
 #include "datasets/formats/yolo.h"
-#include "src/tensorboard.h"
+#include "src/util/crc32c.h"
 #include "tests/fixtures.h"
 #include "tests/temp_dirs.h"
 
@@ -321,7 +321,7 @@ std::string framed(const std::string& data) {
     for (int i = 0; i < 4; ++i) s[i] = char((v >> (8 * i)) & 0xFF);
     return s;
   };
-  return len + u32(detr::masked_crc32c(len.data(), 8)) + data + u32(detr::masked_crc32c(data.data(), data.size()));
+  return len + u32(detr::util::masked_crc32c(len.data(), 8)) + data + u32(detr::util::masked_crc32c(data.data(), data.size()));
 }
 
 std::string tf_record(const Spec& spec, const SImage& im, bool embed) {
@@ -741,14 +741,20 @@ TEST(FormatsTfRecord, ExampleParsingPackedAndUnpacked) {
   ASSERT_EQ(f.at("i").ints, (std::vector<int64_t>{7, -1}));
   ASSERT_EQ(f.at("b").bytes.size(), 2u);
   EXPECT_EQ(f.at("b").bytes[1], "");
-  expect_error([&] { parse_tf_example(ex.substr(0, ex.size() - 3)); }, {"runs past its message"});
-  expect_error([&] { parse_tf_example(std::string("\x0a\xff", 2)); }, {"truncated varint"});
-  expect_error([&] { parse_tf_example(varint(1 << 3 | 3)); }, {"unsupported wire type 3"});
-  expect_error(
-      [&] {
-        parse_tf_example(example({{"x", len_field(1, "") + len_field(3, "")}}));
-      },
-      {"two kinds of lists"});
+  const char* malformed = "truncated or malformed protobuf field";
+  expect_error([&] { parse_tf_example(ex.substr(0, ex.size() - 3)); }, {malformed});  // a field past the end
+  expect_error([&] { parse_tf_example(std::string("\x0a\xff", 2)); }, {malformed});  // a truncated varint
+  expect_error([&] { parse_tf_example(varint(1 << 3 | 3)); }, {malformed});  // a group that never ends
+  expect_error([&] { parse_tf_example(varint(0 << 3 | 0) + varint(1)); }, {malformed});  // field number 0
+  // Groups nested deeper than the recursion limit: rejected, not a stack overflow.
+  std::string deep;
+  for (int i = 0; i < 100000; ++i) deep += varint(9 << 3 | 3);
+  for (int i = 0; i < 100000; ++i) deep += varint(9 << 3 | 4);
+  expect_error([&] { parse_tf_example(deep); }, {"nesting deeper than"});
+  // A Feature holding two kinds of lists keeps the last (protobuf's oneof, as TensorFlow parses it).
+  const auto two = parse_tf_example(example({{"x", len_field(1, len_field(1, "a")) + len_field(3, "")}}));
+  EXPECT_EQ(two.at("x").kind, TfFeature::Kind::ints);
+  EXPECT_TRUE(two.at("x").bytes.empty());
 }
 
 TEST(FormatsTfRecord, FramingCrcsAndLengthsAreChecked) {
@@ -778,7 +784,7 @@ TEST(FormatsTfRecord, FramingCrcsAndLengthsAreChecked) {
   expect_error([&] { read_all(good.substr(0, good.size() - 2)); }, {"record 1 at byte 21", "truncated"});
   std::string huge = framed("x");
   huge[5] = 1;  // declares 2^40 + 1 bytes; its CRC fixed so the length check is what fails
-  const uint32_t crc = detr::masked_crc32c(huge.data(), 8);
+  const uint32_t crc = detr::util::masked_crc32c(huge.data(), 8);
   for (int i = 0; i < 4; ++i) huge[8 + i] = char((crc >> (8 * i)) & 0xFF);
   expect_error([&] { read_all(huge); }, {"declares 1099511627777 bytes"});
 }
@@ -984,7 +990,7 @@ TEST(FormatsMalformed, TfRecord) {
                     {"Train.tfrecord: record 0: image id 1", "declared 63x32 but the file header says 64x32"});
   expect_load_error("tf_proto", write_tfrecord, f,
                     [](const fs::path& r) { write_text(r / "Train.tfrecord", framed("\x0a\x05\x0a")); },
-                    {"Train.tfrecord: record 0: not a valid tf.train.Example: field of 5 bytes runs past its message"});
+                    {"Train.tfrecord: record 0: not a valid tf.train.Example: truncated or malformed protobuf field"});
   expect_load_error("tf_crc", write_tfrecord, f,
                     [](const fs::path& r) {
                       std::string bytes = read_bytes(r / "Validation.tfrecord");
