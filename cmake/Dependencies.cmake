@@ -27,6 +27,13 @@ detr_require(OpenCV libopencv-dev COMPONENTS core imgproc imgcodecs)
 detr_require(nlohmann_json nlohmann-json3-dev 3.2)
 detr_require(cxxopts libcxxopts-dev)
 detr_require(pugixml libpugixml-dev)  # annotation XML (VOC, LabelMe, CVAT)
+# Protocol Buffers: the messages of TensorBoard event files and TFRecord tf.Examples (proto/), generated
+# at build time by protoc. FindProtobuf (CMake's module): protobuf::libprotobuf and protobuf_generate.
+detr_require(Protobuf "libprotobuf-dev and protobuf-compiler")
+if(NOT TARGET protobuf::protoc)
+  message(FATAL_ERROR "detr-cpp: required dependency protoc (the protobuf compiler) not found: install the "
+                      "Debian package protobuf-compiler (scripts/install_deps.sh installs every dependency)")
+endif()
 # Pretrained-weight downloads. Optional: without libcurl a URL gets a one-line error saying where to
 # put the file by hand (a machine with no network, such as a GPU box with only a PyPI wheel, needs none).
 find_package(CURL QUIET)

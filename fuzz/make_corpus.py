@@ -309,6 +309,11 @@ def formats_seeds():
         "mot.bin": b"\x05" + mot,
         "tfrecord.bin": b"\x06" + _tfrecord(record),
         "tfrecord_bad_crc.bin": b"\x06" + _tfrecord(record)[:-1] + b"\x00",
+        # Groups nested far past protobuf's recursion limit, and a feature declaring more bytes than it holds.
+        "tfrecord_deep.bin": b"\x06" + _tfrecord(b"\x4b" * 20000 + b"\x4c" * 20000),
+        "tfrecord_truncated_field.bin": b"\x06" + _tfrecord(b"\x0a\x7f\x0a\x10\x0a\x01"),
+        # 50,000 empty feature entries in 100 KB: more than parsing may take for its size (refused).
+        "tfrecord_many_entries.bin": b"\x06" + _tfrecord(b"\x0a" + _varint(100000) + b"\x0a\x00" * 50000),
         "yolo_names.bin": b"\x07cat\n\ndog\n",
     }
 

@@ -32,7 +32,6 @@
 #include "datasets/formats/xml.h"
 #include "datasets/formats/yolo.h"
 #include "datasets/synthetic.h"
-#include "src/tensorboard.h"
 #include "tests/fixtures.h"
 #include "tests/support.h"
 #include "util/crc32c.h"
@@ -582,14 +581,58 @@ TEST(FormatsTfRecord, ExampleParsingPackedAndUnpacked) {
   ASSERT_EQ(f.at("i").ints, (std::vector<int64_t>{7, -1}));
   ASSERT_EQ(f.at("b").bytes.size(), 2u);
   EXPECT_EQ(f.at("b").bytes[1], "");
-  expect_error([&] { parse_tf_example(ex.substr(0, ex.size() - 3)); }, {"runs past its message"});
-  expect_error([&] { parse_tf_example(std::string("\x0a\xff", 2)); }, {"truncated varint"});
-  expect_error([&] { parse_tf_example(varint(1 << 3 | 3)); }, {"unsupported wire type 3"});
-  expect_error(
-      [&] {
-        parse_tf_example(example({{"x", len_field(1, "") + len_field(3, "")}}));
-      },
-      {"two kinds of lists"});
+  const char* malformed = "truncated or malformed protobuf field";
+  expect_error([&] { parse_tf_example(ex.substr(0, ex.size() - 3)); }, {malformed});  // a field past the end
+  expect_error([&] { parse_tf_example(std::string("\x0a\xff", 2)); }, {malformed});  // a truncated varint
+  expect_error([&] { parse_tf_example(varint(1 << 3 | 3)); }, {malformed});  // a group that never ends
+  expect_error([&] { parse_tf_example(varint(0 << 3 | 0) + varint(1)); }, {malformed});  // field number 0
+  // Groups nested deeper than the recursion limit: rejected, not a stack overflow.
+  std::string deep;
+  for (int i = 0; i < 100000; ++i) deep += varint(9 << 3 | 3);
+  for (int i = 0; i < 100000; ++i) deep += varint(9 << 3 | 4);
+  expect_error([&] { parse_tf_example(deep); }, {"nesting deeper than"});
+  // A Feature holding two kinds of lists keeps the last (protobuf's oneof, as TensorFlow parses it).
+  const auto two = parse_tf_example(example({{"x", len_field(1, len_field(1, "a")) + len_field(3, "")}}));
+  EXPECT_EQ(two.at("x").kind, TfFeature::Kind::ints);
+  EXPECT_TRUE(two.at("x").bytes.empty());
+}
+
+// What a record declares is counted before protobuf parses it: an empty bytes value is 2 bytes of the
+// record and ~90 of memory, an entry 2 and ~100 (~400 with a key and a list), a packed int64 1 and ~24.
+std::string empty_bytes_values(size_t n) {
+  std::string list(2 * n, '\0');
+  for (size_t i = 0; i < list.size(); i += 2) list[i] = '\x0a';  // field 1, length 0
+  return len_field(1, list);
+}
+
+TEST(FormatsTfRecord, DeclaredValuesAreBoundedBeforeParsing) {
+  using detr::datasets::formats::TfExampleTooLarge;
+  auto refused = [](const std::string& record, const std::vector<std::string>& needles) {
+    std::string what;
+    try {
+      parse_tf_example(record);
+    } catch (const TfExampleTooLarge& e) {
+      what = e.what();
+    }
+    for (const auto& needle : needles) EXPECT_NE(what.find(needle), std::string::npos) << needle << " not in " << what;
+  };
+  refused(example({{"b", empty_bytes_values(1000000)}}),
+          {"declares 1000001 values (entries 1, bytes values 1000000, numbers 0)", "8 per record byte"});
+  std::string entries;
+  for (int i = 0; i < 1000000; ++i) entries += varint(1 << 3 | 2) + varint(0);
+  refused(len_field(1, entries), {"declares 1000000 values (entries 1000000,"});
+  refused(example({{"i", len_field(3, len_field(1, std::string(3000000, '\0')))}}), {"numbers 3000000)"});
+  // Within the bound: a million packed floats (4 bytes each), and 20,000 boxes with no image.
+  EXPECT_EQ(parse_tf_example(example({{"f", float_feature(std::vector<float>(1000000, 0.5f))}})).at("f").floats.size(),
+            1000000u);
+  const size_t n = 20000;
+  const auto boxes = parse_tf_example(example({{"image/object/bbox/xmin", float_feature(std::vector<float>(n, 0.1f))},
+                                               {"image/object/bbox/ymin", float_feature(std::vector<float>(n, 0.1f))},
+                                               {"image/object/bbox/xmax", float_feature(std::vector<float>(n, 0.5f))},
+                                               {"image/object/bbox/ymax", float_feature(std::vector<float>(n, 0.5f))},
+                                               {"image/object/class/label", int_feature(std::vector<int64_t>(n, 1))},
+                                               {"image/object/class/text", bytes_feature(std::vector<std::string>(n, "cat"))}}));
+  EXPECT_EQ(boxes.at("image/object/class/text").bytes.size(), n);
 }
 
 TEST(FormatsTfRecord, FramingCrcsAndLengthsAreChecked) {
@@ -833,7 +876,15 @@ TEST(FormatsMalformed, TfRecord) {
                     {"Train.tfrecord: record 0: image id 1", "declared 63x32 but the file header says 64x32"});
   expect_load_error("tf_proto", write_tfrecord, f,
                     [](const fs::path& r) { write_file(r / "Train.tfrecord", framed("\x0a\x05\x0a")); },
-                    {"Train.tfrecord: record 0: not a valid tf.train.Example: field of 5 bytes runs past its message"});
+                    {"Train.tfrecord: record 0: not a valid tf.train.Example: truncated or malformed protobuf field"});
+  // 10 million empty bytes values in a 20 MB record (~0.9 GB once parsed): refused before parsing.
+  const std::string hostile = example({{"image/filename", empty_bytes_values(10000000)}});
+  const uint64_t limit = 8 * hostile.size() + (uint64_t{16} << 20);
+  expect_load_error("tf_values", write_tfrecord, f,
+                    [&](const fs::path& r) { write_file(r / "Train.tfrecord", framed(hostile)); },
+                    {"Train.tfrecord: record 0: tf.train.Example of " + std::to_string(hostile.size()) +
+                         " bytes declares 10000001 values (entries 1, bytes values 10000000, numbers 0)",
+                     "more than " + std::to_string(limit) + " (8 per record byte + 16 MiB)"});
   expect_load_error("tf_crc", write_tfrecord, f,
                     [](const fs::path& r) {
                       std::string bytes = read_file(r / "Validation.tfrecord");

@@ -17,6 +17,7 @@
 #include "src/tensorboard.h"
 #include "src/tools/tensorboard_reader.h"
 #include "util/crc32c.h"
+#include "util/tfrecord_framing.h"
 
 namespace fs = std::filesystem;
 using detr::util::crc32c;
@@ -364,4 +365,26 @@ TEST_F(TensorBoardTest, PrCurveRoundTripsWithPluginAndShape) {
   ASSERT_EQ(t.values.size(), 30u);
   for (int k = 0; k < 6; ++k)
     for (int i = 0; i < 5; ++i) EXPECT_EQ(t.values[k * 5 + i], rows[k][i]) << k << "," << i;
+}
+
+// Event bytes that are not a protobuf Event (behind valid CRCs): one line naming the file and record,
+// whether truncated, a group that never ends, or groups nested 100000 deep (the recursion limit).
+TEST_F(TensorBoardTest, MalformedEventIsOneLineNamingTheRecord) {
+  fs::create_directories(dir_);
+  const std::string first = kReferenceFile.substr(0, kFirstRecordBytes);
+  std::string deep;
+  for (int i = 0; i < 100000; ++i) deep += '\x4b';  // field 9, start group
+  for (int i = 0; i < 100000; ++i) deep += '\x4c';  // field 9, end group
+  const std::string truncated = std::string("\x2a\x10\x0a\x02", 4);  // summary of 16 bytes, 2 there
+  for (const std::string& data : {truncated, std::string("\x4b", 1), deep}) {
+    write_bytes(dir_ / "bad", first + detr::util::frame_tfrecord(data));
+    const std::string err = read_error(dir_ / "bad");
+    EXPECT_NE(err.find((dir_ / "bad").string() + ": record 1 at offset 40: malformed Event"), std::string::npos)
+        << err;
+    EXPECT_EQ(err.find('\n'), std::string::npos) << err;
+  }
+  // A PR curve tensor that is not float32 is named as such.
+  const std::string int_tensor = std::string("\x2a\x06\x0a\x04\x42\x02\x08\x03", 8);  // dtype 3
+  write_bytes(dir_ / "bad", first + detr::util::frame_tfrecord(int_tensor));
+  EXPECT_NE(read_error(dir_ / "bad").find("not DT_FLOAT"), std::string::npos) << read_error(dir_ / "bad");
 }

@@ -10,165 +10,11 @@
 
 #include "datasets/formats/text.h"
 #include "util/atomic_file.h"
-#include "util/crc32c.h"
+#include "util/tfrecord_framing.h"
 
 namespace detr::datasets::formats {
 
 namespace fs = std::filesystem;
-
-namespace {
-
-// Protobuf's wire format, bounds-checked: every read stays inside the message.
-class Wire {
- public:
-  explicit Wire(std::string_view data) : d_(data) {}
-  bool done() const { return pos_ >= d_.size(); }
-
-  uint64_t varint() {
-    uint64_t v = 0;
-    for (int shift = 0; shift < 70; shift += 7) {
-      if (pos_ >= d_.size()) throw std::runtime_error("truncated varint");
-      const auto b = static_cast<uint8_t>(d_[pos_++]);
-      if (shift == 63 && b > 1) throw std::runtime_error("varint longer than 64 bits");
-      v |= static_cast<uint64_t>(b & 0x7F) << shift;
-      if (!(b & 0x80)) return v;
-    }
-    throw std::runtime_error("varint longer than 10 bytes");
-  }
-  std::string_view take(uint64_t n) {
-    if (n > d_.size() - pos_)
-      throw std::runtime_error("field of " + std::to_string(n) + " bytes runs past its message");
-    const auto out = d_.substr(pos_, n);
-    pos_ += n;
-    return out;
-  }
-  std::string_view bytes() { return take(varint()); }
-  uint32_t fixed32() {
-    const auto b = take(4);
-    uint32_t v = 0;
-    for (int i = 3; i >= 0; --i) v = (v << 8) | static_cast<uint8_t>(b[i]);
-    return v;
-  }
-  // The next field's number and wire type.
-  std::pair<uint64_t, uint32_t> tag() {
-    const uint64_t t = varint();
-    if ((t >> 3) == 0) throw std::runtime_error("field number 0");
-    return {t >> 3, static_cast<uint32_t>(t & 7)};
-  }
-  void skip(uint32_t wire) {
-    switch (wire) {
-      case 0:
-        varint();
-        return;
-      case 1:
-        take(8);
-        return;
-      case 2:
-        bytes();
-        return;
-      case 5:
-        take(4);
-        return;
-      default:
-        throw std::runtime_error("unsupported wire type " + std::to_string(wire));
-    }
-  }
-
- private:
-  std::string_view d_;
-  size_t pos_ = 0;
-};
-
-float as_float(uint32_t bits) {
-  float f;
-  std::memcpy(&f, &bits, 4);
-  return f;
-}
-
-// FloatList / Int64List / BytesList: field 1, packed or not.
-void read_list(std::string_view message, TfFeature& f) {
-  Wire w(message);
-  while (!w.done()) {
-    const auto [field, wire] = w.tag();
-    if (field != 1) {
-      w.skip(wire);
-    } else if (f.kind == TfFeature::Kind::bytes && wire == 2) {
-      f.bytes.push_back(w.bytes());
-    } else if (f.kind == TfFeature::Kind::floats && (wire == 2 || wire == 5)) {
-      if (wire == 5) {
-        f.floats.push_back(as_float(w.fixed32()));
-        continue;
-      }
-      Wire packed(w.bytes());
-      while (!packed.done()) f.floats.push_back(as_float(packed.fixed32()));
-    } else if (f.kind == TfFeature::Kind::ints && (wire == 2 || wire == 0)) {
-      if (wire == 0) {
-        f.ints.push_back(static_cast<int64_t>(w.varint()));
-        continue;
-      }
-      Wire packed(w.bytes());
-      while (!packed.done()) f.ints.push_back(static_cast<int64_t>(packed.varint()));
-    } else {
-      throw std::runtime_error("list value with wire type " + std::to_string(wire));
-    }
-  }
-}
-
-TfFeature read_feature(std::string_view message) {
-  TfFeature f;
-  Wire w(message);
-  while (!w.done()) {
-    const auto [field, wire] = w.tag();
-    if (field < 1 || field > 3 || wire != 2) {
-      w.skip(wire);
-      continue;
-    }
-    const auto kind = field == 1   ? TfFeature::Kind::bytes
-                      : field == 2 ? TfFeature::Kind::floats
-                                   : TfFeature::Kind::ints;
-    if (f.kind != TfFeature::Kind::none && f.kind != kind)
-      throw std::runtime_error("a feature holds two kinds of lists");
-    f.kind = kind;
-    read_list(w.bytes(), f);
-  }
-  return f;
-}
-
-}  // namespace
-
-std::map<std::string, TfFeature> parse_tf_example(std::string_view record) {
-  std::map<std::string, TfFeature> features;
-  Wire example(record);
-  while (!example.done()) {
-    const auto [field, wire] = example.tag();
-    if (field != 1 || wire != 2) {  // Example.features = 1
-      example.skip(wire);
-      continue;
-    }
-    Wire map(example.bytes());
-    while (!map.done()) {
-      const auto [f, fw] = map.tag();
-      if (f != 1 || fw != 2) {  // Features.feature = 1: map<string, Feature> entries
-        map.skip(fw);
-        continue;
-      }
-      Wire entry(map.bytes());
-      std::string key;
-      TfFeature value;
-      while (!entry.done()) {
-        const auto [ef, ew] = entry.tag();
-        if (ef == 1 && ew == 2)
-          key = std::string(entry.bytes());
-        else if (ef == 2 && ew == 2)
-          value = read_feature(entry.bytes());
-        else
-          entry.skip(ew);
-      }
-      features[key] = std::move(value);
-    }
-  }
-  return features;
-}
 
 TfRecordReader::TfRecordReader(const fs::path& path) : path_(path), file_(std::fopen(path.c_str(), "rb")) {
   if (!file_) throw std::runtime_error(path.string() + ": cannot open: " + std::strerror(errno));
@@ -178,33 +24,31 @@ TfRecordReader::TfRecordReader(const fs::path& path) : path_(path), file_(std::f
 }
 
 bool TfRecordReader::next(std::string& record) {
+  using util::kTfRecordFooterBytes;
+  using util::kTfRecordHeaderBytes;
+  constexpr uint64_t kFraming = kTfRecordHeaderBytes + kTfRecordFooterBytes;
   const std::string where =
       path_.string() + ": record " + std::to_string(index_ + 1) + " at byte " + std::to_string(offset_) + ": ";
   if (offset_ == size_) return false;
-  if (size_ - offset_ < 16)
+  if (size_ - offset_ < kFraming)
     throw std::runtime_error(where + "truncated (" + std::to_string(size_ - offset_) + " bytes left)");
-  unsigned char header[12];
-  if (std::fread(header, 1, 12, file_.get()) != 12) throw std::runtime_error(where + "cannot read the length");
-  uint64_t length = 0;
-  uint32_t crc = 0;
-  for (int i = 7; i >= 0; --i) length = (length << 8) | header[i];
-  for (int i = 11; i >= 8; --i) crc = (crc << 8) | header[i];
-  if (crc != util::masked_crc32c(header, 8))
-    throw std::runtime_error(where + "the length's CRC does not match (not a TFRecord, or corrupt)");
-  if (length > size_ - offset_ - 16 || length > kMaxRecordBytes)
-    throw std::runtime_error(where + "declares " + std::to_string(length) + " bytes, but " +
-                             std::to_string(size_ - offset_ - 16) + " are left (limit " +
+  unsigned char header[kTfRecordHeaderBytes];
+  if (std::fread(header, 1, sizeof header, file_.get()) != sizeof header)
+    throw std::runtime_error(where + "cannot read the length");
+  const util::TfRecordHeader h = util::read_tfrecord_header(header);
+  if (!h.crc_ok) throw std::runtime_error(where + "the length's CRC does not match (not a TFRecord, or corrupt)");
+  if (h.length > size_ - offset_ - kFraming || h.length > kMaxRecordBytes)
+    throw std::runtime_error(where + "declares " + std::to_string(h.length) + " bytes, but " +
+                             std::to_string(size_ - offset_ - kFraming) + " are left (limit " +
                              std::to_string(kMaxRecordBytes) + ")");
-  record.resize(static_cast<size_t>(length));
-  unsigned char footer[4];
+  record.resize(static_cast<size_t>(h.length));
+  unsigned char footer[kTfRecordFooterBytes];
   if (std::fread(record.data(), 1, record.size(), file_.get()) != record.size() ||
-      std::fread(footer, 1, 4, file_.get()) != 4)
-    throw std::runtime_error(where + "cannot read its " + std::to_string(length) + " bytes");
-  crc = 0;
-  for (int i = 3; i >= 0; --i) crc = (crc << 8) | footer[i];
-  if (crc != util::masked_crc32c(record.data(), record.size()))
+      std::fread(footer, 1, sizeof footer, file_.get()) != sizeof footer)
+    throw std::runtime_error(where + "cannot read its " + std::to_string(h.length) + " bytes");
+  if (!util::tfrecord_data_crc_ok(record, footer))
     throw std::runtime_error(where + "the data's CRC does not match (corrupt)");
-  offset_ += 16 + length;
+  offset_ += kFraming + h.length;
   ++index_;
   return true;
 }
@@ -493,6 +337,8 @@ RawSubset read_subset(const fs::path& file, const LabelMap& map, RecordContext& 
     std::map<std::string, TfFeature> f;
     try {
       f = parse_tf_example(record);
+    } catch (const TfExampleTooLarge& e) {
+      throw std::runtime_error(where + e.what());
     } catch (const std::runtime_error& e) {
       throw std::runtime_error(where + "not a valid tf.train.Example: " + e.what());
     }

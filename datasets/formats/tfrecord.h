@@ -1,7 +1,7 @@
 // TFRecord 1.0 (TensorFlow Object Detection API) as CVAT and Datumaro write it, read without
-// TensorFlow or protobuf:
-//   <subset>.tfrecord   records of tf.train.Example, framed as
-//                       uint64 length | uint32 masked_crc32c(length) | bytes | uint32 masked_crc32c(bytes)
+// TensorFlow:
+//   <subset>.tfrecord   records of tf.train.Example (protobuf: proto/example.proto, tf_example.h), in
+//                       TFRecord framing (util/tfrecord_framing.h)
 //   label_map.pbtxt     item { id: 1 name: 'cat' } ... (protobuf text format; display_name ignored)
 // Features read: image/filename, image/height, image/width, image/encoded (the image itself, or empty
 // when the export has no images), image/format, image/object/bbox/{xmin,ymin,xmax,ymax} (fractions of
@@ -9,7 +9,9 @@
 // image/object/class/text. Object keys are absent for images without objects.
 //
 // Both CRCs of every record are checked; a record is at most the file's remaining bytes (and
-// kMaxRecordBytes), so memory follows the file, never a declared length. Images held in
+// kMaxRecordBytes), checked before it is read or parsed, so memory follows the file, never a declared
+// length; the values it declares are counted and bounded (tf_example.h) before protobuf parses it within
+// those bytes (detr::pb::parse_bounded). Images held in
 // image/encoded are written to extract_dir/<subset>/<file name> (one record at a time), since
 // training reads images from files; images not held there are looked for beside the .tfrecord and in
 // images/<subset>/ and images/.
@@ -17,30 +19,18 @@
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
-#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "datasets/formats/export.h"
+#include "datasets/formats/tf_example.h"
 
 namespace detr::datasets::formats {
 
-constexpr uint64_t kMaxRecordBytes = uint64_t{1} << 30;
-
-// A tf.train.Feature: exactly one of the lists (kind says which; none for an empty Feature).
-struct TfFeature {
-  enum class Kind { none, bytes, floats, ints } kind = Kind::none;
-  std::vector<std::string_view> bytes;  // views into the record
-  std::vector<float> floats;
-  std::vector<int64_t> ints;
-};
-
-// A serialized tf.train.Example's features by key. Throws std::runtime_error "<what>" for malformed
-// protobuf (truncated varint or field, bad wire type, a feature holding two lists); the caller names
-// the file and record. Unknown fields are skipped, as protobuf does.
-std::map<std::string, TfFeature> parse_tf_example(std::string_view record);
+// A record's bytes at most: an image embedded in a tf.train.Example, with room to spare.
+constexpr uint64_t kMaxRecordBytes = uint64_t{64} << 20;
 
 // Reads a TFRecord file one record at a time, checking the framing and both CRCs. Errors name the file,
 // record index and byte offset.

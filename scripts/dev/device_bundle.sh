@@ -2,7 +2,7 @@
 # Prepares, on a Debian 12 machine with apt, what a GPU machine that has only CUDA, a PyTorch wheel
 # (its LibTorch) and CMake lacks to build detr-cpp: a minimal static OpenCV (core, imgproc,
 # imgcodecs with JPEG and PNG) built from Debian's OpenCV source package, and nlohmann-json, cxxopts,
-# pugixml (its headers and shared library) and GoogleTest unpacked from Debian's packages; with DETR_REPO and COCOAPI_REPO (checkouts of
+# pugixml (its headers and shared library), GoogleTest and protobuf (protoc and the runtime) unpacked from Debian's packages; with DETR_REPO and COCOAPI_REPO (checkouts of
 # facebookresearch/detr and cocodataset/cocoapi), their sources for the upstream comparison. Everything lands in .device/ (ignored by git;
 # about 30 MB); take that folder to the GPU machine beside the checkout and run
 # scripts/dev/device_run.sh there.
@@ -39,8 +39,11 @@ arch=$(dpkg-architecture -qDEB_HOST_MULTIARCH)
 rm -rf "$out"
 mkdir -p "$out/prefix" "$out/opencv"
 
-# 1. Header-only and test dependencies and pugixml, unpacked from Debian's packages (not installed).
-(cd "$work" && apt-get download nlohmann-json3-dev libcxxopts-dev libpugixml-dev libpugixml1v5 libgtest-dev >/dev/null)
+# 1. Header-only and test dependencies, pugixml, and protobuf (protoc, which runs from the bundle with
+# its own shared libraries, and the static runtime the programs link), unpacked from Debian's packages
+# (not installed).
+(cd "$work" && apt-get download nlohmann-json3-dev libcxxopts-dev libpugixml-dev libpugixml1v5 libgtest-dev \
+  protobuf-compiler libprotoc32 libprotobuf32 libprotobuf-dev >/dev/null)
 for deb in "$work"/*.deb; do dpkg-deb -x "$deb" "$out/prefix"; done
 rm -rf "$out/prefix/usr/share/doc" "$out/prefix/usr/src"
 

@@ -75,10 +75,12 @@ EOF
   fi
   prefixes="$bundle/opencv;$bundle/prefix/usr;$torch_prefix"  # the bundle first
   command -v ninja >/dev/null 2>&1 && generator=(-G Ninja)
+  # The bundle's protoc runs on its own shared libraries; the programs link protobuf statically.
+  local -x LD_LIBRARY_PATH="$bundle/prefix/usr/lib/$arch${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   NCCL_INCLUDE_DIR=$nccl_include cmake -S "$root" -B "$build" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release \
     -DCMAKE_PREFIX_PATH="$prefixes" -DOpenCV_DIR="$bundle/opencv/lib/cmake/opencv4" \
     -DGTest_DIR="$bundle/prefix/usr/lib/$arch/cmake/GTest" -DCMAKE_LIBRARY_ARCHITECTURE="$arch" \
-    -DDETR_ONEDNN=OFF >"$figures/configure.log" 2>&1 || { tail -n 30 "$figures/configure.log"; return 1; }
+    -DProtobuf_USE_STATIC_LIBS=ON -DDETR_ONEDNN=OFF >"$figures/configure.log" 2>&1 || { tail -n 30 "$figures/configure.log"; return 1; }
   grep -E "^-- detr-cpp" "$figures/configure.log"
   grep -q "^-- detr-cpp CUDA: ON" "$figures/configure.log" || { echo "configure found no CUDA LibTorch" >&2; return 1; }
   grep -q "nccl=ON" "$figures/configure.log" || echo "NCCL is off in this build (no nccl.h): the nccl stage will skip" >&2

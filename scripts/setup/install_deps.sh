@@ -43,6 +43,8 @@ PACKAGES=(
   nlohmann-json3-dev      # JSON
   libcxxopts-dev          # command line
   libpugixml-dev          # XML (VOC, LabelMe, CVAT annotations)
+  protobuf-compiler       # protoc: generates the TensorBoard event and tf.Example message code
+  libprotobuf-dev         # the protobuf runtime those messages link
   libcurl4-openssl-dev    # pretrained-weight downloads (optional: CMake builds without it)
   libgoogle-perftools-dev # tcmalloc: faster, leaner allocation than glibc's for LibTorch on CPU
   libgtest-dev            # tests

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The shared libraries detr-cpp's executables need at run time (Debian packages), for slim runtime
 # images: LibTorch, OpenCV's core/imgproc/imgcodecs, OpenBLAS (made the system BLAS), OpenMP, tcmalloc,
-# pugixml.
+# pugixml, protobuf.
 # DETR_FLAVOUR=cuda: Debian's CUDA LibTorch runtime (Debian 13+, contrib and non-free), which brings
 # the CUDA libraries, NCCL and nvidia-cudnn (cuDNN's installer; DETR_CUDNN=skip declines its download,
 # as in scripts/setup/install_deps.sh). DETR_WITH_TORCH=0 leaves LibTorch out (an image that brings its own).
@@ -17,7 +17,11 @@ curl=$(apt-cache pkgnames libcurl4 | grep -E '^libcurl4(t64)?$' | sort | tail -n
 tcmalloc=$(apt-cache pkgnames libtcmalloc-minimal4 | grep -E '^libtcmalloc-minimal4(t64)?$' | sort | tail -n 1 || true)
 # pugixml's runtime package carries its ABI in the name (libpugixml1v5 on Debian 12 and 13).
 pugixml=$(apt-cache pkgnames libpugixml | grep -E '^libpugixml[0-9][0-9a-z.]*$' | sort -V | tail -n 1 || true)
-packages=(libgomp1 "${curl:-libcurl4}" "${tcmalloc:-libtcmalloc-minimal4}" "${pugixml:-libpugixml1v5}")
+# The protobuf runtime: libprotobuf32 on Debian 12, libprotobuf32t64 on Debian 13 (the full library, not
+# libprotobuf-lite: see proto/CMakeLists.txt).
+protobuf=$(apt-cache pkgnames libprotobuf | grep -E '^libprotobuf[0-9]+(t64)?$' | sort -V | tail -n 1 || true)
+[ -n "$protobuf" ] || { echo "install_runtime_deps: no libprotobuf runtime package found" >&2; exit 1; }
+packages=(libgomp1 "${curl:-libcurl4}" "${tcmalloc:-libtcmalloc-minimal4}" "${pugixml:-libpugixml1v5}" "$protobuf")
 for lib in core imgproc imgcodecs; do
   name=$(apt-cache pkgnames "libopencv-$lib" | grep -E "^libopencv-$lib[0-9][0-9a-z.]*$" | sort -V | tail -n 1 || true)
   [ -n "$name" ] || { echo "install_runtime_deps: no libopencv-$lib runtime package found" >&2; exit 1; }
