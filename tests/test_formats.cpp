@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -39,7 +40,60 @@
 namespace fs = std::filesystem;
 namespace dd = detr::datasets;
 using namespace detr::datasets::formats;
-using namespace detr::datasets::formats::protobuf;
+// Protobuf wire encoding by hand, to craft the records protobuf itself would not write (malformed,
+// hostile, unpacked lists) for the reader tests.
+namespace protobuf {
+
+std::string varint(uint64_t v) {
+  std::string out;
+  do {
+    out += static_cast<char>((v & 0x7F) | (v > 0x7F ? 0x80 : 0));
+    v >>= 7;
+  } while (v);
+  return out;
+}
+
+std::string len_field(int field, const std::string& bytes) {
+  return varint(static_cast<uint64_t>(field) << 3 | 2) + varint(bytes.size()) + bytes;
+}
+
+std::string bytes_feature(const std::vector<std::string>& values) {
+  std::string list;
+  for (const auto& v : values) list += len_field(1, v);
+  return len_field(1, list);
+}
+
+std::string float_feature(const std::vector<float>& values) {
+  std::string packed(values.size() * 4, '\0');
+  if (!values.empty()) std::memcpy(packed.data(), values.data(), packed.size());
+  return len_field(2, len_field(1, packed));
+}
+
+std::string int_feature(const std::vector<int64_t>& values) {
+  std::string packed;
+  for (auto v : values) packed += varint(static_cast<uint64_t>(v));
+  return len_field(3, len_field(1, packed));
+}
+
+std::string example(const std::vector<std::pair<std::string, std::string>>& features) {
+  std::string map;
+  for (const auto& [k, f] : features) map += len_field(1, len_field(1, k) + len_field(2, f));
+  return len_field(1, map);
+}
+
+std::string framed(const std::string& data) {
+  auto little = [](uint64_t v, int n) {
+    std::string s(static_cast<size_t>(n), '\0');
+    for (int i = 0; i < n; ++i) s[static_cast<size_t>(i)] = static_cast<char>((v >> (8 * i)) & 0xFF);
+    return s;
+  };
+  const std::string len = little(data.size(), 8);
+  return len + little(detr::util::masked_crc32c(len.data(), 8), 4) + data +
+         little(detr::util::masked_crc32c(data.data(), data.size()), 4);
+}
+
+}  // namespace protobuf
+using namespace protobuf;
 using nlohmann::json;
 
 namespace {

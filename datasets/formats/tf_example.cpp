@@ -198,4 +198,26 @@ std::map<std::string, TfFeature> parse_tf_example(std::string_view record) {
   return features;
 }
 
+std::string serialize_tf_example(const std::vector<std::pair<std::string, TfFeature>>& features) {
+  pb::Example example;
+  for (const auto& [key, feature] : features) {
+    auto& entry = *example.mutable_features()->add_feature();
+    entry.set_key(key);
+    auto& value = *entry.mutable_value();
+    switch (feature.kind) {
+      case TfFeature::Kind::bytes:
+        for (const auto& b : feature.bytes) value.mutable_bytes_list()->add_value(b);
+        break;
+      case TfFeature::Kind::floats:
+        value.mutable_float_list()->mutable_value()->Add(feature.floats.begin(), feature.floats.end());
+        break;
+      case TfFeature::Kind::ints:
+        value.mutable_int64_list()->mutable_value()->Add(feature.ints.begin(), feature.ints.end());
+        break;
+      case TfFeature::Kind::none: break;
+    }
+  }
+  return example.SerializeAsString();
+}
+
 }  // namespace detr::datasets::formats

@@ -5,6 +5,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace detr::datasets::formats {
@@ -39,5 +40,8 @@ class TfExampleTooLarge : public std::runtime_error {
 // TfExampleTooLarge, naming the count, when its entries and values would take more memory than the
 // bound above. Unknown fields are skipped, as protobuf does.
 std::map<std::string, TfFeature> parse_tf_example(std::string_view record);
+
+// The features, in this order, serialized as a tf.train.Example (the writers' TFRecord records).
+std::string serialize_tf_example(const std::vector<std::pair<std::string, TfFeature>>& features);
 
 }  // namespace detr::datasets::formats

@@ -14,7 +14,8 @@
 
 #include "datasets/coco_mask.h"
 #include "datasets/formats/text.h"
-#include "util/crc32c.h"
+#include "datasets/formats/tf_example.h"
+#include "util/tfrecord_framing.h"
 
 namespace detr::datasets::formats {
 
@@ -278,11 +279,26 @@ void write_mot(const RawExport& data, const fs::path& root, const WriteOptions& 
 
 // ---- TFRecord 1.0: label_map.pbtxt, <subset>.tfrecord (images embedded, or under images/<subset>/).
 
+TfFeature bytes_feature(std::vector<std::string> values) {
+  TfFeature f;
+  f.kind = TfFeature::Kind::bytes, f.bytes = std::move(values);
+  return f;
+}
+TfFeature float_feature(std::vector<float> values) {
+  TfFeature f;
+  f.kind = TfFeature::Kind::floats, f.floats = std::move(values);
+  return f;
+}
+TfFeature int_feature(std::vector<int64_t> values) {
+  TfFeature f;
+  f.kind = TfFeature::Kind::ints, f.ints = std::move(values);
+  return f;
+}
+
 std::string tf_record(const RawExport& data, const RawImage& im, bool embed) {
-  using namespace protobuf;
   std::string ext = lower(fs::path(im.file_name).extension().string());
   const std::string format = ext == ".png" ? "png" : "jpeg";
-  std::vector<std::pair<std::string, std::string>> f = {
+  std::vector<std::pair<std::string, TfFeature>> f = {
       {"image/filename", bytes_feature({im.file_name})},
       {"image/source_id", bytes_feature({stem_part(im)})},
       {"image/height", int_feature({im.height})},
@@ -307,7 +323,7 @@ std::string tf_record(const RawExport& data, const RawImage& im, bool embed) {
                        {"image/object/bbox/ymax", float_feature(y1)},
                        {"image/object/class/text", bytes_feature(text)},
                        {"image/object/class/label", int_feature(label)}});
-  return framed(example(f));
+  return util::frame_tfrecord(serialize_tf_example(f));
 }
 
 void write_tfrecord(const RawExport& data, const fs::path& root, const WriteOptions& options) {
@@ -492,56 +508,5 @@ void write_export(const RawExport& data, DatasetFormat format, const fs::path& r
   write(data, root, options);
 }
 
-namespace protobuf {
-
-std::string varint(uint64_t v) {
-  std::string out;
-  do {
-    out += static_cast<char>((v & 0x7F) | (v > 0x7F ? 0x80 : 0));
-    v >>= 7;
-  } while (v);
-  return out;
-}
-
-std::string len_field(int field, const std::string& bytes) {
-  return varint(static_cast<uint64_t>(field) << 3 | 2) + varint(bytes.size()) + bytes;
-}
-
-std::string bytes_feature(const std::vector<std::string>& values) {
-  std::string list;
-  for (const auto& v : values) list += len_field(1, v);
-  return len_field(1, list);
-}
-
-std::string float_feature(const std::vector<float>& values) {
-  std::string packed(values.size() * 4, '\0');
-  if (!values.empty()) std::memcpy(packed.data(), values.data(), packed.size());
-  return len_field(2, len_field(1, packed));
-}
-
-std::string int_feature(const std::vector<int64_t>& values) {
-  std::string packed;
-  for (auto v : values) packed += varint(static_cast<uint64_t>(v));
-  return len_field(3, len_field(1, packed));
-}
-
-std::string example(const std::vector<std::pair<std::string, std::string>>& features) {
-  std::string map;
-  for (const auto& [k, f] : features) map += len_field(1, len_field(1, k) + len_field(2, f));
-  return len_field(1, map);
-}
-
-std::string framed(const std::string& data) {
-  auto little = [](uint64_t v, int n) {
-    std::string s(static_cast<size_t>(n), '\0');
-    for (int i = 0; i < n; ++i) s[static_cast<size_t>(i)] = static_cast<char>((v >> (8 * i)) & 0xFF);
-    return s;
-  };
-  const std::string len = little(data.size(), 8);
-  return len + little(util::masked_crc32c(len.data(), 8), 4) + data +
-         little(util::masked_crc32c(data.data(), data.size()), 4);
-}
-
-}  // namespace protobuf
 
 }  // namespace detr::datasets::formats

@@ -41,16 +41,4 @@ RawExport raw_export_from_coco(const CocoDataset& data, const std::string& subse
 // validation/val/valid, else the name in lower case.
 std::string yolo_subset_name(const std::string& subset);
 
-// The protobuf encoding and record framing TensorFlow writes (tf.train.Example in a TFRecord file).
-namespace protobuf {
-std::string varint(uint64_t v);
-std::string len_field(int field, const std::string& bytes);  // a length-delimited field
-std::string bytes_feature(const std::vector<std::string>& values);
-std::string float_feature(const std::vector<float>& values);  // packed
-std::string int_feature(const std::vector<int64_t>& values);  // packed
-std::string example(const std::vector<std::pair<std::string, std::string>>& features);
-// length | masked_crc32c(length) | data | masked_crc32c(data), little-endian.
-std::string framed(const std::string& data);
-}  // namespace protobuf
-
 }  // namespace detr::datasets::formats
