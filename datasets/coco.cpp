@@ -37,8 +37,7 @@ fs::path guess_image_dir(const fs::path& root, const std::string& subset, const 
   return root / "images";
 }
 
-std::optional<CocoSplit> explicit_split(const fs::path& root, const std::string& ann,
-                                        const std::string& image_dir) {
+std::optional<CocoSplit> explicit_split(const fs::path& root, const std::string& ann, const std::string& image_dir) {
   if (ann.empty()) return std::nullopt;
   fs::path a = ann;
   if (a.is_relative() && !fs::exists(a)) a = root / a;
@@ -65,8 +64,7 @@ CocoLayout discover_coco(const fs::path& root, const CocoPathOverrides& o) {
   };
   // Upstream's COCO 2017 layout.
   if (fs::is_regular_file(ann / "instances_train2017.json")) {
-    CocoLayout layout{"upstream",
-                      with_dir({ann / "instances_train2017.json", root / "train2017", "train2017"}),
+    CocoLayout layout{"upstream", with_dir({ann / "instances_train2017.json", root / "train2017", "train2017"}),
                       std::nullopt};
     if (fs::is_regular_file(ann / "instances_val2017.json"))
       layout.val = with_dir({ann / "instances_val2017.json", root / "val2017", "val2017"});
@@ -103,10 +101,9 @@ CocoLayout discover_coco(const fs::path& root, const CocoPathOverrides& o) {
   if (train) return {subsets.size() > 1 ? "cvat-subsets" : "cvat", *train, val};
 
   std::ostringstream msg;
-  msg << root.string() << ": no COCO annotations found. Looked for "
-      << (ann / "instances_default.json").string() << " (CVAT), " << (ann / "instances_<Subset>.json").string()
-      << " (CVAT/Datumaro subsets such as instances_Train.json), "
-      << (ann / "instances_train2017.json").string()
+  msg << root.string() << ": no COCO annotations found. Looked for " << (ann / "instances_default.json").string()
+      << " (CVAT), " << (ann / "instances_<Subset>.json").string()
+      << " (CVAT/Datumaro subsets such as instances_Train.json), " << (ann / "instances_train2017.json").string()
       << " (upstream); or give --train_annotations FILE [--val_annotations FILE] [--image_dir DIR]";
   if (fs::is_directory(ann)) {
     msg << ". " << ann.string() << " holds:";
@@ -131,8 +128,7 @@ std::string read_annotation_file(const fs::path& path) {
 }
 
 // `categories`: ids unique; with `training`, a name each and ids a class head can hold.
-std::unordered_set<int64_t> read_categories(const Reader& r, const json& categories, bool training,
-                                            CocoDataset& data) {
+std::unordered_set<int64_t> read_categories(const Reader& r, const json& categories, bool training, CocoDataset& data) {
   std::unordered_set<int64_t> ids;
   data.categories.reserve(categories.size());
   for (size_t i = 0; i < categories.size(); ++i) {
@@ -156,8 +152,7 @@ std::unordered_set<int64_t> read_categories(const Reader& r, const json& categor
 
 // `images`: ids unique; with `training`, a file_name and a positive size each. Returns image id ->
 // position in data.images.
-std::unordered_map<int64_t, size_t> read_images(const Reader& r, const json& images, bool training,
-                                                CocoDataset& data) {
+std::unordered_map<int64_t, size_t> read_images(const Reader& r, const json& images, bool training, CocoDataset& data) {
   std::unordered_map<int64_t, size_t> index_of;
   data.images.reserve(images.size());
   for (size_t i = 0; i < images.size(); ++i) {
@@ -178,8 +173,8 @@ std::unordered_map<int64_t, size_t> read_images(const Reader& r, const json& ima
     if (const json* v = training ? &r.field(im, "height", where) : Reader::optional(im, "height"))
       rec.height = r.integer(*v, "height", where);
     if (training && (rec.width <= 0 || rec.height <= 0))
-      r.fail(where, "width/height must be positive, got " + std::to_string(rec.width) + "x" +
-                        std::to_string(rec.height));
+      r.fail(where,
+             "width/height must be positive, got " + std::to_string(rec.width) + "x" + std::to_string(rec.height));
     data.images.push_back(std::move(rec));
   }
   return index_of;
@@ -187,8 +182,12 @@ std::unordered_map<int64_t, size_t> read_images(const Reader& r, const json& ima
 
 // One annotation's fields past its ids (`where` names it by id) for an object of `image`. Evaluation
 // needs `area`; training takes w*h without one.
-void read_object_fields(const Reader& r, const json& a, const std::string& where, bool training,
-                        const CocoImageRecord& image, CocoObject& o) {
+void read_object_fields(const Reader& r,
+                        const json& a,
+                        const std::string& where,
+                        bool training,
+                        const CocoImageRecord& image,
+                        CocoObject& o) {
   o.bbox = r.bbox(r.field(a, "bbox", where), where);
   o.iscrowd = r.iscrowd(a, where);
   o.area = o.bbox[2] * o.bbox[3];
@@ -205,9 +204,12 @@ void read_object_fields(const Reader& r, const json& a, const std::string& where
 
 // `annotations`: ids unique, each on a listed image and category; objects go to their image in
 // file order.
-void read_annotations(const Reader& r, const json& annotations, bool training,
+void read_annotations(const Reader& r,
+                      const json& annotations,
+                      bool training,
                       const std::unordered_map<int64_t, size_t>& index_of,
-                      const std::unordered_set<int64_t>& category_ids, CocoDataset& data) {
+                      const std::unordered_set<int64_t>& category_ids,
+                      CocoDataset& data) {
   std::unordered_set<int64_t> annotation_ids;
   annotation_ids.reserve(annotations.size());
   for (size_t i = 0; i < annotations.size(); ++i) {
@@ -252,8 +254,7 @@ CocoDataset parse_annotations(const json& root, const std::string& file, bool tr
 
 // file_name as given (relative to the image folder, or absolute), else images/<basename>: CVAT
 // exports may carry the annotator's absolute paths.
-std::optional<fs::path> resolve_image(const fs::path& image_dir, const std::string& file_name,
-                                      bool& fell_back) {
+std::optional<fs::path> resolve_image(const fs::path& image_dir, const std::string& file_name, bool& fell_back) {
   fell_back = false;
   fs::path given(file_name);
   // Only names inside the image folder are opened as given: an absolute name (from the annotator's
@@ -298,7 +299,8 @@ static void summarize(CocoDataset& data, const fs::path& image_dir) {
     summary.warnings.push_back("category ids go up to " + std::to_string(max_id) + " for " + std::to_string(n) +
                                " categories: the class head gets " + std::to_string(max_id + 1) +
                                " outputs (upstream's max id + 1), most never trained; renumbering the "
-                               "categories 1.." + std::to_string(n) + " gives a smaller, faster model");
+                               "categories 1.." +
+                               std::to_string(n) + " gives a smaller, faster model");
   if (summary.file_name_fallbacks)
     summary.warnings.push_back(std::to_string(summary.file_name_fallbacks) +
                                " file_name(s) not found as given, found by basename in " + image_dir.string());
@@ -354,7 +356,9 @@ std::string size_mismatch(const CocoImageRecord& rec, int64_t width, int64_t hei
 // Finds rec's image in image_dir and sets rec.path; returns "" when the image can train, else why not.
 // Every image's header is read (cheap): its declared size must be the annotation's, and within the
 // pixel limit. --check_data and --skip_bad_images decode every image too.
-std::string resolve_and_check(CocoImageRecord& rec, const fs::path& image_dir, const CocoLoadOptions& options,
+std::string resolve_and_check(CocoImageRecord& rec,
+                              const fs::path& image_dir,
+                              const CocoLoadOptions& options,
                               bool& fell_back) {
   const auto path = resolve_image(image_dir, rec.file_name, fell_back);
   if (!path) {
@@ -396,8 +400,8 @@ CocoDataset load_coco(const CocoSplit& split, const CocoLoadOptions& options) {
   for (const auto& rec : data.images)
     for (const auto& o : rec.objects)
       if (o.bbox[2] < 0 || o.bbox[3] < 0) {
-        const auto why = "annotation id " + std::to_string(o.id) + ": bbox has a negative width or height: " +
-                         format_bbox(o.bbox);
+        const auto why =
+            "annotation id " + std::to_string(o.id) + ": bbox has a negative width or height: " + format_bbox(o.bbox);
         if (!options.skip_bad_images) throw std::runtime_error(file + ": " + why);
         negative.emplace(rec.id, why);
       }
@@ -435,8 +439,7 @@ CocoDataset load_coco(const CocoSplit& split, const CocoLoadOptions& options) {
   return data;
 }
 
-std::pair<CocoDataset, CocoDataset> split_dataset(const CocoDataset& data, double fraction,
-                                                  uint64_t seed) {
+std::pair<CocoDataset, CocoDataset> split_dataset(const CocoDataset& data, double fraction, uint64_t seed) {
   if (!(fraction > 0 && fraction < 1))
     throw std::invalid_argument("--val_split must be in (0, 1), got " + std::to_string(fraction));
   const auto n = data.images.size();
@@ -478,10 +481,10 @@ void write_classes_csv(const std::vector<CocoCategory>& categories, const fs::pa
 std::string format_summary(const CocoDataset& d, const std::string& name) {
   const auto& s = d.summary;
   std::ostringstream o;
-  o << name << ": " << d.annotation_file.string() << ": " << s.images << " images ("
-    << s.images_without_boxes << " without boxes), " << s.boxes << " boxes, " << d.categories.size()
-    << " classes (max id " << d.max_category_id() << "); dropped " << s.crowd_dropped << " crowd + "
-    << s.degenerate_dropped << " degenerate boxes; skipped " << s.skipped_images << " images";
+  o << name << ": " << d.annotation_file.string() << ": " << s.images << " images (" << s.images_without_boxes
+    << " without boxes), " << s.boxes << " boxes, " << d.categories.size() << " classes (max id " << d.max_category_id()
+    << "); dropped " << s.crowd_dropped << " crowd + " << s.degenerate_dropped << " degenerate boxes; skipped "
+    << s.skipped_images << " images";
   for (const auto& w : s.warnings) o << "\n  warning: " << w;
   for (const auto& k : s.skipped) o << "\n  skipped " << k;
   return o.str();

@@ -24,16 +24,16 @@ struct CocoSplit {
 };
 
 struct CocoLayout {
-  std::string kind;                // "cvat", "cvat-subsets", "upstream", "explicit"
+  std::string kind;  // "cvat", "cvat-subsets", "upstream", "explicit"
   CocoSplit train;
-  std::optional<CocoSplit> val;    // absent: split train (--val_split) or validate on train
+  std::optional<CocoSplit> val;  // absent: split train (--val_split) or validate on train
 };
 
 // Explicit paths that take precedence over discovery (empty = discover).
 struct CocoPathOverrides {
-  std::string train_annotations;   // --train_annotations
-  std::string val_annotations;     // --val_annotations
-  std::string image_dir;           // --image_dir
+  std::string train_annotations;  // --train_annotations
+  std::string val_annotations;    // --val_annotations
+  std::string image_dir;          // --image_dir
 };
 
 // Looks under root for, in order: explicit overrides; upstream's layout
@@ -50,8 +50,8 @@ struct CocoObject {
   double area = 0;               // the file's `area` (decides COCO's small/medium/large); w*h when a
                                  // training file omits it
   bool iscrowd = false;
-  Segmentation segmentation;     // the file's `segmentation`, checked and kept compactly (coco_mask.h);
-                                 // empty where the file has none, null or [] (CVAT's rectangles)
+  Segmentation segmentation;  // the file's `segmentation`, checked and kept compactly (coco_mask.h);
+                              // empty where the file has none, null or [] (CVAT's rectangles)
 };
 
 // The object's mask on its image of height x width as COCO.annToRLE gives it: its polygons' union or
@@ -70,12 +70,12 @@ inline Rle object_rle(const CocoObject& object, int64_t height, int64_t width) {
 
 struct CocoImageRecord {
   int64_t id = 0;
-  std::string file_name;           // as in the file ("" when an evaluation file has none)
-  std::filesystem::path path;      // resolved on disk by load_coco; empty from load_coco_annotations
-  int64_t width = 0, height = 0;   // as declared in the file (0 when an evaluation file omits them)
-  std::vector<CocoObject> objects; // every annotation of the image in file order, crowd ones included
-                                   // (training drops them per sample as upstream; evaluation ignores
-                                   // detections inside them as pycocotools)
+  std::string file_name;            // as in the file ("" when an evaluation file has none)
+  std::filesystem::path path;       // resolved on disk by load_coco; empty from load_coco_annotations
+  int64_t width = 0, height = 0;    // as declared in the file (0 when an evaluation file omits them)
+  std::vector<CocoObject> objects;  // every annotation of the image in file order, crowd ones included
+                                    // (training drops them per sample as upstream; evaluation ignores
+                                    // detections inside them as pycocotools)
 };
 
 struct CocoCategory {
@@ -84,26 +84,26 @@ struct CocoCategory {
 };
 
 struct DataSummary {
-  int64_t images = 0;              // usable images
+  int64_t images = 0;  // usable images
   int64_t images_without_boxes = 0;
-  int64_t boxes = 0;               // boxes that train (after upstream's drops)
-  int64_t crowd_dropped = 0;       // iscrowd = 1, dropped as upstream
-  int64_t degenerate_dropped = 0;  // empty after clamping to the image, dropped as upstream
-  int64_t skipped_images = 0;      // bad images skipped with --skip_bad_images
-  int64_t file_name_fallbacks = 0; // file_name not found as given, found by basename
+  int64_t boxes = 0;                // boxes that train (after upstream's drops)
+  int64_t crowd_dropped = 0;        // iscrowd = 1, dropped as upstream
+  int64_t degenerate_dropped = 0;   // empty after clamping to the image, dropped as upstream
+  int64_t skipped_images = 0;       // bad images skipped with --skip_bad_images
+  int64_t file_name_fallbacks = 0;  // file_name not found as given, found by basename
   std::vector<std::string> warnings;
   std::vector<std::string> skipped;  // one line per skipped image: why
 };
 
 struct CocoDataset {
   std::filesystem::path annotation_file;
-  std::vector<CocoImageRecord> images;   // sorted by id (upstream: sorted(coco.imgs.keys()))
-  std::vector<CocoCategory> categories;  // sorted by id
-  DataSummary summary;                   // filled by load_coco (zero from load_coco_annotations)
+  std::vector<CocoImageRecord> images;                // sorted by id (upstream: sorted(coco.imgs.keys()))
+  std::vector<CocoCategory> categories;               // sorted by id
+  DataSummary summary;                                // filled by load_coco (zero from load_coco_annotations)
   int64_t max_image_pixels = kDefaultMaxImagePixels;  // decode limit (CocoLoadOptions)
-  bool cvat_attributes = false;          // annotations carry CVAT's `attributes`: a CVAT export
+  bool cvat_attributes = false;                       // annotations carry CVAT's `attributes`: a CVAT export
 
-  int64_t max_category_id() const;       // num_classes = this + 1 (upstream's convention)
+  int64_t max_category_id() const;  // num_classes = this + 1 (upstream's convention)
 };
 
 // The largest class head a category id may ask for (num_classes = max id + 1): 100,000 outputs are
@@ -112,8 +112,8 @@ struct CocoDataset {
 constexpr int64_t kMaxNumClasses = 100'000;
 
 struct CocoLoadOptions {
-  bool skip_bad_images = false;  // skip (and count) images that would make training wrong
-  bool decode_images = false;    // decode every image now (--check_data) to find corrupt files
+  bool skip_bad_images = false;                       // skip (and count) images that would make training wrong
+  bool decode_images = false;                         // decode every image now (--check_data) to find corrupt files
   int64_t max_image_pixels = kDefaultMaxImagePixels;  // refuse images whose header declares more
 };
 
@@ -155,8 +155,7 @@ CleanObjects convert_objects(const std::vector<CocoObject>& objects, int64_t wid
 
 // Deterministic split by image (seeded shuffle), for exports with one subset: returns {train, val}.
 // fraction in (0, 1): the share of images that validate (at least one image each side).
-std::pair<CocoDataset, CocoDataset> split_dataset(const CocoDataset& data, double fraction,
-                                                  uint64_t seed);
+std::pair<CocoDataset, CocoDataset> split_dataset(const CocoDataset& data, double fraction, uint64_t seed);
 
 // classes.csv as the Onepanel workflow expects it: header "labels,id", then one "name,id" row per
 // category in id order. Written to a temp file and renamed.

@@ -34,17 +34,16 @@ Sample CocoDetection::load(size_t index) const {
   const auto& rec = data_.images.at(index);
   auto image = to_chw_float(load_image_rgb(rec.path, data_.max_image_pixels));
   const int64_t h = image.size(1), w = image.size(2);  // the decoded size, as upstream (PIL's)
-  if (w != rec.width || h != rec.height)  // boxes annotated on another image would train silently
+  if (w != rec.width || h != rec.height)               // boxes annotated on another image would train silently
     throw std::runtime_error(rec.path.string() + ": image id " + std::to_string(rec.id) + " is declared " +
                              std::to_string(rec.width) + "x" + std::to_string(rec.height) + " but decodes as " +
                              std::to_string(w) + "x" + std::to_string(h));
   const auto clean = convert_objects(rec.objects, w, h);
   const auto n = static_cast<int64_t>(clean.labels.size());
   util::Target t;
-  t.boxes = n ? torch::from_blob(const_cast<std::array<float, 4>*>(clean.boxes_xyxy.data()), {n, 4},
-                                  torch::kFloat)
-                    .clone()
-              : torch::zeros({0, 4}, torch::kFloat);
+  t.boxes =
+      n ? torch::from_blob(const_cast<std::array<float, 4>*>(clean.boxes_xyxy.data()), {n, 4}, torch::kFloat).clone()
+        : torch::zeros({0, 4}, torch::kFloat);
   t.labels = torch::tensor(clean.labels, torch::kLong);
   t.area = torch::tensor(clean.areas, torch::kFloat);
   t.iscrowd = torch::zeros({n}, torch::kLong);

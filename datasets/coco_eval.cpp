@@ -100,7 +100,8 @@ ResultKind result_kind(const Entry& first) {
   first.fail("missing field 'bbox' (or 'segmentation' for mask results)");
 }
 
-CocoResult read_result(const Entry& e, ResultKind kind,
+CocoResult read_result(const Entry& e,
+                       ResultKind kind,
                        const std::unordered_map<int64_t, const CocoImageRecord*>& images) {
   if (!e.value.is_object()) e.fail("expected a JSON object, got " + json_preview(e.value));
   CocoResult det;
@@ -117,8 +118,10 @@ CocoResult read_result(const Entry& e, ResultKind kind,
   }
   const json& seg = e.field("segmentation");
   if (!seg.is_object() || !seg.contains("counts") || !seg["counts"].is_string())
-    e.fail("'segmentation' must be a compressed RLE {\"size\": [height, width], \"counts\": \"...\"} (COCO.loadRes "
-           "reads no other mask without a bbox), got " + json_preview(seg));
+    e.fail(
+        "'segmentation' must be a compressed RLE {\"size\": [height, width], \"counts\": \"...\"} (COCO.loadRes "
+        "reads no other mask without a bbox), got " +
+        json_preview(seg));
   det.segmentation = e.mask(*image->second);
   det.area = static_cast<double>(area(*det.segmentation));
   det.bbox = has_box(e.value) ? e.bbox() : to_bbox(*det.segmentation);
@@ -127,7 +130,8 @@ CocoResult read_result(const Entry& e, ResultKind kind,
 
 }  // namespace
 
-std::vector<CocoResult> parse_coco_results(std::string_view json_text, const std::string& source,
+std::vector<CocoResult> parse_coco_results(std::string_view json_text,
+                                           const std::string& source,
                                            const CocoDataset& gt) {
   json doc;
   try {
@@ -173,10 +177,10 @@ IouType parse_iou_type(const std::string& name) {
 
 namespace {
 
-constexpr int kNumIou = 10;   // T
-constexpr int kNumRec = 101;  // R
-constexpr int kNumArea = 4;   // A: all, small, medium, large
-constexpr int kNumMaxDet = 3; // M
+constexpr int kNumIou = 10;    // T
+constexpr int kNumRec = 101;   // R
+constexpr int kNumArea = 4;    // A: all, small, medium, large
+constexpr int kNumMaxDet = 3;  // M
 constexpr std::array<int, kNumMaxDet> kMaxDets{1, 10, 100};
 constexpr std::array<std::array<double, 2>, kNumArea> kAreaRanges{
     {{0.0, 1e10}, {0.0, 32.0 * 32.0}, {32.0 * 32.0, 96.0 * 96.0}, {96.0 * 96.0, 1e10}}};
@@ -257,8 +261,7 @@ struct Grouped {
   std::vector<uint32_t> cat_begin;
 };
 
-Grouped group_by_cell(const std::vector<int32_t>& cat, const std::vector<int32_t>& img, int num_cats,
-                      int num_imgs) {
+Grouped group_by_cell(const std::vector<int32_t>& cat, const std::vector<int32_t>& img, int num_cats, int num_imgs) {
   const auto kept = [&](size_t i) { return cat[i] >= 0 && img[i] >= 0; };
   std::vector<uint32_t> img_begin(static_cast<size_t>(num_imgs) + 1, 0);
   for (size_t i = 0; i < cat.size(); ++i)
@@ -314,14 +317,14 @@ struct EvalDet {
 
 // Buffers reused across cells so the per-cell work allocates nothing.
 struct Workspace {
-  std::vector<uint32_t> dets;     // detection indices of the cell, score order
-  std::vector<double> ious;       // D x G, row-major by detection
-  std::vector<uint32_t> gt_order; // per area: non-ignored ground truth first (stable)
-  std::vector<uint8_t> gt_ignore; // per area, in gt_order
-  std::vector<uint8_t> taken;     // per threshold: ground truth already matched (gtMatches > 0)
-  std::vector<uint32_t> sorted;   // accumulate: category's detections in score order
-  std::vector<uint32_t> flags;    // accumulate: matched | ignored << 16 of the kept detections
-  std::vector<double> rc, pr;     // accumulate: recall and precision at the true positives
+  std::vector<uint32_t> dets;      // detection indices of the cell, score order
+  std::vector<double> ious;        // D x G, row-major by detection
+  std::vector<uint32_t> gt_order;  // per area: non-ignored ground truth first (stable)
+  std::vector<uint8_t> gt_ignore;  // per area, in gt_order
+  std::vector<uint8_t> taken;      // per threshold: ground truth already matched (gtMatches > 0)
+  std::vector<uint32_t> sorted;    // accumulate: category's detections in score order
+  std::vector<uint32_t> flags;     // accumulate: matched | ignored << 16 of the kept detections
+  std::vector<double> rc, pr;      // accumulate: recall and precision at the true positives
 };
 
 // maskUtils.iou for boxes (common/maskApi.c bbIou): against a crowd box the union is the detection area.
@@ -372,8 +375,10 @@ struct BoxIou {
 // detections' as given (loadRes gives a box result the filled box), on their image of height x width.
 class MaskIou {
  public:
-  MaskIou(const std::vector<GtBox>& gts, const std::vector<CocoResult>& dts,
-          const std::vector<const CocoImageRecord*>& images, std::string file)
+  MaskIou(const std::vector<GtBox>& gts,
+          const std::vector<CocoResult>& dts,
+          const std::vector<const CocoImageRecord*>& images,
+          std::string file)
       : gts_(gts), dts_(dts), images_(images), file_(std::move(file)) {}
   void set_image(int32_t image) { image_ = images_[image]; }
   void operator()(const std::vector<uint32_t>& dets, const uint32_t* gt_idx, size_t G, std::vector<double>& ious) {
@@ -407,7 +412,7 @@ class MaskIou {
   const std::vector<GtBox>& gts_;
   const std::vector<CocoResult>& dts_;
   const std::vector<const CocoImageRecord*>& images_;  // by dense image index
-  std::string file_;  // "<annotation file>: " for errors in the ground truth
+  std::string file_;                                   // "<annotation file>: " for errors in the ground truth
   const CocoImageRecord* image_ = nullptr;
   std::vector<Rle> gt_masks_, dt_masks_;
   std::vector<bool> crowd_;
@@ -418,8 +423,14 @@ class MaskIou {
 // IoUs of `compute_ious` (BoxIou or MaskIou). Appends the cell's detections to `out` and adds its
 // non-ignored ground truth to `npig`.
 template <class IouFn>
-void evaluate_cell(const Prepared& p, const uint32_t* gt_idx, size_t G, const uint32_t* dt_idx, size_t num_dt,
-                   IouFn& compute_ious, Workspace& ws, std::vector<EvalDet>& out,
+void evaluate_cell(const Prepared& p,
+                   const uint32_t* gt_idx,
+                   size_t G,
+                   const uint32_t* dt_idx,
+                   size_t num_dt,
+                   IouFn& compute_ious,
+                   Workspace& ws,
+                   std::vector<EvalDet>& out,
                    std::array<int64_t, kNumArea>& npig) {
   const std::vector<GtBox>& gts = p.gts;
   auto& dets = ws.dets;
@@ -503,8 +514,8 @@ struct Accumulated {
 //  - among the rest tp + fp = i + 1, so precision tp / (i + 1 + eps) never rises at a false positive,
 //    and the first index reaching a recall is a true positive (or 0). The envelope sampled at the recall
 //    thresholds therefore needs precision and recall only at the true positives.
-void accumulate_threshold(const std::vector<uint32_t>& flags, int t, int64_t npig, Workspace& ws,
-                          Accumulated& acc, int k, int a, int m) {
+void accumulate_threshold(
+    const std::vector<uint32_t>& flags, int t, int64_t npig, Workspace& ws, Accumulated& acc, int k, int a, int m) {
   auto& rc = ws.rc;  // at the true positives
   auto& pr = ws.pr;
   rc.clear();
@@ -517,8 +528,8 @@ void accumulate_threshold(const std::vector<uint32_t>& flags, int t, int64_t npi
     if (f & match_bit) {
       ++tp;
       const double tpd = static_cast<double>(tp);
-      rc.push_back(tpd / static_cast<double>(npig));             // rc = tp / npig
-      pr.push_back(tpd / (static_cast<double>(n) + kEps));       // pr = tp / (fp + tp + np.spacing(1))
+      rc.push_back(tpd / static_cast<double>(npig));        // rc = tp / npig
+      pr.push_back(tpd / (static_cast<double>(n) + kEps));  // pr = tp / (fp + tp + np.spacing(1))
     }
   }
   acc.rec(t, k, a, m) = static_cast<double>(tp) / static_cast<double>(npig);  // rc[-1], 0 when nd == 0
@@ -539,14 +550,16 @@ void copy_setting(Accumulated& acc, int k, int a, int m_from, int m_to) {
   }
 }
 
-void accumulate_category(const std::vector<EvalDet>& dets, const std::array<int64_t, kNumArea>& npig,
-                         Workspace& ws, Accumulated& acc, int k) {
+void accumulate_category(const std::vector<EvalDet>& dets,
+                         const std::array<int64_t, kNumArea>& npig,
+                         Workspace& ws,
+                         Accumulated& acc,
+                         int k) {
   // One stable sort serves every (area, maxDet): dropping ranks >= maxDet keeps the relative order.
   auto& sorted = ws.sorted;
   sorted.resize(dets.size());
   std::iota(sorted.begin(), sorted.end(), 0u);
-  std::stable_sort(sorted.begin(), sorted.end(),
-                   [&](uint32_t a, uint32_t b) { return dets[a].score > dets[b].score; });
+  std::stable_sort(sorted.begin(), sorted.end(), [&](uint32_t a, uint32_t b) { return dets[a].score > dets[b].score; });
   uint32_t max_rank = 0;
   for (const auto& d : dets) max_rank = std::max(max_rank, d.rank);
   acc.num_gt[static_cast<size_t>(k)] = npig[0];
@@ -647,9 +660,9 @@ void check_mask_sizes(const CocoDataset& gt, const Prepared& p, const std::vecto
     const auto& mask = dts[i].segmentation;
     if (mask && (mask->height != image.height || mask->width != image.width))
       throw std::runtime_error("detection " + std::to_string(i) + ": segmentation size [" +
-                               std::to_string(mask->height) + ", " + std::to_string(mask->width) + "] differs from image id " +
-                               std::to_string(image.id) + "'s [" + std::to_string(image.height) + ", " +
-                               std::to_string(image.width) + "] (height, width)");
+                               std::to_string(mask->height) + ", " + std::to_string(mask->width) +
+                               "] differs from image id " + std::to_string(image.id) + "'s [" +
+                               std::to_string(image.height) + ", " + std::to_string(image.width) + "] (height, width)");
   }
   for (size_t k = 0; k < used.size(); ++k)
     if (used[k] && (p.images[k]->height < 1 || p.images[k]->width < 1))
@@ -671,8 +684,7 @@ Prepared prepare(const CocoDataset& gt, const std::vector<CocoResult>& dts) {
   p.dt_area.resize(dts.size());
   for (size_t i = 0; i < dts.size(); ++i) {
     const auto& d = dts[i];
-    if (!std::isfinite(d.score))
-      throw std::runtime_error("detection " + std::to_string(i) + ": score is not finite");
+    if (!std::isfinite(d.score)) throw std::runtime_error("detection " + std::to_string(i) + ": score is not finite");
     p.dt_score[i] = d.score;
     p.dt_area[i] = detection_area(d);
     p.dt_img[i] = img_index.find(d.image_id);
@@ -828,9 +840,9 @@ std::string format_summary(const CocoEvalResult& result) {
     int max_dets;
   };
   static const Line lines[12] = {
-      {true, "0.50:0.95", 0, 100}, {true, "0.50", 0, 100},      {true, "0.75", 0, 100},
-      {true, "0.50:0.95", 1, 100}, {true, "0.50:0.95", 2, 100}, {true, "0.50:0.95", 3, 100},
-      {false, "0.50:0.95", 0, 1},  {false, "0.50:0.95", 0, 10}, {false, "0.50:0.95", 0, 100},
+      {true, "0.50:0.95", 0, 100},  {true, "0.50", 0, 100},       {true, "0.75", 0, 100},
+      {true, "0.50:0.95", 1, 100},  {true, "0.50:0.95", 2, 100},  {true, "0.50:0.95", 3, 100},
+      {false, "0.50:0.95", 0, 1},   {false, "0.50:0.95", 0, 10},  {false, "0.50:0.95", 0, 100},
       {false, "0.50:0.95", 1, 100}, {false, "0.50:0.95", 2, 100}, {false, "0.50:0.95", 3, 100}};
   std::string out;
   char buf[160];
@@ -838,8 +850,8 @@ std::string format_summary(const CocoEvalResult& result) {
     const Line& l = lines[i];
     // ' {:<18} {} @[ IoU={:<9} | area={:>6s} | maxDets={:>3d} ] = {:0.3f}'
     std::snprintf(buf, sizeof buf, " %-18s %s @[ IoU=%-9s | area=%6s | maxDets=%3d ] = %0.3f\n",
-                  l.ap ? "Average Precision" : "Average Recall", l.ap ? "(AP)" : "(AR)", l.iou,
-                  kAreaLabels[l.area], l.max_dets, result.stats[i]);
+                  l.ap ? "Average Precision" : "Average Recall", l.ap ? "(AP)" : "(AR)", l.iou, kAreaLabels[l.area],
+                  l.max_dets, result.stats[i]);
     out += buf;
   }
   return out;

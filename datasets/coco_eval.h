@@ -49,7 +49,8 @@ CocoResult make_segm_result(int64_t image_id, int64_t category_id, Rle mask, dou
 // "<path>: results[i]: <what>" naming the field; an image_id that is not a ground-truth image is an
 // error; an unknown category_id is kept (COCOeval ignores it, as DETR's unused label ids need).
 std::vector<CocoResult> load_coco_results(const std::string& path, const CocoDataset& gt);
-std::vector<CocoResult> parse_coco_results(std::string_view json_text, const std::string& source,
+std::vector<CocoResult> parse_coco_results(std::string_view json_text,
+                                           const std::string& source,
                                            const CocoDataset& gt);
 
 enum class IouType { bbox, segm };
@@ -62,9 +63,9 @@ IouType parse_iou_type(const std::string& name);
 // (`all`): what pycocotools' precision[:, :, k, 0, 2] and recall[:, k, 0, 2] give, averaged over the
 // entries > -1. -1 where there is no ground truth.
 struct CategoryFigures {
-  double ap = -1;     // mean precision over IoU 0.50:0.95 and the 101 recall thresholds
-  double ap50 = -1;   // the same at IoU 0.50
-  double ar100 = -1;  // mean recall over IoU 0.50:0.95
+  double ap = -1;      // mean precision over IoU 0.50:0.95 and the 101 recall thresholds
+  double ap50 = -1;    // the same at IoU 0.50
+  double ar100 = -1;   // mean recall over IoU 0.50:0.95
   int64_t num_gt = 0;  // ground-truth objects that count (not crowd, not ignored), area all
   // Precision-recall curves: precision at recall r / 100 (r = 0..100, COCOeval's recThrs), at IoU 0.50
   // and averaged over 0.50:0.95 (precision is 0 past the largest recall reached).

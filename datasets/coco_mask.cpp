@@ -34,8 +34,7 @@ std::string size_text(int64_t height, int64_t width) {
 }
 
 void check_size(int64_t height, int64_t width, const std::string& field) {
-  if (height < 1 || width < 1 || height > kMaxMaskPixels || width > kMaxMaskPixels ||
-      height * width > kMaxMaskPixels)
+  if (height < 1 || width < 1 || height > kMaxMaskPixels || width > kMaxMaskPixels || height * width > kMaxMaskPixels)
     fail(field, "size " + size_text(height, width) + " (height, width) is not a mask of 1 to " +
                     std::to_string(kMaxMaskPixels) + " pixels");
 }
@@ -43,13 +42,12 @@ void check_size(int64_t height, int64_t width, const std::string& field) {
 // Counts of a mask of `pixels` pixels: at most pixels + 1 runs summing to pixels (sum kept in 64 bits).
 void check_counts(const std::vector<uint32_t>& counts, int64_t pixels, const std::string& field) {
   if (static_cast<int64_t>(counts.size()) > pixels + 1)
-    fail(field, std::to_string(counts.size()) + " runs, more than a mask of " + std::to_string(pixels) +
-                    " pixels can have");
+    fail(field,
+         std::to_string(counts.size()) + " runs, more than a mask of " + std::to_string(pixels) + " pixels can have");
   uint64_t sum = 0;
   for (uint32_t c : counts) sum += c;
   if (sum != static_cast<uint64_t>(pixels))
-    fail(field, "runs sum to " + std::to_string(sum) + " pixels, expected height*width = " +
-                    std::to_string(pixels));
+    fail(field, "runs sum to " + std::to_string(sum) + " pixels, expected height*width = " + std::to_string(pixels));
 }
 
 std::string at(const std::string& field, size_t i) { return field + "[" + std::to_string(i) + "]"; }
@@ -136,8 +134,7 @@ std::vector<uint32_t> column_crossings(const std::vector<std::pair<int, int>>& p
     pu = u;
     pv = v;
   };
-  for (size_t j = 0; j + 1 < p.size(); ++j)
-    walk_edge(p[j].first, p[j].second, p[j + 1].first, p[j + 1].second, visit);
+  for (size_t j = 0; j + 1 < p.size(); ++j) walk_edge(p[j].first, p[j].second, p[j + 1].first, p[j + 1].second, visit);
   return out;
 }
 
@@ -161,8 +158,8 @@ std::vector<uint32_t> runs_from_crossings(std::vector<uint32_t> a, uint32_t pixe
 void check_coordinates(const std::vector<double>& xy, const std::string& field) {
   for (size_t j = 0; j < xy.size(); ++j) {
     if (std::isfinite(xy[j]) && std::abs(xy[j]) <= kMaxPolygonCoordinate) continue;
-    fail(at(field, j), "coordinate " + number_text(xy[j]) +
-                           (std::isfinite(xy[j]) ? " is beyond +-1e8" : " is not finite"));
+    fail(at(field, j),
+         "coordinate " + number_text(xy[j]) + (std::isfinite(xy[j]) ? " is beyond +-1e8" : " is not finite"));
   }
 }
 
@@ -188,8 +185,7 @@ void check_polygon_list(const std::vector<std::vector<double>>& polygons, const 
   if (polygons.empty()) fail(field, "no polygons (pycocotools' frPyObjects cannot read an empty list)");
   const size_t n0 = polygons[0].size();
   if (n0 == 4) fail(at(field, 0), "a polygon of 4 numbers, which pycocotools reads as a box and fails");
-  if (n0 < 4)
-    fail(at(field, 0), "a polygon of " + std::to_string(n0) + " numbers; pycocotools needs more than 4 here");
+  if (n0 < 4) fail(at(field, 0), "a polygon of " + std::to_string(n0) + " numbers; pycocotools needs more than 4 here");
   for (size_t i = 0; i < polygons.size(); ++i) check_polygon(polygons[i], at(field, i));
 }
 
@@ -202,8 +198,7 @@ std::vector<uint32_t> polygon_runs(const std::vector<double>& xy, int64_t h, int
 // ---- merge and iou: rleMerge, rleIou ----------------------------------------------------------------
 
 // rleMerge for two masks of one size, step for step: a zero-length run ends the walk early there.
-std::vector<uint32_t> merge_two(const std::vector<uint32_t>& A, const std::vector<uint32_t>& B,
-                                bool intersect) {
+std::vector<uint32_t> merge_two(const std::vector<uint32_t>& A, const std::vector<uint32_t>& B, bool intersect) {
   std::vector<uint32_t> out;
   uint32_t ca = A[0], cb = B[0], cc = 0, ct = 1;
   size_t a = 1, b = 1;
@@ -307,8 +302,8 @@ Rle uncompressed(const std::vector<int64_t>& counts, int64_t h, int64_t w, const
   rle.counts.reserve(counts.size());
   for (size_t i = 0; i < counts.size(); ++i) {
     if (counts[i] < 0 || counts[i] > pixels)
-      fail(at(field, i), "run of " + std::to_string(counts[i]) + " pixels is outside [0, height*width = " +
-                             std::to_string(pixels) + "]");
+      fail(at(field, i), "run of " + std::to_string(counts[i]) +
+                             " pixels is outside [0, height*width = " + std::to_string(pixels) + "]");
     rle.counts.push_back(static_cast<uint32_t>(counts[i]));
   }
   check_counts(rle.counts, pixels, field);
@@ -324,13 +319,10 @@ Rle compressed(const std::string& s, int64_t h, int64_t w, const std::string& fi
     const size_t start = p;
     int64_t x = 0;
     for (int k = 0, more = 1; more; ++k, ++p) {
-      if (p == s.size())
-        fail(field, "ends inside the value that starts at character " + std::to_string(start));
+      if (p == s.size()) fail(field, "ends inside the value that starts at character " + std::to_string(start));
       const int c = static_cast<unsigned char>(s[p]) - 48;
-      if (c < 0 || c > 63)
-        fail(field, "character " + std::to_string(p) + " is not one of pycocotools' '0'..'o'");
-      if (k == 6)
-        fail(field, "the value at character " + std::to_string(start) + " has more than 6 characters");
+      if (c < 0 || c > 63) fail(field, "character " + std::to_string(p) + " is not one of pycocotools' '0'..'o'");
+      if (k == 6) fail(field, "the value at character " + std::to_string(start) + " has more than 6 characters");
       x |= static_cast<int64_t>(c & 0x1f) << (5 * k);
       more = c & 0x20;
       if (!more && (c & 0x10)) x |= -(int64_t{1} << (5 * (k + 1)));
@@ -356,19 +348,17 @@ Rle rle_object(const json& obj, int64_t h, int64_t w, const std::string& field, 
   const auto sh = size->is_array() && size->size() == 2 ? exact_int64((*size)[0]) : std::nullopt;
   const auto sw = size->is_array() && size->size() == 2 ? exact_int64((*size)[1]) : std::nullopt;
   if (!sh || !sw || *sh != h || *sw != w)
-    fail(field + ".size", json_preview(*size) + " differs from the image's " + size_text(h, w) +
-                              " (height, width)");
+    fail(field + ".size", json_preview(*size) + " differs from the image's " + size_text(h, w) + " (height, width)");
   const std::string where = field + ".counts";
   if (counts->is_array()) return uncompressed(json_counts(*counts, where), h, w, where);
   if (counts->is_string() && allow_string) return compressed(counts->get<std::string>(), h, w, where);
   fail(where, std::string("expected a list of run lengths") +
-                  (allow_string ? " or a compressed string" : " (pycocotools reads no strings here)") +
-                  ", got " + json_preview(*counts));
+                  (allow_string ? " or a compressed string" : " (pycocotools reads no strings here)") + ", got " +
+                  json_preview(*counts));
 }
 
 // The union of the polygons (frPyObjects + merge, folded one polygon at a time as rleMerge does).
-Rle polygon_union(const std::vector<std::vector<double>>& polygons, int64_t h, int64_t w,
-                  const std::string& field) {
+Rle polygon_union(const std::vector<std::vector<double>>& polygons, int64_t h, int64_t w, const std::string& field) {
   check_size(h, w, "image");
   check_polygon_list(polygons, field);
   Rle rle{h, w, polygon_runs(polygons[0], h, w)};
@@ -395,8 +385,7 @@ Rle rle_list(const json& seg, int64_t h, int64_t w) {
          "expected a polygon (a list of numbers) or an RLE object of at most 3 keys, got " + json_preview(first));
   Rle rle;
   for (size_t i = 0; i < seg.size(); ++i) {
-    if (!seg[i].is_object())
-      fail(at("segmentation", i), "expected an RLE object, got " + json_preview(seg[i]));
+    if (!seg[i].is_object()) fail(at("segmentation", i), "expected an RLE object, got " + json_preview(seg[i]));
     const Rle part = rle_object(seg[i], h, w, at("segmentation", i), false);
     if (i == 0)
       rle = part;
@@ -560,11 +549,10 @@ std::array<double, 4> to_bbox(const Rle& rle) {
           static_cast<double>(ye - ys + 1)};
 }
 
-std::vector<double> iou(const std::vector<Rle>& dt, const std::vector<Rle>& gt,
-                        const std::vector<bool>& iscrowd) {
+std::vector<double> iou(const std::vector<Rle>& dt, const std::vector<Rle>& gt, const std::vector<bool>& iscrowd) {
   if (iscrowd.size() != gt.size())
-    fail("iou", "iscrowd has " + std::to_string(iscrowd.size()) + " entries for " +
-                    std::to_string(gt.size()) + " ground-truth masks");
+    fail("iou", "iscrowd has " + std::to_string(iscrowd.size()) + " entries for " + std::to_string(gt.size()) +
+                    " ground-truth masks");
   std::vector<std::array<double, 4>> db, gb;
   for (size_t d = 0; d < dt.size(); ++d) check_rle(dt[d], at("dt", d)), db.push_back(to_bbox(dt[d]));
   for (size_t g = 0; g < gt.size(); ++g) check_rle(gt[g], at("gt", g)), gb.push_back(to_bbox(gt[g]));

@@ -36,7 +36,7 @@ namespace detr::datasets {
 // 2^29 - 1: pycocotools' rleFrString decodes a run of 2^29 pixels or more wrongly (it shifts an int
 // past 32 bits), so a larger mask could not round-trip through a compressed RLE.
 constexpr int64_t kMaxMaskPixels = (int64_t{1} << 29) - 1;
-constexpr double kMaxPolygonCoordinate = 1e8;          // 5x upsampled, differences still fit an int
+constexpr double kMaxPolygonCoordinate = 1e8;           // 5x upsampled, differences still fit an int
 constexpr int64_t kMaxPolygonSteps = int64_t{1} << 26;  // upsampled boundary points of one polygon
 
 // A binary mask of height x width pixels in pycocotools' form: the lengths of alternating runs of 0 and
@@ -109,7 +109,6 @@ std::array<double, 4> to_bbox(const Rle& rle);
 // rleIou as COCOeval(iouType='segm') calls it: a [dt.size() x gt.size()] row-major matrix of
 // intersection / union, or intersection / area(dt) where iscrowd[g] (a detection may match part of a
 // crowd region); -1 where the two masks differ in size and their boxes overlap, 0 where boxes do not.
-std::vector<double> iou(const std::vector<Rle>& dt, const std::vector<Rle>& gt,
-                        const std::vector<bool>& iscrowd);
+std::vector<double> iou(const std::vector<Rle>& dt, const std::vector<Rle>& gt, const std::vector<bool>& iscrowd);
 
 }  // namespace detr::datasets

@@ -32,7 +32,8 @@ void check_box(const CocoImageRecord& rec, CocoObject& o, const AnnotationPolicy
   if (o.segmentation.empty()) return;  // a rectangle: its mask is its box
   const auto mask_box = to_bbox(object_rle(o, rec.height, rec.width));
   double off = 0;
-  for (int k = 0; k < 4; ++k) off = std::max(off, std::abs(mask_box[static_cast<size_t>(k)] - o.bbox[static_cast<size_t>(k)]));
+  for (int k = 0; k < 4; ++k)
+    off = std::max(off, std::abs(mask_box[static_cast<size_t>(k)] - o.bbox[static_cast<size_t>(k)]));
   ++r.boxes_checked;
   if (off > policy.box_tolerance) {
     ++r.boxes_disagreeing;
@@ -52,14 +53,15 @@ void check_box(const CocoImageRecord& rec, CocoObject& o, const AnnotationPolicy
 
 PolicyReport apply_policy(CocoDataset& data, const AnnotationPolicy& policy) {
   PolicyReport r;
-  const bool crowd_objects = policy.crowd == CrowdPolicy::kObjects ||
-                             (policy.crowd == CrowdPolicy::kAuto && data.cvat_attributes);
+  const bool crowd_objects =
+      policy.crowd == CrowdPolicy::kObjects || (policy.crowd == CrowdPolicy::kAuto && data.cvat_attributes);
   for (auto& rec : data.images)
     for (auto& o : rec.objects) {
       try {
         if (policy.check_boxes || policy.boxes_from_masks) check_box(rec, o, policy, r);
       } catch (const std::exception& e) {
-        throw std::runtime_error(data.annotation_file.string() + ": annotation id " + std::to_string(o.id) + ": " + e.what());
+        throw std::runtime_error(data.annotation_file.string() + ": annotation id " + std::to_string(o.id) + ": " +
+                                 e.what());
       }
       if (crowd_objects && o.iscrowd && o.segmentation.rle) {
         o.iscrowd = false;
@@ -72,10 +74,13 @@ PolicyReport apply_policy(CocoDataset& data, const AnnotationPolicy& policy) {
 std::string PolicyReport::summary() const {
   std::ostringstream o;
   if (crowd_as_objects)
-    o << crowd_as_objects << " RLE crowd annotations (CVAT's brush/SAM masks) train as objects (--crowd ignore drops them, as upstream); ";
+    o << crowd_as_objects
+      << " RLE crowd annotations (CVAT's brush/SAM masks) train as objects (--crowd ignore drops them, as upstream); ";
   if (boxes_disagreeing)
     o << boxes_disagreeing << " of " << boxes_checked << " boxes differ from their masks by more than 1 px (worst "
-      << worst_pixels << " px: " << worst << ")" << (boxes_replaced ? "; replaced by the masks' boxes" : "; --boxes_from_masks derives them from the masks") << "; ";
+      << worst_pixels << " px: " << worst << ")"
+      << (boxes_replaced ? "; replaced by the masks' boxes" : "; --boxes_from_masks derives them from the masks")
+      << "; ";
   auto s = o.str();
   if (s.size() >= 2) s.resize(s.size() - 2);
   return s;

@@ -25,13 +25,13 @@ struct AnnotationPolicy {
 };
 
 struct PolicyReport {
-  int64_t crowd_as_objects = 0;  // RLE crowd annotations turned into objects
-  int64_t boxes_checked = 0;     // objects with a segmentation
-  int64_t boxes_disagreeing = 0; // box off its mask's box by more than the tolerance
-  int64_t boxes_replaced = 0;    // with boxes_from_masks
-  double worst_pixels = 0;       // the largest disagreement
-  std::string worst;             // "image id 3, annotation id 7: box [...] vs mask [...]"
-  std::string summary() const;   // one line; "" when nothing to say
+  int64_t crowd_as_objects = 0;   // RLE crowd annotations turned into objects
+  int64_t boxes_checked = 0;      // objects with a segmentation
+  int64_t boxes_disagreeing = 0;  // box off its mask's box by more than the tolerance
+  int64_t boxes_replaced = 0;     // with boxes_from_masks
+  double worst_pixels = 0;        // the largest disagreement
+  std::string worst;              // "image id 3, annotation id 7: box [...] vs mask [...]"
+  std::string summary() const;    // one line; "" when nothing to say
 };
 
 // Applies the policy to `data` in place. Segmentations are read as pycocotools reads them (object_rle).

@@ -43,7 +43,8 @@ double iou_of(const std::array<double, 4>& a, const std::array<double, 4>& b) {
 
 }  // namespace
 
-std::vector<PerClassRow> per_class_rows(const std::vector<CocoCategory>& categories, const CocoEvalResult& bbox,
+std::vector<PerClassRow> per_class_rows(const std::vector<CocoCategory>& categories,
+                                        const CocoEvalResult& bbox,
                                         const CocoEvalResult* segm) {
   std::map<int64_t, std::string> names;
   for (const auto& c : categories) names[c.id] = c.name;
@@ -71,7 +72,9 @@ std::string per_class_csv(const std::vector<PerClassRow>& rows) {
   return out;
 }
 
-std::string pr_curves_csv(const std::vector<PerClassRow>& rows, const CocoEvalResult& bbox, const CocoEvalResult* segm) {
+std::string pr_curves_csv(const std::vector<PerClassRow>& rows,
+                          const CocoEvalResult& bbox,
+                          const CocoEvalResult* segm) {
   std::string out = std::string("class,id,iou,recall,precision") + (segm ? ",segm_precision" : "") + "\n";
   auto curves = [&](const std::string& name, const std::string& id, const CategoryFigures& box,
                     const CategoryFigures* mask) {
@@ -90,8 +93,10 @@ std::string pr_curves_csv(const std::vector<PerClassRow>& rows, const CocoEvalRe
   return out;
 }
 
-ConfusionMatrix confusion_matrix(const CocoDataset& gt, const std::vector<CocoResult>& detections,
-                                 double score_threshold, double iou) {
+ConfusionMatrix confusion_matrix(const CocoDataset& gt,
+                                 const std::vector<CocoResult>& detections,
+                                 double score_threshold,
+                                 double iou) {
   ConfusionMatrix m;
   m.classes = gt.categories;
   m.iou = iou;
@@ -104,7 +109,8 @@ ConfusionMatrix confusion_matrix(const CocoDataset& gt, const std::vector<CocoRe
   for (const auto& d : detections)
     if (d.score >= score_threshold && index.count(d.category_id)) by_image[d.image_id].push_back(&d);
   for (auto& [image, dets] : by_image) {  // COCOeval's maxDets: an image's 100 best (time and memory bounded)
-    std::stable_sort(dets.begin(), dets.end(), [](const CocoResult* a, const CocoResult* b) { return a->score > b->score; });
+    std::stable_sort(dets.begin(), dets.end(),
+                     [](const CocoResult* a, const CocoResult* b) { return a->score > b->score; });
     if (dets.size() > kConfusionMaxDets) dets.resize(kConfusionMaxDets);
   }
   for (const auto& rec : gt.images) {
@@ -118,7 +124,8 @@ ConfusionMatrix confusion_matrix(const CocoDataset& gt, const std::vector<CocoRe
     std::vector<std::tuple<double, double, size_t, size_t>> pairs;  // iou, score, object, detection
     for (size_t g = 0; g < boxes.size(); ++g)
       for (size_t d = 0; d < dets.size(); ++d)
-        if (const double v = iou_of(boxes[g]->bbox, dets[d]->bbox); v >= iou) pairs.emplace_back(v, dets[d]->score, g, d);
+        if (const double v = iou_of(boxes[g]->bbox, dets[d]->bbox); v >= iou)
+          pairs.emplace_back(v, dets[d]->score, g, d);
     std::sort(pairs.begin(), pairs.end(), [](const auto& a, const auto& b) {
       return std::make_tuple(-std::get<0>(a), -std::get<1>(a), std::get<3>(a), std::get<2>(a)) <
              std::make_tuple(-std::get<0>(b), -std::get<1>(b), std::get<3>(b), std::get<2>(b));

@@ -20,7 +20,8 @@ struct PerClassRow {
 };
 
 // The result's categories (ground truth's, by id) named from `categories`; segm may be null.
-std::vector<PerClassRow> per_class_rows(const std::vector<CocoCategory>& categories, const CocoEvalResult& bbox,
+std::vector<PerClassRow> per_class_rows(const std::vector<CocoCategory>& categories,
+                                        const CocoEvalResult& bbox,
                                         const CocoEvalResult* segm = nullptr);
 // Header "class,id,AP,AP50,AR100" (then "segm_AP,segm_AP50,segm_AR100" with masks), a row per class; -1
 // where a class has no ground truth. Names are quoted as CSV needs.
@@ -29,7 +30,8 @@ std::string per_class_csv(const std::vector<PerClassRow>& rows);
 // The precision-recall curves behind those figures: header "class,id,iou,recall,precision" (then
 // "segm_precision" with masks), for each class and then "all" (the mean over classes, id empty), at
 // IoU "0.50" and "0.50:0.95" (the mean over the ten thresholds), at COCOeval's 101 recall points.
-std::string pr_curves_csv(const std::vector<PerClassRow>& rows, const CocoEvalResult& bbox,
+std::string pr_curves_csv(const std::vector<PerClassRow>& rows,
+                          const CocoEvalResult& bbox,
                           const CocoEvalResult* segm = nullptr);
 
 // Boxes matched at IoU >= iou between detections scored >= score_threshold and ground truth, whatever
@@ -45,12 +47,14 @@ std::string pr_curves_csv(const std::vector<PerClassRow>& rows, const CocoEvalRe
 constexpr size_t kConfusionMaxDets = 100;
 
 struct ConfusionMatrix {
-  std::vector<CocoCategory> classes;        // ground truth's categories, by id; background is index n
+  std::vector<CocoCategory> classes;         // ground truth's categories, by id; background is index n
   std::vector<std::vector<int64_t>> counts;  // [n + 1][n + 1]: row = ground truth, column = detection
   double iou = 0.5, score_threshold = 0.5;
 };
-ConfusionMatrix confusion_matrix(const CocoDataset& gt, const std::vector<CocoResult>& detections,
-                                 double score_threshold = 0.5, double iou = 0.5);
+ConfusionMatrix confusion_matrix(const CocoDataset& gt,
+                                 const std::vector<CocoResult>& detections,
+                                 double score_threshold = 0.5,
+                                 double iou = 0.5);
 // Header "ground_truth\detected,<class>,...,background", a row per class then background; a class
 // whose name another has (or "background") is written "<name> (id N)".
 std::string confusion_csv(const ConfusionMatrix& m);

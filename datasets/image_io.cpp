@@ -37,12 +37,12 @@ bool jpeg_truncated(const std::vector<uchar>& b) {
   while (i + 4 <= b.size()) {
     if (b[i] != 0xFF) return true;  // lost sync before the scan
     const uchar marker = b[i + 1];
-    if (marker == 0xFF) {           // fill byte
+    if (marker == 0xFF) {  // fill byte
       ++i;
       continue;
     }
     const size_t length = (static_cast<size_t>(b[i + 2]) << 8) | b[i + 3];
-    if (marker == 0xDA) {           // start of scan: search its data for the end of image
+    if (marker == 0xDA) {  // start of scan: search its data for the end of image
       for (size_t k = i + 2 + length; k + 1 < b.size(); ++k)
         if (b[k] == 0xFF && b[k + 1] == 0xD9) return false;
       return true;
@@ -59,9 +59,10 @@ ImageHeader checked_header(const uint8_t* data, size_t size, const std::filesyst
   if (has_image_magic(data, size))
     throw std::runtime_error(path.string() + ": cannot read the image size from its header (corrupt or crafted)");
   const auto format = unchecked_image_format(data, size);
-  throw std::runtime_error(path.string() + ": " + (format.empty() ? "not an image in a format read here" : "a " + format + " image") +
-                           " (by its content); images must be JPEG, PNG, BMP, GIF, WebP, TIFF, PNM (P1-P6) or JPEG 2000, whose "
-                           "size is checked before decoding");
+  throw std::runtime_error(
+      path.string() + ": " + (format.empty() ? "not an image in a format read here" : "a " + format + " image") +
+      " (by its content); images must be JPEG, PNG, BMP, GIF, WebP, TIFF, PNM (P1-P6) or JPEG 2000, whose "
+      "size is checked before decoding");
 }
 
 // `name` says where the bytes came from (a path, or "request 3's image") in errors.

@@ -18,7 +18,8 @@ namespace detr::datasets {
 torch::Tensor load_image_rgb(const std::filesystem::path& path, int64_t max_pixels = kDefaultMaxImagePixels);
 
 // The same for an encoded image in memory (a request's bytes); `name` stands for the file in errors.
-torch::Tensor decode_image_rgb(const std::string& bytes, const std::string& name,
+torch::Tensor decode_image_rgb(const std::string& bytes,
+                               const std::string& name,
                                int64_t max_pixels = kDefaultMaxImagePixels);
 
 // Why the file is not a usable image ("" when it is): unreadable, undecodable, truncated or too large.

@@ -33,7 +33,8 @@ inline std::optional<int64_t> exact_int64(const nlohmann::json& v) {
 inline std::string json_preview(const nlohmann::json& v) {
   if (v.is_string()) {
     const auto& s = v.get_ref<const std::string&>();
-    return s.size() <= 200 ? v.dump() : nlohmann::json(s.substr(0, 200)).dump() + "... (" + std::to_string(s.size()) + " bytes)";
+    return s.size() <= 200 ? v.dump()
+                           : nlohmann::json(s.substr(0, 200)).dump() + "... (" + std::to_string(s.size()) + " bytes)";
   }
   if (!v.is_structured()) return v.dump();
   const bool flat = v.size() <= 8 && std::none_of(v.begin(), v.end(), [](const nlohmann::json& e) {

@@ -18,12 +18,12 @@ void check_masks(const Sample& s, size_t index) {
   TORCH_CHECK(!s.mask_rles, "collate: sample ", index, ": its masks are RLEs not yet decoded (transform it first)");
   const auto& m = s.target.masks;
   if (!m.defined()) return;
-  TORCH_CHECK(m.dim() == 3 && m.size(1) == s.image.size(1) && m.size(2) == s.image.size(2),
-              "collate: sample ", index, ": target.masks must be [N, H, W] with the image's H x W ",
-              s.image.sizes().slice(1), ", got ", m.sizes());
+  TORCH_CHECK(m.dim() == 3 && m.size(1) == s.image.size(1) && m.size(2) == s.image.size(2), "collate: sample ", index,
+              ": target.masks must be [N, H, W] with the image's H x W ", s.image.sizes().slice(1), ", got ",
+              m.sizes());
   const auto& b = s.target.boxes;
-  TORCH_CHECK(!b.defined() || b.size(0) == m.size(0), "collate: sample ", index, ": ", m.size(0),
-              " masks for ", b.size(0), " boxes");
+  TORCH_CHECK(!b.defined() || b.size(0) == m.size(0), "collate: sample ", index, ": ", m.size(0), " masks for ",
+              b.size(0), " boxes");
 }
 
 }  // namespace
@@ -70,7 +70,8 @@ std::vector<size_t> epoch_indices(size_t n, const LoaderOptions& o, int64_t epoc
 }
 
 int64_t batches_per_epoch(size_t n, const LoaderOptions& o) {
-  if (o.batch_size <= 0) throw std::invalid_argument("--batch_size must be positive, got " + std::to_string(o.batch_size));
+  if (o.batch_size <= 0)
+    throw std::invalid_argument("--batch_size must be positive, got " + std::to_string(o.batch_size));
   if (n == 0) throw std::runtime_error("the dataset has no images");
   const size_t ws = static_cast<size_t>(std::max(1, o.world_size));
   const size_t rank = static_cast<size_t>(std::max(0, o.rank));
@@ -78,15 +79,13 @@ int64_t batches_per_epoch(size_t n, const LoaderOptions& o) {
   const int64_t b = o.drop_last ? per_rank / o.batch_size : (per_rank + o.batch_size - 1) / o.batch_size;
   if (b == 0 && o.drop_last)  // an evaluation shard may be empty (more ranks than images)
     throw std::runtime_error("--batch_size " + std::to_string(o.batch_size) + " is larger than the " +
-                             std::to_string(per_rank) + " training images" +
-                             (ws > 1 ? " per process" : std::string()) +
+                             std::to_string(per_rank) + " training images" + (ws > 1 ? " per process" : std::string()) +
                              ": no full batch (upstream fails with ZeroDivisionError); use --batch_size " +
                              std::to_string(per_rank) + " or less");
   return b;
 }
 
-DataLoader::DataLoader(const CocoDetection& dataset, LoaderOptions options)
-    : dataset_(dataset), options_(options) {
+DataLoader::DataLoader(const CocoDetection& dataset, LoaderOptions options) : dataset_(dataset), options_(options) {
   num_batches_ = batches_per_epoch(dataset.size(), options_);
   if (options_.prefetch_batches <= 0) options_.prefetch_batches = std::max(2, options_.num_workers);
 }
@@ -148,8 +147,7 @@ void DataLoader::worker_loop() {
     {
       std::unique_lock<std::mutex> lock(mutex_);
       cv_.wait(lock, [&] {
-        return stopping_ || next_to_make_ >= num_batches_ ||
-               next_to_make_ - next_to_give_ < options_.prefetch_batches;
+        return stopping_ || next_to_make_ >= num_batches_ || next_to_make_ - next_to_give_ < options_.prefetch_batches;
       });
       if (stopping_ || next_to_make_ >= num_batches_) return;
       b = next_to_make_++;

@@ -16,8 +16,8 @@
 namespace detr::datasets {
 
 struct Batch {
-  util::NestedTensor samples;          // [B, 3, H, W], mask [B, H, W] true on padding
-  std::vector<util::Target> targets;   // normalized cxcywh boxes; masks (optional) [N_b, H_b, W_b]
+  util::NestedTensor samples;         // [B, 3, H, W], mask [B, H, W] true on padding
+  std::vector<util::Target> targets;  // normalized cxcywh boxes; masks (optional) [N_b, H_b, W_b]
 };
 
 // upstream collate_fn: pads the images bottom/right to the batch's largest; targets pass through
@@ -27,9 +27,9 @@ Batch collate(std::vector<Sample> samples);
 
 struct LoaderOptions {
   int64_t batch_size = 2;
-  bool shuffle = true;     // train: a seeded permutation per epoch; val: sequential
-  bool drop_last = true;   // train: as upstream
-  int num_workers = 2;     // 0 = load on the calling thread
+  bool shuffle = true;       // train: a seeded permutation per epoch; val: sequential
+  bool drop_last = true;     // train: as upstream
+  int num_workers = 2;       // 0 = load on the calling thread
   int prefetch_batches = 0;  // queue bound; 0 = max(2, num_workers) (each batch is tens of MB)
   uint64_t seed = 42;
   int rank = 0, world_size = 1;  // DistributedSampler: padded to a multiple of world_size, strided
@@ -71,8 +71,8 @@ class DataLoader {
 
   std::mutex mutex_;
   std::condition_variable cv_;
-  int64_t next_to_make_ = 0;   // next batch index a worker takes
-  int64_t next_to_give_ = 0;   // next batch index next() returns
+  int64_t next_to_make_ = 0;  // next batch index a worker takes
+  int64_t next_to_give_ = 0;  // next batch index next() returns
   std::map<int64_t, Batch> ready_;
   std::exception_ptr error_;
   bool stopping_ = false;

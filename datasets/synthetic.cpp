@@ -30,12 +30,10 @@ cv::Scalar class_colour(int64_t c) {
 double draw(cv::Mat& img, int64_t c, const cv::Rect& r) {
   const auto colour = class_colour(c);
   switch ((c - 1) % 3) {
-    case 0:
-      cv::rectangle(img, r, colour, cv::FILLED);
-      return r.area();
+    case 0: cv::rectangle(img, r, colour, cv::FILLED); return r.area();
     case 1:
-      cv::ellipse(img, cv::Point(r.x + r.width / 2, r.y + r.height / 2), cv::Size(r.width / 2, r.height / 2),
-                  0, 0, 360, colour, cv::FILLED);
+      cv::ellipse(img, cv::Point(r.x + r.width / 2, r.y + r.height / 2), cv::Size(r.width / 2, r.height / 2), 0, 0, 360,
+                  colour, cv::FILLED);
       return M_PI * r.width * r.height / 4;
     default: {
       std::vector<cv::Point> pts{{r.x + r.width / 2, r.y}, {r.x, r.y + r.height}, {r.x + r.width, r.y + r.height}};
@@ -51,7 +49,8 @@ int64_t uniform(std::mt19937_64& rng, int64_t lo, int64_t hi) {
 
 // A box with sides of 1/6..1/2 of the image's; with no_overlap, one at least 2 pixels clear of
 // `placed` (50 tries), else none.
-std::optional<cv::Rect> place_box(std::mt19937_64& rng, const SyntheticExportOptions& o,
+std::optional<cv::Rect> place_box(std::mt19937_64& rng,
+                                  const SyntheticExportOptions& o,
                                   const std::vector<cv::Rect>& placed) {
   for (int attempt = 0; attempt < (o.no_overlap ? 50 : 1); ++attempt) {
     const int64_t bw = uniform(rng, o.width / 6, o.width / 2), bh = uniform(rng, o.height / 6, o.height / 2);
@@ -121,15 +120,22 @@ void write_synthetic_cvat_export(const fs::path& root, const SyntheticExportOpti
     const auto file = std::to_string(id) + ".jpg";
     if (!cv::imwrite((image_dir / file).string(), img))
       throw std::runtime_error((image_dir / file).string() + ": cannot write");
-    images.push_back({{"id", id}, {"width", o.width}, {"height", o.height}, {"file_name", file},
-                      {"license", 0}, {"flickr_url", ""}, {"coco_url", ""}, {"date_captured", 0}});
+    images.push_back({{"id", id},
+                      {"width", o.width},
+                      {"height", o.height},
+                      {"file_name", file},
+                      {"license", 0},
+                      {"flickr_url", ""},
+                      {"coco_url", ""},
+                      {"date_captured", 0}});
   }
-  nlohmann::json doc{{"licenses", {{{"name", ""}, {"id", 0}, {"url", ""}}}},
-                     {"info", {{"contributor", ""}, {"date_created", ""}, {"description", ""},
-                               {"url", ""}, {"version", ""}, {"year", ""}}},
-                     {"categories", categories},
-                     {"images", images},
-                     {"annotations", annotations}};
+  nlohmann::json doc{
+      {"licenses", {{{"name", ""}, {"id", 0}, {"url", ""}}}},
+      {"info",
+       {{"contributor", ""}, {"date_created", ""}, {"description", ""}, {"url", ""}, {"version", ""}, {"year", ""}}},
+      {"categories", categories},
+      {"images", images},
+      {"annotations", annotations}};
   const auto path = root / "annotations" / ("instances_" + o.subset + ".json");
   const auto tmp = path.string() + ".tmp";
   {
@@ -140,7 +146,9 @@ void write_synthetic_cvat_export(const fs::path& root, const SyntheticExportOpti
   fs::rename(tmp, path);
 }
 
-void write_synthetic_export(const fs::path& root, const SyntheticExportOptions& options, formats::DatasetFormat format) {
+void write_synthetic_export(const fs::path& root,
+                            const SyntheticExportOptions& options,
+                            formats::DatasetFormat format) {
   if (format == formats::DatasetFormat::coco) return write_synthetic_cvat_export(root, options);
   const fs::path tmp = fs::temp_directory_path() / ("detr_make_dataset_" + std::to_string(std::random_device{}()));
   struct Remove {

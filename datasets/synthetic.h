@@ -15,11 +15,11 @@ struct SyntheticExportOptions {
   int64_t num_images = 16;
   int64_t width = 160;
   int64_t height = 120;
-  int64_t num_classes = 3;     // 1 rectangle, 2 ellipse, 3 triangle, then repeating shapes in other colours
-  int64_t max_objects = 3;     // per image (at least 1, except the deliberately empty image)
+  int64_t num_classes = 3;  // 1 rectangle, 2 ellipse, 3 triangle, then repeating shapes in other colours
+  int64_t max_objects = 3;  // per image (at least 1, except the deliberately empty image)
   uint64_t seed = 0;
-  bool cvat_quirks = true;     // id gaps, an image without boxes, one crowd region
-  bool no_overlap = false;     // place objects apart (a few retries, then fewer objects): easier to learn
+  bool cvat_quirks = true;         // id gaps, an image without boxes, one crowd region
+  bool no_overlap = false;         // place objects apart (a few retries, then fewer objects): easier to learn
   std::string subset = "default";  // CVAT's subset: "Train", "Validation", ...
 };
 
@@ -29,7 +29,8 @@ void write_synthetic_cvat_export(const std::filesystem::path& root, const Synthe
 
 // detr_make_dataset's sample as `format`: COCO as write_synthetic_cvat_export writes it;
 // the others written from it by write_export (the COCO export made in a temporary folder, removed).
-void write_synthetic_export(const std::filesystem::path& root, const SyntheticExportOptions& options,
+void write_synthetic_export(const std::filesystem::path& root,
+                            const SyntheticExportOptions& options,
                             formats::DatasetFormat format);
 
 }  // namespace detr::datasets

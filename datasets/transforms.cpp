@@ -32,8 +32,8 @@ void keep_objects(util::Target& t, const torch::Tensor& keep) {
 void check_masks(const Sample& s, const char* transform) {
   const auto& m = s.target.masks;
   TORCH_CHECK(m.dim() == 3 && m.size(1) == height(s) && m.size(2) == width(s), transform,
-              ": target.masks must be [N, H, W] with the image's H x W ", s.image.sizes().slice(1),
-              ", got ", m.sizes());
+              ": target.masks must be [N, H, W] with the image's H x W ", s.image.sizes().slice(1), ", got ",
+              m.sizes());
   TORCH_CHECK(m.scalar_type() == torch::kBool || m.scalar_type() == torch::kByte, transform,
               ": target.masks must be bool or uint8, got ", m.scalar_type());
 }
@@ -148,12 +148,12 @@ void check_mask_rles(const Sample& s, const char* transform) {
   const auto& rles = *s.mask_rles;
   const auto& t = s.target;
   const auto& objects = t.boxes.defined() ? t.boxes : t.labels;
-  TORCH_CHECK(!objects.defined() || objects.size(0) == static_cast<int64_t>(rles.size()), transform,
-              ": ", rles.size(), " mask RLEs for ", objects.size(0), " objects");
+  TORCH_CHECK(!objects.defined() || objects.size(0) == static_cast<int64_t>(rles.size()), transform, ": ", rles.size(),
+              " mask RLEs for ", objects.size(0), " objects");
   TORCH_CHECK(!t.masks.defined(), transform, ": a sample has dense masks or mask RLEs, not both");
   for (const auto& r : rles) {
-    TORCH_CHECK(r.height == height(s) && r.width == width(s), transform, ": a mask RLE of ", r.height, "x",
-                r.width, " on an image of ", height(s), "x", width(s));
+    TORCH_CHECK(r.height == height(s) && r.width == width(s), transform, ": a mask RLE of ", r.height, "x", r.width,
+                " on an image of ", height(s), "x", width(s));
     uint64_t sum = 0;
     for (uint32_t c : r.counts) sum += c;
     TORCH_CHECK(sum == static_cast<uint64_t>(r.height * r.width), transform, ": a mask RLE's runs sum to ", sum,
@@ -175,8 +175,7 @@ void decode_mask_rles(Sample& s) {
 // float copy: nearest copies whole source pixels, so reading the same rows and columns and testing
 // != 0 gives the same bool masks, written once at the output size.
 torch::Tensor resize_masks(const torch::Tensor& masks, int64_t oh, int64_t ow) {  // [N, oh, ow] bool
-  if (oh == masks.size(1) && ow == masks.size(2))
-    return masks.scalar_type() == torch::kBool ? masks : masks.ne(0);
+  if (oh == masks.size(1) && ow == masks.size(2)) return masks.scalar_type() == torch::kBool ? masks : masks.ne(0);
   auto selection = select_all(masks);
   resize_selection(selection, oh, ow);
   return gather_pixels(selection);
@@ -239,8 +238,7 @@ torch::Tensor pad_bottom_right(const torch::Tensor& t, int64_t right, int64_t bo
 
 }  // namespace
 
-TransformConfig TransformConfig::with_scales(std::vector<int64_t> scales, int64_t max_size,
-                                             int64_t val_size) {
+TransformConfig TransformConfig::with_scales(std::vector<int64_t> scales, int64_t max_size, int64_t val_size) {
   TORCH_CHECK(!scales.empty(), "--scales: at least one size is needed");
   for (auto s : scales) TORCH_CHECK(s > 0, "--scales: sizes must be positive, got ", s);
   TORCH_CHECK(max_size > 0 && val_size > 0, "--max_size and --val_size must be positive");
@@ -257,7 +255,9 @@ TransformConfig TransformConfig::with_scales(std::vector<int64_t> scales, int64_
   return c;
 }
 
-std::pair<int64_t, int64_t> get_size_with_aspect_ratio(int64_t w, int64_t h, int64_t size,
+std::pair<int64_t, int64_t> get_size_with_aspect_ratio(int64_t w,
+                                                       int64_t h,
+                                                       int64_t size,
                                                        std::optional<int64_t> max_size) {
   if (max_size) {
     const double mn = static_cast<double>(std::min(w, h)), mx = static_cast<double>(std::max(w, h));
@@ -312,8 +312,8 @@ Sample resize(Sample s, int64_t size, std::optional<int64_t> max_size) {
   const double rh = static_cast<double>(oh) / static_cast<double>(h);
   auto& t = s.target;
   if (t.boxes.defined() && t.boxes.numel())
-    t.boxes = t.boxes * torch::tensor({static_cast<float>(rw), static_cast<float>(rh),
-                                       static_cast<float>(rw), static_cast<float>(rh)});
+    t.boxes = t.boxes * torch::tensor({static_cast<float>(rw), static_cast<float>(rh), static_cast<float>(rw),
+                                       static_cast<float>(rh)});
   if (t.area.defined()) t.area = t.area * (rw * rh);
   t.size = torch::tensor({oh, ow}, torch::kLong);
   if (t.masks.defined()) t.masks = resize_masks(t.masks, oh, ow);
@@ -327,8 +327,7 @@ Sample crop(Sample s, int64_t i, int64_t j, int64_t h, int64_t w) {
 }
 
 Sample pad(Sample s, int64_t right, int64_t bottom) {
-  TORCH_CHECK(right >= 0 && bottom >= 0, "pad: padding must be >= 0, got right ", right,
-              ", bottom ", bottom);
+  TORCH_CHECK(right >= 0 && bottom >= 0, "pad: padding must be >= 0, got right ", right, ", bottom ", bottom);
   decode_mask_rles(s);
   if (s.target.masks.defined()) check_masks(s, "pad");
   s.image = pad_bottom_right(s.image, right, bottom);
@@ -346,8 +345,8 @@ Sample normalize(Sample s) {
   s.image = (s.image / 255).sub_(mean).div_(std);
   auto& b = s.target.boxes;
   if (b.defined())
-    b = util::box_xyxy_to_cxcywh(b) / torch::tensor({static_cast<float>(w), static_cast<float>(h),
-                                                     static_cast<float>(w), static_cast<float>(h)});
+    b = util::box_xyxy_to_cxcywh(b) /
+        torch::tensor({static_cast<float>(w), static_cast<float>(h), static_cast<float>(w), static_cast<float>(h)});
   return s;
 }
 

@@ -50,7 +50,9 @@ using Rng = std::mt19937_64;
 
 // (h, w) after resizing the shorter side to `size`, capped so the longer side stays <= max_size
 // (upstream get_size_with_aspect_ratio: Python round() half-to-even for the cap, int() truncation).
-std::pair<int64_t, int64_t> get_size_with_aspect_ratio(int64_t w, int64_t h, int64_t size,
+std::pair<int64_t, int64_t> get_size_with_aspect_ratio(int64_t w,
+                                                       int64_t h,
+                                                       int64_t size,
                                                        std::optional<int64_t> max_size);
 
 // Masks: hflip flips them; resize picks the pixels torch's legacy "nearest" picks (upstream:
@@ -73,20 +75,19 @@ Sample train_transforms(Sample s, const TransformConfig& config, Rng& rng);
 
 // The random choices of one train_transforms call, for an image of h x w.
 struct TrainAugmentation {
-  bool flip = false;            // RandomHorizontalFlip
-  bool crop = false;            // RandomSelect: false = resize only, true = the crop branch
-  int64_t crop_resize = 0;      // crop branch: first resize (shorter side, no max_size)
-  int64_t top = 0, left = 0;    // crop branch: RandomSizeCrop's region on the resized image
+  bool flip = false;          // RandomHorizontalFlip
+  bool crop = false;          // RandomSelect: false = resize only, true = the crop branch
+  int64_t crop_resize = 0;    // crop branch: first resize (shorter side, no max_size)
+  int64_t top = 0, left = 0;  // crop branch: RandomSizeCrop's region on the resized image
   int64_t crop_h = 0, crop_w = 0;
-  int64_t size = 0;             // final resize (shorter side, capped by max_size)
+  int64_t size = 0;  // final resize (shorter side, capped by max_size)
 };
 TrainAugmentation draw_train_augmentation(int64_t h, int64_t w, const TransformConfig& config, Rng& rng);
 // hflip / resize / crop / resize / normalize as chosen. Masks with boxes (dense or RLE) are read once,
 // at the final size (every step only selects their pixels), so neither the image's full size nor the
 // crop branch's large intermediate resize ever exists for them; the result equals the same public
 // transforms applied one by one.
-Sample apply_train_augmentation(Sample s, const TrainAugmentation& augmentation,
-                                const TransformConfig& config);
+Sample apply_train_augmentation(Sample s, const TrainAugmentation& augmentation, const TransformConfig& config);
 // Validation: RandomResize([val_size], max_size), Normalize; masks read once, as above.
 Sample val_transforms(Sample s, const TransformConfig& config);
 

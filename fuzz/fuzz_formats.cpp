@@ -52,10 +52,10 @@ struct Layout {
 };
 
 const Layout kLayouts[] = {
-    {f::DatasetFormat::voc, "Annotations/a.xml"},       {f::DatasetFormat::labelme, "default/a.xml"},
-    {f::DatasetFormat::cvat, "annotations.xml"},        {f::DatasetFormat::datumaro, "annotations/default.json"},
-    {f::DatasetFormat::yolo, "obj_train_data/a.txt"},   {f::DatasetFormat::mot, "gt/gt.txt"},
-    {f::DatasetFormat::tfrecord, "default.tfrecord"},   {f::DatasetFormat::yolo, "obj.names"},
+    {f::DatasetFormat::voc, "Annotations/a.xml"},     {f::DatasetFormat::labelme, "default/a.xml"},
+    {f::DatasetFormat::cvat, "annotations.xml"},      {f::DatasetFormat::datumaro, "annotations/default.json"},
+    {f::DatasetFormat::yolo, "obj_train_data/a.txt"}, {f::DatasetFormat::mot, "gt/gt.txt"},
+    {f::DatasetFormat::tfrecord, "default.tfrecord"}, {f::DatasetFormat::yolo, "obj.names"},
 };
 
 // A fresh export folder per input (a previous input's files must not leak into this one's).

@@ -12,8 +12,8 @@ inline std::string be32(uint32_t v) {
 
 // Signature + IHDR (the CRC is not checked by a header read).
 inline std::string png_header(uint32_t w, uint32_t h) {
-  return std::string("\x89PNG\r\n\x1a\n", 8) + be32(13) + "IHDR" + be32(w) + be32(h) + std::string("\x08\x02\0\0\0", 5) +
-         be32(0);
+  return std::string("\x89PNG\r\n\x1a\n", 8) + be32(13) + "IHDR" + be32(w) + be32(h) +
+         std::string("\x08\x02\0\0\0", 5) + be32(0);
 }
 
 // SOI + SOF0.

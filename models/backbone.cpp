@@ -10,13 +10,9 @@ namespace F = torch::nn::functional;
 
 namespace {
 
-torch::nn::Conv2d conv(int64_t in, int64_t out, int64_t k, int64_t stride, int64_t padding,
-                       int64_t dilation = 1) {
-  return torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, k)
-                               .stride(stride)
-                               .padding(padding)
-                               .dilation(dilation)
-                               .bias(false));
+torch::nn::Conv2d conv(int64_t in, int64_t out, int64_t k, int64_t stride, int64_t padding, int64_t dilation = 1) {
+  return torch::nn::Conv2d(
+      torch::nn::Conv2dOptions(in, out, k).stride(stride).padding(padding).dilation(dilation).bias(false));
 }
 
 struct Arch {
@@ -29,8 +25,7 @@ Arch arch_of(const std::string& name) {
   if (name == "resnet34") return {false, {3, 4, 6, 3}};
   if (name == "resnet50") return {true, {3, 4, 6, 3}};
   if (name == "resnet101") return {true, {3, 4, 23, 3}};
-  throw std::invalid_argument("backbone '" + name +
-                              "' is not one of resnet18, resnet34, resnet50, resnet101");
+  throw std::invalid_argument("backbone '" + name + "' is not one of resnet18, resnet34, resnet50, resnet101");
 }
 
 }  // namespace
@@ -48,7 +43,9 @@ std::pair<torch::Tensor, torch::Tensor> FrozenBatchNorm2dImpl::scale_shift() con
   return {scale, bias - running_mean * scale};
 }
 
-torch::Tensor conv_bn(const torch::nn::Conv2d& conv, const FrozenBatchNorm2d& bn, const torch::Tensor& x,
+torch::Tensor conv_bn(const torch::nn::Conv2d& conv,
+                      const FrozenBatchNorm2d& bn,
+                      const torch::Tensor& x,
                       ConvAlgorithm algorithm) {
   auto [scale, shift] = bn->scale_shift();
   const auto& o = conv->options;
@@ -70,8 +67,8 @@ torch::Tensor FrozenBatchNorm2dImpl::forward(const torch::Tensor& x) {
   return x * scale + shift;
 }
 
-BasicBlockImpl::BasicBlockImpl(int64_t inplanes, int64_t planes, int64_t stride,
-                               torch::nn::Sequential ds, int64_t dilation) {
+BasicBlockImpl::BasicBlockImpl(
+    int64_t inplanes, int64_t planes, int64_t stride, torch::nn::Sequential ds, int64_t dilation) {
   TORCH_CHECK(dilation == 1, "Dilation > 1 not supported in BasicBlock, got ", dilation);
   conv1 = register_module("conv1", conv(inplanes, planes, 3, stride, 1));
   bn1 = register_module("bn1", FrozenBatchNorm2d(planes));
@@ -82,8 +79,7 @@ BasicBlockImpl::BasicBlockImpl(int64_t inplanes, int64_t planes, int64_t stride,
 
 namespace {
 // downsample = Sequential(conv 1x1, FrozenBatchNorm2d), folded like the others.
-torch::Tensor conv_then_bn(torch::nn::Conv2d conv, FrozenBatchNorm2d bn, const torch::Tensor& x,
-                           const ConvKernels& k) {
+torch::Tensor conv_then_bn(torch::nn::Conv2d conv, FrozenBatchNorm2d bn, const torch::Tensor& x, const ConvKernels& k) {
   return k.fold_bn ? conv_bn(conv, bn, x, k.algorithm) : bn(conv->forward(x));
 }
 
@@ -101,8 +97,8 @@ torch::Tensor BasicBlockImpl::forward(const torch::Tensor& x) {
   return out.add_(identity_of(downsample, x, kernels_)).relu_();
 }
 
-BottleneckImpl::BottleneckImpl(int64_t inplanes, int64_t planes, int64_t stride,
-                               torch::nn::Sequential ds, int64_t dilation) {
+BottleneckImpl::BottleneckImpl(
+    int64_t inplanes, int64_t planes, int64_t stride, torch::nn::Sequential ds, int64_t dilation) {
   const int64_t width = planes;  // base_width 64, groups 1
   conv1 = register_module("conv1", conv(inplanes, width, 1, 1, 0));
   bn1 = register_module("bn1", FrozenBatchNorm2d(width));
@@ -141,8 +137,8 @@ ResNetBodyImpl::ResNetBodyImpl(const std::string& name, bool dilation) {
 
 // torchvision's _make_layer: the first block keeps the previous dilation; with dilate the stride
 // becomes dilation for the following blocks.
-torch::nn::Sequential ResNetBodyImpl::make_layer(bool bottleneck, int64_t planes, int64_t blocks,
-                                                 int64_t stride, bool dilate) {
+torch::nn::Sequential ResNetBodyImpl::make_layer(
+    bool bottleneck, int64_t planes, int64_t blocks, int64_t stride, bool dilate) {
   const int64_t expansion = bottleneck ? BottleneckImpl::expansion : BasicBlockImpl::expansion;
   const int64_t previous_dilation = dilation_;
   if (dilate) {
@@ -151,8 +147,8 @@ torch::nn::Sequential ResNetBodyImpl::make_layer(bool bottleneck, int64_t planes
   }
   torch::nn::Sequential downsample{nullptr};
   if (stride != 1 || inplanes_ != planes * expansion) {
-    downsample = torch::nn::Sequential(conv(inplanes_, planes * expansion, 1, stride, 0),
-                                       FrozenBatchNorm2d(planes * expansion));
+    downsample =
+        torch::nn::Sequential(conv(inplanes_, planes * expansion, 1, stride, 0), FrozenBatchNorm2d(planes * expansion));
   }
   torch::nn::Sequential layer;
   auto add = [&](int64_t s, torch::nn::Sequential ds, int64_t d) {
@@ -193,9 +189,9 @@ BackboneImpl::BackboneImpl(BackboneOptions opts) : options(std::move(opts)) {
   // Upstream: only layer2..layer4 train, and nothing when lr_backbone <= 0. (BN is all buffers.)
   for (auto& p : body->named_parameters()) {
     const auto& n = p.key();
-    const bool trainable = options.train_backbone() && (n.find("layer2") != std::string::npos ||
-                                                        n.find("layer3") != std::string::npos ||
-                                                        n.find("layer4") != std::string::npos);
+    const bool trainable =
+        options.train_backbone() && (n.find("layer2") != std::string::npos || n.find("layer3") != std::string::npos ||
+                                     n.find("layer4") != std::string::npos);
     p.value().set_requires_grad(trainable);
   }
 }
@@ -209,10 +205,9 @@ namespace {
 // The padding mask [B, H, W] resized to x [B, C, h, w] by legacy 'nearest' (src = floor(dst * in / out)),
 // as F.interpolate's default mode.
 torch::Tensor mask_for(const torch::Tensor& mask, const torch::Tensor& x) {
-  return F::interpolate(mask.unsqueeze(0).to(torch::kFloat),
-                        F::InterpolateFuncOptions()
-                            .size(std::vector<int64_t>{x.size(-2), x.size(-1)})
-                            .mode(torch::kNearest))
+  return F::interpolate(
+             mask.unsqueeze(0).to(torch::kFloat),
+             F::InterpolateFuncOptions().size(std::vector<int64_t>{x.size(-2), x.size(-1)}).mode(torch::kNearest))
       .to(torch::kBool)[0];
 }
 }  // namespace

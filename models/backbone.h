@@ -28,7 +28,9 @@ TORCH_MODULE(FrozenBatchNorm2d);
 // bn(conv(x)) computed as one convolution: the frozen affine map is folded into the (possibly
 // trainable) conv weight and a bias, which saves two passes over every activation. Gradients reach the
 // conv weight through the fold. Equal to the unfolded form up to float32 rounding.
-torch::Tensor conv_bn(const torch::nn::Conv2d& conv, const FrozenBatchNorm2d& bn, const torch::Tensor& x,
+torch::Tensor conv_bn(const torch::nn::Conv2d& conv,
+                      const FrozenBatchNorm2d& bn,
+                      const torch::Tensor& x,
                       ConvAlgorithm algorithm = ConvAlgorithm::kWinograd);
 
 // How one model's backbone convolutions run: a setting of that model instance, chosen by its owner
@@ -44,8 +46,7 @@ struct ConvKernels {
 class BasicBlockImpl : public torch::nn::Module {
  public:
   static constexpr int64_t expansion = 1;
-  BasicBlockImpl(int64_t inplanes, int64_t planes, int64_t stride, torch::nn::Sequential downsample,
-                 int64_t dilation);
+  BasicBlockImpl(int64_t inplanes, int64_t planes, int64_t stride, torch::nn::Sequential downsample, int64_t dilation);
   torch::Tensor forward(const torch::Tensor& x);
 
   torch::nn::Conv2d conv1{nullptr}, conv2{nullptr};
@@ -61,8 +62,7 @@ TORCH_MODULE(BasicBlock);
 class BottleneckImpl : public torch::nn::Module {
  public:
   static constexpr int64_t expansion = 4;
-  BottleneckImpl(int64_t inplanes, int64_t planes, int64_t stride, torch::nn::Sequential downsample,
-                 int64_t dilation);
+  BottleneckImpl(int64_t inplanes, int64_t planes, int64_t stride, torch::nn::Sequential downsample, int64_t dilation);
   torch::Tensor forward(const torch::Tensor& x);
 
   torch::nn::Conv2d conv1{nullptr}, conv2{nullptr}, conv3{nullptr};
@@ -86,14 +86,13 @@ class ResNetBodyImpl : public torch::nn::Module {
   torch::nn::Conv2d conv1{nullptr};
   FrozenBatchNorm2d bn1{nullptr};
   torch::nn::Sequential layer1{nullptr}, layer2{nullptr}, layer3{nullptr}, layer4{nullptr};
-  int64_t num_channels = 0;  // layer4's: 512 (resnet18/34) or 2048
-  std::vector<int64_t> layer_channels;  // layer1..layer4's: 64..512 (resnet18/34) or 256..2048
+  int64_t num_channels = 0;                      // layer4's: 512 (resnet18/34) or 2048
+  std::vector<int64_t> layer_channels;           // layer1..layer4's: 64..512 (resnet18/34) or 256..2048
   void set_kernels(const ConvKernels& kernels);  // every block's
 
  private:
   ConvKernels kernels_;
-  torch::nn::Sequential make_layer(bool bottleneck, int64_t planes, int64_t blocks, int64_t stride,
-                                   bool dilate);
+  torch::nn::Sequential make_layer(bool bottleneck, int64_t planes, int64_t blocks, int64_t stride, bool dilate);
   int64_t inplanes_ = 64;
   int64_t dilation_ = 1;
 };

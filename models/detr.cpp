@@ -23,14 +23,11 @@ torch::Tensor MLPImpl::forward(torch::Tensor x) {
 DETRImpl::DETRImpl(Joiner bb, Transformer tr, DETROptions opts) : options(opts) {
   const int64_t hidden_dim = tr->options.d_model();
   transformer = register_module("transformer", std::move(tr));
-  class_embed = register_module("class_embed",
-                                torch::nn::Linear(hidden_dim, options.num_classes() + 1));
+  class_embed = register_module("class_embed", torch::nn::Linear(hidden_dim, options.num_classes() + 1));
   bbox_embed = register_module("bbox_embed", MLP(hidden_dim, hidden_dim, 4, 3));
-  query_embed = register_module("query_embed",
-                                torch::nn::Embedding(options.num_queries(), hidden_dim));
-  input_proj = register_module(
-      "input_proj",
-      torch::nn::Conv2d(torch::nn::Conv2dOptions(bb->num_channels, hidden_dim, 1)));
+  query_embed = register_module("query_embed", torch::nn::Embedding(options.num_queries(), hidden_dim));
+  input_proj =
+      register_module("input_proj", torch::nn::Conv2d(torch::nn::Conv2dOptions(bb->num_channels, hidden_dim, 1)));
   backbone = register_module("backbone", std::move(bb));
 }
 
@@ -46,23 +43,21 @@ TransformerPass DETRImpl::run_transformer(const util::NestedTensor& features, co
 }
 
 DetrOutput DETRImpl::predict(const torch::Tensor& hs) {
-  auto outputs_class = class_embed(hs);               // [L, B, Q, num_classes + 1]
-  auto outputs_coord = bbox_embed(hs).sigmoid();      // [L, B, Q, 4]
+  auto outputs_class = class_embed(hs);           // [L, B, Q, num_classes + 1]
+  auto outputs_coord = bbox_embed(hs).sigmoid();  // [L, B, Q, 4]
   const int64_t n_layers = hs.size(0);
   DetrOutput out;
   out.pred_logits = outputs_class[n_layers - 1];
   out.pred_boxes = outputs_coord[n_layers - 1];
   if (options.aux_loss()) {
-    for (int64_t i = 0; i + 1 < n_layers; ++i)
-      out.aux_outputs.push_back({outputs_class[i], outputs_coord[i]});
+    for (int64_t i = 0; i + 1 < n_layers; ++i) out.aux_outputs.push_back({outputs_class[i], outputs_coord[i]});
   }
   return out;
 }
 
 DETR build_model(const ModelConfig& c) {
   c.validate();
-  auto backbone = Backbone(
-      BackboneOptions().name(c.backbone).train_backbone(c.train_backbone).dilation(c.dilation));
+  auto backbone = Backbone(BackboneOptions().name(c.backbone).train_backbone(c.train_backbone).dilation(c.dilation));
   auto joiner = Joiner(backbone, c.position_embedding, c.hidden_dim);
   auto transformer = Transformer(TransformerOptions()
                                      .d_model(c.hidden_dim)

@@ -21,7 +21,7 @@ struct Prediction {
 
 struct DetrOutput : Prediction {
   std::vector<Prediction> aux_outputs;  // decoder layers 0..L-2 when aux_loss
-  torch::Tensor pred_masks;  // [B, Q, H/4, W/4] logits, segmentation only
+  torch::Tensor pred_masks;             // [B, Q, H/4, W/4] logits, segmentation only
 };
 
 // What the transformer makes of the last backbone level: the pieces DETRsegm reuses.

@@ -18,8 +18,7 @@ class LeanDropout : public torch::autograd::Function<LeanDropout> {
     return out;
   }
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    return {dropout_backward(grads[0], ctx->saved_data["keep"].toTensor(), ctx->saved_data["p"].toDouble()),
-            Tensor()};
+    return {dropout_backward(grads[0], ctx->saved_data["keep"].toTensor(), ctx->saved_data["p"].toDouble()), Tensor()};
   }
 };
 

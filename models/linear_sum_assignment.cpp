@@ -43,8 +43,8 @@ void check_finite(const T* cost, int64_t rows, int64_t cols) {
 // Dijkstra-like search from free row `row` over reduced costs of the [n x m] matrix c (n <= m).
 // Returns the sink (first free column reached), or -1 if every remaining column is unreachable.
 // On return min_val is the path length and remaining[num_remaining, m) holds the visited columns.
-int64_t augmenting_path(const double* c, int64_t m, int64_t row, Workspace& w, double& min_val,
-                        int64_t& num_remaining) {
+int64_t augmenting_path(
+    const double* c, int64_t m, int64_t row, Workspace& w, double& min_val, int64_t& num_remaining) {
   // Reversed order, as scipy: a constant cost matrix then yields the identity assignment.
   for (int64_t k = 0; k < m; ++k) w.remaining[k] = m - 1 - k;
   std::fill(w.dist.begin(), w.dist.end(), kInf);
@@ -152,12 +152,8 @@ Assignment solve(const T* cost, int64_t rows, int64_t cols) {
 
 }  // namespace
 
-Assignment linear_sum_assignment(const double* cost, int64_t rows, int64_t cols) {
-  return solve(cost, rows, cols);
-}
+Assignment linear_sum_assignment(const double* cost, int64_t rows, int64_t cols) { return solve(cost, rows, cols); }
 
-Assignment linear_sum_assignment(const float* cost, int64_t rows, int64_t cols) {
-  return solve(cost, rows, cols);
-}
+Assignment linear_sum_assignment(const float* cost, int64_t rows, int64_t cols) { return solve(cost, rows, cols); }
 
 }  // namespace detr::models

@@ -24,19 +24,17 @@ torch::Tensor HungarianMatcher::cost_matrix(const std::vector<Prediction>& layer
   }
   auto all_logits = torch::stack(logits);  // [L, B, Q, C+1]
   const int64_t n_layers = all_logits.size(0), bs = all_logits.size(1), nq = all_logits.size(2);
-  auto out_prob = all_logits.flatten(0, 2).softmax(-1);  // [L*B*Q, C+1]
-  auto out_bbox = torch::stack(boxes).flatten(0, 2);     // [L*B*Q, 4]
-  auto ids = torch::cat(tgt_ids);                        // [T]
+  auto out_prob = all_logits.flatten(0, 2).softmax(-1);         // [L*B*Q, C+1]
+  auto out_bbox = torch::stack(boxes).flatten(0, 2);            // [L*B*Q, 4]
+  auto ids = torch::cat(tgt_ids);                               // [T]
   auto tbox = torch::cat(tgt_bbox).to(out_bbox.scalar_type());  // [T, 4]
-  TORCH_CHECK(ids.numel() == 0 || ids.max().item<int64_t>() < all_logits.size(3) - 1,
-              "HungarianMatcher: target label ", ids.numel() ? ids.max().item<int64_t>() : 0,
-              " is out of range for ", all_logits.size(3) - 1, " classes (num_classes)");
+  TORCH_CHECK(ids.numel() == 0 || ids.max().item<int64_t>() < all_logits.size(3) - 1, "HungarianMatcher: target label ",
+              ids.numel() ? ids.max().item<int64_t>() : 0, " is out of range for ", all_logits.size(3) - 1,
+              " classes (num_classes)");
   auto cost_class = -out_prob.index_select(1, ids);  // [L*B*Q, T]
   auto cost_bbox = torch::cdist(out_bbox, tbox, 1);
-  auto cost_giou = -util::generalized_box_iou(util::box_cxcywh_to_xyxy(out_bbox),
-                                              util::box_cxcywh_to_xyxy(tbox));
-  auto c = options.cost_bbox() * cost_bbox + options.cost_class() * cost_class +
-           options.cost_giou() * cost_giou;
+  auto cost_giou = -util::generalized_box_iou(util::box_cxcywh_to_xyxy(out_bbox), util::box_cxcywh_to_xyxy(tbox));
+  auto c = options.cost_bbox() * cost_bbox + options.cost_class() * cost_class + options.cost_giou() * cost_giou;
   return c.view({n_layers, bs, nq, -1});
 }
 
@@ -65,8 +63,7 @@ std::vector<Matching> HungarianMatcher::match(const std::vector<Prediction>& lay
       const int64_t nt = sizes[b];
       block.resize(static_cast<size_t>(nq * nt));
       const float* base = data + ((static_cast<int64_t>(l) * bs + b) * nq) * total + offset;
-      for (int64_t q = 0; q < nq; ++q)
-        std::copy(base + q * total, base + q * total + nt, block.begin() + q * nt);
+      for (int64_t q = 0; q < nq; ++q) std::copy(base + q * total, base + q * total + nt, block.begin() + q * nt);
       auto a = linear_sum_assignment(block.data(), nq, nt);
       result[l][b] = {std::move(a.row_ind), std::move(a.col_ind)};
       offset += nt;
@@ -75,8 +72,7 @@ std::vector<Matching> HungarianMatcher::match(const std::vector<Prediction>& lay
   return result;
 }
 
-Matching HungarianMatcher::operator()(const Prediction& prediction,
-                                      const std::vector<util::Target>& targets) const {
+Matching HungarianMatcher::operator()(const Prediction& prediction, const std::vector<util::Target>& targets) const {
   return match({prediction}, targets)[0];
 }
 

@@ -30,13 +30,11 @@ class HungarianMatcher {
 
   // Matches every given decoder layer at once: the cost matrices of all layers are computed on the
   // predictions' device and copied to the host in one transfer. Returns one Matching per layer.
-  std::vector<Matching> match(const std::vector<Prediction>& layers,
-                              const std::vector<util::Target>& targets) const;
+  std::vector<Matching> match(const std::vector<Prediction>& layers, const std::vector<util::Target>& targets) const;
   Matching operator()(const Prediction& prediction, const std::vector<util::Target>& targets) const;
 
   // The [L, B, Q, T_total] cost tensor itself (on the predictions' device), for tests and tools.
-  torch::Tensor cost_matrix(const std::vector<Prediction>& layers,
-                            const std::vector<util::Target>& targets) const;
+  torch::Tensor cost_matrix(const std::vector<Prediction>& layers, const std::vector<util::Target>& targets) const;
 
   HungarianMatcherOptions options;
 };

@@ -20,8 +20,7 @@ void read(const nlohmann::json& j, const char* key, T& value) {
     }
     value = it->get<T>();
   } catch (const std::exception& e) {
-    throw std::invalid_argument(std::string("model config: '") + key + "': " + e.what() + ", got " +
-                                it->dump());
+    throw std::invalid_argument(std::string("model config: '") + key + "': " + e.what() + ", got " + it->dump());
   }
 }
 
@@ -37,8 +36,7 @@ std::string to_string(PositionEmbedding p) { return p == PositionEmbedding::kSin
 
 void ModelConfig::validate() const {
   auto fail = [](const std::string& what) { throw std::invalid_argument("model config: " + what); };
-  if (backbone != "resnet18" && backbone != "resnet34" && backbone != "resnet50" &&
-      backbone != "resnet101")
+  if (backbone != "resnet18" && backbone != "resnet34" && backbone != "resnet50" && backbone != "resnet101")
     fail("backbone '" + backbone + "' is not one of resnet18, resnet34, resnet50, resnet101");
   if (dilation && (backbone == "resnet18" || backbone == "resnet34"))
     fail("dilation (DC5) needs a Bottleneck ResNet (resnet50/101); " + backbone +
@@ -57,15 +55,15 @@ void ModelConfig::validate() const {
     // MaskHeadSmallConv's GroupNorm(8, c) layers: c = hidden_dim + nheads, hidden_dim / 2, 4, 8, 16.
     for (int64_t c : {hidden_dim + nheads, hidden_dim / 2, hidden_dim / 4, hidden_dim / 8, hidden_dim / 16})
       if (c <= 0 || c % 8 != 0)
-        fail("masks: the mask head's group norms need hidden_dim + nheads and hidden_dim / 2, 4, 8, 16 "
-             "to be positive multiples of 8; hidden_dim " + std::to_string(hidden_dim) + " and nheads " +
-             std::to_string(nheads) + " give " + std::to_string(c));
+        fail(
+            "masks: the mask head's group norms need hidden_dim + nheads and hidden_dim / 2, 4, 8, 16 "
+            "to be positive multiples of 8; hidden_dim " +
+            std::to_string(hidden_dim) + " and nheads " + std::to_string(nheads) + " give " + std::to_string(c));
   }
 }
 
 std::map<std::string, double> ModelConfig::weight_dict() const {
-  std::map<std::string, double> w{
-      {"loss_ce", 1}, {"loss_bbox", bbox_loss_coef}, {"loss_giou", giou_loss_coef}};
+  std::map<std::string, double> w{{"loss_ce", 1}, {"loss_bbox", bbox_loss_coef}, {"loss_giou", giou_loss_coef}};
   if (masks) {
     w["loss_mask"] = mask_loss_coef;
     w["loss_dice"] = dice_loss_coef;

@@ -16,10 +16,10 @@ std::string to_string(PositionEmbedding p);
 
 struct ModelConfig {
   // Backbone
-  std::string backbone = "resnet50";         // resnet18 | resnet34 | resnet50 | resnet101
-  bool dilation = false;                     // DC5: dilate layer4 instead of striding
+  std::string backbone = "resnet50";  // resnet18 | resnet34 | resnet50 | resnet101
+  bool dilation = false;              // DC5: dilate layer4 instead of striding
   PositionEmbedding position_embedding = PositionEmbedding::kSine;
-  bool train_backbone = true;                // upstream: lr_backbone > 0 (false freezes the whole backbone)
+  bool train_backbone = true;  // upstream: lr_backbone > 0 (false freezes the whole backbone)
   // Transformer
   int64_t enc_layers = 6;
   int64_t dec_layers = 6;

@@ -38,8 +38,13 @@ c10::impl::ExcludeDispatchKeyGuard no_autocast() {
 class AttentionCore : public torch::autograd::Function<AttentionCore> {
  public:
   // The masks (no gradients) travel outside autograd's inputs: either may be undefined.
-  static Tensor forward(AutogradContext* ctx, const Tensor& q, const Tensor& k, const Tensor& v,
-                        const c10::optional<Tensor>& key_padding_mask, int64_t num_heads, double p) {
+  static Tensor forward(AutogradContext* ctx,
+                        const Tensor& q,
+                        const Tensor& k,
+                        const Tensor& v,
+                        const c10::optional<Tensor>& key_padding_mask,
+                        int64_t num_heads,
+                        double p) {
     const auto guard = no_autocast();
     const Tensor mask = key_padding_mask.value_or(Tensor());
     auto probs = attention_probs(q, k, mask, num_heads);
@@ -88,37 +93,39 @@ class AttentionCore : public torch::autograd::Function<AttentionCore> {
 
 }  // namespace
 
-Tensor multi_head_attention(torch::nn::MultiheadAttentionImpl& mha, const Tensor& query, const Tensor& key,
-                            const Tensor& value, const Tensor& key_padding_mask, bool lean) {
+Tensor multi_head_attention(torch::nn::MultiheadAttentionImpl& mha,
+                            const Tensor& query,
+                            const Tensor& key,
+                            const Tensor& value,
+                            const Tensor& key_padding_mask,
+                            bool lean) {
   const auto& o = mha.options;
   const bool training = mha.is_training() && o.dropout() > 0;
   // Under autocast (where LibTorch 1.13's own attention fails on bfloat16) this path is always taken.
   const auto autocast_key = query.is_cuda() ? c10::DispatchKey::AutocastCUDA : c10::DispatchKey::AutocastCPU;
   const bool autocast = !c10::impl::tls_is_dispatch_key_excluded(autocast_key);
-  if (!lean || (training && o.dropout() >= 1) || (!autocast && !torch::GradMode::is_enabled()) || o.add_bias_kv() || o.add_zero_attn() ||
-      !mha._qkv_same_embed_dim) {
+  if (!lean || (training && o.dropout() >= 1) || (!autocast && !torch::GradMode::is_enabled()) || o.add_bias_kv() ||
+      o.add_zero_attn() || !mha._qkv_same_embed_dim) {
     return std::get<0>(mha.forward(query, key, value, key_padding_mask, /*need_weights=*/false));
   }
   const int64_t tgt_len = query.size(0), bsz = query.size(1), embed_dim = query.size(2);
   const int64_t num_heads = o.num_heads(), head_dim = embed_dim / num_heads;
-  TORCH_CHECK(head_dim * num_heads == embed_dim, "embed_dim ", embed_dim, " is not divisible by num_heads ",
-              num_heads);
+  TORCH_CHECK(head_dim * num_heads == embed_dim, "embed_dim ", embed_dim, " is not divisible by num_heads ", num_heads);
   // In-projection with the packed weight's thirds (LibTorch's branch for distinct query, key and
   // value, which DETR always passes: positions are added to queries and keys, never to values).
   namespace F = torch::nn::functional;
   const auto& w = mha.in_proj_weight;
   const auto& b = mha.in_proj_bias;
   auto q = F::linear(query, w.slice(0, 0, embed_dim), b.defined() ? b.slice(0, 0, embed_dim) : b);
-  auto k = F::linear(key, w.slice(0, embed_dim, 2 * embed_dim),
-                     b.defined() ? b.slice(0, embed_dim, 2 * embed_dim) : b);
+  auto k = F::linear(key, w.slice(0, embed_dim, 2 * embed_dim), b.defined() ? b.slice(0, embed_dim, 2 * embed_dim) : b);
   auto v = F::linear(value, w.slice(0, 2 * embed_dim), b.defined() ? b.slice(0, 2 * embed_dim) : b);
   q = q * (1 / std::sqrt(head_dim));
   q = q.contiguous().view({tgt_len, bsz * num_heads, head_dim}).transpose(0, 1);
   k = k.contiguous().view({-1, bsz * num_heads, head_dim}).transpose(0, 1);
   v = v.contiguous().view({-1, bsz * num_heads, head_dim}).transpose(0, 1);
-  auto out = AttentionCore::apply(q, k, v,
-                                  key_padding_mask.defined() ? c10::optional<Tensor>(key_padding_mask) : c10::nullopt,
-                                  num_heads, training ? o.dropout() : 0.0);
+  auto out =
+      AttentionCore::apply(q, k, v, key_padding_mask.defined() ? c10::optional<Tensor>(key_padding_mask) : c10::nullopt,
+                           num_heads, training ? o.dropout() : 0.0);
   out = out.transpose(0, 1).contiguous().view({tgt_len, bsz, embed_dim});
   return F::linear(out, mha.out_proj->weight, mha.out_proj->bias);
 }

@@ -13,8 +13,11 @@ namespace detr::models {
 // q = k = v order and shapes as torch: query [L, B, E], key/value [S, B, E], key_padding_mask [B, S]
 // (true = ignore) or undefined. Returns the attention output [L, B, E] (no averaged weights).
 // lean = false runs the library's own attention (the reference the lean one is tested against).
-torch::Tensor multi_head_attention(torch::nn::MultiheadAttentionImpl& mha, const torch::Tensor& query,
-                                   const torch::Tensor& key, const torch::Tensor& value,
-                                   const torch::Tensor& key_padding_mask = {}, bool lean = true);
+torch::Tensor multi_head_attention(torch::nn::MultiheadAttentionImpl& mha,
+                                   const torch::Tensor& query,
+                                   const torch::Tensor& key,
+                                   const torch::Tensor& value,
+                                   const torch::Tensor& key_padding_mask = {},
+                                   bool lean = true);
 
 }  // namespace detr::models

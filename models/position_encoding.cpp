@@ -2,8 +2,7 @@
 
 namespace detr::models {
 
-PositionEmbeddingSineImpl::PositionEmbeddingSineImpl(PositionEmbeddingSineOptions opts)
-    : options(opts) {}
+PositionEmbeddingSineImpl::PositionEmbeddingSineImpl(PositionEmbeddingSineOptions opts) : options(opts) {}
 
 torch::Tensor PositionEmbeddingSineImpl::forward(const torch::Tensor& mask) {
   TORCH_CHECK(mask.dim() == 3, "PositionEmbeddingSine: mask must be [B, h, w], got ", mask.sizes());
@@ -21,8 +20,7 @@ torch::Tensor PositionEmbeddingSineImpl::forward(const torch::Tensor& mask) {
   auto pos_x = x_embed.unsqueeze(-1) / dim_t;  // [B, h, w, F]
   auto pos_y = y_embed.unsqueeze(-1) / dim_t;
   auto interleave = [](const torch::Tensor& p) {
-    return torch::stack({p.slice(3, 0, c10::nullopt, 2).sin(), p.slice(3, 1, c10::nullopt, 2).cos()}, 4)
-        .flatten(3);
+    return torch::stack({p.slice(3, 0, c10::nullopt, 2).sin(), p.slice(3, 1, c10::nullopt, 2).cos()}, 4).flatten(3);
   };
   return torch::cat({interleave(pos_y), interleave(pos_x)}, 3).permute({0, 3, 1, 2});
 }
@@ -37,8 +35,8 @@ PositionEmbeddingLearnedImpl::PositionEmbeddingLearnedImpl(int64_t num_pos_feats
 
 torch::Tensor PositionEmbeddingLearnedImpl::forward(const torch::Tensor& x) {
   const int64_t h = x.size(-2), w = x.size(-1);
-  TORCH_CHECK(h <= 50 && w <= 50, "learned position embedding covers feature maps up to 50x50, got ",
-              h, "x", w, " (use --position_embedding sine or smaller images)");
+  TORCH_CHECK(h <= 50 && w <= 50, "learned position embedding covers feature maps up to 50x50, got ", h, "x", w,
+              " (use --position_embedding sine or smaller images)");
   auto idx = torch::TensorOptions().dtype(torch::kLong).device(x.device());
   auto x_emb = col_embed(torch::arange(w, idx));  // [w, F]
   auto y_emb = row_embed(torch::arange(h, idx));  // [h, F]
@@ -54,8 +52,7 @@ JoinerImpl::JoinerImpl(Backbone bb, PositionEmbedding position_embedding, int64_
   const int64_t n_steps = hidden_dim / 2;
   if (position_embedding == PositionEmbedding::kSine) {
     sine = register_module(
-        "1", PositionEmbeddingSine(
-                 PositionEmbeddingSineOptions().num_pos_feats(n_steps).normalize(true)));
+        "1", PositionEmbeddingSine(PositionEmbeddingSineOptions().num_pos_feats(n_steps).normalize(true)));
   } else {
     learned = register_module("1", PositionEmbeddingLearned(n_steps));
   }

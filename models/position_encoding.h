@@ -14,7 +14,7 @@ namespace detr::models {
 struct PositionEmbeddingSineOptions {
   TORCH_ARG(int64_t, num_pos_feats) = 64;  // hidden_dim / 2 when built
   TORCH_ARG(double, temperature) = 10000;
-  TORCH_ARG(bool, normalize) = false;      // true when built
+  TORCH_ARG(bool, normalize) = false;  // true when built
   TORCH_ARG(double, scale) = 2 * M_PI;
 };
 

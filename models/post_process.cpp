@@ -8,10 +8,8 @@ namespace detr::models {
 std::vector<Detections> post_process(const Prediction& outputs, const torch::Tensor& target_sizes) {
   torch::NoGradGuard no_grad;
   const auto& logits = outputs.pred_logits;  // [B, Q, C+1]
-  TORCH_CHECK(target_sizes.dim() == 2 && target_sizes.size(1) == 2 &&
-                  target_sizes.size(0) == logits.size(0),
-              "post_process: target_sizes must be [", logits.size(0), ", 2], got ",
-              target_sizes.sizes());
+  TORCH_CHECK(target_sizes.dim() == 2 && target_sizes.size(1) == 2 && target_sizes.size(0) == logits.size(0),
+              "post_process: target_sizes must be [", logits.size(0), ", 2], got ", target_sizes.sizes());
   auto prob = logits.softmax(-1);
   auto [scores, labels] = prob.slice(-1, 0, -1).max(-1);
   auto boxes = util::box_cxcywh_to_xyxy(outputs.pred_boxes);
@@ -23,8 +21,10 @@ std::vector<Detections> post_process(const Prediction& outputs, const torch::Ten
   return results;
 }
 
-void post_process_segm(std::vector<Detections>& results, const DetrOutput& outputs,
-                       const torch::Tensor& orig_target_sizes, const torch::Tensor& max_target_sizes,
+void post_process_segm(std::vector<Detections>& results,
+                       const DetrOutput& outputs,
+                       const torch::Tensor& orig_target_sizes,
+                       const torch::Tensor& max_target_sizes,
                        double threshold) {
   namespace F = torch::nn::functional;
   torch::NoGradGuard no_grad;

@@ -33,8 +33,10 @@ std::vector<Detections> post_process(const Prediction& outputs, const torch::Ten
 // sigmoid > threshold, cropped to image b's max_target_sizes[b] (its size as fed to the model, before
 // padding: fed_masks); Detections::mask(q) resizes one by nearest neighbour to orig_target_sizes[b].
 // Both sizes are [B, 2] (h, w).
-void post_process_segm(std::vector<Detections>& results, const DetrOutput& outputs,
-                       const torch::Tensor& orig_target_sizes, const torch::Tensor& max_target_sizes,
+void post_process_segm(std::vector<Detections>& results,
+                       const DetrOutput& outputs,
+                       const torch::Tensor& orig_target_sizes,
+                       const torch::Tensor& max_target_sizes,
                        double threshold = 0.5);
 
 }  // namespace detr::models

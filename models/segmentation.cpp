@@ -30,8 +30,7 @@ MHAttentionMapImpl::MHAttentionMapImpl(MHAttentionMapOptions opts) : options(std
               "MHAttentionMap: hidden_dim must be a multiple of num_heads, got ", options.hidden_dim(), " and ",
               options.num_heads());
   auto linear = [&] {
-    return torch::nn::Linear(
-        torch::nn::LinearOptions(options.query_dim(), options.hidden_dim()).bias(options.bias()));
+    return torch::nn::Linear(torch::nn::LinearOptions(options.query_dim(), options.hidden_dim()).bias(options.bias()));
   };
   q_linear = register_module("q_linear", linear());
   k_linear = register_module("k_linear", linear());
@@ -43,20 +42,19 @@ MHAttentionMapImpl::MHAttentionMapImpl(MHAttentionMapOptions opts) : options(std
   normalize_fact = std::pow(static_cast<double>(options.hidden_dim()) / options.num_heads(), -0.5);
 }
 
-torch::Tensor MHAttentionMapImpl::forward(const torch::Tensor& q_in, const torch::Tensor& k_in,
+torch::Tensor MHAttentionMapImpl::forward(const torch::Tensor& q_in,
+                                          const torch::Tensor& k_in,
                                           const torch::Tensor& mask) {
   TORCH_CHECK(q_in.dim() == 3 && k_in.dim() == 4 && q_in.size(0) == k_in.size(0),
-              "MHAttentionMap: expected q [B, Q, C] and k [B, C, h, w], got ", q_in.sizes(), " and ",
-              k_in.sizes());
+              "MHAttentionMap: expected q [B, Q, C] and k [B, C, h, w], got ", q_in.sizes(), " and ", k_in.sizes());
   const int64_t n = options.num_heads(), c = options.hidden_dim() / n;
   auto q = q_linear(q_in);  // [B, Q, hidden_dim]
   auto k = F::conv2d(k_in, k_linear->weight.unsqueeze(-1).unsqueeze(-1),
-                     F::Conv2dFuncOptions().bias(k_linear->bias));  // [B, hidden_dim, h, w]
-  auto qh = q.view({q.size(0), q.size(1), n, c});                   // [B, Q, n, c]
-  auto kh = k.view({k.size(0), n, c, k.size(-2), k.size(-1)});       // [B, n, c, h, w]
+                     F::Conv2dFuncOptions().bias(k_linear->bias));               // [B, hidden_dim, h, w]
+  auto qh = q.view({q.size(0), q.size(1), n, c});                                // [B, Q, n, c]
+  auto kh = k.view({k.size(0), n, c, k.size(-2), k.size(-1)});                   // [B, n, c, h, w]
   auto weights = torch::einsum("bqnc,bnchw->bqnhw", {qh * normalize_fact, kh});  // [B, Q, n, h, w]
-  if (mask.defined())
-    weights.masked_fill_(mask.unsqueeze(1).unsqueeze(1), -std::numeric_limits<double>::infinity());
+  if (mask.defined()) weights.masked_fill_(mask.unsqueeze(1).unsqueeze(1), -std::numeric_limits<double>::infinity());
   weights = F::softmax(weights.flatten(2), F::SoftmaxFuncOptions(-1)).view(weights.sizes());
   if (options.dropout() > 0)
     weights = F::dropout(weights, F::DropoutFuncOptions().p(options.dropout()).training(is_training()));
@@ -112,11 +110,12 @@ MaskHeadSmallConvImpl::MaskHeadSmallConvImpl(MaskHeadSmallConvOptions opts) : op
   }
 }
 
-torch::Tensor MaskHeadSmallConvImpl::forward(const torch::Tensor& x_in, const torch::Tensor& bbox_mask,
+torch::Tensor MaskHeadSmallConvImpl::forward(const torch::Tensor& x_in,
+                                             const torch::Tensor& bbox_mask,
                                              const std::vector<torch::Tensor>& fpns) {
   TORCH_CHECK(bbox_mask.dim() == 5 && fpns.size() == 3,
-              "MaskHeadSmallConv: expected bbox_mask [B, Q, nheads, h, w] and 3 FPN levels, got ",
-              bbox_mask.sizes(), " and ", fpns.size(), " levels");
+              "MaskHeadSmallConv: expected bbox_mask [B, Q, nheads, h, w] and 3 FPN levels, got ", bbox_mask.sizes(),
+              " and ", fpns.size(), " levels");
   auto x = torch::cat({expand(x_in, bbox_mask.size(1)), bbox_mask.flatten(0, 1)}, 1);  // [B*Q, dim, h, w]
   x = gn1(lay1(x)).relu();
   x = gn2(lay2(x)).relu();
@@ -142,8 +141,8 @@ DETRsegmImpl::DETRsegmImpl(DETR d, bool freeze_detr) {
   const int64_t hidden_dim = detr->transformer->options.d_model();
   const int64_t nheads = detr->transformer->options.nhead();
   const auto& c = detr->backbone->backbone->body->layer_channels;  // layer1..layer4
-  bbox_attention = register_module(
-      "bbox_attention", MHAttentionMap(MHAttentionMapOptions(hidden_dim, hidden_dim, nheads).dropout(0.0)));
+  bbox_attention = register_module("bbox_attention",
+                                   MHAttentionMap(MHAttentionMapOptions(hidden_dim, hidden_dim, nheads).dropout(0.0)));
   mask_head = register_module(
       "mask_head", MaskHeadSmallConv(MaskHeadSmallConvOptions(hidden_dim + nheads, {c[2], c[1], c[0]}, hidden_dim)));
 }
@@ -154,8 +153,8 @@ DetrOutput DETRsegmImpl::forward(const util::NestedTensor& samples) {
   auto out = detr->predict(t.hs);
   // Masks from the last decoder layer only (upstream's "FIXME h_boxes takes the last one computed").
   auto bbox_mask = bbox_attention(t.hs[-1], t.memory, t.mask);  // [B, Q, nheads, h, w]
-  auto seg_masks = mask_head->forward(t.src_proj, bbox_mask,
-                                     {features[2].tensors, features[1].tensors, features[0].tensors});
+  auto seg_masks =
+      mask_head->forward(t.src_proj, bbox_mask, {features[2].tensors, features[1].tensors, features[0].tensors});
   const int64_t bs = features.back().tensors.size(0);
   out.pred_masks = seg_masks.view({bs, detr->options.num_queries(), seg_masks.size(-2), seg_masks.size(-1)});
   return out;
@@ -176,8 +175,8 @@ torch::Tensor dice_loss(const torch::Tensor& inputs_in, const torch::Tensor& tar
   return loss.sum() / num_boxes;
 }
 
-torch::Tensor sigmoid_focal_loss(const torch::Tensor& inputs, const torch::Tensor& targets, double num_boxes,
-                                 double alpha, double gamma) {
+torch::Tensor sigmoid_focal_loss(
+    const torch::Tensor& inputs, const torch::Tensor& targets, double num_boxes, double alpha, double gamma) {
   auto prob = inputs.sigmoid();
   auto ce_loss = F::binary_cross_entropy_with_logits(
       inputs, targets, F::BinaryCrossEntropyWithLogitsFuncOptions().reduction(torch::kNone));

@@ -54,9 +54,9 @@ TORCH_MODULE(MHAttentionMap);
 struct MaskHeadSmallConvOptions {
   MaskHeadSmallConvOptions(int64_t dim, std::vector<int64_t> fpn_dims, int64_t context_dim)
       : dim_(dim), fpn_dims_(std::move(fpn_dims)), context_dim_(context_dim) {}
-  TORCH_ARG(int64_t, dim);                   // hidden_dim + nheads
+  TORCH_ARG(int64_t, dim);                    // hidden_dim + nheads
   TORCH_ARG(std::vector<int64_t>, fpn_dims);  // channels of layer3, layer2, layer1
-  TORCH_ARG(int64_t, context_dim);           // hidden_dim
+  TORCH_ARG(int64_t, context_dim);            // hidden_dim
 };
 
 // Convolutions with group norm, upsampled FPN-style: three 2x steps (nearest) to layer1's resolution,
@@ -67,8 +67,7 @@ class MaskHeadSmallConvImpl : public torch::nn::Module {
   // x: [B, hidden_dim, h, w] (input_proj of layer4); bbox_mask: [B, Q, nheads, h, w];
   // fpns: layer3 [B, C3, H/16, W/16], layer2 [B, C2, H/8, W/8], layer1 [B, C1, H/4, W/4].
   // Returns [B*Q, 1, H/4, W/4] mask logits.
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& bbox_mask,
-                        const std::vector<torch::Tensor>& fpns);
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& bbox_mask, const std::vector<torch::Tensor>& fpns);
 
   MaskHeadSmallConvOptions options;
   torch::nn::Conv2d lay1{nullptr}, lay2{nullptr}, lay3{nullptr}, lay4{nullptr}, lay5{nullptr};
@@ -103,7 +102,7 @@ torch::Tensor dice_loss(const torch::Tensor& inputs, const torch::Tensor& target
 
 // RetinaNet's focal loss of logits against binary targets, both [N, P]: per element
 // alpha_t * BCE * (1 - p_t)^gamma (alpha < 0: no alpha_t), averaged over P, summed over N, / num_boxes.
-torch::Tensor sigmoid_focal_loss(const torch::Tensor& inputs, const torch::Tensor& targets, double num_boxes,
-                                 double alpha = 0.25, double gamma = 2);
+torch::Tensor sigmoid_focal_loss(
+    const torch::Tensor& inputs, const torch::Tensor& targets, double num_boxes, double alpha = 0.25, double gamma = 2);
 
 }  // namespace detr::models

@@ -12,22 +12,18 @@ namespace F = torch::nn::functional;
 namespace {
 
 // (batch_idx, src_idx) of the matched predictions, on `device` (upstream _get_src_permutation_idx).
-std::pair<torch::Tensor, torch::Tensor> src_permutation_idx(const Matching& m,
-                                                            const torch::Device& device) {
+std::pair<torch::Tensor, torch::Tensor> src_permutation_idx(const Matching& m, const torch::Device& device) {
   std::vector<int64_t> batch, src;
   for (size_t b = 0; b < m.size(); ++b) {
     batch.insert(batch.end(), m[b].src.size(), static_cast<int64_t>(b));
     src.insert(src.end(), m[b].src.begin(), m[b].src.end());
   }
-  auto to_tensor = [&](const std::vector<int64_t>& v) {
-    return torch::tensor(v, torch::kLong).to(device);
-  };
+  auto to_tensor = [&](const std::vector<int64_t>& v) { return torch::tensor(v, torch::kLong).to(device); };
   return {to_tensor(batch), to_tensor(src)};
 }
 
 // Concatenation over images of field[tgt] (labels or boxes) in matching order.
-torch::Tensor matched_targets(const std::vector<util::Target>& targets, const Matching& m,
-                              bool boxes) {
+torch::Tensor matched_targets(const std::vector<util::Target>& targets, const Matching& m, bool boxes) {
   std::vector<torch::Tensor> parts;
   for (size_t b = 0; b < m.size(); ++b) {
     const auto& field = boxes ? targets[b].boxes : targets[b].labels;
@@ -64,8 +60,10 @@ int64_t count_boxes(const std::vector<util::Target>& targets) {
   return n;
 }
 
-SetCriterionImpl::SetCriterionImpl(int64_t n_classes, HungarianMatcher m,
-                                   std::map<std::string, double> weights, double eos)
+SetCriterionImpl::SetCriterionImpl(int64_t n_classes,
+                                   HungarianMatcher m,
+                                   std::map<std::string, double> weights,
+                                   double eos)
     : num_classes(n_classes), matcher(m), weight_dict(std::move(weights)), eos_coef(eos) {
   auto w = torch::ones(num_classes + 1);
   w[num_classes] = eos_coef;
@@ -82,21 +80,25 @@ CriterionResult SetCriterionImpl::forward(const DetrOutput& outputs,
   r.matchings = matcher.match(layers, targets);  // one host transfer for all layers
   r.matcher_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   // Upstream: a float32 tensor, averaged over ranks, clamped to >= 1, read back as a Python float.
-  const double num_boxes = std::max(
-      1.0, static_cast<double>(static_cast<float>(
-               num_boxes_in ? *num_boxes_in : static_cast<double>(count_boxes(targets)))));
+  const double num_boxes =
+      std::max(1.0, static_cast<double>(
+                        static_cast<float>(num_boxes_in ? *num_boxes_in : static_cast<double>(count_boxes(targets)))));
   add_losses(r.losses, outputs, targets, r.matchings[0], num_boxes, "", /*log=*/true);
   if (outputs.pred_masks.defined() && targets_carry_masks(targets))
     add_mask_losses(r.losses, outputs.pred_masks, targets, r.matchings[0], num_boxes);
   for (size_t i = 0; i < outputs.aux_outputs.size(); ++i)
-    add_losses(r.losses, outputs.aux_outputs[i], targets, r.matchings[i + 1], num_boxes,
-               "_" + std::to_string(i), /*log=*/false);
+    add_losses(r.losses, outputs.aux_outputs[i], targets, r.matchings[i + 1], num_boxes, "_" + std::to_string(i),
+               /*log=*/false);
   return r;
 }
 
-void SetCriterionImpl::add_losses(LossDict& losses, const Prediction& p,
-                                  const std::vector<util::Target>& targets, const Matching& matching,
-                                  double num_boxes, const std::string& suffix, bool log) {
+void SetCriterionImpl::add_losses(LossDict& losses,
+                                  const Prediction& p,
+                                  const std::vector<util::Target>& targets,
+                                  const Matching& matching,
+                                  double num_boxes,
+                                  const std::string& suffix,
+                                  bool log) {
   const auto& logits = p.pred_logits;  // [B, Q, C+1]
   const auto device = logits.device();
   auto [batch_idx, src_idx] = src_permutation_idx(matching, device);
@@ -120,8 +122,8 @@ void SetCriterionImpl::add_losses(LossDict& losses, const Prediction& p,
   auto target_boxes = matched_targets(targets, matching, /*boxes=*/true).to(src_boxes);
   auto loss_bbox = F::l1_loss(src_boxes, target_boxes, F::L1LossFuncOptions().reduction(torch::kNone));
   losses.insert("loss_bbox" + suffix, loss_bbox.sum() / num_boxes);
-  auto giou = util::generalized_box_iou_paired(util::box_cxcywh_to_xyxy(src_boxes),
-                                               util::box_cxcywh_to_xyxy(target_boxes));
+  auto giou =
+      util::generalized_box_iou_paired(util::box_cxcywh_to_xyxy(src_boxes), util::box_cxcywh_to_xyxy(target_boxes));
   losses.insert("loss_giou" + suffix, (1 - giou).sum() / num_boxes);
 
   // cardinality (logging only): |#non-empty predictions - #targets|, averaged over images.
@@ -130,12 +132,13 @@ void SetCriterionImpl::add_losses(LossDict& losses, const Prediction& p,
   for (const auto& t : targets) lengths.push_back(t.labels.numel());
   auto tgt_lengths = torch::tensor(lengths, torch::kLong).to(device);
   auto card_pred = (logits.argmax(-1) != logits.size(-1) - 1).sum(1);
-  losses.insert("cardinality_error" + suffix,
-                F::l1_loss(card_pred.to(torch::kFloat), tgt_lengths.to(torch::kFloat)));
+  losses.insert("cardinality_error" + suffix, F::l1_loss(card_pred.to(torch::kFloat), tgt_lengths.to(torch::kFloat)));
 }
 
-void SetCriterionImpl::add_mask_losses(LossDict& losses, const torch::Tensor& pred_masks,
-                                       const std::vector<util::Target>& targets, const Matching& matching,
+void SetCriterionImpl::add_mask_losses(LossDict& losses,
+                                       const torch::Tensor& pred_masks,
+                                       const std::vector<util::Target>& targets,
+                                       const Matching& matching,
                                        double num_boxes) {
   const auto device = pred_masks.device();
   auto [batch_idx, src_idx] = src_permutation_idx(matching, device);
@@ -154,11 +157,11 @@ void SetCriterionImpl::add_mask_losses(LossDict& losses, const torch::Tensor& pr
   auto [tgt_batch, tgt_idx] = tgt_permutation_idx(matching, device);
   auto target_masks = padded.index({tgt_batch, tgt_idx}).to(src_masks);  // [N, H, W]
   // Predictions upsampled to the (padded) target size.
-  src_masks = F::interpolate(src_masks.unsqueeze(1), F::InterpolateFuncOptions()
-                                                         .size(std::vector<int64_t>{target_masks.size(-2),
-                                                                                    target_masks.size(-1)})
-                                                         .mode(torch::kBilinear)
-                                                         .align_corners(false))
+  src_masks = F::interpolate(src_masks.unsqueeze(1),
+                             F::InterpolateFuncOptions()
+                                 .size(std::vector<int64_t>{target_masks.size(-2), target_masks.size(-1)})
+                                 .mode(torch::kBilinear)
+                                 .align_corners(false))
                   .select(1, 0)
                   .flatten(1);  // [N, H*W]
   target_masks = target_masks.flatten(1).view(src_masks.sizes());
@@ -179,10 +182,8 @@ torch::Tensor SetCriterionImpl::weighted_total(const LossDict& losses) const {
 }
 
 SetCriterion build_criterion(const ModelConfig& c) {
-  HungarianMatcher matcher(HungarianMatcherOptions()
-                               .cost_class(c.set_cost_class)
-                               .cost_bbox(c.set_cost_bbox)
-                               .cost_giou(c.set_cost_giou));
+  HungarianMatcher matcher(
+      HungarianMatcherOptions().cost_class(c.set_cost_class).cost_bbox(c.set_cost_bbox).cost_giou(c.set_cost_giou));
   return SetCriterion(c.num_classes, matcher, c.weight_dict(), c.eos_coef);
 }
 

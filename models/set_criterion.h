@@ -26,13 +26,16 @@ struct CriterionResult {
 
 class SetCriterionImpl : public torch::nn::Module {
  public:
-  SetCriterionImpl(int64_t num_classes, HungarianMatcher matcher,
-                   std::map<std::string, double> weight_dict, double eos_coef);
+  SetCriterionImpl(int64_t num_classes,
+                   HungarianMatcher matcher,
+                   std::map<std::string, double> weight_dict,
+                   double eos_coef);
 
   // num_boxes: the (already cross-rank averaged) number of target boxes; by default this batch's.
   // It is clamped to >= 1 as upstream. The mask losses (upstream's loss_masks) are added when
   // outputs.pred_masks is defined and the targets carry masks.
-  CriterionResult forward(const DetrOutput& outputs, const std::vector<util::Target>& targets,
+  CriterionResult forward(const DetrOutput& outputs,
+                          const std::vector<util::Target>& targets,
                           c10::optional<double> num_boxes = c10::nullopt);
 
   // Σ losses[k] * weight_dict[k] over the terms that have a weight, in loss order (upstream's `losses`).
@@ -45,11 +48,18 @@ class SetCriterionImpl : public torch::nn::Module {
   torch::Tensor empty_weight;  // [num_classes + 1] buffer: 1, ..., 1, eos_coef
 
  private:
-  void add_losses(LossDict& losses, const Prediction& p, const std::vector<util::Target>& targets,
-                  const Matching& matching, double num_boxes, const std::string& suffix,
+  void add_losses(LossDict& losses,
+                  const Prediction& p,
+                  const std::vector<util::Target>& targets,
+                  const Matching& matching,
+                  double num_boxes,
+                  const std::string& suffix,
                   bool log);
-  void add_mask_losses(LossDict& losses, const torch::Tensor& pred_masks,
-                       const std::vector<util::Target>& targets, const Matching& matching, double num_boxes);
+  void add_mask_losses(LossDict& losses,
+                       const torch::Tensor& pred_masks,
+                       const std::vector<util::Target>& targets,
+                       const Matching& matching,
+                       double num_boxes);
 };
 TORCH_MODULE(SetCriterion);
 

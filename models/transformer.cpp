@@ -24,13 +24,14 @@ torch::Tensor ln(torch::nn::LayerNorm& norm, const torch::Tensor& x) {
   return norm(t == torch::kHalf || t == torch::kBFloat16 ? x.to(norm->weight.scalar_type()) : x);
 }
 
-torch::Tensor with_pos_embed(const torch::Tensor& x, const torch::Tensor& pos) {
-  return pos.defined() ? x + pos : x;
-}
+torch::Tensor with_pos_embed(const torch::Tensor& x, const torch::Tensor& pos) { return pos.defined() ? x + pos : x; }
 
 // Attention output only; the averaged weights are not needed (and not computed).
-torch::Tensor attend(torch::nn::MultiheadAttention& mha, const torch::Tensor& q, const torch::Tensor& k,
-                     const torch::Tensor& v, const torch::Tensor& key_padding_mask = {}) {
+torch::Tensor attend(torch::nn::MultiheadAttention& mha,
+                     const torch::Tensor& q,
+                     const torch::Tensor& k,
+                     const torch::Tensor& v,
+                     const torch::Tensor& key_padding_mask = {}) {
   return multi_head_attention(*mha, q, k, v, key_padding_mask);
 }
 
@@ -51,7 +52,9 @@ TransformerEncoderLayerImpl::TransformerEncoderLayerImpl(const TransformerOption
 torch::Tensor TransformerEncoderLayerImpl::forward(const torch::Tensor& src,
                                                    const torch::Tensor& key_padding_mask,
                                                    const torch::Tensor& pos) {
-  auto ffn = [&](const torch::Tensor& x) { return linear2(models::relu_dropout(linear1(x), dropout->options.p(), dropout->is_training())); };
+  auto ffn = [&](const torch::Tensor& x) {
+    return linear2(models::relu_dropout(linear1(x), dropout->options.p(), dropout->is_training()));
+  };
   if (normalize_before) {
     auto src2 = ln(norm1, src);
     auto q = with_pos_embed(src2, pos);
@@ -83,29 +86,30 @@ torch::Tensor TransformerDecoderLayerImpl::forward(const torch::Tensor& tgt,
                                                    const torch::Tensor& memory_key_padding_mask,
                                                    const torch::Tensor& pos,
                                                    const torch::Tensor& query_pos) {
-  auto ffn = [&](const torch::Tensor& x) { return linear2(models::relu_dropout(linear1(x), dropout->options.p(), dropout->is_training())); };
+  auto ffn = [&](const torch::Tensor& x) {
+    return linear2(models::relu_dropout(linear1(x), dropout->options.p(), dropout->is_training()));
+  };
   auto key = with_pos_embed(memory, pos);
   if (normalize_before) {
     auto t2 = ln(norm1, tgt);
     auto q = with_pos_embed(t2, query_pos);
     auto out = tgt + drop(dropout1, attend(self_attn, q, q, t2));
     t2 = ln(norm2, out);
-    out = out + drop(dropout2, attend(multihead_attn, with_pos_embed(t2, query_pos), key, memory,
-                                memory_key_padding_mask));
+    out = out +
+          drop(dropout2, attend(multihead_attn, with_pos_embed(t2, query_pos), key, memory, memory_key_padding_mask));
     return out + drop(dropout3, ffn(ln(norm3, out)));
   }
   auto q = with_pos_embed(tgt, query_pos);
   auto out = ln(norm1, tgt + drop(dropout1, attend(self_attn, q, q, tgt)));
   out = ln(norm2, out + drop(dropout2, attend(multihead_attn, with_pos_embed(out, query_pos), key, memory,
-                                    memory_key_padding_mask)));
+                                              memory_key_padding_mask)));
   return ln(norm3, out + drop(dropout3, ffn(out)));
 }
 
 TransformerEncoderImpl::TransformerEncoderImpl(const TransformerOptions& o) {
   layers = register_module("layers", torch::nn::ModuleList());
   for (int64_t i = 0; i < o.num_encoder_layers(); ++i) layers->push_back(TransformerEncoderLayer(o));
-  if (o.normalize_before())
-    norm = register_module("norm", torch::nn::LayerNorm(std::vector<int64_t>{o.d_model()}));
+  if (o.normalize_before()) norm = register_module("norm", torch::nn::LayerNorm(std::vector<int64_t>{o.d_model()}));
 }
 
 torch::Tensor TransformerEncoderImpl::forward(const torch::Tensor& src,
@@ -124,15 +128,15 @@ TransformerDecoderImpl::TransformerDecoderImpl(const TransformerOptions& o)
   norm = register_module("norm", torch::nn::LayerNorm(std::vector<int64_t>{o.d_model()}));
 }
 
-torch::Tensor TransformerDecoderImpl::forward(const torch::Tensor& tgt, const torch::Tensor& memory,
+torch::Tensor TransformerDecoderImpl::forward(const torch::Tensor& tgt,
+                                              const torch::Tensor& memory,
                                               const torch::Tensor& memory_key_padding_mask,
                                               const torch::Tensor& pos,
                                               const torch::Tensor& query_pos) {
   auto output = tgt;
   std::vector<torch::Tensor> intermediate;
   for (const auto& layer : *layers) {
-    output = layer->as<TransformerDecoderLayer>()->forward(output, memory, memory_key_padding_mask,
-                                                          pos, query_pos);
+    output = layer->as<TransformerDecoderLayer>()->forward(output, memory, memory_key_padding_mask, pos, query_pos);
     if (return_intermediate) intermediate.push_back(ln(norm, output));
   }
   if (return_intermediate) return torch::stack(intermediate);  // last entry == norm(output)
@@ -153,10 +157,10 @@ std::pair<torch::Tensor, torch::Tensor> TransformerImpl::forward(const torch::Te
                                                                  const torch::Tensor& query_embed,
                                                                  const torch::Tensor& pos_embed) {
   const int64_t bs = src.size(0), c = src.size(1), h = src.size(2), w = src.size(3);
-  auto src_seq = src.flatten(2).permute({2, 0, 1});        // [HW, B, C]
-  auto pos_seq = pos_embed.flatten(2).permute({2, 0, 1});  // [HW, B, C]
+  auto src_seq = src.flatten(2).permute({2, 0, 1});              // [HW, B, C]
+  auto pos_seq = pos_embed.flatten(2).permute({2, 0, 1});        // [HW, B, C]
   auto query_pos = query_embed.unsqueeze(1).repeat({1, bs, 1});  // [Q, B, C]
-  auto key_padding_mask = mask.flatten(1);                        // [B, HW]
+  auto key_padding_mask = mask.flatten(1);                       // [B, HW]
   auto tgt = torch::zeros_like(query_pos);
   auto memory = encoder->forward(src_seq, key_padding_mask, pos_seq);
   auto hs = decoder->forward(tgt, memory, key_padding_mask, pos_seq, query_pos);

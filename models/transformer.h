@@ -23,8 +23,7 @@ class TransformerEncoderLayerImpl : public torch::nn::Module {
  public:
   explicit TransformerEncoderLayerImpl(const TransformerOptions& o);
   // src, pos: [HW, B, C]; key_padding_mask: [B, HW] true = padding.
-  torch::Tensor forward(const torch::Tensor& src, const torch::Tensor& key_padding_mask,
-                        const torch::Tensor& pos);
+  torch::Tensor forward(const torch::Tensor& src, const torch::Tensor& key_padding_mask, const torch::Tensor& pos);
 
   torch::nn::MultiheadAttention self_attn{nullptr};
   torch::nn::Linear linear1{nullptr}, linear2{nullptr};
@@ -38,8 +37,10 @@ class TransformerDecoderLayerImpl : public torch::nn::Module {
  public:
   explicit TransformerDecoderLayerImpl(const TransformerOptions& o);
   // tgt, query_pos: [Q, B, C]; memory, pos: [HW, B, C]; memory_key_padding_mask: [B, HW].
-  torch::Tensor forward(const torch::Tensor& tgt, const torch::Tensor& memory,
-                        const torch::Tensor& memory_key_padding_mask, const torch::Tensor& pos,
+  torch::Tensor forward(const torch::Tensor& tgt,
+                        const torch::Tensor& memory,
+                        const torch::Tensor& memory_key_padding_mask,
+                        const torch::Tensor& pos,
                         const torch::Tensor& query_pos);
 
   torch::nn::MultiheadAttention self_attn{nullptr}, multihead_attn{nullptr};
@@ -53,7 +54,8 @@ TORCH_MODULE(TransformerDecoderLayer);
 class TransformerEncoderImpl : public torch::nn::Module {
  public:
   explicit TransformerEncoderImpl(const TransformerOptions& o);
-  torch::Tensor forward(const torch::Tensor& src, const torch::Tensor& key_padding_mask,
+  torch::Tensor forward(const torch::Tensor& src,
+                        const torch::Tensor& key_padding_mask,
                         const torch::Tensor& pos);  // [HW, B, C] -> [HW, B, C]
 
   torch::nn::ModuleList layers{nullptr};
@@ -65,8 +67,10 @@ class TransformerDecoderImpl : public torch::nn::Module {
  public:
   explicit TransformerDecoderImpl(const TransformerOptions& o);
   // Returns [L, Q, B, C] (every layer through `norm`) if return_intermediate, else [1, Q, B, C].
-  torch::Tensor forward(const torch::Tensor& tgt, const torch::Tensor& memory,
-                        const torch::Tensor& memory_key_padding_mask, const torch::Tensor& pos,
+  torch::Tensor forward(const torch::Tensor& tgt,
+                        const torch::Tensor& memory,
+                        const torch::Tensor& memory_key_padding_mask,
+                        const torch::Tensor& pos,
                         const torch::Tensor& query_pos);
 
   torch::nn::ModuleList layers{nullptr};
@@ -80,7 +84,8 @@ class TransformerImpl : public torch::nn::Module {
   explicit TransformerImpl(TransformerOptions options = {});
   // src, pos_embed: [B, C, H, W]; mask: [B, H, W] true = padding; query_embed: [Q, C].
   // Returns {hs [L, B, Q, C], memory [B, C, H, W]}.
-  std::pair<torch::Tensor, torch::Tensor> forward(const torch::Tensor& src, const torch::Tensor& mask,
+  std::pair<torch::Tensor, torch::Tensor> forward(const torch::Tensor& src,
+                                                  const torch::Tensor& mask,
                                                   const torch::Tensor& query_embed,
                                                   const torch::Tensor& pos_embed);
 

@@ -58,9 +58,8 @@ dnnl::primitive_attr user_scratchpad() {
 }
 
 dnnl::convolution_forward::primitive_desc forward_pd(const Problem& p) {
-  dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_training, kWino, p.any(p.src),
-                                    p.any(p.weights), {p.bias, f32, tag::x}, p.any(p.dst), p.strides,
-                                    p.padding, p.padding);
+  dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_training, kWino, p.any(p.src), p.any(p.weights),
+                                    {p.bias, f32, tag::x}, p.any(p.dst), p.strides, p.padding, p.padding);
   return {d, user_scratchpad(), cpu_engine()};
 }
 
@@ -79,8 +78,10 @@ struct Buffer {
     return {dnnl::memory(desc, cpu_engine(), t.data_ptr()), t};
   }
   // `t` (laid out as `user`) in the layout `want`: t itself, or a reordered copy.
-  static Buffer in_layout(const torch::Tensor& t, const dnnl::memory::desc& user,
-                          const dnnl::memory::desc& want, const dnnl::stream& s) {
+  static Buffer in_layout(const torch::Tensor& t,
+                          const dnnl::memory::desc& user,
+                          const dnnl::memory::desc& want,
+                          const dnnl::stream& s) {
     auto b = wrap(user, t);
     if (user == want) return b;
     auto copy = allocate(want);
@@ -88,7 +89,9 @@ struct Buffer {
     return copy;
   }
   // A new tensor of `sizes` (laid out as `user`) holding this memory's values.
-  torch::Tensor to_tensor(torch::IntArrayRef sizes, torch::TensorOptions options, const dnnl::memory::desc& user,
+  torch::Tensor to_tensor(torch::IntArrayRef sizes,
+                          torch::TensorOptions options,
+                          const dnnl::memory::desc& user,
                           dnnl::stream& s) {
     auto t = torch::empty(sizes, options);
     auto out = wrap(user, t);
@@ -103,7 +106,9 @@ struct Buffer {
   }
 };
 
-torch::Tensor forward_conv(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b,
+torch::Tensor forward_conv(const torch::Tensor& x,
+                           const torch::Tensor& w,
+                           const torch::Tensor& b,
                            torch::MemoryFormat format) {
   const Problem p(x, w, format);
   const auto pd = forward_pd(p);
@@ -130,8 +135,13 @@ struct Gradients {
 
 // The weight and bias gradients first (they need x's blocked copy, released after), then the input's;
 // dL/dy is reordered once for both where they take the same layout.
-Gradients backward_conv(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& gy, const Problem& p,
-                        torch::MemoryFormat format, bool need_x, bool need_w) {
+Gradients backward_conv(const torch::Tensor& x,
+                        const torch::Tensor& w,
+                        const torch::Tensor& gy,
+                        const Problem& p,
+                        torch::MemoryFormat format,
+                        bool need_x,
+                        bool need_w) {
   const auto hint = forward_pd(p);
   dnnl::stream s(cpu_engine());
   Gradients g;
@@ -142,8 +152,7 @@ Gradients backward_conv(const torch::Tensor& x, const torch::Tensor& w, const to
   };
   if (need_w) {
     const dnnl::convolution_backward_weights::primitive_desc pd(
-        {kWino, p.any(p.src), p.any(p.weights), {p.bias, f32, tag::x}, p.any(p.dst), p.strides, p.padding,
-         p.padding},
+        {kWino, p.any(p.src), p.any(p.weights), {p.bias, f32, tag::x}, p.any(p.dst), p.strides, p.padding, p.padding},
         user_scratchpad(), cpu_engine(), hint);
     auto src = Buffer::in_layout(x, p.user(p.src), pd.src_desc(), s);
     auto diff_weights = Buffer::allocate(pd.diff_weights_desc());
@@ -183,14 +192,15 @@ Gradients backward_conv(const torch::Tensor& x, const torch::Tensor& w, const to
 }
 
 torch::MemoryFormat format_of(const torch::Tensor& x) {
-  return x.is_contiguous(torch::MemoryFormat::ChannelsLast) && !x.is_contiguous()
-             ? torch::MemoryFormat::ChannelsLast
-             : torch::MemoryFormat::Contiguous;
+  return x.is_contiguous(torch::MemoryFormat::ChannelsLast) && !x.is_contiguous() ? torch::MemoryFormat::ChannelsLast
+                                                                                  : torch::MemoryFormat::Contiguous;
 }
 
 struct WinogradConvFunction : torch::autograd::Function<WinogradConvFunction> {
-  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x,
-                               const torch::Tensor& w, const torch::Tensor& b) {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx,
+                               const torch::Tensor& x,
+                               const torch::Tensor& w,
+                               const torch::Tensor& b) {
     const auto format = format_of(x);
     auto xc = x.contiguous(format), wc = w.contiguous();
     ctx->save_for_backward({xc, wc});
@@ -212,8 +222,8 @@ struct WinogradConvFunction : torch::autograd::Function<WinogradConvFunction> {
       auto g = backward_conv(x, w, gy, p, format, need_x, need_w);
       gx = g.x, gw = g.weight, gb = g.bias;
     } catch (const dnnl::error&) {  // not expected where the forward ran; LibTorch's kernels then
-      std::tie(gx, gw, gb) = at::convolution_backward(gy, x, w, std::vector<int64_t>{w.size(0)}, {1, 1}, {1, 1},
-                                                      {1, 1}, false, {0, 0}, 1, {need_x, need_w, need_w});
+      std::tie(gx, gw, gb) = at::convolution_backward(gy, x, w, std::vector<int64_t>{w.size(0)}, {1, 1}, {1, 1}, {1, 1},
+                                                      false, {0, 0}, 1, {need_x, need_w, need_w});
     }
     return {gx, gw, gb};
   }
@@ -221,11 +231,16 @@ struct WinogradConvFunction : torch::autograd::Function<WinogradConvFunction> {
 
 #endif  // DETR_WITH_ONEDNN
 
-bool winograd_applies(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& bias,
-                      torch::IntArrayRef stride, torch::IntArrayRef padding, torch::IntArrayRef dilation,
+bool winograd_applies(const torch::Tensor& x,
+                      const torch::Tensor& w,
+                      const torch::Tensor& bias,
+                      torch::IntArrayRef stride,
+                      torch::IntArrayRef padding,
+                      torch::IntArrayRef dilation,
                       int64_t groups) {
   auto all = [](torch::IntArrayRef v, int64_t value) {
-    for (auto e : v) if (e != value) return false;
+    for (auto e : v)
+      if (e != value) return false;
     return true;
   };
   const bool float_cpu = [](std::initializer_list<const torch::Tensor*> ts) {
@@ -233,17 +248,15 @@ bool winograd_applies(const torch::Tensor& x, const torch::Tensor& w, const torc
       if (t->defined() && !(t->device().is_cpu() && t->scalar_type() == torch::kFloat)) return false;
     return true;
   }({&x, &w, &bias});
-  return float_cpu && x.dim() == 4 && w.dim() == 4 && w.size(2) == 3 && w.size(3) == 3 &&
-         w.size(1) == x.size(1) && w.size(0) > 0 && x.size(0) > 0 && x.size(1) > 0 && x.size(2) > 0 &&
-         x.size(3) > 0 && (!bias.defined() || (bias.dim() == 1 && bias.numel() == w.size(0))) &&
-         all(stride, 1) && all(padding, 1) && all(dilation, 1) && groups == 1 && !cpu_autocast_enabled();
+  return float_cpu && x.dim() == 4 && w.dim() == 4 && w.size(2) == 3 && w.size(3) == 3 && w.size(1) == x.size(1) &&
+         w.size(0) > 0 && x.size(0) > 0 && x.size(1) > 0 && x.size(2) > 0 && x.size(3) > 0 &&
+         (!bias.defined() || (bias.dim() == 1 && bias.numel() == w.size(0))) && all(stride, 1) && all(padding, 1) &&
+         all(dilation, 1) && groups == 1 && !cpu_autocast_enabled();
 }
 
 }  // namespace
 
-std::string to_string(ConvAlgorithm algorithm) {
-  return algorithm == ConvAlgorithm::kWinograd ? "winograd" : "direct";
-}
+std::string to_string(ConvAlgorithm algorithm) { return algorithm == ConvAlgorithm::kWinograd ? "winograd" : "direct"; }
 
 ConvAlgorithm parse_conv_algorithm(const std::string& name) {
   if (name == "direct") return ConvAlgorithm::kDirect;
@@ -260,11 +273,9 @@ bool winograd_available() {
       const Problem p(x, w, torch::MemoryFormat::Contiguous);
       const auto hint = forward_pd(p);
       dnnl::convolution_backward_data::primitive_desc(
-          {kWino, p.any(p.src), p.any(p.weights), p.any(p.dst), p.strides, p.padding, p.padding},
-          cpu_engine(), hint);
+          {kWino, p.any(p.src), p.any(p.weights), p.any(p.dst), p.strides, p.padding, p.padding}, cpu_engine(), hint);
       dnnl::convolution_backward_weights::primitive_desc(
-          {kWino, p.any(p.src), p.any(p.weights), {p.bias, f32, tag::x}, p.any(p.dst), p.strides,
-           p.padding, p.padding},
+          {kWino, p.any(p.src), p.any(p.weights), {p.bias, f32, tag::x}, p.any(p.dst), p.strides, p.padding, p.padding},
           cpu_engine(), hint);
       return true;
     } catch (const dnnl::error&) {
@@ -280,9 +291,9 @@ bool winograd_available() {
 torch::Tensor winograd_conv2d(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
   TORCH_CHECK(winograd_available(), "winograd_conv2d: this build or CPU has no oneDNN Winograd kernels");
   TORCH_CHECK(winograd_applies(x, weight, bias, {1, 1}, {1, 1}, {1, 1}, 1),
-              "winograd_conv2d: needs float32 CPU x [B, C, H, W], weight [O, C, 3, 3] and bias [O], got x ",
-              x.sizes(), " ", x.scalar_type(), " weight ", weight.sizes(), " ", weight.scalar_type(),
-              " bias ", bias.defined() ? bias.sizes() : torch::IntArrayRef{});
+              "winograd_conv2d: needs float32 CPU x [B, C, H, W], weight [O, C, 3, 3] and bias [O], got x ", x.sizes(),
+              " ", x.scalar_type(), " weight ", weight.sizes(), " ", weight.scalar_type(), " bias ",
+              bias.defined() ? bias.sizes() : torch::IntArrayRef{});
 #ifdef DETR_WITH_ONEDNN
   auto b = bias.defined() ? bias : torch::zeros({weight.size(0)}, weight.options());
   return WinogradConvFunction::apply(x, weight, b);
@@ -304,9 +315,14 @@ torch::Tensor try_winograd(const torch::Tensor& x, const torch::Tensor& weight, 
 }
 }  // namespace
 
-torch::Tensor conv2d(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
-                     torch::IntArrayRef stride, torch::IntArrayRef padding, torch::IntArrayRef dilation,
-                     int64_t groups, ConvAlgorithm algorithm) {
+torch::Tensor conv2d(const torch::Tensor& x,
+                     const torch::Tensor& weight,
+                     const torch::Tensor& bias,
+                     torch::IntArrayRef stride,
+                     torch::IntArrayRef padding,
+                     torch::IntArrayRef dilation,
+                     int64_t groups,
+                     ConvAlgorithm algorithm) {
   if (algorithm == ConvAlgorithm::kWinograd && winograd_applies(x, weight, bias, stride, padding, dilation, groups) &&
       winograd_available()) {
     if (auto y = try_winograd(x, weight, bias); y.defined()) return y;

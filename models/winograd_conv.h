@@ -29,13 +29,16 @@ bool winograd_available();
 
 // torch::conv2d with the same arguments; x [B, C, H, W] (any memory format), weight [O, C, kh, kw],
 // bias [O] or undefined.
-torch::Tensor conv2d(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
-                     torch::IntArrayRef stride, torch::IntArrayRef padding,
-                     torch::IntArrayRef dilation, int64_t groups,
+torch::Tensor conv2d(const torch::Tensor& x,
+                     const torch::Tensor& weight,
+                     const torch::Tensor& bias,
+                     torch::IntArrayRef stride,
+                     torch::IntArrayRef padding,
+                     torch::IntArrayRef dilation,
+                     int64_t groups,
                      ConvAlgorithm algorithm = ConvAlgorithm::kWinograd);
 
 // The Winograd path itself, differentiable in x, weight and bias; TORCH_CHECKs that it applies.
-torch::Tensor winograd_conv2d(const torch::Tensor& x, const torch::Tensor& weight,
-                              const torch::Tensor& bias);
+torch::Tensor winograd_conv2d(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias);
 
 }  // namespace detr::models

@@ -57,9 +57,7 @@ Precision parse_precision(const std::string& name) {
   throw std::invalid_argument("--amp must be off, bf16 or fp16, got '" + name + "'");
 }
 
-std::string to_string(Precision p) {
-  return p == Precision::bf16 ? "bf16" : p == Precision::fp16 ? "fp16" : "off";
-}
+std::string to_string(Precision p) { return p == Precision::bf16 ? "bf16" : p == Precision::fp16 ? "fp16" : "off"; }
 
 void check_precision(Precision p, const torch::Device& device) {
   if (p == Precision::fp16 && !device.is_cuda())
@@ -92,8 +90,8 @@ models::DetrOutput to_float32(const models::DetrOutput& outputs) {
   return out;
 }
 
-GradScaler::GradScaler(bool enabled, double init_scale, double growth_factor, double backoff_factor,
-                       int64_t growth_interval)
+GradScaler::GradScaler(
+    bool enabled, double init_scale, double growth_factor, double backoff_factor, int64_t growth_interval)
     : enabled_(enabled),
       scale_(init_scale),
       growth_factor_(growth_factor),

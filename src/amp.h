@@ -41,8 +41,11 @@ models::DetrOutput to_float32(const models::DetrOutput& outputs);
 // Dynamic loss scaling for fp16 (disabled: scale 1, nothing skipped).
 class GradScaler {
  public:
-  explicit GradScaler(bool enabled, double init_scale = 65536.0, double growth_factor = 2.0,
-                      double backoff_factor = 0.5, int64_t growth_interval = 2000);
+  explicit GradScaler(bool enabled,
+                      double init_scale = 65536.0,
+                      double growth_factor = 2.0,
+                      double backoff_factor = 0.5,
+                      int64_t growth_interval = 2000);
   bool enabled() const { return enabled_; }
   double scale() const { return enabled_ ? scale_ : 1.0; }
   int64_t growth_tracker() const { return growth_tracker_; }

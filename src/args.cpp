@@ -104,17 +104,26 @@ void require(bool ok, const std::string& what) {
 }
 
 void validate(TrainArgs& a, const cxxopts::ParseResult& r, const Launch& launch) {
-  require(!r.count("coco_panoptic_path"), "panoptic segmentation (--coco_panoptic_path) is not supported: CVAT exports no panoptic format");
-  require(a.frozen_weights.empty() || a.model.masks, "--frozen_weights is for training segmentation only (add --masks)");
+  require(!r.count("coco_panoptic_path"),
+          "panoptic segmentation (--coco_panoptic_path) is not supported: CVAT exports no panoptic format");
+  require(a.frozen_weights.empty() || a.model.masks,
+          "--frozen_weights is for training segmentation only (add --masks)");
   require(a.best_metric == datasets::IouType::bbox || a.model.masks, "--best_metric segm needs --masks");
   require(a.dataset_file == "coco", "--dataset_file: only 'coco' is supported, got '" + a.dataset_file + "'");
   require(!a.coco_path.empty(), "--coco_path is required");
-  for (const auto& [flag, v] : {std::pair<const char*, int64_t>{"batch_size", a.batch_size}, {"lr_drop", a.lr_drop},
-                                {"max_size", a.max_size}, {"val_size", a.val_size}, {"print_freq", a.print_freq},
-                                {"max_image_pixels", a.max_image_pixels}, {"world_size", a.world_size}})
+  for (const auto& [flag, v] : {std::pair<const char*, int64_t>{"batch_size", a.batch_size},
+                                {"lr_drop", a.lr_drop},
+                                {"max_size", a.max_size},
+                                {"val_size", a.val_size},
+                                {"print_freq", a.print_freq},
+                                {"max_image_pixels", a.max_image_pixels},
+                                {"world_size", a.world_size}})
     require(v > 0, std::string("--") + flag + " must be positive, got " + std::to_string(v));
-  for (const auto& [flag, v] : {std::pair<const char*, int64_t>{"epochs", a.epochs}, {"num_workers", a.num_workers},
-                                {"eval_every", a.eval_every}, {"num_classes", a.num_classes}, {"num_threads", a.num_threads}})
+  for (const auto& [flag, v] : {std::pair<const char*, int64_t>{"epochs", a.epochs},
+                                {"num_workers", a.num_workers},
+                                {"eval_every", a.eval_every},
+                                {"num_classes", a.num_classes},
+                                {"num_threads", a.num_threads}})
     require(v >= 0, std::string("--") + flag + " must be >= 0, got " + std::to_string(v));
   require(a.val_split == -1 || (a.val_split >= 0 && a.val_split < 1),
           "--val_split must be in [0, 1), got " + std::to_string(a.val_split));

@@ -36,10 +36,11 @@ PyValue optimizer_state(const AdamW& opt) {
   for (size_t i = 0; i < opt.state().size(); ++i) {
     const auto& st = opt.state()[i];
     if (!st.exp_avg.defined()) continue;
-    state.emplace_back(PyValue::integer(static_cast<int64_t>(i)),
-                       PyValue::dict({{PyValue::str("step"), PyValue::tensor(torch::tensor(static_cast<float>(st.step)))},
-                                      {PyValue::str("exp_avg"), PyValue::tensor(st.exp_avg.detach().cpu())},
-                                      {PyValue::str("exp_avg_sq"), PyValue::tensor(st.exp_avg_sq.detach().cpu())}}));
+    state.emplace_back(
+        PyValue::integer(static_cast<int64_t>(i)),
+        PyValue::dict({{PyValue::str("step"), PyValue::tensor(torch::tensor(static_cast<float>(st.step)))},
+                       {PyValue::str("exp_avg"), PyValue::tensor(st.exp_avg.detach().cpu())},
+                       {PyValue::str("exp_avg_sq"), PyValue::tensor(st.exp_avg_sq.detach().cpu())}}));
   }
   serialization::PyList groups;
   int64_t index = 0;
@@ -47,18 +48,20 @@ PyValue optimizer_state(const AdamW& opt) {
   for (const auto& g : opt.groups()) {
     serialization::PyList ids;
     for (size_t k = 0; k < g.params.size(); ++k) ids.push_back(PyValue::integer(index++));
-    groups.push_back(PyValue::dict({{PyValue::str("lr"), PyValue::floating(g.lr)},
-                                    {PyValue::str("betas"), PyValue::tuple({PyValue::floating(o.beta1), PyValue::floating(o.beta2)})},
-                                    {PyValue::str("eps"), PyValue::floating(o.eps)},
-                                    {PyValue::str("weight_decay"), PyValue::floating(g.weight_decay)},
-                                    {PyValue::str("amsgrad"), PyValue::boolean(false)},
-                                    {PyValue::str("foreach"), PyValue::none()},
-                                    {PyValue::str("maximize"), PyValue::boolean(false)},
-                                    {PyValue::str("capturable"), PyValue::boolean(false)},
-                                    {PyValue::str("initial_lr"), PyValue::floating(g.initial_lr)},
-                                    {PyValue::str("params"), PyValue::list(ids)}}));
+    groups.push_back(PyValue::dict(
+        {{PyValue::str("lr"), PyValue::floating(g.lr)},
+         {PyValue::str("betas"), PyValue::tuple({PyValue::floating(o.beta1), PyValue::floating(o.beta2)})},
+         {PyValue::str("eps"), PyValue::floating(o.eps)},
+         {PyValue::str("weight_decay"), PyValue::floating(g.weight_decay)},
+         {PyValue::str("amsgrad"), PyValue::boolean(false)},
+         {PyValue::str("foreach"), PyValue::none()},
+         {PyValue::str("maximize"), PyValue::boolean(false)},
+         {PyValue::str("capturable"), PyValue::boolean(false)},
+         {PyValue::str("initial_lr"), PyValue::floating(g.initial_lr)},
+         {PyValue::str("params"), PyValue::list(ids)}}));
   }
-  return PyValue::dict({{PyValue::str("state"), PyValue::dict(state)}, {PyValue::str("param_groups"), PyValue::list(groups)}});
+  return PyValue::dict(
+      {{PyValue::str("state"), PyValue::dict(state)}, {PyValue::str("param_groups"), PyValue::list(groups)}});
 }
 
 PyValue scheduler_state(const AdamW& opt, const StepLR& s) {
@@ -82,13 +85,17 @@ PyValue scheduler_state(const AdamW& opt, const StepLR& s) {
 namespace {
 // The checkpoint's entries in upstream's order (model, optimizer, lr_scheduler, epoch, args), then
 // ours; `optimizer` holds the optimizer and lr_scheduler entries, or nothing (best.pth).
-PyValue model_record(const torch::nn::Module& model, const models::ModelConfig& config, const CheckpointState& state,
-                     const nlohmann::json& args, Items optimizer = {}) {
+PyValue model_record(const torch::nn::Module& model,
+                     const models::ModelConfig& config,
+                     const CheckpointState& state,
+                     const nlohmann::json& args,
+                     Items optimizer = {}) {
   Items model_items;
   ordered_state(model, "", model_items);
   serialization::PyList classes;
   for (const auto& c : state.classes)
-    classes.push_back(PyValue::dict({{PyValue::str("id"), PyValue::integer(c.id)}, {PyValue::str("name"), PyValue::str(c.name)}}));
+    classes.push_back(
+        PyValue::dict({{PyValue::str("id"), PyValue::integer(c.id)}, {PyValue::str("name"), PyValue::str(c.name)}}));
   Items items{{PyValue::str("model"), PyValue::dict(model_items)}};
   for (auto& item : optimizer) items.push_back(std::move(item));
   for (auto& item : Items{{PyValue::str("epoch"), PyValue::integer(state.epoch)},
@@ -104,21 +111,29 @@ PyValue model_record(const torch::nn::Module& model, const models::ModelConfig& 
 }
 }  // namespace
 
-void save_checkpoint(const fs::path& path, const torch::nn::Module& model, const models::ModelConfig& config,
-                     const AdamW& optimizer, const StepLR& scheduler, const CheckpointState& state,
+void save_checkpoint(const fs::path& path,
+                     const torch::nn::Module& model,
+                     const models::ModelConfig& config,
+                     const AdamW& optimizer,
+                     const StepLR& scheduler,
+                     const CheckpointState& state,
                      const nlohmann::json& args) {
   auto root = model_record(model, config, state, args,
                            {{PyValue::str("optimizer"), optimizer_state(optimizer)},
                             {PyValue::str("lr_scheduler"), scheduler_state(optimizer, scheduler)}});
   if (state.loss_scale > 0)  // GradScaler.state_dict()'s keys
-    root.as_dict().set(PyValue::str("scaler"),
-                       PyValue::dict({{PyValue::str("scale"), PyValue::floating(state.loss_scale)},
-                                      {PyValue::str("_growth_tracker"), PyValue::integer(state.scaler_growth_tracker)}}));
+    root.as_dict().set(
+        PyValue::str("scaler"),
+        PyValue::dict({{PyValue::str("scale"), PyValue::floating(state.loss_scale)},
+                       {PyValue::str("_growth_tracker"), PyValue::integer(state.scaler_growth_tracker)}}));
   serialization::torch_save(root, path);
 }
 
-void save_model(const fs::path& path, const torch::nn::Module& model, const models::ModelConfig& config,
-                const CheckpointState& state, const nlohmann::json& args) {
+void save_model(const fs::path& path,
+                const torch::nn::Module& model,
+                const models::ModelConfig& config,
+                const CheckpointState& state,
+                const nlohmann::json& args) {
   serialization::torch_save(model_record(model, config, state, args), path);
 }
 
@@ -137,14 +152,16 @@ int64_t int_in(const PyValue& v, const fs::path& path, const std::string& field,
   if (!v.is_int() || v.is_bool()) bad_field(path, field, "is " + repr(v) + ", expected an integer");
   const int64_t x = v.as_int();
   if (x < lo || x > hi)
-    bad_field(path, field, "is " + std::to_string(x) + ", outside [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
+    bad_field(path, field,
+              "is " + std::to_string(x) + ", outside [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
   return x;
 }
 
 double float_in(const PyValue& v, const fs::path& path, const std::string& field, double lo, double hi) {
   if (!(v.is_float() || v.is_int()) || v.is_bool()) bad_field(path, field, "is " + repr(v) + ", expected a number");
   const double x = v.as_float();
-  if (!(x >= lo && x <= hi)) bad_field(path, field, "is " + repr(v) + ", outside [" + format_float(lo) + ", " + format_float(hi) + "]");
+  if (!(x >= lo && x <= hi))
+    bad_field(path, field, "is " + repr(v) + ", outside [" + format_float(lo) + ", " + format_float(hi) + "]");
   return x;
 }
 
@@ -265,7 +282,8 @@ models::ModelConfig infer_model_config(const std::map<std::string, torch::Tensor
       const std::string& k = kv.first;
       if (k.rfind(prefix, 0) != 0) continue;
       const size_t end = k.find('.', prefix.size());
-      const std::string digits = k.substr(prefix.size(), end == std::string::npos ? std::string::npos : end - prefix.size());
+      const std::string digits =
+          k.substr(prefix.size(), end == std::string::npos ? std::string::npos : end - prefix.size());
       if (end != std::string::npos && !digits.empty() && digits.size() < 10 &&
           std::all_of(digits.begin(), digits.end(), [](char ch) { return ch >= '0' && ch <= '9'; }))
         ids.insert(std::stoll(digits));
@@ -288,8 +306,8 @@ models::ModelConfig infer_model_config(const std::map<std::string, torch::Tensor
   c.dim_feedforward = c.enc_layers ? shape("transformer.encoder.layers.0.linear1.weight")[0]
                                    : shape("transformer.decoder.layers.0.linear1.weight")[0];
   c.pre_norm = s.count("transformer.encoder.norm.weight") > 0;
-  c.position_embedding = s.count("backbone.1.row_embed.weight") ? models::PositionEmbedding::kLearned
-                                                                 : models::PositionEmbedding::kSine;
+  c.position_embedding =
+      s.count("backbone.1.row_embed.weight") ? models::PositionEmbedding::kLearned : models::PositionEmbedding::kSine;
   c.nheads = c.hidden_dim % 8 == 0 ? 8 : 1;  // not visible in weights; upstream's default
   c.dropout = 0;
   c.masks = masks;
@@ -300,7 +318,8 @@ namespace {
 
 // Every size the weights show must agree with the claimed config before anything is built (measured
 // before this check: 10.7 GB for a crafted config with huge layer and query counts).
-void check_config_against_weights(const fs::path& path, const models::ModelConfig& c,
+void check_config_against_weights(const fs::path& path,
+                                  const models::ModelConfig& c,
                                   const std::map<std::string, torch::Tensor>& state) {
   const auto w = naming_file(path, [&] { return infer_model_config(state, c.dilation); });
   const auto differ = [&](const char* field, const std::string& claimed, const std::string& shown) {
@@ -349,7 +368,8 @@ void restore_moment_options(const PyValue& group, size_t g, const fs::path& path
     for (size_t i = 0; i < 2; ++i) {
       const auto name = gname + "betas[" + std::to_string(i) + "]";
       const double b = float_in(betas->item(i), path, name, 0, 1);
-      if (b >= 1) bad_field(path, name, "is " + format_float(b) + ", expected below 1 (AdamW's moments would never decay)");
+      if (b >= 1)
+        bad_field(path, name, "is " + format_float(b) + ", expected below 1 (AdamW's moments would never decay)");
       (i == 0 ? o.beta1 : o.beta2) = b;
     }
   }
@@ -379,13 +399,12 @@ void restore_optimizer(const LoadedCheckpoint& ck, AdamW& optimizer, StepLR& sch
 }
 
 static void restore_optimizer_state(const PyValue& root, const fs::path& path, AdamW& optimizer, StepLR& scheduler) {
-  auto fail = [&](const std::string& what) {
-    throw std::runtime_error(path.string() + ": optimizer: " + what);
-  };
+  auto fail = [&](const std::string& what) { throw std::runtime_error(path.string() + ": optimizer: " + what); };
   const auto& opt = root.at("optimizer");
   const auto& groups = opt.at("param_groups");
   if (groups.size() != optimizer.groups().size())
-    fail(std::to_string(groups.size()) + " parameter groups, this model has " + std::to_string(optimizer.groups().size()));
+    fail(std::to_string(groups.size()) + " parameter groups, this model has " +
+         std::to_string(optimizer.groups().size()));
   const auto params = optimizer.all_params();
   size_t offset = 0;
   for (size_t g = 0; g < groups.size(); ++g) {
@@ -452,13 +471,15 @@ fs::path resolve_checkpoint_path(const fs::path& p) {
   fs::path newest;
   fs::file_time_type newest_time{};
   for (const auto& e : fs::recursive_directory_iterator(p)) {
-    if (e.is_regular_file() && e.path().extension() == ".pth" && (newest.empty() || e.last_write_time() > newest_time)) {
+    if (e.is_regular_file() && e.path().extension() == ".pth" &&
+        (newest.empty() || e.last_write_time() > newest_time)) {
       newest = e.path();
       newest_time = e.last_write_time();
     }
   }
   if (newest.empty())
-    throw std::runtime_error(p.string() + ": no checkpoint found (looked for {output/model,model,output,.}/checkpoint.pth and any *.pth)");
+    throw std::runtime_error(
+        p.string() + ": no checkpoint found (looked for {output/model,model,output,.}/checkpoint.pth and any *.pth)");
   return newest;
 }
 

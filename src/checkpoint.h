@@ -51,21 +51,28 @@ struct CheckpointState {
   int64_t step_in_epoch = 0;
   int64_t images_per_step = 0;  // batch_size × world size; 0 = unknown (older files)
   double best_ap = -1;
-  double loss_scale = 0;            // fp16 GradScaler state (0: none)
+  double loss_scale = 0;  // fp16 GradScaler state (0: none)
   int64_t scaler_growth_tracker = 0;
   std::vector<datasets::CocoCategory> classes;
 };
 
 // The full resume state (upstream's checkpoint.pth). Writes atomically (temp file + rename).
-void save_checkpoint(const std::filesystem::path& path, const torch::nn::Module& model, const models::ModelConfig& config,
-                     const AdamW& optimizer, const StepLR& scheduler, const CheckpointState& state,
+void save_checkpoint(const std::filesystem::path& path,
+                     const torch::nn::Module& model,
+                     const models::ModelConfig& config,
+                     const AdamW& optimizer,
+                     const StepLR& scheduler,
+                     const CheckpointState& state,
                      const nlohmann::json& args);
 
 // The model for inference, CVAT and fine-tuning (best.pth): the same file without optimizer,
 // lr_scheduler and scaler state — a third of the size with AdamW. --resume from it restarts the
 // optimizer; --pretrained and detr_predict read it as any checkpoint.
-void save_model(const std::filesystem::path& path, const torch::nn::Module& model, const models::ModelConfig& config,
-                const CheckpointState& state, const nlohmann::json& args);
+void save_model(const std::filesystem::path& path,
+                const torch::nn::Module& model,
+                const models::ModelConfig& config,
+                const CheckpointState& state,
+                const nlohmann::json& args);
 
 // What a checkpoint's args say that the weights cannot show: an upstream file's argparse Namespace
 // (nheads, dilation) or our dict (val_size, max_size), each checked for range.
@@ -79,13 +86,13 @@ struct CheckpointArgs {
 // detr_predict, Detector, detr_inspect): the file is read once, every field checked on the way in.
 struct LoadedCheckpoint {
   std::filesystem::path path;
-  std::map<std::string, torch::Tensor> model;             // state dict (float32 conversion on load), finite
-  std::optional<models::ModelConfig> model_config;        // ours only
-  std::optional<CheckpointState> state;                   // epoch etc., when present
-  std::vector<datasets::CocoCategory> classes;            // ours; empty for upstream files
+  std::map<std::string, torch::Tensor> model;       // state dict (float32 conversion on load), finite
+  std::optional<models::ModelConfig> model_config;  // ours only
+  std::optional<CheckpointState> state;             // epoch etc., when present
+  std::vector<datasets::CocoCategory> classes;      // ours; empty for upstream files
   CheckpointArgs args;
-  bool has_optimizer = false;                             // optimizer + lr_scheduler present
-  std::shared_ptr<const serialization::PyValue> root;     // the file as read: restore_optimizer takes it from here
+  bool has_optimizer = false;                          // optimizer + lr_scheduler present
+  std::shared_ptr<const serialization::PyValue> root;  // the file as read: restore_optimizer takes it from here
 };
 
 LoadedCheckpoint load_checkpoint(const std::filesystem::path& path);

@@ -46,8 +46,8 @@ int env_int(const char* name, int fallback, int min_value) {
     used = 0;
   }
   if (used != v->size() || value < min_value || value > 1 << 30)
-    throw std::runtime_error(std::string("environment variable ") + name + "='" + *v + "' is not an integer >= " +
-                             std::to_string(min_value));
+    throw std::runtime_error(std::string("environment variable ") + name + "='" + *v +
+                             "' is not an integer >= " + std::to_string(min_value));
   return static_cast<int>(value);
 }
 
@@ -189,9 +189,7 @@ struct BackendImpl : ProcessGroup::Impl {
   }
 };
 
-bool is_loopback(const std::string& addr) {
-  return addr == "localhost" || addr.rfind("127.", 0) == 0 || addr == "::1";
-}
+bool is_loopback(const std::string& addr) { return addr == "localhost" || addr.rfind("127.", 0) == 0 || addr == "::1"; }
 
 }  // namespace
 
@@ -215,8 +213,8 @@ void use_classic_store_server(Options&, long) {}
 }  // namespace
 #endif
 
-ProcessGroup::ProcessGroup(std::unique_ptr<Impl> impl, int rank, int world_size, std::string backend,
-                           std::chrono::milliseconds timeout)
+ProcessGroup::ProcessGroup(
+    std::unique_ptr<Impl> impl, int rank, int world_size, std::string backend, std::chrono::milliseconds timeout)
     : impl_(std::move(impl)), rank_(rank), world_size_(world_size), backend_(std::move(backend)), timeout_(timeout) {}
 
 ProcessGroup::~ProcessGroup() = default;
@@ -241,7 +239,9 @@ std::string resolve_backend(const Env& env, const InitOptions& options) {
 
 #if defined(DETR_WITH_GLOO) || defined(DETR_WITH_NCCL)
 // The TCPStore rendezvous: rank 0 hosts it, or torchrun's agent does.
-c10::intrusive_ptr<c10d::Store> rendezvous(const Env& env, const InitOptions& options, const std::string& where,
+c10::intrusive_ptr<c10d::Store> rendezvous(const Env& env,
+                                           const InitOptions& options,
+                                           const std::string& where,
                                            const std::string& who) {
   try {
     c10d::TCPStoreOptions so;
@@ -264,7 +264,8 @@ c10::intrusive_ptr<c10d::Store> rendezvous(const Env& env, const InitOptions& op
     throw std::runtime_error("distributed rendezvous at " + where + " failed for " + who + " within " +
                              seconds(options.timeout) + " (did all " + std::to_string(env.world_size) +
                              " processes start? With the same MASTER_ADDR/MASTER_PORT? Is the port free on rank 0 "
-                             "and reachable?): " + error_text(e));
+                             "and reachable?): " +
+                             error_text(e));
   }
 }
 #endif

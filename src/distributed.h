@@ -41,7 +41,7 @@ bool nccl_available();
 struct InitOptions {
   std::string backend;  // "" = nccl on CUDA (when built with it), gloo otherwise
   std::chrono::milliseconds timeout{std::chrono::minutes(30)};  // rendezvous and every collective
-  torch::Device device = torch::kCPU;                          // where collectives' tensors live
+  torch::Device device = torch::kCPU;                           // where collectives' tensors live
 };
 
 // One process group for the whole job. Every collective is called in the same order on every rank;
@@ -59,7 +59,7 @@ class ProcessGroup {
   const std::string& backend() const { return backend_; }
   std::chrono::milliseconds timeout() const { return timeout_; }
 
-  void all_reduce_sum(torch::Tensor& tensor);          // in place, on every rank
+  void all_reduce_sum(torch::Tensor& tensor);           // in place, on every rank
   void broadcast(std::vector<torch::Tensor>& tensors);  // rank 0's values, in place
   // Every rank's bytes (any length), in rank order.
   std::vector<std::string> all_gather_bytes(const std::string& bytes);
@@ -68,8 +68,8 @@ class ProcessGroup {
   struct Impl;  // the c10d backend
 
  private:
-  ProcessGroup(std::unique_ptr<Impl> impl, int rank, int world_size, std::string backend,
-               std::chrono::milliseconds timeout);
+  ProcessGroup(
+      std::unique_ptr<Impl> impl, int rank, int world_size, std::string backend, std::chrono::milliseconds timeout);
   [[noreturn]] void fail(const char* op, const std::exception& e) const;
   std::unique_ptr<Impl> impl_;
   int rank_, world_size_;

@@ -21,7 +21,8 @@ std::vector<util::Target> targets_to(const std::vector<util::Target>& targets, c
 
 // Losses (then `extra`) to host doubles in one transfer; averaged over the ranks of `group` first
 // (upstream reduce_dict).
-std::vector<double> to_host(const models::LossDict& losses, const std::vector<torch::Tensor>& extra = {},
+std::vector<double> to_host(const models::LossDict& losses,
+                            const std::vector<torch::Tensor>& extra = {},
                             dist::ProcessGroup* group = nullptr) {
   std::vector<torch::Tensor> values;
   for (const auto& item : losses) values.push_back(item.value().detach().to(torch::kFloat).reshape({}));
@@ -43,7 +44,8 @@ std::vector<std::pair<std::string, double>> named(const models::LossDict& losses
 }
 
 // upstream: num_boxes = all_reduce(Σ boxes) / world_size, at least 1.
-double global_num_boxes(const std::vector<util::Target>& targets, dist::ProcessGroup& group,
+double global_num_boxes(const std::vector<util::Target>& targets,
+                        dist::ProcessGroup& group,
                         const torch::Device& device) {
   int64_t n = 0;
   for (const auto& t : targets) n += t.labels.size(0);
@@ -65,7 +67,9 @@ void check_finite(const StepOutput& out) {
 // Phase clock for StepTimings: synchronises the device so that GPU work lands in its phase.
 class PhaseClock {
  public:
-  PhaseClock(StepTimings* t, const torch::Device& d) : t_(t), device_(d) { if (t_) last_ = now(); }
+  PhaseClock(StepTimings* t, const torch::Device& d) : t_(t), device_(d) {
+    if (t_) last_ = now();
+  }
   void mark(double StepTimings::*phase) {
     if (!t_) return;
     const auto n = now();
@@ -134,7 +138,9 @@ StepOutput train_step(TrainSetup& t, const datasets::Batch& batch, StepTimings* 
   return out;
 }
 
-void log_step(MetricLogger& logger, const StepOutput& step, const std::map<std::string, double>& weight_dict,
+void log_step(MetricLogger& logger,
+              const StepOutput& step,
+              const std::map<std::string, double>& weight_dict,
               double lr) {
   double class_error = NAN;
   for (const auto& [k, v] : step.terms)
@@ -162,8 +168,8 @@ namespace {
 }
 }  // namespace
 
-MetricLogger train_one_epoch(TrainSetup& t, datasets::DataLoader& loader, int64_t epoch, const EpochCallbacks& cb,
-                             int64_t first_step) {
+MetricLogger train_one_epoch(
+    TrainSetup& t, datasets::DataLoader& loader, int64_t epoch, const EpochCallbacks& cb, int64_t first_step) {
   t.model.module().train();
   t.criterion->train();
   MetricLogger logger;
@@ -215,8 +221,8 @@ void gather_evaluation(EvalOutput& out, dist::ProcessGroup& group) {
     packed.insert(packed.end(), {static_cast<double>(d.image_id), static_cast<double>(d.category_id), d.bbox[0],
                                  d.bbox[1], d.bbox[2], d.bbox[3], d.score});
   }
-  const auto dets = group.all_gather_bytes(
-      std::string(reinterpret_cast<const char*>(packed.data()), packed.size() * sizeof(double)));
+  const auto dets =
+      group.all_gather_bytes(std::string(reinterpret_cast<const char*>(packed.data()), packed.size() * sizeof(double)));
   const auto meters = group.all_gather_bytes(out.stats.state().dump());
   out.stats = MetricLogger();
   out.detections.clear();
@@ -226,8 +232,10 @@ void gather_evaluation(EvalOutput& out, dist::ProcessGroup& group) {
     std::vector<double> v(bytes.size() / sizeof(double));
     std::memcpy(v.data(), bytes.data(), v.size() * sizeof(double));
     for (size_t k = 0; k + 7 <= v.size(); k += 7)
-      out.detections.push_back({static_cast<int64_t>(v[k]), static_cast<int64_t>(v[k + 1]),
-                                {v[k + 2], v[k + 3], v[k + 4], v[k + 5]}, v[k + 6]});
+      out.detections.push_back({static_cast<int64_t>(v[k]),
+                                static_cast<int64_t>(v[k + 1]),
+                                {v[k + 2], v[k + 3], v[k + 4], v[k + 5]},
+                                v[k + 6]});
   }
 }
 
@@ -239,7 +247,9 @@ void append_results(const models::Detections& d, int64_t image_id, std::vector<d
   auto labels = d.labels.to(torch::kCPU, torch::kLong).contiguous();
   const double* bx = xywh.data_ptr<double>();
   for (int64_t q = 0; q < scores.size(0); ++q)
-    out.push_back({image_id, labels.data_ptr<int64_t>()[q], {bx[4 * q], bx[4 * q + 1], bx[4 * q + 2], bx[4 * q + 3]},
+    out.push_back({image_id,
+                   labels.data_ptr<int64_t>()[q],
+                   {bx[4 * q], bx[4 * q + 1], bx[4 * q + 2], bx[4 * q + 3]},
                    scores.data_ptr<double>()[q]});
 }
 // PostProcessSegm's masks (each [H, W] at the original size, one at a time) as compressed RLE, as
@@ -274,7 +284,8 @@ models::DetrOutput evaluate_batch(TrainSetup& t, const datasets::Batch& batch, E
   }
   const auto orig_sizes = torch::stack(sizes).to(t.device);
   auto dets = models::post_process(outputs, orig_sizes);
-  if (outputs.pred_masks.defined()) models::post_process_segm(dets, outputs, orig_sizes, torch::stack(fed_sizes).to(t.device));
+  if (outputs.pred_masks.defined())
+    models::post_process_segm(dets, outputs, orig_sizes, torch::stack(fed_sizes).to(t.device));
   for (size_t b = 0; b < dets.size(); ++b) {
     const int64_t image_id = batch.targets[b].image_id.item<int64_t>();
     append_results(dets[b], image_id, out.detections);
@@ -283,7 +294,9 @@ models::DetrOutput evaluate_batch(TrainSetup& t, const datasets::Batch& batch, E
   return outputs;
 }
 
-EvalOutput evaluate(TrainSetup& t, datasets::DataLoader& loader, const datasets::CocoDataset& data,
+EvalOutput evaluate(TrainSetup& t,
+                    datasets::DataLoader& loader,
+                    const datasets::CocoDataset& data,
                     const std::function<bool()>& should_stop) {
   torch::NoGradGuard no_grad;
   t.model.module().eval();
@@ -292,7 +305,8 @@ EvalOutput evaluate(TrainSetup& t, datasets::DataLoader& loader, const datasets:
   loader.start_epoch(0);
   while (auto batch = loader.next()) {
     if (should_stop && should_stop())
-      throw std::runtime_error("evaluation interrupted by a signal (the epoch's checkpoint was written before evaluating)");
+      throw std::runtime_error(
+          "evaluation interrupted by a signal (the epoch's checkpoint was written before evaluating)");
     evaluate_batch(t, *batch, out);
   }
   dist::ProcessGroup* group = t.group();
@@ -305,8 +319,8 @@ EvalOutput evaluate(TrainSetup& t, datasets::DataLoader& loader, const datasets:
   if (!group || group->is_main()) {
     out.coco = datasets::evaluate_bbox(data, out.detections);
     if (!out.mask_detections.empty()) out.coco_masks = datasets::evaluate_segm(data, out.mask_detections);
-    out.per_class = datasets::per_class_rows(data.categories, out.coco,
-                                             out.mask_detections.empty() ? nullptr : &out.coco_masks);
+    out.per_class =
+        datasets::per_class_rows(data.categories, out.coco, out.mask_detections.empty() ? nullptr : &out.coco_masks);
     out.confusion = datasets::confusion_matrix(data, out.detections);
   }
   return out;

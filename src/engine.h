@@ -23,11 +23,11 @@
 namespace detr {
 
 struct StepOutput {
-  double loss = 0;       // Σ weighted terms (upstream's loss_value)
-  double grad_norm = 0;  // total gradient norm before clipping
+  double loss = 0;                                    // Σ weighted terms (upstream's loss_value)
+  double grad_norm = 0;                               // total gradient norm before clipping
   std::vector<std::pair<std::string, double>> terms;  // every loss-dict entry, unscaled, in order
-  bool skipped = false;   // fp16: inf/NaN gradients, the optimizer step was skipped
-  double loss_scale = 1;  // fp16: the scale this step used
+  bool skipped = false;                               // fp16: inf/NaN gradients, the optimizer step was skipped
+  double loss_scale = 1;                              // fp16: the scale this step used
 };
 
 // Seconds per phase of one step, filled only when asked for (the device is synchronised at each
@@ -38,13 +38,13 @@ struct StepTimings {
 
 // What the loops work on besides the data: upstream passes these to train_one_epoch one by one.
 struct TrainSetup {
-  models::DetrModel model;             // DETR, or DETRsegm (--masks)
+  models::DetrModel model;  // DETR, or DETRsegm (--masks)
   models::SetCriterion criterion{nullptr};
-  AdamW* optimizer = nullptr;          // training only
+  AdamW* optimizer = nullptr;  // training only
   torch::Device device = torch::kCPU;
-  double max_norm = 0.1;               // --clip_max_norm (0: no clipping)
-  dist::StepSync sync;                 // a job's process group and gradient reducer; empty: one process
-  AmpState amp;                        // mixed precision; float32 by default
+  double max_norm = 0.1;  // --clip_max_norm (0: no clipping)
+  dist::StepSync sync;    // a job's process group and gradient reducer; empty: one process
+  AmpState amp;           // mixed precision; float32 by default
 
   dist::ProcessGroup* group() const {  // the job's group when it has more than one process
     return sync.group && sync.group->world_size() > 1 ? sync.group : nullptr;
@@ -61,7 +61,9 @@ StepOutput train_step(TrainSetup& t, const datasets::Batch& batch, StepTimings* 
 
 // Adds one step's values to `logger` as upstream's MetricLogger does (lr, class_error, loss, scaled
 // terms, *_unscaled terms).
-void log_step(MetricLogger& logger, const StepOutput& step, const std::map<std::string, double>& weight_dict,
+void log_step(MetricLogger& logger,
+              const StepOutput& step,
+              const std::map<std::string, double>& weight_dict,
               double lr);
 
 struct EpochCallbacks {
@@ -75,8 +77,11 @@ struct EpochCallbacks {
 // upstream train_one_epoch: returns the epoch means (keys without the train_ prefix). first_step > 0
 // continues an interrupted epoch; callbacks.should_stop, polled before each step, ends it early (in a
 // job it must answer the same on every rank: RunContext::stopping votes).
-MetricLogger train_one_epoch(TrainSetup& t, datasets::DataLoader& loader, int64_t epoch,
-                             const EpochCallbacks& callbacks = {}, int64_t first_step = 0);
+MetricLogger train_one_epoch(TrainSetup& t,
+                             datasets::DataLoader& loader,
+                             int64_t epoch,
+                             const EpochCallbacks& callbacks = {},
+                             int64_t first_step = 0);
 
 struct EvalOutput {
   MetricLogger stats;                            // loss terms, epoch means
@@ -96,14 +101,18 @@ struct EvalOutput {
 // In a job each rank evaluates its shard of the loader; the loss meters and detections are gathered
 // and every rank returns the merged losses and detections, while the COCO evaluation runs on rank 0
 // only (other ranks' `coco` is left empty).
-EvalOutput evaluate(TrainSetup& t, datasets::DataLoader& loader, const datasets::CocoDataset& data,
+EvalOutput evaluate(TrainSetup& t,
+                    datasets::DataLoader& loader,
+                    const datasets::CocoDataset& data,
                     const std::function<bool()>& should_stop = {});
 
 // One evaluation batch: the model's outputs, its loss terms into `stats`, and the post-processed
 // detections on the original image sizes appended to `detections` (upstream evaluate's loop body).
 // With a segmentation model, PostProcessSegm's masks go to `out.mask_detections` as compressed RLE
 // (upstream's CocoEvaluator 'segm'). `timings`, when given, receives the matcher's share.
-models::DetrOutput evaluate_batch(TrainSetup& t, const datasets::Batch& batch, EvalOutput& out,
+models::DetrOutput evaluate_batch(TrainSetup& t,
+                                  const datasets::Batch& batch,
+                                  EvalOutput& out,
                                   StepTimings* timings = nullptr);
 
 }  // namespace detr

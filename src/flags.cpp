@@ -32,7 +32,8 @@ void parse(const std::string& s, double& v) {
   } catch (const std::exception&) {
     used = 0;
   }
-  if (used == 0 || used != s.size() || !std::isfinite(v)) throw std::invalid_argument("'" + s + "' is not a finite number");
+  if (used == 0 || used != s.size() || !std::isfinite(v))
+    throw std::invalid_argument("'" + s + "' is not a finite number");
 }
 
 void parse(const std::string& s, std::string& v) { v = s; }
@@ -67,7 +68,8 @@ void parse(const std::string& s, std::optional<datasets::formats::DatasetFormat>
   }
   v = datasets::formats::parse_format_name(s);
   if (!v)
-    throw std::invalid_argument("'" + s + "' is not one of auto, coco, yolo, voc, labelme, mot, tfrecord, cvat, "
+    throw std::invalid_argument("'" + s +
+                                "' is not one of auto, coco, yolo, voc, labelme, mot, tfrecord, cvat, "
                                 "datumaro (or a CVAT/Onepanel format name such as cvat_yolo)");
 }
 
@@ -112,10 +114,12 @@ std::string cell(const std::string& text, bool code) {
 
 }  // namespace
 
-std::string markdown_table(const std::string& program, const std::string& description,
+std::string markdown_table(const std::string& program,
+                           const std::string& description,
                            const std::vector<std::vector<std::string>>& rows) {
   std::string s = "## " + program + "\n\n" + description + "\n\n| flag | default | help |\n|---|---|---|\n";
-  for (const auto& row : rows) s += "| " + cell(row.at(0), true) + " | " + cell(row.at(1), true) + " | " + cell(row.at(2), false) + " |\n";
+  for (const auto& row : rows)
+    s += "| " + cell(row.at(0), true) + " | " + cell(row.at(1), true) + " | " + cell(row.at(2), false) + " |\n";
   return s;
 }
 

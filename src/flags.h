@@ -32,7 +32,6 @@
 
 namespace detr {
 
-
 // How each field type reads from and prints to text, and records as JSON. parse throws
 // std::invalid_argument (the table adds the flag's name).
 namespace flag_codec {
@@ -80,8 +79,8 @@ struct SharedFlag {
 
 // The run flags: where and how a tool computes.
 namespace run_flags {
-inline constexpr SharedFlag<std::optional<torch::Device>> kDevice{
-    "device", "auto|cpu|cuda|cuda:N (auto: CUDA when available)"};
+inline constexpr SharedFlag<std::optional<torch::Device>> kDevice{"device",
+                                                                  "auto|cpu|cuda|cuda:N (auto: CUDA when available)"};
 inline constexpr SharedFlag<int64_t> kNumThreads{
     "num_threads",
     "intra-op CPU threads (0: every usable core; in a distributed job the launcher's OMP_NUM_THREADS, else "
@@ -104,7 +103,8 @@ struct CommandLine {
 };
 
 // A flag table as Markdown: "## program", its description, then | flag | default | help | rows.
-std::string markdown_table(const std::string& program, const std::string& description,
+std::string markdown_table(const std::string& program,
+                           const std::string& description,
                            const std::vector<std::vector<std::string>>& rows);
 
 template <class Args>
@@ -112,7 +112,9 @@ class FlagTable {
  public:
   // `positional_help` names the positional arguments in the usage line ("FILE", "DIR [DIR...]").
   FlagTable(std::string program, std::string description, std::string positional_help = "")
-      : program_(std::move(program)), description_(std::move(description)), positional_help_(std::move(positional_help)) {}
+      : program_(std::move(program)),
+        description_(std::move(description)),
+        positional_help_(std::move(positional_help)) {}
 
   // A flag with a value.
   template <class T>
@@ -135,8 +137,12 @@ class FlagTable {
   }
   // A switch: present sets the field to `when_given` (--no_aux_loss sets aux_loss false). Recorded
   // under `json_name` (upstream's argparse dest), default: the flag's name.
-  void add_switch(const char* group, const char* name, const char* help, std::function<bool&(Args&)> field,
-                  bool when_given = true, const char* json_name = nullptr) {
+  void add_switch(const char* group,
+                  const char* name,
+                  const char* help,
+                  std::function<bool&(Args&)> field,
+                  bool when_given = true,
+                  const char* json_name = nullptr) {
     const std::string key = json_name ? json_name : name;
     Row row{group, name, help};
     row.read = [=](const cxxopts::ParseResult& r, Args& a) {
@@ -267,7 +273,9 @@ class FlagTable {
         throw UsageError(what.rfind("--", 0) == 0 ? what : "--" + flag + ": " + what);
       }
     };
-    row.write = [field, flag](const Args& a, nlohmann::json& j) { j[flag] = flag_codec::json(field(const_cast<Args&>(a))); };
+    row.write = [field, flag](const Args& a, nlohmann::json& j) {
+      j[flag] = flag_codec::json(field(const_cast<Args&>(a)));
+    };
     rows_.push_back(std::move(row));
   }
   std::string program_, description_, positional_help_;

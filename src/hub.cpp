@@ -102,8 +102,8 @@ size_t write_to_file(char* data, size_t size, size_t n, void* file) {
 
 int progress_line(void*, curl_off_t total, curl_off_t now, curl_off_t, curl_off_t) {
   if (total > 0)
-    std::fprintf(stderr, "\rdownloading: %5.1f%% of %.1f MB", 100.0 * static_cast<double>(now) / static_cast<double>(total),
-                 static_cast<double>(total) / 1e6);
+    std::fprintf(stderr, "\rdownloading: %5.1f%% of %.1f MB",
+                 100.0 * static_cast<double>(now) / static_cast<double>(total), static_cast<double>(total) / 1e6);
   return 0;
 }
 

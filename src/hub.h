@@ -20,9 +20,9 @@ std::string torchvision_resnet_url(const std::string& backbone);
 std::optional<std::string> detr_zoo_url(const std::string& name);
 
 struct DownloadOptions {
-  int attempts = 3;        // tries before giving up
-  bool progress = false;   // a progress line on stderr
-  long timeout_s = 1800;   // whole transfer
+  int attempts = 3;                 // tries before giving up
+  bool progress = false;            // a progress line on stderr
+  long timeout_s = 1800;            // whole transfer
   std::filesystem::path cache_dir;  // empty: cache_dir()
 };
 

@@ -13,7 +13,9 @@ namespace detr {
 
 namespace fs = std::filesystem;
 
-Predictor load_predictor(const fs::path& checkpoint, const torch::Device& device, const models::ConvKernels& kernels,
+Predictor load_predictor(const fs::path& checkpoint,
+                         const torch::Device& device,
+                         const models::ConvKernels& kernels,
                          bool dilation) {
   const auto ck = load_checkpoint(resolve_checkpoint_path(checkpoint));
   Predictor p;
@@ -23,7 +25,9 @@ Predictor load_predictor(const fs::path& checkpoint, const torch::Device& device
   p.val_size = ck.args.val_size.value_or(p.val_size);
   p.max_size = ck.args.max_size.value_or(p.max_size);
   p.model = models::build(p.config);
-  naming_file(ck.path, [&] { serialization::load_state_dict(p.model.module(), ck.model, serialization::LoadOptions::strict()); });
+  naming_file(ck.path, [&] {
+    serialization::load_state_dict(p.model.module(), ck.model, serialization::LoadOptions::strict());
+  });
   p.model.set_conv_kernels(kernels);
   p.model.module().to(device);
   p.model.module().eval();

@@ -20,7 +20,7 @@
 namespace detr {
 
 struct Predictor {
-  models::DetrModel model;                      // DETR, or DETRsegm for a --masks checkpoint
+  models::DetrModel model;  // DETR, or DETRsegm for a --masks checkpoint
   models::ModelConfig config;
   std::vector<datasets::CocoCategory> classes;  // from our checkpoints; empty for upstream files
   torch::Device device = torch::kCPU;
@@ -29,14 +29,16 @@ struct Predictor {
 
 // Loads a checkpoint file (or an Onepanel-style directory) for inference on `device`, its backbone
 // convolutions run with `kernels`.
-Predictor load_predictor(const std::filesystem::path& checkpoint, const torch::Device& device,
-                         const models::ConvKernels& kernels = {}, bool dilation = false);
+Predictor load_predictor(const std::filesystem::path& checkpoint,
+                         const torch::Device& device,
+                         const models::ConvKernels& kernels = {},
+                         bool dilation = false);
 
 struct Prediction {
   int64_t category_id;
-  std::string name;                 // from the checkpoint's classes, else ""
+  std::string name;  // from the checkpoint's classes, else ""
   float score;
-  std::array<double, 4> bbox_xywh;  // absolute pixels
+  std::array<double, 4> bbox_xywh;    // absolute pixels
   std::optional<datasets::Rle> mask;  // segmentation models: PostProcessSegm's mask at the image's size
 };
 
@@ -51,7 +53,8 @@ std::vector<Prediction> predict_rgb(Predictor& p, const torch::Tensor& rgb, floa
 nlohmann::json to_json(const Prediction& p);
 
 // Draws boxes, masks, labels and scores on the image and writes it to `out`.
-void draw_predictions(const std::filesystem::path& image, const std::vector<Prediction>& predictions,
+void draw_predictions(const std::filesystem::path& image,
+                      const std::vector<Prediction>& predictions,
                       const std::filesystem::path& out);
 
 }  // namespace detr

@@ -26,7 +26,8 @@ ServeRequest parse_request(const nlohmann::json& j, const ServeOptions& o) {
       bad("field 'threshold' must be a number in [0, 1], got " + j["threshold"].dump());
     r.threshold = j["threshold"].get<float>();
   }
-  for (const auto& [field, flag] : {std::pair<const char*, bool*>{"cvat_masks", &r.cvat_masks}, {"polygons", &r.polygons}}) {
+  for (const auto& [field, flag] :
+       {std::pair<const char*, bool*>{"cvat_masks", &r.cvat_masks}, {"polygons", &r.polygons}}) {
     if (!j.contains(field)) continue;
     if (!j[field].is_boolean()) bad(std::string("field '") + field + "' must be true or false, got " + j[field].dump());
     *flag = j[field].get<bool>();
@@ -145,10 +146,11 @@ int64_t serve(Predictor& predictor, std::istream& in, std::ostream& out, const S
   bool too_long = false;
   while (read_line(in, o.max_request_bytes, line, too_long)) {
     if (line.find_first_not_of(" \t\r") == std::string::npos && !too_long) continue;  // blank lines
-    out << (too_long ? nlohmann::json{{"id", nullptr},
-                                      {"error", "request longer than " + std::to_string(o.max_request_bytes) + " bytes"}}
-                           .dump()
-                     : answer_request(predictor, line, o))
+    out << (too_long
+                ? nlohmann::json{{"id", nullptr},
+                                 {"error", "request longer than " + std::to_string(o.max_request_bytes) + " bytes"}}
+                      .dump()
+                : answer_request(predictor, line, o))
         << "\n"
         << std::flush;
     ++answered;

@@ -125,9 +125,12 @@ namespace {
 
 torch::Device resolve_device(const std::optional<torch::Device>& choice, const Launch& launch) {
   // CUDA is asked about only when the choice is left to it (--device cpu never initialises CUDA).
-  torch::Device d = choice ? *choice : torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
+  torch::Device d = choice                        ? *choice
+                    : torch::cuda::is_available() ? torch::Device(torch::kCUDA)
+                                                  : torch::Device(torch::kCPU);
   if (d.is_cuda() && !torch::cuda::is_available())
-    throw std::runtime_error("--device " + d.str() + ": CUDA is not available in this build or machine (use --device cpu)");
+    throw std::runtime_error("--device " + d.str() +
+                             ": CUDA is not available in this build or machine (use --device cpu)");
   if (launch.distributed() && d.is_cuda() && !d.has_index()) {  // one GPU per local rank, modulo the visible ones
     const auto visible = std::max<int64_t>(1, static_cast<int64_t>(torch::cuda::device_count()));
     d = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(launch.job->local_rank % visible));

@@ -37,7 +37,7 @@ struct Launch {
   bool distributed() const { return job && job->world_size > 1; }
 };
 
-enum class DistBackend { kAuto, kGloo, kNccl };  // auto: nccl on CUDA, gloo on CPU
+enum class DistBackend { kAuto, kGloo, kNccl };           // auto: nccl on CUDA, gloo on CPU
 DistBackend parse_dist_backend(const std::string& name);  // "" | auto | gloo | nccl
 std::string to_string(DistBackend backend);
 
@@ -47,7 +47,7 @@ struct RunOptions {
   models::ConvAlgorithm conv_algorithm = models::ConvAlgorithm::kWinograd;
   DistBackend dist_backend = DistBackend::kAuto;
   double dist_timeout_s = 1800;
-  bool watch_signals = false;  // SIGINT/SIGTERM request a stop once armed (a second one exits at once)
+  bool watch_signals = false;    // SIGINT/SIGTERM request a stop once armed (a second one exits at once)
   bool cudnn_benchmark = false;  // cuDNN autotuning: for training and benchmarks, whose input sizes repeat
 };
 
@@ -70,7 +70,7 @@ class StopToken {
   StopToken(const StopToken&) = delete;
   StopToken& operator=(const StopToken&) = delete;
 
-  void arm();                 // from now on a signal asks to stop
+  void arm();  // from now on a signal asks to stop
   bool requested() const;
   int signal() const;         // the signal that asked; 0 when none (or asked by request())
   void request(int sig = 0);  // as a signal would

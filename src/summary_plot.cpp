@@ -74,7 +74,11 @@ std::string fixed(double v, int digits) {
 const cv::Scalar kInk{40, 40, 40}, kGrid{225, 225, 225}, kBest{0, 0, 200};
 constexpr int kFont = cv::FONT_HERSHEY_SIMPLEX;
 
-void text(cv::Mat& img, const std::string& s, cv::Point at, double scale, const cv::Scalar& colour = kInk,
+void text(cv::Mat& img,
+          const std::string& s,
+          cv::Point at,
+          double scale,
+          const cv::Scalar& colour = kInk,
           int thickness = 1) {
   cv::putText(img, s, at, kFont, scale, colour, thickness, cv::LINE_AA);
 }
@@ -186,17 +190,18 @@ cv::Mat draw_summary(const std::vector<EpochFigures>& epochs, const std::string&
   draw_series(img, series(&EpochFigures::val_loss, true), SummaryColours::val_loss);
   draw_series(img, series(&EpochFigures::ap50, false), SummaryColours::ap50);
   draw_series(img, series(&EpochFigures::ap, false), SummaryColours::ap);
-  const bool masks = std::any_of(epochs.begin(), epochs.end(), [](const EpochFigures& e) { return e.mask_ap.has_value(); });
+  const bool masks =
+      std::any_of(epochs.begin(), epochs.end(), [](const EpochFigures& e) { return e.mask_ap.has_value(); });
   if (masks) draw_series(img, series(&EpochFigures::mask_ap, false), SummaryColours::mask_ap);
   legend(img, {l.loss_panel.x, l.loss_panel.y + l.loss_panel.height + 70},
          {{"train", SummaryColours::train_loss}, {"validation", SummaryColours::val_loss}});
-  std::vector<std::pair<std::string, cv::Scalar>> ap_entries{{"AP", SummaryColours::ap}, {"AP50", SummaryColours::ap50}};
+  std::vector<std::pair<std::string, cv::Scalar>> ap_entries{{"AP", SummaryColours::ap},
+                                                             {"AP50", SummaryColours::ap50}};
   if (masks) ap_entries.push_back({"mask AP", SummaryColours::mask_ap});
   legend(img, {l.ap_panel.x, l.ap_panel.y + l.ap_panel.height + 70}, ap_entries);
 
   std::string headline = title;
-  if (!epochs.empty())
-    headline += "   epochs " + std::to_string(l.first_epoch) + ".." + std::to_string(l.last_epoch);
+  if (!epochs.empty()) headline += "   epochs " + std::to_string(l.first_epoch) + ".." + std::to_string(l.last_epoch);
   const EpochFigures* best = nullptr;
   for (const auto& e : epochs)
     if (e.ap && (!best || *e.ap > *best->ap)) best = &e;
@@ -225,7 +230,8 @@ cv::Mat draw_confusion(const datasets::ConfusionMatrix& m) {
   const size_t n = m.classes.size();
   if (n == 0 || n > kMaxConfusionClasses) return {};
   const int c = confusion_cell_size(n), side = static_cast<int>(n + 1) * c;
-  cv::Mat img(kConfusionTop + side + 40, std::max(kConfusionMargin + side + 20, 620), CV_8UC3, cv::Scalar(255, 255, 255));
+  cv::Mat img(kConfusionTop + side + 40, std::max(kConfusionMargin + side + 20, 620), CV_8UC3,
+              cv::Scalar(255, 255, 255));
   auto label = [&](size_t k) { return k < n ? short_name(m.classes[k].name) : std::string("background"); };
   const double font = std::min(0.45, c / 40.0);
   for (size_t r = 0; r <= n; ++r) {
@@ -248,8 +254,10 @@ cv::Mat draw_confusion(const datasets::ConfusionMatrix& m) {
     const auto cell = confusion_cell(m, 0, k);
     text(img, label(k).substr(0, static_cast<size_t>(std::max(1, c / 6))), {cell.x + 2, kConfusionTop - 8}, 0.4);
   }
-  text(img, "ground truth (rows) vs detected (columns), IoU " + fixed(m.iou, 2) + ", score >= " + fixed(m.score_threshold, 2),
-       {8, 24}, 0.5, kInk, 1);
+  text(
+      img,
+      "ground truth (rows) vs detected (columns), IoU " + fixed(m.iou, 2) + ", score >= " + fixed(m.score_threshold, 2),
+      {8, 24}, 0.5, kInk, 1);
   return img;
 }
 
@@ -293,8 +301,8 @@ cv::Scalar class_colour(int64_t id) {  // BGR, distinct for neighbouring ids, ne
   return palette[static_cast<size_t>(id) % 8];
 }
 
-void draw_labelled_box(cv::Mat& img, const std::array<double, 4>& xywh, double scale, const std::string& label,
-                       const cv::Scalar& colour) {
+void draw_labelled_box(
+    cv::Mat& img, const std::array<double, 4>& xywh, double scale, const std::string& label, const cv::Scalar& colour) {
   for (double v : xywh)
     if (!std::isfinite(v)) return;
   const double limit = 3.0 * std::max(img.cols, img.rows);  // far outside is drawn at the edge, in int range
@@ -309,10 +317,12 @@ void draw_labelled_box(cv::Mat& img, const std::array<double, 4>& xywh, double s
 }
 }  // namespace
 
-cv::Mat draw_validation_image(const cv::Mat& bgr, const datasets::CocoImageRecord& rec,
+cv::Mat draw_validation_image(const cv::Mat& bgr,
+                              const datasets::CocoImageRecord& rec,
                               const std::vector<datasets::CocoResult>& detections,
                               const std::vector<datasets::CocoResult>& mask_detections,
-                              const std::vector<datasets::CocoCategory>& categories, double threshold,
+                              const std::vector<datasets::CocoCategory>& categories,
+                              double threshold,
                               int longest_side) {
   std::map<int64_t, std::string> names;
   for (const auto& c : categories) names[c.id] = c.name;
@@ -336,10 +346,12 @@ cv::Mat draw_validation_image(const cv::Mat& bgr, const datasets::CocoImageRecor
     tinted.copyTo(predicted, mask);
   }
   for (const auto& o : rec.objects)
-    draw_labelled_box(truth, o.bbox, scale, name(o.category_id) + (o.iscrowd ? " (crowd)" : ""), cv::Scalar(40, 170, 40));
+    draw_labelled_box(truth, o.bbox, scale, name(o.category_id) + (o.iscrowd ? " (crowd)" : ""),
+                      cv::Scalar(40, 170, 40));
   for (const auto& d : detections)
     if (d.image_id == rec.id && d.score >= threshold)
-      draw_labelled_box(predicted, d.bbox, scale, name(d.category_id) + " " + std::to_string(std::lround(d.score * 100)) + "%",
+      draw_labelled_box(predicted, d.bbox, scale,
+                        name(d.category_id) + " " + std::to_string(std::lround(d.score * 100)) + "%",
                         class_colour(d.category_id));
   cv::Mat out(shown.rows + 24, shown.cols * 2 + 8, CV_8UC3, cv::Scalar(255, 255, 255));
   truth.copyTo(out(cv::Rect(0, 24, shown.cols, shown.rows)));
@@ -351,7 +363,8 @@ cv::Mat draw_validation_image(const cv::Mat& bgr, const datasets::CocoImageRecor
 
 std::string encode_jpeg(const cv::Mat& bgr) {
   std::vector<uchar> bytes;
-  if (!cv::imencode(".jpg", bgr, bytes, {cv::IMWRITE_JPEG_QUALITY, 75})) throw std::runtime_error("cannot encode a JPEG picture");
+  if (!cv::imencode(".jpg", bgr, bytes, {cv::IMWRITE_JPEG_QUALITY, 75}))
+    throw std::runtime_error("cannot encode a JPEG picture");
   return std::string(reinterpret_cast<const char*>(bytes.data()), bytes.size());
 }
 

@@ -37,15 +37,17 @@ SummaryLayout summary_layout(const std::vector<EpochFigures>& epochs);
 
 // Line colours (BGR), named in the legends.
 struct SummaryColours {
-  static inline const cv::Scalar train_loss{200, 120, 30}, val_loss{40, 110, 230}, ap{60, 160, 40},
-      ap50{170, 80, 170}, mask_ap{30, 170, 200};
+  static inline const cv::Scalar train_loss{200, 120, 30}, val_loss{40, 110, 230}, ap{60, 160, 40}, ap50{170, 80, 170},
+      mask_ap{30, 170, 200};
 };
 
 // The picture, kWidth x kHeight BGR. `title` heads it (e.g. the output folder's name).
 cv::Mat draw_summary(const std::vector<EpochFigures>& epochs, const std::string& title);
 
 // Reads log_txt, draws, writes `png` whole (temp file + rename). Nothing when the log has no epoch.
-void write_summary_png(const std::filesystem::path& log_txt, const std::filesystem::path& png, const std::string& title);
+void write_summary_png(const std::filesystem::path& log_txt,
+                       const std::filesystem::path& png,
+                       const std::string& title);
 
 // The confusion matrix as a picture (TensorBoard's eval/confusion_matrix): a cell per (ground truth,
 // detected) pair shaded by its share of the row's ground truth, with its count where the cell is large
@@ -64,10 +66,12 @@ std::vector<size_t> pick_validation_images(const datasets::CocoDataset& val, siz
 // One validation image as TensorBoard shows it (eval/predictions/...): the ground truth on the left
 // (green boxes, class names), the detections scored >= threshold on the right (a colour per class,
 // "name 87%", masks 40% over the image), each side scaled to `longest_side`. `bgr` is the image.
-cv::Mat draw_validation_image(const cv::Mat& bgr, const datasets::CocoImageRecord& rec,
+cv::Mat draw_validation_image(const cv::Mat& bgr,
+                              const datasets::CocoImageRecord& rec,
                               const std::vector<datasets::CocoResult>& detections,
                               const std::vector<datasets::CocoResult>& mask_detections,
-                              const std::vector<datasets::CocoCategory>& categories, double threshold = 0.5,
+                              const std::vector<datasets::CocoCategory>& categories,
+                              double threshold = 0.5,
                               int longest_side = 320);
 
 // JPEG bytes of a BGR picture (quality 75): validation images, small in the event file.

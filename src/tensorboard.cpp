@@ -18,9 +18,7 @@ namespace {
 
 constexpr double kFlushPeriodSeconds = 1.0;  // add_scalar flushes at most this often
 
-double unix_now() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
+double unix_now() { return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count(); }
 
 std::string hostname() {
   char buf[256] = {};
@@ -41,11 +39,10 @@ std::FILE* open_new_event_file(const std::filesystem::path& dir, std::filesystem
     path = dir / (n == 0 ? base : base + "." + std::to_string(n));
     if (std::FILE* f = std::fopen(path.c_str(), "wbx")) return f;  // "x": fail if it exists
     if (errno != EEXIST)
-      throw std::runtime_error("TensorBoardWriter: cannot create event file " + path.string() +
-                               ": " + std::strerror(errno));
+      throw std::runtime_error("TensorBoardWriter: cannot create event file " + path.string() + ": " +
+                               std::strerror(errno));
   }
-  throw std::runtime_error("TensorBoardWriter: too many event files named " + (dir / base).string() +
-                           ".*");
+  throw std::runtime_error("TensorBoardWriter: too many event files named " + (dir / base).string() + ".*");
 }
 
 }  // namespace
@@ -66,8 +63,7 @@ TensorBoardWriter::TensorBoardWriter(const std::filesystem::path& log_dir) {
 
 TensorBoardWriter::~TensorBoardWriter() = default;  // FileCloser: fclose flushes
 
-void TensorBoardWriter::add_scalar(const std::string& tag, double value, int64_t step,
-                                   double wall_time) {
+void TensorBoardWriter::add_scalar(const std::string& tag, double value, int64_t step, double wall_time) {
   const double now = unix_now();
   const std::string event =
       tensorboard::scalar_event(wall_time == 0 ? now : wall_time, step, tag, static_cast<float>(value));
@@ -76,8 +72,8 @@ void TensorBoardWriter::add_scalar(const std::string& tag, double value, int64_t
   if (now - last_flush_ >= kFlushPeriodSeconds) flush_locked();
 }
 
-void TensorBoardWriter::add_image(const std::string& tag, std::string_view encoded, int height, int width,
-                                  int64_t step, double wall_time) {
+void TensorBoardWriter::add_image(
+    const std::string& tag, std::string_view encoded, int height, int width, int64_t step, double wall_time) {
   const double now = unix_now();
   const std::string event =
       tensorboard::image_event(wall_time == 0 ? now : wall_time, step, tag, encoded, height, width);
@@ -86,8 +82,10 @@ void TensorBoardWriter::add_image(const std::string& tag, std::string_view encod
   if (now - last_flush_ >= kFlushPeriodSeconds) flush_locked();
 }
 
-void TensorBoardWriter::add_pr_curve(const std::string& tag, const std::array<std::vector<float>, 6>& rows,
-                                     int64_t step, double wall_time) {
+void TensorBoardWriter::add_pr_curve(const std::string& tag,
+                                     const std::array<std::vector<float>, 6>& rows,
+                                     int64_t step,
+                                     double wall_time) {
   for (const auto& row : rows)
     if (row.size() != rows[0].size() || row.size() < 2)
       throw std::invalid_argument("add_pr_curve " + tag + ": six rows of one length >= 2 are needed");

@@ -36,11 +36,13 @@ class TensorBoardWriter {
   void add_scalar(const std::string& tag, double value, int64_t step, double wall_time = 0);
   // Appends an image summary (TensorBoard's Images tab) of a PNG or JPEG `encoded`, height x width
   // RGB (colorspace 3). Flushed as add_scalar.
-  void add_image(const std::string& tag, std::string_view encoded, int height, int width, int64_t step,
-                 double wall_time = 0);
+  void add_image(
+      const std::string& tag, std::string_view encoded, int height, int width, int64_t step, double wall_time = 0);
   // Appends a PR curve for TensorBoard's PR Curves tab: rows TP, FP, TN, FN, precision, recall (each
   // of one length, at least 2), as the pr_curves plugin stores them. Flushed as add_scalar.
-  void add_pr_curve(const std::string& tag, const std::array<std::vector<float>, 6>& rows, int64_t step,
+  void add_pr_curve(const std::string& tag,
+                    const std::array<std::vector<float>, 6>& rows,
+                    int64_t step,
                     double wall_time = 0);
   // fflush so a TensorBoard sidecar sees events while training runs.
   void flush();

@@ -34,8 +34,8 @@ std::string scalar_event(double wall_time, int64_t step, const std::string& tag,
   return event.SerializeAsString();
 }
 
-std::string image_event(double wall_time, int64_t step, const std::string& tag, std::string_view encoded,
-                        int height, int width) {
+std::string image_event(
+    double wall_time, int64_t step, const std::string& tag, std::string_view encoded, int height, int width) {
   pb::Event event = event_at(wall_time, step);
   pb::Summary::Image* image = new_value(event, tag)->mutable_image();
   image->set_height(height);
@@ -45,7 +45,9 @@ std::string image_event(double wall_time, int64_t step, const std::string& tag, 
   return event.SerializeAsString();
 }
 
-std::string pr_curve_event(double wall_time, int64_t step, const std::string& tag,
+std::string pr_curve_event(double wall_time,
+                           int64_t step,
+                           const std::string& tag,
                            const std::array<std::vector<float>, 6>& rows) {
   pb::Event event = event_at(wall_time, step);
   pb::Summary::Value* value = new_value(event, tag);

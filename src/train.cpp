@@ -36,8 +36,8 @@ namespace {
 nlohmann::ordered_json per_class_json(const std::vector<datasets::PerClassRow>& rows) {
   auto out = nlohmann::ordered_json::array();
   for (const auto& r : rows) {
-    nlohmann::ordered_json row{{"class", r.name}, {"id", r.id}, {"AP", r.bbox.ap}, {"AP50", r.bbox.ap50},
-                               {"AR100", r.bbox.ar100}};
+    nlohmann::ordered_json row{
+        {"class", r.name}, {"id", r.id}, {"AP", r.bbox.ap}, {"AP50", r.bbox.ap50}, {"AR100", r.bbox.ar100}};
     if (r.segm) {
       row["segm_AP"] = r.segm->ap;
       row["segm_AP50"] = r.segm->ap50;
@@ -61,7 +61,8 @@ std::string format_duration(double s) {
 // Progress: a live line on a terminal, plain periodic lines otherwise (workflow pods).
 class Progress {
  public:
-  Progress(int64_t print_freq, bool enabled) : tty_(isatty(STDOUT_FILENO)), enabled_(enabled), print_freq_(print_freq) {}
+  Progress(int64_t print_freq, bool enabled)
+      : tty_(isatty(STDOUT_FILENO)), enabled_(enabled), print_freq_(print_freq) {}
   void step(int64_t epoch, int64_t epochs, int64_t i, int64_t n, double loss, double images_per_s, double eta) const {
     const bool last = i + 1 == n;
     if (!enabled_ || (!tty_ && (i + 1) % print_freq_ != 0 && !last)) return;
@@ -117,7 +118,8 @@ Data load_data(const TrainArgs& a, const fs::path& scratch, std::ostream& say) {
   for (auto* split : {&splits.train, splits.val ? &*splits.val : nullptr}) {  // the same rules for both
     if (!split) continue;
     const auto report = datasets::apply_policy(*split, {a.crowd, a.boxes_from_masks, a.check_data || a.model.masks});
-    if (const auto line = report.summary(); !line.empty()) say << split->annotation_file.filename().string() << ": " << line << "\n";
+    if (const auto line = report.summary(); !line.empty())
+      say << split->annotation_file.filename().string() << ": " << line << "\n";
   }
   Data d;
   d.train = std::move(splits.train);
@@ -155,8 +157,8 @@ models::ModelConfig model_config(const TrainArgs& a, const Data& data) {
 // ---- weights: ImageNet backbone, --pretrained, --resume (one step, upstream's order)
 
 struct InitialWeights {
-  std::string source;          // for the start-up line
-  LoadedCheckpoint resumed;    // --resume's file (path empty without)
+  std::string source;        // for the start-up line
+  LoadedCheckpoint resumed;  // --resume's file (path empty without)
 };
 
 // A checkpoint's state dict into the run's model, whichever kind each is: a segmentation file
@@ -165,7 +167,8 @@ struct InitialWeights {
 // Fine-tuning (--pretrained) goes through the box model, whose class head is skipped when its shape
 // differs (upstream's segmentation and panoptic checkpoints have 91 and 250 classes); a segmentation
 // file's mask head follows where the run has one.
-serialization::LoadReport load_weights(models::DetrModel& model, std::map<std::string, torch::Tensor> state,
+serialization::LoadReport load_weights(models::DetrModel& model,
+                                       std::map<std::string, torch::Tensor> state,
                                        bool fine_tune) {
   const auto options = fine_tune ? serialization::LoadOptions::fine_tune() : serialization::LoadOptions::strict();
   const bool segm_file = models::is_segmentation_state(state);
@@ -174,11 +177,14 @@ serialization::LoadReport load_weights(models::DetrModel& model, std::map<std::s
   if (!segm_file) return serialization::load_state_dict(*model.detr(), state, options);
   auto [detr_part, head_part] = models::split_segmentation_state(std::move(state));
   auto report = serialization::load_state_dict(*model.detr(), detr_part, options);
-  if (model.masks()) serialization::load_state_dict(model.module(), head_part, serialization::LoadOptions::non_strict());
+  if (model.masks())
+    serialization::load_state_dict(model.module(), head_part, serialization::LoadOptions::non_strict());
   return report;
 }
 
-InitialWeights init_weights(models::DetrModel& model, const models::ModelConfig& config, const TrainArgs& a,
+InitialWeights init_weights(models::DetrModel& model,
+                            const models::ModelConfig& config,
+                            const TrainArgs& a,
                             const RunContext& ctx) {
   InitialWeights w{"random weights (--backbone_weights none)", {}};
   hub::DownloadOptions dl;
@@ -189,7 +195,8 @@ InitialWeights init_weights(models::DetrModel& model, const models::ModelConfig&
   if (a.backbone_weights != "none" && !(a.backbone_weights == "auto" && from_checkpoint)) {
     const std::string path = ctx.local_leader_first([&] {
       return (a.backbone_weights == "auto" ? hub::cached_download(hub::torchvision_resnet_url(config.backbone), dl)
-                                           : hub::resolve_weights(a.backbone_weights, false, dl)).string();
+                                           : hub::resolve_weights(a.backbone_weights, false, dl))
+          .string();
     });
     ctx.out() << serialization::load_backbone_weights(*model.detr(), path) << "\n";
     w.source = "an ImageNet backbone from " + path;
@@ -205,8 +212,10 @@ InitialWeights init_weights(models::DetrModel& model, const models::ModelConfig&
     const auto path = resolve_checkpoint_path(a.frozen_weights);
     auto box = load_checkpoint(path).model;
     if (models::is_segmentation_state(box))
-      throw std::runtime_error(path.string() + ": --frozen_weights takes a trained box model (upstream's recipe); this "
-                               "file is a segmentation model (its keys start with 'detr.'): use --resume or --pretrained");
+      throw std::runtime_error(
+          path.string() +
+          ": --frozen_weights takes a trained box model (upstream's recipe); this "
+          "file is a segmentation model (its keys start with 'detr.'): use --resume or --pretrained");
     load_weights(model, std::move(box), /*fine_tune=*/false);
     w.source = "a frozen box model from " + path.string() + " (only the mask head trains)";
   }
@@ -242,7 +251,8 @@ Network build_network(const TrainArgs& a, const models::ModelConfig& config, con
            "(drop --backbone_weights none, or give --pretrained R50)\n";
   net.model.set_conv_kernels(ctx.conv_kernels());
   net.model.module().to(ctx.device());
-  if (ctx.group()) dist::broadcast_module(net.model.module(), *ctx.group());  // as DDP: every rank starts from rank 0's weights
+  if (ctx.group())
+    dist::broadcast_module(net.model.module(), *ctx.group());  // as DDP: every rank starts from rank 0's weights
   net.criterion = models::build_criterion(config);
   net.criterion->to(ctx.device());
   net.n_parameters = models::count_trainable_parameters(net.model.module());
@@ -257,8 +267,13 @@ struct StartPoint {
   int64_t skip_steps = 0;  // > 0: continue an interrupted epoch after this many steps
 };
 
-StartPoint restore_training(const TrainArgs& a, const LoadedCheckpoint& resumed, AdamW& optimizer,
-                            StepLR& scheduler, GradScaler& scaler, CheckpointState& state, const RunContext& ctx) {
+StartPoint restore_training(const TrainArgs& a,
+                            const LoadedCheckpoint& resumed,
+                            AdamW& optimizer,
+                            StepLR& scheduler,
+                            GradScaler& scaler,
+                            CheckpointState& state,
+                            const RunContext& ctx) {
   StartPoint p{a.start_epoch, 0};
   if (a.resume.empty() || a.eval) return p;
   if (!resumed.has_optimizer || !resumed.state) {
@@ -277,8 +292,8 @@ StartPoint restore_training(const TrainArgs& a, const LoadedCheckpoint& resumed,
   const int64_t per_step = a.batch_size * ctx.world_size();
   if (saved.images_per_step > 0 && saved.images_per_step != per_step) {
     p.skip_steps = saved.images_per_step * saved.step_in_epoch / per_step;
-    ctx.out() << "resume: the checkpoint stopped after " << saved.step_in_epoch << " steps of "
-              << saved.images_per_step << " images; with " << per_step << " images per step this run continues "
+    ctx.out() << "resume: the checkpoint stopped after " << saved.step_in_epoch << " steps of " << saved.images_per_step
+              << " images; with " << per_step << " images per step this run continues "
               << "the epoch at step " << p.skip_steps << " (the sample order differs with the world size)\n";
   }
   return p;
@@ -329,22 +344,30 @@ struct Loaders {
 struct TrainJob {
   const TrainArgs& args;
   RunContext& ctx;
-  TrainSetup& setup;           // model, criterion, optimizer, device, gradient sync, precision
+  TrainSetup& setup;  // model, criterion, optimizer, device, gradient sync, precision
   StepLR& scheduler;
   Loaders& loaders;
   const datasets::CocoDataset& val_data;
   TrainOutputs& outputs;
-  CheckpointParts parts;       // what checkpoints are made of
-  CheckpointState& state;      // epoch, step, best AP, classes
-  std::string resumed_from;    // --resume's file, for messages
+  CheckpointParts parts;     // what checkpoints are made of
+  CheckpointState& state;    // epoch, step, best AP, classes
+  std::string resumed_from;  // --resume's file, for messages
 };
 
 class EpochLoop {
  public:
   explicit EpochLoop(const TrainJob& job)
-      : a_(job.args), ctx_(job.ctx), setup_(job.setup), scheduler_(job.scheduler), loaders_(job.loaders),
-        val_data_(job.val_data), outputs_(job.outputs), parts_(job.parts), state_(job.state),
-        resumed_from_(job.resumed_from), progress_(job.args.print_freq, job.ctx.main_rank()) {}
+      : a_(job.args),
+        ctx_(job.ctx),
+        setup_(job.setup),
+        scheduler_(job.scheduler),
+        loaders_(job.loaders),
+        val_data_(job.val_data),
+        outputs_(job.outputs),
+        parts_(job.parts),
+        state_(job.state),
+        resumed_from_(job.resumed_from),
+        progress_(job.args.print_freq, job.ctx.main_rank()) {}
 
   // Returns the exit code: 0 done, 1 stopped (the checkpoint says where).
   int run(StartPoint start, int64_t n_parameters);
@@ -378,7 +401,7 @@ class EpochLoop {
 // best.pth follows box AP, or with --best_metric segm the mask AP.
 double EpochLoop::best_metric(const EvalOutput& ev) const {
   return a_.best_metric == datasets::IouType::segm && !ev.mask_detections.empty() ? ev.coco_masks.stats[0]
-                                                                                   : ev.coco.stats[0];
+                                                                                  : ev.coco.stats[0];
 }
 
 void EpochLoop::save(int64_t epoch, int64_t step_in_epoch, bool keep_copy) {
@@ -399,7 +422,8 @@ EvalOutput EpochLoop::evaluate(int64_t epoch) {
   if (ev.mask_detections.empty()) {
     ctx_.out() << datasets::format_summary(ev.coco) << std::flush;
   } else {  // as upstream's CocoEvaluator prints both
-    ctx_.out() << "IoU metric: bbox\n" << datasets::format_summary(ev.coco) << "IoU metric: segm\n"
+    ctx_.out() << "IoU metric: bbox\n"
+               << datasets::format_summary(ev.coco) << "IoU metric: segm\n"
                << datasets::format_summary(ev.coco_masks) << std::flush;
   }
   outputs_.write_eval(epoch, ev);
@@ -437,8 +461,9 @@ bool EpochLoop::train_epoch(int64_t epoch, int64_t skip_steps, double& images_pe
   save(epoch - 1, done_steps);
   if (ctx_.main_rank())
     std::cerr << "detr_train: stopped " << ctx_.stop_reason() << " in epoch " << epoch << " after step " << done_steps
-              << (outputs_.enabled() ? "; checkpoint written to " + outputs_.checkpoint_path().string() + " (--resume it to continue)"
-                                     : std::string(" (no --output_dir: nothing saved)"))
+              << (outputs_.enabled()
+                      ? "; checkpoint written to " + outputs_.checkpoint_path().string() + " (--resume it to continue)"
+                      : std::string(" (no --output_dir: nothing saved)"))
               << "\n";
   outputs_.flush();
   if (ctx_.group()) ctx_.group()->barrier();  // the others wait for rank 0's checkpoint before exiting
@@ -450,7 +475,8 @@ void EpochLoop::end_epoch(int64_t epoch, double images_per_s, int64_t n_paramete
   save(epoch, 0, (epoch + 1) % a_.lr_drop == 0 || (epoch + 1) % 100 == 0);
   nlohmann::ordered_json line;
   for (const auto& [k, v] : last_train) line["train_" + k] = v;
-  const bool do_eval = !ctx_.stopping() && ((a_.eval_every > 0 && (epoch + 1) % a_.eval_every == 0) || epoch + 1 == a_.epochs);
+  const bool do_eval =
+      !ctx_.stopping() && ((a_.eval_every > 0 && (epoch + 1) % a_.eval_every == 0) || epoch + 1 == a_.epochs);
   std::optional<EvalOutput> ev;
   if (do_eval) {
     ev = evaluate(epoch);
@@ -492,7 +518,8 @@ int EpochLoop::run(StartPoint start, int64_t n_parameters) {
     if (ctx_.stopping()) {  // arrived during the epoch's last step or its evaluation: the epoch is saved
       if (ctx_.main_rank())
         std::cerr << "detr_train: stopped " << ctx_.stop_reason() << " after epoch " << epoch
-                  << (outputs_.enabled() ? "; checkpoint written to " + outputs_.checkpoint_path().string() : std::string())
+                  << (outputs_.enabled() ? "; checkpoint written to " + outputs_.checkpoint_path().string()
+                                         : std::string())
                   << "\n";
       return 1;
     }
@@ -500,7 +527,10 @@ int EpochLoop::run(StartPoint start, int64_t n_parameters) {
   return 0;
 }
 
-void say_done(std::ostream& say, const EpochLoop& loop, double seconds, const TrainOutputs& outputs,
+void say_done(std::ostream& say,
+              const EpochLoop& loop,
+              double seconds,
+              const TrainOutputs& outputs,
               const CheckpointState& state) {
   say << "Training done: " << loop.epochs_done << " epochs in " << format_duration(seconds);
   for (const auto& [k, v] : loop.last_train)
@@ -542,8 +572,8 @@ int run_train(const TrainArgs& a, const Launch& launch) {
   GradScaler scaler(precision == Precision::fp16);
   std::unique_ptr<dist::GradientReducer> reducer;
   if (ctx.group()) reducer = std::make_unique<dist::GradientReducer>(model.module().parameters(), *ctx.group());
-  TrainSetup setup{model, net.criterion, &optimizer, ctx.device(), a.clip_max_norm, {ctx.group(), reducer.get()},
-                   {precision, &scaler}};
+  const dist::StepSync sync{ctx.group(), reducer.get()};
+  TrainSetup setup{model, net.criterion, &optimizer, ctx.device(), a.clip_max_norm, sync, {precision, &scaler}};
   CheckpointState state;
   state.classes = data.train.categories;
   const auto start = restore_training(a, weights.resumed, optimizer, scheduler, scaler, state, ctx);
@@ -560,8 +590,8 @@ int run_train(const TrainArgs& a, const Launch& launch) {
   if (outputs.enabled())  // a second signal during a save: the old files stand, no half-written copy
     for (const char* name : {"checkpoint.pth.tmp", "best.pth.tmp"})
       ctx.stop_token().remove_on_forced_exit(outputs.checkpoint_path().parent_path() / name);
-  EpochLoop loop({a, ctx, setup, scheduler, *loaders, data.val, outputs,
-                  {model, &config, &optimizer, &scheduler, &args_json}, state, weights.resumed.path.string()});
+  const CheckpointParts parts{model, &config, &optimizer, &scheduler, &args_json};
+  EpochLoop loop({a, ctx, setup, scheduler, *loaders, data.val, outputs, parts, state, weights.resumed.path.string()});
   if (a.eval) {
     auto ev = loop.evaluate(start.epoch);
     nlohmann::ordered_json line;
@@ -579,7 +609,8 @@ int run_train(const TrainArgs& a, const Launch& launch) {
 
   const bool onepanel_default = launch.onepanel && a.sys_metrics.empty();
   if (ctx.main_rank())
-    TrainOutputs::write_metrics(onepanel_default ? "/tmp/sys-metrics.json" : a.sys_metrics, state.best_ap, loop.last_train);
+    TrainOutputs::write_metrics(onepanel_default ? "/tmp/sys-metrics.json" : a.sys_metrics, state.best_ap,
+                                loop.last_train);
   say_done(say, loop, seconds_since(t_start), outputs, state);
   return 0;
 }

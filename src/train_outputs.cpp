@@ -52,7 +52,9 @@ std::string numbered(const char* stem, int64_t n, const char* ext) {
 
 }  // namespace
 
-TrainOutputs::TrainOutputs(const fs::path& dir, bool enabled, const nlohmann::json& config_json,
+TrainOutputs::TrainOutputs(const fs::path& dir,
+                           bool enabled,
+                           const nlohmann::json& config_json,
                            const std::vector<datasets::CocoCategory>& classes)
     : dir_(dir), enabled_(enabled && !dir.empty()) {
   if (!enabled_) return;
@@ -81,8 +83,10 @@ void TrainOutputs::write_eval(int64_t epoch, const EvalOutput& ev) {
   fs::create_directories(dir_ / "eval");
   nlohmann::json dets = nlohmann::json::array();
   for (const auto& d : ev.detections)
-    dets.push_back({{"image_id", d.image_id}, {"category_id", d.category_id},
-                    {"bbox", {d.bbox[0], d.bbox[1], d.bbox[2], d.bbox[3]}}, {"score", d.score}});
+    dets.push_back({{"image_id", d.image_id},
+                    {"category_id", d.category_id},
+                    {"bbox", {d.bbox[0], d.bbox[1], d.bbox[2], d.bbox[3]}},
+                    {"score", d.score}});
   // As upstream's eval/: the latest results, and a copy every 50 epochs (results are large).
   const auto latest = dir_ / "eval" / "results_latest.json";
   write_json(latest, dets, /*compact=*/true);
@@ -91,17 +95,21 @@ void TrainOutputs::write_eval(int64_t epoch, const EvalOutput& ev) {
   if (!ev.mask_detections.empty()) {  // segmentation: the masks as COCO results with compressed RLE
     nlohmann::json masks = nlohmann::json::array();
     for (const auto& d : ev.mask_detections)
-      masks.push_back({{"image_id", d.image_id}, {"category_id", d.category_id}, {"score", d.score},
-                       {"segmentation", {{"size", {d.segmentation->height, d.segmentation->width}},
-                                         {"counts", datasets::rle_to_string(*d.segmentation)}}}});
+      masks.push_back({{"image_id", d.image_id},
+                       {"category_id", d.category_id},
+                       {"score", d.score},
+                       {"segmentation",
+                        {{"size", {d.segmentation->height, d.segmentation->width}},
+                         {"counts", datasets::rle_to_string(*d.segmentation)}}}});
     write_json(dir_ / "eval" / "segm_results_latest.json", masks, /*compact=*/true);
     latest_json["coco_eval_masks"] = ev.coco_masks.stats;
     latest_json["segm_results"] = "segm_results_latest.json";
   }
   if (!ev.per_class.empty()) {
     util::write_file_atomically(dir_ / "eval" / "per_class_latest.csv", datasets::per_class_csv(ev.per_class));
-    util::write_file_atomically(dir_ / "eval" / "pr_curves_latest.csv",
-                                datasets::pr_curves_csv(ev.per_class, ev.coco, ev.mask_detections.empty() ? nullptr : &ev.coco_masks));
+    util::write_file_atomically(
+        dir_ / "eval" / "pr_curves_latest.csv",
+        datasets::pr_curves_csv(ev.per_class, ev.coco, ev.mask_detections.empty() ? nullptr : &ev.coco_masks));
   }
   if (!ev.confusion.classes.empty())
     util::write_file_atomically(dir_ / "eval" / "confusion_latest.csv", datasets::confusion_csv(ev.confusion));
@@ -114,7 +122,7 @@ void TrainOutputs::log_epoch(const nlohmann::ordered_json& line) {
   util::append_line(dir_ / "log.txt", line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
   auto name = dir_.lexically_normal();
   if (name.filename().empty()) name = name.parent_path();  // "out/"
-  try {  // a picture: never worth stopping a run for
+  try {                                                    // a picture: never worth stopping a run for
     write_summary_png(dir_ / "log.txt", dir_ / "summary.png", "detr_train " + name.filename().string());
   } catch (const std::exception& e) {
     std::cerr << "warning: " << util::terminal_safe(e.what(), true) << " (summary.png not updated)\n";
@@ -131,8 +139,10 @@ void TrainOutputs::step_scalars(const StepOutput& s, double lr, double images_pe
   if (fp16) tb_->add_scalar("train/loss_scale", s.loss_scale, step);
 }
 
-void TrainOutputs::epoch_scalars(const std::vector<std::pair<std::string, double>>& train, double images_per_s,
-                                 const EvalOutput* ev, int64_t epoch) {
+void TrainOutputs::epoch_scalars(const std::vector<std::pair<std::string, double>>& train,
+                                 double images_per_s,
+                                 const EvalOutput* ev,
+                                 int64_t epoch) {
   if (!tb_) return;
   for (const auto& [k, v] : train) tb_->add_scalar("epoch/train_" + k, v, epoch);
   tb_->add_scalar("epoch/images_per_s", images_per_s, epoch);
@@ -158,7 +168,8 @@ void TrainOutputs::epoch_scalars(const std::vector<std::pair<std::string, double
       // The name as valid UTF-8 without '/' (which would nest the tag); the id where names clash.
       std::string name = util::terminal_safe(row.name, /*newlines_escaped=*/true);
       std::replace(name.begin(), name.end(), '/', '_');
-      if (name.empty() || uses[row.name] > 1) name += (name.empty() ? "id " : " (id ") + std::to_string(row.id) + (name.empty() ? "" : ")");
+      if (name.empty() || uses[row.name] > 1)
+        name += (name.empty() ? "id " : " (id ") + std::to_string(row.id) + (name.empty() ? "" : ")");
       auto add = [&](const std::string& prefix, const datasets::CategoryFigures& f) {
         if (f.ap < 0) return;
         tb_->add_scalar("eval/" + prefix + "AP_per_class/" + name, f.ap, epoch);
@@ -181,7 +192,9 @@ void TrainOutputs::epoch_scalars(const std::vector<std::pair<std::string, double
   tb_->flush();
 }
 
-void TrainOutputs::validation_images(const EvalOutput& ev, const datasets::CocoDataset& val, int64_t count,
+void TrainOutputs::validation_images(const EvalOutput& ev,
+                                     const datasets::CocoDataset& val,
+                                     int64_t count,
                                      int64_t epoch) {
   if (!tb_ || count <= 0) return;
   if (!shown_) shown_ = pick_validation_images(val, static_cast<size_t>(count));
@@ -192,8 +205,9 @@ void TrainOutputs::validation_images(const EvalOutput& ev, const datasets::CocoD
     try {
       const auto rgb = datasets::load_image_rgb(rec.path, val.max_image_pixels).contiguous();  // [H, W, 3]
       cv::Mat bgr;
-      cv::cvtColor(cv::Mat(static_cast<int>(rgb.size(0)), static_cast<int>(rgb.size(1)), CV_8UC3, rgb.data_ptr<uint8_t>()),
-                   bgr, cv::COLOR_RGB2BGR);
+      cv::cvtColor(
+          cv::Mat(static_cast<int>(rgb.size(0)), static_cast<int>(rgb.size(1)), CV_8UC3, rgb.data_ptr<uint8_t>()), bgr,
+          cv::COLOR_RGB2BGR);
       const auto picture = draw_validation_image(bgr, rec, ev.detections, ev.mask_detections, val.categories);
       char tag[48];
       std::snprintf(tag, sizeof tag, "eval/predictions/%02zu_", k);
@@ -208,7 +222,8 @@ void TrainOutputs::flush() {
   if (tb_) tb_->flush();
 }
 
-void TrainOutputs::write_metrics(const fs::path& path, double best_ap,
+void TrainOutputs::write_metrics(const fs::path& path,
+                                 double best_ap,
                                  const std::vector<std::pair<std::string, double>>& last_train) {
   if (path.empty()) return;
   nlohmann::json metrics = nlohmann::json::array();

@@ -43,7 +43,9 @@ class TrainOutputs {
  public:
   // dir empty or `enabled` false: writes nothing. Otherwise creates dir and writes config.json and
   // classes.csv.
-  TrainOutputs(const std::filesystem::path& dir, bool enabled, const nlohmann::json& config_json,
+  TrainOutputs(const std::filesystem::path& dir,
+               bool enabled,
+               const nlohmann::json& config_json,
                const std::vector<datasets::CocoCategory>& classes);
   ~TrainOutputs();
 
@@ -61,8 +63,10 @@ class TrainOutputs {
 
   // TensorBoard: one training step (global step numbering), one epoch's means and evaluation.
   void step_scalars(const StepOutput& s, double lr, double images_per_s, bool fp16, int64_t global_step);
-  void epoch_scalars(const std::vector<std::pair<std::string, double>>& train, double images_per_s,
-                     const EvalOutput* ev, int64_t epoch);
+  void epoch_scalars(const std::vector<std::pair<std::string, double>>& train,
+                     double images_per_s,
+                     const EvalOutput* ev,
+                     int64_t epoch);
   void flush();
   // TensorBoard eval/predictions/NN_<file>: `count` validation images (chosen at the first call, the
   // same ever after) with their ground truth and this evaluation's detections. An image that cannot be
@@ -70,7 +74,8 @@ class TrainOutputs {
   void validation_images(const EvalOutput& ev, const datasets::CocoDataset& val, int64_t count, int64_t epoch);
 
   // The Onepanel task metrics, [{"name", "value", "format"}], to `path` (empty: nothing).
-  static void write_metrics(const std::filesystem::path& path, double best_ap,
+  static void write_metrics(const std::filesystem::path& path,
+                            double best_ap,
                             const std::vector<std::pair<std::string, double>>& last_train);
 
  private:

@@ -29,11 +29,11 @@ inline std::filesystem::path fixtures_dir() {
 }
 
 // Skips the calling test (GTEST_SKIP) when an optional fixture is absent, saying which and why.
-#define DETR_REQUIRE_FIXTURE(path)                                                               \
-  do {                                                                                           \
-    if (!std::filesystem::exists(path))                                                          \
-      GTEST_SKIP() << "optional fixture not found: " << (path)                                   \
-                   << " (the larger golden data set; set DETR_FIXTURES to its directory)";       \
+#define DETR_REQUIRE_FIXTURE(path)                                                         \
+  do {                                                                                     \
+    if (!std::filesystem::exists(path))                                                    \
+      GTEST_SKIP() << "optional fixture not found: " << (path)                             \
+                   << " (the larger golden data set; set DETR_FIXTURES to its directory)"; \
   } while (0)
 
 }  // namespace detr::testing

@@ -13,8 +13,7 @@ inline std::map<std::string, torch::Tensor> load_plain_tensor_dict(const std::st
   std::ifstream in(path, std::ios::binary);
   std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   std::map<std::string, torch::Tensor> out;
-  for (const auto& kv : torch::pickle_load(bytes).toGenericDict())
-    out[kv.key().toStringRef()] = kv.value().toTensor();
+  for (const auto& kv : torch::pickle_load(bytes).toGenericDict()) out[kv.key().toStringRef()] = kv.value().toTensor();
   return out;
 }
 

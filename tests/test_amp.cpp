@@ -113,8 +113,8 @@ TEST(Amp, Bf16AutocastReachesTheNetworkAndLossesStayFloat32) {
     EXPECT_TRUE(std::isfinite(bf16[i]));
     max_rel = std::max(max_rel, std::abs(bf16[i] - fp32[i]) / std::abs(fp32[i]));
   }
-  std::cout << "bf16 autocast vs float32, 3 training steps: losses " << bf16[0] << ", " << bf16[2] << " vs "
-            << fp32[0] << ", " << fp32[2] << "; max relative difference " << max_rel << "\n";
+  std::cout << "bf16 autocast vs float32, 3 training steps: losses " << bf16[0] << ", " << bf16[2] << " vs " << fp32[0]
+            << ", " << fp32[2] << "; max relative difference " << max_rel << "\n";
   EXPECT_GT(max_rel, 0.0);   // the convolutions and products did run in bfloat16
   EXPECT_LT(max_rel, 0.05);  // and training sees nearly the same losses
   {

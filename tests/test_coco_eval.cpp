@@ -58,9 +58,10 @@ double expect_per_class_consistent(const CocoEvalResult& result) {
     dev = std::max(dev, std::abs(curve / 101 - f.ap50));
   }
   if (n == 0) return dev;
-  for (const auto& [got, want] : {std::pair{ap50 / n, result.stats[1]}, std::pair{ar100 / n, result.stats[8]},
-                                  std::pair{result.all.ap, result.stats[0]}, std::pair{result.all.ap50, result.stats[1]},
-                                  std::pair{result.all.ar100, result.stats[8]}}) {
+  for (const auto& [got, want] :
+       {std::pair{ap50 / n, result.stats[1]}, std::pair{ar100 / n, result.stats[8]},
+        std::pair{result.all.ap, result.stats[0]}, std::pair{result.all.ap50, result.stats[1]},
+        std::pair{result.all.ar100, result.stats[8]}}) {
     EXPECT_NEAR(got, want, 1e-12);
     dev = std::max(dev, std::abs(got - want));
   }
@@ -189,7 +190,14 @@ CocoImageRecord image(int64_t id, int64_t width = 0, int64_t height = 0) {
   return rec;
 }
 
-void add_box(CocoDataset& gt, int64_t id, int64_t image_id, int64_t cat, double x, double y, double w, double h,
+void add_box(CocoDataset& gt,
+             int64_t id,
+             int64_t image_id,
+             int64_t cat,
+             double x,
+             double y,
+             double w,
+             double h,
              bool crowd = false) {
   CocoObject o;
   o.id = id;
@@ -217,8 +225,8 @@ CocoResult det(int64_t image_id, int64_t cat, double x, double y, double w, doub
 // Images 1..3 and categories 1, 2; one small, one medium and one large box, one per image.
 CocoDataset three_sizes() {
   auto gt = dataset({image(1, 640, 480), image(2, 640, 480), image(3, 640, 480)}, {{1, "cat"}, {2, "dog"}});
-  add_box(gt, 1, 1, 1, 10, 10, 20, 20);     // small (400)
-  add_box(gt, 2, 2, 1, 50, 50, 60, 60);     // medium (3600)
+  add_box(gt, 1, 1, 1, 10, 10, 20, 20);      // small (400)
+  add_box(gt, 2, 2, 1, 50, 50, 60, 60);      // medium (3600)
   add_box(gt, 3, 3, 2, 100, 100, 200, 150);  // large (30000)
   return gt;
 }
@@ -257,8 +265,8 @@ TEST(CocoEval, CategoryWithoutDetectionsScoresZero) {
   EXPECT_DOUBLE_EQ(result.per_category_ap.at(1), 1.0);
   EXPECT_DOUBLE_EQ(result.per_category_ap.at(2), 0.0);
   EXPECT_DOUBLE_EQ(result.stats[0], 0.5);
-  EXPECT_DOUBLE_EQ(result.stats[5], 0.0);   // large: only category 2 has one
-  EXPECT_DOUBLE_EQ(result.stats[3], 1.0);   // small
+  EXPECT_DOUBLE_EQ(result.stats[5], 0.0);  // large: only category 2 has one
+  EXPECT_DOUBLE_EQ(result.stats[3], 1.0);  // small
   EXPECT_EQ(result.per_category_ap.count(99), 0u);
 }
 
@@ -593,9 +601,9 @@ TEST(CocoEvalSegm, ResultsAsLoadResReadsThem) {
   const Rle square = detr::datasets::rle_from_box({10, 20, 4, 3}, 80, 100);
   const nlohmann::json mask = {{"size", {80, 100}}, {"counts", detr::datasets::rle_to_string(square)}};
   auto dts = parse_coco_results(
-      nlohmann::json::array({{{"image_id", 1}, {"category_id", 1}, {"score", 0.5}, {"area", 1}, {"segmentation", mask}},
-                             {{"image_id", 1}, {"category_id", 2}, {"score", 0.25}, {"bbox", {1, 2, 3, 4}},
-                              {"segmentation", mask}}})
+      nlohmann::json::array(
+          {{{"image_id", 1}, {"category_id", 1}, {"score", 0.5}, {"area", 1}, {"segmentation", mask}},
+           {{"image_id", 1}, {"category_id", 2}, {"score", 0.25}, {"bbox", {1, 2, 3, 4}}, {"segmentation", mask}}})
           .dump(),
       "dt.json", gt);
   ASSERT_EQ(dts.size(), 2u);
@@ -620,26 +628,35 @@ TEST(CocoEvalSegm, MalformedMaskResultsNameTheField) {
   const auto dt_error = [&](const std::string& text) {
     return error_of([&] { detr::datasets::parse_coco_results(text, "dt.json", gt); });
   };
-  EXPECT_EQ(dt_error(R"([{"image_id": 1, "category_id": 1, "score": 0.5, "segmentation": {"size": [100, 80], "counts": "0"}}])"),
-            "dt.json: results[0]: segmentation.size: [100,80] differs from the image's [80, 100] (height, width)");
-  EXPECT_EQ(dt_error(R"([{"image_id": 1, "category_id": 1, "score": 0.5, "segmentation": {"size": [80, 100], "counts": [8000]}}])"),
-            "dt.json: results[0]: 'segmentation' must be a compressed RLE {\"size\": [height, width], \"counts\": \"...\"} "
-            "(COCO.loadRes reads no other mask without a bbox), got an object of 2 keys");
-  EXPECT_EQ(dt_error(R"([{"image_id": 1, "category_id": 1, "score": 0.5, "segmentation": {"size": [80, 100], "counts": "52"}}])"),
-            "dt.json: results[0]: segmentation.counts: runs sum to 7 pixels, expected height*width = 8000");
+  EXPECT_EQ(
+      dt_error(
+          R"([{"image_id": 1, "category_id": 1, "score": 0.5, "segmentation": {"size": [100, 80], "counts": "0"}}])"),
+      "dt.json: results[0]: segmentation.size: [100,80] differs from the image's [80, 100] (height, width)");
+  EXPECT_EQ(
+      dt_error(
+          R"([{"image_id": 1, "category_id": 1, "score": 0.5, "segmentation": {"size": [80, 100], "counts": [8000]}}])"),
+      "dt.json: results[0]: 'segmentation' must be a compressed RLE {\"size\": [height, width], \"counts\": \"...\"} "
+      "(COCO.loadRes reads no other mask without a bbox), got an object of 2 keys");
+  EXPECT_EQ(
+      dt_error(
+          R"([{"image_id": 1, "category_id": 1, "score": 0.5, "segmentation": {"size": [80, 100], "counts": "52"}}])"),
+      "dt.json: results[0]: segmentation.counts: runs sum to 7 pixels, expected height*width = 8000");
   EXPECT_EQ(dt_error(R"([{"image_id": 1, "category_id": 1, "score": 0.5}])"),
             "dt.json: results[0]: missing field 'bbox' (or 'segmentation' for mask results)");
-  EXPECT_EQ(dt_error(R"([{"image_id": 1, "category_id": 1, "score": 0.5, "bbox": [0, 0, 1, 1], "segmentation": [[0, 0, 1, 1]]}])"),
-            "dt.json: results[0]: segmentation[0]: a polygon of 4 numbers, which pycocotools reads as a box and fails");
+  EXPECT_EQ(
+      dt_error(
+          R"([{"image_id": 1, "category_id": 1, "score": 0.5, "bbox": [0, 0, 1, 1], "segmentation": [[0, 0, 1, 1]]}])"),
+      "dt.json: results[0]: segmentation[0]: a polygon of 4 numbers, which pycocotools reads as a box and fails");
   const auto sizeless = detr::datasets::parse_coco_annotations(
       R"({"images": [{"id": 4}], "categories": [{"id": 1}], "annotations": []})", "gt.json");
-  EXPECT_EQ(error_of([&] {
-              detr::datasets::parse_coco_results(
-                  R"([{"image_id": 4, "category_id": 1, "score": 0.5, "segmentation": {"size": [1, 1], "counts": "1"}}])",
-                  "dt.json", sizeless);
-            }),
-            "dt.json: results[0]: 'segmentation' needs the height and width of image id 4, which the ground truth "
-            "does not declare");
+  EXPECT_EQ(
+      error_of([&] {
+        detr::datasets::parse_coco_results(
+            R"([{"image_id": 4, "category_id": 1, "score": 0.5, "segmentation": {"size": [1, 1], "counts": "1"}}])",
+            "dt.json", sizeless);
+      }),
+      "dt.json: results[0]: 'segmentation' needs the height and width of image id 4, which the ground truth "
+      "does not declare");
 }
 
 TEST(CocoEvalSegm, IouTypeNames) {
@@ -677,13 +694,13 @@ TEST(EvalTables, ConfusionMatrixCountsMatchesMissesAndFalsePositives) {
   add_box(gt, 3, 2, 2, 10, 10, 50, 50);      // missed (only a low-scored detection)
   add_box(gt, 4, 2, 1, 200, 200, 200, 200, /*crowd=*/true);
   const std::vector<CocoResult> dts{
-      det(1, 1, 12, 12, 100, 100, 0.9),   // cat on cat
-      det(1, 1, 8, 8, 100, 100, 0.8),     // duplicate: a false positive
-      det(1, 1, 305, 300, 100, 100, 0.7), // cat on dog
-      det(2, 2, 10, 10, 50, 50, 0.3),     // below the threshold: left out
-      det(2, 1, 250, 250, 50, 50, 0.9),   // inside the crowd region: not counted
-      det(2, 2, 500, 10, 40, 40, 0.6),    // on nothing: a false positive
-      det(2, 7, 500, 10, 40, 40, 0.9),    // a category the ground truth lacks: left out
+      det(1, 1, 12, 12, 100, 100, 0.9),    // cat on cat
+      det(1, 1, 8, 8, 100, 100, 0.8),      // duplicate: a false positive
+      det(1, 1, 305, 300, 100, 100, 0.7),  // cat on dog
+      det(2, 2, 10, 10, 50, 50, 0.3),      // below the threshold: left out
+      det(2, 1, 250, 250, 50, 50, 0.9),    // inside the crowd region: not counted
+      det(2, 2, 500, 10, 40, 40, 0.6),     // on nothing: a false positive
+      det(2, 7, 500, 10, 40, 40, 0.9),     // a category the ground truth lacks: left out
   };
   const auto m = detr::datasets::confusion_matrix(gt, dts);
   const std::vector<std::vector<int64_t>> want{{1, 0, 0}, {1, 0, 1}, {1, 1, 0}};  // rows: cat, dog, background
@@ -704,8 +721,9 @@ TEST(EvalTables, ConfusionMatrixCountsMatchesMissesAndFalsePositives) {
   // A class named "background" is told apart by its id.
   gt.categories[1].name = "background";
   EXPECT_EQ(detr::datasets::confusion_csv(m).find("background (id"), std::string::npos);
-  EXPECT_NE(detr::datasets::confusion_csv(detr::datasets::confusion_matrix(gt, dts)).find(",background (id 2),background\n"),
-            std::string::npos);
+  EXPECT_NE(
+      detr::datasets::confusion_csv(detr::datasets::confusion_matrix(gt, dts)).find(",background (id 2),background\n"),
+      std::string::npos);
 }
 
 TEST(EvalTables, PrCurvesCsvHoldsEveryClassAndAllAtBothIous) {

@@ -39,9 +39,7 @@ std::string mask_counts(const Rle& rle, MaskLayout layout) {
   return dm::rle_to_string(dm::encode(mask.data(), rle.height, rle.width, layout));
 }
 
-int64_t ones(const std::vector<uint8_t>& mask) {
-  return std::accumulate(mask.begin(), mask.end(), int64_t{0});
-}
+int64_t ones(const std::vector<uint8_t>& mask) { return std::accumulate(mask.begin(), mask.end(), int64_t{0}); }
 
 // Runs f, which must throw std::runtime_error whose message starts with "<field>:".
 template <class F>
@@ -106,8 +104,7 @@ TEST(CocoMask, MergesMatchPycocotools) {
   for (const auto& c : doc.at("merges")) {
     SCOPED_TRACE(c.at("name").get<std::string>() + (c.at("intersect") ? " intersect" : " union"));
     std::vector<Rle> rles;
-    for (const auto& s : c.at("counts"))
-      rles.push_back(dm::rle_from_string(s, c.at("height"), c.at("width")));
+    for (const auto& s : c.at("counts")) rles.push_back(dm::rle_from_string(s, c.at("height"), c.at("width")));
     if (!c.value("covers_image", true)) {  // rleMerge stopped at a zero-length run: pixels lost
       expect_field_error([&] { dm::merge(rles); }, "merge[1]");
       continue;
@@ -124,8 +121,7 @@ TEST(CocoMask, IouMatchesPycocotools) {
     SCOPED_TRACE(c.at("name").get<std::string>());
     auto rles = [](const json& list) {
       std::vector<Rle> out;
-      for (const auto& r : list)
-        out.push_back(dm::rle_from_string(r.at("counts"), r.at("size")[0], r.at("size")[1]));
+      for (const auto& r : list) out.push_back(dm::rle_from_string(r.at("counts"), r.at("size")[0], r.at("size")[1]));
       return out;
     };
     const auto dt = rles(c.at("dt")), gt = rles(c.at("gt"));
@@ -150,8 +146,7 @@ TEST(CocoMask, IouMatchesPycocotools) {
 TEST(CocoMask, ThrowsWherePycocotoolsRaises) {
   const auto doc = load(detr::testing::data_dir() / "masks" / "cases.json");
   for (const auto& c : doc.at("raises")) {
-    SCOPED_TRACE(c.at("name").get<std::string>() + " (pycocotools: " + c.at("error").get<std::string>() +
-                 ")");
+    SCOPED_TRACE(c.at("name").get<std::string>() + " (pycocotools: " + c.at("error").get<std::string>() + ")");
     try {
       dm::rle_from_segmentation(c.at("segmentation"), c.at("height"), c.at("width"));
       ADD_FAILURE() << "no error";
@@ -198,10 +193,10 @@ TEST(CocoMask, ReadSegmentationKeepsPolygonsWithoutAnImageSize) {
   EXPECT_TRUE(dm::read_segmentation(json::parse("[]"), 0, 0).empty());
   EXPECT_TRUE(dm::read_segmentation(json(), 0, 0).empty());
   expect_field_error([] { dm::read_segmentation(json::parse(R"({"counts": [80], "size": [10, 8]})"), 0, 0); },
-               "segmentation");
+                     "segmentation");
   expect_field_error([] { dm::segmentation_rle(dm::Segmentation{}, 10, 8); }, "segmentation");
-  expect_field_error([] { dm::segmentation_rle(dm::read_segmentation(json::parse("[[1, 1, 5, 1, 5, 5]]"), 0, 0), 0, 0); },
-               "image");
+  expect_field_error(
+      [] { dm::segmentation_rle(dm::read_segmentation(json::parse("[[1, 1, 5, 1, 5, 5]]"), 0, 0), 0, 0); }, "image");
 }
 
 // The larger optional set: the mask pycocotools decodes (re-encoded), its area and toBbox.
@@ -273,7 +268,7 @@ TEST(CocoMask, LargeImagesStayCompact) {
 // ---- errors: one per rule, each naming the field -------------------------------------------------------
 
 struct BadSegmentation {
-  const char* json;  // on a 10 x 8 image
+  const char* json;   // on a 10 x 8 image
   const char* field;  // the field the message must start with
 };
 
@@ -308,7 +303,7 @@ TEST(CocoMaskErrors, NotPolygonsNorRle) {
 TEST(CocoMaskErrors, PolygonCoordinates) {
   expect_errors({
       {R"([[1, 2, "3", 4, 5, 6]])", "segmentation[0][2]"},  // numpy would parse the string
-      {"[[true, 2, 3, 4, 5, 6]]", "segmentation[0][0]"},     // numpy would take true as 1
+      {"[[true, 2, 3, 4, 5, 6]]", "segmentation[0][0]"},    // numpy would take true as 1
       {"[[1, 2, 3, 4, 5, [6]]]", "segmentation[0][5]"},
       {"[[1, 2, 3, 4, 5, 6], 7]", "segmentation[1]"},
       // pycocotools would allocate gigabytes for this boundary (8 bytes a point); refused here.
@@ -318,8 +313,11 @@ TEST(CocoMaskErrors, PolygonCoordinates) {
   const double nan = std::nan(""), inf = INFINITY;
   const json with_nan = json::array({json::array({1.0, 2.0, nan, 4.0, 5.0, 6.0})});
   expect_field_error([&] { dm::rle_from_segmentation(with_nan, 10, 8); }, "segmentation[0][2]");
-  expect_field_error([&] { dm::rle_from_polygons({{1, 2, 3, 4, 5, 6}, {1, inf, 3, 4, 5, 6}}, 10, 8); },
-               "polygons[1][1]");
+  expect_field_error(
+      [&] {
+        dm::rle_from_polygons({{1, 2, 3, 4, 5, 6}, {1, inf, 3, 4, 5, 6}}, 10, 8);
+      },
+      "polygons[1][1]");
   expect_field_error([] { dm::rle_from_polygons({{1, 2, 3, 4, 5, -2e8}}, 10, 8); }, "polygons[0][5]");
   expect_field_error([&] { dm::rle_from_box({0, 0, inf, 1}, 10, 8); }, "box[2]");
 }
@@ -339,7 +337,7 @@ TEST(CocoMaskErrors, RleSizeAndCounts) {
   });
   // More runs than pixels + 1: only zero-length runs can make that, and rleMerge overruns its buffer on them.
   expect_field_error([] { from_segmentation(R"({"counts": [0, 0, 0, 1], "size": [1, 1]})", 1, 1); },
-               "segmentation.counts");
+                     "segmentation.counts");
   expect_field_error([] { dm::rle_from_uncompressed({40, 41}, 10, 8); }, "counts");
   expect_field_error([] { dm::rle_from_uncompressed({-1, 81}, 10, 8); }, "counts[0]");
 }

@@ -28,7 +28,7 @@ using namespace detr;
 
 namespace {
 
-#define DETR_REQUIRE_CUDA()                                                  \
+#define DETR_REQUIRE_CUDA()                                                \
   if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device here"; \
   static_cast<void>(0)
 
@@ -41,7 +41,10 @@ fs::path fresh_dir(const std::string& name) {
 }
 
 // Losses of `steps` training steps of the tiny model on `device`, then the first step's gradient norm.
-std::vector<double> train(const datasets::Batch& batch, const torch::Device& device, Precision precision, int steps,
+std::vector<double> train(const datasets::Batch& batch,
+                          const torch::Device& device,
+                          Precision precision,
+                          int steps,
                           models::ConvAlgorithm algorithm = models::ConvAlgorithm::kWinograd) {
   torch::manual_seed(0);
   const auto c = detr::testing::tiny_train_config();
@@ -90,8 +93,10 @@ TEST(Cuda, TrainStepsMatchTheCpu) {
   // step's gradient norm.
   double rel = 0;
   for (size_t i = 0; i < cpu.size(); ++i) rel = std::max(rel, std::abs(gpu[i] - cpu[i]) / std::abs(cpu[i]));
-  std::printf("CUDA vs CPU, 3 float32 steps: losses %.6f %.6f %.6f vs %.6f %.6f %.6f, grad norm %.6f vs %.6f; "
-              "max relative difference %.3g\n", gpu[0], gpu[1], gpu[2], cpu[0], cpu[1], cpu[2], gpu[3], cpu[3], rel);
+  std::printf(
+      "CUDA vs CPU, 3 float32 steps: losses %.6f %.6f %.6f vs %.6f %.6f %.6f, grad norm %.6f vs %.6f; "
+      "max relative difference %.3g\n",
+      gpu[0], gpu[1], gpu[2], cpu[0], cpu[1], cpu[2], gpu[3], cpu[3], rel);
   EXPECT_LT(rel, 1e-4);
   fs::remove_all(dir);
 }
@@ -161,15 +166,17 @@ TEST(Cuda, DetrTrainAndBenchRunOnTheGpu) {
     EXPECT_TRUE(fs::exists(out / "checkpoint.pth")) << amp;
   }
   const auto json = dir / "bench.json";
-  run_tool(kTools + "/detr_bench --device cuda --config small --batch_size 2 --warmup 1 --steps 2 --repeats 1 "
-                    "--mode both --amp bf16 --json " + json.string());
+  run_tool(kTools +
+           "/detr_bench --device cuda --config small --batch_size 2 --warmup 1 --steps 2 --repeats 1 "
+           "--mode both --amp bf16 --json " +
+           json.string());
   std::ifstream in(json);
   const auto r = nlohmann::json::parse(in);
-  std::printf("detr_bench small bf16 on CUDA: %.2f images/s train, %.1f%% model FLOP utilisation of %.0f TFLOP/s "
-              "(%s), peak CUDA memory %.2f GB\n",
-              r["train"]["images_per_s"].get<double>(), 100 * r["train"]["mfu"].get<double>(),
-              r["peak_tflops"].get<double>(), r["peak_measured_with"].get<std::string>().c_str(),
-              r["peak_cuda_gb"].get<double>());
+  std::printf(
+      "detr_bench small bf16 on CUDA: %.2f images/s train, %.1f%% model FLOP utilisation of %.0f TFLOP/s "
+      "(%s), peak CUDA memory %.2f GB\n",
+      r["train"]["images_per_s"].get<double>(), 100 * r["train"]["mfu"].get<double>(), r["peak_tflops"].get<double>(),
+      r["peak_measured_with"].get<std::string>().c_str(), r["peak_cuda_gb"].get<double>());
   EXPECT_GT(r["peak_cuda_gb"].get<double>(), 0.0);
   EXPECT_GT(r["train"]["mfu"].get<double>(), 0.0);
   EXPECT_GT(r["peak_tflops"].get<double>(), 10.0);  // any datacenter GPU's bf16 matmul

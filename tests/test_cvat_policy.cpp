@@ -16,11 +16,14 @@ CocoDataset cvat_like(bool attributes) {
     "categories": [{"id": 1, "name": "car"}],
     "annotations": [
       {"id": 1, "image_id": 1, "category_id": 1, "bbox": [2, 2, 9, 6], "area": 24, "iscrowd": 0,
-       "segmentation": [[2, 2, 8, 2, 8, 6, 2, 6]])" + attr + R"(},
+       "segmentation": [[2, 2, 8, 2, 8, 6, 2, 6]])" +
+                           attr + R"(},
       {"id": 2, "image_id": 1, "category_id": 1, "bbox": [10, 1, 5, 5], "area": 25, "iscrowd": 0,
-       "segmentation": [])" + attr + R"(},
+       "segmentation": [])" +
+                           attr + R"(},
       {"id": 3, "image_id": 1, "category_id": 1, "bbox": [0, 0, 1, 10], "area": 10, "iscrowd": 1,
-       "segmentation": {"counts": [0, 10, 190], "size": [10, 20]})" + attr + R"(}]})";
+       "segmentation": {"counts": [0, 10, 190], "size": [10, 20]})" +
+                           attr + R"(}]})";
   return parse_coco_annotations(json, "cvat.json");
 }
 

@@ -122,16 +122,26 @@ TEST(CocoLoad, BadAnnotationsNameFileIdAndField) {
     EXPECT_FALSE(msg.empty());
     for (const auto& p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "'" << p << "' not in: " << msg;
   };
-  expect_refused([](json& j) { j["annotations"][0]["bbox"] = {1, 2, 3}; }, {"instances_default.json", "annotation id 1", "bbox"});
+  expect_refused(
+      [](json& j) {
+        j["annotations"][0]["bbox"] = {1, 2, 3};
+      },
+      {"instances_default.json", "annotation id 1", "bbox"});
   expect_refused([](json& j) { j["annotations"][0]["bbox"][2] = -5; }, {"annotation id 1", "negative"});
   expect_refused([](json& j) { j["annotations"][0]["bbox"][0] = "x"; }, {"annotation id 1", "bbox"});
   expect_refused([](json& j) { j["annotations"][0]["category_id"] = 77; }, {"category_id 77"});
   expect_refused([](json& j) { j["annotations"][0].erase("image_id"); }, {"missing field 'image_id'"});
   expect_refused([](json& j) { j["annotations"][1]["id"] = j["annotations"][0]["id"]; }, {"duplicate annotation id"});
   expect_refused([](json& j) { j["images"][1]["id"] = j["images"][0]["id"]; }, {"duplicate image id"});
-  expect_refused([](json& j) { j["images"][0]["file_name"] = "nope.jpg"; }, {"image id 0", "nope.jpg", "--skip_bad_images"});
+  expect_refused([](json& j) { j["images"][0]["file_name"] = "nope.jpg"; },
+                 {"image id 0", "nope.jpg", "--skip_bad_images"});
   expect_refused([](json& j) { j["images"][0]["width"] = "wide"; }, {"image id 0", "'width'"});
-  expect_refused([](json& j) { j["images"] = json::array(); j["annotations"] = json::array(); }, {"no usable images"});
+  expect_refused(
+      [](json& j) {
+        j["images"] = json::array();
+        j["annotations"] = json::array();
+      },
+      {"no usable images"});
   // With --skip_bad_images the image is skipped and counted instead.
   restore();
   auto j = read_json(ann);
@@ -240,10 +250,12 @@ TEST(CocoLoad, TrainingRulesComeOnTopOfTheSharedReader) {
 namespace {
 
 // One annotation (id 5) with the given segmentation on image 1 (30 wide, 20 high), read for evaluation.
-CocoDataset with_segmentation(const std::string& segmentation, const std::string& image = R"({"id": 1, "width": 30, "height": 20})") {
+CocoDataset with_segmentation(const std::string& segmentation,
+                              const std::string& image = R"({"id": 1, "width": 30, "height": 20})") {
   return parse_coco_annotations(R"({"images": [)" + image + R"(], "categories": [{"id": 1}],
       "annotations": [{"id": 5, "image_id": 1, "category_id": 1, "bbox": [2, 3, 10, 6], "area": 60,
-                       "segmentation": )" + segmentation + "}]}",
+                       "segmentation": )" +
+                                    segmentation + "}]}",
                                 "gt.json");
 }
 
@@ -273,12 +285,14 @@ TEST(CocoSegmentation, KeptCompactlyAsTheFileGivesIt) {
   o = with_segmentation(R"({"size": [20, 30], "counts": [40, 20, 540]})").images[0].objects[0];
   EXPECT_EQ(o.segmentation.rle->counts, (std::vector<uint32_t>{40, 20, 540}));
   o = with_segmentation(R"([{"size": [20, 30], "counts": [40, 20, 540]}, {"size": [20, 30], "counts": [50, 20, 530]}])")
-          .images[0].objects[0];
+          .images[0]
+          .objects[0];
   EXPECT_EQ(o.segmentation.rle->counts, (std::vector<uint32_t>{40, 30, 530}));
   EXPECT_TRUE(with_segmentation("[]").images[0].objects[0].segmentation.empty());
   EXPECT_TRUE(with_segmentation("null").images[0].objects[0].segmentation.empty());
   // Polygons need no image size (an evaluation file may omit it); an RLE does.
-  EXPECT_EQ(with_segmentation("[[0, 0, 4, 0, 4, 4]]", R"({"id": 1})").images[0].objects[0].segmentation.polygons.size(), 1u);
+  EXPECT_EQ(with_segmentation("[[0, 0, 4, 0, 4, 4]]", R"({"id": 1})").images[0].objects[0].segmentation.polygons.size(),
+            1u);
 }
 
 TEST(CocoSegmentation, ObjectRleIsAnnToRleAndTheBoxForCvatRectangles) {
@@ -296,7 +310,8 @@ TEST(CocoSegmentation, ObjectRleIsAnnToRleAndTheBoxForCvatRectangles) {
     object_rle(o, 30, 20);
     ADD_FAILURE() << "no error";
   } catch (const std::runtime_error& e) {
-    EXPECT_STREQ(e.what(), "annotation id 5: segmentation.size: [20, 30] differs from the image's [30, 20] (height, width)");
+    EXPECT_STREQ(e.what(),
+                 "annotation id 5: segmentation.size: [20, 30] differs from the image's [30, 20] (height, width)");
   }
   // Polygons built in code are checked as the reader checks them.
   o.segmentation = {};
@@ -312,10 +327,12 @@ TEST(CocoSegmentation, ObjectRleIsAnnToRleAndTheBoxForCvatRectangles) {
 TEST(CocoSegmentation, BadSegmentationsNameFileAnnotationAndField) {
   EXPECT_EQ(segmentation_error(R"("polygon")"),
             "gt.json: annotation id 5: segmentation: expected polygons (a list) or an RLE object, got \"polygon\"");
-  EXPECT_EQ(segmentation_error("[1, 2, 3, 4, 5, 6]"),
-            "gt.json: annotation id 5: segmentation[0]: expected a polygon (a list of numbers) or an RLE object, got 1");
-  EXPECT_EQ(segmentation_error("[[1, 2, 3, 4]]"),
-            "gt.json: annotation id 5: segmentation[0]: a polygon of 4 numbers, which pycocotools reads as a box and fails");
+  EXPECT_EQ(
+      segmentation_error("[1, 2, 3, 4, 5, 6]"),
+      "gt.json: annotation id 5: segmentation[0]: expected a polygon (a list of numbers) or an RLE object, got 1");
+  EXPECT_EQ(
+      segmentation_error("[[1, 2, 3, 4]]"),
+      "gt.json: annotation id 5: segmentation[0]: a polygon of 4 numbers, which pycocotools reads as a box and fails");
   EXPECT_EQ(segmentation_error(R"([[1, 2, 3, 4, "5", 6]])"),
             "gt.json: annotation id 5: segmentation[0][4]: expected a number, got \"5\"");
   EXPECT_EQ(segmentation_error("[[1, 2, 3, 4, 5, 1e9]]"),
@@ -361,7 +378,8 @@ TEST(CocoSegmentation, SyntheticCvatExportKeepsItsMasks) {
 TEST(CocoSegmentation, SamplesDecodeMasksAtTheirFinalSizeAndNameTheFileWhenTooMany) {
   auto data = load_coco(discover_coco(make_export("mask_samples", 2)).train);
   auto& rec = data.images.at(0);
-  const auto one = *std::find_if(rec.objects.begin(), rec.objects.end(), [](const CocoObject& o) { return !o.iscrowd; });
+  const auto one =
+      *std::find_if(rec.objects.begin(), rec.objects.end(), [](const CocoObject& o) { return !o.iscrowd; });
   rec.objects.assign(3000, one);  // 3000 objects x 1000 x 1000 at val_size 1000: 3 GB of masks
   const CocoDetection val(data, TransformConfig::with_scales({1000}, 1333, 1000), /*train=*/false, /*masks=*/true);
   const auto loaded = val.load(0);
@@ -375,7 +393,8 @@ TEST(CocoSegmentation, SamplesDecodeMasksAtTheirFinalSizeAndNameTheFileWhenTooMa
     msg = e.what();
   }
   std::cout << "[ too many masks ] " << msg << "\n";
-  EXPECT_EQ(msg.rfind(rec.path.string() + ": image id " + std::to_string(rec.id) + ": masks: 3000 objects", 0), 0u) << msg;
+  EXPECT_EQ(msg.rfind(rec.path.string() + ": image id " + std::to_string(rec.id) + ": masks: 3000 objects", 0), 0u)
+      << msg;
   EXPECT_EQ(msg.find('\n'), std::string::npos);
   rec.objects.resize(3);
   const auto sample = CocoDetection(data, TransformConfig{}, false, true).get(0, 0);

@@ -41,9 +41,18 @@ using namespace detr;
 namespace {
 
 const std::string kTool = std::string(DETR_TOOLS_DIR) + "/detr_train";
-const char* kLauncherVars[] = {"RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT",
-                               "SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID", "SLURM_NTASKS_PER_NODE",
-                               "TORCHELASTIC_USE_AGENT_STORE", "TORCHELASTIC_RESTART_COUNT"};
+const char* kLauncherVars[] = {"RANK",
+                               "WORLD_SIZE",
+                               "LOCAL_RANK",
+                               "LOCAL_WORLD_SIZE",
+                               "MASTER_ADDR",
+                               "MASTER_PORT",
+                               "SLURM_PROCID",
+                               "SLURM_NTASKS",
+                               "SLURM_LOCALID",
+                               "SLURM_NTASKS_PER_NODE",
+                               "TORCHELASTIC_USE_AGENT_STORE",
+                               "TORCHELASTIC_RESTART_COUNT"};
 
 fs::path temp_dir(const std::string& name) { return detr::testing::scratch_dir("detr_dist_test_", name); }
 
@@ -135,9 +144,9 @@ class Child {
 };
 
 std::map<std::string, std::string> rank_env(int rank, int world, int port) {
-  return {{"RANK", std::to_string(rank)},   {"WORLD_SIZE", std::to_string(world)},
+  return {{"RANK", std::to_string(rank)},       {"WORLD_SIZE", std::to_string(world)},
           {"LOCAL_RANK", std::to_string(rank)}, {"LOCAL_WORLD_SIZE", std::to_string(world)},
-          {"MASTER_ADDR", "127.0.0.1"},     {"MASTER_PORT", std::to_string(port)}};
+          {"MASTER_ADDR", "127.0.0.1"},         {"MASTER_PORT", std::to_string(port)}};
 }
 
 fs::path synthetic(const fs::path& dir, int64_t images, bool cvat_quirks = true) {
@@ -156,7 +165,8 @@ std::vector<std::string> train_argv(const fs::path& data, const fs::path& out, c
   auto argv = split_words(
       " --device cpu --num_threads 1 --backbone resnet18 --hidden_dim 32 --nheads 2 --enc_layers 1"
       " --dec_layers 2 --dim_feedforward 64 --num_queries 8 --scales 64,80 --max_size 128 --val_size 80"
-      " --num_workers 1 --val_split 0 --backbone_weights none --print_freq 1 " + extra);
+      " --num_workers 1 --val_split 0 --backbone_weights none --print_freq 1 " +
+      extra);
   argv.insert(argv.begin(), {kTool, "--coco_path", data.string(), "--output_dir", out.string()});
   return argv;
 }
@@ -338,9 +348,10 @@ TEST(Distributed, TwoProcessesMatchOneProcessWithTheGlobalBatch) {
   const std::string self = fs::read_symlink("/proc/self/exe").string();
   const std::vector<std::string> argv{self, "--gtest_filter=DistributedWorker.Train"};
   auto worker_env = [&](const std::string& out, int64_t batch) {
-    return std::map<std::string, std::string>{
-        {"DETR_TEST_DIST_OUT", (dir / out).string()}, {"DETR_TEST_DIST_BATCH", std::to_string(batch)},
-        {"DETR_TEST_DIST_DATA", data.string()}, {"OMP_NUM_THREADS", "1"}};
+    return std::map<std::string, std::string>{{"DETR_TEST_DIST_OUT", (dir / out).string()},
+                                              {"DETR_TEST_DIST_BATCH", std::to_string(batch)},
+                                              {"DETR_TEST_DIST_DATA", data.string()},
+                                              {"OMP_NUM_THREADS", "1"}};
   };
   // 1 process × batch 4.
   {
@@ -375,8 +386,8 @@ TEST(Distributed, TwoProcessesMatchOneProcessWithTheGlobalBatch) {
   const double rel = std::sqrt(diff2 / update2);
   std::cout << "2 ranks x batch 2 vs 1 x batch 4 after " << 2 * j_r0["steps_per_epoch"].get<int>()
             << " steps: max |dw| " << max_diff << ", |dw| / |update| " << rel << ", ranks differ by " << rank_diff
-            << ", gradient buckets " << j_r0["buckets"] << "; losses " << j_single["losses"] << " vs "
-            << j_r0["losses"] << "\n";
+            << ", gradient buckets " << j_r0["buckets"] << "; losses " << j_single["losses"] << " vs " << j_r0["losses"]
+            << "\n";
   EXPECT_EQ(j_r0["steps_per_epoch"], j_single["steps_per_epoch"]);
   EXPECT_GT(j_r0["buckets"].get<int>(), 1);  // several flat buckets, one all-reduce each
   EXPECT_EQ(rank_diff, 0.0);                 // every rank holds the same weights
@@ -417,8 +428,7 @@ TEST(Distributed, ADeadOrHungPeerEndsTheJobInBoundedTime) {
     std::cout << (sig == SIGKILL ? "killed" : "stopped (SIGSTOP)") << " peer: rank 0 exited " << after
               << " s later (--dist_timeout 10)\n";
     EXPECT_LT(after, 40);
-    EXPECT_NE(rank0.output().find("distributed all-reduce failed on rank 0 of 2"), std::string::npos)
-        << rank0.output();
+    EXPECT_NE(rank0.output().find("distributed all-reduce failed on rank 0 of 2"), std::string::npos) << rank0.output();
     rank1.signal(SIGKILL);
   }
 }
@@ -447,8 +457,8 @@ TEST(Distributed, RankZeroWritesAndAStoppedJobResumesAtAnotherWorldSize) {
   }
   {
     const int port = free_port();
-    const auto argv = train_argv(data, out, "--epochs 3 --batch_size 1 --eval_every 0 --resume " +
-                                                (out / "checkpoint.pth").string());
+    const auto argv =
+        train_argv(data, out, "--epochs 3 --batch_size 1 --eval_every 0 --resume " + (out / "checkpoint.pth").string());
     Child rank1(argv, rank_env(1, 2, port), dir / "b1.log");
     Child rank0(argv, rank_env(0, 2, port), dir / "b0.log");
     ASSERT_TRUE(rank0.wait_for_output("[3/8]", 120)) << rank0.output();
@@ -464,9 +474,9 @@ TEST(Distributed, RankZeroWritesAndAStoppedJobResumesAtAnotherWorldSize) {
     std::cout << "stopped after step " << ck.state->step_in_epoch << " of epoch 1 on 2 ranks x batch 1\n";
   }
   // Resume on one process with batch 1: the epoch continues after the same number of images.
-  Child single(train_argv(data, out, "--epochs 2 --batch_size 1 --eval_every 0 --resume " +
-                                         (out / "checkpoint.pth").string()),
-               {}, dir / "c.log");
+  Child single(
+      train_argv(data, out, "--epochs 2 --batch_size 1 --eval_every 0 --resume " + (out / "checkpoint.pth").string()),
+      {}, dir / "c.log");
   EXPECT_EQ(single.wait(300), 0) << single.output();
   EXPECT_NE(single.output().find("with 1 images per step this run continues the epoch at step"), std::string::npos)
       << single.output();
@@ -479,7 +489,8 @@ TEST(Distributed, TorchrunLaunchesDetrTrain) {
   std::string torchrun;
   std::istringstream path(std::getenv("PATH") ? std::getenv("PATH") : "");
   for (std::string d; torchrun.empty() && std::getline(path, d, ':');)
-    if (!d.empty() && access((fs::path(d) / "torchrun").c_str(), X_OK) == 0) torchrun = (fs::path(d) / "torchrun").string();
+    if (!d.empty() && access((fs::path(d) / "torchrun").c_str(), X_OK) == 0)
+      torchrun = (fs::path(d) / "torchrun").string();
   if (torchrun.empty()) GTEST_SKIP() << "no torchrun on PATH: the torchrun launch is not tested here";
   const auto dir = temp_dir("torchrun");
   const auto data = synthetic(dir, 8);
@@ -489,8 +500,16 @@ TEST(Distributed, TorchrunLaunchesDetrTrain) {
   const std::string no_python = help.output().find("--no-python") != std::string::npos ? "--no-python" : "--no_python";
   auto argv = train_argv(data, dir / "out", "--epochs 1 --batch_size 2");
   argv.erase(argv.begin());  // detr_train's path goes after torchrun's flags
-  std::vector<std::string> cmd{torchrun, "--nproc_per_node=2", "--master_port=" + std::to_string(free_port()),
-                               no_python, "--redirects", "1", "--tee", "1", "--log_dir", (dir / "logs").string(),
+  std::vector<std::string> cmd{torchrun,
+                               "--nproc_per_node=2",
+                               "--master_port=" + std::to_string(free_port()),
+                               no_python,
+                               "--redirects",
+                               "1",
+                               "--tee",
+                               "1",
+                               "--log_dir",
+                               (dir / "logs").string(),
                                kTool};
   cmd.insert(cmd.end(), argv.begin(), argv.end());
   Child run(cmd, {}, dir / "torchrun.log");
@@ -537,8 +556,8 @@ TEST(Distributed, ShardedEvaluationEqualsOneProcess) {
   ASSERT_FALSE(a.is_null());
   ASSERT_FALSE(b.is_null());
   std::cout << d1.size() << " detections from one process, " << d2.size() << " gathered from 2; COCO stats "
-            << a["test_coco_eval_bbox"] << " / " << b["test_coco_eval_bbox"] << "; loss " << a["test_loss"]
-            << " / " << b["test_loss"] << "\n";
+            << a["test_coco_eval_bbox"] << " / " << b["test_coco_eval_bbox"] << "; loss " << a["test_loss"] << " / "
+            << b["test_loss"] << "\n";
   EXPECT_EQ(a["test_coco_eval_bbox"], b["test_coco_eval_bbox"]);
   EXPECT_DOUBLE_EQ(a["test_loss"].get<double>(), b["test_loss"].get<double>());
   EXPECT_TRUE(stats_of(rank1.output()).is_null()) << "only rank 0 prints";

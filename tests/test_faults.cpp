@@ -31,11 +31,11 @@
 
 namespace fs = std::filesystem;
 using namespace detr;
-using serialization::PyValue;
 using detr::testing::expect_error;
 using detr::testing::read_file;
 using detr::testing::run_command;
 using detr::testing::write_file;
+using serialization::PyValue;
 
 namespace {
 
@@ -126,8 +126,8 @@ TEST(Faults, CompressedZipRecordDeclaringHugeSizeIsRefusedBeforeInflating) {
   std::string central = "PK\x01\x02" + le(20, 2) + le(20, 2) + le(0, 2) + le(8, 2) + le(0, 4) + le(0, 4) +
                         le(data.size(), 4) + le(declared, 4) + le(name.size(), 2) + le(0, 2) + le(0, 2) + le(0, 2) +
                         le(0, 2) + le(0, 4) + le(0, 4) + name;
-  std::string end = "PK\x05\x06" + le(0, 2) + le(0, 2) + le(1, 2) + le(1, 2) + le(central.size(), 4) +
-                    le(local.size(), 4) + le(0, 2);
+  std::string end =
+      "PK\x05\x06" + le(0, 2) + le(0, 2) + le(1, 2) + le(1, 2) + le(central.size(), 4) + le(local.size(), 4) + le(0, 2);
   auto dir = temp_dir("zipbomb");
   write_file(dir / "bomb.pth", local + central + end);
   expect_error([&] { serialization::torch_load(dir / "bomb.pth"); },
@@ -177,9 +177,9 @@ TEST(Faults, ResumeStateIsValidated) {
     const auto path = checkpoint_with(dir, fields);
     expect_error([&] { load_checkpoint(path); }, {"checkpoint.pth", "'" + c.field, c.needle});
   }
-  const auto ok = load_checkpoint(checkpoint_with(dir, {{"epoch", PyValue::integer(3)},
-                                                         {"step_in_epoch", PyValue::integer(5)},
-                                                         {"best_ap", PyValue::floating(0.25)}}));
+  const auto ok = load_checkpoint(checkpoint_with(
+      dir,
+      {{"epoch", PyValue::integer(3)}, {"step_in_epoch", PyValue::integer(5)}, {"best_ap", PyValue::floating(0.25)}}));
   ASSERT_TRUE(ok.state);
   EXPECT_EQ(ok.state->epoch, 3);
   EXPECT_EQ(ok.state->step_in_epoch, 5);
@@ -215,7 +215,7 @@ TEST(Faults, ResumedOptimizerStateIsValidated) {
                                       {PyValue::str("exp_avg_sq"), PyValue::tensor(exp_avg_sq)}});
     return checkpoint_with(
         dir, {{"optimizer", PyValue::dict({{PyValue::str("state"), PyValue::dict({{PyValue::integer(0), state}})},
-                                          {PyValue::str("param_groups"), PyValue::list({group(0), group(1)})}})},
+                                           {PyValue::str("param_groups"), PyValue::list({group(0), group(1)})}})},
               {"lr_scheduler", PyValue::dict({{PyValue::str("last_epoch"), PyValue::integer(1)}})},
               {"epoch", PyValue::integer(1)}});
   };
@@ -290,7 +290,8 @@ TEST(Faults, FormatsWithoutACheckedSizeAreRefusedByContent) {
     std::string name, bytes, needle;
   };
   const std::vector<Case> cases = {
-      {"bigtiff.tif", std::string("II+\0\x08\0\0\0", 8) + le(16, 8) + std::string(64, '\0'), "a BigTIFF image (by its content)"},
+      {"bigtiff.tif", std::string("II+\0\x08\0\0\0", 8) + le(16, 8) + std::string(64, '\0'),
+       "a BigTIFF image (by its content)"},
       {"j2k_as.png", std::string("\xFF\x4F\xFF\x51\x00\x2F\x00\x00", 8) + be16000 + be16000 + std::string(40, '\0'),
        "JPEG 2000 declares 16000x16000"},
       {"jp2_as.jpg", std::string("\0\0\0\x0CjP  \r\n\x87\n", 12) + std::string(64, '\0'), "cannot read the image size"},
@@ -299,7 +300,8 @@ TEST(Faults, FormatsWithoutACheckedSizeAreRefusedByContent) {
       {"pam.pnm", "P7\nWIDTH 16000\nHEIGHT 16000\nDEPTH 3\nMAXVAL 255\nTUPLTYPE RGB\nENDHDR\n" + std::string(64, '\0'),
        "a PAM image (by its content)"},
       {"pfm.png", "PF\n16000 16000\n-1.0\n" + std::string(64, '\0'), "a PFM image (by its content)"},
-      {"text.jpg", "these are not the pixels you are looking for", "not an image in a format read here (by its content)"},
+      {"text.jpg", "these are not the pixels you are looking for",
+       "not an image in a format read here (by its content)"},
   };
   for (const auto& c : cases) {
     write_file(dir / c.name, c.bytes);
@@ -327,8 +329,8 @@ TEST(Faults, TiffSizeIsReadWhereTheFileKeepsIt) {
   EXPECT_EQ(h.width, 123);
   EXPECT_EQ(h.height, 45);
   // A JP2 file's size from its jp2h/ihdr boxes.
-  const std::string jp2 = std::string("\0\0\0\x0CjP  \r\n\x87\n", 12) + le(0x14000000, 4) + "ftypjp2 " + std::string(8, '\0') +
-                          std::string("\0\0\0\x2Djp2h", 8) + std::string("\0\0\0\x16ihdr", 8) +
+  const std::string jp2 = std::string("\0\0\0\x0CjP  \r\n\x87\n", 12) + le(0x14000000, 4) + "ftypjp2 " +
+                          std::string(8, '\0') + std::string("\0\0\0\x2Djp2h", 8) + std::string("\0\0\0\x16ihdr", 8) +
                           std::string("\0\0\0\x30\0\0\0\x40", 8) + std::string(29, '\0');
   write_file(dir / "a.jp2", jp2);
   const auto j = datasets::read_image_file_header(dir / "a.jp2");
@@ -363,8 +365,8 @@ TEST(Faults, DecompressionBombIsRefusedFromItsHeader) {
   // A JPEG hiding its frame header behind a restart marker and stray bytes (libjpeg skips them and
   // would decode 32000x32000): the header walk reads it as libjpeg does.
   const std::string sof = "\xFF\xC0" + std::string("\x00\x11\x08\x7D\x00\x7D\x00\x03", 8) + std::string(9, '\x01');
-  write_file(dir / "hidden.jpg", std::string("\xFF\xD8\xFF\xD0\x00\x06\x00\x00\x00\x00", 10) + sof +
-                                      "\xFF\xDA\x00\x02\x00\xFF\xD9");
+  write_file(dir / "hidden.jpg",
+             std::string("\xFF\xD8\xFF\xD0\x00\x06\x00\x00\x00\x00", 10) + sof + "\xFF\xDA\x00\x02\x00\xFF\xD9");
   expect_error([&] { datasets::load_image_rgb(dir / "hidden.jpg"); }, {"hidden.jpg", "32000x32000"});
   // A known format whose size cannot be read is never decoded.
   write_file(dir / "short.png", "\x89PNG\r\n\x1a\n\x00\x00");
@@ -385,8 +387,11 @@ TEST(Faults, DeclaredSizeUnlikeTheFileFailsOrIsSkipped) {
 // ---- ids ---------------------------------------------------------------------------------------------
 
 TEST(Faults, IdsOutsideInt64AreRejectedNamingFileAndRecord) {
-  const std::pair<std::string, std::string> ids[] = {{"1e19", "1e+19"}, {"5e19", "5e+19"},
-      {"9223372036854775808", "9223372036854775808"}, {"10000000000000000000", "10000000000000000000"}, {"3.5", "3.5"}};
+  const std::pair<std::string, std::string> ids[] = {{"1e19", "1e+19"},
+                                                     {"5e19", "5e+19"},
+                                                     {"9223372036854775808", "9223372036854775808"},
+                                                     {"10000000000000000000", "10000000000000000000"},
+                                                     {"3.5", "3.5"}};
   for (const auto& [id, shown] : ids) {
     SCOPED_TRACE(id);
     auto root = make_export("ids", 3);
@@ -407,8 +412,9 @@ TEST(Faults, HugeCategoryIdsWarnOrFailNamingTheId) {
   write_json(annotations(root), j);
   const auto data = load(root);
   const auto& w = data.summary.warnings;
-  EXPECT_TRUE(std::any_of(w.begin(), w.end(), [](const auto& s) { return s.find("up to 500 for 3 categories") != s.npos; }))
-      << datasets::format_summary(data, "train");
+  EXPECT_TRUE(std::any_of(w.begin(), w.end(), [](const auto& s) {
+    return s.find("up to 500 for 3 categories") != s.npos;
+  })) << datasets::format_summary(data, "train");
   j["categories"][2]["id"] = 1000000;
   for (auto& a : j["annotations"])
     if (a["category_id"] == 500) a["category_id"] = 1000000;
@@ -442,10 +448,9 @@ TEST(Faults, FileNamesStayInsideTheImageFolder) {
 // ---- detr_inspect -----------------------------------------------------------------------------------
 
 TEST(Faults, InspectEscapesKeysAndTruncatesStrings) {
-  std::vector<std::pair<PyValue, PyValue>> d{
-      {PyValue::str("\x1b[31mred\x1b[0m"), PyValue::integer(1)},
-      {PyValue::str("long"), PyValue::str(std::string(1 << 20, 'y'))},
-      {PyValue::str(std::string(5000, 'k')), PyValue::integer(2)}};
+  std::vector<std::pair<PyValue, PyValue>> d{{PyValue::str("\x1b[31mred\x1b[0m"), PyValue::integer(1)},
+                                             {PyValue::str("long"), PyValue::str(std::string(1 << 20, 'y'))},
+                                             {PyValue::str(std::string(5000, 'k')), PyValue::integer(2)}};
   std::ostringstream os;
   serialization::print_structure(os, PyValue::dict(d), {});
   const auto out = os.str();
@@ -485,7 +490,8 @@ std::vector<std::string> files_in(const fs::path& dir) {
 TEST(Faults, FullDiskLosesNothing) {
   if (::geteuid() != 0) GTEST_SKIP() << "mounting a small tmpfs needs root; this test runs as uid " << ::geteuid();
   SmallDisk disk("fulldisk", 1 << 20);
-  if (!disk.mounted) GTEST_SKIP() << "mount(tmpfs) failed: " << std::strerror(disk.error) << " (no CAP_SYS_ADMIN here?)";
+  if (!disk.mounted)
+    GTEST_SKIP() << "mount(tmpfs) failed: " << std::strerror(disk.error) << " (no CAP_SYS_ADMIN here?)";
   // A checkpoint that fits, then one that does not: the first stays whole, no temp file is left.
   auto ck = [](int64_t n) {
     std::vector<std::pair<PyValue, PyValue>> sd{{PyValue::str("w"), PyValue::tensor(torch::ones({n}))}};
@@ -530,7 +536,7 @@ TEST(Faults, NumberedCopiesAreSnapshotsThatNeedNoSpaceAndLeaveNoTempFile) {
   SmallDisk disk("snapshot", 1 << 20);
   if (!disk.mounted) GTEST_SKIP() << "mount(tmpfs) failed: " << std::strerror(disk.error);
   util::write_file_atomically(disk.dir / "checkpoint.pth", std::string(700 << 10, 'c'));  // 700 KB of 1 MB
-  util::snapshot_file(disk.dir / "checkpoint.pth", disk.dir / "checkpoint0001.pth");  // a copy would not fit
+  util::snapshot_file(disk.dir / "checkpoint.pth", disk.dir / "checkpoint0001.pth");      // a copy would not fit
   EXPECT_EQ(fs::file_size(disk.dir / "checkpoint0001.pth"), 700u << 10);
   EXPECT_EQ(files_in(disk.dir), (std::vector<std::string>{"checkpoint.pth", "checkpoint0001.pth"}));
 }
@@ -540,8 +546,8 @@ TEST(Faults, TrainingOnAFullDiskExitsWithOneLine) {
   SmallDisk disk("fulldisk_train", 4 << 20);  // the tiny model's checkpoint is ~45 MB
   if (!disk.mounted) GTEST_SKIP() << "mount(tmpfs) failed: " << std::strerror(disk.error);
   auto data = make_export("fulldisk_data", 3);
-  const std::string cmd = std::string(DETR_TOOLS_DIR) + "/detr_train --coco_path " + data.string() +
-                          " --output_dir " + (disk.dir / "out").string() +
+  const std::string cmd = std::string(DETR_TOOLS_DIR) + "/detr_train --coco_path " + data.string() + " --output_dir " +
+                          (disk.dir / "out").string() +
                           " --epochs 1 --batch_size 1 --device cpu --num_threads 2 --backbone resnet18 --hidden_dim 32"
                           " --nheads 2 --enc_layers 1 --dec_layers 1 --dim_feedforward 64 --num_queries 4"
                           " --scales 48 --max_size 64 --val_size 48 --val_split 0 --backbone_weights none 2>&1";
@@ -569,8 +575,11 @@ TEST(Faults, TrainingMessagesEscapeWhatComesFromFiles) {
     out << "no newline at the end \xff";
   }
   std::cout << sink.str() << "\n";
-  EXPECT_EQ(sink.str(), "train: /data/evil\\x1b]0;title\\x07/ann.json: 2 images, caf\xc3\xa9" "3\n"
-                        "partial \xe2\x9c\x93 then flushed" "no newline at the end \\xff");
+  EXPECT_EQ(sink.str(),
+            "train: /data/evil\\x1b]0;title\\x07/ann.json: 2 images, caf\xc3\xa9"
+            "3\n"
+            "partial \xe2\x9c\x93 then flushed"
+            "no newline at the end \\xff");
 
   // detr_train --check_data on an export in a folder whose name carries an escape sequence.
   const auto dir = temp_dir("escapes") / "export\x1b[2J";
@@ -600,12 +609,15 @@ TEST(Faults, InspectEscapesEveryByteFromTheFile) {
   std::cout << output;
   EXPECT_EQ(code, 0) << output;
   EXPECT_EQ(output.find('\x1b'), std::string::npos) << "raw escape bytes reached the terminal";
-  EXPECT_NE(output.find("arc\\x1b[2J"), std::string::npos) << output;  // the archive's folder
+  EXPECT_NE(output.find("arc\\x1b[2J"), std::string::npos) << output;               // the archive's folder
   EXPECT_NE(output.find("caf\xc3\xa9 \xe2\x9c\x93"), std::string::npos) << output;  // printable UTF-8 stays
 
   // A pickled class whose module and name carry control bytes, C1 controls and invalid UTF-8 (our
   // writer pickles no objects: the pickle is written by hand: GLOBAL, EMPTY_TUPLE, NEWOBJ, STOP).
-  const std::string pkl = std::string("\x80\x02" "cevil\x1b]0;pwned\x07\nCls\xc2\x9b" "2J\xff\n)\x81.");
+  const std::string pkl = std::string(
+      "\x80\x02"
+      "cevil\x1b]0;pwned\x07\nCls\xc2\x9b"
+      "2J\xff\n)\x81.");
   const auto obj = serialization::unpickle(pkl.data(), pkl.size(), 0, nullptr).value;
   std::ostringstream listing;
   serialization::print_structure(listing, obj);
@@ -635,14 +647,19 @@ TEST(Faults, ErrorsAreOneLineNamingTheFile) {
   // What reaches the terminal: control characters escaped, one line.
   EXPECT_EQ(detr::one_line("a\nb\x1b[31m\tc\n"), "a\\nb\\x1b[31m\\x09c");
   // Invalid UTF-8 and C1 controls from a file are escaped too; printable UTF-8 stays.
-  EXPECT_EQ(detr::one_line("caf\xc3\xa9 \xff\xc2\x9b" "2J"), "caf\xc3\xa9 \\xff\\xc2\\x9b2J");
+  EXPECT_EQ(detr::one_line("caf\xc3\xa9 \xff\xc2\x9b"
+                           "2J"),
+            "caf\xc3\xa9 \\xff\\xc2\\x9b2J");
 }
 
 // ---- shapes of value graphs a crafted pickle or JSON file can build -------------------------------------
 
 TEST(Faults, PickleReferenceCyclesAreRefusedAndFreed) {
   // a = []; b = [a]; a.append(b): a cycle that reference counting would never free.
-  const std::string p("\x80\x02]q\x00(]q\x01(h\x00" "ee.", 15);
+  const std::string p(
+      "\x80\x02]q\x00(]q\x01(h\x00"
+      "ee.",
+      15);
   expect_error([&] { serialization::unpickle(p.data(), p.size(), 0, nullptr); }, {"reference cycle"});
 }
 

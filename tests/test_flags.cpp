@@ -98,7 +98,8 @@ TEST(Flags, EveryBadCommandLineIsOneUsageErrorWithExitCode2) {
       EXPECT_EQ(out[1], std::string("Try '") + tool.name + " --help'.");
       // The message names the offending flag or value.
       const std::string offending = args.substr(args.rfind(' ') + 1);
-      const std::string flag = args.substr(args.rfind("--") + 2, args.find(' ', args.rfind("--")) - args.rfind("--") - 2);
+      const std::string flag =
+          args.substr(args.rfind("--") + 2, args.find(' ', args.rfind("--")) - args.rfind("--") - 2);
       EXPECT_TRUE(out[0].find(offending) != std::string::npos || out[0].find(flag) != std::string::npos) << out[0];
     }
   }

@@ -7,8 +7,8 @@
 
 #include "src/tools/flops.h"
 
-using detr::models::ModelConfig;
 using detr::models::model_flops;
+using detr::models::ModelConfig;
 
 // torchvision's table (GFLOPS there are multiply-adds at 224x224, fc included): resnet18 1.81,
 // resnet34 3.66, resnet50 4.09, resnet101 7.80.
@@ -43,8 +43,8 @@ TEST(Flops, DetrMatchesThePapersTable) {
     c.dilation = m.dc5;
     const double gmacs = model_flops(c, 800, 1200).forward() / 2 / 1e9;
     ratios.push_back(gmacs / m.gmacs);
-    std::printf("DETR %s%s at 800x1200: %.1f GMACs (paper: %.0f, ratio %.3f)\n", m.backbone, m.dc5 ? "-DC5" : "",
-                gmacs, m.gmacs, ratios.back());
+    std::printf("DETR %s%s at 800x1200: %.1f GMACs (paper: %.0f, ratio %.3f)\n", m.backbone, m.dc5 ? "-DC5" : "", gmacs,
+                m.gmacs, ratios.back());
     EXPECT_NEAR(ratios.back(), 1.0, 0.1) << m.backbone << (m.dc5 ? " DC5" : "");
   }
   // One image size stands for the paper's average: the four models' ratios must agree closely, which

@@ -1,7 +1,7 @@
 // The CVAT dump formats besides COCO (datasets/formats): the XML reader, the TFRecord framing and
 // protobuf reader, each format's reader on exports written by the library's writers as CVAT writes them
-// (datasets/formats/writers.h; round trips: the same annotations written as COCO load equal), every malformed-file rule, format detection, and the
-// real exports of ../shared/data/real-exports when present (FormatsOptionalFixtures).
+// (datasets/formats/writers.h; round trips: the same annotations written as COCO load equal), every malformed-file
+// rule, format detection, and the real exports of ../shared/data/real-exports when present (FormatsOptionalFixtures).
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -302,8 +302,11 @@ void expect_equal(const dd::CocoDataset& coco, const dd::CocoDataset& other, boo
 }
 
 // Writes spec as COCO and with `write`, loads both, compares train and validation.
-void round_trip(const std::string& name, const Spec& spec, DatasetFormat format,
-                const std::function<void(const Spec&, const fs::path&)>& write, FormatLoadOptions options = {}) {
+void round_trip(const std::string& name,
+                const Spec& spec,
+                DatasetFormat format,
+                const std::function<void(const Spec&, const fs::path&)>& write,
+                FormatLoadOptions options = {}) {
   const fs::path dir = temp_dir("rt_" + name);
   write_coco(spec, dir / "coco");
   write(spec, dir / name);
@@ -363,7 +366,8 @@ TEST(FormatsRoundTrip, SyntheticSampleInEachFormat) {
   o.num_images = 4, o.width = 64, o.height = 64, o.cvat_quirks = false;  // sizes exact in YOLO and float32
   dd::write_synthetic_export(dir / "coco", o, DatasetFormat::coco);
   const auto coco = load_format(dir / "coco", DatasetFormat::coco);
-  for (const auto format : {DatasetFormat::voc, DatasetFormat::tfrecord, DatasetFormat::cvat, DatasetFormat::datumaro}) {
+  for (const auto format :
+       {DatasetFormat::voc, DatasetFormat::tfrecord, DatasetFormat::cvat, DatasetFormat::datumaro}) {
     SCOPED_TRACE(format_name(format));
     const fs::path root = dir / format_name(format);
     dd::write_synthetic_export(root, o, format);
@@ -550,7 +554,8 @@ TEST(FormatsXml, LimitsOnDepthElementsAndSize) {
   // The count is an upper bound: a '<' and a name inside a comment or CDATA section counts too.
   expect_error([&] { parse_xml("<a><b/><!-- <c> --><b/></a>", "many.xml", limits); }, {"more than 3 elements"});
   // Attributes count too (pugixml's 40 bytes each): two elements and two attributes are more than 3.
-  expect_error([&] { parse_xml("<a x='1'><b y='2'/></a>", "many.xml", limits); }, {"more than 3 elements", "attributes counted too"});
+  expect_error([&] { parse_xml("<a x='1'><b y='2'/></a>", "many.xml", limits); },
+               {"more than 3 elements", "attributes counted too"});
   limits = {};
   limits.max_bytes = 10;
   expect_error([&] { parse_xml("<a>0123456789</a>", "big.xml", limits); }, {"big.xml", "above the limit of 10"});
@@ -561,7 +566,8 @@ TEST(FormatsXml, LimitsOnDepthElementsAndSize) {
   for (int i = 0; i < 300000; ++i) attrs += " a" + std::to_string(i) + "=''";
   attrs += "/>";
   auto t0 = std::chrono::steady_clock::now();
-  expect_error([&] { parse_xml(attrs, "attrs.xml"); }, {"attrs.xml: line 1", "more than 256 attributes in <annotation>"});
+  expect_error([&] { parse_xml(attrs, "attrs.xml"); },
+               {"attrs.xml: line 1", "more than 256 attributes in <annotation>"});
   std::string empties = "<a>";
   for (int i = 0; i < 10'000'000; ++i) empties += "<b/>";
   empties += "</a>";
@@ -614,11 +620,11 @@ TEST(FormatsText, StrictNumbersAndQuoting) {
   EXPECT_EQ(split_lines("a\r\nb\n\nc").size(), 4u);
   EXPECT_EQ(split_lines("a\n").size(), 1u);
   EXPECT_EQ(invalid_utf8_at("a\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80"), std::string_view::npos);
-  EXPECT_EQ(invalid_utf8_at("ab\x80"), 2u);              // a lone continuation byte
-  EXPECT_EQ(invalid_utf8_at("a\xC1\xBF"), 1u);          // overlong
-  EXPECT_EQ(invalid_utf8_at("\xE0\x80\x80"), 0u);       // overlong
-  EXPECT_EQ(invalid_utf8_at("\xF4\x90\x80\x80"), 0u);   // above U+10FFFF
-  EXPECT_EQ(invalid_utf8_at("x\xF0\x9F\x98"), 1u);      // cut short
+  EXPECT_EQ(invalid_utf8_at("ab\x80"), 2u);            // a lone continuation byte
+  EXPECT_EQ(invalid_utf8_at("a\xC1\xBF"), 1u);         // overlong
+  EXPECT_EQ(invalid_utf8_at("\xE0\x80\x80"), 0u);      // overlong
+  EXPECT_EQ(invalid_utf8_at("\xF4\x90\x80\x80"), 0u);  // above U+10FFFF
+  EXPECT_EQ(invalid_utf8_at("x\xF0\x9F\x98"), 1u);     // cut short
 }
 
 TEST(FormatsTfRecord, ExampleParsingPackedAndUnpacked) {
@@ -636,9 +642,9 @@ TEST(FormatsTfRecord, ExampleParsingPackedAndUnpacked) {
   ASSERT_EQ(f.at("b").bytes.size(), 2u);
   EXPECT_EQ(f.at("b").bytes[1], "");
   const char* malformed = "truncated or malformed protobuf field";
-  expect_error([&] { parse_tf_example(ex.substr(0, ex.size() - 3)); }, {malformed});  // a field past the end
-  expect_error([&] { parse_tf_example(std::string("\x0a\xff", 2)); }, {malformed});  // a truncated varint
-  expect_error([&] { parse_tf_example(varint(1 << 3 | 3)); }, {malformed});  // a group that never ends
+  expect_error([&] { parse_tf_example(ex.substr(0, ex.size() - 3)); }, {malformed});     // a field past the end
+  expect_error([&] { parse_tf_example(std::string("\x0a\xff", 2)); }, {malformed});      // a truncated varint
+  expect_error([&] { parse_tf_example(varint(1 << 3 | 3)); }, {malformed});              // a group that never ends
   expect_error([&] { parse_tf_example(varint(0 << 3 | 0) + varint(1)); }, {malformed});  // field number 0
   // Groups nested deeper than the recursion limit: rejected, not a stack overflow.
   std::string deep;
@@ -680,12 +686,13 @@ TEST(FormatsTfRecord, DeclaredValuesAreBoundedBeforeParsing) {
   EXPECT_EQ(parse_tf_example(example({{"f", float_feature(std::vector<float>(1000000, 0.5f))}})).at("f").floats.size(),
             1000000u);
   const size_t n = 20000;
-  const auto boxes = parse_tf_example(example({{"image/object/bbox/xmin", float_feature(std::vector<float>(n, 0.1f))},
-                                               {"image/object/bbox/ymin", float_feature(std::vector<float>(n, 0.1f))},
-                                               {"image/object/bbox/xmax", float_feature(std::vector<float>(n, 0.5f))},
-                                               {"image/object/bbox/ymax", float_feature(std::vector<float>(n, 0.5f))},
-                                               {"image/object/class/label", int_feature(std::vector<int64_t>(n, 1))},
-                                               {"image/object/class/text", bytes_feature(std::vector<std::string>(n, "cat"))}}));
+  const auto boxes =
+      parse_tf_example(example({{"image/object/bbox/xmin", float_feature(std::vector<float>(n, 0.1f))},
+                                {"image/object/bbox/ymin", float_feature(std::vector<float>(n, 0.1f))},
+                                {"image/object/bbox/xmax", float_feature(std::vector<float>(n, 0.5f))},
+                                {"image/object/bbox/ymax", float_feature(std::vector<float>(n, 0.5f))},
+                                {"image/object/class/label", int_feature(std::vector<int64_t>(n, 1))},
+                                {"image/object/class/text", bytes_feature(std::vector<std::string>(n, "cat"))}}));
   EXPECT_EQ(boxes.at("image/object/class/text").bytes.size(), n);
 }
 
@@ -767,8 +774,10 @@ TEST(FormatsCvat, MaskBoxFromRuns) {
 namespace {
 
 // A small valid export of `write`, edited by `edit` (which gets its root), loaded with `format`.
-void expect_load_error(const std::string& name, const std::function<void(const Spec&, const fs::path&)>& write,
-                       DatasetFormat format, const std::function<void(const fs::path&)>& edit,
+void expect_load_error(const std::string& name,
+                       const std::function<void(const Spec&, const fs::path&)>& write,
+                       DatasetFormat format,
+                       const std::function<void(const fs::path&)>& edit,
                        const std::vector<std::string>& pieces,
                        std::vector<std::string> subsets = {"Train", "Validation"}) {
   const auto dir = temp_dir("bad_" + name);
@@ -845,11 +854,10 @@ TEST(FormatsMalformed, Voc) {
   expect_load_error("voc_size", write_voc, f,
                     [&](const fs::path& r) { replace_in(r / xml, "<width>64</width>", "<width>0</width>"); },
                     {"img000001.xml: line 5", "size.width must be a positive integer, got '0'"});
-  expect_load_error("voc_entities", write_voc, f,
-                    [&](const fs::path& r) {
-                      replace_in(r / xml, "<annotation>", "<!DOCTYPE a [<!ENTITY x 'xx'>]>\n<annotation>");
-                    },
-                    {"img000001.xml: line 2", "DOCTYPE with an internal subset (entity definitions) is not supported"});
+  expect_load_error(
+      "voc_entities", write_voc, f,
+      [&](const fs::path& r) { replace_in(r / xml, "<annotation>", "<!DOCTYPE a [<!ENTITY x 'xx'>]>\n<annotation>"); },
+      {"img000001.xml: line 2", "DOCTYPE with an internal subset (entity definitions) is not supported"});
   expect_load_error("voc_utf8", write_voc, f,
                     [&](const fs::path& r) { replace_in(r / xml, "<name>dog</name>", "<name>d\xF0\x9Fg</name>"); },
                     {"img000001.xml: line ", "invalid UTF-8 at byte "});
@@ -1381,7 +1389,7 @@ TEST(FormatsDecisions, TfRecordSubsetNamesNeverBecomePaths) {
   write_file(dir / "label_map.pbtxt", label_map_text(spec));
   const SImage im{"a", 64, 32, {}};
   write_file(dir / "...tfrecord", framed(example({{"image/filename", bytes_feature({"a.png"})},
-                                                   {"image/encoded", bytes_feature({png_bytes(im)})}})));
+                                                  {"image/encoded", bytes_feature({png_bytes(im)})}})));
   const auto extract = dir / "scratch" / "extracted";
   const auto raw = read_tfrecord(dir, extract);
   ASSERT_EQ(raw.subsets.size(), 1u);

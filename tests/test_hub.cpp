@@ -176,16 +176,21 @@ TEST(Hub, DetrTrainLoadsABackboneFromAUrl) {
   ASSERT_TRUE(server.accepting());
 
   const std::string tool = std::string(DETR_TOOLS_DIR) + "/detr_make_dataset";
-  ASSERT_EQ(std::system((tool + " --out " + (root / "data").string() + " --images 2 --width 64 --height 64 > /dev/null").c_str()), 0);
+  ASSERT_EQ(
+      std::system(
+          (tool + " --out " + (root / "data").string() + " --images 2 --width 64 --height 64 > /dev/null").c_str()),
+      0);
   const std::string cmd = "TORCH_HOME=" + (root / "torch").string() + " " + std::string(DETR_TOOLS_DIR) +
                           "/detr_train --coco_path " + (root / "data").string() +
                           " --epochs 1 --batch_size 1 --device cpu --backbone resnet18 --hidden_dim 32 --nheads 2"
                           " --enc_layers 1 --dec_layers 1 --dim_feedforward 32 --num_queries 4 --scales 64"
                           " --max_size 96 --val_size 64 --val_split 0 --eval_every 0 --num_workers 0"
-                          " --backbone_weights " + server.url("resnet18-test.pth") + " 2>&1";
+                          " --backbone_weights " +
+                          server.url("resnet18-test.pth") + " 2>&1";
   const auto [code, out] = detr::testing::run_command(cmd);
   EXPECT_EQ(code, 0) << out;
-  EXPECT_NE(out.find("ImageNet backbone from " + (root / "torch" / "hub" / "checkpoints" / "resnet18-test.pth").string()),
-            std::string::npos)
+  EXPECT_NE(
+      out.find("ImageNet backbone from " + (root / "torch" / "hub" / "checkpoints" / "resnet18-test.pth").string()),
+      std::string::npos)
       << out;
 }

@@ -127,8 +127,8 @@ void expect_scipy_cases(const std::filesystem::path& path) {
     max_abs_dev = std::max(max_abs_dev, dev);
     max_rel_dev = std::max(max_rel_dev, rel);
   }
-  std::cout << "[lsap] " << path.string() << ": " << cases.size() << " scipy cases: " << exact << "/" << cases.size() - ties
-            << " tie-free cases with identical indices, " << ties_identical << "/" << ties
+  std::cout << "[lsap] " << path.string() << ": " << cases.size() << " scipy cases: " << exact << "/"
+            << cases.size() - ties << " tie-free cases with identical indices, " << ties_identical << "/" << ties
             << " tie cases with identical indices\n"
             << "[lsap] max |total - scipy total| = " << max_abs_dev << " (relative " << max_rel_dev << ")\n";
 }
@@ -191,8 +191,7 @@ TEST(LinearSumAssignment, EmptyRowsOrCols) {
 
 TEST(LinearSumAssignment, RectangularWide) {
   // 2 rows, 4 columns: row 0 -> col 3 (1), row 1 -> col 1 (2); columns 0 and 2 stay unused.
-  const Matrix cost = {9, 5, 7, 1,
-                       8, 2, 6, 3};
+  const Matrix cost = {9, 5, 7, 1, 8, 2, 6, 3};
   const Assignment a = linear_sum_assignment(cost.data(), 2, 4);
   EXPECT_EQ(a.row_ind, (std::vector<int64_t>{0, 1}));
   EXPECT_EQ(a.col_ind, (std::vector<int64_t>{3, 1}));
@@ -201,10 +200,7 @@ TEST(LinearSumAssignment, RectangularWide) {
 
 TEST(LinearSumAssignment, RectangularTall) {
   // The transpose of the wide case: rows 1 and 3 are matched, reported in ascending row order.
-  const Matrix cost = {9, 8,
-                       5, 2,
-                       7, 6,
-                       1, 3};
+  const Matrix cost = {9, 8, 5, 2, 7, 6, 1, 3};
   const Assignment a = linear_sum_assignment(cost.data(), 4, 2);
   EXPECT_EQ(a.row_ind, (std::vector<int64_t>{1, 3}));
   EXPECT_EQ(a.col_ind, (std::vector<int64_t>{1, 0}));
@@ -215,10 +211,9 @@ TEST(LinearSumAssignment, NegativeAndOffsetCostsKeepTheAssignment) {
   // Adding a constant to a row or a column changes every assignment's total equally.
   const Matrix cost = {8, 4, 7, 5, 2, 3, 9, 4, 8};
   Matrix shifted = cost;
-  for (int j = 0; j < 3; ++j) shifted[3 + j] -= 1e6;  // row 1
+  for (int j = 0; j < 3; ++j) shifted[3 + j] -= 1e6;        // row 1
   for (int i = 0; i < 3; ++i) shifted[i * 3 + 2] += -37.5;  // col 2
-  EXPECT_EQ(linear_sum_assignment(shifted.data(), 3, 3).col_ind,
-            linear_sum_assignment(cost.data(), 3, 3).col_ind);
+  EXPECT_EQ(linear_sum_assignment(shifted.data(), 3, 3).col_ind, linear_sum_assignment(cost.data(), 3, 3).col_ind);
 }
 
 TEST(LinearSumAssignment, FloatOverloadMatchesDouble) {
@@ -287,8 +282,7 @@ TEST(LinearSumAssignment, MatchesBruteForceOnRandomSmallMatrices) {
       }
     }
   }
-  std::cout << "[lsap] brute force: " << checked << " random matrices, max |total - optimum| = " << max_dev
-            << "\n";
+  std::cout << "[lsap] brute force: " << checked << " random matrices, max |total - optimum| = " << max_dev << "\n";
 }
 
 TEST(LinearSumAssignment, RowIndAscending) {

@@ -26,7 +26,8 @@ std::map<std::string, std::vector<int64_t>> our_keys(torch::nn::Module& m) {
 }
 
 // Every key and shape of upstream's state_dict must be ours, and no more.
-void expect_same_keys(const ModelConfig& config, const std::map<std::string, std::vector<int64_t>>& ref,
+void expect_same_keys(const ModelConfig& config,
+                      const std::map<std::string, std::vector<int64_t>>& ref,
                       const std::string& what) {
   auto model = build_model(config);
   auto ours = our_keys(*model);
@@ -159,8 +160,8 @@ TEST(Model, DilationHalvesTheOutputStride) {
   c.enc_layers = c.dec_layers = 1;
   auto model = build_model(c);
   torch::NoGradGuard no_grad;
-  auto [features, pos] = model->backbone->forward(
-      detr::util::nested_tensor_from_tensor_list({torch::randn({3, 128, 96})}));
+  auto [features, pos] =
+      model->backbone->forward(detr::util::nested_tensor_from_tensor_list({torch::randn({3, 128, 96})}));
   EXPECT_EQ(features.tensors.sizes(), (std::vector<int64_t>{1, 2048, 8, 6}));  // stride 16
   EXPECT_EQ(pos.sizes(), (std::vector<int64_t>{1, 256, 8, 6}));
   c.backbone = "resnet18";
@@ -204,14 +205,15 @@ TEST(Criterion, LossKeysFollowUpstreamOrder) {
   c.dec_layers = 3;
   auto model = build_model(c);
   auto criterion = build_criterion(c);
-  std::vector<Target> targets{{torch::tensor({{0.5, 0.5, 0.2, 0.2}}), torch::tensor({1}, torch::kLong)},
-                              {torch::tensor({{0.3, 0.4, 0.1, 0.3}, {0.6, 0.6, 0.3, 0.3}}),
-                               torch::tensor({2, 3}, torch::kLong)}};
+  std::vector<Target> targets{
+      {torch::tensor({{0.5, 0.5, 0.2, 0.2}}), torch::tensor({1}, torch::kLong)},
+      {torch::tensor({{0.3, 0.4, 0.1, 0.3}, {0.6, 0.6, 0.3, 0.3}}), torch::tensor({2, 3}, torch::kLong)}};
   auto r = criterion->forward(model->forward(tiny_batch()), targets);
   std::vector<std::string> keys = r.losses.keys();
-  std::vector<std::string> want{"loss_ce", "class_error", "loss_bbox", "loss_giou", "cardinality_error",
-                                "loss_ce_0", "loss_bbox_0", "loss_giou_0", "cardinality_error_0",
-                                "loss_ce_1", "loss_bbox_1", "loss_giou_1", "cardinality_error_1"};
+  std::vector<std::string> want{
+      "loss_ce",     "class_error", "loss_bbox",          "loss_giou",           "cardinality_error",
+      "loss_ce_0",   "loss_bbox_0", "loss_giou_0",        "cardinality_error_0", "loss_ce_1",
+      "loss_bbox_1", "loss_giou_1", "cardinality_error_1"};
   EXPECT_EQ(keys, want);
   EXPECT_EQ(r.matchings.size(), 3u);
   EXPECT_EQ(r.matchings[0][1].src.size(), 2u);

@@ -109,7 +109,8 @@ TEST(PredictServer, DeepRequestsAndDevicePathsGetOneErrorAndTheServerGoesOn) {
 }
 
 TEST(PredictServer, Base64RoundTripsAndRefusesForeignText) {
-  for (const std::string& s : std::vector<std::string>{"", "f", "fo", "foo", "foob", "fooba", "foobar", std::string("\0\xff\x10", 3)})
+  for (const std::string& s :
+       std::vector<std::string>{"", "f", "fo", "foo", "foob", "fooba", "foobar", std::string("\0\xff\x10", 3)})
     EXPECT_EQ(detr::util::base64_decode(detr::util::base64_encode(s)), s);
   EXPECT_EQ(detr::util::base64_encode("foobar"), "Zm9vYmFy");
   EXPECT_EQ(detr::util::base64_decode("Zm9v\nYmE="), "fooba");

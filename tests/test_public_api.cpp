@@ -87,8 +87,11 @@ TEST(PublicApi, ACheckpointWhoseConfigOrWeightsLieIsRefusedInOneLine) {
     o.device = "cpu";
     EXPECT_THROW(detr::Detector::load((dir / name).string(), o), std::exception);
   };
-  for (const auto& [field, value] : {std::pair<const char*, int64_t>{"enc_layers", 100000}, {"dec_layers", 100000},
-                                     {"num_queries", 1 << 28}, {"dim_feedforward", 1 << 28}, {"num_classes", 7}}) {
+  for (const auto& [field, value] : {std::pair<const char*, int64_t>{"enc_layers", 100000},
+                                     {"dec_layers", 100000},
+                                     {"num_queries", 1 << 28},
+                                     {"dim_feedforward", 1 << 28},
+                                     {"num_classes", 7}}) {
     auto lie = config;
     if (std::string(field) == "enc_layers") lie.enc_layers = value;
     if (std::string(field) == "dec_layers") lie.dec_layers = value;
@@ -109,7 +112,8 @@ TEST(PublicApi, ACheckpointWhoseConfigOrWeightsLieIsRefusedInOneLine) {
   using detr::serialization::PyValue;
   detr::serialization::torch_save(PyValue::list({PyValue::integer(1)}), dir / "list.pth");
   refused("list.pth", {"list.pth: ", "expected a state dict, got list"});
-  detr::serialization::torch_save(PyValue::dict({{PyValue::str("w"), PyValue::tensor(torch::ones({2}))}}), dir / "alien.pth");
+  detr::serialization::torch_save(PyValue::dict({{PyValue::str("w"), PyValue::tensor(torch::ones({2}))}}),
+                                  dir / "alien.pth");
   refused("alien.pth", {"alien.pth: ", "query_embed.weight"});
 }
 
@@ -118,7 +122,8 @@ TEST(RunContext, DeviceAndThreadRules) {
   ASSERT_TRUE(detr::parse_device("cpu").has_value());
   EXPECT_TRUE(detr::parse_device("cpu")->is_cpu());
   EXPECT_EQ(detr::parse_device("cuda:1")->index(), 1);
-  for (const char* bad : {"tpu", "cuda:x", "", "CPU"}) EXPECT_THROW(detr::parse_device(bad), std::invalid_argument) << bad;
+  for (const char* bad : {"tpu", "cuda:x", "", "CPU"})
+    EXPECT_THROW(detr::parse_device(bad), std::invalid_argument) << bad;
 
   detr::Launch one;  // a single process: every usable CPU, whatever the shell's OMP_NUM_THREADS says
   one.omp_num_threads = 1;
@@ -128,13 +133,13 @@ TEST(RunContext, DeviceAndThreadRules) {
   job.job = detr::dist::Env{};
   job.job->world_size = 4;
   job.job->local_world_size = 2;
-  EXPECT_EQ(detr::resolve_threads(0, job, 8), 4);   // an equal share
+  EXPECT_EQ(detr::resolve_threads(0, job, 8), 4);  // an equal share
   job.omp_num_threads = 3;
-  EXPECT_EQ(detr::resolve_threads(0, job, 8), 3);   // the launcher's OMP_NUM_THREADS
-  EXPECT_EQ(detr::resolve_threads(5, job, 8), 5);   // --num_threads wins
+  EXPECT_EQ(detr::resolve_threads(0, job, 8), 3);  // the launcher's OMP_NUM_THREADS
+  EXPECT_EQ(detr::resolve_threads(5, job, 8), 5);  // --num_threads wins
   job.omp_num_threads = 0;
   job.job->local_world_size = 16;
-  EXPECT_EQ(detr::resolve_threads(0, job, 8), 1);   // never 0
+  EXPECT_EQ(detr::resolve_threads(0, job, 8), 1);  // never 0
 
   detr::RunOptions o;
   o.device = torch::Device(torch::kCPU);

@@ -77,9 +77,7 @@ Target target_with_masks(int64_t n, int64_t h, int64_t w) {
 
 }  // namespace
 
-TEST(Segmentation, TinyR18SegmMatchesUpstream) {
-  expect_parity(detr::testing::data_dir() / "detr" / "tiny_r18_segm");
-}
+TEST(Segmentation, TinyR18SegmMatchesUpstream) { expect_parity(detr::testing::data_dir() / "detr" / "tiny_r18_segm"); }
 
 TEST(SegmentationOptionalFixtures, R50SegmMatchesUpstream) {
   const auto dir = detr::testing::fixtures_dir() / "detr" / "r50_segm";
@@ -103,9 +101,8 @@ TEST(Segmentation, TinyR18SegmStateDictKeysEqualUpstream) {
 }
 
 TEST(Segmentation, FpnWidthsFollowTheBackbone) {
-  const std::map<std::string, std::vector<int64_t>> widths{{"resnet18", {256, 128, 64}},
-                                                           {"resnet34", {256, 128, 64}},
-                                                           {"resnet50", {1024, 512, 256}}};
+  const std::map<std::string, std::vector<int64_t>> widths{
+      {"resnet18", {256, 128, 64}}, {"resnet34", {256, 128, 64}}, {"resnet50", {1024, 512, 256}}};
   for (const auto& [backbone, want] : widths) {
     auto model = build_segmentation_model(tiny_segm_config(backbone));
     const auto& h = model->mask_head;
@@ -141,13 +138,12 @@ TEST(Segmentation, FreezeDetrFreezesEveryDetrParameterOnly) {
   }
   EXPECT_EQ(trainable_detr, 0);
   EXPECT_EQ(frozen_head, 0);
-  const int64_t head = count_trainable_parameters(*frozen->bbox_attention) +
-                       count_trainable_parameters(*frozen->mask_head);
+  const int64_t head =
+      count_trainable_parameters(*frozen->bbox_attention) + count_trainable_parameters(*frozen->mask_head);
   EXPECT_EQ(count_trainable_parameters(*frozen), head);
   // Without freezing, DETR's own rule (backbone conv1/layer1 frozen) stands.
   auto trained = build_segmentation_model(tiny_segm_config());
-  EXPECT_EQ(count_trainable_parameters(*trained),
-            count_trainable_parameters(*build_model(tiny_segm_config())) + head);
+  EXPECT_EQ(count_trainable_parameters(*trained), count_trainable_parameters(*build_model(tiny_segm_config())) + head);
   std::cout << "trainable: frozen detr " << count_trainable_parameters(*frozen) << ", all "
             << count_trainable_parameters(*trained) << "\n";
 }
@@ -200,9 +196,9 @@ TEST(Segmentation, CriterionAddsMaskTermsForTheFinalLayerOnly) {
   auto losses = criterion->forward(out, targets).losses;
   std::vector<std::string> keys;
   for (const auto& item : losses) keys.push_back(item.key());
-  const std::vector<std::string> want{"loss_ce",   "class_error",  "loss_bbox",   "loss_giou",
-                                      "cardinality_error", "loss_mask", "loss_dice", "loss_ce_0",
-                                      "loss_bbox_0", "loss_giou_0", "cardinality_error_0"};
+  const std::vector<std::string> want{"loss_ce",           "class_error", "loss_bbox",          "loss_giou",
+                                      "cardinality_error", "loss_mask",   "loss_dice",          "loss_ce_0",
+                                      "loss_bbox_0",       "loss_giou_0", "cardinality_error_0"};
   EXPECT_EQ(keys, want);
   EXPECT_GT(losses["loss_mask"].item<double>(), 0);
   EXPECT_EQ(config.weight_dict().count("loss_mask_0"), 1u);  // upstream's weight_dict copies them anyway
@@ -251,7 +247,8 @@ TEST(Segmentation, PostProcessSegmCropsEachImageAndResizesToItsOriginalSize) {
   // Each mask(q) is upstream's F.interpolate(masks.float(), orig, mode="nearest").byte(), for ratios
   // up and down: random fed masks against the float interpolation.
   int64_t compared = 0, differ = 0;
-  for (const auto& [h, w, oh, ow] : std::vector<std::array<int64_t, 4>>{{16, 16, 20, 30}, {37, 53, 600, 401}, {90, 70, 33, 29}}) {
+  for (const auto& [h, w, oh, ow] :
+       std::vector<std::array<int64_t, 4>>{{16, 16, 20, 30}, {37, 53, 600, 401}, {90, 70, 33, 29}}) {
     Detections d;
     d.fed_masks = torch::rand({2, h, w}) > 0.5;
     d.orig_size = {oh, ow};

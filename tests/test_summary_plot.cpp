@@ -69,7 +69,8 @@ TEST(SummaryPlot, EveryFigureIsDrawnWhereItsValueIs) {
       expect_at(layout.ap_point(e.epoch, *e.ap50), SummaryColours::ap50, "AP50");
     }
   }
-  std::cout << "[ summary.png ] " << checked << " figures found at their points, worst colour distance " << worst << "\n";
+  std::cout << "[ summary.png ] " << checked << " figures found at their points, worst colour distance " << worst
+            << "\n";
   // The best epoch's dashed marker, between the AP points (where no series passes).
   const auto marker = layout.ap_point(8, 0.75);
   EXPECT_LT(nearest_colour_distance(img, marker, cv::Scalar(0, 0, 200), 6), 30);
@@ -81,12 +82,17 @@ TEST(SummaryPlot, LogTxtIsReadAsTrainingWritesItAndWrittenAsPng) {
   const auto dir = detr::testing::scratch_dir("detr_summary_", "log");
   {
     std::ofstream log(dir / "log.txt");
-    log << R"({"train_loss": 2.5, "epoch": 0, "n_parameters": 10})" << "\n"
+    log << R"({"train_loss": 2.5, "epoch": 0, "n_parameters": 10})"
+        << "\n"
         << "not json\n"
-        << R"({"train_loss": 2.0, "test_loss": 2.2, "test_coco_eval_bbox": [0.1, 0.3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], "epoch": 1})" << "\n"
-        << R"({"train_loss": 1.5, "test_coco_eval_bbox": [-1, -1, -1], "test_coco_eval_masks": [0.2], "epoch": 2})" << "\n"
-        << R"({"train_loss": 1.9, "epoch": 1})" << "\n"  // a resumed run repeats epoch 1: the last line stands
-        << R"({"epoch": "3"})" << "\n";
+        << R"({"train_loss": 2.0, "test_loss": 2.2, "test_coco_eval_bbox": [0.1, 0.3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], "epoch": 1})"
+        << "\n"
+        << R"({"train_loss": 1.5, "test_coco_eval_bbox": [-1, -1, -1], "test_coco_eval_masks": [0.2], "epoch": 2})"
+        << "\n"
+        << R"({"train_loss": 1.9, "epoch": 1})"
+        << "\n"  // a resumed run repeats epoch 1: the last line stands
+        << R"({"epoch": "3"})"
+        << "\n";
   }
   const auto epochs = detr::read_epoch_figures(dir / "log.txt");
   ASSERT_EQ(epochs.size(), 3u);
@@ -164,8 +170,10 @@ TEST(SummaryPlot, ValidationImagesAreSpreadOverTheClassesAndDrawnWhereTheBoxesAr
   const auto dog_colour = out.at<cv::Vec3b>(right_edge);
   EXPECT_NE(dog_colour, cv::Vec3b(128, 128, 128)) << "detected box";
   EXPECT_EQ(out.at<cv::Vec3b>(24 + 80 * 2, 408 + 10 * 2), cv::Vec3b(128, 128, 128)) << "a low score was drawn";
-  EXPECT_NE(detr::draw_validation_image(image, rec, {low}, {}, val.categories, 0.1, 400).at<cv::Vec3b>(24 + 80 * 2, 408 + 10 * 2),
-            cv::Vec3b(128, 128, 128)) << "the same box above the threshold is drawn there";
+  EXPECT_NE(detr::draw_validation_image(image, rec, {low}, {}, val.categories, 0.1, 400)
+                .at<cv::Vec3b>(24 + 80 * 2, 408 + 10 * 2),
+            cv::Vec3b(128, 128, 128))
+      << "the same box above the threshold is drawn there";
   // Boxes far outside or not finite, a 2000 x 1 image: drawn without fault.
   auto wild = dog;
   wild.bbox = {1e12, -1e12, 1e15, std::nan("")};

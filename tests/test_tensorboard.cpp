@@ -20,10 +20,10 @@
 #include "util/tfrecord_framing.h"
 
 namespace fs = std::filesystem;
-using detr::util::crc32c;
 using detr::read_tensorboard_scalars;
 using detr::TensorBoardScalar;
 using detr::TensorBoardWriter;
+using detr::util::crc32c;
 
 namespace {
 
@@ -35,11 +35,13 @@ const std::string kReferenceFile = std::string(
     "\x19\x00\x00\x00\x00\x00\x00\x00\x8b\xf1\x08(\t\x00\x00\x00\x00\x00\x08p@\x10\x01*\x0c\n\n\n\x03v/1"
     "\x15\x00\x00\xc0?,\xec\xc0\x87"
     "\x1a\x00\x00\x00\x00\x00\x00\x00\x12\x9b\xd8-\t\x00\x00\x00\x00\x00\x08p@\x10\x02*\r\n\x0b\n\x04v/22"
-    "\x15\x00\x00\x80" "A\x8f\xa3\xb6\x88",
+    "\x15\x00\x00\x80"
+    "A\x8f\xa3\xb6\x88",
     40 + 41 + 42);
 // A file_version record written by TensorFlow itself (tensorflow event_file_loader_test MOCK_RECORDS).
 const std::string kTensorFlowRecord = std::string(
-    "\x18\x00\x00\x00\x00\x00\x00\x00\xa3\x7fK\"\t\x00\x00\x00'\xe6\xb3\xd5" "A\x1a\rbrain.Event:2"
+    "\x18\x00\x00\x00\x00\x00\x00\x00\xa3\x7fK\"\t\x00\x00\x00'\xe6\xb3\xd5"
+    "A\x1a\rbrain.Event:2"
     "jM\x0b\x15",
     40);
 constexpr size_t kFirstRecordBytes = 40;  // 12 header + 24 Event{wall_time, file_version} + 4 CRC
@@ -48,8 +50,7 @@ class TensorBoardTest : public ::testing::Test {
  protected:
   void SetUp() override {
     const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = fs::temp_directory_path() /
-           ("detr_tb_test_" + std::to_string(::getpid()) + "_" + info->name());
+    dir_ = fs::temp_directory_path() / ("detr_tb_test_" + std::to_string(::getpid()) + "_" + info->name());
     fs::remove_all(dir_);
   }
   void TearDown() override { fs::remove_all(dir_); }
@@ -152,10 +153,10 @@ TEST_F(TensorBoardTest, FirstEventHasFileVersionAndCurrentWallTime) {
 
 TEST_F(TensorBoardTest, RoundTripManyScalars) {
   const float big = std::numeric_limits<float>::max();
-  const std::vector<double> values = {0.0,     -0.0,  1.0,   -3.25, 1e-8, -1e-8,   1e20,
-                                      -1e30,   big,   1e-40 /* subnormal */, 0.1,  123456.789};
-  const std::vector<int64_t> steps = {0, 1, 2, 127, 128, 300, 1 << 20, int64_t(1) << 40,
-                                      std::numeric_limits<int64_t>::max(), -1};
+  const std::vector<double> values = {0.0, -0.0,      1.0, -3.25, 1e-8, -1e-8, 1e20, -1e30, big, 1e-40 /* subnormal */,
+                                      0.1, 123456.789};
+  const std::vector<int64_t> steps = {
+      0, 1, 2, 127, 128, 300, 1 << 20, int64_t(1) << 40, std::numeric_limits<int64_t>::max(), -1};
   const std::vector<std::string> tags = {"loss", "train/loss_giou", "lr", "ünïcode/π", "a b"};
   std::vector<TensorBoardScalar> expected;
   fs::path path;
@@ -204,7 +205,9 @@ TEST_F(TensorBoardTest, NonFiniteValuesRoundTrip) {
 
 TEST_F(TensorBoardTest, DefaultWallTimeIsNow) {
   // The same clock as the writer's (std::time can read a coarse clock that lags on a loaded machine).
-  const auto now = [] { return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count(); };
+  const auto now = [] {
+    return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  };
   const double before = now();
   TensorBoardWriter w(dir_);
   w.add_scalar("loss", 0.5, 3);
@@ -246,8 +249,7 @@ TEST_F(TensorBoardTest, ConstructorThrowsNamingThePath) {
     TensorBoardWriter w(dir_ / "not_a_dir" / "run");
     FAIL() << "expected std::runtime_error";
   } catch (const std::runtime_error& e) {
-    EXPECT_NE(std::string(e.what()).find((dir_ / "not_a_dir" / "run").string()), std::string::npos)
-        << e.what();
+    EXPECT_NE(std::string(e.what()).find((dir_ / "not_a_dir" / "run").string()), std::string::npos) << e.what();
   }
 }
 
@@ -337,8 +339,7 @@ TEST_F(TensorBoardTest, PythonTensorboardCrossCheck) {
       "got = [(e.step, e.value) for e in acc.Scalars('loss')]\n"
       "sys.exit(0 if got == [(10, 0.25), (20, -2.0)] else 1)\n";
   write_bytes(dir_ / "check.py", script);
-  const std::string cmd =
-      "/usr/bin/python3 " + (dir_ / "check.py").string() + " " + dir_.string() + " >/dev/null 2>&1";
+  const std::string cmd = "/usr/bin/python3 " + (dir_ / "check.py").string() + " " + dir_.string() + " >/dev/null 2>&1";
   EXPECT_EQ(std::system(cmd.c_str()), 0);
 }
 
@@ -373,14 +374,13 @@ TEST_F(TensorBoardTest, MalformedEventIsOneLineNamingTheRecord) {
   fs::create_directories(dir_);
   const std::string first = kReferenceFile.substr(0, kFirstRecordBytes);
   std::string deep;
-  for (int i = 0; i < 100000; ++i) deep += '\x4b';  // field 9, start group
-  for (int i = 0; i < 100000; ++i) deep += '\x4c';  // field 9, end group
+  for (int i = 0; i < 100000; ++i) deep += '\x4b';                   // field 9, start group
+  for (int i = 0; i < 100000; ++i) deep += '\x4c';                   // field 9, end group
   const std::string truncated = std::string("\x2a\x10\x0a\x02", 4);  // summary of 16 bytes, 2 there
   for (const std::string& data : {truncated, std::string("\x4b", 1), deep}) {
     write_bytes(dir_ / "bad", first + detr::util::frame_tfrecord(data));
     const std::string err = read_error(dir_ / "bad");
-    EXPECT_NE(err.find((dir_ / "bad").string() + ": record 1 at offset 40: malformed Event"), std::string::npos)
-        << err;
+    EXPECT_NE(err.find((dir_ / "bad").string() + ": record 1 at offset 40: malformed Event"), std::string::npos) << err;
     EXPECT_EQ(err.find('\n'), std::string::npos) << err;
   }
   // A PR curve tensor that is not float32 is named as such.

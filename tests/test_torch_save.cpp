@@ -45,15 +45,14 @@ fs::path golden_dir(Golden g) {
 fs::path torchsave_dir(Golden g) { return golden_dir(g) / "torchsave"; }
 
 // Fails the calling test when committed golden data is missing; skips it when optional data is.
-#define REQUIRE_GOLDEN(golden, path)                                                     \
-  do {                                                                                   \
-    if ((golden) == Golden::kCommitted) {                                                \
-      ASSERT_TRUE(fs::exists(path)) << "committed golden data missing: " << (path);      \
-    } else {                                                                             \
-      DETR_REQUIRE_FIXTURE(path);                                                        \
-    }                                                                                    \
+#define REQUIRE_GOLDEN(golden, path)                                                \
+  do {                                                                              \
+    if ((golden) == Golden::kCommitted) {                                           \
+      ASSERT_TRUE(fs::exists(path)) << "committed golden data missing: " << (path); \
+    } else {                                                                        \
+      DETR_REQUIRE_FIXTURE(path);                                                   \
+    }                                                                               \
   } while (0)
-
 
 void spit(const fs::path& p, const std::string& data) {
   std::ofstream f(p, std::ios::binary);
@@ -76,7 +75,6 @@ struct TempDir {
 };
 
 bool bit_equal(const torch::Tensor& a, const torch::Tensor& b) { return equal(PyValue::tensor(a), PyValue::tensor(b)); }
-
 
 // Checks a state dict against expected.json's "model" section (dtype, shape, sums, first element).
 void check_against_expected(const PyValue& model, const nlohmann::json& expected) {
@@ -210,9 +208,13 @@ TEST_P(TorchSaveFixture, ViewsShareStorage) {
   EXPECT_EQ(sd.at("input_proj.bias").dim(), 0);
 }
 
-INSTANTIATE_TEST_SUITE_P(Committed, TorchSaveFixture, ::testing::ValuesIn(golden_files(Golden::kCommitted)),
+INSTANTIATE_TEST_SUITE_P(Committed,
+                         TorchSaveFixture,
+                         ::testing::ValuesIn(golden_files(Golden::kCommitted)),
                          file_test_name);
-INSTANTIATE_TEST_SUITE_P(OptionalFixtures, TorchSaveFixture, ::testing::ValuesIn(golden_files(Golden::kOptional)),
+INSTANTIATE_TEST_SUITE_P(OptionalFixtures,
+                         TorchSaveFixture,
+                         ::testing::ValuesIn(golden_files(Golden::kOptional)),
                          file_test_name);
 
 class TorchSaveGolden : public ::testing::TestWithParam<Golden> {};
@@ -225,7 +227,9 @@ TEST_P(TorchSaveGolden, ZipAndLegacyAgree) {
   EXPECT_TRUE(equal(torch_load(zip), torch_load(legacy)));
 }
 
-INSTANTIATE_TEST_SUITE_P(Golden, TorchSaveGolden, ::testing::Values(Golden::kCommitted, Golden::kOptional),
+INSTANTIATE_TEST_SUITE_P(Golden,
+                         TorchSaveGolden,
+                         ::testing::Values(Golden::kCommitted, Golden::kOptional),
                          golden_test_name);
 
 // A Python-written fp16 state dict gives the tensors LibTorch's own pickle_load gives.
@@ -758,5 +762,7 @@ TEST_P(InspectGolden, ListsStructure) {
   EXPECT_NE(os2.str().find("... 10 more (of 12)"), std::string::npos) << os2.str();
 }
 
-INSTANTIATE_TEST_SUITE_P(Golden, InspectGolden, ::testing::Values(Golden::kCommitted, Golden::kOptional),
+INSTANTIATE_TEST_SUITE_P(Golden,
+                         InspectGolden,
+                         ::testing::Values(Golden::kCommitted, Golden::kOptional),
                          golden_test_name);

@@ -71,9 +71,9 @@ std::vector<nlohmann::json> read_log(const fs::path& path) {
 TEST(Train, TwoEpochsWriteEveryOutput) {
   auto dir = temp_dir("outputs");
   auto data = demo_data(dir, 6);
-  auto r = run("--coco_path " + data.string() + " --output_dir " + (dir / "out").string() +
-               " --epochs 2 --batch_size 2 --lr_drop 1 --sys_metrics " + (dir / "sys-metrics.json").string() +
-               tiny_flags());
+  auto r =
+      run("--coco_path " + data.string() + " --output_dir " + (dir / "out").string() +
+          " --epochs 2 --batch_size 2 --lr_drop 1 --sys_metrics " + (dir / "sys-metrics.json").string() + tiny_flags());
   ASSERT_EQ(r.code, 0) << r.output;
   const auto out = dir / "out";
   std::ifstream metrics_file(dir / "sys-metrics.json");
@@ -81,9 +81,10 @@ TEST(Train, TwoEpochsWriteEveryOutput) {
   ASSERT_GE(metrics.size(), 2u);
   EXPECT_EQ(metrics[0]["name"], "best AP");
   EXPECT_TRUE(metrics[0]["value"].is_number());
-  for (const char* f : {"checkpoint.pth", "checkpoint0000.pth", "checkpoint0001.pth", "classes.csv", "log.txt",
-                        "config.json", "best.pth", "eval/latest.json", "eval/results_latest.json", "eval/results_0000.json",
-                        "eval/per_class_latest.csv", "eval/confusion_latest.csv", "eval/pr_curves_latest.csv", "summary.png"})
+  for (const char* f :
+       {"checkpoint.pth", "checkpoint0000.pth", "checkpoint0001.pth", "classes.csv", "log.txt", "config.json",
+        "best.pth", "eval/latest.json", "eval/results_latest.json", "eval/results_0000.json",
+        "eval/per_class_latest.csv", "eval/confusion_latest.csv", "eval/pr_curves_latest.csv", "summary.png"})
     EXPECT_TRUE(fs::exists(out / f)) << f;
 
   // The checkpoint: upstream's structure, readable by our reader, model rebuildable from it.
@@ -101,11 +102,14 @@ TEST(Train, TwoEpochsWriteEveryOutput) {
   EXPECT_EQ(ck.model.size(), model->named_parameters().size() + model->named_buffers().size());
 
   // detr_inspect reads it with the same reader and says what it holds.
-  const auto inspect = run((out / "checkpoint.pth").string() + " --depth 0", std::string(DETR_TOOLS_DIR) + "/detr_inspect");
+  const auto inspect =
+      run((out / "checkpoint.pth").string() + " --depth 0", std::string(DETR_TOOLS_DIR) + "/detr_inspect");
   EXPECT_EQ(inspect.code, 0) << inspect.output;
   EXPECT_NE(inspect.output.find("as a checkpoint: " + std::to_string(ck.model.size()) + " weights; resnet18"),
-            std::string::npos) << inspect.output;
-  EXPECT_NE(inspect.output.find("; epoch 1; 3 classes; optimizer state: resumable"), std::string::npos) << inspect.output;
+            std::string::npos)
+      << inspect.output;
+  EXPECT_NE(inspect.output.find("; epoch 1; 3 classes; optimizer state: resumable"), std::string::npos)
+      << inspect.output;
 
   std::ifstream csv(out / "classes.csv");
   std::string header;
@@ -134,7 +138,8 @@ TEST(Train, TwoEpochsWriteEveryOutput) {
     EXPECT_EQ(images[6]->tag, "eval/confusion_matrix");
     size_t bytes = 0;
     for (const auto* image : images) {
-      const auto picture = cv::imdecode(std::vector<uchar>(image->encoded.begin(), image->encoded.end()), cv::IMREAD_COLOR);
+      const auto picture =
+          cv::imdecode(std::vector<uchar>(image->encoded.begin(), image->encoded.end()), cv::IMREAD_COLOR);
       EXPECT_EQ(picture.rows, image->height) << image->tag;
       EXPECT_EQ(picture.cols, image->width) << image->tag;
       bytes += image->encoded.size();
@@ -313,7 +318,8 @@ TEST(Train, ASecondSignalDuringASaveLeavesNoTempFile) {
     std::this_thread::sleep_for(std::chrono::seconds(30));  // ...that takes long
     _exit(0);
   }
-  for (int i = 0; i < 200 && !fs::exists(dir / "saving"); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  for (int i = 0; i < 200 && !fs::exists(dir / "saving"); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
   ASSERT_TRUE(fs::exists(dir / "saving"));
   kill(pid, SIGTERM);  // asks to stop: the save goes on
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
@@ -351,9 +357,27 @@ TEST(Train, UsageAndDataErrorsAreOneLineWithExitCodes) {
 }
 
 TEST(Train, ArgsAcceptUpstreamCommandLine) {
-  const char* argv[] = {"detr_train", "--coco_path", "/data", "--output_dir", "/out", "--epochs", "300",
-                        "--batch_size", "2", "--lr_drop", "200", "--backbone", "resnet50", "--dilation",
-                        "--position_embedding", "learned", "--no_aux_loss", "--set_cost_bbox", "5", "--device", "cpu"};
+  const char* argv[] = {"detr_train",
+                        "--coco_path",
+                        "/data",
+                        "--output_dir",
+                        "/out",
+                        "--epochs",
+                        "300",
+                        "--batch_size",
+                        "2",
+                        "--lr_drop",
+                        "200",
+                        "--backbone",
+                        "resnet50",
+                        "--dilation",
+                        "--position_embedding",
+                        "learned",
+                        "--no_aux_loss",
+                        "--set_cost_bbox",
+                        "5",
+                        "--device",
+                        "cpu"};
   const auto a = detr::parse_train_command(static_cast<int>(std::size(argv)), argv).args;
   EXPECT_EQ(a.epochs, 300);
   EXPECT_TRUE(a.model.dilation);
@@ -378,9 +402,13 @@ TEST(Train, ArgsAcceptUpstreamCommandLine) {
   EXPECT_EQ(parse({"--conv_algorithm", "direct"}).args.conv_algorithm, detr::models::ConvAlgorithm::kDirect);
   EXPECT_EQ(parse({"--dist_backend", "gloo"}).args.dist_backend, detr::DistBackend::kGloo);
   EXPECT_FALSE(parse({"--lr_backbone", "0"}).args.model.train_backbone);
-  for (const auto& bad : std::vector<std::vector<const char*>>{
-           {"--scales", "abc"}, {"--amp", "fp8"}, {"--device", "tpu"}, {"--epochs", "3x"},
-           {"--conv_algorithm", "fast"}, {"--position_embedding", "v9"}, {"--lr", "nan"}}) {
+  for (const auto& bad : std::vector<std::vector<const char*>>{{"--scales", "abc"},
+                                                               {"--amp", "fp8"},
+                                                               {"--device", "tpu"},
+                                                               {"--epochs", "3x"},
+                                                               {"--conv_algorithm", "fast"},
+                                                               {"--position_embedding", "v9"},
+                                                               {"--lr", "nan"}}) {
     try {
       parse(bad);
       ADD_FAILURE() << bad[0] << " " << bad[1] << " was accepted";
@@ -392,10 +420,13 @@ TEST(Train, ArgsAcceptUpstreamCommandLine) {
   // --help lists every flag once, with its default.
   const char* help_argv[] = {"detr_train", "--help"};
   const auto help = detr::parse_train_command(2, help_argv).help;
-  for (const auto& [flag, default_text] : std::vector<std::pair<const char*, const char*>>{
-           {"--lr_backbone arg", "(default: 1e-05)"}, {"--device arg", "(default: auto)"},
-           {"--amp arg", "(default: off)"}, {"--conv_algorithm arg", "(default: winograd)"},
-           {"--position_embedding arg", "(default: sine)"}, {"--no_aux_loss", ""}}) {
+  for (const auto& [flag, default_text] :
+       std::vector<std::pair<const char*, const char*>>{{"--lr_backbone arg", "(default: 1e-05)"},
+                                                        {"--device arg", "(default: auto)"},
+                                                        {"--amp arg", "(default: off)"},
+                                                        {"--conv_algorithm arg", "(default: winograd)"},
+                                                        {"--position_embedding arg", "(default: sine)"},
+                                                        {"--no_aux_loss", ""}}) {
     const auto at = help.find(flag);
     ASSERT_NE(at, std::string::npos) << flag << " not in\n" << help;
     EXPECT_EQ(help.find(flag, at + 1), std::string::npos) << flag << " listed twice";
@@ -433,7 +464,8 @@ TEST(Train, PredictAndEvaluateATrainedModel) {
   fs::copy_file(data / "images" / "0.jpg", mixed / "sub" / "a.jpg");
   std::ofstream(mixed / "b.png") << "not a png";
   auto predict = [&](const std::string& args) {
-    return std::system((tools + "/detr_predict --checkpoint " + (dir / "out").string() + " " + args + " 2>/dev/null").c_str());
+    return std::system(
+        (tools + "/detr_predict --checkpoint " + (dir / "out").string() + " " + args + " 2>/dev/null").c_str());
   };
   const std::string to_drawn2 = " --input " + mixed.string() + " --draw " + (dir / "drawn2").string();
   EXPECT_EQ(WEXITSTATUS(predict(to_drawn2 + " --output " + (dir / "p2.json").string())), 1);
@@ -558,10 +590,11 @@ TEST(AdamW, ForeachEqualsSingleTensorBitForBit) {
 TEST(Train, MasksTwoStageAndFineTuning) {
   auto dir = temp_dir("masks");
   auto data = demo_data(dir, 4);
-  const std::string small = " --device cpu --num_threads 2 --backbone resnet18 --hidden_dim 128 --nheads 8"
-                            " --enc_layers 1 --dec_layers 1 --dim_feedforward 64 --num_queries 5 --scales 64"
-                            " --max_size 96 --val_size 64 --num_workers 0 --val_split 0 --backbone_weights none"
-                            " --epochs 1 --batch_size 2";
+  const std::string small =
+      " --device cpu --num_threads 2 --backbone resnet18 --hidden_dim 128 --nheads 8"
+      " --enc_layers 1 --dec_layers 1 --dim_feedforward 64 --num_queries 5 --scales 64"
+      " --max_size 96 --val_size 64 --num_workers 0 --val_split 0 --backbone_weights none"
+      " --epochs 1 --batch_size 2";
   auto r = run("--coco_path " + data.string() + " --output_dir " + (dir / "boxes").string() + small);
   ASSERT_EQ(r.code, 0) << r.output;
   r = run("--coco_path " + data.string() + " --output_dir " + (dir / "masks").string() + small + " --masks" +

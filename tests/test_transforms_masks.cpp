@@ -63,9 +63,7 @@ std::vector<json> ops_of(const json& c) {
 dd::Sample apply(dd::Sample s, const json& op) {
   const std::string name = op.at("op");
   const json& p = op.at("params");
-  auto max_size = [](const json& v) {
-    return v.is_null() ? std::nullopt : std::optional<int64_t>(v.get<int64_t>());
-  };
+  auto max_size = [](const json& v) { return v.is_null() ? std::nullopt : std::optional<int64_t>(v.get<int64_t>()); };
   if (name == "crop") return dd::crop(std::move(s), p[0], p[1], p[2], p[3]);
   if (name == "hflip") return dd::hflip(std::move(s));
   if (name == "resize") return dd::resize(std::move(s), p[0], max_size(p[1]));
@@ -82,8 +80,8 @@ dd::Sample apply(dd::Sample s, const json& op) {
 
 // How far one case's output is from upstream's; a field upstream does not give is not compared.
 struct Deviation {
-  int64_t mask_pixels = 0;  // differing mask pixels (all of them when the shapes differ)
-  double boxes = 0, area = 0;  // max |ours - upstream|
+  int64_t mask_pixels = 0;        // differing mask pixels (all of them when the shapes differ)
+  double boxes = 0, area = 0;     // max |ours - upstream|
   int64_t labels = 0, other = 0;  // differing labels; iscrowd / size / mask dtype / shape differences
 
   bool any() const { return mask_pixels || boxes != 0 || area != 0 || labels || other; }
@@ -120,9 +118,9 @@ Deviation compare(const dd::Sample& ours, const json& c, const PyValue& store) {
 
 std::string describe(const json& c, const Deviation& d) {
   std::ostringstream out;
-  out << "case " << c.at("case") << " (" << c.value("note", c.value("op", std::string())) << "): "
-      << d.mask_pixels << " mask pixels, boxes " << d.boxes << ", area " << d.area << ", labels "
-      << d.labels << ", other fields " << d.other;
+  out << "case " << c.at("case") << " (" << c.value("note", c.value("op", std::string())) << "): " << d.mask_pixels
+      << " mask pixels, boxes " << d.boxes << ", area " << d.area << ", labels " << d.labels << ", other fields "
+      << d.other;
   return out.str();
 }
 
@@ -146,8 +144,8 @@ void check_cases(const std::filesystem::path& dir, const std::string& label) {
   }
   EXPECT_GT(cases, 0);
   std::cout << "[ " << label << " ] " << cases << " cases, " << deviating << " deviating from upstream; "
-            << worst.mask_pixels << " mask pixels differ, boxes max |diff| " << worst.boxes
-            << ", area max |diff| " << worst.area << "\n";
+            << worst.mask_pixels << " mask pixels differ, boxes max |diff| " << worst.boxes << ", area max |diff| "
+            << worst.area << "\n";
 }
 
 // ---- golden data: upstream's answers ---------------------------------------------------------------
@@ -185,8 +183,8 @@ dd::Sample sample_with_masks(const torch::Tensor& masks) {
 torch::Tensor float_nearest(const torch::Tensor& masks, int64_t oh, int64_t ow) {
   return F::interpolate(masks.unsqueeze(1).to(torch::kFloat),
                         F::InterpolateFuncOptions().size(std::vector<int64_t>{oh, ow}).mode(torch::kNearest))
-             .squeeze(1)
-             .gt(0.5);
+      .squeeze(1)
+      .gt(0.5);
 }
 
 TEST(TransformsMasks, ResizeIsTorchsNearestForEveryRatio) {
@@ -242,8 +240,10 @@ dd::Sample boxes_and_masks(int64_t h, int64_t w, uint64_t seed) {
   s.target.boxes = torch::cat({xy, xy + wh}, 1);
   for (int64_t k = 0; k < n; ++k) {
     const auto b = s.target.boxes[k].to(torch::kLong);
-    s.target.masks[k].slice(0, b[1].item<int64_t>(), b[3].item<int64_t>() + 1)
-        .slice(1, b[0].item<int64_t>(), b[2].item<int64_t>() + 1).fill_(true);
+    s.target.masks[k]
+        .slice(0, b[1].item<int64_t>(), b[3].item<int64_t>() + 1)
+        .slice(1, b[0].item<int64_t>(), b[2].item<int64_t>() + 1)
+        .fill_(true);
   }
   s.target.area = s.target.masks.flatten(1).sum(1).to(torch::kFloat);
   s.target.iscrowd = torch::zeros({n}, torch::kLong);

@@ -65,11 +65,10 @@ TEST_F(WinogradConv, MatchesFloat64ReferenceLikeDirect) {
       // float32 rounding: a sum of 288-1700 products carries relative errors of ~1e-7..1e-6.
       EXPECT_LT(v, 1e-5) << names[i];
     }
-    EXPECT_EQ(wino.y.is_contiguous(torch::MemoryFormat::ChannelsLast) && !wino.y.is_contiguous(),
-              channels_last)
+    EXPECT_EQ(wino.y.is_contiguous(torch::MemoryFormat::ChannelsLast) && !wino.y.is_contiguous(), channels_last)
         << "the output keeps the input's memory format, as torch::conv2d does";
-    EXPECT_TRUE(wino.gx.is_contiguous(channels_last ? torch::MemoryFormat::ChannelsLast
-                                                    : torch::MemoryFormat::Contiguous));
+    EXPECT_TRUE(
+        wino.gx.is_contiguous(channels_last ? torch::MemoryFormat::ChannelsLast : torch::MemoryFormat::Contiguous));
   }
 }
 
@@ -128,8 +127,8 @@ TEST(WinogradConvDispatch, FallsBackToLibTorchExactly) {
                {"float64", x.to(torch::kDouble), w3.to(torch::kDouble), 1, 1, 1}};
   for (const auto& c : cases) {
     auto bias = b.to(c.x.dtype());
-    auto ours = detr::models::conv2d(c.x, c.w, bias, {c.stride, c.stride}, {c.padding, c.padding},
-                                     {c.dilation, c.dilation}, 1);
+    auto ours =
+        detr::models::conv2d(c.x, c.w, bias, {c.stride, c.stride}, {c.padding, c.padding}, {c.dilation, c.dilation}, 1);
     auto ref = torch::conv2d(c.x, c.w, bias, c.stride, c.padding, c.dilation);
     EXPECT_TRUE(torch::equal(ours, ref)) << c.name;
   }

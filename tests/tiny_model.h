@@ -27,7 +27,8 @@ inline models::ModelConfig tiny_train_config(int64_t num_classes = 4) {
 
 // A generated export of `images` 96x80 images in dir/data (with or without the quirks of real CVAT
 // dumps); returns that folder.
-inline std::filesystem::path write_tiny_export(const std::filesystem::path& dir, int64_t images,
+inline std::filesystem::path write_tiny_export(const std::filesystem::path& dir,
+                                               int64_t images,
                                                bool cvat_quirks = false) {
   datasets::SyntheticExportOptions so;
   so.num_images = images;

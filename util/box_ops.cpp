@@ -27,22 +27,20 @@ torch::Tensor box_area(const torch::Tensor& boxes) {
 }
 
 void check_boxes_xyxy(const torch::Tensor& boxes, const char* what) {
-  TORCH_CHECK(boxes.dim() == 2 && boxes.size(1) == 4, what, " must be [N, 4] xyxy boxes, got ",
-              boxes.sizes());
+  TORCH_CHECK(boxes.dim() == 2 && boxes.size(1) == 4, what, " must be [N, 4] xyxy boxes, got ", boxes.sizes());
   auto ok = (boxes.slice(1, 2) >= boxes.slice(1, 0, 2)).all(1);  // false for NaN too
   if (ok.all().item<bool>()) return;
   int64_t i = (~ok).nonzero()[0][0].item<int64_t>();
   auto b = boxes[i].to(torch::kCPU, torch::kDouble);
   std::ostringstream msg;
-  msg << what << " holds a degenerate or non-finite box at index " << i << ": [" << b[0].item<double>()
-      << ", " << b[1].item<double>() << ", " << b[2].item<double>() << ", " << b[3].item<double>()
+  msg << what << " holds a degenerate or non-finite box at index " << i << ": [" << b[0].item<double>() << ", "
+      << b[1].item<double>() << ", " << b[2].item<double>() << ", " << b[3].item<double>()
       << "] (xyxy needs x1 >= x0 and y1 >= y0; NaN predictions usually mean training diverged:"
       << " lower --lr or check the data)";
   throw std::runtime_error(msg.str());
 }
 
-std::pair<torch::Tensor, torch::Tensor> box_iou(const torch::Tensor& boxes1,
-                                                const torch::Tensor& boxes2) {
+std::pair<torch::Tensor, torch::Tensor> box_iou(const torch::Tensor& boxes1, const torch::Tensor& boxes2) {
   auto area1 = box_area(boxes1);
   auto area2 = box_area(boxes2);
   auto lt = torch::max(boxes1.unsqueeze(1).slice(2, 0, 2), boxes2.slice(1, 0, 2));  // [N, M, 2]
@@ -67,8 +65,8 @@ torch::Tensor generalized_box_iou(const torch::Tensor& boxes1, const torch::Tens
 torch::Tensor generalized_box_iou_paired(const torch::Tensor& boxes1, const torch::Tensor& boxes2) {
   check_boxes_xyxy(boxes1, "generalized_box_iou: boxes1");
   check_boxes_xyxy(boxes2, "generalized_box_iou: boxes2");
-  TORCH_CHECK(boxes1.size(0) == boxes2.size(0), "generalized_box_iou_paired: ", boxes1.size(0),
-              " boxes vs ", boxes2.size(0));
+  TORCH_CHECK(boxes1.size(0) == boxes2.size(0), "generalized_box_iou_paired: ", boxes1.size(0), " boxes vs ",
+              boxes2.size(0));
   auto area1 = box_area(boxes1);
   auto area2 = box_area(boxes2);
   auto lt = torch::max(boxes1.slice(1, 0, 2), boxes2.slice(1, 0, 2));  // [N, 2]

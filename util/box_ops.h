@@ -8,11 +8,10 @@ namespace detr::util {
 
 torch::Tensor box_cxcywh_to_xyxy(const torch::Tensor& x);  // [..., 4] -> [..., 4]
 torch::Tensor box_xyxy_to_cxcywh(const torch::Tensor& x);  // [..., 4] -> [..., 4]
-torch::Tensor box_area(const torch::Tensor& boxes);         // [N, 4] xyxy -> [N]
+torch::Tensor box_area(const torch::Tensor& boxes);        // [N, 4] xyxy -> [N]
 
 // Pairwise IoU of xyxy boxes: {iou [N, M], union [N, M]}.
-std::pair<torch::Tensor, torch::Tensor> box_iou(const torch::Tensor& boxes1,
-                                                const torch::Tensor& boxes2);
+std::pair<torch::Tensor, torch::Tensor> box_iou(const torch::Tensor& boxes1, const torch::Tensor& boxes2);
 
 // Pairwise generalized IoU (https://giou.stanford.edu/) of xyxy boxes: [N, M].
 // Throws (naming the argument, index and box) where a box is degenerate (x1 < x0 or y1 < y0)

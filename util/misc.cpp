@@ -21,8 +21,7 @@ NestedTensor nested_tensor_from_tensor_list(const std::vector<torch::Tensor>& im
   TORCH_CHECK(!images.empty(), "nested_tensor_from_tensor_list: empty image list");
   int64_t c = 0, h = 0, w = 0;
   for (const auto& img : images) {
-    TORCH_CHECK(img.dim() == 3, "nested_tensor_from_tensor_list: images must be [C, H, W], got ",
-                img.sizes());
+    TORCH_CHECK(img.dim() == 3, "nested_tensor_from_tensor_list: images must be [C, H, W], got ", img.sizes());
     c = std::max(c, img.size(0));
     h = std::max(h, img.size(1));
     w = std::max(w, img.size(2));
@@ -48,9 +47,8 @@ torch::Tensor accuracy(const torch::Tensor& output, const torch::Tensor& target)
 torch::Tensor nearest_source_index(int64_t in, int64_t out) {
   namespace F = torch::nn::functional;
   const auto positions = torch::arange(in, torch::kFloat).view({1, 1, in, 1});
-  const auto picked = F::interpolate(positions, F::InterpolateFuncOptions()
-                                                    .size(std::vector<int64_t>{out, 1})
-                                                    .mode(torch::kNearest));
+  const auto picked =
+      F::interpolate(positions, F::InterpolateFuncOptions().size(std::vector<int64_t>{out, 1}).mode(torch::kNearest));
   return picked.view({out}).to(torch::kLong);
 }
 

@@ -89,7 +89,9 @@ int64_t integer_attribute(const XmlElement& el, const char* key, const Context& 
 }
 
 // A box, polygon, mask or ellipse as an object; nullopt for other shapes and outside ones.
-std::optional<RawObject> read_shape(const XmlElement& el, const std::string& label, Context& c,
+std::optional<RawObject> read_shape(const XmlElement& el,
+                                    const std::string& label,
+                                    Context& c,
                                     const std::string& where) {
   static const char* kShapes[] = {"box", "polygon", "mask", "ellipse"};
   if (std::none_of(std::begin(kShapes), std::end(kShapes), [&](const char* s) { return el.name == s; }))
@@ -180,7 +182,10 @@ RawImage read_image(const XmlElement& el, const fs::path& root, Context& c, std:
 }
 
 // The <image> of each frame a track draws on, made from the frame number where the dump has none.
-RawImage& frame_image(int64_t frame, std::map<int64_t, RawImage>& images, const ImageIndex& index, const fs::path& root,
+RawImage& frame_image(int64_t frame,
+                      std::map<int64_t, RawImage>& images,
+                      const ImageIndex& index,
+                      const fs::path& root,
                       const std::array<int64_t, 2>& original_size) {
   auto it = images.find(frame);
   if (it != images.end()) return it->second;

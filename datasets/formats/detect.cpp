@@ -20,22 +20,14 @@ namespace fs = std::filesystem;
 
 const char* format_name(DatasetFormat format) {
   switch (format) {
-    case DatasetFormat::coco:
-      return "coco";
-    case DatasetFormat::cvat:
-      return "cvat";
-    case DatasetFormat::datumaro:
-      return "datumaro";
-    case DatasetFormat::labelme:
-      return "labelme";
-    case DatasetFormat::mot:
-      return "mot";
-    case DatasetFormat::tfrecord:
-      return "tfrecord";
-    case DatasetFormat::voc:
-      return "voc";
-    case DatasetFormat::yolo:
-      return "yolo";
+    case DatasetFormat::coco: return "coco";
+    case DatasetFormat::cvat: return "cvat";
+    case DatasetFormat::datumaro: return "datumaro";
+    case DatasetFormat::labelme: return "labelme";
+    case DatasetFormat::mot: return "mot";
+    case DatasetFormat::tfrecord: return "tfrecord";
+    case DatasetFormat::voc: return "voc";
+    case DatasetFormat::yolo: return "yolo";
   }
   return "?";
 }
@@ -124,7 +116,9 @@ std::optional<std::string> datumaro_reason(const fs::path& root) {
 }
 
 // The first XML file under dir (or its subfolders, one level) whose root element is `root_name`.
-std::optional<fs::path> xml_with_root(const fs::path& dir, const std::string& root_name, bool subfolders,
+std::optional<fs::path> xml_with_root(const fs::path& dir,
+                                      const std::string& root_name,
+                                      bool subfolders,
                                       const std::string& skip_dir = "") {
   for (const auto& f : entries(dir, ".xml"))
     if (peek_xml_root(f) == root_name) return f;
@@ -191,22 +185,14 @@ DetectedFormat detect_format(const fs::path& root) {
 
 RawExport read_export(const fs::path& root, DatasetFormat format, const FormatLoadOptions& options) {
   switch (format) {
-    case DatasetFormat::cvat:
-      return read_cvat_xml(root);
-    case DatasetFormat::datumaro:
-      return read_datumaro(root);
-    case DatasetFormat::labelme:
-      return read_labelme(root);
-    case DatasetFormat::mot:
-      return read_mot(root, options.mot_min_visibility);
-    case DatasetFormat::tfrecord:
-      return read_tfrecord(root, options.extract_dir);
-    case DatasetFormat::voc:
-      return read_voc(root);
-    case DatasetFormat::yolo:
-      return read_yolo(root);
-    case DatasetFormat::coco:
-      break;
+    case DatasetFormat::cvat: return read_cvat_xml(root);
+    case DatasetFormat::datumaro: return read_datumaro(root);
+    case DatasetFormat::labelme: return read_labelme(root);
+    case DatasetFormat::mot: return read_mot(root, options.mot_min_visibility);
+    case DatasetFormat::tfrecord: return read_tfrecord(root, options.extract_dir);
+    case DatasetFormat::voc: return read_voc(root);
+    case DatasetFormat::yolo: return read_yolo(root);
+    case DatasetFormat::coco: break;
   }
   throw std::invalid_argument("read_export: COCO exports are read by load_coco");
 }

@@ -57,7 +57,8 @@ struct FormatSplits {
 
 // The export's train and validation splits (choose_splits' rule for subsets; discover_coco's for
 // COCO), each loaded as load_coco loads a COCO split.
-FormatSplits load_format(const std::filesystem::path& root, DatasetFormat format,
+FormatSplits load_format(const std::filesystem::path& root,
+                         DatasetFormat format,
                          const FormatLoadOptions& options = {});
 
 }  // namespace detr::datasets::formats

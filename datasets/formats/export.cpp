@@ -90,8 +90,8 @@ std::optional<fs::path> find_inside(const fs::path& dir, const std::string& name
 }
 
 const std::vector<std::string>& image_extensions() {
-  static const std::vector<std::string> kExtensions = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif",
-                                                       ".tiff", ".jpe", ".jp2", ".pgm", ".ppm", ".pbm", ".pnm"};
+  static const std::vector<std::string> kExtensions = {".jpg",  ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif",
+                                                       ".tiff", ".jpe",  ".jp2", ".pgm", ".ppm", ".pbm",  ".pnm"};
   return kExtensions;
 }
 
@@ -206,8 +206,12 @@ double polygons_area(const std::vector<std::vector<double>>& polygons, int64_t h
 
 // The image's objects as CocoObjects (ids from next_id on); "" or why the image cannot train (a
 // box of negative size). Unlabelled objects are counted, not kept.
-std::string convert_objects_of(const RawExport& data, const RawImage& raw, const CocoImageRecord& rec, int64_t& next_id,
-                               int64_t& unlabelled, std::vector<CocoObject>& out) {
+std::string convert_objects_of(const RawExport& data,
+                               const RawImage& raw,
+                               const CocoImageRecord& rec,
+                               int64_t& next_id,
+                               int64_t& unlabelled,
+                               std::vector<CocoObject>& out) {
   std::string why;
   for (const auto& r : raw.objects) {
     if (r.label < 0) {

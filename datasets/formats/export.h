@@ -69,7 +69,8 @@ CocoDataset to_coco_dataset(const RawExport& data, const RawSubset& subset, cons
 
 // Checks a label list read from `file`: non-empty names, no duplicates, at most kMaxNumClasses - 1 of
 // them. lines[i] (when given) is label i's line in the file, for errors.
-void check_labels(const std::vector<std::string>& labels, const std::filesystem::path& file,
+void check_labels(const std::vector<std::string>& labels,
+                  const std::filesystem::path& file,
                   const std::vector<int64_t>& lines = {});
 
 // A name from an annotation file under `dir`: dir/name when it stays inside dir (no absolute path, no

@@ -62,8 +62,8 @@ std::vector<std::string> read_labels(const fs::path& file) {
 }
 
 // One gt.txt row as an object of its frame.
-std::pair<int64_t, RawObject> read_row(std::string_view line, int64_t n, const fs::path& file, size_t num_labels,
-                                       double min_visibility) {
+std::pair<int64_t, RawObject> read_row(
+    std::string_view line, int64_t n, const fs::path& file, size_t num_labels, double min_visibility) {
   const auto f = split(line, ',');
   if (f.size() != 9)
     fail_at(file, n,

@@ -33,8 +33,8 @@ struct Census {
   uint64_t values() const { return entries + bytes_values + int64s + floats; }
   // With the record itself and the bytes protobuf copies out of it (keys, bytes values, unknown fields).
   uint64_t parse_bytes(size_t record_bytes) const {
-    return 2 * uint64_t{record_bytes} + entries * kEntryBytes + bytes_values * kBytesValueBytes +
-           int64s * kInt64Bytes + floats * kFloatBytes;
+    return 2 * uint64_t{record_bytes} + entries * kEntryBytes + bytes_values * kBytesValueBytes + int64s * kInt64Bytes +
+           floats * kFloatBytes;
   }
 };
 
@@ -106,8 +106,7 @@ bool count_feature(CodedInputStream& in, std::string_view record, Census& c) {
   return walk_fields(in, [&](uint32_t tag) {
     if (is(tag, 1, kLengthDelimited)) return within_length(in, [&](int, int) { return count_bytes_values(in, c); });
     if (is(tag, 2, kLengthDelimited)) return within_length(in, [&](int, int) { return count_floats(in, c); });
-    if (is(tag, 3, kLengthDelimited))
-      return within_length(in, [&](int, int) { return count_int64s(in, record, c); });
+    if (is(tag, 3, kLengthDelimited)) return within_length(in, [&](int, int) { return count_int64s(in, record, c); });
     return skip(in, tag);
   });
 }
@@ -150,13 +149,13 @@ void check_census(std::string_view record) {
   const uint64_t limit = kTfExampleParseBytesPerByte * record.size() + kTfExampleParseFloorBytes;
   const uint64_t needed = c.parse_bytes(record.size());
   if (needed > limit)
-    throw TfExampleTooLarge(
-        "tf.train.Example of " + std::to_string(record.size()) + " bytes declares " + std::to_string(c.values()) +
-        " values (entries " + std::to_string(c.entries) + ", bytes values " + std::to_string(c.bytes_values) +
-        ", numbers " + std::to_string(c.int64s + c.floats) + "), about " +
-        std::to_string(needed) + " bytes with the record once parsed: more than " + std::to_string(limit) + " (" +
-        std::to_string(kTfExampleParseBytesPerByte) + " per record byte + " +
-        std::to_string(kTfExampleParseFloorBytes >> 20) + " MiB)");
+    throw TfExampleTooLarge("tf.train.Example of " + std::to_string(record.size()) + " bytes declares " +
+                            std::to_string(c.values()) + " values (entries " + std::to_string(c.entries) +
+                            ", bytes values " + std::to_string(c.bytes_values) + ", numbers " +
+                            std::to_string(c.int64s + c.floats) + "), about " + std::to_string(needed) +
+                            " bytes with the record once parsed: more than " + std::to_string(limit) + " (" +
+                            std::to_string(kTfExampleParseBytesPerByte) + " per record byte + " +
+                            std::to_string(kTfExampleParseFloorBytes >> 20) + " MiB)");
 }
 
 // ---- conversion ----
@@ -180,8 +179,7 @@ TfFeature take_feature(pb::Feature& feature) {
       f.kind = TfFeature::Kind::ints;
       f.ints.assign(feature.int64_list().value().begin(), feature.int64_list().value().end());
       break;
-    default:
-      break;
+    default: break;
   }
   return f;
 }

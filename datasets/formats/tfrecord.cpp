@@ -210,7 +210,9 @@ LabelMap make_label_map(const fs::path& file) {
   return map;
 }
 
-const TfFeature* feature(const std::map<std::string, TfFeature>& f, const std::string& key, TfFeature::Kind kind,
+const TfFeature* feature(const std::map<std::string, TfFeature>& f,
+                         const std::string& key,
+                         TfFeature::Kind kind,
                          const std::string& where) {
   const auto it = f.find(key);
   if (it == f.end() || it->second.kind == TfFeature::Kind::none) return nullptr;
@@ -219,8 +221,8 @@ const TfFeature* feature(const std::map<std::string, TfFeature>& f, const std::s
 }
 
 // The label index of object k from class/label and class/text; -1 for an unlabelled one.
-int64_t object_label(const TfFeature* label, const TfFeature* text, size_t k, const LabelMap& map,
-                     const std::string& where) {
+int64_t object_label(
+    const TfFeature* label, const TfFeature* text, size_t k, const LabelMap& map, const std::string& where) {
   const std::string name = text ? std::string(text->bytes[k]) : std::string();
   if (label) {
     const int64_t id = label->ints[k];
@@ -240,7 +242,8 @@ int64_t object_label(const TfFeature* label, const TfFeature* text, size_t k, co
   return it->second;
 }
 
-std::vector<RawObject> record_objects(const std::map<std::string, TfFeature>& f, const LabelMap& map,
+std::vector<RawObject> record_objects(const std::map<std::string, TfFeature>& f,
+                                      const LabelMap& map,
                                       const std::string& where) {
   using K = TfFeature::Kind;
   const char* keys[] = {"image/object/bbox/xmin", "image/object/bbox/ymin", "image/object/bbox/xmax",
@@ -274,21 +277,25 @@ std::vector<RawObject> record_objects(const std::map<std::string, TfFeature>& f,
 
 struct RecordContext {
   fs::path root, file, extract_dir;
-  std::string subset;              // the file's stem, as named
-  std::string folder;              // the subset's folder name: safe_folder(subset)
+  std::string subset;             // the file's stem, as named
+  std::string folder;             // the subset's folder name: safe_folder(subset)
   std::set<std::string> written;  // names extracted for this subset
 };
 
 // A subset's folder under the extraction (and images/) folder: its name, unless that is no folder name
 // ("...tfrecord" names its subset "..", which must not become a path), then ".subset<n>".
 std::string safe_folder(const std::string& subset, size_t n) {
-  const bool plain = !subset.empty() && subset != "." && subset != ".." &&
-                     std::none_of(subset.begin(), subset.end(), [](unsigned char ch) { return ch < 0x20 || ch == '/'; });
+  const bool plain =
+      !subset.empty() && subset != "." && subset != ".." &&
+      std::none_of(subset.begin(), subset.end(), [](unsigned char ch) { return ch < 0x20 || ch == '/'; });
   return plain ? subset : ".subset" + std::to_string(n);
 }
 
 // Where the record's image is: written out from image/encoded, else looked for on disk.
-void place_image(const std::map<std::string, TfFeature>& f, int64_t index, RecordContext& c, RawImage& image,
+void place_image(const std::map<std::string, TfFeature>& f,
+                 int64_t index,
+                 RecordContext& c,
+                 RawImage& image,
                  const std::string& where) {
   using K = TfFeature::Kind;
   const TfFeature* encoded = feature(f, "image/encoded", K::bytes, where);

@@ -96,8 +96,11 @@ int64_t positive_size(const XmlElement& size, const char* name, const fs::path& 
   return *v;
 }
 
-RawObject read_object(const XmlElement& obj, size_t index, const std::map<std::string, int64_t>& label_of,
-                      const fs::path& file, int64_t& background) {
+RawObject read_object(const XmlElement& obj,
+                      size_t index,
+                      const std::map<std::string, int64_t>& label_of,
+                      const fs::path& file,
+                      int64_t& background) {
   const std::string where = "object " + std::to_string(index);
   RawObject o;
   o.where = where + " (line " + std::to_string(obj.line) + ")";
@@ -123,7 +126,9 @@ RawObject read_object(const XmlElement& obj, size_t index, const std::map<std::s
   return o;
 }
 
-RawImage read_annotation(const fs::path& root, const std::string& id, const std::map<std::string, int64_t>& label_of,
+RawImage read_annotation(const fs::path& root,
+                         const std::string& id,
+                         const std::map<std::string, int64_t>& label_of,
                          int64_t& background) {
   RawImage image;
   const fs::path xml = join_inside(root / "Annotations", id + ".xml");

@@ -119,7 +119,8 @@ std::vector<const RawObject*> labelled(const RawImage& im, size_t num_labels) {
 Rle box_mask(const RawObject& o, const RawImage& im) {
   const auto b = box_of(o, im);
   std::vector<uint8_t> m(static_cast<size_t>(im.width * im.height), 0);
-  const auto x0 = std::max<int64_t>(0, static_cast<int64_t>(b[0])), y0 = std::max<int64_t>(0, static_cast<int64_t>(b[1]));
+  const auto x0 = std::max<int64_t>(0, static_cast<int64_t>(b[0])),
+             y0 = std::max<int64_t>(0, static_cast<int64_t>(b[1]));
   const auto x1 = std::min<int64_t>(im.width, static_cast<int64_t>(b[0] + b[2]));
   const auto y1 = std::min<int64_t>(im.height, static_cast<int64_t>(b[1] + b[3]));
   for (int64_t y = y0; y < y1; ++y)
@@ -129,7 +130,8 @@ Rle box_mask(const RawObject& o, const RawImage& im) {
 
 double area_of(const RawObject& o, const RawImage& im) {
   if (o.area) return *o.area;
-  if (shape_of(o) == Shape::polygon) return static_cast<double>(area(rle_from_polygons(o.polygons, im.height, im.width)));
+  if (shape_of(o) == Shape::polygon)
+    return static_cast<double>(area(rle_from_polygons(o.polygons, im.height, im.width)));
   const auto b = box_of(o, im);
   return b[2] * b[3];
 }
@@ -216,8 +218,8 @@ std::string voc_xml(const RawExport& data, const RawImage& im) {
     const auto b = box_of(*o, im);
     x += "  <object><name>" + xml_escape(data.labels[o->label]) +
          "</name><pose>Unspecified</pose><truncated>0</truncated><occluded>1</occluded><difficult>" +
-         (o->iscrowd ? "1" : "0") + "</difficult><bndbox><xmin>" + fmt("%g", b[0]) + "</xmin><ymin>" +
-         fmt("%g", b[1]) + "</ymin><xmax>" + fmt("%g", b[0] + b[2]) + "</xmax><ymax>" + fmt("%g", b[1] + b[3]) +
+         (o->iscrowd ? "1" : "0") + "</difficult><bndbox><xmin>" + fmt("%g", b[0]) + "</xmin><ymin>" + fmt("%g", b[1]) +
+         "</ymin><xmax>" + fmt("%g", b[0] + b[2]) + "</xmax><ymax>" + fmt("%g", b[1] + b[3]) +
          "</ymax></bndbox></object>\n";
   }
   return x + "</annotation>\n";
@@ -380,8 +382,7 @@ void write_labelme(const RawExport& data, const fs::path& root, const WriteOptio
 
 std::string points_attr(const std::vector<double>& p) {
   std::string out;
-  for (size_t i = 0; i + 1 < p.size(); i += 2)
-    out += (i ? ";" : "") + fmt("%.2f", p[i]) + "," + fmt("%.2f", p[i + 1]);
+  for (size_t i = 0; i + 1 < p.size(); i += 2) out += (i ? ";" : "") + fmt("%.2f", p[i]) + "," + fmt("%.2f", p[i + 1]);
   return out;
 }
 
@@ -411,8 +412,8 @@ void write_cvat(const RawExport& data, const fs::path& root, const WriteOptions&
     for (const auto& im : s.images) {
       place_image(im, join_inside(root / "images" / s.name, im.file_name), options);
       x += "  <image id=\"" + std::to_string(id++) + "\" name=\"" + xml_escape(im.file_name) + "\" subset=\"" +
-           xml_escape(s.name) + "\" width=\"" + std::to_string(im.width) + "\" height=\"" +
-           std::to_string(im.height) + "\">\n";
+           xml_escape(s.name) + "\" width=\"" + std::to_string(im.width) + "\" height=\"" + std::to_string(im.height) +
+           "\">\n";
       for (const RawObject* o : labelled(im, data.labels.size())) x += cvat_shape(data, *o, im);
       x += "  </image>\n";
     }
@@ -507,6 +508,5 @@ void write_export(const RawExport& data, DatasetFormat format, const fs::path& r
   fs::create_directories(root);
   write(data, root, options);
 }
-
 
 }  // namespace detr::datasets::formats

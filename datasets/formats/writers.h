@@ -29,12 +29,15 @@ struct WriteOptions {
 // Writes `data` under root (created; files of the same names replaced) as `format`. Every image needs
 // a positive width and height and a file name; throws naming the image otherwise. MOT holds one
 // sequence: the first subset, its images numbered 1..N as frames.
-void write_export(const RawExport& data, DatasetFormat format, const std::filesystem::path& root,
+void write_export(const RawExport& data,
+                  DatasetFormat format,
+                  const std::filesystem::path& root,
                   const WriteOptions& options = {});
 
 // A COCO split as records: subset `subset`, images at image_dir/<file_name>, categories in id order
 // as labels 0..N-1, boxes, polygons, areas and crowd flags as the file gives them.
-RawExport raw_export_from_coco(const CocoDataset& data, const std::string& subset,
+RawExport raw_export_from_coco(const CocoDataset& data,
+                               const std::string& subset,
                                const std::filesystem::path& image_dir);
 
 // The subset name YOLO 1.1 files use: "train" for train/training/default, "valid" for

@@ -80,9 +80,9 @@ uint32_t character_reference(std::string_view ref) {
   const std::string_view digits = ref.substr(hex ? 2 : 1);
   uint32_t cp = 0;
   for (const char c : digits) {
-    const int d = std::isdigit(static_cast<unsigned char>(c))                ? c - '0'
+    const int d = std::isdigit(static_cast<unsigned char>(c))           ? c - '0'
                   : hex && std::isxdigit(static_cast<unsigned char>(c)) ? std::tolower(c) - 'a' + 10
-                                                                            : -1;
+                                                                        : -1;
     if (d < 0) return 0;
     cp = cp * (hex ? 16 : 10) + static_cast<uint32_t>(d);
     if (cp > 0x10FFFF) return 0;
@@ -110,8 +110,8 @@ std::string decode_references(std::string_view raw, std::string& out, size_t& ba
     } else if (const uint32_t cp = character_reference(ref)) {
       append_utf8(out, cp);
     } else {
-      return (ref.empty() || ref[0] != '#' ? "unknown entity &" : "invalid character reference &") +
-             std::string(ref) + ";";
+      return (ref.empty() || ref[0] != '#' ? "unknown entity &" : "invalid character reference &") + std::string(ref) +
+             ";";
     }
     pos = semi + 1;
   }
@@ -147,9 +147,8 @@ void check_element_count(std::string_view text, const std::string& source, const
       continue;
     if (++count > max_elements)
       fail_at(source, LineIndex(text).line(static_cast<ptrdiff_t>(at)),
-              "more than " + std::to_string(max_elements) + " elements (at most one per " +
-                  std::to_string(per_bytes) + " bytes of a " + std::to_string(text.size()) +
-                  "-byte file, attributes counted too)");
+              "more than " + std::to_string(max_elements) + " elements (at most one per " + std::to_string(per_bytes) +
+                  " bytes of a " + std::to_string(text.size()) + "-byte file, attributes counted too)");
   }
 }
 
@@ -173,7 +172,9 @@ void check_element_count(std::string_view text, const std::string& source, const
 }
 
 // The XML declaration: first in the document, and UTF-8 or ASCII if it names an encoding.
-void check_declaration(const pugi::xml_node& decl, const pugi::xml_document& doc, std::string_view text,
+void check_declaration(const pugi::xml_node& decl,
+                       const pugi::xml_document& doc,
+                       std::string_view text,
                        const std::string& source) {
   const ptrdiff_t expected = (text.substr(0, 3) == kBom ? 3 : 0) + 2;  // the name "xml" after "<?"
   if (decl != doc.first_child() || decl.offset_debug() != expected)
@@ -294,7 +295,9 @@ std::string peek_xml_root(const fs::path& path) {
   return doc.document_element().name();
 }
 
-const XmlElement& require_child(const XmlElement& el, std::string_view name, const fs::path& file,
+const XmlElement& require_child(const XmlElement& el,
+                                std::string_view name,
+                                const fs::path& file,
                                 std::string_view where) {
   if (const XmlElement* c = el.child(name)) return *c;
   fail_at(file, el.line, std::string(where) + ": <" + el.name + "> has no <" + std::string(name) + ">");
@@ -308,7 +311,9 @@ double child_number(const XmlElement& el, std::string_view name, const fs::path&
   return *v;
 }
 
-const std::string& require_attribute(const XmlElement& el, std::string_view key, const fs::path& file,
+const std::string& require_attribute(const XmlElement& el,
+                                     std::string_view key,
+                                     const fs::path& file,
                                      const std::string& where) {
   if (const std::string* v = el.attribute(key)) return *v;
   fail_at(file, el.line, where + ": <" + el.name + "> has no attribute '" + std::string(key) + "'");

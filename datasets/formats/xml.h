@@ -60,15 +60,23 @@ std::string peek_xml_root(const std::filesystem::path& path);
 // Field access for the readers, failing with "<file>: line N: <where>: <what>, got '<value>'" (the
 // element's line). `where` names the record ("object 2"); fields are named as "<parent>.<child>".
 // `where` by value: a temporary name (GCC 14's -Wdangling-reference) is never what the result refers to.
-const XmlElement& require_child(const XmlElement& el, std::string_view name, const std::filesystem::path& file,
+const XmlElement& require_child(const XmlElement& el,
+                                std::string_view name,
+                                const std::filesystem::path& file,
                                 std::string_view where);
 // The child's text as a finite number (trimmed).
-double child_number(const XmlElement& el, std::string_view name, const std::filesystem::path& file,
+double child_number(const XmlElement& el,
+                    std::string_view name,
+                    const std::filesystem::path& file,
                     const std::string& where);
 // The attribute's value as a finite number; the attribute must be present.
-double attribute_number(const XmlElement& el, std::string_view key, const std::filesystem::path& file,
+double attribute_number(const XmlElement& el,
+                        std::string_view key,
+                        const std::filesystem::path& file,
                         const std::string& where);
-const std::string& require_attribute(const XmlElement& el, std::string_view key, const std::filesystem::path& file,
+const std::string& require_attribute(const XmlElement& el,
+                                     std::string_view key,
+                                     const std::filesystem::path& file,
                                      const std::string& where);
 
 }  // namespace detr::datasets::formats

@@ -56,7 +56,9 @@ ObjData read_obj_data(const fs::path& file) {
   return d;
 }
 
-std::vector<std::string> read_names(const fs::path& file, int64_t classes, const fs::path& obj_data,
+std::vector<std::string> read_names(const fs::path& file,
+                                    int64_t classes,
+                                    const fs::path& obj_data,
                                     int64_t classes_line) {
   const std::string text = read_text_file(file);
   std::vector<std::string> labels;

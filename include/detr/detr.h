@@ -17,18 +17,18 @@ namespace detr {
 
 struct Detection {
   int64_t category_id = 0;
-  std::string category_name;        // from our checkpoints' classes; empty for upstream files
+  std::string category_name;  // from our checkpoints' classes; empty for upstream files
   float score = 0;
   std::array<double, 4> bbox_xywh{};  // absolute pixels in the input image
 };
 
 struct DetectorOptions {
-  std::string device = "auto";     // auto | cpu | cuda | cuda:N
-  int num_threads = 0;             // CPU threads; 0: leave the program's LibTorch setting as it is
+  std::string device = "auto";              // auto | cpu | cuda | cuda:N
+  int num_threads = 0;                      // CPU threads; 0: leave the program's LibTorch setting as it is
   std::string conv_algorithm = "winograd";  // winograd | direct (CPU 3x3 convolutions)
-  bool dilation = false;           // an upstream DC5 checkpoint (not visible in its weights)
-  float threshold = 0.5f;          // minimum score
-  int64_t topk = 100;              // at most this many detections per image (0: all)
+  bool dilation = false;                    // an upstream DC5 checkpoint (not visible in its weights)
+  float threshold = 0.5f;                   // minimum score
+  int64_t topk = 100;                       // at most this many detections per image (0: all)
 };
 
 class Detector {

@@ -22,13 +22,17 @@ detr::FlagTable<BenchCommand> flag_table() {
   using C = BenchCommand;
   detr::FlagTable<C> t("detr_bench", "DETR training/evaluation throughput on a generated CVAT-style export.");
   const char* g = "";
-  t.add(g, "config", "default (R50, 256, 6+6, 100 queries) | small (R18, 128, 2+2, 20 queries) | small_r50 (R50, 128, 2+2, 20 queries)", &C::bench, &B::config);
+  t.add(g, "config",
+        "default (R50, 256, 6+6, 100 queries) | small (R18, 128, 2+2, 20 queries) | small_r50 (R50, 128, 2+2, 20 "
+        "queries)",
+        &C::bench, &B::config);
   t.add(g, "batch_size", "images per step", &C::bench, &B::batch_size);
   t.add(g, "warmup", "unmeasured steps first", &C::bench, &B::warmup);
   t.add(g, "steps", "measured steps per repetition", &C::bench, &B::steps);
   t.add(g, "repeats", "repetitions (medians reported)", &C::bench, &B::repeats);
   t.add(g, "mode", "train | eval | both | data", &C::bench, &B::mode);
-  t.add_switch(g, "masks", "the segmentation model (DETRsegm) on mask targets", [](C& c) -> bool& { return c.bench.masks; });
+  t.add_switch(g, "masks", "the segmentation model (DETRsegm) on mask targets",
+               [](C& c) -> bool& { return c.bench.masks; });
   t.add(g, "width", "generated image width", &C::bench, &B::width);
   t.add(g, "height", "generated image height", &C::bench, &B::height);
   t.add(g, "num_workers", "loader threads", &C::bench, &B::num_workers);
@@ -43,8 +47,9 @@ detr::FlagTable<BenchCommand> flag_table() {
 void validate(const detr::BenchOptions& o) {
   if (o.batch_size < 1 || o.steps < 1 || o.repeats < 1 || o.warmup < 0 || o.width < 32 || o.height < 32 ||
       o.num_workers < 0 || o.num_threads < 0)
-    throw detr::UsageError("--batch_size, --steps and --repeats must be positive, --warmup, --num_workers and "
-                           "--num_threads >= 0, images at least 32x32");
+    throw detr::UsageError(
+        "--batch_size, --steps and --repeats must be positive, --warmup, --num_workers and "
+        "--num_threads >= 0, images at least 32x32");
   if (o.mode != "train" && o.mode != "eval" && o.mode != "both" && o.mode != "data")
     throw detr::UsageError("--mode must be train, eval, both or data, got '" + o.mode + "'");
   if (o.config != "default" && o.config != "small" && o.config != "small_r50")

@@ -1,7 +1,7 @@
 // Times detr::datasets::evaluate_bbox on a synthetic COCO-val-sized case: 5,000 images, 80 categories,
 // ~7 ground-truth boxes and exactly 100 detections per image (DETR submits every query), one core.
-//   g++ -std=c++17 -O2 -I. datasets/coco_eval.cpp datasets/coco_mask.cpp src/cli/detr_bench_coco_eval.cpp -o /tmp/bench_coco_eval
-//   /tmp/bench_coco_eval [images] [repeats] [dir]
+//   g++ -std=c++17 -O2 -I. datasets/coco_eval.cpp datasets/coco_mask.cpp src/cli/detr_bench_coco_eval.cpp -o
+//   /tmp/bench_coco_eval /tmp/bench_coco_eval [images] [repeats] [dir]
 // With `dir`, also writes the case as dir/gt.json and dir/dt.json (to time detr_eval end to end).
 #include <algorithm>
 #include <chrono>
@@ -89,8 +89,12 @@ void write_case(const Case& c, const std::string& dir) {
   for (const auto& k : c.gt.categories) gt["categories"].push_back({{"id", k.id}, {"name", k.name}});
   for (const auto& i : c.gt.images)
     for (const auto& a : i.objects)
-      gt["annotations"].push_back({{"id", a.id}, {"image_id", i.id}, {"category_id", a.category_id},
-                                   {"bbox", a.bbox}, {"area", a.area}, {"iscrowd", a.iscrowd ? 1 : 0}});
+      gt["annotations"].push_back({{"id", a.id},
+                                   {"image_id", i.id},
+                                   {"category_id", a.category_id},
+                                   {"bbox", a.bbox},
+                                   {"area", a.area},
+                                   {"iscrowd", a.iscrowd ? 1 : 0}});
   for (const auto& d : c.dt)
     dt.push_back({{"image_id", d.image_id}, {"category_id", d.category_id}, {"bbox", d.bbox}, {"score", d.score}});
   std::ofstream(dir + "/gt.json") << gt.dump();

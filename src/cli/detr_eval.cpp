@@ -71,8 +71,8 @@ int main(int argc, char** argv) {
     const auto dt = detr::datasets::load_coco_results(c.dt, gt);
     const auto result = detr::datasets::evaluate(gt, dt, c.iou_type);
     if (!c.per_class.empty())
-      detr::util::write_file_atomically(c.per_class,
-                                        detr::datasets::per_class_csv(detr::datasets::per_class_rows(gt.categories, result)));
+      detr::util::write_file_atomically(
+          c.per_class, detr::datasets::per_class_csv(detr::datasets::per_class_rows(gt.categories, result)));
     if (!c.confusion.empty())
       detr::util::write_file_atomically(
           c.confusion, detr::datasets::confusion_csv(detr::datasets::confusion_matrix(gt, dt, c.confusion_threshold)));

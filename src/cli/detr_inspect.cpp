@@ -45,7 +45,8 @@ std::string describe_file(const InspectCommand& c) {
   detr::serialization::print_load_info(text, info);
   detr::serialization::print_structure(text, value, c.inspect);
   try {
-    const auto ck = detr::read_checkpoint(std::make_shared<const detr::serialization::PyValue>(std::move(value)), c.file);
+    const auto ck =
+        detr::read_checkpoint(std::make_shared<const detr::serialization::PyValue>(std::move(value)), c.file);
     const auto line = detr::describe(ck);
     text << "as a checkpoint: " << detr::util::terminal_safe(line, /*newlines_escaped=*/true) << "\n";
   } catch (const std::exception& e) {  // one line, whatever the file's strings hold

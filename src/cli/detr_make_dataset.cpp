@@ -29,8 +29,9 @@ detr::FlagTable<MakeDatasetCommand> flag_table() {
   t.add(g, "classes", "number of classes", &C::data, &D::num_classes);
   t.add(g, "max_objects", "objects per image at most", &C::data, &D::max_objects);
   t.add(g, "seed", "random seed", &C::data, &D::seed);
-  t.add_switch(g, "no_quirks", "no CVAT quirks (id gaps, empty image, crowd region)",
-               [](C& c) -> bool& { return c.data.cvat_quirks; }, /*when_given=*/false);
+  t.add_switch(
+      g, "no_quirks", "no CVAT quirks (id gaps, empty image, crowd region)",
+      [](C& c) -> bool& { return c.data.cvat_quirks; }, /*when_given=*/false);
   t.add_switch(g, "no_overlap", "objects do not overlap (fewer objects where they do not fit)",
                [](C& c) -> bool& { return c.data.no_overlap; });
   t.add(g, "subset", "CVAT subset: default, Train, Validation, ...", &C::data, &D::subset);
@@ -54,7 +55,8 @@ int main(int argc, char** argv) {
     if (!format) throw detr::UsageError("--format: unknown format '" + c.format + "'");
     detr::datasets::write_synthetic_export(c.out, c.data, *format);
     std::cout << "wrote " << c.data.num_images << " images to " << c.out
-              << (*format == formats::DatasetFormat::coco ? std::string() : " as " + std::string(formats::format_name(*format)))
+              << (*format == formats::DatasetFormat::coco ? std::string()
+                                                          : " as " + std::string(formats::format_name(*format)))
               << "\n";
     return 0;
   });

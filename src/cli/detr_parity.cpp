@@ -34,7 +34,8 @@ detr::FlagTable<ParityCommand> flag_table() {
                [](C& c) -> bool& { return c.float64; });
   t.add_switch(g, "train", "the directories are train_steps fixtures: replay upstream's optimizer steps",
                [](C& c) -> bool& { return c.train; });
-  t.add_switch(g, "no_mkldnn", "use ATen's own CPU convolutions instead of oneDNN's", [](C& c) -> bool& { return c.no_mkldnn; });
+  t.add_switch(g, "no_mkldnn", "use ATen's own CPU convolutions instead of oneDNN's",
+               [](C& c) -> bool& { return c.no_mkldnn; });
   t.add(g, detr::run_flags::kConvAlgorithm, &C::conv_algorithm);
   return t;
 }
@@ -58,8 +59,9 @@ int main(int argc, char** argv) {
     if (c.no_mkldnn) at::globalContext().setUserEnabledMkldnn(false);
     bool ok = true;
     for (const auto& dir : c.dirs) {
-      auto report = c.train ? detr::run_train_parity(dir, ctx.conv_kernels())
-                            : detr::run_forward_parity(dir, c.float64 ? torch::kDouble : torch::kFloat, ctx.conv_kernels());
+      auto report = c.train
+                        ? detr::run_train_parity(dir, ctx.conv_kernels())
+                        : detr::run_forward_parity(dir, c.float64 ? torch::kDouble : torch::kFloat, ctx.conv_kernels());
       std::cout << report.format() << std::flush;
       ok = ok && report.ok();
     }

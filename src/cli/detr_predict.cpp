@@ -61,8 +61,12 @@ std::vector<fs::path> drawing_paths(const std::vector<fs::path>& images, const f
 // Every image's detections as COCO results (plus drawings); bad images fail, or with skip_bad are
 // counted in `skipped`. The drawings are made once every image has been predicted, so a run that
 // fails part-way leaves neither results nor drawings behind.
-nlohmann::json predict_all(detr::Predictor& predictor, const std::vector<fs::path>& images,
-                           const std::vector<fs::path>& drawings, float threshold, int64_t topk, bool skip_bad,
+nlohmann::json predict_all(detr::Predictor& predictor,
+                           const std::vector<fs::path>& images,
+                           const std::vector<fs::path>& drawings,
+                           float threshold,
+                           int64_t topk,
+                           bool skip_bad,
                            size_t& skipped) {
   nlohmann::json results = nlohmann::json::array();
   std::vector<std::optional<std::vector<detr::Prediction>>> found(images.size());  // nullopt: skipped

@@ -32,7 +32,8 @@ inline int guarded_main(const char* name, const std::function<int()>& body) {
     std::cerr << name << ": error: " << one_line(msg.substr(0, msg.find('\n'))) << "\n";
     return 1;
   } catch (const std::bad_alloc&) {
-    std::cerr << name << ": error: out of memory (std::bad_alloc): the input needs more memory than this "
+    std::cerr << name
+              << ": error: out of memory (std::bad_alloc): the input needs more memory than this "
                  "machine has, or declares more than it holds\n";
     return 1;
   } catch (const std::exception& e) {

@@ -132,8 +132,7 @@ class Printer {
       const PyValue* state = &o.state;
       if (state->is_tuple() && state->size() > 0) state = &state->item(0);
       if (state->is_dict())
-        for (const auto& [k, e] : state->as_dict().entries)
-          collect(e, join(display_key(k)), depth + 1);
+        for (const auto& [k, e] : state->as_dict().entries) collect(e, join(display_key(k)), depth + 1);
       else
         collect(*state, join("<state>"), depth + 1);
       collect(o.args, join("<args>"), depth + 1);

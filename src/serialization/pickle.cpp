@@ -440,7 +440,8 @@ bool equal_at(const PyValue& a, const PyValue& b, int depth, size_t& nodes) {
       const auto &x = a.as_dict().entries, &y = b.as_dict().entries;
       if (x.size() != y.size()) return false;
       for (size_t i = 0; i < x.size(); ++i)
-        if (!equal_at(x[i].first, y[i].first, depth + 1, nodes) || !equal_at(x[i].second, y[i].second, depth + 1, nodes))
+        if (!equal_at(x[i].first, y[i].first, depth + 1, nodes) ||
+            !equal_at(x[i].second, y[i].second, depth + 1, nodes))
           return false;
       return true;
     }

@@ -30,7 +30,8 @@ void list_names(std::ostream& os, const char* what, const std::vector<std::strin
 
 // Matches `state` against `target` (name -> module tensor), fills the report, copies when allowed.
 LoadReport load_into(const std::map<std::string, torch::Tensor>& target,
-                     const std::map<std::string, torch::Tensor>& state, const LoadOptions& options,
+                     const std::map<std::string, torch::Tensor>& state,
+                     const LoadOptions& options,
                      LoadReport report = {}) {
   std::vector<std::pair<torch::Tensor, torch::Tensor>> copies;  // (destination, source)
   for (const auto& [name, dst] : target) {
@@ -110,7 +111,8 @@ std::map<std::string, torch::Tensor> module_state(torch::nn::Module& module) {
   return out;
 }
 
-LoadReport load_state_dict(torch::nn::Module& module, const std::map<std::string, torch::Tensor>& state,
+LoadReport load_state_dict(torch::nn::Module& module,
+                           const std::map<std::string, torch::Tensor>& state,
                            const LoadOptions& options) {
   return load_into(module_state(module), state, options);
 }

@@ -46,13 +46,16 @@ struct LoadReport {
 std::ostream& operator<<(std::ostream& os, const LoadReport& r);
 
 // Throws std::runtime_error listing missing / unexpected / mismatched names when options say so.
-LoadReport load_state_dict(torch::nn::Module& module, const std::map<std::string, torch::Tensor>& state,
+LoadReport load_state_dict(torch::nn::Module& module,
+                           const std::map<std::string, torch::Tensor>& state,
                            const LoadOptions& options = LoadOptions::strict());
 // A plain state dict or a checkpoint holding one under "model" (see to_state_dict).
-LoadReport load_state_dict(torch::nn::Module& module, const PyValue& state_or_checkpoint,
+LoadReport load_state_dict(torch::nn::Module& module,
+                           const PyValue& state_or_checkpoint,
                            const LoadOptions& options = LoadOptions::strict());
 // From a torch.save file (zip or legacy); errors name the file.
-LoadReport load_state_dict(torch::nn::Module& module, const std::filesystem::path& path,
+LoadReport load_state_dict(torch::nn::Module& module,
+                           const std::filesystem::path& path,
                            const LoadOptions& options = LoadOptions::strict());
 
 // A torchvision ResNet state dict (conv1.weight, layer1.0.bn1.running_mean, ...) into DETR's

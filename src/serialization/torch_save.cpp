@@ -68,7 +68,8 @@ uint64_t le64(const std::string& d, size_t at) { return le32(d, at) | (uint64_t{
 // torch.save writes every record stored (uncompressed). The zip reader would inflate a compressed
 // record whole into memory, whatever size it declares (a zip bomb), so any compressed record is refused
 // before anything is read: the central directory (zip64 too) is walked first.
-void refuse_compressed_records(const std::string& tail, uint64_t tail_offset,
+void refuse_compressed_records(const std::string& tail,
+                               uint64_t tail_offset,
                                const std::function<std::string(uint64_t, uint64_t)>& read) {
   size_t eocd = std::string::npos;
   for (size_t i = tail.size() >= 22 ? tail.size() - 22 + 1 : 0; i-- > 0;)
@@ -94,7 +95,8 @@ void refuse_compressed_records(const std::string& tail, uint64_t tail_offset,
     const std::string name = cd.substr(at + 46, std::min(name_len, cd.size() - std::min(cd.size(), at + 46)));
     if (method != 0)
       fail("zip record " + name + " is compressed (method " + std::to_string(method) + ", declaring " +
-           std::to_string(le32(cd, at + 24)) + " bytes): torch.save writes records uncompressed, and a "
+           std::to_string(le32(cd, at + 24)) +
+           " bytes): torch.save writes records uncompressed, and a "
            "compressed one is refused rather than inflated");
     at += 46 + name_len + extra + comment;
   }
@@ -188,8 +190,13 @@ PyValue load_zip(caffe2::serialize::PyTorchStreamReader& reader, LoadInfo& info)
 
 // The legacy format's storage records after the pickles: per listed key, its element count (8 bytes)
 // and data, in the file's byte order. Each filled storage leaves `storages`.
-void read_legacy_storages(const char* p, size_t n, size_t pos, const PyValue& keys, bool little_endian,
-                          std::map<std::string, torch::Tensor>& storages, LoadInfo& info) {
+void read_legacy_storages(const char* p,
+                          size_t n,
+                          size_t pos,
+                          const PyValue& keys,
+                          bool little_endian,
+                          std::map<std::string, torch::Tensor>& storages,
+                          LoadInfo& info) {
   for (const auto& k : keys.items()) {
     const std::string key = k.is_str() ? k.as_str() : repr(k);
     auto it = storages.find(key);
@@ -304,7 +311,8 @@ PyValue load_zip_source(const Source& src, LoadInfo& i) {
   const uint64_t tail_len = std::min<uint64_t>(src.size, 22 + 65535);
   const std::string tail = src.read(src.size - tail_len, tail_len);
   if (!has_zip_end(tail)) fail("truncated zip archive: no end-of-central-directory record");
-  refuse_compressed_records(tail, src.size - tail_len, [&](uint64_t offset, uint64_t n) { return src.read(offset, n); });
+  refuse_compressed_records(tail, src.size - tail_len,
+                            [&](uint64_t offset, uint64_t n) { return src.read(offset, n); });
   // The archive's top folder: the prefix of its first entry's name (local header at offset 0).
   const std::string head = src.read(0, 30);
   const size_t name_len = head.size() < 30 ? 0 : static_cast<uint8_t>(head[26]) | (static_cast<uint8_t>(head[27]) << 8);

@@ -373,7 +373,7 @@ bool Unpickler::step_scalar(uint8_t op) {
     case '(': marks_.push_back(stack_.size()); break;  // MARK
     case '0': pop(); break;                            // POP
     case '1': pop_mark(); break;                       // POP_MARK
-    case '2': {  // DUP
+    case '2': {                                        // DUP
       PyValue copy = top();
       push(std::move(copy));
       break;
@@ -418,8 +418,7 @@ bool Unpickler::step_scalar(uint8_t op) {
       push(PyValue::floating(v));
       break;
     }
-    default:
-      return false;
+    default: return false;
   }
   return true;
 }
@@ -498,8 +497,7 @@ bool Unpickler::step_container(uint8_t op) {
       push(PyValue::list(std::move(items)));
       break;
     }
-    default:
-      return false;
+    default: return false;
   }
   return true;
 }
@@ -573,8 +571,7 @@ bool Unpickler::step_object(uint8_t op) {
       push(persistent(pid));
       break;
     }
-    default:
-      return false;
+    default: return false;
   }
   return true;
 }

@@ -93,8 +93,9 @@ std::string allocator_in_use() {
 // (LibTorch's default), so the figure is never flattered by a slower peak.
 std::pair<double, std::string> peak_tflops(const torch::Device& device, Precision precision) {
   torch::NoGradGuard no_grad;
-  const auto dtype = precision == Precision::bf16 ? torch::kBFloat16
-                     : precision == Precision::fp16 ? torch::kHalf : torch::kFloat;
+  const auto dtype = precision == Precision::bf16   ? torch::kBFloat16
+                     : precision == Precision::fp16 ? torch::kHalf
+                                                    : torch::kFloat;
   const int64_t n = device.is_cuda() ? 8192 : 2048;
   auto a = torch::randn({n, n}, torch::TensorOptions().device(device)).to(dtype);
   auto b = torch::randn({n, n}, torch::TensorOptions().device(device)).to(dtype);
@@ -145,8 +146,6 @@ models::ModelConfig bench_config(const std::string& name, bool masks) {
   throw std::invalid_argument("--config must be default, small or small_r50, got '" + name + "'");
 }
 
-
-
 // Generated CVAT-style data with enough images for every measured step of every rank.
 datasets::CocoDataset bench_data(const BenchOptions& o, int world, const fs::path& dir) {
   datasets::SyntheticExportOptions so;
@@ -176,8 +175,8 @@ struct StepSeries {
   }
   nlohmann::json phases() const {
     return {{"data_wait", median(data_s)}, {"host_to_device", median(h2d)}, {"forward", median(fwd)},
-            {"matcher", median(matcher)}, {"loss", median(loss)}, {"backward", median(bwd)},
-            {"grad_sync", median(gsync)}, {"optimizer", median(opt)}};
+            {"matcher", median(matcher)},  {"loss", median(loss)},          {"backward", median(bwd)},
+            {"grad_sync", median(gsync)},  {"optimizer", median(opt)}};
   }
 };
 
@@ -187,7 +186,10 @@ class BenchRun {
   BenchRun(const BenchRun&) = delete;  // setup_ points at its own scaler and optimizer
   BenchRun& operator=(const BenchRun&) = delete;
   BenchRun(const BenchOptions& o, RunContext& ctx, datasets::CocoDataset data)
-      : o_(o), ctx_(ctx), data_(std::move(data)), config_(bench_config(o.config, o.masks)),
+      : o_(o),
+        ctx_(ctx),
+        data_(std::move(data)),
+        config_(bench_config(o.config, o.masks)),
         scaler_(o.amp == Precision::fp16) {
     torch::manual_seed(o.seed);
     auto model = models::build(config_);
@@ -278,10 +280,13 @@ nlohmann::json BenchRun::measure(bool train) {
     tflops.push_back(rep_flops / secs / 1e12);
     if (ctx_.main_rank())
       std::cerr << (train ? "train" : "eval") << " repetition " << r + 1 << "/" << o_.repeats << ": " << std::fixed
-              << std::setprecision(3) << ips.back() << " images/s\n";
+                << std::setprecision(3) << ips.back() << " images/s\n";
   }
-  return {{"images_per_s", median(ips)}, {"s_per_step", median(series.step_s)},
-          {"model_tflops_per_s", median(tflops)}, {"images_per_s_runs", ips}, {"phase_s_per_step", series.phases()}};
+  return {{"images_per_s", median(ips)},
+          {"s_per_step", median(series.step_s)},
+          {"model_tflops_per_s", median(tflops)},
+          {"images_per_s_runs", ips},
+          {"phase_s_per_step", series.phases()}};
 }
 
 // The data pipeline alone: decode + augment + collate, as fast as the loader delivers.
@@ -295,17 +300,27 @@ nlohmann::json BenchRun::measure_data() {
     int64_t images = 0;
     while (auto b = loader.next()) images += b->samples.tensors.size(0);
     ips.push_back(static_cast<double>(images) / std::chrono::duration<double>(Clock::now() - t0).count());
-    if (ctx_.main_rank()) std::cerr << "data repetition " << r + 1 << "/" << o_.repeats << ": " << ips.back() << " images/s\n";
+    if (ctx_.main_rank())
+      std::cerr << "data repetition " << r + 1 << "/" << o_.repeats << ": " << ips.back() << " images/s\n";
   }
   return {{"images_per_s", median(ips)}, {"images_per_s_runs", ips}};
 }
 
 nlohmann::json describe_run(const BenchOptions& o, const RunContext& ctx) {
-  return {{"config", o.config}, {"masks", o.masks}, {"batch_size", o.batch_size}, {"device", ctx.device().str()},
-          {"threads", ctx.threads()}, {"blas", blas_in_use()}, {"allocator", allocator_in_use()},
-          {"num_workers", o.num_workers}, {"image_size", std::to_string(o.width) + "x" + std::to_string(o.height)},
-          {"warmup_steps", o.warmup}, {"steps", o.steps}, {"repeats", o.repeats},
-          {"world_size", ctx.world_size()}, {"backend", ctx.group() ? ctx.group()->backend() : "none"},
+  return {{"config", o.config},
+          {"masks", o.masks},
+          {"batch_size", o.batch_size},
+          {"device", ctx.device().str()},
+          {"threads", ctx.threads()},
+          {"blas", blas_in_use()},
+          {"allocator", allocator_in_use()},
+          {"num_workers", o.num_workers},
+          {"image_size", std::to_string(o.width) + "x" + std::to_string(o.height)},
+          {"warmup_steps", o.warmup},
+          {"steps", o.steps},
+          {"repeats", o.repeats},
+          {"world_size", ctx.world_size()},
+          {"backend", ctx.group() ? ctx.group()->backend() : "none"},
           {"amp", to_string(o.amp)},
           {"conv_algorithm", ctx.conv_algorithm_in_use()},
           {"libtorch", TORCH_VERSION}};
@@ -349,12 +364,13 @@ nlohmann::json run_benchmark(const BenchOptions& o, const Launch& launch) {
 
 std::string format_benchmark(const nlohmann::json& r) {
   std::ostringstream s;
-  s << "config " << r["config"].get<std::string>() << (r.value("masks", false) ? " + masks" : "") << ", batch " << r["batch_size"];
-  if (r.value("world_size", 1) > 1) s << " x " << r["world_size"] << " processes (" << r["backend"].get<std::string>() << ")";
-  s << ", " << r["image_size"].get<std::string>()
-    << " images, device " << r["device"].get<std::string>() << ", " << r["threads"] << " threads, BLAS "
-    << r["blas"].get<std::string>() << ", allocator " << r.value("allocator", "?") << ", LibTorch "
-    << r["libtorch"].get<std::string>() << "\n";
+  s << "config " << r["config"].get<std::string>() << (r.value("masks", false) ? " + masks" : "") << ", batch "
+    << r["batch_size"];
+  if (r.value("world_size", 1) > 1)
+    s << " x " << r["world_size"] << " processes (" << r["backend"].get<std::string>() << ")";
+  s << ", " << r["image_size"].get<std::string>() << " images, device " << r["device"].get<std::string>() << ", "
+    << r["threads"] << " threads, BLAS " << r["blas"].get<std::string>() << ", allocator " << r.value("allocator", "?")
+    << ", LibTorch " << r["libtorch"].get<std::string>() << "\n";
   if (r.contains("data"))
     s << std::fixed << std::setprecision(3) << "data (decode + augment + collate, " << r["num_workers"]
       << " workers): " << r["data"]["images_per_s"].get<double>() << " images/s\n";

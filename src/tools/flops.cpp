@@ -33,11 +33,16 @@ struct ResNetFlops {
 ResNetFlops resnet(const std::string& name, bool dilation, int64_t height, int64_t width) {
   const bool bottleneck = name == "resnet50" || name == "resnet101";
   std::vector<int64_t> blocks;
-  if (name == "resnet18") blocks = {2, 2, 2, 2};
-  else if (name == "resnet34") blocks = {3, 4, 6, 3};
-  else if (name == "resnet50") blocks = {3, 4, 6, 3};
-  else if (name == "resnet101") blocks = {3, 4, 23, 3};
-  else throw std::invalid_argument("model_flops: backbone '" + name + "' is not a ResNet we build");
+  if (name == "resnet18")
+    blocks = {2, 2, 2, 2};
+  else if (name == "resnet34")
+    blocks = {3, 4, 6, 3};
+  else if (name == "resnet50")
+    blocks = {3, 4, 6, 3};
+  else if (name == "resnet101")
+    blocks = {3, 4, 23, 3};
+  else
+    throw std::invalid_argument("model_flops: backbone '" + name + "' is not a ResNet we build");
   const int64_t expansion = bottleneck ? 4 : 1;
   ResNetFlops r;
   Plane p{height, width};

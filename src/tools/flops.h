@@ -10,7 +10,7 @@
 
 namespace detr::models {
 
-struct ModelFlops {   // one image at a padded input size
+struct ModelFlops {             // one image at a padded input size
   double backbone_frozen = 0;   // stem + layer1 (frozen upstream), or the whole ResNet when the backbone does not train
   double backbone_trained = 0;  // layer2..layer4
   double transformer = 0;       // input_proj, encoder, decoder

@@ -76,7 +76,8 @@ void load_fixture_weights(torch::nn::Module& model, const fs::path& dir, const n
 
 class Checker {
  public:
-  Checker(ParityReport& report, const std::map<std::string, torch::Tensor>& expected,
+  Checker(ParityReport& report,
+          const std::map<std::string, torch::Tensor>& expected,
           std::map<std::string, torch::Tensor>& ours)
       : report_(report), expected_(expected), ours_(ours) {}
 
@@ -124,34 +125,39 @@ std::string ParityReport::format() const {
   size_t width = 4;
   for (const auto& r : rows) width = std::max(width, r.name.size());
   s << "parity: " << fixture << "\n";
-  s << std::left << std::setw(static_cast<int>(width)) << "name" << "  " << std::right
-    << std::setw(12) << "max|diff|" << "  " << std::setw(12) << "max|ref|" << "  " << std::setw(12)
-    << "tolerance" << "  note\n";
+  s << std::left << std::setw(static_cast<int>(width)) << "name"
+    << "  " << std::right << std::setw(12) << "max|diff|"
+    << "  " << std::setw(12) << "max|ref|"
+    << "  " << std::setw(12) << "tolerance"
+    << "  note\n";
   double worst_rel = 0;
   for (const auto& r : rows) {
-    s << std::left << std::setw(static_cast<int>(width)) << r.name << "  " << std::right
-      << std::scientific << std::setprecision(3) << std::setw(12) << r.max_abs_diff << "  "
-      << std::setw(12) << r.ref_max_abs << "  " << std::setw(12) << r.tolerance
-      << (r.within_tolerance() ? "" : r.ok() ? "  ok in float64:" : "  FAIL");
-    if (r.exact_diff >= 0)
-      s << " float64 max|diff| " << r.exact_diff << ", float32 rounding " << r.rounding;
+    s << std::left << std::setw(static_cast<int>(width)) << r.name << "  " << std::right << std::scientific
+      << std::setprecision(3) << std::setw(12) << r.max_abs_diff << "  " << std::setw(12) << r.ref_max_abs << "  "
+      << std::setw(12) << r.tolerance
+      << (r.within_tolerance() ? ""
+          : r.ok()             ? "  ok in float64:"
+                               : "  FAIL");
+    if (r.exact_diff >= 0) s << " float64 max|diff| " << r.exact_diff << ", float32 rounding " << r.rounding;
     s << "\n";
     if (r.tolerance > 0) worst_rel = std::max(worst_rel, r.max_abs_diff / r.tolerance);
   }
   for (const auto& p : problems) s << "problem: " << p << "\n";
   size_t failed = 0;
   for (const auto& r : rows) failed += r.ok() ? 0 : 1;
-  s << std::defaultfloat << (ok() ? "PASS" : "FAIL") << ": " << rows.size() << " comparisons, "
-    << failed << " beyond tolerance, " << problems.size() << " problems; worst deviation "
-    << std::setprecision(3) << worst_rel << " of its tolerance\n";
+  s << std::defaultfloat << (ok() ? "PASS" : "FAIL") << ": " << rows.size() << " comparisons, " << failed
+    << " beyond tolerance, " << problems.size() << " problems; worst deviation " << std::setprecision(3) << worst_rel
+    << " of its tolerance\n";
   return s.str();
 }
 
 namespace {
 
 // Every `grad.<param>` of the fixture against the parameter's gradient after backward.
-void check_gradients(const torch::nn::Module& model, const std::map<std::string, torch::Tensor>& expected,
-                     Checker& check, ParityReport& report) {
+void check_gradients(const torch::nn::Module& model,
+                     const std::map<std::string, torch::Tensor>& expected,
+                     Checker& check,
+                     ParityReport& report) {
   const auto params = model.named_parameters();
   for (const auto& [name, value] : expected) {
     if (name.rfind("grad.", 0) != 0) continue;
@@ -165,7 +171,6 @@ void check_gradients(const torch::nn::Module& model, const std::map<std::string,
       check.compare(name, p->grad(), 'g');
     }
   }
-
 }
 
 // The fixture's model: DETR, or DETRsegm around it for a segmentation fixture ("masks": true).
@@ -245,9 +250,11 @@ std::vector<util::Target> read_targets(int64_t batch, torch::ScalarType dtype, C
 }
 
 // The final layer's matching, every loss term and the weighted total; returns the total.
-torch::Tensor check_losses(models::SetCriterion& criterion, const models::DetrOutput& out,
+torch::Tensor check_losses(models::SetCriterion& criterion,
+                           const models::DetrOutput& out,
                            const std::vector<util::Target>& targets,
-                           const std::map<std::string, torch::Tensor>& expected, Checker& check,
+                           const std::map<std::string, torch::Tensor>& expected,
+                           Checker& check,
                            ParityReport& report) {
   auto result = criterion->forward(out, targets);
   for (size_t b = 0; b < targets.size(); ++b) {
@@ -268,15 +275,16 @@ torch::Tensor check_losses(models::SetCriterion& criterion, const models::DetrOu
 
 // Each post-processed mask's compressed RLE (pycocotools' encode) against the fixture's strings:
 // one row per image, counting the queries whose string differs.
-void check_rle_counts(const std::vector<models::Detections>& dets, const nlohmann::json& rle_counts,
+void check_rle_counts(const std::vector<models::Detections>& dets,
+                      const nlohmann::json& rle_counts,
                       ParityReport& report) {
   for (size_t b = 0; b < dets.size(); ++b) {
     const auto& want = rle_counts.at(std::to_string(b));
     const int64_t queries = dets[b].fed_masks.size(0);
     const auto [h, w] = dets[b].orig_size;
     if (want.size() != static_cast<size_t>(queries)) {
-      report.problems.push_back("postprocess_rle_counts." + std::to_string(b) + ": " +
-                                std::to_string(want.size()) + " strings for " + std::to_string(queries) + " masks");
+      report.problems.push_back("postprocess_rle_counts." + std::to_string(b) + ": " + std::to_string(want.size()) +
+                                " strings for " + std::to_string(queries) + " masks");
       continue;
     }
     double differing = 0;
@@ -285,13 +293,15 @@ void check_rle_counts(const std::vector<models::Detections>& dets, const nlohman
       const auto rle = datasets::encode(mask.data_ptr<uint8_t>(), h, w, datasets::MaskLayout::row_major);
       differing += datasets::rle_to_string(rle) == want[q].get<std::string>() ? 0 : 1;
     }
-    report.rows.push_back({"postprocess." + std::to_string(b) + ".rle_counts (differing)", differing,
-                           static_cast<double>(queries), 0});
+    report.rows.push_back(
+        {"postprocess." + std::to_string(b) + ".rle_counts (differing)", differing, static_cast<double>(queries), 0});
   }
 }
 
 // Upstream's PostProcess (and PostProcessSegm for segmentation fixtures) on the outputs.
-void check_postprocess(const models::DetrOutput& out, const nlohmann::json& config_json, Checker& check,
+void check_postprocess(const models::DetrOutput& out,
+                       const nlohmann::json& config_json,
+                       Checker& check,
                        ParityReport& report) {
   const bool segm = check.has("postprocess.orig_target_sizes");
   if (!segm && !check.has("postprocess.target_sizes")) return;
@@ -317,8 +327,10 @@ void check_postprocess(const models::DetrOutput& out, const nlohmann::json& conf
 }
 
 // Runs the fixture at `dtype`; `ours` receives every compared value (float64, CPU).
-ParityReport compute_parity(const std::string& dir_str, torch::ScalarType dtype,
-                            std::map<std::string, torch::Tensor>& ours, const models::ConvKernels& kernels) {
+ParityReport compute_parity(const std::string& dir_str,
+                            torch::ScalarType dtype,
+                            std::map<std::string, torch::Tensor>& ours,
+                            const models::ConvKernels& kernels) {
   const fs::path dir(dir_str);
   ParityReport report;
   report.fixture = dir.string();
@@ -370,9 +382,7 @@ void with_kernels(bool mkldnn, int threads, Fn fn) {
   restore();
 }
 
-double max_abs_diff(const torch::Tensor& a, const torch::Tensor& b) {
-  return (a - b).abs().max().item<double>();
-}
+double max_abs_diff(const torch::Tensor& a, const torch::Tensor& b) { return (a - b).abs().max().item<double>(); }
 
 }  // namespace
 
@@ -412,8 +422,10 @@ namespace detr {
 
 namespace {
 // The listed `final.<param>` values and the sum of every trainable parameter after the last step.
-void check_final_parameters(const torch::nn::Module& model, const std::map<std::string, torch::Tensor>& expected,
-                            Checker& check, ParityReport& report) {
+void check_final_parameters(const torch::nn::Module& model,
+                            const std::map<std::string, torch::Tensor>& expected,
+                            Checker& check,
+                            ParityReport& report) {
   const auto params = model.named_parameters();
   double param_sum = 0;
   for (const auto& p : params)
@@ -428,8 +440,8 @@ void check_final_parameters(const torch::nn::Module& model, const std::map<std::
     check.compare(name, *p, 'a');
   }
   const double ref_sum = check.ref("final.param_sum").to(torch::kDouble).item<double>();
-  report.rows.push_back({"final.param_sum", std::abs(param_sum - ref_sum), std::abs(ref_sum),
-                         1e-5 * std::abs(ref_sum)});
+  report.rows.push_back(
+      {"final.param_sum", std::abs(param_sum - ref_sum), std::abs(ref_sum), 1e-5 * std::abs(ref_sum)});
 }
 }  // namespace
 

@@ -15,10 +15,10 @@
 namespace detr {
 
 struct Deviation {
-  std::string name;       // e.g. out.pred_logits, loss.loss_giou_0, grad.class_embed.weight
-  double max_abs_diff;    // max |ours - ref|
-  double ref_max_abs;     // max |ref|
-  double tolerance;       // allowed max_abs_diff
+  std::string name;     // e.g. out.pred_logits, loss.loss_giou_0, grad.class_embed.weight
+  double max_abs_diff;  // max |ours - ref|
+  double ref_max_abs;   // max |ref|
+  double tolerance;     // allowed max_abs_diff
   bool gradient = false;
   // Gradients beyond tolerance only (else -1). A deep ResNet's weight gradients are decided partly by
   // which near-zero activations each float32 implementation rounds to either side of a ReLU, so two
@@ -28,9 +28,7 @@ struct Deviation {
   double exact_diff = -1;
   double rounding = -1;
   bool within_tolerance() const { return max_abs_diff <= tolerance; }
-  bool ok() const {
-    return within_tolerance() || (gradient && exact_diff >= 0 && exact_diff <= tolerance + rounding);
-  }
+  bool ok() const { return within_tolerance() || (gradient && exact_diff >= 0 && exact_diff <= tolerance + rounding); }
 };
 
 struct ParityReport {

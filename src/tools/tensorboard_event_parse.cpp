@@ -13,8 +13,7 @@ namespace {
 // TensorProto (DT_FLOAT, float_val or tensor_content) -> shape and values.
 TensorBoardTensor tensor_of(const pb::TensorProto& proto) {
   if (proto.dtype() != pb::DT_FLOAT)
-    throw std::runtime_error("Summary.Value.tensor has dtype " + std::to_string(proto.dtype()) +
-                             ", not DT_FLOAT (1)");
+    throw std::runtime_error("Summary.Value.tensor has dtype " + std::to_string(proto.dtype()) + ", not DT_FLOAT (1)");
   TensorBoardTensor t;
   for (const auto& dim : proto.tensor_shape().dim()) t.shape.push_back(dim.size());
   t.values.assign(proto.float_val().begin(), proto.float_val().end());
@@ -43,9 +42,7 @@ TensorBoardImage image_of(const pb::Summary::Image& proto) {
 
 void add_value(const pb::Summary::Value& value, ParsedEvent& event) {
   switch (value.value_case()) {
-    case pb::Summary::Value::kSimpleValue:
-      event.values.emplace_back(value.tag(), value.simple_value());
-      break;
+    case pb::Summary::Value::kSimpleValue: event.values.emplace_back(value.tag(), value.simple_value()); break;
     case pb::Summary::Value::kImage:
       event.images.push_back(image_of(value.image()));
       event.images.back().tag = value.tag();
@@ -55,8 +52,7 @@ void add_value(const pb::Summary::Value& value, ParsedEvent& event) {
       event.tensors.back().tag = value.tag();
       event.tensors.back().plugin = value.metadata().plugin_data().plugin_name();
       break;
-    default:
-      break;  // histogram, audio, ...: not read here
+    default: break;  // histogram, audio, ...: not read here
   }
 }
 

@@ -41,14 +41,14 @@ TensorBoardEvents read_tensorboard_events(const std::filesystem::path& file) {
   size_t offset = 0;
   for (size_t index = 0; offset < bytes.size(); ++index) {
     const auto fail = [&](const std::string& why) {
-      throw std::runtime_error("TensorBoard event file " + file.string() + ": record " +
-                               std::to_string(index) + " at offset " + std::to_string(offset) +
-                               ": " + why);
+      throw std::runtime_error("TensorBoard event file " + file.string() + ": record " + std::to_string(index) +
+                               " at offset " + std::to_string(offset) + ": " + why);
     };
     const size_t left = bytes.size() - offset;
     const char* record = bytes.data() + offset;
     if (left < kTfRecordHeaderBytes)
-      fail("truncated last record: " + std::to_string(left) + " of 12 header bytes (writer killed "
+      fail("truncated last record: " + std::to_string(left) +
+           " of 12 header bytes (writer killed "
            "mid-write?)");
     const util::TfRecordHeader header = util::read_tfrecord_header(record);
     if (!header.crc_ok) fail("length CRC mismatch (corrupt length field)");
@@ -71,8 +71,7 @@ TensorBoardEvents read_tensorboard_events(const std::filesystem::path& file) {
       fail("first event has no file_version (expected \"" + std::string(kFileVersion) + "\")");
     if (event.file_version && *event.file_version != kFileVersion)
       fail("file_version is \"" + *event.file_version + "\", expected \"" + kFileVersion + "\"");
-    for (auto& [tag, value] : event.values)
-      scalars.push_back({std::move(tag), event.step, event.wall_time, value});
+    for (auto& [tag, value] : event.values) scalars.push_back({std::move(tag), event.step, event.wall_time, value});
     for (auto& image : event.images) {
       image.step = event.step;
       events.images.push_back(std::move(image));
@@ -84,8 +83,7 @@ TensorBoardEvents read_tensorboard_events(const std::filesystem::path& file) {
     offset += kTfRecordHeaderBytes + length + kTfRecordFooterBytes;
   }
   if (offset == 0)
-    throw std::runtime_error("TensorBoard event file " + file.string() +
-                             " is empty (no file_version event)");
+    throw std::runtime_error("TensorBoard event file " + file.string() + " is empty (no file_version event)");
   return events;
 }
 
