@@ -9,12 +9,25 @@
 #include <stdexcept>
 
 #include "datasets/formats/text.h"
+#include "datasets/read_error.h"
 #include "util/atomic_file.h"
 #include "util/tfrecord_framing.h"
 
 namespace detr::datasets::formats {
 
 namespace fs = std::filesystem;
+
+namespace {
+
+// A record of a TFRecord file (and an object in it), for read_error.h's one-line errors.
+struct RecordAt {
+  fs::path file;
+  std::string record;  // "record 3", "record 3: object 0"
+  [[noreturn]] void fail(const std::string& what) const { fail_at(file, record, what); }
+  RecordAt at(const std::string& part) const { return {file, record + ": " + part}; }
+};
+
+}  // namespace
 
 TfRecordReader::TfRecordReader(const fs::path& path) : path_(path), file_(std::fopen(path.c_str(), "rb")) {
   if (!file_) throw std::runtime_error(path.string() + ": cannot open: " + std::strerror(errno));
@@ -27,27 +40,22 @@ bool TfRecordReader::next(std::string& record) {
   using util::kTfRecordFooterBytes;
   using util::kTfRecordHeaderBytes;
   constexpr uint64_t kFraming = kTfRecordHeaderBytes + kTfRecordFooterBytes;
-  const std::string where =
-      path_.string() + ": record " + std::to_string(index_ + 1) + " at byte " + std::to_string(offset_) + ": ";
+  const RecordAt where{path_, "record " + std::to_string(index_ + 1) + " at byte " + std::to_string(offset_)};
   if (offset_ == size_) return false;
-  if (size_ - offset_ < kFraming)
-    throw std::runtime_error(where + "truncated (" + std::to_string(size_ - offset_) + " bytes left)");
+  if (size_ - offset_ < kFraming) where.fail("truncated (" + std::to_string(size_ - offset_) + " bytes left)");
   unsigned char header[kTfRecordHeaderBytes];
-  if (std::fread(header, 1, sizeof header, file_.get()) != sizeof header)
-    throw std::runtime_error(where + "cannot read the length");
+  if (std::fread(header, 1, sizeof header, file_.get()) != sizeof header) where.fail("cannot read the length");
   const util::TfRecordHeader h = util::read_tfrecord_header(header);
-  if (!h.crc_ok) throw std::runtime_error(where + "the length's CRC does not match (not a TFRecord, or corrupt)");
+  if (!h.crc_ok) where.fail("the length's CRC does not match (not a TFRecord, or corrupt)");
   if (h.length > size_ - offset_ - kFraming || h.length > kMaxRecordBytes)
-    throw std::runtime_error(where + "declares " + std::to_string(h.length) + " bytes, but " +
-                             std::to_string(size_ - offset_ - kFraming) + " are left (limit " +
-                             std::to_string(kMaxRecordBytes) + ")");
+    where.fail("declares " + std::to_string(h.length) + " bytes, but " + std::to_string(size_ - offset_ - kFraming) +
+               " are left (limit " + std::to_string(kMaxRecordBytes) + ")");
   record.resize(static_cast<size_t>(h.length));
   unsigned char footer[kTfRecordFooterBytes];
   if (std::fread(record.data(), 1, record.size(), file_.get()) != record.size() ||
       std::fread(footer, 1, sizeof footer, file_.get()) != sizeof footer)
-    throw std::runtime_error(where + "cannot read its " + std::to_string(h.length) + " bytes");
-  if (!util::tfrecord_data_crc_ok(record, footer))
-    throw std::runtime_error(where + "the data's CRC does not match (corrupt)");
+    where.fail("cannot read its " + std::to_string(h.length) + " bytes");
+  if (!util::tfrecord_data_crc_ok(record, footer)) where.fail("the data's CRC does not match (corrupt)");
   offset_ += kFraming + h.length;
   ++index_;
   return true;
@@ -213,38 +221,38 @@ LabelMap make_label_map(const fs::path& file) {
 const TfFeature* feature(const std::map<std::string, TfFeature>& f,
                          const std::string& key,
                          TfFeature::Kind kind,
-                         const std::string& where) {
+                         const RecordAt& where) {
   const auto it = f.find(key);
   if (it == f.end() || it->second.kind == TfFeature::Kind::none) return nullptr;
-  if (it->second.kind != kind) throw std::runtime_error(where + key + " has the wrong list type");
+  if (it->second.kind != kind) where.fail(key + " has the wrong list type");
   return &it->second;
 }
 
 // The label index of object k from class/label and class/text; -1 for an unlabelled one.
 int64_t object_label(
-    const TfFeature* label, const TfFeature* text, size_t k, const LabelMap& map, const std::string& where) {
+    const TfFeature* label, const TfFeature* text, size_t k, const LabelMap& map, const RecordAt& where) {
   const std::string name = text ? std::string(text->bytes[k]) : std::string();
   if (label) {
     const int64_t id = label->ints[k];
     if (id == 0 && name.empty()) return -1;
     const auto it = map.index_of_id.find(id);
     if (it == map.index_of_id.end())
-      throw std::runtime_error(where + "image/object/class/label " + std::to_string(id) + " is not in label_map.pbtxt");
+      where.fail("image/object/class/label " + std::to_string(id) + " is not in label_map.pbtxt");
     if (!name.empty() && map.labels[it->second] != name)
-      throw std::runtime_error(where + "image/object/class/text " + quote(name) + " is not label " +
-                               std::to_string(id) + "'s name " + quote(map.labels[it->second]));
+      where.fail("image/object/class/text " + quote(name) + " is not label " + std::to_string(id) + "'s name " +
+                 quote(map.labels[it->second]));
     return it->second;
   }
   if (name.empty()) return -1;
   const auto it = map.index_of_name.find(name);
   if (it == map.index_of_name.end())
-    throw std::runtime_error(where + "image/object/class/text " + quote(name) + " is not in label_map.pbtxt");
+    where.fail("image/object/class/text " + quote(name) + " is not in label_map.pbtxt");
   return it->second;
 }
 
 std::vector<RawObject> record_objects(const std::map<std::string, TfFeature>& f,
                                       const LabelMap& map,
-                                      const std::string& where) {
+                                      const RecordAt& where) {
   using K = TfFeature::Kind;
   const char* keys[] = {"image/object/bbox/xmin", "image/object/bbox/ymin", "image/object/bbox/xmax",
                         "image/object/bbox/ymax"};
@@ -255,19 +263,18 @@ std::vector<RawObject> record_objects(const std::map<std::string, TfFeature>& f,
   const size_t n = box[0] ? box[0]->floats.size() : 0;
   for (int i = 0; i < 4; ++i)
     if ((box[i] ? box[i]->floats.size() : 0) != n)
-      throw std::runtime_error(where + keys[i] + " has " + std::to_string(box[i] ? box[i]->floats.size() : 0) +
-                               " values, " + keys[0] + " " + std::to_string(n));
+      where.fail(std::string(keys[i]) + " has " + std::to_string(box[i] ? box[i]->floats.size() : 0) + " values, " +
+                 keys[0] + " " + std::to_string(n));
   if ((label && label->ints.size() != n) || (text && text->bytes.size() != n) || (n && !label && !text))
-    throw std::runtime_error(where + "image/object/class/label and class/text must give one label per box (" +
-                             std::to_string(n) + ")");
+    where.fail("image/object/class/label and class/text must give one label per box (" + std::to_string(n) + ")");
   std::vector<RawObject> objects;
   for (size_t k = 0; k < n; ++k) {
     RawObject o;
     o.where = "object " + std::to_string(k);
-    o.label = object_label(label, text, k, map, where + o.where + ": ");
+    o.label = object_label(label, text, k, map, where.at(o.where));
     const double x0 = box[0]->floats[k], y0 = box[1]->floats[k], x1 = box[2]->floats[k], y1 = box[3]->floats[k];
     if (!std::isfinite(x0) || !std::isfinite(y0) || !std::isfinite(x1) || !std::isfinite(y1))
-      throw std::runtime_error(where + o.where + ": image/object/bbox holds a non-finite value");
+      where.fail(o.where + ": image/object/bbox holds a non-finite value");
     o.bbox = {x0, y0, x1 - x0, y1 - y0};
     o.normalized = true;
     objects.push_back(std::move(o));
@@ -296,7 +303,7 @@ void place_image(const std::map<std::string, TfFeature>& f,
                  int64_t index,
                  RecordContext& c,
                  RawImage& image,
-                 const std::string& where) {
+                 const RecordAt& where) {
   using K = TfFeature::Kind;
   const TfFeature* encoded = feature(f, "image/encoded", K::bytes, where);
   const TfFeature* format = feature(f, "image/format", K::bytes, where);
@@ -310,28 +317,26 @@ void place_image(const std::map<std::string, TfFeature>& f,
     image.path = c.file.parent_path() / fs::path(image.file_name).filename();
     return;
   }
-  if (c.extract_dir.empty())
-    throw std::runtime_error(where + "image/encoded holds the image: an extraction folder is needed to train on it");
+  if (c.extract_dir.empty()) where.fail("image/encoded holds the image: an extraction folder is needed to train on it");
   std::string name = fs::path(image.file_name).filename().string();
   if (name.empty() || name == "." || name == "..") {
     const std::string ext = format && !format->bytes.empty() && format->bytes[0] == "png" ? ".png" : ".jpg";
     name = std::to_string(index + 1) + ext;
   }
   if (!c.written.insert(name).second)
-    throw std::runtime_error(where + "image/filename " + quote(image.file_name) + " repeats in subset " +
-                             quote(c.subset));
+    where.fail("image/filename " + quote(image.file_name) + " repeats in subset " + quote(c.subset));
   image.path = c.extract_dir / c.folder / name;
   fs::create_directories(image.path.parent_path());
   util::write_file_atomically(image.path, encoded->bytes[0]);
   if (image.file_name.empty()) image.file_name = name;
 }
 
-int64_t int_feature(const std::map<std::string, TfFeature>& f, const std::string& key, const std::string& where) {
+int64_t int_feature(const std::map<std::string, TfFeature>& f, const std::string& key, const RecordAt& where) {
   const TfFeature* v = feature(f, key, TfFeature::Kind::ints, where);
   if (!v) return 0;
   if (v->ints.size() != 1 || v->ints[0] <= 0)
-    throw std::runtime_error(where + key + " must be one positive integer, got " +
-                             (v->ints.empty() ? std::string("none") : std::to_string(v->ints[0])));
+    where.fail(key + " must be one positive integer, got " +
+               (v->ints.empty() ? std::string("none") : std::to_string(v->ints[0])));
   return v->ints[0];
 }
 
@@ -340,14 +345,14 @@ RawSubset read_subset(const fs::path& file, const LabelMap& map, RecordContext& 
   TfRecordReader reader(file);
   std::string record;
   while (reader.next(record)) {
-    const std::string where = file.string() + ": record " + std::to_string(reader.index()) + ": ";
+    const RecordAt where{file, "record " + std::to_string(reader.index())};
     std::map<std::string, TfFeature> f;
     try {
       f = parse_tf_example(record);
     } catch (const TfExampleTooLarge& e) {
-      throw std::runtime_error(where + e.what());
+      where.fail(e.what());
     } catch (const std::runtime_error& e) {
-      throw std::runtime_error(where + "not a valid tf.train.Example: " + e.what());
+      where.fail(std::string("not a valid tf.train.Example: ") + e.what());
     }
     RawImage image;
     image.id = reader.index() + 1;
@@ -355,12 +360,10 @@ RawSubset read_subset(const fs::path& file, const LabelMap& map, RecordContext& 
     if (const TfFeature* name = feature(f, "image/filename", TfFeature::Kind::bytes, where);
         name && !name->bytes.empty())
       image.file_name = std::string(name->bytes[0]);
-    if (image.file_name.find('\0') != std::string::npos)
-      throw std::runtime_error(where + "image/filename contains a NUL");
+    if (image.file_name.find('\0') != std::string::npos) where.fail("image/filename contains a NUL");
     image.width = int_feature(f, "image/width", where);
     image.height = int_feature(f, "image/height", where);
-    if ((image.width == 0) != (image.height == 0))
-      throw std::runtime_error(where + "image/width and image/height come together");
+    if ((image.width == 0) != (image.height == 0)) where.fail("image/width and image/height come together");
     image.objects = record_objects(f, map, where);
     place_image(f, reader.index(), c, image, where);
     subset.images.push_back(std::move(image));

@@ -9,6 +9,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "datasets/formats/export.h"
 #include "models/winograd_conv.h"
 #include "src/predict.h"
 #include "src/predict_server.h"
@@ -22,11 +23,7 @@ namespace fs = std::filesystem;
 namespace {
 std::vector<fs::path> collect_images(const fs::path& input) {
   std::vector<fs::path> images;
-  auto is_image = [](const fs::path& p) {
-    auto e = p.extension().string();
-    std::transform(e.begin(), e.end(), e.begin(), ::tolower);
-    return e == ".jpg" || e == ".jpeg" || e == ".png" || e == ".bmp" || e == ".tif" || e == ".tiff" || e == ".webp";
-  };
+  const auto is_image = [](const fs::path& p) { return detr::datasets::formats::is_image_extension(p); };
   if (fs::is_directory(input)) {
     for (const auto& e : fs::recursive_directory_iterator(input))
       if (e.is_regular_file() && is_image(e.path())) images.push_back(e.path());
