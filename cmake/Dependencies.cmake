@@ -32,7 +32,7 @@ detr_require(pugixml libpugixml-dev)  # annotation XML (VOC, LabelMe, CVAT)
 detr_require(Protobuf "libprotobuf-dev and protobuf-compiler")
 if(NOT TARGET protobuf::protoc)
   message(FATAL_ERROR "detr-cpp: required dependency protoc (the protobuf compiler) not found: install the "
-                      "Debian package protobuf-compiler (scripts/install_deps.sh installs every dependency)")
+                      "Debian package protobuf-compiler (scripts/setup/install_deps.sh installs every dependency)")
 endif()
 # Pretrained-weight downloads. Optional: without libcurl a URL gets a one-line error saying where to
 # put the file by hand (a machine with no network, such as a GPU box with only a PyPI wheel, needs none).

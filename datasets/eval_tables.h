@@ -35,7 +35,7 @@ std::string pr_curves_csv(const std::vector<PerClassRow>& rows,
                           const CocoEvalResult* segm = nullptr);
 
 // Boxes matched at IoU >= iou between detections scored >= score_threshold and ground truth, whatever
-// their classes (README: "Confusion matrix"):
+// their classes (docs/outputs.md: "Confusion matrix"):
 //  - per image, its 100 best-scored such detections (COCOeval's maxDets) are paired with its boxes, the
 //    pairs taken in decreasing IoU (ties: higher score first), each box and each detection at most once;
 //  - a matched pair counts in cell (its ground-truth class, its detected class);

@@ -1,4 +1,4 @@
-// TFRecord framing, shared by the TensorBoard event writer and reader and the tf.Example reader
+// TFRecord framing, shared by the TensorBoard event writer and reader and the tf.Example reader and writer
 // (datasets/formats/tfrecord.h). Each record, little-endian:
 //   uint64 length | uint32 masked_crc32c(the 8 length bytes) | length data bytes | uint32 masked_crc32c(data)
 // The data is a serialized protobuf message (an Event, a tf.train.Example); the framing is not.

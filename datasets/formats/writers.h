@@ -1,7 +1,7 @@
 // Writers for every dataset format the readers take (COCO 1.0, YOLO 1.1, Pascal VOC 1.1, MOT 1.1,
 // TFRecord 1.0, LabelMe 3.0, CVAT for images 1.1, Datumaro 1.0), laid out as CVAT exports them, from
 // the readers' records (export.h): what detr_make_dataset --format writes, and what the round-trip
-// tests and scripts/bench_formats.py read back.
+// tests and scripts/bench/bench_formats.py read back.
 //
 // Objects: one with polygons is written as its polygons where the format holds polygons (COCO,
 // LabelMe, CVAT, Datumaro) and as their bounding box elsewhere; a crowd object as the format's ignore

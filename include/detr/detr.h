@@ -5,7 +5,7 @@
 //   auto detector = detr::Detector::load("/mnt/output/best.pth");
 //   for (const auto& d : detector.detect("frame.jpg")) std::cout << d.category_name << " " << d.score;
 //
-// Training, evaluation and the other tools are the detr_* executables (see README).
+// Training, evaluation and the other tools are the detr_* executables (see docs/tools.md).
 #pragma once
 #include <array>
 #include <cstdint>

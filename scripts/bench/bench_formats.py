@@ -134,7 +134,8 @@ def main():
                 print("%-9s FAILED: %s" % (f, e), flush=True)
             results.append(row)
         if a.json:
-            write(a.json, json.dumps({"command": "detr_train --check_data --device cpu --val_split 0",
+            a.json.parent.mkdir(parents=True, exist_ok=True)
+            a.json.write_text(json.dumps({"command": "detr_train --check_data --device cpu --val_split 0",
                                       "decodes_images": True, "repeat": a.repeat, "image_size": [W, H],
                                       "classes": CLASSES, "fixed_seconds": fixed, "results": results},
                                      indent=2) + "\n")
