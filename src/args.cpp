@@ -103,7 +103,7 @@ void require(bool ok, const std::string& what) {
   if (!ok) throw UsageError(what);
 }
 
-void validate(TrainArgs& a, const cxxopts::ParseResult& r, const Launch& launch) {
+void validate(TrainArgs& a, const std::set<std::string>& r, const Launch& launch) {
   require(!r.count("coco_panoptic_path"),
           "panoptic segmentation (--coco_panoptic_path) is not supported: CVAT exports no panoptic format");
   require(a.frozen_weights.empty() || a.model.masks,
@@ -128,8 +128,8 @@ void validate(TrainArgs& a, const cxxopts::ParseResult& r, const Launch& launch)
   require(a.val_split == -1 || (a.val_split >= 0 && a.val_split < 1),
           "--val_split must be in [0, 1), got " + std::to_string(a.val_split));
   require(a.tb_images >= 0 && a.tb_images <= 64, "--tb_images must be in [0, 64], got " + std::to_string(a.tb_images));
-  require(a.lr > 0, "--lr must be positive");
-  require(a.dist_timeout > 0, "--dist_timeout must be positive seconds");
+  require(a.lr > 0, "--lr must be positive, got " + flag_codec::text(a.lr));
+  require(a.dist_timeout > 0, "--dist_timeout must be positive seconds, got " + flag_codec::text(a.dist_timeout));
   require(a.world_size == 1 || launch.job,
           "--world_size " + std::to_string(a.world_size) +
               " needs a launcher that starts the processes and sets RANK/WORLD_SIZE/MASTER_ADDR/MASTER_PORT "

@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <functional>
 #include <optional>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -99,7 +100,7 @@ inline constexpr SharedFlag<Precision> kAmp{
 // a run; `given` tells which flags were on it.
 struct CommandLine {
   std::string print;
-  cxxopts::ParseResult given;
+  std::set<std::string> given;  // the flags on the command line, by name
 };
 
 // A flag table as Markdown: "## program", its description, then | flag | default | help | rows.
@@ -183,14 +184,16 @@ class FlagTable {
     auto o = options();
     CommandLine c;
     try {
-      c.given = o.parse(argc, argv);
-      if (!c.given.unmatched().empty()) throw UsageError("unexpected argument '" + c.given.unmatched().front() + "'");
-      if (c.given.count("help"))
+      const auto r = o.parse(argc, argv);  // refers to `o`: read here, not kept
+      if (!r.unmatched().empty()) throw UsageError("unexpected argument '" + r.unmatched().front() + "'");
+      for (const auto& row : rows_)
+        if (r.count(row.name)) c.given.insert(row.name);
+      if (r.count("help"))
         c.print = o.help(groups());
-      else if (c.given.count("help_markdown"))
+      else if (r.count("help_markdown"))
         c.print = markdown();
       else
-        read(c.given, out);
+        read(r, out);
     } catch (const cxxopts::exceptions::exception& e) {
       throw UsageError(e.what());
     }

@@ -2,7 +2,8 @@
 #   cmake -DTOOLS_DIR=<dir with the tools> -DDOC=docs/flags.md -P tests/flags_doc.cmake
 # Regenerate (after changing a flag), from the checkout's root with the tools built in build/ (build/src/cli):
 #   cmake -DTOOLS_DIR=build/src/cli -DDOC=docs/flags.md -DWRITE=1 -P tests/flags_doc.cmake
-set(tools detr_train detr_bench detr_eval detr_predict detr_inspect detr_make_dataset detr_parity detr_resize)
+set(tools detr_train detr_bench detr_eval detr_predict detr_inspect detr_make_dataset detr_parity detr_resize
+          detr_bench_coco_eval)
 set(text "# Command-line flags\n\n")
 string(APPEND text "Every tool's flags as its `--help_markdown` prints them. Generated; do not edit by hand.\n")
 string(APPEND text "The ctest test `flags_doc` fails when this file differs from what the tools print;\n")

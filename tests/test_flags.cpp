@@ -29,6 +29,7 @@ const std::vector<Tool>& tools() {
       {"detr_inspect", {}, "file.pth --depth -1"},
       {"detr_make_dataset", {}, "--out o --images 3x"},
       {"detr_resize", {}, "in.png out.png --size big"},
+      {"detr_bench_coco_eval", {}, "--images many"},
   };
   return all;
 }

@@ -79,7 +79,7 @@ std::string image_bytes(const RawImage& im) {
   const int w = static_cast<int>(im.width), h = static_cast<int>(im.height);
   const cv::Mat img(h, w, CV_8UC3, cv::Scalar(40 + w, 90, 120 + h));
   std::string ext = lower(fs::path(im.file_name).extension().string());
-  if (!is_image_extension(ext) || !cv::haveImageWriter(ext)) ext = ".png";
+  if (!is_image_extension(im.file_name) || !cv::haveImageWriter(ext)) ext = ".png";
   std::vector<uchar> out;
   cv::imencode(ext, img, out);
   return {out.begin(), out.end()};

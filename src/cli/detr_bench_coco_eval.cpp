@@ -1,9 +1,9 @@
 // Times detr::datasets::evaluate_bbox on a synthetic COCO-val-sized case: 5,000 images, 80 categories,
 // ~7 ground-truth boxes and exactly 100 detections per image (DETR submits every query), one core.
-//   g++ -std=c++17 -O2 -I. datasets/coco_eval.cpp datasets/coco_mask.cpp src/cli/detr_bench_coco_eval.cpp -o
-//   /tmp/bench_coco_eval /tmp/bench_coco_eval [images] [repeats] [dir]
-// With `dir`, also writes the case as dir/gt.json and dir/dt.json (to time detr_eval end to end).
+//   detr_bench_coco_eval [--images N] [--repeats N] [--out_dir DIR]
+// With --out_dir, also writes the case as DIR/gt.json and DIR/dt.json (to time detr_eval end to end).
 #include <algorithm>
+#include <iostream>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -14,6 +14,9 @@
 #include <vector>
 
 #include "datasets/coco_eval.h"
+#include "src/cli/guarded_main.h"
+#include "src/flags.h"
+#include "util/atomic_file.h"
 
 using detr::datasets::CocoDataset;
 using detr::datasets::CocoImageRecord;
@@ -97,31 +100,60 @@ void write_case(const Case& c, const std::string& dir) {
                                    {"iscrowd", a.iscrowd ? 1 : 0}});
   for (const auto& d : c.dt)
     dt.push_back({{"image_id", d.image_id}, {"category_id", d.category_id}, {"bbox", d.bbox}, {"score", d.score}});
-  std::ofstream(dir + "/gt.json") << gt.dump();
-  std::ofstream(dir + "/dt.json") << dt.dump();
+  detr::util::write_file_atomically(dir + "/gt.json", gt.dump());
+  detr::util::write_file_atomically(dir + "/dt.json", dt.dump());
 }
 
-}  // namespace
+struct BenchCommand {
+  int64_t images = 5000;
+  int64_t repeats = 5;
+  std::string out_dir;
+};
 
-int main(int argc, char** argv) {
-  const int num_images = argc > 1 ? std::atoi(argv[1]) : 5000;
-  const int repeats = argc > 2 ? std::atoi(argv[2]) : 5;
-  const Case c = make_case(num_images, 12345);
-  if (argc > 3) write_case(c, argv[3]);
+detr::FlagTable<BenchCommand> flag_table() {
+  using C = BenchCommand;
+  detr::FlagTable<C> t("detr_bench_coco_eval", "Times COCO bbox evaluation on a synthetic COCO-val-sized case.");
+  t.add("", "images", "images in the case (100 detections each)", &C::images);
+  t.add("", "repeats", "timed evaluations (the best is reported)", &C::repeats);
+  t.add("", "out_dir", "also write the case as OUT_DIR/gt.json and OUT_DIR/dt.json", &C::out_dir);
+  return t;
+}
+
+int run(const BenchCommand& a) {
+  const Case c = make_case(static_cast<int>(a.images), 12345);
+  if (!a.out_dir.empty()) write_case(c, a.out_dir);
   size_t num_gt = 0;
   for (const auto& i : c.gt.images) num_gt += i.objects.size();
   std::printf("synthetic case: %zu images, %zu categories, %zu ground-truth boxes, %zu detections\n",
               c.gt.images.size(), c.gt.categories.size(), num_gt, c.dt.size());
   double best = 1e30;
   detr::datasets::CocoEvalResult result;
-  for (int r = 0; r < repeats; ++r) {
+  for (int64_t r = 0; r < a.repeats; ++r) {
     const auto start = std::chrono::steady_clock::now();
     result = detr::datasets::evaluate_bbox(c.gt, c.dt);
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     best = std::min(best, seconds);
-    std::printf("evaluate_bbox run %d: %.3f s\n", r + 1, seconds);
+    std::printf("evaluate_bbox run %lld: %.3f s\n", static_cast<long long>(r + 1), seconds);
   }
   std::printf("%s", detr::datasets::format_summary(result).c_str());
-  std::printf("evaluate_bbox: %.3f s (best of %d, one core)\n", best, repeats);
+  std::printf("evaluate_bbox: %.3f s (best of %lld, one core)\n", best, static_cast<long long>(a.repeats));
   return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return detr::guarded_main("detr_bench_coco_eval", [&]() -> int {
+    BenchCommand c;
+    const auto line = flag_table().parse(argc, argv, c);
+    if (!line.print.empty()) {
+      std::cout << line.print << std::endl;
+      return 0;
+    }
+    if (c.images < 1 || c.images > 1000000)
+      throw detr::UsageError("--images must be in [1, 1000000], got " + std::to_string(c.images));
+    if (c.repeats < 1 || c.repeats > 1000)
+      throw detr::UsageError("--repeats must be in [1, 1000], got " + std::to_string(c.repeats));
+    return run(c);
+  });
 }

@@ -20,7 +20,7 @@ struct MakeDatasetCommand {
 detr::FlagTable<MakeDatasetCommand> flag_table() {
   using C = MakeDatasetCommand;
   using D = detr::datasets::SyntheticExportOptions;
-  detr::FlagTable<C> t("detr_make_dataset", "Writes a synthetic CVAT-style COCO export.");
+  detr::FlagTable<C> t("detr_make_dataset", "Writes a synthetic CVAT-style export (COCO, or --format F).");
   const char* g = "";
   t.add(g, "out", "output directory", &C::out);
   t.add(g, "images", "number of images", &C::data, &D::num_images);
