@@ -1544,6 +1544,28 @@ TEST(FormatsDecisions, UltralyticsSubsetsAsListsNamesAsAList) {
             (std::vector<std::string>{"a", "it's", "q\""}));
 }
 
+// Roboflow's layout: <subset>/images and <subset>/labels, data.yaml naming them as ../<subset>/images
+// (Ultralytics retries such a path without its ../).
+TEST(FormatsDecisions, UltralyticsRoboflowLayout) {
+  const auto dir = temp_dir("ultralytics_roboflow");
+  write_ultralytics(make_spec({Kind::box, Kind::polygon}), dir / "u");
+  const fs::path root = dir / "roboflow";
+  for (const auto& [from, to] : {std::pair<std::string, std::string>{"train", "train"}, {"val", "valid"}}) {
+    fs::create_directories(root / to);
+    fs::rename(dir / "u" / "images" / from, root / to / "images");
+    fs::rename(dir / "u" / "labels" / from, root / to / "labels");
+  }
+  write_file(root / "data.yaml", "train: ../train/images\nval: ../valid/images\n\nnc: 3\nnames: ['cat', 'dog', 'x']\n");
+  const auto d = detect_format(root);
+  EXPECT_EQ(d.format, DatasetFormat::ultralytics);
+  EXPECT_EQ(d.reason, "data.yaml and train/labels/ (Ultralytics YOLO)");
+  const auto s = load_format(root, DatasetFormat::ultralytics);
+  EXPECT_EQ(s.train.images.size(), 5u);
+  ASSERT_TRUE(s.val);
+  EXPECT_EQ(s.val->images.size(), 2u);
+  EXPECT_EQ(s.train.images[0].objects.size(), 3u);
+}
+
 TEST(FormatsDecisions, LabelMeDeletedObjectsAreLeftOut) {
   const auto dir = temp_dir("labelme_deleted");
   write_labelme(make_spec({Kind::box}, {"default"}), dir);

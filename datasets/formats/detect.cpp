@@ -153,6 +153,15 @@ std::optional<std::string> labelme_reason(const fs::path& root) {
   return f->lexically_relative(root).string() + " with root <annotation> outside VOC's Annotations/ (LabelMe)";
 }
 
+// data.yaml beside labels/ (CVAT, Datumaro) or with <subset>/labels/ (Roboflow's train/, valid/).
+std::optional<std::string> ultralytics_reason(const fs::path& root) {
+  if (!is_file(root / "data.yaml")) return std::nullopt;
+  if (is_dir(root / "labels")) return "data.yaml and labels/ (Ultralytics YOLO)";
+  for (const auto& d : entries(root, "", /*dirs=*/true))
+    if (is_dir(d / "labels")) return "data.yaml and " + d.filename().string() + "/labels/ (Ultralytics YOLO)";
+  return std::nullopt;
+}
+
 std::optional<std::string> tfrecord_reason(const fs::path& root) {
   const auto files = entries(root, ".tfrecord");
   if (files.empty()) return std::nullopt;
@@ -170,8 +179,7 @@ std::vector<DetectedFormat> format_candidates(const fs::path& root) {
   add(DatasetFormat::coco, coco_reason(root));
   add(DatasetFormat::datumaro, datumaro_reason(root));
   if (is_file(root / "obj.data")) add(DatasetFormat::yolo, std::string("obj.data (YOLO 1.1)"));
-  if (is_file(root / "data.yaml") && is_dir(root / "labels"))
-    add(DatasetFormat::ultralytics, std::string("data.yaml and labels/ (Ultralytics YOLO)"));
+  add(DatasetFormat::ultralytics, ultralytics_reason(root));
   if (is_dir(root / "Annotations") && is_dir(root / "ImageSets" / "Main"))
     add(DatasetFormat::voc, std::string("Annotations/ and ImageSets/Main/ (Pascal VOC)"));
   if (is_file(root / "gt" / "gt.txt")) add(DatasetFormat::mot, std::string("gt/gt.txt (MOT)"));

@@ -10,7 +10,9 @@
 //     segmentation    class x1 y1 x2 y2 x3 y3 ...      (the polygon is kept; the box is its bounding box)
 //     oriented box    class x1 y1 x2 y2 x3 y3 x4 y4    (trained as its enclosing axis-aligned box)
 //     pose            class cx cy w h px1 py1 [v1] ... (kpt_shape [K, D] in data.yaml; the box only)
-// An image without a label file shows no objects. data.yaml is read as the flat mapping these tools
+// Roboflow's layout (<subset>/images, <subset>/labels; data.yaml naming ../train/images) reads the
+// same way: a path starting ../ that is not found is retried without it, as Ultralytics does. An
+// image without a label file shows no objects. data.yaml is read as the flat mapping these tools
 // write (scalars, quoted or plain, flow lists, block lists under train/val/test/names, a names map);
 // any other YAML is refused naming the file, line and value.
 #pragma once
