@@ -942,10 +942,13 @@ TEST(FormatsMalformed, UltralyticsYamlOutsideTheSubsetRead) {
   bad("names: [a]\ntrain: &anchor images\n", {"d.yaml: line 2", "value '&anchor images' is not read"});
   bad("names: [a]\nkpt_shape: [17, 4]\n", {"d.yaml: line 2", "'kpt_shape' must be [keypoints, 2 or 3]"});
   bad("names: [a, a]\n", {"d.yaml: line 1", "duplicate label name 'a'"});
-  bad("names:\n  0: a\n  -1: b\n", {"d.yaml: line 3", "names id must be an integer >= 0, got '-1'"});
+  bad("names:\n  0: a\n  -1: b\n", {"d.yaml: line 3", "names id must be an integer in [0, 100000), got '-1'"});
   bad("train: images\n", {"d.yaml", "no 'names'"});
   bad("names:\n", {"d.yaml: line 1", "'names' is empty"});
   bad("names: [a]\ntrain:\n  x: y\n", {"d.yaml: line 3", "line 'x: y' under 'train' is not read"});
+  bad("names: [a]\nkpt_shape:\n  - 17\n  - 3\n", {"d.yaml: line 2", "'kpt_shape' must be a flow list"});
+  bad("names: [a]\nroboflow:\n  x\n", {"d.yaml: line 3", "line 'x' under 'roboflow' is not read"});
+  bad("names: [a]\nflip_idx:\n  - |\n", {"d.yaml: line 3", "value '|' is not read"});
 }
 
 TEST(FormatsMalformed, Voc) {
@@ -1529,7 +1532,7 @@ TEST(FormatsDecisions, UltralyticsSubsetsAsListsNamesAsAList) {
   write_file(dir / "data.yaml",
              "# written by hand\npath: .  # the root\ntrain: train.txt\nval:\n  - images/val/img000006.png\n"
              "  - 'images/val/img000007.png'\n\nnc: 3\nnames: ['cat', \"dog\", 'salt & pepper']\n"
-             "kpt_shape_unused: [1, 2]\nroboflow:\n  workspace: w\n  version: 2\n");
+             "kpt_shape_unused: [1, 2]\nroboflow:\n  workspace: w\n  version: 2\nflip_idx:\n  - 0\n  - 1\n");
   const auto s = load_format(dir, DatasetFormat::ultralytics);
   EXPECT_EQ(s.train.images.size(), 3u);
   ASSERT_TRUE(s.val);

@@ -132,6 +132,7 @@ void YamlReader::top_level(std::string_view content, int64_t n) {
     fail_at(file, n, "key " + quote(key) + " appears twice (also line " + std::to_string(seen[key]) + ")");
   block = value.empty() ? key : "";
   block_indent = 0;
+  if (key == "kpt_shape" && value.empty()) fail_at(file, n, "'kpt_shape' must be a flow list [keypoints, 2 or 3]");
   if (is_subset_key(key)) y.subsets.push_back({key, {}, n});
   if (!value.empty()) set_value(key, value, n);
 }
@@ -176,7 +177,12 @@ void YamlReader::indented(std::string_view content, size_t indent, int64_t n) {
             "indentation " + std::to_string(indent) + " (the block under " + quote(block) + " has " +
                 std::to_string(block_indent) + "): nested YAML is not read");
   const bool item = content == "-" || content.substr(0, 2) == "- ";
-  if (item && block == "names") {
+  if (block != "names" && !is_subset_key(block)) {  // an unused key's block (roboflow:, flip_idx:)
+    const auto kv = item ? std::nullopt : key_value(content);
+    if (!item && (!kv || kv->second.empty()))
+      fail_at(file, n, "line " + quote(content) + " under " + quote(block) + " is not read");
+    scalar(item ? content.substr(1) : kv->second, file, n);  // checked, not used
+  } else if (item && block == "names") {
     if (!names_map.empty()) fail_at(file, n, "'names' mixes '- name' and 'id: name' lines");
     y.names.push_back(scalar(content.substr(1), file, n)), name_lines.push_back(n);
     names_as_list = true;
@@ -185,11 +191,10 @@ void YamlReader::indented(std::string_view content, size_t indent, int64_t n) {
   } else if (const auto kv = key_value(content); kv && block == "names") {
     const auto id = parse_int(kv->first);
     if (names_as_list) fail_at(file, n, "'names' mixes '- name' and 'id: name' lines");
-    if (!id || *id < 0 || *id >= 100000) fail_at(file, n, "names id must be an integer >= 0, got " + quote(kv->first));
+    if (!id || *id < 0 || *id >= 100000)
+      fail_at(file, n, "names id must be an integer in [0, 100000), got " + quote(kv->first));
     if (!names_map.emplace(*id, std::make_pair(scalar(kv->second, file, n), n)).second)
       fail_at(file, n, "names id " + std::to_string(*id) + " appears twice");
-  } else if (kv && !is_subset_key(block) && !kv->second.empty()) {
-    scalar(kv->second, file, n);  // a block of an unused key (roboflow: ...): checked, not used
   } else {
     fail_at(file, n, "line " + quote(content) + " under " + quote(block) + " is not read");
   }
@@ -393,7 +398,8 @@ RawSubset read_subset(const fs::path& base,
 
 // The folder data.yaml's paths are under: `path` where it names a folder inside root, else root.
 fs::path dataset_base(const fs::path& root, const std::string& path, std::vector<std::string>& warnings) {
-  if (path.empty() || path == ".") return root;
+  if (path.empty() || fs::path(path).lexically_normal() == "." || fs::path(path).lexically_normal() == "./")
+    return root;
   std::error_code ec;
   if (!fs::path(path).is_absolute() && fs::is_directory(join_inside(root, path), ec)) return join_inside(root, path);
   warnings.push_back("data.yaml: path " + quote(path) + " is not a folder under " + root.string() +
