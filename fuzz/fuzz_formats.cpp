@@ -9,6 +9,8 @@
 //   5 MOT 1.1      gt/gt.txt                    (gt/labels.txt, img1/000001.jpg)
 //   6 TFRecord     default.tfrecord             (label_map.pbtxt; embedded images go to a scratch folder)
 //   7 YOLO names   obj.names                    (the label list itself)
+//   8 Ultralytics  labels/train/a.txt           (data.yaml, images/train/a.jpg)
+//   9 Ultralytics  data.yaml                    (the YAML subset itself)
 // So the XML reader, the JSON readers, the text readers, RLE and polygon masks (CVAT XML, Datumaro,
 // LabelMe) and the TFRecord framing, CRCs and tf.Example decoding all see hostile bytes.
 //
@@ -52,10 +54,11 @@ struct Layout {
 };
 
 const Layout kLayouts[] = {
-    {f::DatasetFormat::voc, "Annotations/a.xml"},     {f::DatasetFormat::labelme, "default/a.xml"},
-    {f::DatasetFormat::cvat, "annotations.xml"},      {f::DatasetFormat::datumaro, "annotations/default.json"},
-    {f::DatasetFormat::yolo, "obj_train_data/a.txt"}, {f::DatasetFormat::mot, "gt/gt.txt"},
-    {f::DatasetFormat::tfrecord, "default.tfrecord"}, {f::DatasetFormat::yolo, "obj.names"},
+    {f::DatasetFormat::voc, "Annotations/a.xml"},          {f::DatasetFormat::labelme, "default/a.xml"},
+    {f::DatasetFormat::cvat, "annotations.xml"},           {f::DatasetFormat::datumaro, "annotations/default.json"},
+    {f::DatasetFormat::yolo, "obj_train_data/a.txt"},      {f::DatasetFormat::mot, "gt/gt.txt"},
+    {f::DatasetFormat::tfrecord, "default.tfrecord"},      {f::DatasetFormat::yolo, "obj.names"},
+    {f::DatasetFormat::ultralytics, "labels/train/a.txt"}, {f::DatasetFormat::ultralytics, "data.yaml"},
 };
 
 // A fresh export folder per input (a previous input's files must not leak into this one's).
@@ -68,6 +71,8 @@ fs::path fresh_export(const fs::path& base) {
   write_file(base / "default/a.jpg", image);
   write_file(base / "images/a.jpg", image);
   write_file(base / "images/default/a.jpg", image);
+  write_file(base / "images/train/a.jpg", image);
+  write_file(base / "data.yaml", "path: .\ntrain: images/train\nnames:\n  0: cat\n  1: dog\n");
   write_file(base / "obj.data", "classes = 2\nnames = data/obj.names\ntrain = data/train.txt\nbackup = backup/\n");
   write_file(base / "obj.names", "cat\ndog\n");
   write_file(base / "train.txt", "data/obj_train_data/a.jpg\n");

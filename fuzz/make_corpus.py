@@ -211,7 +211,8 @@ def coco_seeds():
 
 # ---- formats/ and serve_request/ ---------------------------------------------------------------------
 # fuzz_formats.cpp: the first byte picks the format (0 VOC, 1 LabelMe, 2 CVAT XML, 3 Datumaro, 4 YOLO
-# label file, 5 MOT gt.txt, 6 TFRecord, 7 YOLO names); the rest is that format's annotation file.
+# label file, 5 MOT gt.txt, 6 TFRecord, 7 YOLO names, 8 Ultralytics label file, 9 Ultralytics data.yaml);
+# the rest is that format's annotation file.
 
 def _crc32c(data):
     crc = 0xFFFFFFFF
@@ -287,6 +288,10 @@ def formats_seeds():
             {"type": "polygon", "label_id": 1, "points": [5, 5, 20, 8, 9, 30]},
             {"type": "mask", "label_id": 1, "rle": {"counts": "Xo0b1Vo1", "size": [48, 64]}}]}]}).encode()
     yolo = b"0 0.25 0.5 0.2 0.3\n1 0.75 0.5 0.1 0.1\n"
+    ultralytics = (b"0 0.25 0.5 0.2 0.3\n1 0.1 0.1 0.4 0.1 0.4 0.5\n"
+                   b"1 0.1 0.1 0.3 0.1 0.3 0.3 0.1 0.3\n")  # a box, a triangle, an oriented box
+    ultralytics_yaml = (b"# a comment\npath: .\ntrain:\n  - images/train  # a folder\nval: [images/train]\n"
+                        b"nc: 2\nnames: ['cat', \"dog\"]\nkpt_shape: [3, 2]\nroboflow:\n  version: 2\n")
     mot = b"1,1,1,2,29,38,1,1,1\n1,2,5,5,10,10,0,2,0.5\n"
     image = b"\xff\xd8\xff\xc0\x00\x11\x08\x00\x30\x00\x40\x03\x01\x22\x00\x02\x11\x01\x03\x11\x01"
     record = _example([_pb_bytes_feature("image/filename", [b"a.jpg"]),
@@ -315,6 +320,9 @@ def formats_seeds():
         # 50,000 empty feature entries in 100 KB: more than parsing may take for its size (refused).
         "tfrecord_many_entries.bin": b"\x06" + _tfrecord(b"\x0a" + _varint(100000) + b"\x0a\x00" * 50000),
         "yolo_names.bin": b"\x07cat\n\ndog\n",
+        "ultralytics.bin": b"\x08" + ultralytics,
+        "ultralytics_bad.bin": b"\x08" + b"1 0.1 nan 0.2\n2 0 0 1 1 0\n",
+        "ultralytics_yaml.bin": b"\x09" + ultralytics_yaml,
     }
 
 

@@ -69,7 +69,7 @@ void parse(const std::string& s, std::optional<datasets::formats::DatasetFormat>
   v = datasets::formats::parse_format_name(s);
   if (!v)
     throw std::invalid_argument("'" + s +
-                                "' is not one of auto, coco, yolo, voc, labelme, mot, tfrecord, cvat, "
+                                "' is not one of auto, coco, yolo, ultralytics, voc, labelme, mot, tfrecord, cvat, "
                                 "datumaro (or a CVAT/Onepanel format name such as cvat_yolo)");
 }
 

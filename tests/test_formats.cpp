@@ -28,6 +28,7 @@
 #include "datasets/formats/mot.h"
 #include "datasets/formats/text.h"
 #include "datasets/formats/tfrecord.h"
+#include "datasets/formats/ultralytics.h"
 #include "datasets/formats/voc.h"
 #include "datasets/formats/writers.h"
 #include "datasets/formats/xml.h"
@@ -219,6 +220,7 @@ void write_as(DatasetFormat format, const Spec& spec, const fs::path& root, cons
 }
 void write_coco(const Spec& spec, const fs::path& root) { write_as(DatasetFormat::coco, spec, root); }
 void write_yolo(const Spec& spec, const fs::path& root) { write_as(DatasetFormat::yolo, spec, root); }
+void write_ultralytics(const Spec& spec, const fs::path& root) { write_as(DatasetFormat::ultralytics, spec, root); }
 void write_voc(const Spec& spec, const fs::path& root) { write_as(DatasetFormat::voc, spec, root); }
 void write_mot(const Spec& spec, const fs::path& root) { write_as(DatasetFormat::mot, spec, root); }
 void write_labelme(const Spec& spec, const fs::path& root) { write_as(DatasetFormat::labelme, spec, root); }
@@ -328,6 +330,10 @@ void round_trip(const std::string& name,
 
 TEST(FormatsRoundTrip, Yolo) { round_trip("yolo", make_spec({Kind::box}), DatasetFormat::yolo, write_yolo); }
 
+TEST(FormatsRoundTrip, UltralyticsBoxesAndPolygons) {
+  round_trip("ultralytics", make_spec({Kind::box, Kind::polygon}), DatasetFormat::ultralytics, write_ultralytics);
+}
+
 TEST(FormatsRoundTrip, VocWithDifficultAsIgnoreRegions) {
   round_trip("voc", make_spec({Kind::box, Kind::crowd}), DatasetFormat::voc, write_voc);
 }
@@ -378,6 +384,29 @@ TEST(FormatsRoundTrip, SyntheticSampleInEachFormat) {
   }
 }
 
+// detr_make_dataset --format ultralytics: the sample's polygons as %.6f fractions, their bounding boxes
+// within half a unit of the sixth decimal of the COCO export's.
+TEST(FormatsRoundTrip, SyntheticSampleAsUltralytics) {
+  const auto dir = temp_dir("synthetic_ultralytics");
+  dd::SyntheticExportOptions o;
+  o.num_images = 4, o.width = 64, o.height = 64, o.cvat_quirks = false;
+  dd::write_synthetic_export(dir / "coco", o, DatasetFormat::coco);
+  dd::write_synthetic_export(dir / "ultralytics", o, DatasetFormat::ultralytics);
+  EXPECT_EQ(detect_format(dir / "ultralytics").format, DatasetFormat::ultralytics);
+  const auto a = load_format(dir / "coco", DatasetFormat::coco).train;
+  const auto b = load_format(dir / "ultralytics", DatasetFormat::ultralytics).train;
+  ASSERT_EQ(a.images.size(), b.images.size());
+  EXPECT_EQ(a.summary.boxes, b.summary.boxes);
+  for (size_t i = 0; i < a.images.size(); ++i) {
+    ASSERT_EQ(a.images[i].objects.size(), b.images[i].objects.size());
+    for (size_t k = 0; k < a.images[i].objects.size(); ++k) {
+      EXPECT_EQ(a.images[i].objects[k].category_id, b.images[i].objects[k].category_id);
+      for (int j = 0; j < 4; ++j)
+        EXPECT_NEAR(a.images[i].objects[k].bbox[j], b.images[i].objects[k].bbox[j], 5e-7 * 64 * 2);
+    }
+  }
+}
+
 TEST(FormatsRoundTrip, PolygonPointsKeptInTheRawExport) {
   const auto dir = temp_dir("polygons");
   const Spec spec = make_spec({Kind::polygon});
@@ -386,6 +415,24 @@ TEST(FormatsRoundTrip, PolygonPointsKeptInTheRawExport) {
   const auto& o = raw.subsets.at(0).images.at(2).objects.at(0);
   ASSERT_EQ(o.polygons.size(), 1u);
   EXPECT_EQ(o.polygons[0], triangle(spec.subsets[0].images[2].objects[0].box));
+}
+
+TEST(FormatsRoundTrip, UltralyticsPolygonsKeptNormalised) {
+  const auto dir = temp_dir("ultralytics_polygons");
+  const Spec spec = make_spec({Kind::polygon});
+  write_ultralytics(spec, dir);
+  const RawExport raw = read_ultralytics(dir);
+  ASSERT_EQ(raw.subsets.size(), 2u);
+  EXPECT_EQ(raw.subsets[0].name, "train");
+  EXPECT_EQ(raw.subsets[1].name, "val");
+  const SImage& im = spec.subsets[0].images[2];
+  const RawObject& o = raw.subsets[0].images.at(2).objects.at(0);
+  ASSERT_EQ(o.polygons.size(), 1u);
+  EXPECT_TRUE(o.normalized);
+  const auto pixels = pixel_polygons(o, im.width, im.height);
+  const auto expected = triangle(im.objects[0].box);
+  ASSERT_EQ(pixels[0].size(), expected.size());
+  for (size_t i = 0; i < expected.size(); ++i) EXPECT_NEAR(pixels[0][i], expected[i], 1e-9) << i;
 }
 
 TEST(FormatsRoundTrip, YoloSixDecimalsOnOtherSizes) {
@@ -835,6 +882,75 @@ TEST(FormatsMalformed, Yolo) {
                     {"obj.data: line 3", "subset 'valid': list 'valid.txt' not found"});
 }
 
+TEST(FormatsMalformed, Ultralytics) {
+  const auto f = DatasetFormat::ultralytics;
+  const auto w = write_ultralytics;
+  const fs::path label = fs::path("labels") / "train" / "img000001.txt";
+  auto labels = [label](const std::string& text) { return [=](const fs::path& r) { write_file(r / label, text); }; };
+  expect_load_error("u_no_yaml", w, f, [](const fs::path& r) { fs::remove(r / "data.yaml"); },
+                    {"data.yaml: not found"});
+  expect_load_error("u_class", w, f, labels("\n3 0.5 0.5 0.1 0.1\n"),
+                    {"img000001.txt: line 2", "class must be an integer in [0, 3), got '3'"});
+  expect_load_error("u_class_name", w, f, labels("cat 0.5 0.5 0.1 0.1\n"),
+                    {"img000001.txt: line 1", "class must be an integer in [0, 3), got 'cat'"});
+  expect_load_error("u_odd", w, f, labels("1 0.1 0.1 0.2 0.1 0.2 0.2 0.3\n"),
+                    {"img000001.txt: line 1", "got 7 coordinates (an odd count)"});
+  expect_load_error("u_short", w, f, labels("0 0.5 0.5 0.1\n"),
+                    {"img000001.txt: line 1", "expected 'class cx cy w h' or a polygon", "got 3 coordinates"});
+  expect_load_error("u_one_point", w, f, labels("0 0.1 0.1 0.2 0.2\n0 0.1 0.1\n"),
+                    {"img000001.txt: line 2", "(3 or more points), got 2 coordinates"});
+  expect_load_error("u_nan", w, f, labels("1 0.5 nan 0.1 0.1\n"),
+                    {"img000001.txt: line 1", "cy must be a finite number, got 'nan'"});
+  expect_load_error("u_inf_polygon", w, f, labels("1 0.1 0.1 0.2 inf 0.3 0.3\n"),
+                    {"img000001.txt: line 1", "y2 must be a finite number, got 'inf'"});
+  expect_load_error("u_yaml_line", w, f,
+                    [](const fs::path& r) { replace_in(r / "data.yaml", "path: .\n", "path: .\nthis is not yaml\n"); },
+                    {"data.yaml: line 2", "expected 'key: value', got 'this is not yaml'"});
+  expect_load_error("u_yaml_block", w, f,
+                    [](const fs::path& r) { replace_in(r / "data.yaml", "path: .\n", "path: .\ndownload: |\n"); },
+                    {"data.yaml: line 2", "value '|' is not read"});
+  expect_load_error("u_names_gap", w, f, [](const fs::path& r) { replace_in(r / "data.yaml", "  1: 'dog'\n", ""); },
+                    {"data.yaml: line 7", "names id 2 follows id 0", "(no id 1)"});
+  expect_load_error("u_names_twice", w, f,
+                    [](const fs::path& r) { replace_in(r / "data.yaml", "  1: 'dog'\n", "  1: 'dog'\n  1: 'cow'\n"); },
+                    {"data.yaml: line 8", "names id 1 appears twice"});
+  expect_load_error("u_nc", w, f,
+                    [](const fs::path& r) { replace_in(r / "data.yaml", "path: .\n", "path: .\nnc: 4\n"); },
+                    {"data.yaml: line 2", "'nc' is 4 but names holds 3"});
+  expect_load_error("u_subset", w, f, [](const fs::path& r) { fs::remove_all(r / "images" / "val"); },
+                    {"data.yaml: line 3", "val: 'images/val' is neither a folder, a list file nor an image"});
+  expect_load_error(
+      "u_pose", w, f,
+      [](const fs::path& r) { replace_in(r / "data.yaml", "path: .\n", "path: .\nkpt_shape: [2, 3]\n"); },
+      {"img000001.txt: line 1", "expected 'class cx cy w h' and 6 keypoint values (kpt_shape), got 5 fields"});
+}
+
+TEST(FormatsMalformed, UltralyticsYamlOutsideTheSubsetRead) {
+  const fs::path file = "d.yaml";
+  auto bad = [&](const std::string& text, const std::vector<std::string>& pieces) {
+    SCOPED_TRACE(text);
+    expect_error([&] { parse_ultralytics_yaml(text, file); }, pieces);
+  };
+  bad("names: [a]\nnames: [b]\n", {"d.yaml: line 2", "key 'names' appears twice (also line 1)"});
+  bad("names: [a]\n  - b\n", {"d.yaml: line 2", "indented line outside a block: '- b'"});
+  bad("names:\n  - a\n  0: b\n", {"d.yaml: line 3", "'names' mixes '- name' and 'id: name' lines"});
+  bad("names:\n  - a\n    - b\n", {"d.yaml: line 3", "nested YAML is not read"});
+  bad("names:\n\t- a\n", {"d.yaml: line 2", "tab in the indentation"});
+  bad("names: {0: a}\n", {"d.yaml: line 1", "'names' must be a list or a map of id: name lines, got '{0: a}'"});
+  bad("names: [a, , b]\n", {"d.yaml: line 1", "empty item in list"});
+  bad("names: ['a]\n", {"d.yaml: line 1", "unterminated quote"});
+  bad("names: [a]\ntrain: &anchor images\n", {"d.yaml: line 2", "value '&anchor images' is not read"});
+  bad("names: [a]\nkpt_shape: [17, 4]\n", {"d.yaml: line 2", "'kpt_shape' must be [keypoints, 2 or 3]"});
+  bad("names: [a, a]\n", {"d.yaml: line 1", "duplicate label name 'a'"});
+  bad("names:\n  0: a\n  -1: b\n", {"d.yaml: line 3", "names id must be an integer in [0, 100000), got '-1'"});
+  bad("train: images\n", {"d.yaml", "no 'names'"});
+  bad("names:\n", {"d.yaml: line 1", "'names' is empty"});
+  bad("names: [a]\ntrain:\n  x: y\n", {"d.yaml: line 3", "line 'x: y' under 'train' is not read"});
+  bad("names: [a]\nkpt_shape:\n  - 17\n  - 3\n", {"d.yaml: line 2", "'kpt_shape' must be a flow list"});
+  bad("names: [a]\nroboflow:\n  x\n", {"d.yaml: line 3", "line 'x' under 'roboflow' is not read"});
+  bad("names: [a]\nflip_idx:\n  - |\n", {"d.yaml: line 3", "value '|' is not read"});
+}
+
 TEST(FormatsMalformed, Voc) {
   const auto f = DatasetFormat::voc;
   const fs::path xml = fs::path("Annotations") / "img000001.xml";
@@ -1107,10 +1223,15 @@ TEST(FormatsDetect, EachFormatAndAmbiguity) {
   const auto dir = temp_dir("detect");
   const Spec spec = make_spec({Kind::box});
   const std::vector<std::pair<DatasetFormat, std::function<void(const Spec&, const fs::path&)>>> writers = {
-      {DatasetFormat::coco, write_coco},         {DatasetFormat::yolo, write_yolo},
-      {DatasetFormat::voc, write_voc},           {DatasetFormat::mot, write_mot},
-      {DatasetFormat::tfrecord, write_tfrecord}, {DatasetFormat::labelme, write_labelme},
-      {DatasetFormat::cvat, write_cvat},         {DatasetFormat::datumaro, write_datumaro}};
+      {DatasetFormat::coco, write_coco},
+      {DatasetFormat::yolo, write_yolo},
+      {DatasetFormat::voc, write_voc},
+      {DatasetFormat::mot, write_mot},
+      {DatasetFormat::tfrecord, write_tfrecord},
+      {DatasetFormat::labelme, write_labelme},
+      {DatasetFormat::cvat, write_cvat},
+      {DatasetFormat::datumaro, write_datumaro},
+      {DatasetFormat::ultralytics, write_ultralytics}};
   for (const auto& [format, write] : writers) {
     const fs::path root = dir / format_name(format);
     write(spec, root);
@@ -1135,8 +1256,25 @@ TEST(FormatsDetect, NamesFromOnepanelAndCvat) {
   EXPECT_EQ(parse_format_name("cvat_tfrecord"), DatasetFormat::tfrecord);
   EXPECT_EQ(parse_format_name("MOT 1.1"), DatasetFormat::mot);
   EXPECT_EQ(parse_format_name("coco"), DatasetFormat::coco);
+  EXPECT_EQ(parse_format_name("Ultralytics YOLO Detection 1.0"), DatasetFormat::ultralytics);
+  EXPECT_EQ(parse_format_name("ultralytics yolo oriented bounding boxes 1.0"), DatasetFormat::ultralytics);
+  EXPECT_EQ(parse_format_name("Ultralytics YOLO Pose 1.0"), DatasetFormat::ultralytics);
+  EXPECT_EQ(parse_format_name("yolov8_segmentation"), DatasetFormat::ultralytics);
+  EXPECT_EQ(parse_format_name("ultralytics"), DatasetFormat::ultralytics);
+  EXPECT_STREQ(format_name(DatasetFormat::ultralytics), "ultralytics");
   EXPECT_FALSE(parse_format_name("auto"));
   EXPECT_FALSE(parse_format_name("kitti"));
+}
+
+TEST(FormatsDetect, UltralyticsBesideYolo11) {
+  const auto dir = temp_dir("detect_ultralytics");
+  const Spec spec = make_spec({Kind::box});
+  write_yolo(spec, dir / "yolo");
+  write_file(dir / "yolo" / "data.yaml", "names: [a]\n");  // a data.yaml without labels/: still YOLO 1.1
+  EXPECT_EQ(detect_format(dir / "yolo").format, DatasetFormat::yolo);
+  write_ultralytics(spec, dir / "yolo");  // both layouts in one folder
+  expect_error([&] { detect_format(dir / "yolo"); }, {"holds several dataset formats", "yolo: obj.data (YOLO 1.1)",
+                                                      "ultralytics: data.yaml and labels/ (Ultralytics YOLO)"});
 }
 
 TEST(FormatsDetect, SubsetsMapToTrainAndVal) {
@@ -1199,6 +1337,49 @@ TEST(FormatsOptionalFixtures, Yolo) {
     EXPECT_NEAR(o[0].bbox[0], (0.133333 - 0.266667 / 2) * w, 1e-9);
     EXPECT_NEAR(o[0].bbox[3], 0.2 * h, 1e-9);
   }
+}
+
+TEST(FormatsOptionalFixtures, Ultralytics) {
+  REQUIRE_REAL_EXPORTS();
+  for (const char* name :
+       {"yolov8_detection", "yolov8_detection_with_list_of_imgs", "yolov8_detection_with_list_of_names",
+        "yolov8_detection_with_subset_txt", "yolov8_segmentation", "yolov8_oriented_boxes"}) {
+    SCOPED_TRACE(name);
+    const std::string rel = std::string("datumaro/yolo_dataset/") + name;
+    const auto s = load_real(rel, DatasetFormat::ultralytics);
+    expect_counts(s.train, 1, 2);
+    EXPECT_FALSE(s.val);
+    ASSERT_EQ(s.train.categories.size(), 10u);
+    EXPECT_EQ(s.train.categories[2].name, "label_2");
+    const auto& o = s.train.images[0].objects;
+    ASSERT_EQ(o.size(), 2u);
+    EXPECT_EQ(o[0].category_id, 3);  // class 2
+    const double w = double(s.train.images[0].width), h = double(s.train.images[0].height);
+    const std::string n = name;
+    if (n == "yolov8_segmentation") {  // "2 0.1 0.1 0.4 0.1 0.4 0.5": the triangle's bounding box
+      EXPECT_NEAR(o[0].bbox[0], 0.1 * w, 1e-9);
+      EXPECT_NEAR(o[0].bbox[3], 0.4 * h, 1e-9);
+    } else if (n == "yolov8_oriented_boxes") {  // the enclosing axis-aligned box of the 4 corners
+      EXPECT_NEAR(o[0].bbox[0], 0.013397 * w, 1e-9);
+      EXPECT_NEAR(o[0].bbox[2], (0.319936 - 0.013397) * w, 1e-9);
+      bool said = false;
+      for (const auto& line : s.train.summary.warnings) said |= line.find("oriented boxes") != std::string::npos;
+      EXPECT_TRUE(said);
+    } else {  // "2 0.133333 0.300000 0.266667 0.200000"
+      EXPECT_NEAR(o[0].bbox[0], (0.133333 - 0.266667 / 2) * w, 1e-9);
+      EXPECT_NEAR(o[0].bbox[3], 0.2 * h, 1e-9);
+    }
+  }
+  for (const char* name : {"yolov8_pose", "yolov8_pose_two_values_per_point"}) {  // kpt_shape [3, 3] and [3, 2]
+    SCOPED_TRACE(name);
+    const auto s = load_real(std::string("datumaro/yolo_dataset/") + name, DatasetFormat::ultralytics);
+    expect_counts(s.train, 1, 1);
+    ASSERT_EQ(s.train.categories.size(), 1u);
+    EXPECT_NEAR(s.train.images[0].objects.at(0).bbox[2], 0.266667 * double(s.train.images[0].width), 1e-9);
+  }
+  // Classification (folders of images per label) is no detection format.
+  expect_error([] { detect_format(real_exports() / "datumaro/yolo_dataset/yolov8_classification"); },
+               {"no dataset format recognised"});
 }
 
 TEST(FormatsOptionalFixtures, Voc) {
@@ -1328,6 +1509,64 @@ TEST(FormatsDecisions, CvatTracksTakeVisibleFramesOnly) {
   EXPECT_EQ(s.train.images[0].file_name, "frame_000000.png");
   EXPECT_EQ(s.train.images[0].objects[0].bbox, (std::array<double, 4>{1, 2, 4, 4}));
   EXPECT_FALSE(s.train.images[0].objects[0].iscrowd);  // occluded objects train
+}
+
+TEST(FormatsDecisions, UltralyticsImagesWithoutLabelFilesShowNoObjects) {
+  const auto dir = temp_dir("ultralytics_no_labels");
+  write_ultralytics(make_spec({Kind::box}), dir);
+  fs::remove(dir / "labels" / "train" / "img000001.txt");
+  const auto s = load_format(dir, DatasetFormat::ultralytics);
+  ASSERT_EQ(s.train.images.size(), 5u);
+  EXPECT_TRUE(s.train.images[0].objects.empty());
+  bool said = false;
+  for (const auto& line : s.train.summary.warnings)
+    said |= line.find("1 images have no label file") != std::string::npos;
+  EXPECT_TRUE(said);
+}
+
+TEST(FormatsDecisions, UltralyticsSubsetsAsListsNamesAsAList) {
+  const auto dir = temp_dir("ultralytics_lists");
+  write_ultralytics(make_spec({Kind::box}), dir);
+  write_file(dir / "train.txt",
+             "./images/train/img000001.png\ndata/images/train/img000002.png\nimages/train/img000003.png\n");
+  write_file(dir / "data.yaml",
+             "# written by hand\npath: .  # the root\ntrain: train.txt\nval:\n  - images/val/img000006.png\n"
+             "  - 'images/val/img000007.png'\n\nnc: 3\nnames: ['cat', \"dog\", 'salt & pepper']\n"
+             "kpt_shape_unused: [1, 2]\nroboflow:\n  workspace: w\n  version: 2\nflip_idx:\n  - 0\n  - 1\n");
+  const auto s = load_format(dir, DatasetFormat::ultralytics);
+  EXPECT_EQ(s.train.images.size(), 3u);
+  ASSERT_TRUE(s.val);
+  EXPECT_EQ(s.val->images.size(), 2u);
+  ASSERT_EQ(s.train.categories.size(), 3u);
+  EXPECT_EQ(s.train.categories[2].name, "salt & pepper");
+  const auto y =
+      parse_ultralytics_yaml("names:\n  1: b\n  0: \"a\"\nkpt_shape: [17, 3]\nflip_idx: [0, 2, 1]\n", "d.yaml");
+  EXPECT_EQ(y.names, (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(y.kpt_values, 51);
+  EXPECT_EQ(parse_ultralytics_yaml("names: [a, 'it''s', \"q\\\"\"]\n", "d.yaml").names,
+            (std::vector<std::string>{"a", "it's", "q\""}));
+}
+
+// Roboflow's layout: <subset>/images and <subset>/labels, data.yaml naming them as ../<subset>/images
+// (Ultralytics retries such a path without its ../).
+TEST(FormatsDecisions, UltralyticsRoboflowLayout) {
+  const auto dir = temp_dir("ultralytics_roboflow");
+  write_ultralytics(make_spec({Kind::box, Kind::polygon}), dir / "u");
+  const fs::path root = dir / "roboflow";
+  for (const auto& [from, to] : {std::pair<std::string, std::string>{"train", "train"}, {"val", "valid"}}) {
+    fs::create_directories(root / to);
+    fs::rename(dir / "u" / "images" / from, root / to / "images");
+    fs::rename(dir / "u" / "labels" / from, root / to / "labels");
+  }
+  write_file(root / "data.yaml", "train: ../train/images\nval: ../valid/images\n\nnc: 3\nnames: ['cat', 'dog', 'x']\n");
+  const auto d = detect_format(root);
+  EXPECT_EQ(d.format, DatasetFormat::ultralytics);
+  EXPECT_EQ(d.reason, "data.yaml and train/labels/ (Ultralytics YOLO)");
+  const auto s = load_format(root, DatasetFormat::ultralytics);
+  EXPECT_EQ(s.train.images.size(), 5u);
+  ASSERT_TRUE(s.val);
+  EXPECT_EQ(s.val->images.size(), 2u);
+  EXPECT_EQ(s.train.images[0].objects.size(), 3u);
 }
 
 TEST(FormatsDecisions, LabelMeDeletedObjectsAreLeftOut) {

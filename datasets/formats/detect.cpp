@@ -10,6 +10,7 @@
 #include "datasets/formats/mot.h"
 #include "datasets/formats/text.h"
 #include "datasets/formats/tfrecord.h"
+#include "datasets/formats/ultralytics.h"
 #include "datasets/formats/voc.h"
 #include "datasets/formats/xml.h"
 #include "datasets/formats/yolo.h"
@@ -28,6 +29,7 @@ const char* format_name(DatasetFormat format) {
     case DatasetFormat::tfrecord: return "tfrecord";
     case DatasetFormat::voc: return "voc";
     case DatasetFormat::yolo: return "yolo";
+    case DatasetFormat::ultralytics: return "ultralytics";
   }
   return "?";
 }
@@ -61,7 +63,19 @@ std::optional<DatasetFormat> parse_format_name(std::string_view name) {
                                                      {"pascal voc 1.1", F::voc},
                                                      {"yolo", F::yolo},
                                                      {"cvat_yolo", F::yolo},
-                                                     {"yolo 1.1", F::yolo}};
+                                                     {"yolo 1.1", F::yolo},
+                                                     {"ultralytics", F::ultralytics},
+                                                     {"ultralytics_yolo", F::ultralytics},
+                                                     {"yolo_ultralytics", F::ultralytics},
+                                                     {"yolov8", F::ultralytics},
+                                                     {"yolov8_detection", F::ultralytics},
+                                                     {"yolov8_segmentation", F::ultralytics},
+                                                     {"yolov8_oriented_boxes", F::ultralytics},
+                                                     {"yolov8_pose", F::ultralytics},
+                                                     {"ultralytics yolo detection 1.0", F::ultralytics},
+                                                     {"ultralytics yolo segmentation 1.0", F::ultralytics},
+                                                     {"ultralytics yolo oriented bounding boxes 1.0", F::ultralytics},
+                                                     {"ultralytics yolo pose 1.0", F::ultralytics}};
   for (const auto& [key, format] : kNames)
     if (n == key) return format;
   return std::nullopt;
@@ -139,6 +153,15 @@ std::optional<std::string> labelme_reason(const fs::path& root) {
   return f->lexically_relative(root).string() + " with root <annotation> outside VOC's Annotations/ (LabelMe)";
 }
 
+// data.yaml beside labels/ (CVAT, Datumaro) or with <subset>/labels/ (Roboflow's train/, valid/).
+std::optional<std::string> ultralytics_reason(const fs::path& root) {
+  if (!is_file(root / "data.yaml")) return std::nullopt;
+  if (is_dir(root / "labels")) return "data.yaml and labels/ (Ultralytics YOLO)";
+  for (const auto& d : entries(root, "", /*dirs=*/true))
+    if (is_dir(d / "labels")) return "data.yaml and " + d.filename().string() + "/labels/ (Ultralytics YOLO)";
+  return std::nullopt;
+}
+
 std::optional<std::string> tfrecord_reason(const fs::path& root) {
   const auto files = entries(root, ".tfrecord");
   if (files.empty()) return std::nullopt;
@@ -156,6 +179,7 @@ std::vector<DetectedFormat> format_candidates(const fs::path& root) {
   add(DatasetFormat::coco, coco_reason(root));
   add(DatasetFormat::datumaro, datumaro_reason(root));
   if (is_file(root / "obj.data")) add(DatasetFormat::yolo, std::string("obj.data (YOLO 1.1)"));
+  add(DatasetFormat::ultralytics, ultralytics_reason(root));
   if (is_dir(root / "Annotations") && is_dir(root / "ImageSets" / "Main"))
     add(DatasetFormat::voc, std::string("Annotations/ and ImageSets/Main/ (Pascal VOC)"));
   if (is_file(root / "gt" / "gt.txt")) add(DatasetFormat::mot, std::string("gt/gt.txt (MOT)"));
@@ -171,11 +195,13 @@ DetectedFormat detect_format(const fs::path& root) {
   const auto candidates = format_candidates(root);
   if (candidates.size() == 1) return candidates.front();
   if (candidates.empty())
-    throw std::runtime_error(root.string() +
-                             ": no dataset format recognised. Looked for annotations/instances_*.json "
-                             "(COCO), annotations/<subset>.json with items (Datumaro), obj.data (YOLO), Annotations/ + "
-                             "ImageSets/Main/ (VOC), gt/gt.txt (MOT), *.tfrecord (TFRecord), an XML with root "
-                             "<annotations> (CVAT) or <annotation> (LabelMe)");
+    throw std::runtime_error(
+        root.string() +
+        ": no dataset format recognised. Looked for annotations/instances_*.json "
+        "(COCO), annotations/<subset>.json with items (Datumaro), obj.data (YOLO), data.yaml + labels/ "
+        "(Ultralytics YOLO), Annotations/ + "
+        "ImageSets/Main/ (VOC), gt/gt.txt (MOT), *.tfrecord (TFRecord), an XML with root "
+        "<annotations> (CVAT) or <annotation> (LabelMe)");
   std::string list;
   for (const auto& c : candidates)
     list += std::string(list.empty() ? "" : "; ") + format_name(c.format) + ": " + c.reason;
@@ -192,6 +218,7 @@ RawExport read_export(const fs::path& root, DatasetFormat format, const FormatLo
     case DatasetFormat::tfrecord: return read_tfrecord(root, options.extract_dir);
     case DatasetFormat::voc: return read_voc(root);
     case DatasetFormat::yolo: return read_yolo(root);
+    case DatasetFormat::ultralytics: return read_ultralytics(root);
     case DatasetFormat::coco: break;
   }
   throw std::invalid_argument("read_export: COCO exports are read by load_coco");

@@ -133,6 +133,14 @@ ImageIndex index_images(const fs::path& dir) {
   return index;
 }
 
+std::vector<std::vector<double>> pixel_polygons(const RawObject& o, int64_t width, int64_t height) {
+  if (!o.normalized) return o.polygons;
+  std::vector<std::vector<double>> out = o.polygons;
+  for (auto& p : out)
+    for (size_t i = 0; i < p.size(); ++i) p[i] *= static_cast<double>(i % 2 ? height : width);
+  return out;
+}
+
 std::array<double, 4> polygon_bbox(const std::vector<double>& p) {
   double x0 = p.at(0), y0 = p.at(1), x1 = x0, y1 = y0;
   for (size_t i = 0; i + 1 < p.size(); i += 2) {
@@ -232,7 +240,7 @@ std::string convert_objects_of(const RawExport& data,
     o.iscrowd = r.iscrowd;
     o.area = r.area               ? *r.area
              : r.polygons.empty() ? o.bbox[2] * o.bbox[3]
-                                  : polygons_area(r.polygons, rec.height, rec.width);
+                                  : polygons_area(pixel_polygons(r, rec.width, rec.height), rec.height, rec.width);
     if ((o.bbox[2] < 0 || o.bbox[3] < 0) && why.empty())
       why = r.where + ": box has a negative width or height: " + format_box(o.bbox);
     out.push_back(std::move(o));

@@ -1,4 +1,4 @@
-// What every export reader (YOLO, Pascal VOC, MOT, TFRecord, LabelMe, CVAT XML, Datumaro) produces
+// What every export reader (YOLO, Ultralytics YOLO, Pascal VOC, MOT, TFRecord, LabelMe, CVAT XML, Datumaro) produces
 // before images are looked at: labels in the format's order, and per subset the images with their
 // objects as the format states them. to_coco_dataset() then turns one subset into the CocoDataset that
 // load_coco gives for a COCO export: images found and their headers read (sizes from the header where
@@ -25,7 +25,8 @@ struct RawObject {
                                               // CVAT's COCO export writes them), VOC `difficult`, MOT ignored
   std::optional<double> area;                 // a mask's pixel count; else the polygons' (pycocotools) or w*h
   std::vector<std::vector<double>> polygons;  // [x0, y0, x1, y1, ...] where drawn as polygons (kept
-                                              // for masks later; the box is their bounding box)
+                                              // for masks later; the box is their bounding box);
+                                              // fractions like the box when `normalized` (Ultralytics)
   std::string where;                          // names the object in errors: "line 3", "object 2 (line 40)"
 };
 
@@ -98,6 +99,9 @@ const std::vector<std::string>& image_extensions();
 
 // Whether the extension is one of image_extensions() (case-insensitive).
 bool is_image_extension(const std::filesystem::path& path);
+
+// The object's polygons in pixels: as they are, or scaled by the image's size when `normalized`.
+std::vector<std::vector<double>> pixel_polygons(const RawObject& o, int64_t width, int64_t height);
 
 // The bounding box [x, y, w, h] of polygon points [x0, y0, x1, y1, ...] (at least one point).
 std::array<double, 4> polygon_bbox(const std::vector<double>& points);

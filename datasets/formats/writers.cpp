@@ -131,7 +131,7 @@ Rle box_mask(const RawObject& o, const RawImage& im) {
 double area_of(const RawObject& o, const RawImage& im) {
   if (o.area) return *o.area;
   if (shape_of(o) == Shape::polygon)
-    return static_cast<double>(area(rle_from_polygons(o.polygons, im.height, im.width)));
+    return static_cast<double>(area(rle_from_polygons(pixel_polygons(o, im.width, im.height), im.height, im.width)));
   const auto b = box_of(o, im);
   return b[2] * b[3];
 }
@@ -144,7 +144,7 @@ std::vector<double> corners(const std::array<double, 4>& b) {
 
 json coco_annotation(const RawObject& o, const RawImage& im, int64_t id, int64_t image_id) {
   json seg = json::array();
-  if (shape_of(o) == Shape::polygon) seg = o.polygons;
+  if (shape_of(o) == Shape::polygon) seg = pixel_polygons(o, im.width, im.height);
   if (shape_of(o) == Shape::crowd) {
     const Rle rle = box_mask(o, im);
     seg = {{"counts", rle.counts}, {"size", {im.height, im.width}}};
@@ -178,15 +178,18 @@ void write_coco(const RawExport& data, const fs::path& root, const WriteOptions&
 
 // ---- YOLO 1.1: obj.data, obj.names, <subset>.txt, obj_<subset>_data/<image> + <stem>.txt.
 
+// "class cx cy w h\n", normalised (%.6f).
+std::string yolo_box_line(const RawObject& o, const RawImage& im) {
+  const double w = static_cast<double>(im.width), h = static_cast<double>(im.height);
+  const auto b = box_of(o, im);
+  return std::to_string(o.label) + " " + fmt("%.6f", (b[0] + b[2] / 2) / w) + " " + fmt("%.6f", (b[1] + b[3] / 2) / h) +
+         " " + fmt("%.6f", b[2] / w) + " " + fmt("%.6f", b[3] / h) + "\n";
+}
+
 std::string yolo_lines(const RawImage& im, size_t num_labels) {
   std::string lines;
-  const double w = static_cast<double>(im.width), h = static_cast<double>(im.height);
-  for (const RawObject* o : labelled(im, num_labels)) {
-    if (o->iscrowd) continue;
-    const auto b = box_of(*o, im);
-    lines += std::to_string(o->label) + " " + fmt("%.6f", (b[0] + b[2] / 2) / w) + " " +
-             fmt("%.6f", (b[1] + b[3] / 2) / h) + " " + fmt("%.6f", b[2] / w) + " " + fmt("%.6f", b[3] / h) + "\n";
-  }
+  for (const RawObject* o : labelled(im, num_labels))
+    if (!o->iscrowd) lines += yolo_box_line(*o, im);
   return lines;
 }
 
@@ -206,6 +209,55 @@ void write_yolo(const RawExport& data, const fs::path& root, const WriteOptions&
   }
   write_file(root / "obj.data", obj_data + "names = data/obj.names\nbackup = backup/\n");
   write_file(root / "obj.names", names);
+}
+
+// ---- Ultralytics YOLO: data.yaml, images/<subset>/<image>, labels/<subset>/<stem>.txt; boxes as
+// "class cx cy w h", polygons as "class x1 y1 x2 y2 ..." (normalised, %.6f); subsets train, val, test.
+
+std::string ultralytics_subset_name(const std::string& subset) {
+  const std::string s = yolo_subset_name(subset);
+  if (s == "train" || s == "test") return s;
+  if (s == "valid") return "val";
+  throw std::runtime_error("subset " + quote(subset) +
+                           ": Ultralytics' data.yaml holds train, val and test (and the names CVAT gives them)");
+}
+
+std::string ultralytics_lines(const RawImage& im, size_t num_labels) {
+  std::string lines;
+  const double w = static_cast<double>(im.width), h = static_cast<double>(im.height);
+  for (const RawObject* o : labelled(im, num_labels)) {
+    if (o->iscrowd) continue;
+    if (shape_of(*o) == Shape::box) {
+      lines += yolo_box_line(*o, im);
+      continue;
+    }
+    lines += std::to_string(o->label);
+    const auto polygons = pixel_polygons(*o, im.width, im.height);
+    const std::vector<double>& p = polygons.front();
+    for (size_t i = 0; i < p.size(); ++i) lines += " " + fmt("%.6f", p[i] / (i % 2 ? h : w));
+    lines += "\n";
+  }
+  return lines;
+}
+
+void write_ultralytics(const RawExport& data, const fs::path& root, const WriteOptions& options) {
+  std::string yaml = "path: .\n";
+  for (const auto& s : data.subsets) {
+    const std::string sub = ultralytics_subset_name(s.name);
+    yaml += sub + ": images/" + sub + "\n";
+    fs::create_directories(root / "images" / sub);
+    for (const auto& im : s.images) {
+      place_image(im, root / "images" / sub / file_part(im), options);
+      write_file(root / "labels" / sub / (stem_part(im) + ".txt"), ultralytics_lines(im, data.labels.size()));
+    }
+  }
+  yaml += "\nnames:\n";
+  for (size_t i = 0; i < data.labels.size(); ++i) {
+    std::string quoted;  // single-quoted: YAML's one escape is '' for '
+    for (char c : data.labels[i]) quoted += c == '\'' ? "''" : std::string(1, c);
+    yaml += "  " + std::to_string(i) + ": '" + quoted + "'\n";
+  }
+  write_file(root / "data.yaml", yaml);
 }
 
 // ---- Pascal VOC 1.1: labelmap.txt, Annotations/<stem>.xml, JPEGImages/, ImageSets/Main/<subset>.txt.
@@ -355,7 +407,8 @@ std::string labelme_object(const RawExport& data, const RawObject& o, const RawI
          "</ymin><xmax>" + fmt("%g", b[0] + b[2]) + "</xmax><ymax>" + fmt("%g", b[1] + b[3]) +
          "</ymax></box><mask>m.png</mask></segm>";
   } else {
-    const std::vector<double> pts = shape_of(o) == Shape::polygon ? o.polygons.front() : corners(b);
+    const std::vector<double> pts =
+        shape_of(o) == Shape::polygon ? pixel_polygons(o, im.width, im.height).front() : corners(b);
     x += shape_of(o) == Shape::box ? "<type>bounding_box</type><polygon>" : "<polygon>";
     for (size_t i = 0; i + 1 < pts.size(); i += 2)
       x += "<pt><x>" + fmt("%.2f", pts[i]) + "</x><y>" + fmt("%.2f", pts[i + 1]) + "</y></pt>";
@@ -393,7 +446,8 @@ std::string cvat_shape(const RawExport& data, const RawObject& o, const RawImage
     return "    <box " + label + " xtl=\"" + fmt("%.2f", b[0]) + "\" ytl=\"" + fmt("%.2f", b[1]) + "\" xbr=\"" +
            fmt("%.2f", b[0] + b[2]) + "\" ybr=\"" + fmt("%.2f", b[1] + b[3]) + "\" z_order=\"0\">\n    </box>\n";
   if (shape_of(o) == Shape::polygon)
-    return "    <polygon " + label + " points=\"" + points_attr(o.polygons.front()) + "\" z_order=\"0\"/>\n";
+    return "    <polygon " + label + " points=\"" + points_attr(pixel_polygons(o, im.width, im.height).front()) +
+           "\" z_order=\"0\"/>\n";
   const double left = std::floor(b[0]), top = std::floor(b[1]);
   const double width = std::ceil(b[0] + b[2]) - left, height = std::ceil(b[1] + b[3]) - top;
   return "    <mask " + label + " rle=\"0, " + fmt("%.0f", width * height) + "\" left=\"" + fmt("%g", left) +
@@ -425,7 +479,8 @@ void write_cvat(const RawExport& data, const fs::path& root, const WriteOptions&
 json datumaro_annotation(const RawObject& o, const RawImage& im, int id) {
   json a{{"id", id}, {"label_id", o.label}, {"group", 0}, {"z_order", 0}, {"attributes", {{"occluded", false}}}};
   if (shape_of(o) == Shape::box) a["type"] = "bbox", a["bbox"] = box_of(o, im);
-  if (shape_of(o) == Shape::polygon) a["type"] = "polygon", a["points"] = o.polygons.front();
+  if (shape_of(o) == Shape::polygon)
+    a["type"] = "polygon", a["points"] = pixel_polygons(o, im.width, im.height).front();
   if (shape_of(o) == Shape::crowd)
     a["type"] = "mask", a["rle"] = {{"counts", rle_to_string(box_mask(o, im))}, {"size", {im.height, im.width}}};
   return a;
@@ -503,6 +558,7 @@ void write_export(const RawExport& data, DatasetFormat format, const fs::path& r
     case DatasetFormat::labelme: write = write_labelme; break;
     case DatasetFormat::cvat: write = write_cvat; break;
     case DatasetFormat::datumaro: write = write_datumaro; break;
+    case DatasetFormat::ultralytics: write = write_ultralytics; break;
   }
   if (!write) throw std::runtime_error("write_export: unknown format " + std::to_string(static_cast<int>(format)));
   fs::create_directories(root);

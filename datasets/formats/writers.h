@@ -1,12 +1,15 @@
 // Writers for every dataset format the readers take (COCO 1.0, YOLO 1.1, Pascal VOC 1.1, MOT 1.1,
-// TFRecord 1.0, LabelMe 3.0, CVAT for images 1.1, Datumaro 1.0), laid out as CVAT exports them, from
+// TFRecord 1.0, LabelMe 3.0, CVAT for images 1.1, Datumaro 1.0, Ultralytics YOLO Detection and
+// Segmentation 1.0), laid out as CVAT exports them, from
 // the readers' records (export.h): what detr_make_dataset --format writes, and what the round-trip
 // tests and scripts/bench/bench_formats.py read back.
 //
 // Objects: one with polygons is written as its polygons where the format holds polygons (COCO,
-// LabelMe, CVAT, Datumaro) and as their bounding box elsewhere; a crowd object as the format's ignore
-// region (a mask of its box in COCO, LabelMe, CVAT and Datumaro, VOC `difficult`, MOT `not_ignored`
-// 0) and left out of YOLO and TFRecord, which have none; objects without a label are left out.
+// LabelMe, CVAT, Datumaro, Ultralytics) and as their bounding box elsewhere; a crowd object as the
+// format's ignore region (a mask of its box in COCO, LabelMe, CVAT and Datumaro, VOC `difficult`, MOT
+// `not_ignored` 0) and left out of YOLO, Ultralytics and TFRecord, which have none; objects without a
+// label are left out. Ultralytics holds the subsets train, val and test (train/training/default and
+// validation/val/valid map to them; any other subset name is an error).
 // Images: copied from RawImage::path when that is a file, else a plain image of the declared size,
 // encoded as the file name's extension says (PNG for an unknown one).
 #pragma once
