@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <set>
 #include <stdexcept>
 #include <utility>
 
@@ -477,6 +478,92 @@ std::string rle_to_string(const Rle& rle) {
     }
   }
   return s;
+}
+
+namespace {
+
+// Foreground rows [y, x0, x1) of a box's row-major runs, in image coordinates.
+struct RowSpan {
+  int64_t y, x0, x1;
+};
+std::vector<RowSpan> row_spans(const std::vector<int64_t>& runs, int64_t left, int64_t top, int64_t box_width) {
+  std::vector<RowSpan> spans;
+  int64_t pos = 0;
+  for (size_t i = 0; i < runs.size(); pos += runs[i++]) {
+    if (i % 2 == 0) continue;
+    for (int64_t p = pos, end = pos + runs[i]; p < end;) {
+      const int64_t row = p / box_width, stop = std::min(end, (row + 1) * box_width);
+      spans.push_back({top + row, left + p % box_width, left + p % box_width + (stop - p)});
+      p = stop;
+    }
+  }
+  return spans;
+}
+
+// Appends a foreground run [start, start + length) (column-major) after those appended so far.
+struct RunWriter {
+  Rle& rle;
+  int64_t end = 0;  // column-major index after the last foreground run
+  void add(int64_t start, int64_t length) {
+    if (start == end && !rle.counts.empty()) {
+      rle.counts.back() += static_cast<uint32_t>(length);
+    } else {
+      rle.counts.push_back(static_cast<uint32_t>(start - end));
+      rle.counts.push_back(static_cast<uint32_t>(length));
+    }
+    end = start + length;
+    if (static_cast<int64_t>(rle.counts.size()) > kMaxRowRunCounts)
+      fail("rle", "the mask takes more than " + std::to_string(kMaxRowRunCounts) + " runs");
+  }
+};
+
+}  // namespace
+
+Rle rle_from_row_runs(const std::vector<int64_t>& runs,
+                      int64_t left,
+                      int64_t top,
+                      int64_t box_width,
+                      int64_t box_height,
+                      int64_t height,
+                      int64_t width) {
+  check_size(height, width, "image");
+  if (box_width <= 0 || box_height <= 0 || left < 0 || top < 0 || left + box_width > width || top + box_height > height)
+    fail("mask", "box " + std::to_string(box_width) + "x" + std::to_string(box_height) + " at (" +
+                     std::to_string(left) + ", " + std::to_string(top) + ") is not inside the " +
+                     std::to_string(width) + "x" + std::to_string(height) + " image");
+  int64_t total = 0;
+  for (const int64_t r : runs) {
+    if (r < 0 || r > box_width * box_height - total) fail("mask", "runs must be non-negative and fit the box");
+    total += r;
+  }
+  if (total != box_width * box_height)
+    fail("mask", "runs sum to " + std::to_string(total) + ", expected " + std::to_string(box_width * box_height));
+  // Sweep the columns: between two span ends the set of foreground rows is the same.
+  std::vector<std::pair<int64_t, int64_t>> events;  // (x, +y+1 starts / -(y+1) ends)
+  for (const auto& s : row_spans(runs, left, top, box_width)) {
+    events.push_back({s.x0, s.y + 1});
+    events.push_back({s.x1, -(s.y + 1)});
+  }
+  std::sort(events.begin(), events.end());
+  Rle rle{height, width, {}};
+  RunWriter out{rle};
+  std::set<int64_t> rows;
+  for (size_t e = 0; e < events.size();) {
+    const int64_t x = events[e].first;
+    for (; e < events.size() && events[e].first == x; ++e)
+      events[e].second > 0 ? void(rows.insert(events[e].second - 1)) : void(rows.erase(-events[e].second - 1));
+    if (rows.empty() || e == events.size()) continue;
+    std::vector<std::pair<int64_t, int64_t>> spans;  // [y0, y1) of consecutive rows
+    for (const int64_t y : rows)
+      if (!spans.empty() && spans.back().second == y)
+        ++spans.back().second;
+      else
+        spans.push_back({y, y + 1});
+    for (int64_t col = x; col < events[e].first; ++col)
+      for (const auto& [y0, y1] : spans) out.add(col * height + y0, y1 - y0);
+  }
+  rle.counts.push_back(static_cast<uint32_t>(height * width - out.end));
+  return rle;
 }
 
 Rle encode(const uint8_t* mask, int64_t height, int64_t width, MaskLayout layout) {

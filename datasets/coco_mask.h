@@ -93,6 +93,20 @@ Rle rle_from_uncompressed(const std::vector<int64_t>& counts, int64_t height, in
 Rle rle_from_string(const std::string& counts, int64_t height, int64_t width);
 std::string rle_to_string(const Rle& rle);
 
+// A mask given as row-major run lengths over a box (CVAT XML's <mask rle="...">: alternating runs of
+// background and foreground over box_width x box_height pixels, background first) placed at (left, top)
+// on a height x width image, as an image-sized RLE. The box must lie inside the image and the runs sum
+// to its area. Time and memory follow the runs and the result, never height*width: the result is
+// refused beyond kMaxRowRunCounts counts.
+constexpr int64_t kMaxRowRunCounts = int64_t{1} << 24;
+Rle rle_from_row_runs(const std::vector<int64_t>& runs,
+                      int64_t left,
+                      int64_t top,
+                      int64_t box_width,
+                      int64_t box_height,
+                      int64_t height,
+                      int64_t width);
+
 // rleEncode / rleDecode. encode() takes any nonzero byte as foreground; decode() gives 0 or 1.
 Rle encode(const uint8_t* mask, int64_t height, int64_t width, MaskLayout layout);
 std::vector<uint8_t> decode(const Rle& rle, MaskLayout layout);

@@ -4,6 +4,7 @@
 // rule, format detection, and the real exports of ../shared/data/real-exports when present (FormatsOptionalFixtures).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -12,6 +13,7 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <random>
 #include <nlohmann/json.hpp>
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
@@ -24,6 +26,7 @@
 #include "datasets/formats/datumaro.h"
 #include "datasets/formats/detect.h"
 #include "datasets/formats/export.h"
+#include "datasets/formats/kitti.h"
 #include "datasets/formats/labelme.h"
 #include "datasets/formats/mot.h"
 #include "datasets/formats/text.h"
@@ -124,7 +127,9 @@ fs::path temp_dir(const std::string& name) { return detr::testing::scratch_dir("
 // ---------------------------------------------------------------------------------------------
 // A small synthetic export, written in every format as CVAT writes it.
 
-enum class Kind { box, polygon, crowd };  // crowd: a mask (CVAT, Datumaro, LabelMe), VOC difficult, MOT ignored
+// crowd: an ignore region (is_crowd masks in CVAT, Datumaro, LabelMe; VOC difficult; MOT ignored);
+// mask: an instance drawn as a mask (a box-only format writes its box).
+enum class Kind { box, polygon, crowd, mask };
 
 struct SObject {
   int label = 0;
@@ -188,7 +193,18 @@ std::vector<double> triangle(const std::array<double, 4>& b) {  // bounding box 
   return {b[0], b[1] + b[3], b[0] + b[2] / 2, b[1], b[0] + b[2], b[1] + b[3]};
 }
 
-// The spec as the readers' records: polygons as triangles in their box, crowd objects as masks of it.
+// A mask whose tight box is b: the box's border and every fifth pixel inside, so it has holes.
+dd::Rle patterned_mask(const std::array<double, 4>& b, int64_t height, int64_t width) {
+  std::vector<uint8_t> m(static_cast<size_t>(height * width), 0);
+  const auto x0 = static_cast<int64_t>(b[0]), y0 = static_cast<int64_t>(b[1]);
+  const auto x1 = x0 + static_cast<int64_t>(b[2]), y1 = y0 + static_cast<int64_t>(b[3]);
+  for (int64_t y = y0; y < y1; ++y)
+    for (int64_t x = x0; x < x1; ++x)
+      m[y * width + x] = y == y0 || y == y1 - 1 || x == x0 || x == x1 - 1 || (x - x0 + 2 * (y - y0)) % 5 == 0;
+  return dd::encode(m.data(), height, width, dd::MaskLayout::row_major);
+}
+
+// The spec as the readers' records: polygons as triangles in their box, masks patterned in it.
 RawExport to_raw(const Spec& spec) {
   RawExport raw;
   raw.labels = spec.labels;
@@ -205,6 +221,10 @@ RawExport to_raw(const Spec& spec) {
         object.bbox = o.box;
         object.iscrowd = o.kind == Kind::crowd;
         if (o.kind == Kind::polygon) object.polygons.push_back(triangle(o.box));
+        if (o.kind == Kind::mask) {
+          object.mask = patterned_mask(o.box, im.height, im.width);
+          object.area = static_cast<double>(dd::area(*object.mask));
+        }
         image.objects.push_back(object);
       }
       subset.images.push_back(image);
@@ -272,9 +292,21 @@ void write_datumaro(const Spec& spec, const fs::path& root) {
 
 // ---------------------------------------------------------------------------------------------
 
+// How many of the objects' mask pixels differ between two loads (object_rle: polygons, RLE, or box).
+struct MaskDiff {
+  int64_t objects = 0, pixels = 0, differ = 0;
+};
+void count_mask_diff(const dd::CocoObject& a, const dd::CocoObject& b, int64_t h, int64_t w, MaskDiff& d) {
+  const auto ma = dd::decode(dd::object_rle(a, h, w), dd::MaskLayout::row_major);
+  const auto mb = dd::decode(dd::object_rle(b, h, w), dd::MaskLayout::row_major);
+  ++d.objects, d.pixels += h * w;
+  for (size_t p = 0; p < ma.size(); ++p) d.differ += ma[p] != mb[p];
+}
+
 // The two loads agree: categories, images (by file name stem, in order), sizes, objects (their areas
-// unless `areas` is false: formats without areas give w*h).
-void expect_equal(const dd::CocoDataset& coco, const dd::CocoDataset& other, bool areas = true) {
+// unless `areas` is false: formats without areas give w*h; their masks pixel for pixel when `masks`).
+void expect_equal(const dd::CocoDataset& coco, const dd::CocoDataset& other, bool areas = true, bool masks = false) {
+  MaskDiff diff;
   ASSERT_EQ(coco.categories.size(), other.categories.size());
   for (size_t i = 0; i < coco.categories.size(); ++i) {
     EXPECT_EQ(coco.categories[i].id, other.categories[i].id);
@@ -296,7 +328,13 @@ void expect_equal(const dd::CocoDataset& coco, const dd::CocoDataset& other, boo
         EXPECT_NEAR(a.objects[k].area, b.objects[k].area, 1e-6) << k;
       }
       for (int j = 0; j < 4; ++j) EXPECT_NEAR(a.objects[k].bbox[j], b.objects[k].bbox[j], 1e-6) << k << " " << j;
+      if (masks) count_mask_diff(a.objects[k], b.objects[k], a.height, a.width, diff);
     }
+  }
+  if (masks) {
+    std::printf("masks: %lld objects, %lld pixels, %lld differ\n", static_cast<long long>(diff.objects),
+                static_cast<long long>(diff.pixels), static_cast<long long>(diff.differ));
+    EXPECT_EQ(diff.differ, 0);
   }
   EXPECT_EQ(coco.summary.boxes, other.summary.boxes);
   EXPECT_EQ(coco.summary.crowd_dropped, other.summary.crowd_dropped);
@@ -308,6 +346,8 @@ void round_trip(const std::string& name,
                 const Spec& spec,
                 DatasetFormat format,
                 const std::function<void(const Spec&, const fs::path&)>& write,
+                bool masks = false,
+                bool areas = true,
                 FormatLoadOptions options = {}) {
   const fs::path dir = temp_dir("rt_" + name);
   write_coco(spec, dir / "coco");
@@ -318,9 +358,9 @@ void round_trip(const std::string& name,
   const auto coco = load_format(dir / "coco", DatasetFormat::coco);
   if (options.extract_dir.empty()) options.extract_dir = dir / "extracted";
   const auto other = load_format(dir / name, format, options);
-  expect_equal(coco.train, other.train);
+  expect_equal(coco.train, other.train, areas, masks);
   ASSERT_EQ(coco.val.has_value(), other.val.has_value());
-  if (coco.val) expect_equal(*coco.val, *other.val);
+  if (coco.val) expect_equal(*coco.val, *other.val, areas, masks);
 }
 
 }  // namespace
@@ -331,7 +371,8 @@ void round_trip(const std::string& name,
 TEST(FormatsRoundTrip, Yolo) { round_trip("yolo", make_spec({Kind::box}), DatasetFormat::yolo, write_yolo); }
 
 TEST(FormatsRoundTrip, UltralyticsBoxesAndPolygons) {
-  round_trip("ultralytics", make_spec({Kind::box, Kind::polygon}), DatasetFormat::ultralytics, write_ultralytics);
+  round_trip("ultralytics", make_spec({Kind::box, Kind::polygon}), DatasetFormat::ultralytics, write_ultralytics,
+             /*masks=*/true);
 }
 
 TEST(FormatsRoundTrip, VocWithDifficultAsIgnoreRegions) {
@@ -351,16 +392,60 @@ TEST(FormatsRoundTrip, TfRecordWithImagesBeside) {
              [](const Spec& spec, const fs::path& root) { write_tfrecord_with(spec, root, /*embed=*/false); });
 }
 
+// Masks and polygons reach --masks: every object's mask equals the COCO export's pixel for pixel.
 TEST(FormatsRoundTrip, LabelMeBoxesPolygonsMasks) {
-  round_trip("labelme", make_spec({Kind::box, Kind::polygon, Kind::crowd}), DatasetFormat::labelme, write_labelme);
+  round_trip("labelme", make_spec({Kind::box, Kind::polygon, Kind::mask, Kind::crowd}), DatasetFormat::labelme,
+             write_labelme, /*masks=*/true);
 }
 
 TEST(FormatsRoundTrip, CvatXmlBoxesPolygonsMasks) {
-  round_trip("cvat", make_spec({Kind::polygon, Kind::box, Kind::crowd}), DatasetFormat::cvat, write_cvat);
+  round_trip("cvat", make_spec({Kind::polygon, Kind::mask, Kind::box, Kind::crowd}), DatasetFormat::cvat, write_cvat,
+             /*masks=*/true);
 }
 
 TEST(FormatsRoundTrip, DatumaroBoxesPolygonsMasks) {
-  round_trip("datumaro", make_spec({Kind::crowd, Kind::polygon, Kind::box}), DatasetFormat::datumaro, write_datumaro);
+  round_trip("datumaro", make_spec({Kind::crowd, Kind::polygon, Kind::mask, Kind::box}), DatasetFormat::datumaro,
+             write_datumaro, /*masks=*/true);
+}
+
+TEST(FormatsRoundTrip, Kitti) {
+  Spec spec = make_spec({Kind::box, Kind::mask});
+  spec.labels = {"cat", "dog", "salt_and_pepper"};  // KITTI's lines are space-separated
+  round_trip(
+      "kitti", spec, DatasetFormat::kitti,
+      [](const Spec& s, const fs::path& root) { write_as(DatasetFormat::kitti, s, root); }, /*masks=*/false,
+      /*areas=*/false);  // a mask's box, with the box's area
+  expect_error([&] { write_as(DatasetFormat::kitti, make_spec({Kind::box}), temp_dir("kitti_space")); },
+               {"label 'salt & pepper': KITTI's space-separated lines cannot hold it"});
+}
+
+// KITTI's DontCare: ignore regions of a category of their own; images without a label file are
+// images without objects; the root itself may hold label_2/.
+TEST(FormatsDecisions, KittiDontCareAndImagesWithoutLabels) {
+  const auto dir = temp_dir("kitti_dontcare");
+  write_file(dir / "label_2" / "a.txt",
+             "Car 0.00 0 -10 1.00 2.00 11.00 12.00 -1 -1 -1 -1000 -1000 -1000 -10\n"
+             "DontCare -1 -1 -10 20.00 2.00 30.00 12.00 -1 -1 -1 -1000 -1000 -1000 -10 0.5\n\n");
+  SImage im{"a", 64, 32, {}};
+  write_image(dir / "image_2" / "a.png", im);
+  write_image(dir / "image_2" / "b.png", im);
+  EXPECT_EQ(detect_format(dir).reason, "label_2/ (KITTI)");
+  const auto s = load_format(dir, DatasetFormat::kitti);
+  EXPECT_EQ(s.train_subset, "default");
+  ASSERT_EQ(s.train.categories.size(), 2u);
+  EXPECT_EQ(s.train.categories[1].name, "DontCare");
+  ASSERT_EQ(s.train.images.size(), 2u);
+  ASSERT_EQ(s.train.images[0].objects.size(), 2u);
+  EXPECT_EQ(s.train.images[0].objects[0].bbox, (std::array<double, 4>{1, 2, 10, 10}));
+  EXPECT_TRUE(s.train.images[0].objects[1].iscrowd);
+  EXPECT_TRUE(s.train.images[1].objects.empty());
+  EXPECT_EQ(s.train.summary.crowd_dropped, 1);
+}
+
+// A box-only format keeps a mask's box.
+TEST(FormatsRoundTrip, VocKeepsAMasksBox) {
+  round_trip("voc_masks", make_spec({Kind::mask, Kind::box}), DatasetFormat::voc, write_voc, /*masks=*/false,
+             /*areas=*/false);
 }
 
 // detr_make_dataset --format F: the synthetic sample in each format loads as its COCO export does
@@ -801,18 +886,42 @@ TEST(FormatsTfRecord, LabelMapTextFormat) {
   }
 }
 
-TEST(FormatsCvat, MaskBoxFromRuns) {
+// CVAT's row-major runs over a box become the image-sized RLE of the same pixels: checked against
+// painting the runs pixel by pixel, on hand-made and random boxes.
+TEST(FormatsCvat, MaskRunsAsImageRle) {
   // 4x3 mask at (10, 20): rows "0110", "0100", "0000".
-  auto m = cvat_mask_box("1, 2, 2, 1, 6", 10, 20, 4, 3);
-  EXPECT_EQ(m.bbox, (std::array<double, 4>{11, 20, 2, 2}));
-  EXPECT_EQ(m.area, 3);
-  m = cvat_mask_box("2, 3, 7", 0, 0, 4, 3);  // a run across rows covers full width
-  EXPECT_EQ(m.bbox, (std::array<double, 4>{0, 0, 4, 2}));
-  EXPECT_EQ(cvat_mask_box("12", 0, 0, 4, 3).area, 0);
-  expect_error([] { cvat_mask_box("1, 2", 0, 0, 4, 3); }, {"sum to 3, expected width*height = 12"});
-  expect_error([] { cvat_mask_box("1, x", 0, 0, 4, 3); }, {"rle count 1 is 'x'"});
-  expect_error([] { cvat_mask_box("13", 0, 0, 4, 3); }, {"rle count 0 is '13'"});
-  expect_error([] { cvat_mask_box("0", 0, 0, 0, 3); }, {"out of range"});
+  auto rle = dd::rle_from_row_runs(cvat_mask_runs("1, 2, 2, 1, 6", 4, 3), 10, 20, 4, 3, 30, 40);
+  EXPECT_EQ(dd::to_bbox(rle), (std::array<double, 4>{11, 20, 2, 2}));
+  EXPECT_EQ(dd::area(rle), 3u);
+  rle = dd::rle_from_row_runs(cvat_mask_runs("2, 3, 7", 4, 3), 0, 0, 4, 3, 3, 4);  // a run across rows
+  EXPECT_EQ(dd::to_bbox(rle), (std::array<double, 4>{0, 0, 4, 2}));
+  EXPECT_EQ(dd::area(dd::rle_from_row_runs(cvat_mask_runs("12", 4, 3), 0, 0, 4, 3, 3, 4)), 0u);
+  expect_error([] { cvat_mask_runs("1, 2", 4, 3); }, {"sum to 3, expected width*height = 12"});
+  expect_error([] { cvat_mask_runs("1, x", 4, 3); }, {"rle count 1 is 'x'"});
+  expect_error([] { cvat_mask_runs("13", 4, 3); }, {"rle count 0 is '13'"});
+  expect_error([] { cvat_mask_runs("0", 0, 3); }, {"out of range"});
+  expect_error([] { dd::rle_from_row_runs({12}, 1, 0, 4, 3, 3, 4); },
+               {"box 4x3 at (1, 0) is not inside the 4x3 image"});
+  std::mt19937 rng(7);
+  int64_t pixels = 0, differ = 0;
+  for (int trial = 0; trial < 300; ++trial) {
+    const int64_t W = 1 + rng() % 40, H = 1 + rng() % 40, bw = 1 + rng() % W, bh = 1 + rng() % H;
+    const int64_t left = rng() % (W - bw + 1), top = rng() % (H - bh + 1);
+    std::vector<int64_t> runs;
+    std::vector<uint8_t> dense(static_cast<size_t>(H * W), 0);  // row-major
+    for (int64_t pos = 0, k = 0; pos < bw * bh; ++k) {
+      const int64_t n = std::min<int64_t>(bw * bh - pos, rng() % (k % 2 ? 2 * bw : bw + 3));
+      for (int64_t p = pos; p < pos + n && k % 2; ++p) dense[(top + p / bw) * W + left + p % bw] = 1;
+      runs.push_back(n), pos += n;
+    }
+    if (runs.size() % 2 == 0 || rng() % 2) runs.push_back(0);  // trailing zero-length runs are allowed
+    const auto got = dd::decode(dd::rle_from_row_runs(runs, left, top, bw, bh, H, W), dd::MaskLayout::row_major);
+    for (size_t p = 0; p < dense.size(); ++p) differ += got[p] != dense[p];
+    pixels += H * W;
+  }
+  std::printf("row runs -> image RLE: %lld of %lld pixels differ\n", static_cast<long long>(differ),
+              static_cast<long long>(pixels));
+  EXPECT_EQ(differ, 0);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1007,6 +1116,21 @@ TEST(FormatsMalformed, Mot) {
   expect_load_error(
       "mot_labels", write_mot, f, [](const fs::path& r) { write_file(r / "gt" / "labels.txt", "a\n\nb\na"); },
       {"labels.txt: line 4", "duplicate label name 'a'"}, one);
+}
+
+TEST(FormatsMalformed, Kitti) {
+  const auto dir = temp_dir("kitti_bad");
+  const std::string tail = " -1 -1 -1 -1000 -1000 -1000 -10";
+  const std::vector<std::pair<std::string, std::vector<std::string>>> cases = {
+      {"Car 0 0 -10 1 2 11 12 -1 -1 -1 -1000 -1000 -1000", {"a.txt: line 1", "15 fields (16 with a score), got 14"}},
+      {"Car 0 0 -10 1 x 11 12" + tail, {"a.txt: line 1", "top must be a finite number, got 'x'"}},
+      {"Car 0 0 -10 1 2 11 nan" + tail, {"a.txt: line 1", "bottom must be a finite number, got 'nan'"}},
+      {"Car 0 0 -10 11 2 1 12" + tail, {"a.txt: line 1", "box right/bottom '1'/'12' is left of or above"}},
+  };
+  for (const auto& [line, pieces] : cases) {
+    write_file(dir / "training" / "label_2" / "a.txt", line + "\n");
+    expect_error([&] { load_format(dir, DatasetFormat::kitti); }, pieces);
+  }
 }
 
 TEST(FormatsMalformed, TfRecord) {
@@ -1263,7 +1387,9 @@ TEST(FormatsDetect, NamesFromOnepanelAndCvat) {
   EXPECT_EQ(parse_format_name("ultralytics"), DatasetFormat::ultralytics);
   EXPECT_STREQ(format_name(DatasetFormat::ultralytics), "ultralytics");
   EXPECT_FALSE(parse_format_name("auto"));
-  EXPECT_FALSE(parse_format_name("kitti"));
+  EXPECT_EQ(parse_format_name("KITTI 1.0"), DatasetFormat::kitti);
+  EXPECT_STREQ(format_name(DatasetFormat::kitti), "kitti");
+  EXPECT_FALSE(parse_format_name("open_images"));
 }
 
 TEST(FormatsDetect, UltralyticsBesideYolo11) {
@@ -1444,8 +1570,14 @@ TEST(FormatsOptionalFixtures, LabelMe) {
   for (const char* rel : {"datumaro/labelme_dataset", "datumaro-openvino/labelme_dataset"}) {
     SCOPED_TRACE(rel);
     const auto s = load_real(rel, DatasetFormat::labelme);
-    expect_counts(s.train, 1, 5);  // 4 polygons and a bounding_box; 2 masks are ignore regions
-    EXPECT_EQ(s.train.summary.crowd_dropped, 2);
+    expect_counts(s.train, 1, 7);  // 4 polygons, a bounding_box and 2 masks
+    EXPECT_EQ(s.train.summary.crowd_dropped, 0);
+    // Masks/img1_mask_1.png: 10 pixels (alpha > 0) in x 58..62, y 67..68; its <box> says y from 66.
+    const auto& plate = s.train.images[0].objects[1];
+    ASSERT_TRUE(plate.segmentation.rle.has_value());
+    EXPECT_EQ(plate.bbox, (std::array<double, 4>{58, 67, 5, 2}));
+    EXPECT_EQ(plate.area, 10);
+    EXPECT_EQ(s.train.images[0].objects[0].segmentation.polygons.size(), 1u);
     EXPECT_EQ(s.train.images[0].width, 102);
     EXPECT_EQ(s.train.images[0].height, 77);
     ASSERT_EQ(s.train.categories.size(), 7u);
@@ -1474,6 +1606,17 @@ TEST(FormatsOptionalFixtures, CvatXml) {
   EXPECT_EQ(s.train.images[0].id, 10);
   EXPECT_EQ(s.train.images[0].objects[0].bbox, (std::array<double, 4>{3, 4, 7, 1}));
   EXPECT_EQ(s.train.categories[s.train.images[0].objects[0].category_id - 1].name, "II");
+}
+
+TEST(FormatsOptionalFixtures, Kitti) {
+  REQUIRE_REAL_EXPORTS();
+  const auto s = load_real("datumaro/kitti_dataset/kitti_detection", DatasetFormat::kitti);
+  EXPECT_EQ(s.train_subset, "training");
+  expect_counts(s.train, 2, 5);
+  ASSERT_EQ(s.train.categories.size(), 2u);
+  EXPECT_EQ(s.train.categories[0].name, "Truck");
+  EXPECT_EQ(s.train.categories[1].name, "Van");
+  EXPECT_EQ(s.train.images[0].objects[0].bbox, (std::array<double, 4>{0, 1, 2, 2}));
 }
 
 TEST(FormatsOptionalFixtures, OtherLayoutsAreNotMistaken) {

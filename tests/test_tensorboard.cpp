@@ -383,6 +383,23 @@ TEST_F(TensorBoardTest, MalformedEventIsOneLineNamingTheRecord) {
     EXPECT_NE(err.find((dir_ / "bad").string() + ": record 1 at offset 40: malformed Event"), std::string::npos) << err;
     EXPECT_EQ(err.find('\n'), std::string::npos) << err;
   }
+  // Declared values are counted before protobuf parses them: a 20 MB Event of 10 million empty summary
+  // values (about 5 GB once parsed) is refused in one line that names the counts; one of a thousand
+  // is read.
+  const auto summary_of = [](size_t n) {
+    std::string values;
+    for (size_t i = 0; i < n; ++i) values += std::string("\x0a\x00", 2);  // Summary.value, empty
+    std::string len;                                                      // the varint length of Event.summary
+    for (size_t v = values.size(); v >= 0x80; v >>= 7) len += static_cast<char>((v & 0x7f) | 0x80);
+    len += static_cast<char>(values.size() >> (7 * len.size()));
+    return "\x2a" + len + values;
+  };
+  write_bytes(dir_ / "bad", first + detr::util::frame_tfrecord(summary_of(10'000'000)));
+  const std::string err = read_error(dir_ / "bad");
+  EXPECT_NE(err.find("declares 10000000 summary values"), std::string::npos) << err;
+  EXPECT_EQ(err.find('\n'), std::string::npos) << err;
+  write_bytes(dir_ / "bad", first + detr::util::frame_tfrecord(summary_of(1000)));
+  EXPECT_EQ(read_error(dir_ / "bad"), "");
   // A PR curve tensor that is not float32 is named as such.
   const std::string int_tensor = std::string("\x2a\x06\x0a\x04\x42\x02\x08\x03", 8);  // dtype 3
   write_bytes(dir_ / "bad", first + detr::util::frame_tfrecord(int_tensor));

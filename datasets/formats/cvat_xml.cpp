@@ -6,6 +6,7 @@
 #include <map>
 #include <stdexcept>
 
+#include "datasets/coco_mask.h"
 #include "datasets/formats/text.h"
 #include "datasets/formats/xml.h"
 
@@ -27,12 +28,12 @@ fs::path find_cvat_xml(const fs::path& root) {
   return found.front();
 }
 
-MaskBox cvat_mask_box(std::string_view rle, int64_t left, int64_t top, int64_t width, int64_t height) {
+std::vector<int64_t> cvat_mask_runs(std::string_view rle, int64_t width, int64_t height) {
   if (width <= 0 || height <= 0 || width > (1 << 20) || height > (1 << 20))
     throw std::runtime_error("mask size " + std::to_string(width) + "x" + std::to_string(height) + " is out of range");
   const int64_t total = width * height;
-  int64_t pos = 0, x0 = width, y0 = height, x1 = -1, y1 = -1;
-  MaskBox out;
+  int64_t pos = 0;
+  std::vector<int64_t> runs;
   const auto counts = split(rle, ',');
   for (size_t i = 0; i < counts.size(); ++i) {
     const auto n = parse_int(counts[i]);
@@ -41,20 +42,13 @@ MaskBox cvat_mask_box(std::string_view rle, int64_t left, int64_t top, int64_t w
                                ": runs must be non-negative "
                                "integers summing to width*height = " +
                                std::to_string(total));
-    if (i % 2 == 1 && *n > 0) {  // foreground run [pos, pos + n)
-      const int64_t r0 = pos / width, r1 = (pos + *n - 1) / width;
-      y0 = std::min(y0, r0), y1 = std::max(y1, r1);
-      x0 = std::min(x0, r0 == r1 ? pos % width : 0);
-      x1 = std::max(x1, r0 == r1 ? (pos + *n - 1) % width : width - 1);
-      out.area += static_cast<double>(*n);
-    }
+    runs.push_back(*n);
     pos += *n;
   }
   if (pos != total)
     throw std::runtime_error("rle runs sum to " + std::to_string(pos) +
                              ", expected width*height = " + std::to_string(total));
-  if (x1 >= 0) out.bbox = {double(left + x0), double(top + y0), double(x1 - x0 + 1), double(y1 - y0 + 1)};
-  return out;
+  return runs;
 }
 
 namespace {
@@ -88,9 +82,42 @@ int64_t integer_attribute(const XmlElement& el, const char* key, const Context& 
   return *v;
 }
 
-// A box, polygon, mask or ellipse as an object; nullopt for other shapes and outside ones.
+// Whether the shape has <attribute name="is_crowd">true</attribute> (or 1): an ignore region.
+bool is_crowd(const XmlElement& el) {
+  for (const XmlElement* a : el.children_named("attribute")) {
+    const std::string* name = a->attribute("name");
+    if (name && *name == "is_crowd") return trim(a->text) == "true" || trim(a->text) == "1";
+  }
+  return false;
+}
+
+// A <mask>: its runs over the box as an image-sized RLE (image_size is width, height), its box and
+// pixel count from that.
+void read_mask(const XmlElement& el,
+               RawObject& o,
+               const std::array<int64_t, 2>& image_size,
+               const Context& c,
+               const std::string& where) {
+  const std::string& rle = require_attribute(el, "rle", c.file, where);
+  const int64_t left = integer_attribute(el, "left", c, where), top = integer_attribute(el, "top", c, where);
+  const int64_t width = integer_attribute(el, "width", c, where), height = integer_attribute(el, "height", c, where);
+  if (image_size[0] <= 0 || image_size[1] <= 0)
+    fail_at(c.file, el.line, where + ": a mask needs the image's width and height, which the dump does not give");
+  try {
+    o.mask =
+        rle_from_row_runs(cvat_mask_runs(rle, width, height), left, top, width, height, image_size[1], image_size[0]);
+    o.bbox = to_bbox(*o.mask);
+    o.area = static_cast<double>(area(*o.mask));
+  } catch (const std::runtime_error& e) {
+    fail_at(c.file, el.line, where + ": mask.rle: " + e.what());
+  }
+}
+
+// A box, polygon, mask or ellipse as an object; nullopt for other shapes and outside ones. A mask
+// needs the image's size (width, height).
 std::optional<RawObject> read_shape(const XmlElement& el,
                                     const std::string& label,
+                                    const std::array<int64_t, 2>& image_size,
                                     Context& c,
                                     const std::string& where) {
   static const char* kShapes[] = {"box", "polygon", "mask", "ellipse"};
@@ -119,16 +146,9 @@ std::optional<RawObject> read_shape(const XmlElement& el,
     o.bbox = {num("cx") - rx, num("cy") - ry, 2 * rx, 2 * ry};
     o.iscrowd = true;
   } else {
-    const std::string& rle = require_attribute(el, "rle", c.file, where);
-    const int64_t left = integer_attribute(el, "left", c, where), top = integer_attribute(el, "top", c, where);
-    const int64_t width = integer_attribute(el, "width", c, where), height = integer_attribute(el, "height", c, where);
-    try {
-      const auto box = cvat_mask_box(rle, left, top, width, height);
-      o.bbox = box.bbox, o.area = box.area, o.iscrowd = true;
-    } catch (const std::runtime_error& e) {
-      fail_at(c.file, el.line, where + ": mask.rle: " + e.what());
-    }
+    read_mask(el, o, image_size, c, where);
   }
+  if (is_crowd(el)) o.iscrowd = true;
   return o;
 }
 
@@ -176,7 +196,8 @@ RawImage read_image(const XmlElement& el, const fs::path& root, Context& c, std:
   for (size_t k = 0; k < el.children.size(); ++k) {
     const XmlElement& shape = el.children[k];
     const std::string label = shape.attribute("label") ? *shape.attribute("label") : "";
-    if (auto o = read_shape(shape, label, c, where)) image.objects.push_back(std::move(*o));
+    if (auto o = read_shape(shape, label, {image.width, image.height}, c, where))
+      image.objects.push_back(std::move(*o));
   }
   return image;
 }
@@ -222,7 +243,10 @@ void read_tracks(const XmlElement& doc, const fs::path& root, Context& c, std::m
     for (const XmlElement& shape : track->children) {
       if (!shape.attribute("frame")) continue;
       const int64_t frame = integer_attribute(shape, "frame", c, where);
-      if (auto o = read_shape(shape, label, c, where)) {
+      const auto known = frames.find(frame);
+      const std::array<int64_t, 2> image_size =
+          known != frames.end() ? std::array<int64_t, 2>{known->second.width, known->second.height} : size;
+      if (auto o = read_shape(shape, label, image_size, c, where)) {
         RawImage& image = frame_image(frame, frames, index, root, size);
         image.source = c.file.string() + ": line " + std::to_string(shape.line);
         image.objects.push_back(std::move(*o));

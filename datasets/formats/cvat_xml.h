@@ -13,8 +13,11 @@
 // every label of the meta in order (skeleton parts included), as CVAT's COCO export lists them.
 // Decisions:
 //  - a polygon's box is its points' bounding box (points kept in RawObject::polygons);
-//  - masks and ellipses become ignore regions (iscrowd) with the mask's tight box and pixel count,
-//    as CVAT's COCO export writes them (crowd RLE); rotation is ignored as there (boxes unrotated);
+//  - a mask is an instance with its pixels (RawObject::mask, for --masks), its tight box and pixel
+//    count; CVAT's own COCO export marks masks iscrowd 1 (its "guess" mode), which upstream's loader
+//    drops: here they train unless the shape has an is_crowd attribute that is true;
+//  - an ellipse is an ignore region (iscrowd) with its box; rotation is ignored as in CVAT's COCO
+//    export (boxes unrotated); any shape with <attribute name="is_crowd">true</attribute> is one too;
 //  - outside="1" shapes (a track's object out of view) are left out; occluded ones train;
 //  - a shape with label="" (no label) is dropped and counted; a label not in the meta is an error;
 //  - track shapes are taken on the frames they are written for (CVAT writes every frame of a track,
@@ -25,6 +28,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <string_view>
+#include <vector>
 
 #include "datasets/formats/export.h"
 
@@ -38,13 +42,8 @@ std::filesystem::path find_cvat_xml(const std::filesystem::path& root);
 // that are not "x,y;x,y;...", a mask whose runs do not cover width x height.
 RawExport read_cvat_xml(const std::filesystem::path& root);
 
-// A CVAT mask's box and pixel count from its row-major run lengths over width x height (starting with
-// background): box [left + x0, top + y0, w, h] of the foreground, all 0 for an empty mask. Throws
-// "<what>" when a count is not a non-negative integer or the runs do not sum to width * height.
-struct MaskBox {
-  std::array<double, 4> bbox{};
-  double area = 0;
-};
-MaskBox cvat_mask_box(std::string_view rle, int64_t left, int64_t top, int64_t width, int64_t height);
+// A CVAT mask's row-major run lengths over width x height (starting with background). Throws "<what>"
+// when a count is not a non-negative integer or the runs do not sum to width * height.
+std::vector<int64_t> cvat_mask_runs(std::string_view rle, int64_t width, int64_t height);
 
 }  // namespace detr::datasets::formats

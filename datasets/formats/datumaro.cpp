@@ -52,7 +52,7 @@ std::vector<std::string> read_labels(const json& doc, const Context& c) {
   return labels;
 }
 
-// The mask's box and area from its compressed RLE.
+// The mask (its compressed RLE), its box and area.
 void read_mask(const json& a, RawObject& o, const Context& c, const std::string& where) {
   const json& rle = field(a, "rle", c, where);
   const json& counts = field(rle, "counts", c, where + ".rle");
@@ -60,13 +60,20 @@ void read_mask(const json& a, RawObject& o, const Context& c, const std::string&
   if (!counts.is_string() || size.size() != 2) c.fail(where, "'rle' must be {\"counts\": string, \"size\": [h, w]}");
   const auto h = static_cast<int64_t>(size[0]), w = static_cast<int64_t>(size[1]);
   try {
-    const Rle mask = rle_from_string(counts.get<std::string>(), h, w);
-    o.bbox = to_bbox(mask);
-    o.area = static_cast<double>(area(mask));
+    o.mask = rle_from_string(counts.get<std::string>(), h, w);
+    o.bbox = to_bbox(*o.mask);
+    o.area = static_cast<double>(area(*o.mask));
   } catch (const std::runtime_error& e) {
     c.fail(where, std::string("rle: ") + e.what());
   }
-  o.iscrowd = true;
+}
+
+// attributes[key] is true (Datumaro's outside, is_crowd).
+bool attribute_true(const json& a, const char* key) {
+  const auto attrs = a.find("attributes");
+  if (attrs == a.end() || !attrs->is_object()) return false;
+  const auto v = attrs->find(key);
+  return v != attrs->end() && v->is_boolean() && v->get<bool>();
 }
 
 // A bbox, polygon or mask annotation as an object; nullopt for other types and outside ones.
@@ -75,16 +82,13 @@ std::optional<RawObject> read_annotation(const json& a, Context& c, const std::s
   if (!type.is_string()) c.fail(where, "'type' must be a string, got " + json_preview(type));
   const std::string t = type.get<std::string>();
   if (t != "bbox" && t != "polygon" && t != "mask") return std::nullopt;
-  const auto attrs = a.find("attributes");
-  if (attrs != a.end() && attrs->is_object()) {
-    const auto out = attrs->find("outside");
-    if (out != attrs->end() && out->is_boolean() && out->get<bool>()) {
-      ++c.outside;
-      return std::nullopt;
-    }
+  if (attribute_true(a, "outside")) {
+    ++c.outside;
+    return std::nullopt;
   }
   RawObject o;
   o.where = where;
+  o.iscrowd = attribute_true(a, "is_crowd");
   const auto label = a.find("label_id");
   if (label != a.end() && !label->is_null()) {
     const auto id = exact_int64(*label);

@@ -9,10 +9,10 @@
 //                                                          ...]}]}
 //   images/<subset>/<path> (or images/<path>)
 // Categories are the label list in order (label_id is 0-based). Decisions as for CVAT XML: a polygon's
-// box is its points' bounding box (points kept); a mask is an ignore region (iscrowd) with its RLE's box
-// and area, as Datumaro's COCO export writes it; label_id null is an unlabelled object (dropped and
-// counted); attributes.outside true is left out; other annotation types (label, points, polyline,
-// caption, cuboid, skeleton) are not boxes.
+// box is its points' bounding box (points kept); a mask is an instance with its pixels (for --masks),
+// its RLE's box and area; attributes.is_crowd true makes any of them an ignore region (iscrowd);
+// label_id null is an unlabelled object (dropped and counted); attributes.outside true is left out;
+// other annotation types (label, points, polyline, caption, cuboid, skeleton) are not boxes.
 #pragma once
 #include <filesystem>
 

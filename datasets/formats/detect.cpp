@@ -10,6 +10,7 @@
 #include "datasets/formats/mot.h"
 #include "datasets/formats/text.h"
 #include "datasets/formats/tfrecord.h"
+#include "datasets/formats/kitti.h"
 #include "datasets/formats/ultralytics.h"
 #include "datasets/formats/voc.h"
 #include "datasets/formats/xml.h"
@@ -30,6 +31,7 @@ const char* format_name(DatasetFormat format) {
     case DatasetFormat::voc: return "voc";
     case DatasetFormat::yolo: return "yolo";
     case DatasetFormat::ultralytics: return "ultralytics";
+    case DatasetFormat::kitti: return "kitti";
   }
   return "?";
 }
@@ -75,7 +77,11 @@ std::optional<DatasetFormat> parse_format_name(std::string_view name) {
                                                      {"ultralytics yolo detection 1.0", F::ultralytics},
                                                      {"ultralytics yolo segmentation 1.0", F::ultralytics},
                                                      {"ultralytics yolo oriented bounding boxes 1.0", F::ultralytics},
-                                                     {"ultralytics yolo pose 1.0", F::ultralytics}};
+                                                     {"ultralytics yolo pose 1.0", F::ultralytics},
+                                                     {"kitti", F::kitti},
+                                                     {"kitti 1.0", F::kitti},
+                                                     {"kitti_detection", F::kitti},
+                                                     {"cvat_kitti", F::kitti}};
   for (const auto& [key, format] : kNames)
     if (n == key) return format;
   return std::nullopt;
@@ -162,6 +168,14 @@ std::optional<std::string> ultralytics_reason(const fs::path& root) {
   return std::nullopt;
 }
 
+// label_2/ in the root or in a subset folder (KITTI's training/, CVAT's default/).
+std::optional<std::string> kitti_reason(const fs::path& root) {
+  const auto dirs = kitti_subset_dirs(root);
+  if (dirs.empty()) return std::nullopt;
+  const std::string where = dirs.front() == root ? "" : dirs.front().filename().string() + "/";
+  return where + "label_2/ (KITTI)";
+}
+
 std::optional<std::string> tfrecord_reason(const fs::path& root) {
   const auto files = entries(root, ".tfrecord");
   if (files.empty()) return std::nullopt;
@@ -187,6 +201,7 @@ std::vector<DetectedFormat> format_candidates(const fs::path& root) {
   if (auto f = xml_with_root(root, "annotations", false))
     add(DatasetFormat::cvat, f->filename().string() + " with root <annotations> (CVAT for images)");
   add(DatasetFormat::labelme, labelme_reason(root));
+  add(DatasetFormat::kitti, kitti_reason(root));
   return out;
 }
 
@@ -201,7 +216,7 @@ DetectedFormat detect_format(const fs::path& root) {
         "(COCO), annotations/<subset>.json with items (Datumaro), obj.data (YOLO), data.yaml + labels/ "
         "(Ultralytics YOLO), Annotations/ + "
         "ImageSets/Main/ (VOC), gt/gt.txt (MOT), *.tfrecord (TFRecord), an XML with root "
-        "<annotations> (CVAT) or <annotation> (LabelMe)");
+        "<annotations> (CVAT) or <annotation> (LabelMe), label_2/ (KITTI)");
   std::string list;
   for (const auto& c : candidates)
     list += std::string(list.empty() ? "" : "; ") + format_name(c.format) + ": " + c.reason;
@@ -219,6 +234,7 @@ RawExport read_export(const fs::path& root, DatasetFormat format, const FormatLo
     case DatasetFormat::voc: return read_voc(root);
     case DatasetFormat::yolo: return read_yolo(root);
     case DatasetFormat::ultralytics: return read_ultralytics(root);
+    case DatasetFormat::kitti: return read_kitti(root);
     case DatasetFormat::coco: break;
   }
   throw std::invalid_argument("read_export: COCO exports are read by load_coco");

@@ -241,6 +241,11 @@ std::string convert_objects_of(const RawExport& data,
     o.area = r.area               ? *r.area
              : r.polygons.empty() ? o.bbox[2] * o.bbox[3]
                                   : polygons_area(pixel_polygons(r, rec.width, rec.height), rec.height, rec.width);
+    if (!r.polygons.empty()) o.segmentation.polygons = pixel_polygons(r, rec.width, rec.height);
+    if (r.mask && (r.mask->height != rec.height || r.mask->width != rec.width) && why.empty())
+      why = r.where + ": mask is " + std::to_string(r.mask->width) + "x" + std::to_string(r.mask->height) +
+            ", the image " + std::to_string(rec.width) + "x" + std::to_string(rec.height);
+    if (r.mask) o.segmentation.rle = r.mask;
     if ((o.bbox[2] < 0 || o.bbox[3] < 0) && why.empty())
       why = r.where + ": box has a negative width or height: " + format_box(o.bbox);
     out.push_back(std::move(o));
@@ -263,9 +268,10 @@ void summarize(CocoDataset& data, int64_t unlabelled) {
   }
   if (s.boxes == 0) s.warnings.push_back("no boxes at all: the model can only learn to predict 'no object'");
   if (s.crowd_dropped)
-    s.warnings.push_back(std::to_string(s.crowd_dropped) +
-                         " ignore regions (masks, VOC difficult or MOT ignored objects; COCO's iscrowd 1) are not "
-                         "trained on, as upstream; evaluation ignores detections on them");
+    s.warnings.push_back(
+        std::to_string(s.crowd_dropped) +
+        " ignore regions (COCO's iscrowd 1, VOC difficult, MOT ignored, CVAT ellipses, is_crowd shapes) are not "
+        "trained on, as upstream; evaluation ignores detections on them");
   if (unlabelled) s.warnings.push_back(std::to_string(unlabelled) + " objects without a label are not trained on");
 }
 

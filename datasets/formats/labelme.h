@@ -9,8 +9,10 @@
 // LabelMe has no label list: categories are the object names in order of first appearance (subsets in
 // name order, files in name order), as Datumaro's importer numbers them. Decisions:
 //  - a polygon's box is its points' bounding box; the points are kept (RawObject::polygons);
-//  - a <segm> mask becomes an ignore region (iscrowd) with its <box>, as CVAT's COCO export writes
-//    masks; its area is the box's (the mask PNG is not read);
+//  - a <segm> is an instance with the pixels of its mask PNG (Masks/<name>, or Masks/<subset>/ in the
+//    Annotations/ layout; foreground where any channel is nonzero, as Datumaro reads it), its box and
+//    area the mask's; without the PNG, its <box> alone (a warning counts them);
+//  - <attributes> naming is_crowd (bare, =true or =1) make the object an ignore region (iscrowd);
 //  - deleted objects (<deleted>1</deleted>) are left out; occluded ones train.
 #pragma once
 #include <filesystem>
@@ -21,7 +23,7 @@ namespace detr::datasets::formats {
 
 // Errors name the file, line and field: malformed XML, an object without <name> or without a
 // polygon or segm box, a point that is not a number, a polygon of fewer than 3 points (2 for a
-// bounding_box), a non-positive imagesize.
+// bounding_box), a non-positive imagesize, a mask PNG that cannot be read or decoded.
 RawExport read_labelme(const std::filesystem::path& root);
 
 }  // namespace detr::datasets::formats

@@ -1,21 +1,24 @@
 #include "datasets/formats/tf_example.h"
 
-#include <google/protobuf/io/coded_stream.h>
-#include <google/protobuf/wire_format_lite.h>
-
 #include <algorithm>
 #include <climits>
 #include <utility>
 
 #include "proto/bounded_parse.h"
 #include "proto/example.pb.h"
+#include "proto/wire_walk.h"
 
 namespace detr::datasets::formats {
 
 namespace {
 
-using google::protobuf::io::CodedInputStream;
-using WireFormatLite = google::protobuf::internal::WireFormatLite;
+using pb::CodedInputStream;
+using pb::is;
+using pb::kLengthDelimited;
+using pb::skip;
+using pb::walk_fields;
+using pb::WireFormatLite;
+using pb::within_length;
 
 // ---- counting what a record declares, before protobuf parses it ----
 
@@ -37,35 +40,6 @@ struct Census {
            floats * kFloatBytes;
   }
 };
-
-using WireType = WireFormatLite::WireType;
-constexpr WireType kLengthDelimited = WireFormatLite::WIRETYPE_LENGTH_DELIMITED;
-
-bool is(uint32_t tag, int field, WireType type) { return tag == WireFormatLite::MakeTag(field, type); }
-
-// Calls on_field(tag) for each field of the message that ends at the stream's current limit (each call
-// reads its field); unknown fields are skipped. False when the bytes are not a message.
-template <class OnField>
-bool walk_fields(CodedInputStream& in, const OnField& on_field) {
-  while (const uint32_t tag = in.ReadTag()) {
-    if (!on_field(tag)) return false;
-  }
-  return in.BytesUntilLimit() == 0;  // not a tag 0, a truncated tag or a field running past the end
-}
-
-// Reads a length-delimited field's length and calls body(offset, size) with the stream limited to it.
-template <class Body>
-bool within_length(CodedInputStream& in, const Body& body) {
-  int size = 0;
-  if (!in.ReadVarintSizeAsInt(&size)) return false;
-  const int offset = in.CurrentPosition();
-  const CodedInputStream::Limit limit = in.PushLimit(size);
-  const bool ok = body(offset, size);
-  in.PopLimit(limit);
-  return ok;
-}
-
-bool skip(CodedInputStream& in, uint32_t tag) { return WireFormatLite::SkipField(&in, tag); }
 
 // Int64List: a packed run holds one varint per byte below 0x80 (the last byte of each).
 bool count_int64s(CodedInputStream& in, std::string_view record, Census& c) {

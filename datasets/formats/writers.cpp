@@ -24,10 +24,11 @@ using nlohmann::json;
 
 namespace {
 
-enum class Shape { box, polygon, crowd };
+enum class Shape { box, polygon, mask, crowd };
 
 Shape shape_of(const RawObject& o) {
   if (o.iscrowd) return Shape::crowd;
+  if (o.mask) return Shape::mask;
   return o.polygons.empty() ? Shape::box : Shape::polygon;
 }
 
@@ -128,6 +129,9 @@ Rle box_mask(const RawObject& o, const RawImage& im) {
   return encode(m.data(), im.height, im.width, MaskLayout::row_major);
 }
 
+// The object's mask where it has one, else its box's (what a mask-only format writes for a crowd region).
+Rle mask_of(const RawObject& o, const RawImage& im) { return o.mask ? *o.mask : box_mask(o, im); }
+
 double area_of(const RawObject& o, const RawImage& im) {
   if (o.area) return *o.area;
   if (shape_of(o) == Shape::polygon)
@@ -145,8 +149,8 @@ std::vector<double> corners(const std::array<double, 4>& b) {
 json coco_annotation(const RawObject& o, const RawImage& im, int64_t id, int64_t image_id) {
   json seg = json::array();
   if (shape_of(o) == Shape::polygon) seg = pixel_polygons(o, im.width, im.height);
-  if (shape_of(o) == Shape::crowd) {
-    const Rle rle = box_mask(o, im);
+  if (shape_of(o) == Shape::mask || shape_of(o) == Shape::crowd) {
+    const Rle rle = mask_of(o, im);
     seg = {{"counts", rle.counts}, {"size", {im.height, im.width}}};
   }
   return {{"id", id},
@@ -227,7 +231,7 @@ std::string ultralytics_lines(const RawImage& im, size_t num_labels) {
   const double w = static_cast<double>(im.width), h = static_cast<double>(im.height);
   for (const RawObject* o : labelled(im, num_labels)) {
     if (o->iscrowd) continue;
-    if (shape_of(*o) == Shape::box) {
+    if (shape_of(*o) != Shape::polygon) {  // a mask as its box
       lines += yolo_box_line(*o, im);
       continue;
     }
@@ -395,17 +399,52 @@ void write_tfrecord(const RawExport& data, const fs::path& root, const WriteOpti
   }
 }
 
+// ---- KITTI 1.0: <subset>/label_2/<stem>.txt, <subset>/image_2/; crowd objects as DontCare.
+
+void write_kitti(const RawExport& data, const fs::path& root, const WriteOptions& options) {
+  for (const auto& l : data.labels)
+    if (l.find_first_of(" \t\r\n") != std::string::npos || l == "DontCare")
+      throw std::runtime_error("label " + quote(l) + ": KITTI's space-separated lines cannot hold it");
+  for (const auto& s : data.subsets)
+    for (const auto& im : s.images) {
+      place_image(im, root / s.name / "image_2" / file_part(im), options);
+      std::string lines;
+      for (const RawObject* o : labelled(im, data.labels.size())) {
+        const auto b = box_of(*o, im);
+        lines += (o->iscrowd ? std::string("DontCare") : data.labels[o->label]) + " 0.00 0 -10 " + fmt("%.2f", b[0]) +
+                 " " + fmt("%.2f", b[1]) + " " + fmt("%.2f", b[0] + b[2]) + " " + fmt("%.2f", b[1] + b[3]) +
+                 " -1 -1 -1 -1000 -1000 -1000 -10\n";
+      }
+      write_file(root / s.name / "label_2" / (stem_part(im) + ".txt"), lines);
+    }
+}
+
 // ---- LabelMe 3.0: <subset>/<image> beside <subset>/<stem>.xml; boxes as 4-point bounding_box.
 
-std::string labelme_object(const RawExport& data, const RawObject& o, const RawImage& im, int id) {
+// A mask as LabelMe's PNG: the image's size, 255 on the object.
+void write_mask_png(const Rle& rle, const fs::path& path) {
+  std::vector<uint8_t> m = decode(rle, MaskLayout::row_major);
+  for (auto& v : m) v = v ? 255 : 0;
+  std::vector<uint8_t> png;
+  cv::imencode(".png", cv::Mat(static_cast<int>(rle.height), static_cast<int>(rle.width), CV_8UC1, m.data()), png);
+  write_file(path, std::string(png.begin(), png.end()));
+}
+
+// A mask or crowd object as <segm> with its PNG written to mask_dir; others as a <polygon>.
+std::string labelme_object(
+    const RawExport& data, const RawObject& o, const RawImage& im, int id, const fs::path& mask_dir) {
   std::string x = "<object><name>" + xml_escape(data.labels[o.label]) +
                   "</name><deleted>0</deleted><verified>0</verified><occluded>no</occluded><date></date><id>" +
                   std::to_string(id) + "</id><parts><hasparts></hasparts><ispartof></ispartof></parts>";
   const auto b = box_of(o, im);
-  if (shape_of(o) == Shape::crowd) {
-    x += "<type>bounding_box</type><segm><box><xmin>" + fmt("%g", b[0]) + "</xmin><ymin>" + fmt("%g", b[1]) +
-         "</ymin><xmax>" + fmt("%g", b[0] + b[2]) + "</xmax><ymax>" + fmt("%g", b[1] + b[3]) +
-         "</ymax></box><mask>m.png</mask></segm>";
+  if (shape_of(o) == Shape::mask || shape_of(o) == Shape::crowd) {
+    const Rle rle = mask_of(o, im);
+    const auto m = to_bbox(rle);
+    const std::string png = stem_part(im) + "_mask_" + std::to_string(id) + ".png";
+    write_mask_png(rle, mask_dir / png);
+    x += "<segm><box><xmin>" + fmt("%g", m[0]) + "</xmin><ymin>" + fmt("%g", m[1]) + "</ymin><xmax>" +
+         fmt("%g", m[0] + m[2] - 1) + "</xmax><ymax>" + fmt("%g", m[1] + m[3] - 1) + "</ymax></box><mask>" +
+         xml_escape(png) + "</mask></segm>";
   } else {
     const std::vector<double> pts =
         shape_of(o) == Shape::polygon ? pixel_polygons(o, im.width, im.height).front() : corners(b);
@@ -414,7 +453,8 @@ std::string labelme_object(const RawExport& data, const RawObject& o, const RawI
       x += "<pt><x>" + fmt("%.2f", pts[i]) + "</x><y>" + fmt("%.2f", pts[i + 1]) + "</y></pt>";
     x += "<username></username></polygon>";
   }
-  return x + "<attributes></attributes></object>";
+  return x + (shape_of(o) == Shape::crowd ? "<attributes>is_crowd</attributes>" : "<attributes></attributes>") +
+         "</object>";
 }
 
 void write_labelme(const RawExport& data, const fs::path& root, const WriteOptions& options) {
@@ -426,7 +466,8 @@ void write_labelme(const RawExport& data, const fs::path& root, const WriteOptio
                       "<sourceAnnotation>Datumaro</sourceAnnotation></source><imagesize><nrows>" +
                       std::to_string(im.height) + "</nrows><ncols>" + std::to_string(im.width) + "</ncols></imagesize>";
       int id = 0;
-      for (const RawObject* o : labelled(im, data.labels.size())) x += labelme_object(data, *o, im, id++);
+      for (const RawObject* o : labelled(im, data.labels.size()))
+        x += labelme_object(data, *o, im, id++, root / s.name / "Masks");
       write_file(root / s.name / (stem_part(im) + ".xml"), x + "</annotation>");
     }
 }
@@ -439,6 +480,20 @@ std::string points_attr(const std::vector<double>& p) {
   return out;
 }
 
+// CVAT's mask runs: row-major over the box, background first, ", "-separated.
+std::string cvat_runs(const Rle& rle, int64_t left, int64_t top, int64_t width, int64_t height) {
+  const std::vector<uint8_t> m = decode(rle, MaskLayout::row_major);
+  std::string out;
+  uint8_t value = 0;
+  int64_t run = 0;
+  for (int64_t y = top; y < top + height; ++y)
+    for (int64_t x = left; x < left + width; ++x) {
+      if (m[static_cast<size_t>(y * rle.width + x)] != value) out += std::to_string(run) + ", ", run = 0, value ^= 1;
+      ++run;
+    }
+  return out + std::to_string(run);
+}
+
 std::string cvat_shape(const RawExport& data, const RawObject& o, const RawImage& im) {
   const auto b = box_of(o, im);
   const std::string label = "label=\"" + xml_escape(data.labels[o.label]) + "\" occluded=\"1\" source=\"manual\"";
@@ -448,11 +503,15 @@ std::string cvat_shape(const RawExport& data, const RawObject& o, const RawImage
   if (shape_of(o) == Shape::polygon)
     return "    <polygon " + label + " points=\"" + points_attr(pixel_polygons(o, im.width, im.height).front()) +
            "\" z_order=\"0\"/>\n";
-  const double left = std::floor(b[0]), top = std::floor(b[1]);
-  const double width = std::ceil(b[0] + b[2]) - left, height = std::ceil(b[1] + b[3]) - top;
-  return "    <mask " + label + " rle=\"0, " + fmt("%.0f", width * height) + "\" left=\"" + fmt("%g", left) +
-         "\" top=\"" + fmt("%g", top) + "\" width=\"" + fmt("%g", width) + "\" height=\"" + fmt("%g", height) +
-         "\" z_order=\"0\"/>\n";
+  const Rle rle = mask_of(o, im);
+  const auto m = to_bbox(rle);
+  const auto left = static_cast<int64_t>(m[0]), top = static_cast<int64_t>(m[1]);
+  const auto width = std::max<int64_t>(1, static_cast<int64_t>(m[2])),
+             height = std::max<int64_t>(1, static_cast<int64_t>(m[3]));
+  const std::string crowd = shape_of(o) == Shape::crowd ? "      <attribute name=\"is_crowd\">true</attribute>\n" : "";
+  return "    <mask " + label + " rle=\"" + cvat_runs(rle, left, top, width, height) + "\" left=\"" +
+         std::to_string(left) + "\" top=\"" + std::to_string(top) + "\" width=\"" + std::to_string(width) +
+         "\" height=\"" + std::to_string(height) + "\" z_order=\"0\">\n" + crowd + "    </mask>\n";
 }
 
 void write_cvat(const RawExport& data, const fs::path& root, const WriteOptions& options) {
@@ -481,8 +540,9 @@ json datumaro_annotation(const RawObject& o, const RawImage& im, int id) {
   if (shape_of(o) == Shape::box) a["type"] = "bbox", a["bbox"] = box_of(o, im);
   if (shape_of(o) == Shape::polygon)
     a["type"] = "polygon", a["points"] = pixel_polygons(o, im.width, im.height).front();
-  if (shape_of(o) == Shape::crowd)
-    a["type"] = "mask", a["rle"] = {{"counts", rle_to_string(box_mask(o, im))}, {"size", {im.height, im.width}}};
+  if (shape_of(o) == Shape::mask || shape_of(o) == Shape::crowd)
+    a["type"] = "mask", a["rle"] = {{"counts", rle_to_string(mask_of(o, im))}, {"size", {im.height, im.width}}};
+  if (shape_of(o) == Shape::crowd) a["attributes"]["is_crowd"] = true;
   return a;
 }
 
@@ -529,6 +589,7 @@ RawExport raw_export_from_coco(const CocoDataset& data, const std::string& subse
       object.label = label == label_of.end() ? -1 : label->second;
       object.bbox = o.bbox, object.iscrowd = o.iscrowd, object.area = o.area;
       if (!o.iscrowd) object.polygons = o.segmentation.polygons;
+      if (!o.iscrowd) object.mask = o.segmentation.rle;
       im.objects.push_back(std::move(object));
     }
     out.images.push_back(std::move(im));
@@ -559,6 +620,7 @@ void write_export(const RawExport& data, DatasetFormat format, const fs::path& r
     case DatasetFormat::cvat: write = write_cvat; break;
     case DatasetFormat::datumaro: write = write_datumaro; break;
     case DatasetFormat::ultralytics: write = write_ultralytics; break;
+    case DatasetFormat::kitti: write = write_kitti; break;
   }
   if (!write) throw std::runtime_error("write_export: unknown format " + std::to_string(static_cast<int>(format)));
   fs::create_directories(root);

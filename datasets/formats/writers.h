@@ -1,14 +1,16 @@
 // Writers for every dataset format the readers take (COCO 1.0, YOLO 1.1, Pascal VOC 1.1, MOT 1.1,
 // TFRecord 1.0, LabelMe 3.0, CVAT for images 1.1, Datumaro 1.0, Ultralytics YOLO Detection and
-// Segmentation 1.0), laid out as CVAT exports them, from
+// Segmentation 1.0, KITTI 1.0), laid out as CVAT exports them, from
 // the readers' records (export.h): what detr_make_dataset --format writes, and what the round-trip
 // tests and scripts/bench/bench_formats.py read back.
 //
 // Objects: one with polygons is written as its polygons where the format holds polygons (COCO,
-// LabelMe, CVAT, Datumaro, Ultralytics) and as their bounding box elsewhere; a crowd object as the
-// format's ignore region (a mask of its box in COCO, LabelMe, CVAT and Datumaro, VOC `difficult`, MOT
-// `not_ignored` 0) and left out of YOLO, Ultralytics and TFRecord, which have none; objects without a
-// label are left out. Ultralytics holds the subsets train, val and test (train/training/default and
+// LabelMe, CVAT, Datumaro, Ultralytics) and as their bounding box elsewhere; one with a mask as its
+// mask where the format holds masks (COCO's RLE, LabelMe's PNG in Masks/, CVAT's runs, Datumaro's RLE)
+// and as its box elsewhere; a crowd object as the format's ignore region (COCO iscrowd 1 with its mask
+// or its box's; the same mask with an is_crowd attribute in LabelMe, CVAT and Datumaro; VOC
+// `difficult`; MOT `not_ignored` 0; KITTI's DontCare) and left out of YOLO, Ultralytics and TFRecord;
+// objects without a label are left out. Ultralytics holds the subsets train, val and test (train/training/default and
 // validation/val/valid map to them; any other subset name is an error).
 // Images: copied from RawImage::path when that is a file, else a plain image of the declared size,
 // encoded as the file name's extension says (PNG for an unknown one).
@@ -38,7 +40,7 @@ void write_export(const RawExport& data,
                   const WriteOptions& options = {});
 
 // A COCO split as records: subset `subset`, images at image_dir/<file_name>, categories in id order
-// as labels 0..N-1, boxes, polygons, areas and crowd flags as the file gives them.
+// as labels 0..N-1, boxes, polygons, RLE masks, areas and crowd flags as the file gives them.
 RawExport raw_export_from_coco(const CocoDataset& data,
                                const std::string& subset,
                                const std::filesystem::path& image_dir);
