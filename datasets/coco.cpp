@@ -83,6 +83,15 @@ CocoLayout discover_coco(const fs::path& root, const CocoPathOverrides& o) {
       }
     }
   }
+  // Roboflow: <subset>/_annotations.coco.json beside the subset's images.
+  const bool roboflow = subsets.empty();
+  if (roboflow)
+    for (const auto& e : fs::directory_iterator(root))
+      if (e.is_directory() && fs::is_regular_file(e.path() / kRoboflowCocoFile)) {
+        const auto subset = e.path().filename().string();
+        subsets[lower(subset)] = e.path() / kRoboflowCocoFile;
+        original[lower(subset)] = subset;
+      }
   auto pick = [&](std::initializer_list<const char*> names) -> std::optional<CocoSplit> {
     for (const char* n : names) {
       auto it = subsets.find(n);
@@ -98,13 +107,14 @@ CocoLayout discover_coco(const fs::path& root, const CocoPathOverrides& o) {
     train = with_dir({subsets.begin()->second,
                       guess_image_dir(root, original[subsets.begin()->first], subsets.begin()->second),
                       original[subsets.begin()->first]});
-  if (train) return {subsets.size() > 1 ? "cvat-subsets" : "cvat", *train, val};
+  if (train) return {roboflow ? "roboflow" : subsets.size() > 1 ? "cvat-subsets" : "cvat", *train, val};
 
   std::ostringstream msg;
   msg << root.string() << ": no COCO annotations found. Looked for " << (ann / "instances_default.json").string()
       << " (CVAT), " << (ann / "instances_<Subset>.json").string()
       << " (CVAT/Datumaro subsets such as instances_Train.json), " << (ann / "instances_train2017.json").string()
-      << " (upstream); or give --train_annotations FILE [--val_annotations FILE] [--image_dir DIR]";
+      << " (upstream), " << (root / "<subset>" / kRoboflowCocoFile).string()
+      << " (Roboflow); or give --train_annotations FILE [--val_annotations FILE] [--image_dir DIR]";
   if (fs::is_directory(ann)) {
     msg << ". " << ann.string() << " holds:";
     int n = 0;

@@ -24,7 +24,7 @@ struct CocoSplit {
 };
 
 struct CocoLayout {
-  std::string kind;  // "cvat", "cvat-subsets", "upstream", "explicit"
+  std::string kind;  // "cvat", "cvat-subsets", "upstream", "roboflow", "explicit"
   CocoSplit train;
   std::optional<CocoSplit> val;  // absent: split train (--val_split) or validate on train
 };
@@ -38,8 +38,10 @@ struct CocoPathOverrides {
 
 // Looks under root for, in order: explicit overrides; upstream's layout
 // (annotations/instances_{train,val}2017.json + {train,val}2017/); CVAT subset files
-// (annotations/instances_<Subset>.json: Train/Validation/..., default); throws one message listing
+// (annotations/instances_<Subset>.json: Train/Validation/..., default); Roboflow's subset folders
+// (<subset>/_annotations.coco.json beside the images: train, valid, test); throws one message listing
 // every path looked for when nothing matches.
+constexpr const char* kRoboflowCocoFile = "_annotations.coco.json";
 CocoLayout discover_coco(const std::filesystem::path& root, const CocoPathOverrides& overrides = {});
 
 // One annotation of the file: the ground truth both for training and for evaluation.

@@ -59,6 +59,7 @@ const Layout kLayouts[] = {
     {f::DatasetFormat::yolo, "obj_train_data/a.txt"},      {f::DatasetFormat::mot, "gt/gt.txt"},
     {f::DatasetFormat::tfrecord, "default.tfrecord"},      {f::DatasetFormat::yolo, "obj.names"},
     {f::DatasetFormat::ultralytics, "labels/train/a.txt"}, {f::DatasetFormat::ultralytics, "data.yaml"},
+    {f::DatasetFormat::kitti, "training/label_2/a.txt"},   {f::DatasetFormat::createml, "train/_annotations.createml.json"},
 };
 
 // A fresh export folder per input (a previous input's files must not leak into this one's).
@@ -72,6 +73,8 @@ fs::path fresh_export(const fs::path& base) {
   write_file(base / "images/a.jpg", image);
   write_file(base / "images/default/a.jpg", image);
   write_file(base / "images/train/a.jpg", image);
+  write_file(base / "training/image_2/a.jpg", image);
+  write_file(base / "train/a.jpg", image);
   write_file(base / "data.yaml", "path: .\ntrain: images/train\nnames:\n  0: cat\n  1: dog\n");
   write_file(base / "obj.data", "classes = 2\nnames = data/obj.names\ntrain = data/train.txt\nbackup = backup/\n");
   write_file(base / "obj.names", "cat\ndog\n");

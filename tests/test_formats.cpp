@@ -22,6 +22,7 @@
 
 #include "datasets/coco.h"
 #include "datasets/coco_mask.h"
+#include "datasets/formats/createml.h"
 #include "datasets/formats/cvat_xml.h"
 #include "datasets/formats/datumaro.h"
 #include "datasets/formats/detect.h"
@@ -440,6 +441,60 @@ TEST(FormatsDecisions, KittiDontCareAndImagesWithoutLabels) {
   EXPECT_TRUE(s.train.images[0].objects[1].iscrowd);
   EXPECT_TRUE(s.train.images[1].objects.empty());
   EXPECT_EQ(s.train.summary.crowd_dropped, 1);
+}
+
+TEST(FormatsRoundTrip, CreateMl) {
+  round_trip("createml", make_spec({Kind::box}), DatasetFormat::createml,
+             [](const Spec& s, const fs::path& root) { write_as(DatasetFormat::createml, s, root); });
+}
+
+// Roboflow's layouts of COCO, Pascal VOC and TFRecord: subset folders holding the annotations beside
+// the images (made here by moving the library writers' CVAT layout into them) load as COCO does.
+TEST(FormatsRoundTrip, RoboflowLayouts) {
+  const auto dir = temp_dir("roboflow");
+  const Spec spec = make_spec({Kind::box, Kind::crowd});
+  write_coco(spec, dir / "coco");
+  const auto coco = load_format(dir / "coco", DatasetFormat::coco);
+  const fs::path cvat = dir / "cvat";
+  write_coco(spec, cvat / "coco");
+  write_voc(spec, cvat / "voc");
+  write_tfrecord_with(spec, cvat / "tfrecord", /*embed=*/false);
+  for (const auto& s : spec.subsets) {
+    fs::create_directories(dir / "rf_coco" / s.name);
+    fs::copy(cvat / "coco" / "annotations" / ("instances_" + s.name + ".json"),
+             dir / "rf_coco" / s.name / "_annotations.coco.json");
+    fs::create_directories(dir / "rf_voc" / s.name);
+    fs::create_directories(dir / "rf_tfrecord" / s.name);
+    fs::copy(cvat / "tfrecord" / (s.name + ".tfrecord"), dir / "rf_tfrecord" / s.name / (s.name + ".tfrecord"));
+    fs::copy(cvat / "tfrecord" / "label_map.pbtxt", dir / "rf_tfrecord" / s.name / "label_map.pbtxt");
+    for (const auto& im : s.images) {
+      fs::copy(cvat / "coco" / "images" / s.name / im.file(), dir / "rf_coco" / s.name / im.file());
+      fs::copy(cvat / "coco" / "images" / s.name / im.file(), dir / "rf_voc" / s.name / im.file());
+      fs::copy(cvat / "coco" / "images" / s.name / im.file(), dir / "rf_tfrecord" / s.name / im.file());
+      fs::copy(cvat / "voc" / "Annotations" / (im.stem + ".xml"), dir / "rf_voc" / s.name / (im.stem + ".xml"));
+    }
+  }
+  for (const auto& [name, format] :
+       std::vector<std::pair<std::string, DatasetFormat>>{{"rf_coco", DatasetFormat::coco},
+                                                          {"rf_voc", DatasetFormat::voc},
+                                                          {"rf_tfrecord", DatasetFormat::tfrecord}}) {
+    SCOPED_TRACE(name);
+    const auto detected = detect_format(dir / name);
+    EXPECT_EQ(detected.format, format) << detected.reason;
+    EXPECT_NE(detected.reason.find("Roboflow"), std::string::npos) << detected.reason;
+    FormatLoadOptions options;
+    options.extract_dir = dir / "extracted";
+    const auto other = load_format(dir / name, format, options);
+    EXPECT_EQ(other.train_subset, "Train");
+    // TFRecord has no ignore regions: its crowd objects are left out by the writer.
+    if (format != DatasetFormat::tfrecord) {
+      expect_equal(coco.train, other.train);
+      ASSERT_TRUE(other.val);
+      expect_equal(*coco.val, *other.val);
+    } else {
+      EXPECT_EQ(coco.train.summary.boxes, other.train.summary.boxes);
+    }
+  }
 }
 
 // A box-only format keeps a mask's box.
@@ -1606,6 +1661,40 @@ TEST(FormatsOptionalFixtures, CvatXml) {
   EXPECT_EQ(s.train.images[0].id, 10);
   EXPECT_EQ(s.train.images[0].objects[0].bbox, (std::array<double, 4>{3, 4, 7, 1}));
   EXPECT_EQ(s.train.categories[s.train.images[0].objects[0].category_id - 1].name, "II");
+}
+
+// Roboflow's layouts as Datumaro's test assets hold them.
+TEST(FormatsOptionalFixtures, Roboflow) {
+  REQUIRE_REAL_EXPORTS();
+  const std::string rf = "datumaro-openvino/roboflow_dataset/";
+  auto s = load_real(rf + "coco", DatasetFormat::coco);
+  EXPECT_EQ(s.train_subset, "train");
+  expect_counts(s.train, 2, 2);
+  ASSERT_TRUE(s.val);
+  expect_counts(*s.val, 1, 1);  // and one iscrowd region
+  s = load_real(rf + "voc", DatasetFormat::voc);
+  expect_counts(s.train, 2, 2);
+  ASSERT_TRUE(s.val);
+  expect_counts(*s.val, 1, 2);
+  ASSERT_EQ(s.train.categories.size(), 2u);
+  EXPECT_EQ(s.train.categories[0].name, "label_0");
+  // CreateML's x, y are the box's centre: Datumaro's asset, written as if they were its corner, gives
+  // the COCO asset's box [2, 1, 3, 1] shifted by half its size.
+  s = load_real(rf + "createml", DatasetFormat::createml);
+  expect_counts(s.train, 2, 2);
+  EXPECT_EQ(s.train.images[0].objects[0].bbox, (std::array<double, 4>{0.5, 0.5, 3, 1}));
+  EXPECT_EQ(s.train.categories[1].name, "label_1");
+  // The YOLO asset's data.yaml names ../valid/images where its folder is val/: one line says so.
+  EXPECT_EQ(detect_format(real_exports() / (rf + "yolo")).format, DatasetFormat::ultralytics);
+  expect_error([&] { load_format(real_exports() / (rf + "yolo"), DatasetFormat::ultralytics); },
+               {"data.yaml: line 2: val: '../valid/images' is neither a folder, a list file nor an image"});
+  // Roboflow's TFRecord sample holds no image bytes and its folders no images.
+  EXPECT_EQ(detect_format(real_exports() / (rf + "tfrecord")).format, DatasetFormat::tfrecord);
+  expect_error([&] { load_format(real_exports() / (rf + "tfrecord"), DatasetFormat::tfrecord); },
+               {"train.tfrecord: record 0: image id 1: image file '", "not found"});
+  // The multi-label classification CSV has no boxes: detection says so.
+  expect_error([&] { detect_format(real_exports() / (rf + "multiclass")); },
+               {"no dataset format recognised", "train/_classes.csv is Roboflow's multi-label classification export"});
 }
 
 TEST(FormatsOptionalFixtures, Kitti) {

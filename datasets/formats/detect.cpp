@@ -4,6 +4,7 @@
 #include <fstream>
 #include <stdexcept>
 
+#include "datasets/formats/createml.h"
 #include "datasets/formats/cvat_xml.h"
 #include "datasets/formats/datumaro.h"
 #include "datasets/formats/labelme.h"
@@ -32,6 +33,7 @@ const char* format_name(DatasetFormat format) {
     case DatasetFormat::yolo: return "yolo";
     case DatasetFormat::ultralytics: return "ultralytics";
     case DatasetFormat::kitti: return "kitti";
+    case DatasetFormat::createml: return "createml";
   }
   return "?";
 }
@@ -81,7 +83,9 @@ std::optional<DatasetFormat> parse_format_name(std::string_view name) {
                                                      {"kitti", F::kitti},
                                                      {"kitti 1.0", F::kitti},
                                                      {"kitti_detection", F::kitti},
-                                                     {"cvat_kitti", F::kitti}};
+                                                     {"cvat_kitti", F::kitti},
+                                                     {"createml", F::createml},
+                                                     {"roboflow_createml", F::createml}};
   for (const auto& [key, format] : kNames)
     if (n == key) return format;
   return std::nullopt;
@@ -120,6 +124,9 @@ bool head_contains(const fs::path& file, const std::string& needle) {
 std::optional<std::string> coco_reason(const fs::path& root) {
   for (const auto& f : entries(root / "annotations", ".json"))
     if (f.filename().string().rfind("instances_", 0) == 0) return "annotations/" + f.filename().string() + " (COCO)";
+  for (const auto& d : entries(root, "", /*dirs=*/true))
+    if (is_file(d / kRoboflowCocoFile))
+      return d.filename().string() + "/" + kRoboflowCocoFile + " (COCO, Roboflow's layout)";
   return std::nullopt;
 }
 
@@ -177,10 +184,24 @@ std::optional<std::string> kitti_reason(const fs::path& root) {
 }
 
 std::optional<std::string> tfrecord_reason(const fs::path& root) {
+  if (const auto dirs = tfrecord_roboflow_dirs(root); !dirs.empty())
+    return dirs.front().filename().string() + "/*.tfrecord (TFRecord, Roboflow's layout)";
   const auto files = entries(root, ".tfrecord");
   if (files.empty()) return std::nullopt;
   return files.front().filename().string() + (is_file(root / "label_map.pbtxt") ? " and label_map.pbtxt" : "") +
          " (TFRecord)";
+}
+
+// What a folder without boxes holds instead: Roboflow's multi-label classification CSV.
+std::string classification_only(const fs::path& root) {
+  for (const auto& d : entries(root, "", /*dirs=*/true))
+    if (is_file(d / "_classes.csv"))
+      return ". " + d.filename().string() +
+             "/_classes.csv is Roboflow's multi-label classification export: image labels without boxes, "
+             "which a detector cannot train on";
+  return is_file(root / "_classes.csv") ? ". _classes.csv is Roboflow's multi-label classification export: "
+                                          "image labels without boxes, which a detector cannot train on"
+                                        : "";
 }
 
 }  // namespace
@@ -196,12 +217,17 @@ std::vector<DetectedFormat> format_candidates(const fs::path& root) {
   add(DatasetFormat::ultralytics, ultralytics_reason(root));
   if (is_dir(root / "Annotations") && is_dir(root / "ImageSets" / "Main"))
     add(DatasetFormat::voc, std::string("Annotations/ and ImageSets/Main/ (Pascal VOC)"));
+  if (const auto dirs = voc_roboflow_dirs(root); !dirs.empty())
+    add(DatasetFormat::voc, dirs.front().filename().string() + "/*.xml with <bndbox> (Pascal VOC, Roboflow's layout)");
   if (is_file(root / "gt" / "gt.txt")) add(DatasetFormat::mot, std::string("gt/gt.txt (MOT)"));
   add(DatasetFormat::tfrecord, tfrecord_reason(root));
   if (auto f = xml_with_root(root, "annotations", false))
     add(DatasetFormat::cvat, f->filename().string() + " with root <annotations> (CVAT for images)");
   add(DatasetFormat::labelme, labelme_reason(root));
   add(DatasetFormat::kitti, kitti_reason(root));
+  if (const auto dirs = createml_dirs(root); !dirs.empty())
+    add(DatasetFormat::createml,
+        (dirs.front() == root ? "" : dirs.front().filename().string() + "/") + kCreateMlFile + " (CreateML)");
   return out;
 }
 
@@ -216,7 +242,8 @@ DetectedFormat detect_format(const fs::path& root) {
         "(COCO), annotations/<subset>.json with items (Datumaro), obj.data (YOLO), data.yaml + labels/ "
         "(Ultralytics YOLO), Annotations/ + "
         "ImageSets/Main/ (VOC), gt/gt.txt (MOT), *.tfrecord (TFRecord), an XML with root "
-        "<annotations> (CVAT) or <annotation> (LabelMe), label_2/ (KITTI)");
+        "<annotations> (CVAT) or <annotation> (LabelMe), label_2/ (KITTI), _annotations.createml.json (CreateML)" +
+        classification_only(root));
   std::string list;
   for (const auto& c : candidates)
     list += std::string(list.empty() ? "" : "; ") + format_name(c.format) + ": " + c.reason;
@@ -235,6 +262,7 @@ RawExport read_export(const fs::path& root, DatasetFormat format, const FormatLo
     case DatasetFormat::yolo: return read_yolo(root);
     case DatasetFormat::ultralytics: return read_ultralytics(root);
     case DatasetFormat::kitti: return read_kitti(root);
+    case DatasetFormat::createml: return read_createml(root);
     case DatasetFormat::coco: break;
   }
   throw std::invalid_argument("read_export: COCO exports are read by load_coco");

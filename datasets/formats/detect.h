@@ -13,9 +13,10 @@
 
 namespace detr::datasets::formats {
 
-enum class DatasetFormat { coco, cvat, datumaro, labelme, mot, tfrecord, voc, yolo, ultralytics, kitti };
+enum class DatasetFormat { coco, cvat, datumaro, labelme, mot, tfrecord, voc, yolo, ultralytics, kitti, createml };
 
-// "coco", "cvat", "datumaro", "labelme", "mot", "tfrecord", "voc", "yolo", "ultralytics", "kitti".
+// "coco", "cvat", "datumaro", "labelme", "mot", "tfrecord", "voc", "yolo", "ultralytics", "kitti",
+// "createml".
 const char* format_name(DatasetFormat format);
 
 // A format by our name, Onepanel's dump-format (cvat_coco, cvat_voc, cvat_tfrecord, cvat_yolo,

@@ -46,6 +46,21 @@ SplitChoice choose_splits(const RawExport& data, const fs::path& root) {
   return {*train, val};
 }
 
+void sort_labels(RawExport& data) {
+  std::vector<size_t> order(data.labels.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return data.labels[a] < data.labels[b]; });
+  std::vector<int64_t> new_index(order.size());
+  std::vector<std::string> sorted;
+  for (size_t k = 0; k < order.size(); ++k)
+    new_index[order[k]] = static_cast<int64_t>(k), sorted.push_back(data.labels[order[k]]);
+  for (auto& s : data.subsets)
+    for (auto& im : s.images)
+      for (auto& o : im.objects)
+        if (o.label >= 0 && o.label < static_cast<int64_t>(new_index.size())) o.label = new_index[o.label];
+  data.labels = std::move(sorted);
+}
+
 void check_labels(const std::vector<std::string>& labels, const fs::path& file, const std::vector<int64_t>& lines) {
   auto line = [&](size_t i) { return i < lines.size() ? lines[i] : 0; };
   std::map<std::string, size_t> seen;

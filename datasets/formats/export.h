@@ -77,6 +77,10 @@ void check_labels(const std::vector<std::string>& labels,
                   const std::filesystem::path& file,
                   const std::vector<int64_t>& lines = {});
 
+// Puts the labels in name order and renumbers the objects' labels to match (Roboflow's layouts
+// without a label list: Roboflow and Datumaro number classes alphabetically).
+void sort_labels(RawExport& data);
+
 // A name from an annotation file under `dir`: dir/name when it stays inside dir (no absolute path, no
 // "..") and exists, else dir/<basename>; nullopt when neither is a file.
 std::optional<std::filesystem::path> find_inside(const std::filesystem::path& dir, const std::string& name);

@@ -36,10 +36,8 @@ RawObject read_line(std::string_view line, int64_t number, const fs::path& file,
   const auto fields = split_whitespace(line);
   if (fields.size() != 15 && fields.size() != 16)
     fail_at(file, number, "a KITTI line has 15 fields (16 with a score), got " + std::to_string(fields.size()));
-  static const char* kNames[] = {"type",        "truncated",   "occluded",   "alpha",      "left",
-                                 "top",         "right",       "bottom",     "height",     "width",
-                                 "length",      "x",           "y",          "z",          "rotation_y",
-                                 "score"};
+  static const char* kNames[] = {"type",   "truncated", "occluded", "alpha", "left", "top", "right",      "bottom",
+                                 "height", "width",     "length",   "x",     "y",    "z",   "rotation_y", "score"};
   double v[16] = {};
   for (size_t i = 1; i < fields.size(); ++i) {
     const auto d = parse_double(fields[i]);

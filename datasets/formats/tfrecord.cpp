@@ -371,23 +371,50 @@ RawSubset read_subset(const fs::path& file, const LabelMap& map, RecordContext& 
   return subset;
 }
 
+std::vector<fs::path> tfrecord_files(const fs::path& dir) {
+  std::vector<fs::path> files;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec))
+    if (e.is_regular_file(ec) && e.path().extension() == ".tfrecord") files.push_back(e.path());
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
 }  // namespace
+
+std::vector<fs::path> tfrecord_roboflow_dirs(const fs::path& root) {
+  std::vector<fs::path> dirs;
+  std::error_code ec;
+  if (!tfrecord_files(root).empty()) return dirs;
+  for (const auto& e : fs::directory_iterator(root, ec))
+    if (e.is_directory(ec) && !tfrecord_files(e.path()).empty()) dirs.push_back(e.path());
+  std::sort(dirs.begin(), dirs.end());
+  return dirs;
+}
 
 RawExport read_tfrecord(const fs::path& root, const fs::path& extract_dir) {
   RawExport data;
   data.format = "tfrecord";
-  const LabelMap map = make_label_map(root / "label_map.pbtxt");
+  auto dirs = tfrecord_roboflow_dirs(root);
+  const bool roboflow = !dirs.empty();
+  if (!roboflow) dirs = {root};
+  const LabelMap map = make_label_map(dirs.front() / "label_map.pbtxt");
   data.labels = map.labels;
-  std::vector<fs::path> files;
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(root, ec))
-    if (e.is_regular_file(ec) && e.path().extension() == ".tfrecord") files.push_back(e.path());
-  std::sort(files.begin(), files.end());
-  if (files.empty()) throw std::runtime_error(root.string() + ": no *.tfrecord files");
-  for (size_t n = 0; n < files.size(); ++n) {
-    const auto& file = files[n];
-    RecordContext c{root, file, extract_dir, file.stem().string(), safe_folder(file.stem().string(), n), {}};
-    data.subsets.push_back(read_subset(file, map, c));
+  size_t n = 0;
+  for (const auto& dir : dirs) {
+    if (roboflow && make_label_map(dir / "label_map.pbtxt").labels != map.labels)
+      throw std::runtime_error((dir / "label_map.pbtxt").string() + ": its labels differ from " +
+                               (dirs.front() / "label_map.pbtxt").string() + "'s");
+    const auto files = tfrecord_files(dir);
+    if (files.empty()) throw std::runtime_error(root.string() + ": no *.tfrecord files");
+    for (const auto& file : files) {
+      // Roboflow's subsets are its folders (train/, valid/, test/).
+      const std::string subset = !roboflow           ? file.stem().string()
+                                 : files.size() == 1 ? dir.filename().string()
+                                                     : dir.filename().string() + "_" + file.stem().string();
+      RecordContext c{dir, file, extract_dir, subset, safe_folder(subset, n++), {}};
+      data.subsets.push_back(read_subset(file, map, c));
+    }
   }
   return data;
 }

@@ -55,7 +55,12 @@ class TfRecordReader {
 // label_map.pbtxt: (id, name) of every item, in file order. Errors name the file and line.
 std::vector<std::pair<int64_t, std::string>> read_label_map(const std::filesystem::path& path);
 
-// Every <subset>.tfrecord in root (subset = the file's stem) with root/label_map.pbtxt: categories are
+// Roboflow's layout: subset folders (train/, valid/, test/) each with its *.tfrecord and the same
+// label_map.pbtxt, none in the root. Those folders, in name order; empty for CVAT's layout.
+std::vector<std::filesystem::path> tfrecord_roboflow_dirs(const std::filesystem::path& root);
+
+// Every <subset>.tfrecord in root (subset = the file's stem), or in Roboflow's subset folders (subset =
+// the folder's name; their label maps must agree), with root/label_map.pbtxt: categories are
 // the label map's items in id order, named by `name`. An object's class/label must be a label map id
 // (0 with an empty class/text: an unlabelled object, dropped and counted); a non-empty class/text must
 // be that id's name. extract_dir may be empty when no record holds its image.

@@ -1,7 +1,9 @@
 #include "datasets/formats/voc.h"
 
 #include <algorithm>
+#include <fstream>
 #include <map>
+#include <optional>
 #include <set>
 #include <stdexcept>
 
@@ -96,21 +98,31 @@ int64_t positive_size(const XmlElement& size, const char* name, const fs::path& 
   return *v;
 }
 
-RawObject read_object(const XmlElement& obj,
-                      size_t index,
-                      const std::map<std::string, int64_t>& label_of,
-                      const fs::path& file,
-                      int64_t& background) {
+// Label indices by name: fixed by labelmap.txt, or growing in order of first appearance (Roboflow's
+// layout, which has no label list).
+struct LabelMap {
+  std::vector<std::string>& names;
+  bool grow = false;
+  std::map<std::string, int64_t> index;
+  std::optional<int64_t> of(const std::string& name) {
+    if (const auto it = index.find(name); it != index.end()) return it->second;
+    if (!grow) return std::nullopt;
+    names.push_back(name);
+    return index[name] = static_cast<int64_t>(names.size()) - 1;
+  }
+};
+
+RawObject read_object(
+    const XmlElement& obj, size_t index, LabelMap& label_of, const fs::path& file, int64_t& background) {
   const std::string where = "object " + std::to_string(index);
   RawObject o;
   o.where = where + " (line " + std::to_string(obj.line) + ")";
   const XmlElement& name = require_child(obj, "name", file, where);
   const std::string label(trim(name.text));
-  const auto it = label_of.find(label);
-  if (it != label_of.end()) {
-    o.label = it->second;
-  } else if (label == kBackground) {
+  if (label == kBackground && !label_of.index.count(label)) {
     ++background;
+  } else if (const auto id = label_of.of(label)) {
+    o.label = *id;
   } else {
     fail_at(file, name.line, where + ": name " + quote(label) + " is not in the label map");
   }
@@ -126,12 +138,10 @@ RawObject read_object(const XmlElement& obj,
   return o;
 }
 
-RawImage read_annotation(const fs::path& root,
-                         const std::string& id,
-                         const std::map<std::string, int64_t>& label_of,
-                         int64_t& background) {
+// The image of annotation file `xml` (absent: an image without objects), found in `images`.
+RawImage read_annotation(
+    const fs::path& xml, const fs::path& images, const std::string& id, LabelMap& label_of, int64_t& background) {
   RawImage image;
-  const fs::path xml = join_inside(root / "Annotations", id + ".xml");
   image.source = xml.string();
   std::string file_name;
   std::error_code ec;
@@ -147,7 +157,6 @@ RawImage read_annotation(const fs::path& root,
     for (size_t i = 0; i < objects.size(); ++i)
       image.objects.push_back(read_object(*objects[i], i, label_of, xml, background));
   }
-  const fs::path images = root / "JPEGImages";
   auto found = file_name.empty() ? std::nullopt : find_inside(images, file_name);
   if (!found) found = find_image_by_stem(images, id);
   image.file_name = found ? found->lexically_relative(images).string() : file_name.empty() ? id + ".jpg" : file_name;
@@ -155,28 +164,85 @@ RawImage read_annotation(const fs::path& root,
   return image;
 }
 
-}  // namespace
+// Whether the file's first 64 KiB hold a <bndbox (VOC's object box; LabelMe has polygons).
+bool head_has_bndbox(const fs::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  std::string head(64 << 10, '\0');
+  in.read(head.data(), static_cast<std::streamsize>(head.size()));
+  head.resize(static_cast<size_t>(in.gcount()));
+  return head.find("<bndbox") != std::string::npos;
+}
 
-RawExport read_voc(const fs::path& root) {
-  RawExport data;
-  data.format = "voc";
-  const fs::path labelmap = root / "labelmap.txt";
+std::vector<fs::path> xml_files(const fs::path& dir) {
+  std::vector<fs::path> out;
   std::error_code ec;
-  data.labels = fs::is_regular_file(labelmap, ec) ? read_labelmap(labelmap) : voc_default_labels();
-  std::map<std::string, int64_t> label_of;
-  for (size_t i = 0; i < data.labels.size(); ++i) label_of[data.labels[i]] = static_cast<int64_t>(i);
-  const fs::path main = root / "ImageSets" / "Main";
-  if (!fs::is_directory(main, ec)) throw std::runtime_error(main.string() + ": not found (VOC's subset lists)");
-  int64_t background = 0;
-  for (const auto& file : subset_files(main, data.labels)) {
-    RawSubset subset{file.stem().string(), file, {}};
-    for (const auto& id : read_ids(file)) {
-      RawImage image = read_annotation(root, id, label_of, background);
+  for (const auto& e : fs::directory_iterator(dir, ec))
+    if (e.is_regular_file(ec) && e.path().extension() == ".xml") out.push_back(e.path());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// Roboflow's layout: every <subset>/<stem>.xml beside its image; labels by first appearance.
+void read_roboflow(const std::vector<fs::path>& dirs, RawExport& data, int64_t& background) {
+  LabelMap label_of{data.labels, /*grow=*/true, {}};
+  for (const auto& dir : dirs) {
+    RawSubset subset{dir.filename().string(), dir, {}};
+    for (const auto& xml : xml_files(dir)) {
+      RawImage image = read_annotation(xml, dir, xml.stem().string(), label_of, background);
       image.id = static_cast<int64_t>(subset.images.size()) + 1;
       subset.images.push_back(std::move(image));
     }
     data.subsets.push_back(std::move(subset));
   }
+  check_labels(data.labels, dirs.front());
+  sort_labels(data);
+}
+
+// ImageSets/Main/<subset>.txt listing ids of Annotations/<id>.xml and JPEGImages/.
+void read_image_sets(const fs::path& root, RawExport& data, int64_t& background) {
+  const fs::path labelmap = root / "labelmap.txt";
+  std::error_code ec;
+  data.labels = fs::is_regular_file(labelmap, ec) ? read_labelmap(labelmap) : voc_default_labels();
+  LabelMap label_of{data.labels, /*grow=*/false, {}};
+  for (size_t i = 0; i < data.labels.size(); ++i) label_of.index[data.labels[i]] = static_cast<int64_t>(i);
+  const fs::path main = root / "ImageSets" / "Main";
+  if (!fs::is_directory(main, ec)) throw std::runtime_error(main.string() + ": not found (VOC's subset lists)");
+  for (const auto& file : subset_files(main, data.labels)) {
+    RawSubset subset{file.stem().string(), file, {}};
+    for (const auto& id : read_ids(file)) {
+      const fs::path xml = join_inside(root / "Annotations", id + ".xml");
+      RawImage image = read_annotation(xml, root / "JPEGImages", id, label_of, background);
+      image.id = static_cast<int64_t>(subset.images.size()) + 1;
+      subset.images.push_back(std::move(image));
+    }
+    data.subsets.push_back(std::move(subset));
+  }
+}
+
+}  // namespace
+
+std::vector<fs::path> voc_roboflow_dirs(const fs::path& root) {
+  std::vector<fs::path> dirs;
+  std::error_code ec;
+  if (fs::is_directory(root / "Annotations", ec)) return dirs;
+  for (const auto& e : fs::directory_iterator(root, ec)) {
+    if (!e.is_directory(ec)) continue;
+    const auto files = xml_files(e.path());
+    if (!files.empty() && peek_xml_root(files.front()) == "annotation" && head_has_bndbox(files.front()))
+      dirs.push_back(e.path());
+  }
+  std::sort(dirs.begin(), dirs.end());
+  return dirs;
+}
+
+RawExport read_voc(const fs::path& root) {
+  RawExport data;
+  data.format = "voc";
+  int64_t background = 0;
+  if (const auto dirs = voc_roboflow_dirs(root); !dirs.empty())
+    read_roboflow(dirs, data, background);
+  else
+    read_image_sets(root, data, background);
   if (background)
     data.warnings.push_back(std::to_string(background) +
                             " objects named 'background' (VOC's class 0) are not trained on");

@@ -29,7 +29,12 @@ namespace detr::datasets::formats {
 // VOC's 20 classes in their standard order (the label map when labelmap.txt is absent).
 const std::vector<std::string>& voc_default_labels();
 
-// Every subset of ImageSets/Main. Errors name the file, line (element) and field: a missing
+// Roboflow's Pascal VOC layout: subset folders (train/, valid/, test/) of <stem>.xml beside the
+// images, no ImageSets and no label map (labels in name order, as Roboflow and Datumaro number
+// them). The folders of root that hold such XML files; empty for the VOC layout above.
+std::vector<std::filesystem::path> voc_roboflow_dirs(const std::filesystem::path& root);
+
+// Every subset of ImageSets/Main, or of Roboflow's layout. Errors name the file, line (element) and field: a missing
 // ImageSets/Main, a malformed labelmap line, an annotation that is not well-formed XML, lacks
 // <name> or <bndbox> coordinates, names a label not in the label map, or declares a non-positive size.
 RawExport read_voc(const std::filesystem::path& root);

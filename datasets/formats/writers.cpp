@@ -419,6 +419,28 @@ void write_kitti(const RawExport& data, const fs::path& root, const WriteOptions
     }
 }
 
+// ---- CreateML (Roboflow's layout): <subset>/_annotations.createml.json beside the images; boxes by
+// their centre; crowd objects left out.
+
+void write_createml(const RawExport& data, const fs::path& root, const WriteOptions& options) {
+  for (const auto& s : data.subsets) {
+    json items = json::array();
+    for (const auto& im : s.images) {
+      place_image(im, join_inside(root / s.name, im.file_name), options);
+      json anns = json::array();
+      for (const RawObject* o : labelled(im, data.labels.size())) {
+        if (o->iscrowd) continue;
+        const auto b = box_of(*o, im);
+        anns.push_back(
+            {{"label", data.labels[o->label]},
+             {"coordinates", {{"x", b[0] + b[2] / 2}, {"y", b[1] + b[3] / 2}, {"width", b[2]}, {"height", b[3]}}}});
+      }
+      items.push_back({{"image", im.file_name}, {"annotations", anns}});
+    }
+    write_file(root / s.name / "_annotations.createml.json", items.dump(2));
+  }
+}
+
 // ---- LabelMe 3.0: <subset>/<image> beside <subset>/<stem>.xml; boxes as 4-point bounding_box.
 
 // A mask as LabelMe's PNG: the image's size, 255 on the object.
@@ -621,6 +643,7 @@ void write_export(const RawExport& data, DatasetFormat format, const fs::path& r
     case DatasetFormat::datumaro: write = write_datumaro; break;
     case DatasetFormat::ultralytics: write = write_ultralytics; break;
     case DatasetFormat::kitti: write = write_kitti; break;
+    case DatasetFormat::createml: write = write_createml; break;
   }
   if (!write) throw std::runtime_error("write_export: unknown format " + std::to_string(static_cast<int>(format)));
   fs::create_directories(root);
