@@ -54,12 +54,18 @@ struct Layout {
 };
 
 const Layout kLayouts[] = {
-    {f::DatasetFormat::voc, "Annotations/a.xml"},          {f::DatasetFormat::labelme, "default/a.xml"},
-    {f::DatasetFormat::cvat, "annotations.xml"},           {f::DatasetFormat::datumaro, "annotations/default.json"},
-    {f::DatasetFormat::yolo, "obj_train_data/a.txt"},      {f::DatasetFormat::mot, "gt/gt.txt"},
-    {f::DatasetFormat::tfrecord, "default.tfrecord"},      {f::DatasetFormat::yolo, "obj.names"},
-    {f::DatasetFormat::ultralytics, "labels/train/a.txt"}, {f::DatasetFormat::ultralytics, "data.yaml"},
-    {f::DatasetFormat::kitti, "training/label_2/a.txt"},   {f::DatasetFormat::createml, "train/_annotations.createml.json"},
+    {f::DatasetFormat::voc, "Annotations/a.xml"},
+    {f::DatasetFormat::labelme, "default/a.xml"},
+    {f::DatasetFormat::cvat, "annotations.xml"},
+    {f::DatasetFormat::datumaro, "annotations/default.json"},
+    {f::DatasetFormat::yolo, "obj_train_data/a.txt"},
+    {f::DatasetFormat::mot, "gt/gt.txt"},
+    {f::DatasetFormat::tfrecord, "default.tfrecord"},
+    {f::DatasetFormat::yolo, "obj.names"},
+    {f::DatasetFormat::ultralytics, "labels/train/a.txt"},
+    {f::DatasetFormat::ultralytics, "data.yaml"},
+    {f::DatasetFormat::kitti, "training/label_2/a.txt"},
+    {f::DatasetFormat::createml, "train/_annotations.createml.json"},
 };
 
 // A fresh export folder per input (a previous input's files must not leak into this one's).
