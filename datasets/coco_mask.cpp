@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <set>
+#include <tuple>
 #include <stdexcept>
 #include <utility>
 
@@ -438,6 +439,8 @@ Rle segmentation_rle(const Segmentation& segmentation, int64_t height, int64_t w
   return rle;
 }
 
+void check_polygons(const std::vector<std::vector<double>>& polygons) { check_polygon_list(polygons, "polygons"); }
+
 Rle rle_from_polygons(const std::vector<std::vector<double>>& polygons, int64_t height, int64_t width) {
   return polygon_union(polygons, height, width, "polygons");
 }
@@ -482,25 +485,33 @@ std::string rle_to_string(const Rle& rle) {
 
 namespace {
 
-// Foreground rows [y, x0, x1) of a box's row-major runs, in image coordinates.
-struct RowSpan {
-  int64_t y, x0, x1;
+// Foreground rectangles [x0, x1) x [y0, y1) of a box's row-major runs, in image coordinates: a run
+// is at most three (its first row's part, its full rows, its last row's part).
+struct Rect {
+  int64_t x0, x1, y0, y1;
 };
-std::vector<RowSpan> row_spans(const std::vector<int64_t>& runs, int64_t left, int64_t top, int64_t box_width) {
-  std::vector<RowSpan> spans;
+std::vector<Rect> run_rects(const std::vector<int64_t>& runs, int64_t left, int64_t top, int64_t box_width) {
+  std::vector<Rect> rects;
+  auto add = [&](int64_t row0, int64_t row1, int64_t x0, int64_t x1) {
+    if (row1 > row0 && x1 > x0) rects.push_back({left + x0, left + x1, top + row0, top + row1});
+  };
   int64_t pos = 0;
   for (size_t i = 0; i < runs.size(); pos += runs[i++]) {
-    if (i % 2 == 0) continue;
-    for (int64_t p = pos, end = pos + runs[i]; p < end;) {
-      const int64_t row = p / box_width, stop = std::min(end, (row + 1) * box_width);
-      spans.push_back({top + row, left + p % box_width, left + p % box_width + (stop - p)});
-      p = stop;
+    if (i % 2 == 0 || runs[i] == 0) continue;
+    const int64_t end = pos + runs[i], r0 = pos / box_width, r1 = (end - 1) / box_width;
+    if (r0 == r1) {
+      add(r0, r0 + 1, pos % box_width, (end - 1) % box_width + 1);
+      continue;
     }
+    add(r0, r0 + 1, pos % box_width, box_width);
+    add(r0 + 1, r1, 0, box_width);
+    add(r1, r1 + 1, 0, (end - 1) % box_width + 1);
   }
-  return spans;
+  return rects;
 }
 
-// Appends a foreground run [start, start + length) (column-major) after those appended so far.
+// Appends a foreground run [start, start + length) (column-major) after those appended so far; the
+// counts and the work are bounded.
 struct RunWriter {
   Rle& rle;
   int64_t end = 0;  // column-major index after the last foreground run
@@ -517,6 +528,17 @@ struct RunWriter {
   }
 };
 
+// The foreground rows of one column segment: the union of the active rectangles' [y0, y1).
+std::vector<std::pair<int64_t, int64_t>> row_union(const std::multiset<std::pair<int64_t, int64_t>>& active) {
+  std::vector<std::pair<int64_t, int64_t>> spans;
+  for (const auto& [y0, y1] : active)
+    if (!spans.empty() && spans.back().second >= y0)
+      spans.back().second = std::max(spans.back().second, y1);
+    else
+      spans.push_back({y0, y1});
+  return spans;
+}
+
 }  // namespace
 
 Rle rle_from_row_runs(const std::vector<int64_t>& runs,
@@ -527,7 +549,8 @@ Rle rle_from_row_runs(const std::vector<int64_t>& runs,
                       int64_t height,
                       int64_t width) {
   check_size(height, width, "image");
-  if (box_width <= 0 || box_height <= 0 || left < 0 || top < 0 || left + box_width > width || top + box_height > height)
+  if (box_width <= 0 || box_height <= 0 || left < 0 || top < 0 || box_width > width || box_height > height ||
+      left > width - box_width || top > height - box_height)
     fail("mask", "box " + std::to_string(box_width) + "x" + std::to_string(box_height) + " at (" +
                      std::to_string(left) + ", " + std::to_string(top) + ") is not inside the " +
                      std::to_string(width) + "x" + std::to_string(height) + " image");
@@ -538,31 +561,36 @@ Rle rle_from_row_runs(const std::vector<int64_t>& runs,
   }
   if (total != box_width * box_height)
     fail("mask", "runs sum to " + std::to_string(total) + ", expected " + std::to_string(box_width * box_height));
-  // Sweep the columns: between two span ends the set of foreground rows is the same.
-  std::vector<std::pair<int64_t, int64_t>> events;  // (x, +y+1 starts / -(y+1) ends)
-  for (const auto& s : row_spans(runs, left, top, box_width)) {
-    events.push_back({s.x0, s.y + 1});
-    events.push_back({s.x1, -(s.y + 1)});
+  // Sweep the columns: between two rectangle edges the foreground rows are the same. Work is the
+  // rectangles (at most 3 a run) times the segments they span, bounded like the counts.
+  std::vector<std::tuple<int64_t, bool, int64_t, int64_t>> events;  // (x, starts, y0, y1); ends first
+  for (const auto& r : run_rects(runs, left, top, box_width)) {
+    events.emplace_back(r.x0, true, r.y0, r.y1);
+    events.emplace_back(r.x1, false, r.y0, r.y1);
   }
   std::sort(events.begin(), events.end());
   Rle rle{height, width, {}};
   RunWriter out{rle};
-  std::set<int64_t> rows;
+  std::multiset<std::pair<int64_t, int64_t>> active;
+  int64_t work = 0;
   for (size_t e = 0; e < events.size();) {
-    const int64_t x = events[e].first;
-    for (; e < events.size() && events[e].first == x; ++e)
-      events[e].second > 0 ? void(rows.insert(events[e].second - 1)) : void(rows.erase(-events[e].second - 1));
-    if (rows.empty() || e == events.size()) continue;
-    std::vector<std::pair<int64_t, int64_t>> spans;  // [y0, y1) of consecutive rows
-    for (const int64_t y : rows)
-      if (!spans.empty() && spans.back().second == y)
-        ++spans.back().second;
+    const int64_t x = std::get<0>(events[e]);
+    for (; e < events.size() && std::get<0>(events[e]) == x; ++e) {
+      const auto& [ex, starts, y0, y1] = events[e];
+      if (starts)
+        active.insert({y0, y1});
       else
-        spans.push_back({y, y + 1});
-    for (int64_t col = x; col < events[e].first; ++col)
+        active.erase(active.find({y0, y1}));
+    }
+    if (active.empty() || e == events.size()) continue;
+    if ((work += static_cast<int64_t>(active.size())) > 8 * kMaxRowRunCounts)
+      fail("rle", "the mask's runs take more than " + std::to_string(8 * kMaxRowRunCounts) + " steps to convert");
+    const auto spans = row_union(active);
+    for (int64_t col = x; col < std::get<0>(events[e]); ++col)
       for (const auto& [y0, y1] : spans) out.add(col * height + y0, y1 - y0);
   }
-  rle.counts.push_back(static_cast<uint32_t>(height * width - out.end));
+  if (height * width > out.end || rle.counts.empty())  // as encode(): no trailing empty run
+    rle.counts.push_back(static_cast<uint32_t>(height * width - out.end));
   return rle;
 }
 

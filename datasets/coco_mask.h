@@ -83,6 +83,11 @@ Rle segmentation_rle(const Segmentation& segmentation, int64_t height, int64_t w
 // others may have any number (fewer than 6 give an empty mask).
 Rle rle_from_polygons(const std::vector<std::vector<double>>& polygons, int64_t height, int64_t width);
 
+// Every check rle_from_polygons makes but the image size (coordinates finite and within range, the
+// boundary's length, pycocotools' rules on the first polygon), without rasterising: for readers that
+// keep polygons to rasterise later. Throws "polygons[i]: <what>".
+void check_polygons(const std::vector<std::vector<double>>& polygons);
+
 // frBbox: the box [x, y, width, height] rasterised as the polygon of its corners.
 Rle rle_from_box(const std::array<double, 4>& xywh, int64_t height, int64_t width);
 
@@ -96,8 +101,9 @@ std::string rle_to_string(const Rle& rle);
 // A mask given as row-major run lengths over a box (CVAT XML's <mask rle="...">: alternating runs of
 // background and foreground over box_width x box_height pixels, background first) placed at (left, top)
 // on a height x width image, as an image-sized RLE. The box must lie inside the image and the runs sum
-// to its area. Time and memory follow the runs and the result, never height*width: the result is
-// refused beyond kMaxRowRunCounts counts.
+// to its area. Time and memory follow the runs and the result, never height*width: a run is at most
+// three rectangles swept column segment by segment; the result is refused beyond kMaxRowRunCounts
+// counts and the sweep beyond 8 * kMaxRowRunCounts steps.
 constexpr int64_t kMaxRowRunCounts = int64_t{1} << 24;
 Rle rle_from_row_runs(const std::vector<int64_t>& runs,
                       int64_t left,

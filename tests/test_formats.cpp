@@ -22,6 +22,7 @@
 
 #include "datasets/coco.h"
 #include "datasets/coco_mask.h"
+#include "datasets/cvat_policy.h"
 #include "datasets/formats/createml.h"
 #include "datasets/formats/cvat_xml.h"
 #include "datasets/formats/datumaro.h"
@@ -29,6 +30,7 @@
 #include "datasets/formats/export.h"
 #include "datasets/formats/kitti.h"
 #include "datasets/formats/labelme.h"
+#include "datasets/formats/mask_image.h"
 #include "datasets/formats/mot.h"
 #include "datasets/formats/text.h"
 #include "datasets/formats/tfrecord.h"
@@ -337,6 +339,10 @@ void expect_equal(const dd::CocoDataset& coco, const dd::CocoDataset& other, boo
                 static_cast<long long>(diff.pixels), static_cast<long long>(diff.differ));
     EXPECT_EQ(diff.differ, 0);
   }
+  if (masks) {  // counted at load, before the crowd policy that the mask round trips apply
+    EXPECT_EQ(coco.summary.boxes + coco.summary.crowd_dropped, other.summary.boxes + other.summary.crowd_dropped);
+    return;
+  }
   EXPECT_EQ(coco.summary.boxes, other.summary.boxes);
   EXPECT_EQ(coco.summary.crowd_dropped, other.summary.crowd_dropped);
   EXPECT_EQ(coco.summary.images_without_boxes, other.summary.images_without_boxes);
@@ -356,9 +362,14 @@ void round_trip(const std::string& name,
   EXPECT_EQ(detect_format(dir / "coco").format, DatasetFormat::coco);
   const auto detected = detect_format(dir / name);
   EXPECT_EQ(detected.format, format) << detected.reason;
-  const auto coco = load_format(dir / "coco", DatasetFormat::coco);
+  auto coco = load_format(dir / "coco", DatasetFormat::coco);
   if (options.extract_dir.empty()) options.extract_dir = dir / "extracted";
-  const auto other = load_format(dir / name, format, options);
+  auto other = load_format(dir / name, format, options);
+  if (masks) {  // CVAT's formats hold masks as crowd RLEs: compare them as objects on both sides
+    for (auto* d : {&coco.train, &other.train}) dd::apply_policy(*d, {dd::CrowdPolicy::kObjects});
+    if (coco.val && other.val)
+      for (auto* d : {&*coco.val, &*other.val}) dd::apply_policy(*d, {dd::CrowdPolicy::kObjects});
+  }
   expect_equal(coco.train, other.train, areas, masks);
   ASSERT_EQ(coco.val.has_value(), other.val.has_value());
   if (coco.val) expect_equal(*coco.val, *other.val, areas, masks);
@@ -497,10 +508,11 @@ TEST(FormatsRoundTrip, RoboflowLayouts) {
   }
 }
 
-// A box-only format keeps a mask's box.
+// VOC carries masks in SegmentationObject/ (the box from the XML); KITTI keeps a mask's box alone.
 TEST(FormatsRoundTrip, VocKeepsAMasksBox) {
-  round_trip("voc_masks", make_spec({Kind::mask, Kind::box}), DatasetFormat::voc, write_voc, /*masks=*/false,
-             /*areas=*/false);
+  // One mask an image at most: SegmentationObject/ holds one object a pixel, so overlaps go to the later.
+  round_trip("voc_masks", make_spec({Kind::mask, Kind::box, Kind::box}), DatasetFormat::voc, write_voc,
+             /*masks=*/true, /*areas=*/false);
 }
 
 // detr_make_dataset --format F: the synthetic sample in each format loads as its COCO export does
@@ -943,6 +955,35 @@ TEST(FormatsTfRecord, LabelMapTextFormat) {
 
 // CVAT's row-major runs over a box become the image-sized RLE of the same pixels: checked against
 // painting the runs pixel by pixel, on hand-made and random boxes.
+// Mask PNGs: read with their header checked first; 16-bit ones and other formats are refused.
+TEST(FormatsMaskImage, HeaderCheckedBeforeDecoding) {
+  const auto dir = temp_dir("mask_image");
+  std::vector<uchar> bytes;
+  cv::imencode(".png", cv::Mat(3, 4, CV_8UC4, cv::Scalar(1, 0, 0, 255)), bytes);
+  write_file(dir / "ok.png", std::string(bytes.begin(), bytes.end()));
+  const MaskImage img = read_mask_image(dir / "ok.png");
+  EXPECT_EQ(img.height, 3);
+  EXPECT_EQ(img.width, 4);
+  EXPECT_EQ(img.channels, 4);
+  cv::imencode(".png", cv::Mat(3, 4, CV_16UC1, cv::Scalar(1000)), bytes);
+  write_file(dir / "deep.png", std::string(bytes.begin(), bytes.end()));
+  expect_error([&] { read_mask_image(dir / "deep.png"); }, {"a 16-bit PNG; masks are 8-bit or less"});
+  cv::imencode(".jpg", cv::Mat(3, 4, CV_8UC1, cv::Scalar(9)), bytes);
+  write_file(dir / "m.jpg", std::string(bytes.begin(), bytes.end()));
+  expect_error([&] { read_mask_image(dir / "m.jpg"); }, {"not a PNG whose size can be read"});
+}
+
+// The VOC colour map and its inverse agree on all 256 indices; other colours are no index.
+TEST(FormatsVoc, ColourMap) {
+  for (int i = 0; i < 256; ++i) {
+    const auto c = voc_color(i);
+    EXPECT_EQ(voc_color_index(c[0], c[1], c[2]), i);
+  }
+  EXPECT_EQ(voc_color(1), (std::array<uint8_t, 3>{0, 0, 128}));  // B, G, R: dark red
+  EXPECT_EQ(voc_color(255), (std::array<uint8_t, 3>{192, 224, 224}));
+  EXPECT_EQ(voc_color_index(1, 2, 3), -1);
+}
+
 TEST(FormatsCvat, MaskRunsAsImageRle) {
   // 4x3 mask at (10, 20): rows "0110", "0100", "0000".
   auto rle = dd::rle_from_row_runs(cvat_mask_runs("1, 2, 2, 1, 6", 4, 3), 10, 20, 4, 3, 30, 40);
@@ -957,6 +998,9 @@ TEST(FormatsCvat, MaskRunsAsImageRle) {
   expect_error([] { cvat_mask_runs("0", 0, 3); }, {"out of range"});
   expect_error([] { dd::rle_from_row_runs({12}, 1, 0, 4, 3, 3, 4); },
                {"box 4x3 at (1, 0) is not inside the 4x3 image"});
+  // A run down a tall box is three rectangles, not a span a row: 2^29 - 512 pixels from 13 bytes.
+  const auto tall = dd::rle_from_row_runs({0, 512 * 1048575}, 0, 0, 512, 1048575, 1048575, 512);
+  EXPECT_EQ(tall.counts, (std::vector<uint32_t>{0, 512u * 1048575u}));
   std::mt19937 rng(7);
   int64_t pixels = 0, differ = 0;
   for (int trial = 0; trial < 300; ++trial) {
@@ -970,8 +1014,10 @@ TEST(FormatsCvat, MaskRunsAsImageRle) {
       runs.push_back(n), pos += n;
     }
     if (runs.size() % 2 == 0 || rng() % 2) runs.push_back(0);  // trailing zero-length runs are allowed
-    const auto got = dd::decode(dd::rle_from_row_runs(runs, left, top, bw, bh, H, W), dd::MaskLayout::row_major);
+    const auto rle = dd::rle_from_row_runs(runs, left, top, bw, bh, H, W);
+    const auto got = dd::decode(rle, dd::MaskLayout::row_major);
     for (size_t p = 0; p < dense.size(); ++p) differ += got[p] != dense[p];
+    EXPECT_EQ(rle.counts, dd::encode(dense.data(), H, W, dd::MaskLayout::row_major).counts);  // pycocotools' counts
     pixels += H * W;
   }
   std::printf("row runs -> image RLE: %lld of %lld pixels differ\n", static_cast<long long>(differ),
@@ -1572,6 +1618,10 @@ TEST(FormatsOptionalFixtures, Voc) {
   EXPECT_EQ(s.train.categories[s.train.images[0].objects[0].category_id - 1].name, "cat");
   EXPECT_EQ(s.train.images[0].objects[0].bbox, (std::array<double, 4>{1, 2, 2, 2}));
   EXPECT_EQ(s.train.images[0].width, 20);
+  // SegmentationObject/2007_000001.png paints all 20x10 pixels in instance 1's colour: the cat's mask.
+  ASSERT_TRUE(s.train.images[0].objects[0].segmentation.rle.has_value());
+  EXPECT_EQ(dd::area(*s.train.images[0].objects[0].segmentation.rle), 200u);
+  EXPECT_FALSE(s.train.images[0].objects[1].segmentation.rle.has_value());
   s = load_real("datumaro/voc_dataset/voc_dataset3", DatasetFormat::voc);  // "# a comment" in the list
   expect_counts(s.train, 1, 1);
   // voc_dataset2 holds annotations without images: every image is missing.
@@ -1625,8 +1675,8 @@ TEST(FormatsOptionalFixtures, LabelMe) {
   for (const char* rel : {"datumaro/labelme_dataset", "datumaro-openvino/labelme_dataset"}) {
     SCOPED_TRACE(rel);
     const auto s = load_real(rel, DatasetFormat::labelme);
-    expect_counts(s.train, 1, 7);  // 4 polygons, a bounding_box and 2 masks
-    EXPECT_EQ(s.train.summary.crowd_dropped, 0);
+    expect_counts(s.train, 1, 5);  // 4 polygons and a bounding_box; 2 masks are crowd RLEs (--crowd decides)
+    EXPECT_EQ(s.train.summary.crowd_dropped, 2);
     // Masks/img1_mask_1.png: 10 pixels (alpha > 0) in x 58..62, y 67..68; its <box> says y from 66.
     const auto& plate = s.train.images[0].objects[1];
     ASSERT_TRUE(plate.segmentation.rle.has_value());

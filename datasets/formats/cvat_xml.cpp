@@ -57,6 +57,7 @@ struct Context {
   fs::path file;
   std::map<std::string, int64_t> label_of;
   int64_t outside = 0;
+  uint64_t mask_counts = 0, max_mask_counts = 0;  // RLE counts of all masks, and their bound
 };
 
 // "x0,y0;x1,y1;..." as [x0, y0, x1, y1, ...].
@@ -96,7 +97,7 @@ bool is_crowd(const XmlElement& el) {
 void read_mask(const XmlElement& el,
                RawObject& o,
                const std::array<int64_t, 2>& image_size,
-               const Context& c,
+               Context& c,
                const std::string& where) {
   const std::string& rle = require_attribute(el, "rle", c.file, where);
   const int64_t left = integer_attribute(el, "left", c, where), top = integer_attribute(el, "top", c, where);
@@ -108,9 +109,14 @@ void read_mask(const XmlElement& el,
         rle_from_row_runs(cvat_mask_runs(rle, width, height), left, top, width, height, image_size[1], image_size[0]);
     o.bbox = to_bbox(*o.mask);
     o.area = static_cast<double>(area(*o.mask));
+    o.iscrowd = true;  // as CVAT's COCO export writes masks; --crowd decides (cvat_policy.h)
   } catch (const std::runtime_error& e) {
     fail_at(c.file, el.line, where + ": mask.rle: " + e.what());
   }
+  if ((c.mask_counts += o.mask->counts.size()) > c.max_mask_counts)
+    fail_at(c.file, el.line,
+            where + ": the masks so far take " + std::to_string(c.mask_counts) + " run counts, more than " +
+                std::to_string(c.max_mask_counts) + " (16 per byte of the file + 2^24)");
 }
 
 // A box, polygon, mask or ellipse as an object; nullopt for other shapes and outside ones. A mask
@@ -264,7 +270,8 @@ RawExport read_cvat_xml(const fs::path& root) {
   RawExport data;
   data.format = "cvat";
   data.labels = read_labels(doc, file);
-  Context c{file, {}, 0};
+  std::error_code ec;
+  Context c{file, {}, 0, 0, 16 * static_cast<uint64_t>(fs::file_size(file, ec)) + (uint64_t{1} << 24)};
   for (size_t i = 0; i < data.labels.size(); ++i) c.label_of[data.labels[i]] = static_cast<int64_t>(i);
   std::map<std::string, std::map<int64_t, RawImage>> subsets;  // subset -> frame -> image
   for (const XmlElement* el : doc.children_named("image")) {

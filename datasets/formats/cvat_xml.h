@@ -13,11 +13,11 @@
 // every label of the meta in order (skeleton parts included), as CVAT's COCO export lists them.
 // Decisions:
 //  - a polygon's box is its points' bounding box (points kept in RawObject::polygons);
-//  - a mask is an instance with its pixels (RawObject::mask, for --masks), its tight box and pixel
-//    count; CVAT's own COCO export marks masks iscrowd 1 (its "guess" mode), which upstream's loader
-//    drops: here they train unless the shape has an is_crowd attribute that is true;
+//  - a mask keeps its pixels (RawObject::mask, for --masks), its tight box and pixel count, and is a
+//    crowd RLE as CVAT's COCO export writes it: --crowd (cvat_policy.h) decides, and its default
+//    (auto) trains it as an object, as for CVAT's COCO export;
 //  - an ellipse is an ignore region (iscrowd) with its box; rotation is ignored as in CVAT's COCO
-//    export (boxes unrotated); any shape with <attribute name="is_crowd">true</attribute> is one too;
+//    export (boxes unrotated); any shape with <attribute name="is_crowd">true</attribute> is crowd;
 //  - outside="1" shapes (a track's object out of view) are left out; occluded ones train;
 //  - a shape with label="" (no label) is dropped and counted; a label not in the meta is an error;
 //  - track shapes are taken on the frames they are written for (CVAT writes every frame of a track,

@@ -63,6 +63,7 @@ void read_mask(const json& a, RawObject& o, const Context& c, const std::string&
     o.mask = rle_from_string(counts.get<std::string>(), h, w);
     o.bbox = to_bbox(*o.mask);
     o.area = static_cast<double>(area(*o.mask));
+    o.iscrowd = true;  // as Datumaro's COCO export writes masks; --crowd decides (cvat_policy.h)
   } catch (const std::runtime_error& e) {
     c.fail(where, std::string("rle: ") + e.what());
   }
@@ -88,7 +89,7 @@ std::optional<RawObject> read_annotation(const json& a, Context& c, const std::s
   }
   RawObject o;
   o.where = where;
-  o.iscrowd = attribute_true(a, "is_crowd");
+  const bool crowd = attribute_true(a, "is_crowd");
   const auto label = a.find("label_id");
   if (label != a.end() && !label->is_null()) {
     const auto id = exact_int64(*label);
@@ -110,6 +111,7 @@ std::optional<RawObject> read_annotation(const json& a, Context& c, const std::s
   } else {
     read_mask(a, o, c, where);
   }
+  if (crowd) o.iscrowd = true;
   return o;
 }
 

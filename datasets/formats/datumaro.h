@@ -9,8 +9,9 @@
 //                                                          ...]}]}
 //   images/<subset>/<path> (or images/<path>)
 // Categories are the label list in order (label_id is 0-based). Decisions as for CVAT XML: a polygon's
-// box is its points' bounding box (points kept); a mask is an instance with its pixels (for --masks),
-// its RLE's box and area; attributes.is_crowd true makes any of them an ignore region (iscrowd);
+// box is its points' bounding box (points kept); a mask keeps its pixels (for --masks), its RLE's box
+// and area, and is a crowd RLE as Datumaro's COCO export writes it (--crowd decides, cvat_policy.h);
+// attributes.is_crowd true makes any annotation crowd;
 // label_id null is an unlabelled object (dropped and counted); attributes.outside true is left out;
 // other annotation types (label, points, polyline, caption, cuboid, skeleton) are not boxes.
 #pragma once

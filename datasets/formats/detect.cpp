@@ -161,7 +161,8 @@ std::optional<std::string> labelme_reason(const fs::path& root) {
   if (!f && is_dir(root / "Annotations"))
     for (const auto& d : entries(root / "Annotations", "", /*dirs=*/true))
       if ((f = xml_with_root(d, "annotation", false))) break;
-  if (!f || (head_contains(*f, "<bndbox") && !head_contains(*f, "<polygon")))  // VOC-style XML elsewhere
+  if (!f || (head_contains(*f, "<bndbox") && !head_contains(*f, "<polygon")) ||  // VOC-style XML elsewhere
+      !voc_roboflow_dirs(root).empty())
     return std::nullopt;
   return f->lexically_relative(root).string() + " with root <annotation> outside VOC's Annotations/ (LabelMe)";
 }

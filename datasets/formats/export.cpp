@@ -256,7 +256,14 @@ std::string convert_objects_of(const RawExport& data,
     o.area = r.area               ? *r.area
              : r.polygons.empty() ? o.bbox[2] * o.bbox[3]
                                   : polygons_area(pixel_polygons(r, rec.width, rec.height), rec.height, rec.width);
-    if (!r.polygons.empty()) o.segmentation.polygons = pixel_polygons(r, rec.width, rec.height);
+    if (!r.polygons.empty()) {
+      o.segmentation.polygons = pixel_polygons(r, rec.width, rec.height);
+      try {
+        check_polygons(o.segmentation.polygons);
+      } catch (const std::runtime_error& e) {
+        if (why.empty()) why = r.where + ": " + e.what();
+      }
+    }
     if (r.mask && (r.mask->height != rec.height || r.mask->width != rec.width) && why.empty())
       why = r.where + ": mask is " + std::to_string(r.mask->width) + "x" + std::to_string(r.mask->height) +
             ", the image " + std::to_string(rec.width) + "x" + std::to_string(rec.height);
@@ -316,6 +323,8 @@ CocoDataset to_coco_dataset(const RawExport& data, const RawSubset& subset, cons
   CocoDataset out;
   out.annotation_file = subset.source;
   out.max_image_pixels = options.max_image_pixels;
+  // Exports CVAT writes: their masks are crowd RLEs as in its COCO export, which --crowd auto trains.
+  out.cvat_attributes = data.format == "cvat" || data.format == "datumaro" || data.format == "labelme";
   for (size_t i = 0; i < data.labels.size(); ++i)
     out.categories.push_back({static_cast<int64_t>(i) + 1, data.labels[i]});
   std::map<int64_t, std::string> bad;

@@ -22,13 +22,13 @@ struct RawObject {
   std::array<double, 4> bbox{};  // x, y, width, height: pixels, or fractions of the image's
                                  // width/height when `normalized` (YOLO; converted once known)
   bool normalized = false;
-  bool iscrowd = false;                       // not trained on, ignored by evaluation: VOC `difficult`, MOT
-                                              // ignored, CVAT ellipses, shapes with an is_crowd attribute
+  bool iscrowd = false;                       // crowd: VOC `difficult`, MOT ignored, CVAT ellipses, is_crowd
+                                              // shapes; CVAT/Datumaro/LabelMe masks (--crowd decides)
   std::optional<double> area;                 // a mask's pixel count; else the polygons' (pycocotools) or w*h
   std::vector<std::vector<double>> polygons;  // [x0, y0, x1, y1, ...] where drawn as polygons (the
                                               // object's mask; the box is their bounding box);
                                               // fractions like the box when `normalized` (Ultralytics)
-  std::optional<Rle> mask;                    // a mask the format draws (CVAT, Datumaro, LabelMe), the size
+  std::optional<Rle> mask;                    // a mask the format draws (CVAT, Datumaro, LabelMe, VOC), the size
                                               // of the image as the format declares it; the box is its box
   std::string where;                          // names the object in errors: "line 3", "object 2 (line 40)"
 };

@@ -1,17 +1,13 @@
 #include "datasets/formats/labelme.h"
 
-#include <opencv2/core.hpp>
-#include <opencv2/imgcodecs.hpp>
-
 #include <algorithm>
-#include <fstream>
 #include <map>
 #include <stdexcept>
 
 #include "datasets/coco_mask.h"
+#include "datasets/formats/mask_image.h"
 #include "datasets/formats/text.h"
 #include "datasets/formats/xml.h"
-#include "datasets/image_header.h"
 
 namespace detr::datasets::formats {
 
@@ -34,8 +30,6 @@ struct Folder {
   std::string subset;
   fs::path xml_dir, image_dir, mask_dir;
 };
-
-constexpr uintmax_t kMaxMaskFileBytes = uintmax_t{256} << 20;
 
 std::vector<fs::path> xml_files(const fs::path& dir) {
   std::vector<fs::path> files;
@@ -73,26 +67,19 @@ std::vector<double> polygon_points(const XmlElement& polygon, const fs::path& fi
   return points;
 }
 
-// A mask PNG (Masks/<name>): its pixels where any channel is nonzero, as Datumaro reads them. The
-// header is checked before decoding: at most kMaxMaskPixels, the file at most kMaxMaskFileBytes.
+// A mask PNG (Masks/<name>): its pixels where a colour channel is nonzero (Datumaro's asset: colour
+// with alpha on the mask, (0, 0, 0, 0) elsewhere).
 Rle read_mask_png(const fs::path& png, const fs::path& file, int64_t line, const std::string& where) {
-  auto fail = [&](const std::string& what) { fail_at(file, line, where + ": mask " + png.string() + ": " + what); };
-  std::error_code ec;
-  const uintmax_t bytes = fs::file_size(png, ec);
-  if (ec || bytes > kMaxMaskFileBytes) fail(ec ? "cannot read it" : "larger than 256 MiB");
-  std::vector<uint8_t> data(static_cast<size_t>(bytes));
-  std::ifstream in(png, std::ios::binary);
-  if (!in.read(reinterpret_cast<char*>(data.data()), static_cast<std::streamsize>(bytes))) fail("cannot read it");
-  const auto header = read_image_header(data.data(), data.size());
-  if (!header) fail("not an image whose size can be read");
-  if (header->width * header->height > kMaxMaskPixels)
-    fail(std::to_string(header->width) + "x" + std::to_string(header->height) + " is more pixels than a mask may hold");
-  const cv::Mat img = cv::imdecode(data, cv::IMREAD_UNCHANGED);
-  if (img.empty() || img.depth() != CV_8U) fail("cannot be decoded as an 8-bit image");
-  cv::Mat any = img.reshape(1, img.rows * img.cols);  // one row per pixel, a column per channel
-  cv::reduce(any, any, 1, cv::REDUCE_MAX);
-  any = any.reshape(1, img.rows);
-  return encode(any.ptr<uint8_t>(), img.rows, img.cols, MaskLayout::row_major);
+  try {
+    const MaskImage img = read_mask_image(png);
+    const int colours = img.channels >= 3 ? 3 : 1;  // alpha is no foreground
+    std::vector<uint8_t> any(static_cast<size_t>(img.height * img.width), 0);
+    for (size_t p = 0; p < any.size(); ++p)
+      for (int ch = 0; ch < colours; ++ch) any[p] |= img.pixels[p * img.channels + ch];
+    return encode(any.data(), img.height, img.width, MaskLayout::row_major);
+  } catch (const std::runtime_error& e) {
+    fail_at(file, line, where + ": mask " + png.string() + ": " + e.what());
+  }
 }
 
 // Whether the object's <attributes> ("a=b, c, ...") name is_crowd (bare, =true or =1).
@@ -106,6 +93,13 @@ bool is_crowd(const XmlElement& obj) {
   return false;
 }
 
+// Masks read for one XML file (an object naming a PNG another has named reads it once), and the <segm>s
+// without their PNG over all files.
+struct MaskState {
+  std::map<fs::path, Rle> decoded;
+  int64_t missing = 0;
+};
+
 // A <segm>: its mask PNG when the folder has it (the box then the mask's), else its <box> alone
 // (counted in `missing`).
 void read_segm(const XmlElement& segm,
@@ -113,25 +107,29 @@ void read_segm(const XmlElement& segm,
                const Folder& folder,
                const fs::path& file,
                const std::string& where,
-               int64_t& missing) {
+               MaskState& masks) {
   const XmlElement& box = require_child(segm, "box", file, where);
   const double x0 = child_number(box, "xmin", file, where), y0 = child_number(box, "ymin", file, where);
   o.bbox = {x0, y0, child_number(box, "xmax", file, where) - x0, child_number(box, "ymax", file, where) - y0};
   const XmlElement* mask = segm.child("mask");
   const std::string name = mask ? std::string(trim(mask->text)) : std::string();
   const auto png = name.empty() ? std::nullopt : find_inside(folder.mask_dir, name);
+  o.iscrowd = true;  // a mask, as CVAT's COCO export writes it; --crowd decides (cvat_policy.h)
   if (!png) {
-    ++missing;
+    ++masks.missing;
     return;
   }
-  o.mask = read_mask_png(*png, file, mask->line, where);
+  auto cached = masks.decoded.find(*png);
+  if (cached == masks.decoded.end())
+    cached = masks.decoded.emplace(*png, read_mask_png(*png, file, mask->line, where)).first;
+  o.mask = cached->second;
   o.bbox = to_bbox(*o.mask);
   o.area = static_cast<double>(area(*o.mask));
 }
 
 // One <object>; nullopt for a deleted one.
 std::optional<RawObject> read_object(
-    const XmlElement& obj, size_t k, Labels& labels, const Folder& folder, const fs::path& file, int64_t& missing) {
+    const XmlElement& obj, size_t k, Labels& labels, const Folder& folder, const fs::path& file, MaskState& masks) {
   const std::string where = "object " + std::to_string(k);
   if (const XmlElement* d = obj.child("deleted"); d && trim(d->text) == "1") return std::nullopt;
   RawObject o;
@@ -152,11 +150,11 @@ std::optional<RawObject> read_object(
     o.bbox = polygon_bbox(points);
     if (!is_box) o.polygons.push_back(std::move(points));
   } else if (const XmlElement* segm = obj.child("segm")) {
-    read_segm(*segm, o, folder, file, where, missing);
+    read_segm(*segm, o, folder, file, where, masks);
   } else {
     fail_at(file, obj.line, where + ": object has neither <polygon> nor <segm>");
   }
-  o.iscrowd = is_crowd(obj);
+  if (is_crowd(obj)) o.iscrowd = true;
   return o;
 }
 
@@ -170,7 +168,7 @@ int64_t image_size(const XmlElement& doc, const char* name, const fs::path& file
   return *v;
 }
 
-RawImage read_image(const fs::path& xml, const Folder& folder, Labels& labels, int64_t& missing) {
+RawImage read_image(const fs::path& xml, const Folder& folder, Labels& labels, MaskState& masks) {
   const XmlElement doc = read_xml_file(xml);
   if (doc.name != "annotation") fail_at(xml, doc.line, "root element is <" + doc.name + ">, expected <annotation>");
   RawImage image;
@@ -187,7 +185,8 @@ RawImage read_image(const fs::path& xml, const Folder& folder, Labels& labels, i
   image.path = found ? *found : join_inside(folder.image_dir, image.file_name);
   const auto objects = doc.children_named("object");
   for (size_t k = 0; k < objects.size(); ++k)
-    if (auto o = read_object(*objects[k], k, labels, folder, xml, missing)) image.objects.push_back(std::move(*o));
+    if (auto o = read_object(*objects[k], k, labels, folder, xml, masks)) image.objects.push_back(std::move(*o));
+  masks.decoded.clear();
   return image;
 }
 
@@ -197,19 +196,19 @@ RawExport read_labelme(const fs::path& root) {
   RawExport data;
   data.format = "labelme";
   Labels labels;
-  int64_t missing = 0;
+  MaskState masks;
   for (const auto& folder : folders(root)) {
     RawSubset subset{folder.subset, folder.xml_dir, {}};
     for (const auto& xml : xml_files(folder.xml_dir)) {
-      RawImage image = read_image(xml, folder, labels, missing);
+      RawImage image = read_image(xml, folder, labels, masks);
       image.id = static_cast<int64_t>(subset.images.size()) + 1;
       subset.images.push_back(std::move(image));
     }
     data.subsets.push_back(std::move(subset));
   }
   if (data.subsets.empty()) throw std::runtime_error(root.string() + ": no LabelMe XML files");
-  if (missing)
-    data.warnings.push_back(std::to_string(missing) +
+  if (masks.missing)
+    data.warnings.push_back(std::to_string(masks.missing) +
                             " masks (<segm>) have no PNG in Masks/: those objects are their <box> alone");
   check_labels(labels.names, root);
   data.labels = std::move(labels.names);

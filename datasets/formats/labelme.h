@@ -9,10 +9,11 @@
 // LabelMe has no label list: categories are the object names in order of first appearance (subsets in
 // name order, files in name order), as Datumaro's importer numbers them. Decisions:
 //  - a polygon's box is its points' bounding box; the points are kept (RawObject::polygons);
-//  - a <segm> is an instance with the pixels of its mask PNG (Masks/<name>, or Masks/<subset>/ in the
-//    Annotations/ layout; foreground where any channel is nonzero, as Datumaro reads it), its box and
-//    area the mask's; without the PNG, its <box> alone (a warning counts them);
-//  - <attributes> naming is_crowd (bare, =true or =1) make the object an ignore region (iscrowd);
+//  - a <segm> keeps the pixels of its mask PNG (Masks/<name>, or Masks/<subset>/ in the Annotations/
+//    layout; foreground where a colour channel is nonzero), its box and area the mask's; without the
+//    PNG, its <box> alone (a warning counts them). It is a crowd RLE as CVAT's COCO export writes
+//    masks: --crowd decides (cvat_policy.h), and its default trains it as an object;
+//  - <attributes> naming is_crowd (bare, =true or =1) make the object crowd;
 //  - deleted objects (<deleted>1</deleted>) are left out; occluded ones train.
 #pragma once
 #include <filesystem>

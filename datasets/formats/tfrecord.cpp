@@ -380,6 +380,20 @@ std::vector<fs::path> tfrecord_files(const fs::path& dir) {
   return files;
 }
 
+// A folder's label map: label_map.pbtxt, else its one *label_map.pbtxt (Roboflow names it
+// <project>_label_map.pbtxt).
+fs::path label_map_of(const fs::path& dir) {
+  if (std::error_code ec; fs::is_regular_file(dir / "label_map.pbtxt", ec)) return dir / "label_map.pbtxt";
+  std::vector<fs::path> found;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    const std::string name = e.path().filename().string();
+    if (e.is_regular_file(ec) && name.size() >= 15 && name.compare(name.size() - 15, 15, "label_map.pbtxt") == 0)
+      found.push_back(e.path());
+  }
+  return found.size() == 1 ? found.front() : dir / "label_map.pbtxt";
+}
+
 }  // namespace
 
 std::vector<fs::path> tfrecord_roboflow_dirs(const fs::path& root) {
@@ -398,13 +412,13 @@ RawExport read_tfrecord(const fs::path& root, const fs::path& extract_dir) {
   auto dirs = tfrecord_roboflow_dirs(root);
   const bool roboflow = !dirs.empty();
   if (!roboflow) dirs = {root};
-  const LabelMap map = make_label_map(dirs.front() / "label_map.pbtxt");
+  const LabelMap map = make_label_map(label_map_of(dirs.front()));
   data.labels = map.labels;
   size_t n = 0;
   for (const auto& dir : dirs) {
-    if (roboflow && make_label_map(dir / "label_map.pbtxt").labels != map.labels)
-      throw std::runtime_error((dir / "label_map.pbtxt").string() + ": its labels differ from " +
-                               (dirs.front() / "label_map.pbtxt").string() + "'s");
+    if (roboflow && make_label_map(label_map_of(dir)).labels != map.labels)
+      throw std::runtime_error(label_map_of(dir).string() + ": its labels differ from " +
+                               label_map_of(dirs.front()).string() + "'s");
     const auto files = tfrecord_files(dir);
     if (files.empty()) throw std::runtime_error(root.string() + ": no *.tfrecord files");
     for (const auto& file : files) {

@@ -56,7 +56,8 @@ class TfRecordReader {
 std::vector<std::pair<int64_t, std::string>> read_label_map(const std::filesystem::path& path);
 
 // Roboflow's layout: subset folders (train/, valid/, test/) each with its *.tfrecord and the same
-// label_map.pbtxt, none in the root. Those folders, in name order; empty for CVAT's layout.
+// label map (label_map.pbtxt, or its one <project>_label_map.pbtxt), none in the root. Those folders, in name order;
+// empty for CVAT's layout.
 std::vector<std::filesystem::path> tfrecord_roboflow_dirs(const std::filesystem::path& root);
 
 // Every <subset>.tfrecord in root (subset = the file's stem), or in Roboflow's subset folders (subset =

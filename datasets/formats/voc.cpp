@@ -7,6 +7,8 @@
 #include <set>
 #include <stdexcept>
 
+#include "datasets/coco_mask.h"
+#include "datasets/formats/mask_image.h"
 #include "datasets/formats/text.h"
 #include "datasets/formats/xml.h"
 
@@ -138,6 +140,40 @@ RawObject read_object(
   return o;
 }
 
+// SegmentationObject/<id>.png: object i's mask is the pixels of the VOC colour map's index i + 1 (255
+// is the boundary, no object's). Objects with no pixel there keep their box alone.
+void read_instance_masks(const fs::path& png, std::vector<RawObject>& objects) {
+  MaskImage img;
+  try {
+    img = read_mask_image(png);
+  } catch (const std::runtime_error& e) {
+    throw std::runtime_error(png.string() + ": " + e.what());
+  }
+  if (img.channels < 3) throw std::runtime_error(png.string() + ": expected a colour (VOC colour map) image");
+  // Every object's RLE in one column-major pass: end[i] is where object i's last run ends.
+  const int64_t h = img.height, w = img.width;
+  std::vector<Rle> rles(objects.size(), Rle{h, w, {}});
+  std::vector<int64_t> end(objects.size(), 0);
+  for (int64_t x = 0; x < w; ++x)
+    for (int64_t y = 0; y < h; ++y) {
+      const uint8_t* px = &img.pixels[static_cast<size_t>((y * w + x) * img.channels)];
+      const int k = voc_color_index(px[0], px[1], px[2]) - 1;
+      if (k < 0 || k >= static_cast<int>(objects.size()) || k == 254) continue;
+      const int64_t q = x * h + y;
+      auto& counts = rles[k].counts;
+      if (q == end[k] && !counts.empty())
+        ++counts.back();
+      else
+        counts.push_back(static_cast<uint32_t>(q - end[k])), counts.push_back(1);
+      end[k] = q + 1;
+    }
+  for (size_t i = 0; i < objects.size(); ++i) {
+    if (rles[i].counts.empty()) continue;
+    if (h * w > end[i]) rles[i].counts.push_back(static_cast<uint32_t>(h * w - end[i]));
+    objects[i].mask = std::move(rles[i]);
+  }
+}
+
 // The image of annotation file `xml` (absent: an image without objects), found in `images`.
 RawImage read_annotation(
     const fs::path& xml, const fs::path& images, const std::string& id, LabelMap& label_of, int64_t& background) {
@@ -164,13 +200,16 @@ RawImage read_annotation(
   return image;
 }
 
-// Whether the file's first 64 KiB hold a <bndbox (VOC's object box; LabelMe has polygons).
-bool head_has_bndbox(const fs::path& file) {
+// Whether the file's first 64 KiB hold a VOC element LabelMe's XML has not: <bndbox> (an object's
+// box), <segmented> or <database> (Roboflow writes both, also for an image without objects).
+bool head_looks_like_voc(const fs::path& file) {
   std::ifstream in(file, std::ios::binary);
   std::string head(64 << 10, '\0');
   in.read(head.data(), static_cast<std::streamsize>(head.size()));
   head.resize(static_cast<size_t>(in.gcount()));
-  return head.find("<bndbox") != std::string::npos;
+  for (const char* tag : {"<bndbox", "<segmented>", "<database>"})
+    if (head.find(tag) != std::string::npos) return true;
+  return false;
 }
 
 std::vector<fs::path> xml_files(const fs::path& dir) {
@@ -212,6 +251,8 @@ void read_image_sets(const fs::path& root, RawExport& data, int64_t& background)
     for (const auto& id : read_ids(file)) {
       const fs::path xml = join_inside(root / "Annotations", id + ".xml");
       RawImage image = read_annotation(xml, root / "JPEGImages", id, label_of, background);
+      const fs::path png = join_inside(root / "SegmentationObject", id + ".png");
+      if (fs::is_regular_file(png, ec)) read_instance_masks(png, image.objects);
       image.id = static_cast<int64_t>(subset.images.size()) + 1;
       subset.images.push_back(std::move(image));
     }
@@ -228,7 +269,9 @@ std::vector<fs::path> voc_roboflow_dirs(const fs::path& root) {
   for (const auto& e : fs::directory_iterator(root, ec)) {
     if (!e.is_directory(ec)) continue;
     const auto files = xml_files(e.path());
-    if (!files.empty() && peek_xml_root(files.front()) == "annotation" && head_has_bndbox(files.front()))
+    if (files.empty() || peek_xml_root(files.front()) != "annotation") continue;
+    const size_t look = std::min<size_t>(files.size(), 64);  // the first files, enough for one with a box
+    if (std::any_of(files.begin(), files.begin() + static_cast<std::ptrdiff_t>(look), head_looks_like_voc))
       dirs.push_back(e.path());
   }
   std::sort(dirs.begin(), dirs.end());

@@ -17,6 +17,8 @@
 //    (VOC devkit, torchvision and mmdetection train without them by default).
 //  - `truncated`, `occluded`, `pose`, parts and actions do not change anything: the object trains.
 //  - An id listed without Annotations/<id>.xml is an image without objects; its size is its header's.
+//  - SegmentationObject/<id>.png, where present, gives object i (in the XML's order) the pixels of the
+//    VOC colour map's index i + 1 as its mask (for --masks); the box stays the XML's <bndbox>.
 #pragma once
 #include <filesystem>
 #include <string>

@@ -13,6 +13,7 @@
 #include <stdexcept>
 
 #include "datasets/coco_mask.h"
+#include "datasets/formats/mask_image.h"
 #include "datasets/formats/text.h"
 #include "datasets/formats/tf_example.h"
 #include "util/tfrecord_framing.h"
@@ -151,7 +152,7 @@ json coco_annotation(const RawObject& o, const RawImage& im, int64_t id, int64_t
   if (shape_of(o) == Shape::polygon) seg = pixel_polygons(o, im.width, im.height);
   if (shape_of(o) == Shape::mask || shape_of(o) == Shape::crowd) {
     const Rle rle = mask_of(o, im);
-    seg = {{"counts", rle.counts}, {"size", {im.height, im.width}}};
+    seg = {{"counts", rle.counts}, {"size", {rle.height, rle.width}}};
   }
   return {{"id", id},
           {"image_id", image_id},
@@ -296,6 +297,26 @@ void write_voc_class_lists(const RawExport& data, const RawSubset& s, const fs::
   }
 }
 
+// SegmentationObject/<stem>.png: object i's mask in the VOC colour map's colour i + 1 (objects as
+// voc_xml writes them: the labelled ones). Nothing when no object has a mask.
+void write_voc_instances(const RawExport& data, const RawImage& im, const fs::path& png) {
+  const auto objects = labelled(im, data.labels.size());
+  if (std::none_of(objects.begin(), objects.end(), [](const RawObject* o) { return shape_of(*o) == Shape::mask; }))
+    return;
+  cv::Mat img(static_cast<int>(im.height), static_cast<int>(im.width), CV_8UC3, cv::Scalar(0, 0, 0));
+  for (size_t i = 0; i < objects.size() && i < 254; ++i) {
+    if (shape_of(*objects[i]) != Shape::mask) continue;
+    const auto c = voc_color(static_cast<int>(i) + 1);
+    const auto m = decode(*objects[i]->mask, MaskLayout::row_major);
+    for (int64_t p = 0; p < im.height * im.width; ++p)
+      if (m[static_cast<size_t>(p)])
+        img.at<cv::Vec3b>(static_cast<int>(p / im.width), static_cast<int>(p % im.width)) = {c[0], c[1], c[2]};
+  }
+  std::vector<uint8_t> bytes;
+  cv::imencode(".png", img, bytes);
+  write_file(png, std::string(bytes.begin(), bytes.end()));
+}
+
 void write_voc(const RawExport& data, const fs::path& root, const WriteOptions& options) {
   std::string labelmap = "# label:color_rgb:parts:actions\nbackground:0,0,0::\n";
   for (size_t i = 0; i < data.labels.size(); ++i)
@@ -307,6 +328,7 @@ void write_voc(const RawExport& data, const fs::path& root, const WriteOptions& 
       ids += stem_part(im) + "\n";
       place_image(im, root / "JPEGImages" / file_part(im), options);
       write_file(root / "Annotations" / (stem_part(im) + ".xml"), voc_xml(data, im));
+      write_voc_instances(data, im, root / "SegmentationObject" / (stem_part(im) + ".png"));
     }
     write_file(root / "ImageSets" / "Main" / (s.name + ".txt"), ids);
     write_voc_class_lists(data, s, root / "ImageSets" / "Main");
@@ -562,8 +584,10 @@ json datumaro_annotation(const RawObject& o, const RawImage& im, int id) {
   if (shape_of(o) == Shape::box) a["type"] = "bbox", a["bbox"] = box_of(o, im);
   if (shape_of(o) == Shape::polygon)
     a["type"] = "polygon", a["points"] = pixel_polygons(o, im.width, im.height).front();
-  if (shape_of(o) == Shape::mask || shape_of(o) == Shape::crowd)
-    a["type"] = "mask", a["rle"] = {{"counts", rle_to_string(mask_of(o, im))}, {"size", {im.height, im.width}}};
+  if (shape_of(o) == Shape::mask || shape_of(o) == Shape::crowd) {
+    const Rle rle = mask_of(o, im);
+    a["type"] = "mask", a["rle"] = {{"counts", rle_to_string(rle)}, {"size", {rle.height, rle.width}}};
+  }
   if (shape_of(o) == Shape::crowd) a["attributes"]["is_crowd"] = true;
   return a;
 }

@@ -6,7 +6,8 @@
 //
 // Objects: one with polygons is written as its polygons where the format holds polygons (COCO,
 // LabelMe, CVAT, Datumaro, Ultralytics) and as their bounding box elsewhere; one with a mask as its
-// mask where the format holds masks (COCO's RLE, LabelMe's PNG in Masks/, CVAT's runs, Datumaro's RLE)
+// mask where the format holds masks (COCO's RLE, LabelMe's PNG in Masks/, CVAT's runs, Datumaro's RLE,
+// VOC's SegmentationObject/ PNG beside its box)
 // and as its box elsewhere; a crowd object as the format's ignore region (COCO iscrowd 1 with its mask
 // or its box's; the same mask with an is_crowd attribute in LabelMe, CVAT and Datumaro; VOC
 // `difficult`; MOT `not_ignored` 0; KITTI's DontCare) and left out of YOLO, Ultralytics, TFRecord and
