@@ -66,6 +66,7 @@ const Layout kLayouts[] = {
     {f::DatasetFormat::ultralytics, "data.yaml"},
     {f::DatasetFormat::kitti, "training/label_2/a.txt"},
     {f::DatasetFormat::createml, "train/_annotations.createml.json"},
+    {f::DatasetFormat::open_images, "annotations/train-annotations-bbox.csv"},
 };
 
 // A fresh export folder per input (a previous input's files must not leak into this one's).
@@ -81,6 +82,7 @@ fs::path fresh_export(const fs::path& base) {
   write_file(base / "images/train/a.jpg", image);
   write_file(base / "training/image_2/a.jpg", image);
   write_file(base / "train/a.jpg", image);
+  write_file(base / "annotations/class-descriptions.csv", "cat,Cat\ndog,Dog\n");
   write_file(base / "data.yaml", "path: .\ntrain: images/train\nnames:\n  0: cat\n  1: dog\n");
   write_file(base / "obj.data", "classes = 2\nnames = data/obj.names\ntrain = data/train.txt\nbackup = backup/\n");
   write_file(base / "obj.names", "cat\ndog\n");

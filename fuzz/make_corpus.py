@@ -212,7 +212,7 @@ def coco_seeds():
 # ---- formats/ and serve_request/ ---------------------------------------------------------------------
 # fuzz_formats.cpp: the first byte picks the format (0 VOC, 1 LabelMe, 2 CVAT XML, 3 Datumaro, 4 YOLO
 # label file, 5 MOT gt.txt, 6 TFRecord, 7 YOLO names, 8 Ultralytics label file, 9 Ultralytics data.yaml,
-# 10 KITTI label file, 11 CreateML JSON);
+# 10 KITTI label file, 11 CreateML JSON, 12 Open Images boxes CSV);
 # the rest is that format's annotation file.
 
 def _crc32c(data):
@@ -325,6 +325,7 @@ def formats_seeds():
         "ultralytics_bad.bin": b"\x08" + b"1 0.1 nan 0.2\n2 0 0 1 1 0\n",
         "ultralytics_yaml.bin": b"\x09" + ultralytics_yaml,
         "kitti.bin": b"\x0a" + b"Car 0.00 0 -10 1 2 11 12 -1 -1 -1 -1000 -1000 -1000 -10\nDontCare -1 -1 -10 2 2 9 9 -1 -1 -1 -1 -1 -1 -1 0.5\n",
+        "open_images.bin": b"\x0c" + b"ImageID,Source,LabelName,Confidence,XMin,XMax,YMin,YMax,IsOccluded,IsTruncated,IsGroupOf,IsDepiction,IsInside\na,x,cat,1,0.1,0.5,0.2,0.9,0,0,1,0,0\n",
         "createml.bin": b"\x0b" + b'[{"image": "a.jpg", "annotations": [{"label": "cat", "coordinates": {"x": 8, "y": 6, "width": 4, "height": 2}}]}]',
     }
 

@@ -13,7 +13,7 @@ using M = models::ModelConfig;
 // detr-cpp's own flags (upstream's are in flag_table).
 void add_our_flags(FlagTable<TrainArgs>& t, const char* ours) {
   // clang-format off
-  t.add(ours, "dataset_format", "auto|coco|yolo|ultralytics|voc|labelme|mot|tfrecord|cvat|datumaro|kitti|createml (also CVAT's and Onepanel's names: cvat_yolo, \"PASCAL VOC 1.1\", \"Ultralytics YOLO Detection 1.0\", ...); auto: detected from the files under --coco_path", &TrainArgs::dataset_format);
+  t.add(ours, "dataset_format", "auto|coco|yolo|ultralytics|voc|labelme|mot|tfrecord|cvat|datumaro|kitti|createml|open_images (also CVAT's and Onepanel's names: cvat_yolo, \"PASCAL VOC 1.1\", \"Ultralytics YOLO Detection 1.0\", ...); auto: detected from the files under --coco_path", &TrainArgs::dataset_format);
   t.add(ours, "num_classes", "max category id + 1 (default 0: from the data)", &TrainArgs::num_classes);
   t.add(ours, run_flags::kNumThreads, &TrainArgs::num_threads);
   t.add_switch(ours, "check_data", "validate the dataset, print a summary and exit", [](TrainArgs& a) -> bool& { return a.check_data; });

@@ -32,6 +32,7 @@
 #include "datasets/formats/labelme.h"
 #include "datasets/formats/mask_image.h"
 #include "datasets/formats/mot.h"
+#include "datasets/formats/open_images.h"
 #include "datasets/formats/text.h"
 #include "datasets/formats/tfrecord.h"
 #include "datasets/formats/ultralytics.h"
@@ -505,6 +506,64 @@ TEST(FormatsRoundTrip, RoboflowLayouts) {
     } else {
       EXPECT_EQ(coco.train.summary.boxes, other.train.summary.boxes);
     }
+  }
+}
+
+// Open Images: boxes as fractions and masks paired with their box by its coordinates (masks equal
+// pixel for pixel); group-of boxes as crowd regions.
+TEST(FormatsRoundTrip, OpenImages) {
+  const auto write = [](const Spec& s, const fs::path& root) { write_as(DatasetFormat::open_images, s, root); };
+  round_trip("open_images", make_spec({Kind::box, Kind::mask}), DatasetFormat::open_images, write, /*masks=*/true);
+  round_trip("open_images_groups", make_spec({Kind::box, Kind::crowd}), DatasetFormat::open_images, write);
+}
+
+// Open Images' masks have their own resolution: resized to the image's by nearest neighbour, as
+// OpenCV's INTER_NEAREST (source index floor(i * source / target)); a mask without its box is an
+// object of its own.
+TEST(FormatsDecisions, OpenImagesMasksResizedToTheImage) {
+  const auto dir = temp_dir("open_images_resize");
+  write_file(dir / "annotations" / "class-descriptions.csv", "cat,Cat\n");
+  write_file(dir / "annotations" / "train-annotations-object-segmentation.csv",
+             "MaskPath,ImageID,LabelName,BoxID,BoxXMin,BoxXMax,BoxYMin,BoxYMax,PredictedIoU,Clicks\n"
+             "a_m.png,a,cat,x,,,,,,\n");
+  cv::Mat m(2, 3, CV_8UC1, cv::Scalar(0));
+  m.at<uint8_t>(0, 1) = 255, m.at<uint8_t>(1, 2) = 255;  // rows "010", "001"
+  std::vector<uchar> png;
+  cv::imencode(".png", m, png);
+  write_file(dir / "masks" / "train" / "a_m.png", std::string(png.begin(), png.end()));
+  SImage im{"a", 6, 4, {}};
+  write_image(dir / "images" / "train" / "a.png", im);
+  EXPECT_EQ(detect_format(dir).format, DatasetFormat::open_images);
+  const auto s = load_format(dir, DatasetFormat::open_images);
+  ASSERT_EQ(s.train.images.size(), 1u);
+  ASSERT_EQ(s.train.images[0].objects.size(), 1u);
+  const auto& o = s.train.images[0].objects[0];
+  ASSERT_TRUE(o.segmentation.rle.has_value());
+  const auto got = dd::decode(*o.segmentation.rle, dd::MaskLayout::row_major);
+  const std::vector<uint8_t> want = {0, 0, 1, 1, 0, 0,  //
+                                     0, 0, 1, 1, 0, 0,  //
+                                     0, 0, 0, 0, 1, 1,  //
+                                     0, 0, 0, 0, 1, 1};
+  EXPECT_EQ(got, want);
+  EXPECT_EQ(o.bbox, (std::array<double, 4>{2, 0, 4, 4}));
+  EXPECT_EQ(o.area, 8);
+}
+
+TEST(FormatsMalformed, OpenImages) {
+  const auto dir = temp_dir("open_images_bad");
+  write_file(dir / "annotations" / "class-descriptions.csv", "cat,Cat\n");
+  const std::string header =
+      "ImageID,Source,LabelName,Confidence,XMin,XMax,YMin,YMax,IsOccluded,IsTruncated,IsGroupOf,IsDepiction,IsInside\n";
+  const std::vector<std::pair<std::string, std::vector<std::string>>> cases = {
+      {header + "a,x,dog,1,0,1,0,1,0,0,0,0,0\n", {"train-annotations-bbox.csv: line 2", "LabelName 'dog' is not in"}},
+      {header + "a,x,cat,1,0,1.5,0,1,0,0,0,0,0\n", {"line 2", "XMax must be in [0, 1], got '1.5'"}},
+      {header + "a,x,cat,1,0.5,0.25,0,1,0,0,0,0,0\n", {"line 2", "the box's max is below its min"}},
+      {"ImageID,LabelName\na,cat\n", {"train-annotations-bbox.csv: line 1", "no column 'IsGroupOf'"}},
+      {header + "a,x,cat,1,0,1\n", {"line 2", "the line has 6 fields"}},
+  };
+  for (const auto& [text, pieces] : cases) {
+    write_file(dir / "annotations" / "train-annotations-bbox.csv", text);
+    expect_error([&] { read_open_images(dir); }, pieces);
   }
 }
 
@@ -1490,7 +1549,8 @@ TEST(FormatsDetect, NamesFromOnepanelAndCvat) {
   EXPECT_FALSE(parse_format_name("auto"));
   EXPECT_EQ(parse_format_name("KITTI 1.0"), DatasetFormat::kitti);
   EXPECT_STREQ(format_name(DatasetFormat::kitti), "kitti");
-  EXPECT_FALSE(parse_format_name("open_images"));
+  EXPECT_EQ(parse_format_name("Open Images V6 1.0"), DatasetFormat::open_images);
+  EXPECT_FALSE(parse_format_name("imagenet"));
 }
 
 TEST(FormatsDetect, UltralyticsBesideYolo11) {

@@ -9,6 +9,7 @@
 #include "datasets/formats/datumaro.h"
 #include "datasets/formats/labelme.h"
 #include "datasets/formats/mot.h"
+#include "datasets/formats/open_images.h"
 #include "datasets/formats/text.h"
 #include "datasets/formats/tfrecord.h"
 #include "datasets/formats/kitti.h"
@@ -34,6 +35,7 @@ const char* format_name(DatasetFormat format) {
     case DatasetFormat::ultralytics: return "ultralytics";
     case DatasetFormat::kitti: return "kitti";
     case DatasetFormat::createml: return "createml";
+    case DatasetFormat::open_images: return "open_images";
   }
   return "?";
 }
@@ -85,7 +87,10 @@ std::optional<DatasetFormat> parse_format_name(std::string_view name) {
                                                      {"kitti_detection", F::kitti},
                                                      {"cvat_kitti", F::kitti},
                                                      {"createml", F::createml},
-                                                     {"roboflow_createml", F::createml}};
+                                                     {"roboflow_createml", F::createml},
+                                                     {"open_images", F::open_images},
+                                                     {"open images v6 1.0", F::open_images},
+                                                     {"cvat_open_images", F::open_images}};
   for (const auto& [key, format] : kNames)
     if (n == key) return format;
   return std::nullopt;
@@ -226,6 +231,8 @@ std::vector<DetectedFormat> format_candidates(const fs::path& root) {
     add(DatasetFormat::cvat, f->filename().string() + " with root <annotations> (CVAT for images)");
   add(DatasetFormat::labelme, labelme_reason(root));
   add(DatasetFormat::kitti, kitti_reason(root));
+  if (has_open_images_files(root))
+    add(DatasetFormat::open_images, std::string("annotations/*-annotations-bbox.csv or image lists (Open Images)"));
   if (const auto dirs = createml_dirs(root); !dirs.empty())
     add(DatasetFormat::createml,
         (dirs.front() == root ? "" : dirs.front().filename().string() + "/") + kCreateMlFile + " (CreateML)");
@@ -243,7 +250,8 @@ DetectedFormat detect_format(const fs::path& root) {
         "(COCO), annotations/<subset>.json with items (Datumaro), obj.data (YOLO), data.yaml + labels/ "
         "(Ultralytics YOLO), Annotations/ + "
         "ImageSets/Main/ (VOC), gt/gt.txt (MOT), *.tfrecord (TFRecord), an XML with root "
-        "<annotations> (CVAT) or <annotation> (LabelMe), label_2/ (KITTI), _annotations.createml.json (CreateML)" +
+        "<annotations> (CVAT) or <annotation> (LabelMe), label_2/ (KITTI), _annotations.createml.json (CreateML), "
+        "annotations/*.csv (Open Images)" +
         classification_only(root));
   std::string list;
   for (const auto& c : candidates)
@@ -264,6 +272,7 @@ RawExport read_export(const fs::path& root, DatasetFormat format, const FormatLo
     case DatasetFormat::ultralytics: return read_ultralytics(root);
     case DatasetFormat::kitti: return read_kitti(root);
     case DatasetFormat::createml: return read_createml(root);
+    case DatasetFormat::open_images: return read_open_images(root);
     case DatasetFormat::coco: break;
   }
   throw std::invalid_argument("read_export: COCO exports are read by load_coco");

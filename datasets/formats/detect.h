@@ -13,17 +13,30 @@
 
 namespace detr::datasets::formats {
 
-enum class DatasetFormat { coco, cvat, datumaro, labelme, mot, tfrecord, voc, yolo, ultralytics, kitti, createml };
+enum class DatasetFormat {
+  coco,
+  cvat,
+  datumaro,
+  labelme,
+  mot,
+  tfrecord,
+  voc,
+  yolo,
+  ultralytics,
+  kitti,
+  createml,
+  open_images
+};
 
 // "coco", "cvat", "datumaro", "labelme", "mot", "tfrecord", "voc", "yolo", "ultralytics", "kitti",
-// "createml".
+// "createml", "open_images".
 const char* format_name(DatasetFormat format);
 
 // A format by our name, Onepanel's dump-format (cvat_coco, cvat_voc, cvat_tfrecord, cvat_yolo,
 // cvat_mot, cvat_label_me, cvat, datumaro_project) or CVAT's export name ("COCO 1.0", "YOLO 1.1",
 // "PASCAL VOC 1.1", "MOT 1.1", "TFRecord 1.0", "LabelMe 3.0", "CVAT for images 1.1", "Datumaro 1.0",
 // "Ultralytics YOLO Detection 1.0" and its Segmentation, Oriented Bounding Boxes and Pose siblings,
-// "KITTI 1.0") or
+// "KITTI 1.0", "Open Images V6 1.0") or
 // Datumaro's (yolov8_detection, ...), case-insensitive; nullopt for anything else.
 std::optional<DatasetFormat> parse_format_name(std::string_view name);
 

@@ -148,6 +148,21 @@ ImageIndex index_images(const fs::path& dir) {
   return index;
 }
 
+Rle resize_nearest(const Rle& mask, int64_t height, int64_t width) {
+  const std::vector<uint8_t> src = decode(mask, MaskLayout::column_major);
+  const double fy = static_cast<double>(mask.height) / static_cast<double>(height);
+  const double fx = static_cast<double>(mask.width) / static_cast<double>(width);
+  std::vector<uint8_t> dst(static_cast<size_t>(height * width));
+  for (int64_t x = 0; x < width; ++x) {
+    const int64_t sx = std::min(static_cast<int64_t>(std::floor(static_cast<double>(x) * fx)), mask.width - 1);
+    for (int64_t y = 0; y < height; ++y) {
+      const int64_t sy = std::min(static_cast<int64_t>(std::floor(static_cast<double>(y) * fy)), mask.height - 1);
+      dst[static_cast<size_t>(x * height + y)] = src[static_cast<size_t>(sx * mask.height + sy)];
+    }
+  }
+  return encode(dst.data(), height, width, MaskLayout::column_major);
+}
+
 std::vector<std::vector<double>> pixel_polygons(const RawObject& o, int64_t width, int64_t height) {
   if (!o.normalized) return o.polygons;
   std::vector<std::vector<double>> out = o.polygons;
@@ -264,10 +279,15 @@ std::string convert_objects_of(const RawExport& data,
         if (why.empty()) why = r.where + ": " + e.what();
       }
     }
-    if (r.mask && (r.mask->height != rec.height || r.mask->width != rec.width) && why.empty())
-      why = r.where + ": mask is " + std::to_string(r.mask->width) + "x" + std::to_string(r.mask->height) +
-            ", the image " + std::to_string(rec.width) + "x" + std::to_string(rec.height);
-    if (r.mask) o.segmentation.rle = r.mask;
+    if (r.mask) {
+      const bool fits = r.mask->height == rec.height && r.mask->width == rec.width;
+      if (fits || r.mask_any_size)
+        o.segmentation.rle = fits ? *r.mask : resize_nearest(*r.mask, rec.height, rec.width);
+      else if (why.empty())
+        why = r.where + ": mask is " + std::to_string(r.mask->width) + "x" + std::to_string(r.mask->height) +
+              ", the image " + std::to_string(rec.width) + "x" + std::to_string(rec.height);
+      if (o.segmentation.rle && !r.area) o.area = static_cast<double>(area(*o.segmentation.rle));
+    }
     if ((o.bbox[2] < 0 || o.bbox[3] < 0) && why.empty())
       why = r.where + ": box has a negative width or height: " + format_box(o.bbox);
     out.push_back(std::move(o));

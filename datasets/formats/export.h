@@ -30,6 +30,8 @@ struct RawObject {
                                               // fractions like the box when `normalized` (Ultralytics)
   std::optional<Rle> mask;                    // a mask the format draws (CVAT, Datumaro, LabelMe, VOC), the size
                                               // of the image as the format declares it; the box is its box
+  bool mask_any_size = false;                 // Open Images: the mask PNG's own size, resized to the image's
+                                              // (nearest, as OpenCV and Datumaro resize it)
   std::string where;                          // names the object in errors: "line 3", "object 2 (line 40)"
 };
 
@@ -109,6 +111,10 @@ bool is_image_extension(const std::filesystem::path& path);
 
 // The object's polygons in pixels: as they are, or scaled by the image's size when `normalized`.
 std::vector<std::vector<double>> pixel_polygons(const RawObject& o, int64_t width, int64_t height);
+
+// A mask resized to height x width by nearest neighbour as OpenCV's INTER_NEAREST picks pixels
+// (source index floor(i * source / target)).
+Rle resize_nearest(const Rle& mask, int64_t height, int64_t width);
 
 // The bounding box [x, y, w, h] of polygon points [x0, y0, x1, y1, ...] (at least one point).
 std::array<double, 4> polygon_bbox(const std::vector<double>& points);

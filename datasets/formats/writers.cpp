@@ -463,6 +463,54 @@ void write_createml(const RawExport& data, const fs::path& root, const WriteOpti
   }
 }
 
+// ---- Open Images V6: annotations/*.csv, images/<subset>/, masks/<subset>/; crowd as IsGroupOf 1.
+
+void write_mask_png(const Rle& rle, const fs::path& path);
+
+// "XMin,XMax,YMin,YMax" as fractions of the image.
+std::string open_images_box(const RawObject& o, const RawImage& im) {
+  const auto b = box_of(o, im);
+  const double w = static_cast<double>(im.width), h = static_cast<double>(im.height);
+  return fmt("%.17g", b[0] / w) + "," + fmt("%.17g", (b[0] + b[2]) / w) + "," + fmt("%.17g", b[1] / h) + "," +
+         fmt("%.17g", (b[1] + b[3]) / h);
+}
+
+void write_open_images(const RawExport& data, const fs::path& root, const WriteOptions& options) {
+  std::string classes;
+  for (const auto& l : data.labels) {
+    if (l.find_first_of(",\"\r\n") != std::string::npos)
+      throw std::runtime_error("label " + quote(l) + ": written unquoted, it would break Open Images' CSV");
+    classes += l + "," + l + "\n";
+  }
+  write_file(root / "annotations" / "class-descriptions.csv", classes);
+  for (const auto& s : data.subsets) {
+    std::string ids =
+        "ImageID,Subset,OriginalURL,OriginalLandingURL,License,AuthorProfileURL,Author,Title,"
+        "OriginalSize,OriginalMD5,Thumbnail300KURL,Rotation\n";
+    std::string boxes =
+        "ImageID,Source,LabelName,Confidence,XMin,XMax,YMin,YMax,IsOccluded,IsTruncated,IsGroupOf,"
+        "IsDepiction,IsInside\n";
+    std::string masks = "MaskPath,ImageID,LabelName,BoxID,BoxXMin,BoxXMax,BoxYMin,BoxYMax,PredictedIoU,Clicks\n";
+    for (const auto& im : s.images) {
+      const std::string id = stem_part(im);
+      place_image(im, root / "images" / s.name / file_part(im), options);
+      ids += id + "," + s.name + ",,,,,,,,,,\n";
+      int k = 0;
+      for (const RawObject* o : labelled(im, data.labels.size())) {
+        const std::string box = open_images_box(*o, im);
+        boxes += id + ",manual," + data.labels[o->label] + ",1," + box + ",0,0," + (o->iscrowd ? "1" : "0") + ",0,0\n";
+        if (shape_of(*o) != Shape::mask) continue;
+        const std::string png = id + "_" + std::to_string(k++) + ".png";
+        write_mask_png(*o->mask, root / "masks" / s.name / png);
+        masks += png + "," + id + "," + data.labels[o->label] + ",b" + std::to_string(k) + "," + box + ",,\n";
+      }
+    }
+    write_file(root / "annotations" / (s.name + "-image_ids_and_rotation.csv"), ids);
+    write_file(root / "annotations" / (s.name + "-annotations-bbox.csv"), boxes);
+    write_file(root / "annotations" / (s.name + "-annotations-object-segmentation.csv"), masks);
+  }
+}
+
 // ---- LabelMe 3.0: <subset>/<image> beside <subset>/<stem>.xml; boxes as 4-point bounding_box.
 
 // A mask as LabelMe's PNG: the image's size, 255 on the object.
@@ -668,6 +716,7 @@ void write_export(const RawExport& data, DatasetFormat format, const fs::path& r
     case DatasetFormat::ultralytics: write = write_ultralytics; break;
     case DatasetFormat::kitti: write = write_kitti; break;
     case DatasetFormat::createml: write = write_createml; break;
+    case DatasetFormat::open_images: write = write_open_images; break;
   }
   if (!write) throw std::runtime_error("write_export: unknown format " + std::to_string(static_cast<int>(format)));
   fs::create_directories(root);

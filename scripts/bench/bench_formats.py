@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Times detr_train's dataset readers on one synthetic dataset written in all 8 CVAT dump formats.
+"""Times detr_train's dataset readers on one synthetic dataset written in every format they read.
 
     scripts/bench/bench_formats.py BUILD_DIR [--images N] [--work DIR] [--json FILE] [--repeat R]
                              [--formats coco,yolo,...] [--seed S] [--write_only]
@@ -7,7 +7,8 @@
 Writes N images (64x32 JPEGs) with up to 5 objects each over 5 classes (seeded) with
 `BUILD_DIR/src/cli/detr_make_dataset --format F` (its --no_quirks sample: subset "default"; YOLO's
 "train"), in COCO 1.0, YOLO 1.1, Pascal VOC 1.1, MOT 1.1, TFRecord 1.0 (images embedded), LabelMe 3.0,
-CVAT for images 1.1 and Datumaro 1.0 as CVAT exports a task. Per format it runs
+CVAT for images 1.1, Datumaro 1.0, Ultralytics YOLO, KITTI 1.0, Open Images V6 (as CVAT exports a task) and CreateML
+(as Roboflow lays it out). Per format it runs
 `BUILD_DIR/src/cli/detr_train --coco_path EXPORT --dataset_format F --check_data --device cpu
 --val_split 0`, and again with auto (detection included): best wall clock of R runs; checks the exit
 status, the detected format and the summary (N images, every box of the COCO export, 5 classes).
@@ -27,7 +28,7 @@ import sys
 import tempfile
 import time
 
-FORMATS = ["coco", "yolo", "voc", "mot", "tfrecord", "labelme", "cvat", "datumaro"]
+FORMATS = ["coco", "yolo", "voc", "mot", "tfrecord", "labelme", "cvat", "datumaro", "ultralytics", "kitti", "createml", "open_images"]
 CLASSES, W, H = 5, 64, 32
 SUMMARY = re.compile(r"^(train|val): .*: (\d+) images \(\d+ without boxes\), (\d+) boxes, (\d+) classes", re.M)
 

@@ -35,10 +35,10 @@ detr::FlagTable<MakeDatasetCommand> flag_table() {
   t.add_switch(g, "no_overlap", "objects do not overlap (fewer objects where they do not fit)",
                [](C& c) -> bool& { return c.data.no_overlap; });
   t.add(g, "subset", "CVAT subset: default, Train, Validation, ...", &C::data, &D::subset);
-  t.add(
-      g, "format",
-      "coco, yolo, ultralytics, voc, mot, tfrecord, labelme, cvat, datumaro, kitti or createml (or CVAT's export name)",
-      &C::format);
+  t.add(g, "format",
+        "coco, yolo, ultralytics, voc, mot, tfrecord, labelme, cvat, datumaro, kitti, createml or open_images (or "
+        "CVAT's export name)",
+        &C::format);
   return t;
 }
 
