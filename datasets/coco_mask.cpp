@@ -586,7 +586,12 @@ Rle rle_from_row_runs(const std::vector<int64_t>& runs,
     if ((work += static_cast<int64_t>(active.size())) > 8 * kMaxRowRunCounts)
       fail("rle", "the mask's runs take more than " + std::to_string(8 * kMaxRowRunCounts) + " steps to convert");
     const auto spans = row_union(active);
-    for (int64_t col = x; col < std::get<0>(events[e]); ++col)
+    const int64_t next = std::get<0>(events[e]);
+    if (spans.size() == 1 && spans[0].first == 0 && spans[0].second == height) {  // full columns: one run
+      out.add(x * height, (next - x) * height);
+      continue;
+    }
+    for (int64_t col = x; col < next; ++col)
       for (const auto& [y0, y1] : spans) out.add(col * height + y0, y1 - y0);
   }
   if (height * width > out.end || rle.counts.empty())  // as encode(): no trailing empty run

@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
 #include <string>
 #include <vector>
 
@@ -520,6 +521,41 @@ TEST(FormatsRoundTrip, OpenImages) {
 // Open Images' masks have their own resolution: resized to the image's by nearest neighbour, as
 // OpenCV's INTER_NEAREST (source index floor(i * source / target)); a mask without its box is an
 // object of its own.
+// resize_nearest picks OpenCV's INTER_NEAREST pixels: random masks up and down, 0 pixels differ.
+TEST(FormatsDecisions, ResizeNearestIsOpenCvs) {
+  std::mt19937 rng(3);
+  int64_t pixels = 0, differ = 0;
+  for (int t = 0; t < 200; ++t) {
+    const int h = 1 + rng() % 40, w = 1 + rng() % 40, H = 1 + rng() % 60, W = 1 + rng() % 60;
+    cv::Mat m(h, w, CV_8UC1);
+    for (int y = 0; y < h; ++y)
+      for (int x = 0; x < w; ++x) m.at<uint8_t>(y, x) = rng() % 2;
+    cv::Mat want;
+    cv::resize(m, want, cv::Size(W, H), 0, 0, cv::INTER_NEAREST);
+    const auto got = dd::decode(resize_nearest(dd::encode(m.data, h, w, dd::MaskLayout::row_major), H, W),
+                                dd::MaskLayout::row_major);
+    for (int p = 0; p < H * W; ++p) differ += got[p] != want.data[p];
+    pixels += H * W;
+  }
+  std::printf("resize_nearest against cv::resize INTER_NEAREST: %lld of %lld pixels differ\n",
+              static_cast<long long>(differ), static_cast<long long>(pixels));
+  EXPECT_EQ(differ, 0);
+}
+
+// A LabelMe <segm> whose PNG is missing is its <box> alone, trained (not a crowd region).
+TEST(FormatsDecisions, LabelMeSegmWithoutItsPng) {
+  const auto dir = temp_dir("labelme_no_png");
+  write_labelme(make_spec({Kind::mask, Kind::box}), dir);
+  fs::remove_all(dir / "Train" / "Masks");
+  const auto raw = read_labelme(dir);
+  int64_t without = 0;
+  for (const auto& im : raw.subsets.at(0).images)
+    for (const auto& o : im.objects) without += !o.mask && !o.iscrowd;
+  EXPECT_EQ(without, 9);  // Train's objects: every one a box now
+  ASSERT_FALSE(raw.warnings.empty());
+  EXPECT_NE(raw.warnings.back().find("have no PNG in Masks/"), std::string::npos) << raw.warnings.back();
+}
+
 TEST(FormatsDecisions, OpenImagesMasksResizedToTheImage) {
   const auto dir = temp_dir("open_images_resize");
   write_file(dir / "annotations" / "class-descriptions.csv", "cat,Cat\n");
@@ -568,7 +604,7 @@ TEST(FormatsMalformed, OpenImages) {
 }
 
 // VOC carries masks in SegmentationObject/ (the box from the XML); KITTI keeps a mask's box alone.
-TEST(FormatsRoundTrip, VocKeepsAMasksBox) {
+TEST(FormatsRoundTrip, VocInstanceMasksKittiBoxes) {
   // One mask an image at most: SegmentationObject/ holds one object a pixel, so overlaps go to the later.
   round_trip("voc_masks", make_spec({Kind::mask, Kind::box, Kind::box}), DatasetFormat::voc, write_voc,
              /*masks=*/true, /*areas=*/false);

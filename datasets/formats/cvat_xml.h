@@ -17,7 +17,8 @@
 //    crowd RLE as CVAT's COCO export writes it: --crowd (cvat_policy.h) decides, and its default
 //    (auto) trains it as an object, as for CVAT's COCO export;
 //  - an ellipse is an ignore region (iscrowd) with its box; rotation is ignored as in CVAT's COCO
-//    export (boxes unrotated); any shape with <attribute name="is_crowd">true</attribute> is crowd;
+//    export (boxes unrotated); any shape with <attribute name="is_crowd">true</attribute> is crowd
+//    (a mask marked so is then like any other mask, as in CVAT's COCO export, which drops the attribute);
 //  - outside="1" shapes (a track's object out of view) are left out; occluded ones train;
 //  - a shape with label="" (no label) is dropped and counted; a label not in the meta is an error;
 //  - track shapes are taken on the frames they are written for (CVAT writes every frame of a track,

@@ -150,8 +150,9 @@ ImageIndex index_images(const fs::path& dir) {
 
 Rle resize_nearest(const Rle& mask, int64_t height, int64_t width) {
   const std::vector<uint8_t> src = decode(mask, MaskLayout::column_major);
-  const double fy = static_cast<double>(mask.height) / static_cast<double>(height);
-  const double fx = static_cast<double>(mask.width) / static_cast<double>(width);
+  // OpenCV's resizeNN: the inverse of the scale, as it computes it.
+  const double fy = 1.0 / (static_cast<double>(height) / static_cast<double>(mask.height));
+  const double fx = 1.0 / (static_cast<double>(width) / static_cast<double>(mask.width));
   std::vector<uint8_t> dst(static_cast<size_t>(height * width));
   for (int64_t x = 0; x < width; ++x) {
     const int64_t sx = std::min(static_cast<int64_t>(std::floor(static_cast<double>(x) * fx)), mask.width - 1);

@@ -113,7 +113,7 @@ bool is_image_extension(const std::filesystem::path& path);
 std::vector<std::vector<double>> pixel_polygons(const RawObject& o, int64_t width, int64_t height);
 
 // A mask resized to height x width by nearest neighbour as OpenCV's INTER_NEAREST picks pixels
-// (source index floor(i * source / target)).
+// (source index floor(i * (1 / (target / source))), in doubles, as its resizeNN computes it).
 Rle resize_nearest(const Rle& mask, int64_t height, int64_t width);
 
 // The bounding box [x, y, w, h] of polygon points [x0, y0, x1, y1, ...] (at least one point).

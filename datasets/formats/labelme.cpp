@@ -114,11 +114,11 @@ void read_segm(const XmlElement& segm,
   const XmlElement* mask = segm.child("mask");
   const std::string name = mask ? std::string(trim(mask->text)) : std::string();
   const auto png = name.empty() ? std::nullopt : find_inside(folder.mask_dir, name);
-  o.iscrowd = true;  // a mask, as CVAT's COCO export writes it; --crowd decides (cvat_policy.h)
   if (!png) {
     ++masks.missing;
     return;
   }
+  o.iscrowd = true;  // a mask, as CVAT's COCO export writes it; --crowd decides (cvat_policy.h)
   auto cached = masks.decoded.find(*png);
   if (cached == masks.decoded.end())
     cached = masks.decoded.emplace(*png, read_mask_png(*png, file, mask->line, where)).first;

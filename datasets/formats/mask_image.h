@@ -6,10 +6,12 @@
 #include <filesystem>
 #include <vector>
 
+#include "datasets/image_header.h"
+
 namespace detr::datasets::formats {
 
 constexpr uint64_t kMaxMaskFileBytes = uint64_t{256} << 20;
-constexpr int64_t kMaxMaskImagePixels = 2 * 89'478'485;  // the images' default bound (image_header.h)
+constexpr int64_t kMaxMaskImagePixels = kDefaultMaxImagePixels;  // the images' default bound
 
 // An 8-bit image's pixels: height x width x channels bytes, row-major, channels interleaved in the
 // decoder's order (B, G, R[, A] for colour; palette images come as colour).

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <map>
 #include <stdexcept>
 
@@ -77,10 +78,16 @@ std::vector<fs::path> annotation_files(const fs::path& dir, const std::string& s
   return out;
 }
 
-// "<subset>-..." -> subset (Datumaro's rule).
-std::string subset_of(const fs::path& file) {
+// "<subset>-annotations-bbox.csv" -> subset: the name without the suffix that made it found.
+std::string subset_of(const fs::path& file, const std::string& suffix) {
   const std::string name = file.filename().string();
-  return name.substr(0, name.find('-'));
+  return name.substr(0, name.size() - suffix.size());
+}
+
+// A subset name that stays one folder under images/ and masks/.
+void check_subset(const std::string& subset, const fs::path& file, int64_t line) {
+  if (subset.empty() || subset == "." || subset == ".." || subset.find_first_of("/\\") != std::string::npos)
+    fail_at(file, line, "subset " + quote(subset) + " is not a folder name");
 }
 
 struct Reader {
@@ -93,9 +100,11 @@ struct Reader {
   void read_labels() {
     auto files = annotation_files(annotations, "class-descriptions.csv");
     if (files.empty()) throw std::runtime_error(annotations.string() + ": no class-descriptions.csv (Open Images)");
-    const fs::path file = files.front();  // oidv6-class-descriptions.csv sorts first
-    const bool header = file.filename() != "class-descriptions.csv";
-    const Csv csv = read_csv(file, header);
+    // oidv6-class-descriptions.csv (with a header) before class-descriptions.csv (CVAT's, without).
+    const fs::path file = files.back().filename() == "class-descriptions.csv" ? files.front() : files.back();
+    Csv csv = read_csv(file, /*has_header=*/false);
+    if (!csv.rows.empty() && !csv.rows.front().second.empty() && csv.rows.front().second[0] == "LabelName")
+      csv.rows.erase(csv.rows.begin());
     for (const auto& row : csv.rows) {
       const std::string& name = csv.at(row, 0);
       if (label_of.emplace(name, static_cast<int64_t>(labels.size())).second) labels.push_back(name);
@@ -103,7 +112,8 @@ struct Reader {
     check_labels(labels, file);
   }
 
-  RawImage& image(const std::string& subset, const std::string& id, const fs::path& source) {
+  RawImage& image(const std::string& subset, const std::string& id, const fs::path& source, int64_t line) {
+    check_subset(subset, source, line);
     const auto known = subset_of_image.find(id);
     const std::string& s = known != subset_of_image.end() ? known->second : subset;
     RawImage& im = subsets[s][id];
@@ -122,21 +132,25 @@ struct Reader {
     for (const auto& file : annotation_files(annotations, ".csv")) {
       const std::string name = file.filename().string();
       const bool full = name == "image_ids_and_rotation.csv";
-      if (!full && name.find("-image_ids_and_rotation.csv") == std::string::npos &&
-          name.find("-images-with-rotation.csv") == std::string::npos &&
-          name.find("-images-with-labels-with-rotation.csv") == std::string::npos)
-        continue;
+      std::string suffix;
+      for (const char* s :
+           {"-image_ids_and_rotation.csv", "-images-with-rotation.csv", "-images-with-labels-with-rotation.csv"})
+        if (name.size() > std::strlen(s) && name.compare(name.size() - std::strlen(s), std::strlen(s), s) == 0)
+          suffix = s;
+      if (!full && suffix.empty()) continue;
       const Csv csv = read_csv(file);
       const size_t id = csv.column("ImageID");
       const size_t subset = full ? csv.column("Subset") : 0;
-      for (const auto& row : csv.rows) image(full ? csv.at(row, subset) : subset_of(file), csv.at(row, id), file);
+      for (const auto& row : csv.rows)
+        image(full ? csv.at(row, subset) : subset_of(file, suffix), csv.at(row, id), file, row.first);
     }
   }
 
   double fraction(const Csv& csv, const std::pair<int64_t, std::vector<std::string>>& row, const char* name) const {
     const std::string& text = csv.at(row, csv.column(name));
     const auto v = parse_double(text);
-    if (!v || *v < 0 || *v > 1) fail_at(csv.file, row.first, std::string(name) + " must be in [0, 1], got " + quote(text));
+    if (!v || *v < 0 || *v > 1)
+      fail_at(csv.file, row.first, std::string(name) + " must be in [0, 1], got " + quote(text));
     return *v;
   }
 
@@ -149,30 +163,46 @@ struct Reader {
   }
 
   // [xmin, xmax, ymin, ymax] from the columns prefix+XMin, ...
-  std::array<double, 4> box(const Csv& csv, const std::pair<int64_t, std::vector<std::string>>& row,
+  std::array<double, 4> box(const Csv& csv,
+                            const std::pair<int64_t, std::vector<std::string>>& row,
                             const std::string& prefix) const {
-    const std::array<double, 4> b = {fraction(csv, row, (prefix + "XMin").c_str()),
-                                     fraction(csv, row, (prefix + "XMax").c_str()),
-                                     fraction(csv, row, (prefix + "YMin").c_str()),
-                                     fraction(csv, row, (prefix + "YMax").c_str())};
+    const std::array<double, 4> b = {
+        fraction(csv, row, (prefix + "XMin").c_str()), fraction(csv, row, (prefix + "XMax").c_str()),
+        fraction(csv, row, (prefix + "YMin").c_str()), fraction(csv, row, (prefix + "YMax").c_str())};
     if (b[1] < b[0] || b[3] < b[2]) fail_at(csv.file, row.first, "the box's max is below its min");
     return b;
   }
 
   void read_boxes() {
-    for (const auto& file : annotation_files(annotations, "-annotations-bbox.csv")) {
+    const std::string suffix = "-annotations-bbox.csv";
+    for (const auto& file : annotation_files(annotations, suffix)) {
       const Csv csv = read_csv(file);
       const size_t id = csv.column("ImageID"), group = csv.column("IsGroupOf");
       for (const auto& row : csv.rows) {
         RawObject o;
-        o.where = "line " + std::to_string(row.first);
+        o.where = file.filename().string() + " line " + std::to_string(row.first);
         o.label = label(csv, row);
         const auto b = box(csv, row, "");
         o.bbox = {b[0], b[2], b[1] - b[0], b[3] - b[2]};
         o.normalized = true;
-        o.iscrowd = csv.at(row, group) == "1";
-        image(subset_of(file), csv.at(row, id), file).objects.push_back(std::move(o));
+        const std::string_view g = trim(csv.at(row, group));
+        if (g != "0" && g != "1" && g != "-1")
+          fail_at(file, row.first, "IsGroupOf must be 0, 1 or -1 (unknown), got " + quote(g));
+        o.iscrowd = g == "1";
+        image(subset_of(file, suffix), csv.at(row, id), file, row.first).objects.push_back(std::move(o));
       }
+    }
+  }
+
+  // A mask PNG: foreground where its first channel is nonzero.
+  static Rle read_mask(const fs::path& png, const fs::path& file, int64_t line) {
+    try {
+      const MaskImage img = read_mask_image(png);
+      std::vector<uint8_t> on(static_cast<size_t>(img.height * img.width));
+      for (size_t p = 0; p < on.size(); ++p) on[p] = img.pixels[p * img.channels];
+      return encode(on.data(), img.height, img.width, MaskLayout::row_major);
+    } catch (const std::runtime_error& e) {
+      fail_at(file, line, "mask " + png.string() + ": " + e.what());
     }
   }
 
@@ -189,24 +219,20 @@ struct Reader {
   }
 
   void read_masks() {
-    for (const auto& file : annotation_files(annotations, "-annotations-object-segmentation.csv")) {
+    const std::string suffix = "-annotations-object-segmentation.csv";
+    std::map<fs::path, Rle> decoded;  // a PNG named by several rows is decoded once
+    for (const auto& file : annotation_files(annotations, suffix)) {
       const Csv csv = read_csv(file);
       const size_t id = csv.column("ImageID"), path = csv.column("MaskPath"), box_min = csv.column("BoxXMin");
       for (const auto& row : csv.rows) {
-        RawImage& im = image(subset_of(file), csv.at(row, id), file);
+        RawImage& im = image(subset_of(file, suffix), csv.at(row, id), file, row.first);
         const int64_t l = label(csv, row);
         std::optional<std::array<double, 4>> b;
         if (!csv.at(row, box_min).empty()) b = box(csv, row, "Box");
         const fs::path png = join_inside(root / "masks" / subset_of_image.at(csv.at(row, id)), csv.at(row, path));
-        Rle mask;
-        try {
-          const MaskImage img = read_mask_image(png);
-          std::vector<uint8_t> on(static_cast<size_t>(img.height * img.width));
-          for (size_t p = 0; p < on.size(); ++p) on[p] = img.pixels[p * img.channels];
-          mask = encode(on.data(), img.height, img.width, MaskLayout::row_major);
-        } catch (const std::runtime_error& e) {
-          fail_at(file, row.first, "mask " + png.string() + ": " + e.what());
-        }
+        auto known = decoded.find(png);
+        if (known == decoded.end()) known = decoded.emplace(png, read_mask(png, file, row.first)).first;
+        Rle mask = known->second;
         RawObject& o = owner(im, l, b);
         if (o.where.empty()) {  // a mask without its box: the mask's box, as fractions
           const auto mb = to_bbox(mask);

@@ -306,6 +306,8 @@ void write_voc_instances(const RawExport& data, const RawImage& im, const fs::pa
   cv::Mat img(static_cast<int>(im.height), static_cast<int>(im.width), CV_8UC3, cv::Scalar(0, 0, 0));
   for (size_t i = 0; i < objects.size() && i < 254; ++i) {
     if (shape_of(*objects[i]) != Shape::mask) continue;
+    if (objects[i]->mask->height != im.height || objects[i]->mask->width != im.width)
+      throw std::runtime_error("image " + quote(im.file_name) + ": a mask of another size than the image's");
     const auto c = voc_color(static_cast<int>(i) + 1);
     const auto m = decode(*objects[i]->mask, MaskLayout::row_major);
     for (int64_t p = 0; p < im.height * im.width; ++p)
