@@ -18,6 +18,7 @@
 #include "datasets/synthetic.h"
 #include "datasets/coco.h"
 #include "datasets/coco_detection.h"
+#include "datasets/formats/detect.h"
 #include "datasets/loader.h"
 #include "models/set_criterion.h"
 #include "src/args.h"
@@ -583,6 +584,38 @@ TEST(AdamW, ForeachEqualsSingleTensorBitForBit) {
     EXPECT_TRUE(torch::equal(single[i], foreach[i])) << "tensor " << i;
   }
   std::cout << "foreach vs single-tensor AdamW: max |diff| " << worst << " over " << single.size() << " tensors\n";
+}
+
+// --masks on a non-COCO export: CVAT XML's brush mask (a crowd RLE, as CVAT's COCO export writes it)
+// trains as an object under --crowd auto, and segm evaluation runs on the format's masks; Datumaro's
+// export of the same sample says the same at --check_data.
+TEST(Train, MasksFromACvatXmlExport) {
+  auto dir = temp_dir("masks_cvat");
+  detr::datasets::SyntheticExportOptions o;
+  o.num_images = 4, o.width = 96, o.height = 80;
+  detr::datasets::write_synthetic_export(dir / "cvat", o, detr::datasets::formats::DatasetFormat::cvat);
+  detr::datasets::write_synthetic_export(dir / "datumaro", o, detr::datasets::formats::DatasetFormat::datumaro);
+  const std::string small =
+      " --device cpu --num_threads 2 --backbone resnet18 --hidden_dim 128 --nheads 8"
+      " --enc_layers 1 --dec_layers 1 --dim_feedforward 64 --num_queries 5 --scales 64"
+      " --max_size 96 --val_size 64 --num_workers 0 --val_split 0 --backbone_weights none"
+      " --epochs 1 --batch_size 2";
+  auto r =
+      run("--coco_path " + (dir / "cvat").string() + " --output_dir " + (dir / "out").string() + small + " --masks");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("dataset format: cvat"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("1 RLE crowd annotations (CVAT's brush/SAM masks) train as objects"), std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("IoU metric: segm"), std::string::npos) << r.output;
+  std::ifstream log(dir / "out" / "log.txt");
+  std::string line((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+  EXPECT_NE(line.find("\"test_coco_eval_masks\""), std::string::npos) << line;
+  r = run("--coco_path " + (dir / "datumaro").string() + " --check_data --masks" + small);
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("train as objects"), std::string::npos) << r.output;
+  r = run("--coco_path " + (dir / "datumaro").string() + " --check_data --masks --crowd ignore" + small);
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_EQ(r.output.find("train as objects"), std::string::npos) << r.output;
 }
 
 // --masks end to end: upstream's two-stage recipe (a box model, then the mask head on its frozen DETR),
