@@ -601,6 +601,18 @@ TEST(FormatsMalformed, OpenImages) {
     write_file(dir / "annotations" / "train-annotations-bbox.csv", text);
     expect_error([&] { read_open_images(dir); }, pieces);
   }
+  // A small PNG of 2048 x 4096 horizontal stripes is 8.4 M run counts: the third row naming it passes
+  // the 2^24 + 64 per CSV byte the masks of a file may take together.
+  fs::remove(dir / "annotations" / "train-annotations-bbox.csv");
+  cv::Mat stripes(2048, 4096, CV_8UC1, cv::Scalar(0));
+  for (int y = 0; y < stripes.rows; y += 2) stripes.row(y).setTo(255);
+  std::vector<uchar> png;
+  cv::imencode(".png", stripes, png);
+  write_file(dir / "masks" / "train" / "s.png", std::string(png.begin(), png.end()));
+  std::string rows = "MaskPath,ImageID,LabelName,BoxID,BoxXMin,BoxXMax,BoxYMin,BoxYMax,PredictedIoU,Clicks\n";
+  for (int i = 0; i < 3; ++i) rows += "s.png,a,cat,x,,,,,,\n";
+  write_file(dir / "annotations" / "train-annotations-object-segmentation.csv", rows);
+  expect_error([&] { read_open_images(dir); }, {"line 4", "25165827 run counts, more than 16786496"});
 }
 
 // VOC carries masks in SegmentationObject/ (the box from the XML); KITTI keeps a mask's box alone.

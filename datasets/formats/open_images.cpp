@@ -224,6 +224,10 @@ struct Reader {
     for (const auto& file : annotation_files(annotations, suffix)) {
       const Csv csv = read_csv(file);
       const size_t id = csv.column("ImageID"), path = csv.column("MaskPath"), box_min = csv.column("BoxXMin");
+      // The masks' RLE counts together, bounded by the file: rows naming one large PNG are copies.
+      std::error_code ec;
+      const uint64_t max_counts = 64 * static_cast<uint64_t>(fs::file_size(file, ec)) + (uint64_t{1} << 24);
+      uint64_t counts = 0;
       for (const auto& row : csv.rows) {
         RawImage& im = image(subset_of(file, suffix), csv.at(row, id), file, row.first);
         const int64_t l = label(csv, row);
@@ -233,6 +237,10 @@ struct Reader {
         auto known = decoded.find(png);
         if (known == decoded.end()) known = decoded.emplace(png, read_mask(png, file, row.first)).first;
         Rle mask = known->second;
+        if ((counts += mask.counts.size()) > max_counts)
+          fail_at(file, row.first,
+                  "the masks so far take " + std::to_string(counts) + " run counts, more than " +
+                      std::to_string(max_counts) + " (64 per byte of the file + 2^24)");
         RawObject& o = owner(im, l, b);
         if (o.where.empty()) {  // a mask without its box: the mask's box, as fractions
           const auto mb = to_bbox(mask);

@@ -29,7 +29,8 @@ bool has_open_images_files(const std::filesystem::path& root);
 
 // Errors name the file, line and column: a missing column, a coordinate that is not a finite number in
 // [0, 1] or a box whose max is below its min, a label not among the class descriptions, a mask path
-// that climbs out of masks/<subset>/, a mask PNG that cannot be read.
+// that climbs out of masks/<subset>/, a mask PNG that cannot be read, masks whose RLE counts together
+// exceed 64 per byte of their CSV file + 2^24.
 RawExport read_open_images(const std::filesystem::path& root);
 
 }  // namespace detr::datasets::formats
