@@ -15,17 +15,7 @@ using nlohmann::json;
 
 namespace {
 
-struct Labels {
-  std::vector<std::string> names;
-  std::map<std::string, int64_t> index;
-  int64_t of(const std::string& name) {
-    const auto [it, fresh] = index.emplace(name, static_cast<int64_t>(names.size()));
-    if (fresh) names.push_back(name);
-    return it->second;
-  }
-};
-
-RawObject read_annotation(const json& a, const std::string& where, const JsonReader& r, Labels& labels) {
+RawObject read_annotation(const json& a, const std::string& where, const JsonReader& r, LabelNumbering& labels) {
   RawObject o;
   o.where = where;
   const std::string label = r.string(r.field(a, "label", where), "label", where);
@@ -41,7 +31,7 @@ RawObject read_annotation(const json& a, const std::string& where, const JsonRea
   return o;
 }
 
-RawSubset read_subset(const fs::path& dir, const std::string& name, Labels& labels) {
+RawSubset read_subset(const fs::path& dir, const std::string& name, LabelNumbering& labels) {
   const fs::path file = dir / kCreateMlFile;
   const JsonReader r(file);
   const json doc = parse_json(read_text_file(file), file.string());
@@ -82,7 +72,7 @@ std::vector<fs::path> createml_dirs(const fs::path& root) {
 RawExport read_createml(const fs::path& root) {
   RawExport data;
   data.format = "createml";
-  Labels labels;
+  LabelNumbering labels;
   for (const auto& dir : createml_dirs(root))
     data.subsets.push_back(read_subset(dir, dir == root ? "default" : dir.filename().string(), labels));
   if (data.subsets.empty()) throw std::runtime_error(root.string() + ": no " + kCreateMlFile + " (CreateML)");

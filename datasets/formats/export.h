@@ -8,6 +8,7 @@
 #include <array>
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -78,6 +79,18 @@ CocoDataset to_coco_dataset(const RawExport& data, const RawSubset& subset, cons
 void check_labels(const std::vector<std::string>& labels,
                   const std::filesystem::path& file,
                   const std::vector<int64_t>& lines = {});
+
+// Labels numbered in order of first appearance, for formats without a label list (LabelMe, KITTI,
+// CreateML).
+struct LabelNumbering {
+  std::vector<std::string> names;
+  std::map<std::string, int64_t> index;
+  int64_t of(const std::string& name) {
+    const auto [it, fresh] = index.emplace(name, static_cast<int64_t>(names.size()));
+    if (fresh) names.push_back(name);
+    return it->second;
+  }
+};
 
 // Puts the labels in name order and renumbers the objects' labels to match (Roboflow's layouts
 // without a label list: Roboflow and Datumaro number classes alphabetically).

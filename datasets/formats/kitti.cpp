@@ -12,16 +12,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct Labels {
-  std::vector<std::string> names;
-  std::map<std::string, int64_t> index;
-  int64_t of(const std::string& name) {
-    const auto [it, fresh] = index.emplace(name, static_cast<int64_t>(names.size()));
-    if (fresh) names.push_back(name);
-    return it->second;
-  }
-};
-
 std::vector<fs::path> label_files(const fs::path& dir) {
   std::vector<fs::path> files;
   std::error_code ec;
@@ -32,7 +22,7 @@ std::vector<fs::path> label_files(const fs::path& dir) {
 }
 
 // One label line as an object.
-RawObject read_line(std::string_view line, int64_t number, const fs::path& file, Labels& labels) {
+RawObject read_line(std::string_view line, int64_t number, const fs::path& file, LabelNumbering& labels) {
   const auto fields = split_whitespace(line);
   if (fields.size() != 15 && fields.size() != 16)
     fail_at(file, number, "a KITTI line has 15 fields (16 with a score), got " + std::to_string(fields.size()));
@@ -57,7 +47,7 @@ RawObject read_line(std::string_view line, int64_t number, const fs::path& file,
   return o;
 }
 
-RawSubset read_subset(const fs::path& dir, const std::string& name, Labels& labels) {
+RawSubset read_subset(const fs::path& dir, const std::string& name, LabelNumbering& labels) {
   RawSubset subset{name, dir / "label_2", {}};
   const ImageIndex index = index_images(dir / "image_2");
   std::map<std::string, RawImage> by_stem;
@@ -99,7 +89,7 @@ std::vector<fs::path> kitti_subset_dirs(const fs::path& root) {
 RawExport read_kitti(const fs::path& root) {
   RawExport data;
   data.format = "kitti";
-  Labels labels;
+  LabelNumbering labels;
   for (const auto& dir : kitti_subset_dirs(root))
     data.subsets.push_back(read_subset(dir, dir == root ? "default" : dir.filename().string(), labels));
   if (data.subsets.empty()) throw std::runtime_error(root.string() + ": no label_2/ folder (KITTI)");

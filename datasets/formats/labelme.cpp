@@ -15,16 +15,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct Labels {
-  std::vector<std::string> names;
-  std::map<std::string, int64_t> index;
-  int64_t of(const std::string& name) {
-    const auto [it, fresh] = index.emplace(name, static_cast<int64_t>(names.size()));
-    if (fresh) names.push_back(name);
-    return it->second;
-  }
-};
-
 // One folder of XML files, the folder its images are in and the one its mask PNGs are in.
 struct Folder {
   std::string subset;
@@ -128,8 +118,12 @@ void read_segm(const XmlElement& segm,
 }
 
 // One <object>; nullopt for a deleted one.
-std::optional<RawObject> read_object(
-    const XmlElement& obj, size_t k, Labels& labels, const Folder& folder, const fs::path& file, MaskState& masks) {
+std::optional<RawObject> read_object(const XmlElement& obj,
+                                     size_t k,
+                                     LabelNumbering& labels,
+                                     const Folder& folder,
+                                     const fs::path& file,
+                                     MaskState& masks) {
   const std::string where = "object " + std::to_string(k);
   if (const XmlElement* d = obj.child("deleted"); d && trim(d->text) == "1") return std::nullopt;
   RawObject o;
@@ -168,7 +162,7 @@ int64_t image_size(const XmlElement& doc, const char* name, const fs::path& file
   return *v;
 }
 
-RawImage read_image(const fs::path& xml, const Folder& folder, Labels& labels, MaskState& masks) {
+RawImage read_image(const fs::path& xml, const Folder& folder, LabelNumbering& labels, MaskState& masks) {
   const XmlElement doc = read_xml_file(xml);
   if (doc.name != "annotation") fail_at(xml, doc.line, "root element is <" + doc.name + ">, expected <annotation>");
   RawImage image;
@@ -195,7 +189,7 @@ RawImage read_image(const fs::path& xml, const Folder& folder, Labels& labels, M
 RawExport read_labelme(const fs::path& root) {
   RawExport data;
   data.format = "labelme";
-  Labels labels;
+  LabelNumbering labels;
   MaskState masks;
   for (const auto& folder : folders(root)) {
     RawSubset subset{folder.subset, folder.xml_dir, {}};
