@@ -23,6 +23,7 @@
 #include "models/winograd_conv.h"
 #include "src/run_context.h"
 #include "src/amp.h"
+#include "util/blas_kernels.h"
 #ifdef DETR_WITH_CUDA
 #include <c10/cuda/CUDACachingAllocator.h>
 #endif
@@ -313,6 +314,7 @@ nlohmann::json describe_run(const BenchOptions& o, const RunContext& ctx) {
           {"device", ctx.device().str()},
           {"threads", ctx.threads()},
           {"blas", blas_in_use()},
+          {"blas_kernels", util::blas_core_in_use()},
           {"allocator", allocator_in_use()},
           {"num_workers", o.num_workers},
           {"image_size", std::to_string(o.width) + "x" + std::to_string(o.height)},
@@ -369,8 +371,9 @@ std::string format_benchmark(const nlohmann::json& r) {
   if (r.value("world_size", 1) > 1)
     s << " x " << r["world_size"] << " processes (" << r["backend"].get<std::string>() << ")";
   s << ", " << r["image_size"].get<std::string>() << " images, device " << r["device"].get<std::string>() << ", "
-    << r["threads"] << " threads, BLAS " << r["blas"].get<std::string>() << ", allocator " << r.value("allocator", "?")
-    << ", LibTorch " << r["libtorch"].get<std::string>() << "\n";
+    << r["threads"] << " threads, BLAS " << r["blas"].get<std::string>()
+    << (r.value("blas_kernels", std::string()).empty() ? "" : " (" + r["blas_kernels"].get<std::string>() + " kernels)")
+    << ", allocator " << r.value("allocator", "?") << ", LibTorch " << r["libtorch"].get<std::string>() << "\n";
   if (r.contains("data"))
     s << std::fixed << std::setprecision(3) << "data (decode + augment + collate, " << r["num_workers"]
       << " workers): " << r["data"]["images_per_s"].get<double>() << " images/s\n";
