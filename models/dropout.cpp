@@ -1,8 +1,40 @@
 #include "models/dropout.h"
 
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/record_function.h>
+
+#include <cmath>
+#include <mutex>
+
 namespace detr::models {
 
 namespace {
+
+at::CPUGeneratorImpl* default_cpu_generator() {
+  return at::check_generator<at::CPUGeneratorImpl>(at::detail::getDefaultCPUGenerator());
+}
+
+// Whether keep_draws() reproduces this LibTorch's bernoulli_ (checked once, on 10,007 draws, with the
+// generator put back as it was): not where bernoulli_ draws from MKL's streams.
+bool keep_draws_match_the_library() {
+  static const bool match = [] {
+    auto* gen = default_cpu_generator();
+    auto saved = [&] {
+      std::lock_guard<std::mutex> lock(gen->mutex_);
+      return gen->engine();
+    }();
+    auto restore = [&] {
+      std::lock_guard<std::mutex> lock(gen->mutex_);
+      gen->set_engine(saved);
+    };
+    auto library = torch::empty({10007}).bernoulli_(0.9).ne(0);
+    restore();
+    auto ours = keep_draws({10007}, 0.9);
+    restore();
+    return torch::equal(library, ours);
+  }();
+  return match;
+}
 
 using torch::Tensor;
 using torch::autograd::AutogradContext;
@@ -43,9 +75,35 @@ class LeanReluDropout : public torch::autograd::Function<LeanReluDropout> {
 
 }  // namespace
 
+// ATen's serial CPU bernoulli_(keep_p) kernel draws, per element in order, random64() from the default
+// generator's mt19937 (two 32-bit outputs, the first the high half), takes its low 53 bits as
+// m / 2^53 in [0, 1) and keeps the element when that is < keep_p. The same comparison in integers:
+// m < ceil(keep_p * 2^53). Here the engine runs inline in one loop instead of a call per element.
+Tensor keep_draws(torch::IntArrayRef sizes, double keep_p) {
+  TORCH_CHECK(keep_p >= 0 && keep_p <= 1, "keep_draws: probability ", keep_p, " is not in [0, 1]");
+  RECORD_FUNCTION("detr::keep_draws", std::vector<c10::IValue>());
+  auto keep = torch::empty(sizes, torch::kBool);
+  const auto threshold = static_cast<uint64_t>(std::ceil(std::ldexp(keep_p, 53)));
+  auto* out = keep.data_ptr<bool>();
+  const int64_t n = keep.numel();
+  auto* gen = default_cpu_generator();
+  std::lock_guard<std::mutex> lock(gen->mutex_);
+  auto engine = gen->engine();
+  for (int64_t i = 0; i < n; ++i) {
+    const uint64_t hi = engine(), lo = engine();
+    out[i] = (((hi & 0x1FFFFFu) << 32) | lo) < threshold;
+  }
+  gen->set_engine(engine);
+  return keep;
+}
+
 // ATen's CPU dropout is empty_like → bernoulli_(1 - p) → div_(1 - p) → multiply; accelerators use
 // the fused native_dropout. Both are repeated here, drawing the same random numbers.
 Tensor dropout_keeping_mask(const Tensor& x, double p, Tensor* keep) {
+  if (x.device().is_cpu() && keep_draws_match_the_library()) {
+    *keep = keep_draws(x.sizes(), 1 - p);
+    return x * dropout_noise(*keep, p, x.scalar_type());
+  }
   if (x.device().is_cpu()) {
     auto noise = at::empty_like(x, at::MemoryFormat::Contiguous);
     noise.bernoulli_(1 - p);

@@ -18,6 +18,9 @@ torch::Tensor relu_dropout(const torch::Tensor& x, double p, bool training);
 torch::Tensor dropout_keeping_mask(const torch::Tensor& x, double p, torch::Tensor* keep);
 // ...and the gradient through it: grad × noise (CPU), or native_dropout_backward.
 torch::Tensor dropout_backward(const torch::Tensor& grad, const torch::Tensor& keep, double p);
+// Bernoulli draws as ATen's CPU bernoulli_(keep_p) makes them from the default generator (the same
+// numbers, the generator left in the same state), as a bool tensor, without its per-element calls.
+torch::Tensor keep_draws(torch::IntArrayRef sizes, double keep_p);
 // The forward's multiplier rebuilt from the mask, bit for bit (CPU).
 torch::Tensor dropout_noise(const torch::Tensor& keep, double p, torch::ScalarType dtype);
 

@@ -37,9 +37,8 @@ TEST(BlasKernels, TheUsersChoiceWins) {
   if (detr::util::blas_core_in_use().empty()) GTEST_SKIP() << "the BLAS LibTorch loaded is not OpenBLAS";
   const char* for_cpu = detr::util::blas_coretype_for_this_cpu();
   if (!for_cpu) GTEST_SKIP() << "this CPU has no AVX2: no kernels named at start-up to override";
-  const auto r = detr::testing::run_command(
-      "OPENBLAS_CORETYPE=Haswell /proc/" + std::to_string(getpid()) +
-      "/exe --gtest_filter=BlasKernels.TheLoadedKernelsAreTheOnesNamedAtStartUp");
+  const auto r = detr::testing::run_command("OPENBLAS_CORETYPE=Haswell /proc/" + std::to_string(getpid()) +
+                                            "/exe --gtest_filter=BlasKernels.TheLoadedKernelsAreTheOnesNamedAtStartUp");
   std::cout << r.output;
   EXPECT_EQ(r.code, 0);
   EXPECT_NE(r.output.find("OpenBLAS kernels: Haswell (OPENBLAS_CORETYPE=Haswell"), std::string::npos);

@@ -320,6 +320,27 @@ TEST(Attention, LeanDropoutEqualsTheLibrarys) {
   EXPECT_NEAR(dropped, 0.1, 0.02);
 }
 
+// The inline draws against the library's bernoulli_: the same numbers, and the generator left where
+// bernoulli_ leaves it (its next draw equal), across the engine's 624-output refills.
+TEST(Attention, KeepDrawsEqualTheLibrarysBernoulli) {
+  int64_t compared = 0, kept = 0;
+  for (const int64_t n : {1, 311, 312, 313, 5000, 100003})
+    for (const double keep_p : {0.9, 0.5, 0.0, 1.0, 1.0 / 3}) {
+      torch::manual_seed(n + 7);
+      auto library = torch::empty({n}).bernoulli_(keep_p).ne(0);
+      const auto library_next = torch::rand({3});
+      torch::manual_seed(n + 7);
+      auto ours = detr::models::keep_draws({n}, keep_p);
+      const auto ours_next = torch::rand({3});
+      ASSERT_TRUE(torch::equal(library, ours))
+          << "n " << n << ", p " << keep_p << ": " << library.ne(ours).sum().item<int64_t>() << " draws differ";
+      ASSERT_TRUE(torch::equal(library_next, ours_next)) << "n " << n << ", p " << keep_p << ": generator state";
+      compared += n;
+      kept += ours.sum().item<int64_t>();
+    }
+  std::cout << "keep draws vs bernoulli_: " << compared << " draws compared, 0 differ (" << kept << " kept)\n";
+}
+
 TEST(Attention, LeanReluDropoutEqualsTheLibrarys) {
   auto x = torch::randn({300, 2, 64});
   auto w = torch::randn({300, 2, 64});

@@ -101,6 +101,9 @@ def parse_args(argv):
                    help="0: the data's largest category id + 1 (as detr_bench); 91: upstream's build() for coco")
     p.add_argument("--seed", type=int, default=0, help="data generation and torch/numpy/random seeds")
     p.add_argument("--data_dir", type=Path, help="keep the generated data here (default: a temporary folder, removed)")
+    p.add_argument("--profile", type=int, default=0,
+                   help="> 0: the measured steps under torch.autograd.profiler, this many ops by self time "
+                        "(as detr_bench --profile)")
     p.add_argument("--json", type=Path, help="also write the figures to this file")
     a = p.parse_args(argv)
     if min(a.batch_size, a.steps, a.repeats) < 1 or min(a.warmup, a.num_workers, a.images, a.num_classes) < 0 \
@@ -254,8 +257,12 @@ def measure(a, model, criterion, optimizer, loader, args):
     it = iter(loader)
     ips, step_s = [], []
     per_phase = {k: [] for k in PHASES}
+    prof = None
     for r in range(-1, a.repeats):  # r = -1: warm-up
         n = a.warmup if r < 0 else a.steps
+        if r == 0 and a.profile > 0:
+            prof = torch.autograd.profiler.profile()
+            prof.__enter__()
         t_rep = time.perf_counter()
         for _ in range(n):
             t0 = time.perf_counter()
@@ -277,9 +284,34 @@ def measure(a, model, criterion, optimizer, loader, args):
         ips.append(n * a.batch_size / (time.perf_counter() - t_rep))
         print(f"train repetition {r + 1}/{a.repeats}: {ips[-1]:.3f} images/s", file=sys.stderr)
     del it  # ends the worker processes, so that their peak RSS is counted below
-    return {"images_per_s": statistics.median(ips), "s_per_step": statistics.median(step_s),
-            "images_per_s_runs": ips,
-            "phase_s_per_step": {k: statistics.median(v) for k, v in per_phase.items()}}
+    result = {"images_per_s": statistics.median(ips), "s_per_step": statistics.median(step_s),
+              "images_per_s_runs": ips,
+              "phase_s_per_step": {k: statistics.median(v) for k, v in per_phase.items()}}
+    if prof is not None:
+        prof.__exit__(None, None, None)
+        result["op_profile"] = op_profile(prof, a.profile, step_s)
+    return result
+
+
+def op_profile(prof, top, step_s):
+    """detr_bench's op_profile: self seconds per step by op name, largest first, and the rest."""
+    n = max(len(step_s), 1)
+    ops = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+    rows = [{"op": e.key, "self_s": e.self_cpu_time_total / 1e6 / n, "total_s": e.cpu_time_total / 1e6 / n,
+             "calls": e.count / n} for e in ops]
+    return {"steps": len(step_s), "s_per_step": sum(step_s) / n, "ops": rows[:top],
+            "other_ops_self_s": sum(r["self_s"] for r in rows[top:])}
+
+
+def format_op_profile(p):
+    lines = [f"  ops by self time (torch.autograd.profiler; {p['steps']} steps, {p['s_per_step']:.3f} s/step with "
+             f"the profiler on):", "    self s/step  share  calls/step  total s/step  op"]
+    share = lambda t: 100 * t / max(p["s_per_step"], 1e-12)  # noqa: E731
+    for o in p["ops"]:
+        lines.append(f"    {o['self_s']:11.3f}  {share(o['self_s']):4.1f}%  {o['calls']:10.1f}  {o['total_s']:12.3f}  "
+                     f"{o['op']}")
+    lines.append(f"    {p['other_ops_self_s']:11.3f}  {share(p['other_ops_self_s']):4.1f}%  the other ops")
+    return "\n".join(lines)
 
 
 def peak_rss_gb(who):
@@ -309,7 +341,8 @@ def format_line(r):
             f"train: {t['images_per_s']:.3f} images/s, {t['s_per_step']:.3f} s/step (median); "
             f"per phase (s/step): {phases}\n"
             f"peak RSS {r['peak_rss_gb']:.2f} GB (a loader worker: {r['peak_rss_workers_gb']:.2f} GB at most, "
-            f"pages shared with this process included){gpu}")
+            f"pages shared with this process included){gpu}"
+            + ("\n" + format_op_profile(t["op_profile"]) if "op_profile" in t else ""))
 
 
 def main(argv):

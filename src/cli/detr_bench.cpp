@@ -40,16 +40,20 @@ detr::FlagTable<BenchCommand> flag_table() {
   t.add(g, detr::run_flags::kDevice, &C::bench, &B::device);
   t.add(g, detr::run_flags::kAmp, &C::bench, &B::amp);
   t.add(g, detr::run_flags::kConvAlgorithm, &C::bench, &B::conv_algorithm);
+  t.add(g, "profile",
+        "> 0: run the measured steps under LibTorch's profiler and print this many ops by self time (the "
+        "profiler's own cost is in the step times then)",
+        &C::bench, &B::profile);
   t.add(g, "json", "also write the figures to this file", &C::json);
   return t;
 }
 
 void validate(const detr::BenchOptions& o) {
   if (o.batch_size < 1 || o.steps < 1 || o.repeats < 1 || o.warmup < 0 || o.width < 32 || o.height < 32 ||
-      o.num_workers < 0 || o.num_threads < 0)
+      o.num_workers < 0 || o.num_threads < 0 || o.profile < 0)
     throw detr::UsageError(
-        "--batch_size, --steps and --repeats must be positive, --warmup, --num_workers and "
-        "--num_threads >= 0, images at least 32x32");
+        "--batch_size, --steps and --repeats must be positive, --warmup, --num_workers, "
+        "--num_threads and --profile >= 0, images at least 32x32");
   if (o.mode != "train" && o.mode != "eval" && o.mode != "both" && o.mode != "data")
     throw detr::UsageError("--mode must be train, eval, both or data, got '" + o.mode + "'");
   if (o.config != "default" && o.config != "small" && o.config != "small_r50")

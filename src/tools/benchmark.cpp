@@ -23,6 +23,7 @@
 #include "models/winograd_conv.h"
 #include "src/run_context.h"
 #include "src/amp.h"
+#include "src/tools/op_profile.h"
 #include "util/blas_kernels.h"
 #ifdef DETR_WITH_CUDA
 #include <c10/cuda/CUDACachingAllocator.h>
@@ -181,6 +182,45 @@ struct StepSeries {
   }
 };
 
+// The first `top` ops by self time, per measured step, and the seconds measured around them.
+nlohmann::json op_profile_json(const std::vector<OpTime>& ops, size_t top, const StepSeries& series) {
+  const auto steps = static_cast<double>(std::max<size_t>(series.step_s.size(), 1));
+  double wall = 0;
+  for (double t : series.step_s) wall += t;
+  nlohmann::json j = {{"steps", series.step_s.size()}, {"s_per_step", wall / steps}, {"ops", nlohmann::json::array()}};
+  double rest = 0;
+  for (size_t i = 0; i < ops.size(); ++i) {
+    if (i >= top) {
+      rest += ops[i].self_s;
+      continue;
+    }
+    j["ops"].push_back({{"op", ops[i].name},
+                        {"self_s", ops[i].self_s / steps},
+                        {"total_s", ops[i].total_s / steps},
+                        {"calls", static_cast<double>(ops[i].calls) / steps}});
+  }
+  j["other_ops_self_s"] = rest / steps;
+  return j;
+}
+
+// op_profile_json's table: self seconds per step, share of the step, calls per step, total seconds, op.
+std::string format_op_profile(const nlohmann::json& p) {
+  std::ostringstream s;
+  const double step = std::max(p["s_per_step"].get<double>(), 1e-12);
+  auto share = [&](double t) { return 100.0 * t / step; };
+  s << std::fixed << "  ops by self time (LibTorch's profiler; " << p["steps"] << " steps, " << std::setprecision(3)
+    << step << " s/step with the profiler on):\n    self s/step  share  calls/step  total s/step  op\n";
+  for (const auto& o : p["ops"])
+    s << std::setprecision(3) << "    " << std::setw(11) << o["self_s"].get<double>() << "  " << std::setprecision(1)
+      << std::setw(4) << share(o["self_s"].get<double>()) << "%  " << std::setw(10) << o["calls"].get<double>() << "  "
+      << std::setprecision(3) << std::setw(12) << o["total_s"].get<double>() << "  " << o["op"].get<std::string>()
+      << "\n";
+  const double rest = p["other_ops_self_s"].get<double>();
+  s << std::setprecision(3) << "    " << std::setw(11) << rest << "  " << std::setprecision(1) << std::setw(4)
+    << share(rest) << "%  the other ops\n";
+  return s.str();
+}
+
 // The benchmark's model and everything a step needs, built as detr_train builds them.
 class BenchRun {
  public:
@@ -255,7 +295,9 @@ nlohmann::json BenchRun::measure(bool train) {
   const int world = ctx_.world_size();
   std::vector<double> ips, tflops;
   StepSeries series;
+  std::optional<OpProfile> profile;
   for (int64_t r = -1; r < o_.repeats; ++r) {  // r = -1: warm-up
+    if (r == 0 && o_.profile > 0) profile.emplace();
     const int64_t n = r < 0 ? o_.warmup : o_.steps;
     const auto t_rep = Clock::now();
     double rep_flops = 0;  // the model arithmetic of this repetition's batches (src/tools/flops.h)
@@ -283,11 +325,13 @@ nlohmann::json BenchRun::measure(bool train) {
       std::cerr << (train ? "train" : "eval") << " repetition " << r + 1 << "/" << o_.repeats << ": " << std::fixed
                 << std::setprecision(3) << ips.back() << " images/s\n";
   }
-  return {{"images_per_s", median(ips)},
-          {"s_per_step", median(series.step_s)},
-          {"model_tflops_per_s", median(tflops)},
-          {"images_per_s_runs", ips},
-          {"phase_s_per_step", series.phases()}};
+  nlohmann::json result = {{"images_per_s", median(ips)},
+                           {"s_per_step", median(series.step_s)},
+                           {"model_tflops_per_s", median(tflops)},
+                           {"images_per_s_runs", ips},
+                           {"phase_s_per_step", series.phases()}};
+  if (profile) result["op_profile"] = op_profile_json(profile->stop(), static_cast<size_t>(o_.profile), series);
+  return result;
 }
 
 // The data pipeline alone: decode + augment + collate, as fast as the loader delivers.
@@ -388,6 +432,7 @@ std::string format_benchmark(const nlohmann::json& r) {
       s << "  model arithmetic " << m["model_tflops_per_s"].get<double>() << " TFLOP/s = " << std::setprecision(1)
         << 100 * m["mfu"].get<double>() << "% of the measured peak " << std::setprecision(3)
         << r["peak_tflops"].get<double>() << " TFLOP/s (" << r["peak_measured_with"].get<std::string>() << ")\n";
+    if (m.contains("op_profile")) s << format_op_profile(m["op_profile"]);
   }
   s << "peak RSS " << std::setprecision(2) << r["peak_rss_gb"].get<double>() << " GB";
   if (r.value("peak_cuda_gb", 0.0) > 0) s << ", peak CUDA memory " << r["peak_cuda_gb"].get<double>() << " GB";

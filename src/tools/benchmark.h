@@ -28,7 +28,8 @@ struct BenchOptions {
   std::optional<torch::Device> device;  // none: CUDA when available
   Precision amp = Precision::fp32;      // training only
   models::ConvAlgorithm conv_algorithm = models::ConvAlgorithm::kWinograd;  // CPU 3x3 convolutions
-  std::string data_dir;                                                     // "" = a temporary folder
+  int64_t profile = 0;   // > 0: the measured steps under LibTorch's profiler, this many ops by self time
+  std::string data_dir;  // "" = a temporary folder
   uint64_t seed = 0;
 };
 
