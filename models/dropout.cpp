@@ -3,6 +3,9 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/record_function.h>
 
+#include <ATen/Parallel.h>
+
+#include <algorithm>
 #include <cmath>
 #include <mutex>
 
@@ -75,10 +78,53 @@ class LeanReluDropout : public torch::autograd::Function<LeanReluDropout> {
 
 }  // namespace
 
+namespace {
+
+constexpr int kStateWords = 624, kShift = 397;  // mt19937's N and M
+
+// at::mt19937's next_state(): the next 624 words from the current ones, in place.
+void twist(uint32_t* s) {
+  auto mix = [](uint32_t u, uint32_t v) {
+    return (((u & 0x80000000u) | (v & 0x7fffffffu)) >> 1) ^ ((v & 1u) ? 0x9908b0dfu : 0u);
+  };
+  int i = 0;
+  for (; i < kStateWords - kShift; ++i) s[i] = s[i + kShift] ^ mix(s[i], s[i + 1]);
+  for (; i < kStateWords - 1; ++i) s[i] = s[i + kShift - kStateWords] ^ mix(s[i], s[i + 1]);
+  s[kStateWords - 1] = s[kShift - 1] ^ mix(s[kStateWords - 1], s[0]);
+}
+
+// The engine's next `count` untempered words into `out`, advancing `d` as count calls of operator()
+// would: `left_ - 1` words remain at state_[next_] before the next twist.
+void next_words(at::mt19937_data_pod& d, uint32_t* out, int64_t count) {
+  while (count > 0) {
+    if (d.left_ <= 1) {
+      twist(d.state_.data());
+      d.left_ = kStateWords + 1;  // the call that twists reads word 0 and leaves left_ at 624
+      d.next_ = 0;
+    }
+    const int64_t take = std::min<int64_t>(count, d.left_ - 1);
+    std::copy_n(d.state_.data() + d.next_, take, out);
+    out += take;
+    count -= take;
+    d.next_ += static_cast<uint32_t>(take);
+    d.left_ -= static_cast<int>(take);
+  }
+}
+
+inline uint32_t temper(uint32_t y) {
+  y ^= (y >> 11);
+  y ^= (y << 7) & 0x9d2c5680u;
+  y ^= (y << 15) & 0xefc60000u;
+  return y ^ (y >> 18);
+}
+
+}  // namespace
+
 // ATen's serial CPU bernoulli_(keep_p) kernel draws, per element in order, random64() from the default
 // generator's mt19937 (two 32-bit outputs, the first the high half), takes its low 53 bits as
 // m / 2^53 in [0, 1) and keeps the element when that is < keep_p. The same comparison in integers:
-// m < ceil(keep_p * 2^53). Here the engine runs inline in one loop instead of a call per element.
+// m < ceil(keep_p * 2^53). Here the stream's words are made a block at a time (the twist is the only
+// sequential part) and tempered and compared in parallel.
 Tensor keep_draws(torch::IntArrayRef sizes, double keep_p) {
   TORCH_CHECK(keep_p >= 0 && keep_p <= 1, "keep_draws: probability ", keep_p, " is not in [0, 1]");
   RECORD_FUNCTION("detr::keep_draws", std::vector<c10::IValue>());
@@ -86,13 +132,25 @@ Tensor keep_draws(torch::IntArrayRef sizes, double keep_p) {
   const auto threshold = static_cast<uint64_t>(std::ceil(std::ldexp(keep_p, 53)));
   auto* out = keep.data_ptr<bool>();
   const int64_t n = keep.numel();
+  constexpr int64_t kChunk = 1 << 16;  // draws per block of words
+  std::vector<uint32_t> words(2 * static_cast<size_t>(std::min(n, kChunk)));
   auto* gen = default_cpu_generator();
   std::lock_guard<std::mutex> lock(gen->mutex_);
   auto engine = gen->engine();
-  for (int64_t i = 0; i < n; ++i) {
-    const uint64_t hi = engine(), lo = engine();
-    out[i] = (((hi & 0x1FFFFFu) << 32) | lo) < threshold;
+  auto d = engine.data();
+  for (int64_t begin = 0; begin < n; begin += kChunk) {
+    const int64_t m = std::min(kChunk, n - begin);
+    next_words(d, words.data(), 2 * m);
+    const uint32_t* w = words.data();
+    bool* o = out + begin;
+    at::parallel_for(0, m, 4096, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) {
+        const uint64_t hi = temper(w[2 * i]) & 0x1FFFFFu, lo = temper(w[2 * i + 1]);
+        o[i] = ((hi << 32) | lo) < threshold;
+      }
+    });
   }
+  engine.set_data(d);
   gen->set_engine(engine);
   return keep;
 }

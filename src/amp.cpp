@@ -5,6 +5,8 @@
 
 #include <stdexcept>
 
+#include "util/cpu.h"
+
 namespace detr {
 
 #if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
@@ -63,6 +65,10 @@ void check_precision(Precision p, const torch::Device& device) {
   if (p == Precision::fp16 && !device.is_cuda())
     throw std::runtime_error("--amp fp16 needs a CUDA device (this run is on " + device.str() +
                              "); use --amp bf16 on CPU, or --amp off");
+  if (p == Precision::bf16 && device.is_cpu() && !util::cpu_has_native_bf16())
+    throw std::runtime_error(
+        "--amp bf16 on CPU needs bfloat16 arithmetic in hardware (AVX512_BF16 or AMX-BF16), which this CPU "
+        "has not: LibTorch would emulate it, slower than float32; use --amp off");
 }
 
 AutocastGuard::AutocastGuard(const torch::Device& device, Precision precision) {

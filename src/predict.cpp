@@ -50,7 +50,11 @@ std::vector<Prediction> predict_rgb(Predictor& p, const torch::Tensor& rgb, floa
   tc.max_size = p.max_size;
   s = datasets::val_transforms(std::move(s), tc);
   auto samples = util::nested_tensor_from_tensor_list({s.image}).to(p.device);
-  auto out = p.model.forward(samples);
+  auto out = [&] {
+    AutocastGuard autocast(p.device, p.amp);
+    return p.model.forward(samples);
+  }();
+  if (p.amp != Precision::fp32) out = to_float32(out);
   const auto orig_size = torch::tensor({{h, w}}, torch::kLong);
   auto dets = models::post_process(out, orig_size);
   if (out.pred_masks.defined())  // fed size: the image after the val transform, before padding

@@ -16,6 +16,7 @@
 #include "models/build.h"
 #include "models/detr.h"
 #include "models/model_config.h"
+#include "src/amp.h"
 
 namespace detr {
 
@@ -25,6 +26,7 @@ struct Predictor {
   std::vector<datasets::CocoCategory> classes;  // from our checkpoints; empty for upstream files
   torch::Device device = torch::kCPU;
   int64_t val_size = 800, max_size = 1333;
+  Precision amp = Precision::fp32;  // the forward under autocast for bf16/fp16; post-processing in float32
 };
 
 // Loads a checkpoint file (or an Onepanel-style directory) for inference on `device`, its backbone

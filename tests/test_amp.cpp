@@ -12,6 +12,7 @@
 #include "models/detr.h"
 #include "models/set_criterion.h"
 #include "src/amp.h"
+#include "util/cpu.h"
 #include "src/checkpoint.h"
 #include "src/engine.h"
 #include "tests/tiny_model.h"
@@ -48,7 +49,19 @@ TEST(Amp, PrecisionNamesAndDevices) {
   EXPECT_EQ(parse_precision("bf16"), Precision::bf16);
   EXPECT_EQ(parse_precision("fp16"), Precision::fp16);
   EXPECT_THROW(parse_precision("fp8"), std::invalid_argument);
-  EXPECT_NO_THROW(check_precision(Precision::bf16, torch::kCPU));
+  if (detr::util::cpu_has_native_bf16()) {
+    std::cout << "this CPU has bfloat16 arithmetic: --amp bf16 accepted on CPU\n";
+    EXPECT_NO_THROW(check_precision(Precision::bf16, torch::kCPU));
+  } else {
+    std::cout << "this CPU has no bfloat16 arithmetic: --amp bf16 refused on CPU\n";
+    try {
+      check_precision(Precision::bf16, torch::kCPU);
+      FAIL() << "bf16 accepted on a CPU without bfloat16 arithmetic";
+    } catch (const std::runtime_error& e) {
+      EXPECT_NE(std::string(e.what()).find("AVX512_BF16 or AMX-BF16"), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_NO_THROW(check_precision(Precision::fp32, torch::kCPU));
   try {
     check_precision(Precision::fp16, torch::kCPU);
     FAIL() << "fp16 on CPU accepted";

@@ -100,6 +100,7 @@ struct PredictCommand {
   std::optional<torch::Device> device;  // none: CUDA when available
   int64_t num_threads = 0;
   detr::models::ConvAlgorithm conv_algorithm = detr::models::ConvAlgorithm::kWinograd;
+  detr::Precision amp = detr::Precision::fp32;
 };
 
 detr::FlagTable<PredictCommand> flag_table() {
@@ -121,6 +122,7 @@ detr::FlagTable<PredictCommand> flag_table() {
   t.add_switch(g, "dilation", "the upstream checkpoint is a DC5 model (not visible in its weights)", [](C& c) -> bool& { return c.dilation; });
   t.add(g, detr::run_flags::kNumThreads, &C::num_threads);
   t.add(g, detr::run_flags::kConvAlgorithm, &C::conv_algorithm);
+  t.add(g, detr::run_flags::kAmp, &C::amp);
   // clang-format on
   return t;
 }
@@ -189,7 +191,9 @@ int main(int argc, char** argv) {
     ro.num_threads = std::max<int64_t>(0, c.num_threads);
     const detr::RunContext ctx(ro, detr::Launch::local());
     const torch::Device device = ctx.device();
+    detr::check_precision(c.amp, device);
     auto predictor = detr::load_predictor(c.checkpoint, device, ctx.conv_kernels(), c.dilation);
+    predictor.amp = c.amp;
     return c.serve ? serve_stdin(predictor, c, device) : predict_files(predictor, c, device);
   });
 }
