@@ -23,7 +23,7 @@ const std::vector<Tool>& tools() {
   static const std::vector<Tool> all = {
       {"detr_train", {"device", "num_threads", "conv_algorithm", "amp"}, "--coco_path /d --amp fp8"},
       {"detr_bench", {"device", "num_threads", "conv_algorithm", "amp"}, "--conv_algorithm fast"},
-      {"detr_predict", {"device", "num_threads", "conv_algorithm"}, "--checkpoint c --input i --device tpu"},
+      {"detr_predict", {"device", "num_threads", "conv_algorithm", "amp"}, "--checkpoint c --input i --device tpu"},
       {"detr_parity", {"num_threads", "conv_algorithm"}, "some_dir --conv_algorithm fast"},
       {"detr_eval", {}, "--gt g --dt d --iou_type keypoints"},
       {"detr_inspect", {}, "file.pth --depth -1"},

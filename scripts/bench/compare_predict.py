@@ -74,7 +74,7 @@ def blas_kernels(a):
     return m.group(1) if m else ""
 
 
-def upstream_worker(a, lst, out):
+def upstream_worker(a, lst, result_file):
     """Runs in the python3-torch interpreter: upstream's model, load and per-image times."""
     import torch
     from PIL import Image
@@ -113,10 +113,10 @@ def upstream_worker(a, lst, out):
             t = time.perf_counter()
             img = Image.open(path).convert("RGB")
             x, _ = transform(img, None)
-            out = model(x.unsqueeze(0))
-            post(out, torch.tensor([[img.height, img.width]]))
+            outputs = model(x.unsqueeze(0))
+            post(outputs, torch.tensor([[img.height, img.width]]))
             per_image.append(time.perf_counter() - t)
-    Path(out).write_text(json.dumps({"load_s": load_s, "per_image_s": per_image}))
+    Path(result_file).write_text(json.dumps({"load_s": load_s, "per_image_s": per_image}))
 
 
 def upstream(a, lst, kernels):
