@@ -13,32 +13,6 @@ namespace detr::models {
 
 namespace {
 
-at::CPUGeneratorImpl* default_cpu_generator() {
-  return at::check_generator<at::CPUGeneratorImpl>(at::detail::getDefaultCPUGenerator());
-}
-
-// Whether keep_draws() reproduces this LibTorch's bernoulli_ (checked once, on 10,007 draws, with the
-// generator put back as it was): not where bernoulli_ draws from MKL's streams.
-bool keep_draws_match_the_library() {
-  static const bool match = [] {
-    auto* gen = default_cpu_generator();
-    auto saved = [&] {
-      std::lock_guard<std::mutex> lock(gen->mutex_);
-      return gen->engine();
-    }();
-    auto restore = [&] {
-      std::lock_guard<std::mutex> lock(gen->mutex_);
-      gen->set_engine(saved);
-    };
-    auto library = torch::empty({10007}).bernoulli_(0.9).ne(0);
-    restore();
-    auto ours = keep_draws({10007}, 0.9);
-    restore();
-    return torch::equal(library, ours);
-  }();
-  return match;
-}
-
 using torch::Tensor;
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
@@ -125,7 +99,7 @@ inline uint32_t temper(uint32_t y) {
 // m / 2^53 in [0, 1) and keeps the element when that is < keep_p. The same comparison in integers:
 // m < ceil(keep_p * 2^53). Here the stream's words are made a block at a time (the twist is the only
 // sequential part) and tempered and compared in parallel.
-Tensor keep_draws(torch::IntArrayRef sizes, double keep_p) {
+Tensor keep_draws(torch::IntArrayRef sizes, double keep_p, c10::optional<at::Generator> generator) {
   TORCH_CHECK(keep_p >= 0 && keep_p <= 1, "keep_draws: probability ", keep_p, " is not in [0, 1]");
   RECORD_FUNCTION("detr::keep_draws", std::vector<c10::IValue>());
   auto keep = torch::empty(sizes, torch::kBool);
@@ -134,7 +108,7 @@ Tensor keep_draws(torch::IntArrayRef sizes, double keep_p) {
   const int64_t n = keep.numel();
   constexpr int64_t kChunk = 1 << 16;  // draws per block of words
   std::vector<uint32_t> words(2 * static_cast<size_t>(std::min(n, kChunk)));
-  auto* gen = default_cpu_generator();
+  auto* gen = at::get_generator_or_default<at::CPUGeneratorImpl>(generator, at::detail::getDefaultCPUGenerator());
   std::lock_guard<std::mutex> lock(gen->mutex_);
   auto engine = gen->engine();
   auto d = engine.data();
@@ -155,10 +129,26 @@ Tensor keep_draws(torch::IntArrayRef sizes, double keep_p) {
   return keep;
 }
 
+// Checked once, on 10,007 draws from two copies of the default generator (which stays untouched).
+bool keep_draws_reproduce_bernoulli() {
+  static const bool match = [] {
+    auto gen = at::detail::getDefaultCPUGenerator();
+    at::Generator a, b;
+    {
+      std::lock_guard<std::mutex> lock(gen.mutex());
+      a = gen.clone();
+      b = gen.clone();
+    }
+    auto library = torch::empty({10007}).bernoulli_(0.9, a).ne(0);
+    return torch::equal(library, keep_draws({10007}, 0.9, b));
+  }();
+  return match;
+}
+
 // ATen's CPU dropout is empty_like → bernoulli_(1 - p) → div_(1 - p) → multiply; accelerators use
 // the fused native_dropout. Both are repeated here, drawing the same random numbers.
 Tensor dropout_keeping_mask(const Tensor& x, double p, Tensor* keep) {
-  if (x.device().is_cpu() && keep_draws_match_the_library()) {
+  if (x.device().is_cpu() && keep_draws_reproduce_bernoulli()) {
     *keep = keep_draws(x.sizes(), 1 - p);
     return x * dropout_noise(*keep, p, x.scalar_type());
   }

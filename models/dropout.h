@@ -20,7 +20,13 @@ torch::Tensor dropout_keeping_mask(const torch::Tensor& x, double p, torch::Tens
 torch::Tensor dropout_backward(const torch::Tensor& grad, const torch::Tensor& keep, double p);
 // Bernoulli draws as ATen's CPU bernoulli_(keep_p) makes them from the default generator (the same
 // numbers, the generator left in the same state), as a bool tensor, without its per-element calls.
-torch::Tensor keep_draws(torch::IntArrayRef sizes, double keep_p);
+// `generator`: the default CPU generator when none.
+torch::Tensor keep_draws(torch::IntArrayRef sizes,
+                         double keep_p,
+                         c10::optional<at::Generator> generator = c10::nullopt);
+// Whether keep_draws() makes this LibTorch's bernoulli_ numbers (not where bernoulli_ draws from MKL's
+// streams; dropout then uses bernoulli_ itself).
+bool keep_draws_reproduce_bernoulli();
 // The forward's multiplier rebuilt from the mask, bit for bit (CPU).
 torch::Tensor dropout_noise(const torch::Tensor& keep, double p, torch::ScalarType dtype);
 

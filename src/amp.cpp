@@ -67,7 +67,7 @@ void check_precision(Precision p, const torch::Device& device) {
                              "); use --amp bf16 on CPU, or --amp off");
   if (p == Precision::bf16 && device.is_cpu() && !util::cpu_has_native_bf16())
     throw std::runtime_error(
-        "--amp bf16 on CPU needs bfloat16 arithmetic in hardware (AVX512_BF16 or AMX-BF16), which this CPU "
+        "--amp bf16 on CPU needs bfloat16 arithmetic in hardware (on x86: AVX512_BF16 or AMX-BF16), which this CPU "
         "has not: LibTorch would emulate it, slower than float32; use --amp off");
 }
 

@@ -20,23 +20,23 @@ std::string lower(std::string s) {
 }
 
 TEST(BlasKernels, TheLoadedKernelsAreTheOnesNamedAtStartUp) {
+  if (!detr::util::blas_kernels_switchable())
+    GTEST_SKIP() << "the BLAS LibTorch loaded is not an OpenBLAS that chooses its kernels at run time";
   const auto core = detr::util::blas_core_in_use();
-  if (core.empty()) GTEST_SKIP() << "the BLAS LibTorch loaded is not OpenBLAS: nothing to choose";
   const char* for_cpu = detr::util::blas_coretype_for_this_cpu();
   const char* named = std::getenv("OPENBLAS_CORETYPE");
   std::cout << "OpenBLAS kernels: " << core << " (OPENBLAS_CORETYPE=" << (named ? named : "unset")
             << ", this CPU's instructions run " << (for_cpu ? for_cpu : "neither SkylakeX nor Haswell") << ")\n";
-  if (named) {  // set by the user, or by the start-up switch away from Prescott
-    EXPECT_EQ(lower(core), lower(named));
-  } else if (for_cpu) {  // OpenBLAS knew this CPU and was left alone
-    EXPECT_NE(core, "Prescott") << "OpenBLAS runs its SSE3 fallback on a CPU with " << for_cpu << "'s instructions";
-  }
+  if (!for_cpu) return;                             // no AVX2: OpenBLAS's choice stands
+  if (named && lower(named) == "prescott") return;  // asked for by the user
+  EXPECT_NE(lower(core), "prescott") << "OpenBLAS runs its SSE3 fallback on a CPU with " << for_cpu
+                                     << "'s instructions";
 }
 
 TEST(BlasKernels, TheUsersChoiceWins) {
-  if (detr::util::blas_core_in_use().empty()) GTEST_SKIP() << "the BLAS LibTorch loaded is not OpenBLAS";
-  const char* for_cpu = detr::util::blas_coretype_for_this_cpu();
-  if (!for_cpu) GTEST_SKIP() << "this CPU has no AVX2: no kernels named at start-up to override";
+  if (!detr::util::blas_kernels_switchable())
+    GTEST_SKIP() << "the BLAS LibTorch loaded is not an OpenBLAS that chooses its kernels at run time";
+  if (!detr::util::blas_coretype_for_this_cpu()) GTEST_SKIP() << "this CPU has no AVX2: Haswell's kernels cannot run";
   const auto r = detr::testing::run_command("OPENBLAS_CORETYPE=Haswell /proc/" + std::to_string(getpid()) +
                                             "/exe --gtest_filter=BlasKernels.TheLoadedKernelsAreTheOnesNamedAtStartUp");
   std::cout << r.output;

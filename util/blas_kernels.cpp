@@ -32,6 +32,11 @@ std::string blas_core_in_use() {
   return name ? name : "";
 }
 
+bool blas_kernels_switchable() {
+  return openblas_function<void (*)()>("gotoblas_dynamic_init") &&
+         openblas_function<void (*)()>("gotoblas_dynamic_quit") && !blas_core_in_use().empty();
+}
+
 std::string select_blas_kernels() {
   const char* want = blas_coretype_for_this_cpu();
   if (!want || std::getenv("OPENBLAS_CORETYPE") || blas_core_in_use() != "Prescott") return "";

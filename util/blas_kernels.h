@@ -20,6 +20,9 @@ const char* blas_coretype_for_this_cpu();
 // The kernels the loaded OpenBLAS runs ("SkylakeX", "Prescott", ...), or "" when the BLAS is not OpenBLAS.
 std::string blas_core_in_use();
 
+// Whether the loaded BLAS is an OpenBLAS that can choose its kernels at run time (DYNAMIC_ARCH).
+bool blas_kernels_switchable();
+
 // The switch described above; call before any BLAS call, with one thread running. Returns the kernels
 // switched to, or "" where nothing changed.
 std::string select_blas_kernels();

@@ -32,4 +32,9 @@ PY
 }
 run fp32_seed42 off 42
 run fp32_seed7 off 7
+if ! "$build/src/cli/detr_train" --coco_path "$work/dataset" --output_dir "$work/bf16_check" --amp bf16 \
+  --device cpu --check_data >/dev/null 2>"$work/bf16_check.err"; then
+  echo "bf16: $(tail -n 1 "$work/bf16_check.err")"
+  exit 0
+fi
 run bf16_seed42 bf16 42
