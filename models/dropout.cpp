@@ -150,7 +150,7 @@ bool keep_draws_reproduce_bernoulli() {
 Tensor dropout_keeping_mask(const Tensor& x, double p, Tensor* keep) {
   if (x.device().is_cpu() && keep_draws_reproduce_bernoulli()) {
     *keep = keep_draws(x.sizes(), 1 - p);
-    return x * dropout_noise(*keep, p, x.scalar_type());
+    return scale_kept(x, *keep, p);
   }
   if (x.device().is_cpu()) {
     auto noise = at::empty_like(x, at::MemoryFormat::Contiguous);
@@ -164,12 +164,31 @@ Tensor dropout_keeping_mask(const Tensor& x, double p, Tensor* keep) {
   return out;
 }
 
+// x × noise, where noise is 0 or the kept value v = 1 / (1 - p) that div_ makes: per element
+// x · v or x · 0, the products the multiplication computes, in one pass without the float noise.
+// float32 CPU tensors of keep's shape; others take dropout_noise.
+Tensor scale_kept(const Tensor& x, const Tensor& keep, double p) {
+  if (!(x.device().is_cpu() && x.scalar_type() == torch::kFloat && keep.scalar_type() == torch::kBool &&
+        x.sizes() == keep.sizes()))
+    return x * dropout_noise(keep, p, x.scalar_type());
+  const float v = dropout_noise(torch::ones({1}, torch::kBool), p, torch::kFloat).item<float>();
+  const auto xc = x.contiguous(), kc = keep.contiguous();
+  auto out = torch::empty_like(xc, at::MemoryFormat::Contiguous);
+  const float* xs = xc.data_ptr<float>();
+  const bool* ks = kc.data_ptr<bool>();
+  float* o = out.data_ptr<float>();
+  at::parallel_for(0, xc.numel(), 1 << 14, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) o[i] = xs[i] * (ks[i] ? v : 0.0f);
+  });
+  return out;
+}
+
 Tensor dropout_noise(const Tensor& keep, double p, torch::ScalarType dtype) {
   return keep.to(dtype).div_(1 - p);  // 0 or 1 / (1 - p), computed as the forward's div_ did
 }
 
 Tensor dropout_backward(const Tensor& grad, const Tensor& keep, double p) {
-  if (grad.device().is_cpu()) return grad * dropout_noise(keep, p, grad.scalar_type());
+  if (grad.device().is_cpu()) return scale_kept(grad, keep, p);
   return at::native_dropout_backward(grad, keep, 1 / (1 - p));
 }
 

@@ -27,6 +27,8 @@ torch::Tensor keep_draws(torch::IntArrayRef sizes,
 // Whether keep_draws() makes this LibTorch's bernoulli_ numbers (not where bernoulli_ draws from MKL's
 // streams; dropout then uses bernoulli_ itself).
 bool keep_draws_reproduce_bernoulli();
+// x × dropout_noise(keep, p), bit for bit, in one pass on float32 CPU tensors (x and keep of one shape).
+torch::Tensor scale_kept(const torch::Tensor& x, const torch::Tensor& keep, double p);
 // The forward's multiplier rebuilt from the mask, bit for bit (CPU).
 torch::Tensor dropout_noise(const torch::Tensor& keep, double p, torch::ScalarType dtype);
 

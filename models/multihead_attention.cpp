@@ -15,7 +15,8 @@ using torch::autograd::variable_list;
 
 bool reduced(const Tensor& t) { return t.scalar_type() == torch::kHalf || t.scalar_type() == torch::kBFloat16; }
 
-// masked_fill(q kᵀ, padding, -inf) → softmax, as the library computes them (in float32 when q is
+// masked_fill(q kᵀ, padding, -inf) → softmax, as the library computes them (the fill in place: q kᵀ
+// is this function's own) (in float32 when q is
 // half or bfloat16, as autocast would).
 // q [B·H, L, d] (scaled), k [B·H, S, d], mask [B, S] or undefined → [B·H, L, S]
 Tensor attention_probs(const Tensor& q, const Tensor& k, const Tensor& key_padding_mask, int64_t num_heads) {
@@ -23,7 +24,7 @@ Tensor attention_probs(const Tensor& q, const Tensor& k, const Tensor& key_paddi
   if (key_padding_mask.defined()) {
     const int64_t bh = w.size(0), l = w.size(1), s = w.size(2);
     w = w.view({bh / num_heads, num_heads, l, s})
-            .masked_fill(key_padding_mask.unsqueeze(1).unsqueeze(2), -std::numeric_limits<float>::infinity())
+            .masked_fill_(key_padding_mask.unsqueeze(1).unsqueeze(2), -std::numeric_limits<float>::infinity())
             .view({bh, l, s});
   }
   return reduced(w) ? torch::softmax(w, -1, torch::kFloat) : torch::softmax(w, -1);
@@ -82,7 +83,7 @@ class AttentionCore : public torch::autograd::Function<AttentionCore> {
     if (mask.defined()) {
       const int64_t bh = grad_w.size(0), l = grad_w.size(1), s = grad_w.size(2);
       grad_w = grad_w.view({bh / num_heads, num_heads, l, s})
-                   .masked_fill(mask.unsqueeze(1).unsqueeze(2), 0)
+                   .masked_fill_(mask.unsqueeze(1).unsqueeze(2), 0)
                    .view({bh, l, s});
     }
     auto grad_q = grad_w.bmm(k);
