@@ -39,27 +39,30 @@ std::vector<Prediction> predict_image(Predictor& p, const fs::path& image, float
 }
 
 std::vector<Prediction> predict_rgb(Predictor& p, const torch::Tensor& rgb, float threshold, int64_t topk) {
-  torch::NoGradGuard no_grad;
+  return predict_batch(p, {prepare_image(p, rgb, threshold, topk)}).front();
+}
+
+PreparedImage prepare_image(const Predictor& p, const torch::Tensor& rgb, float threshold, int64_t topk) {
   datasets::Sample s;
   s.image = datasets::to_chw_float(rgb);
-  const int64_t h = s.image.size(1), w = s.image.size(2);
+  PreparedImage out;
+  out.height = s.image.size(1);
+  out.width = s.image.size(2);
+  out.threshold = threshold;
+  out.topk = topk;
   s.target.boxes = torch::zeros({0, 4});
   s.target.labels = torch::zeros({0}, torch::kLong);
   datasets::TransformConfig tc;
   tc.val_size = p.val_size;
   tc.max_size = p.max_size;
-  s = datasets::val_transforms(std::move(s), tc);
-  auto samples = util::nested_tensor_from_tensor_list({s.image}).to(p.device);
-  auto out = [&] {
-    AutocastGuard autocast(p.device, p.amp);
-    return p.model.forward(samples);
-  }();
-  if (p.amp != Precision::fp32) out = to_float32(out);
-  const auto orig_size = torch::tensor({{h, w}}, torch::kLong);
-  auto dets = models::post_process(out, orig_size);
-  if (out.pred_masks.defined())  // fed size: the image after the val transform, before padding
-    models::post_process_segm(dets, out, orig_size, torch::tensor({{s.image.size(1), s.image.size(2)}}, torch::kLong));
-  auto& det = dets[0];
+  out.image = datasets::val_transforms(std::move(s), tc).image;
+  return out;
+}
+
+namespace {
+
+// One image's detections, filtered by its threshold and topk, best first.
+std::vector<Prediction> keep_detections(const Predictor& p, const models::Detections& det, const PreparedImage& im) {
   auto scores = det.scores.to(torch::kCPU), labels = det.labels.to(torch::kCPU);
   auto boxes = det.boxes.to(torch::kCPU, torch::kDouble);
   auto order = std::get<1>(scores.sort(0, /*descending=*/true));
@@ -67,7 +70,7 @@ std::vector<Prediction> predict_rgb(Predictor& p, const torch::Tensor& rgb, floa
   for (int64_t k = 0; k < order.size(0); ++k) {
     const int64_t q = order[k].item<int64_t>();
     const float score = scores[q].item<float>();
-    if (score < threshold || (topk > 0 && static_cast<int64_t>(preds.size()) >= topk)) break;
+    if (score < im.threshold || (im.topk > 0 && static_cast<int64_t>(preds.size()) >= im.topk)) break;
     Prediction pr;
     pr.category_id = labels[q].item<int64_t>();
     pr.score = score;
@@ -78,11 +81,39 @@ std::vector<Prediction> predict_rgb(Predictor& p, const torch::Tensor& rgb, floa
     pr.bbox_xywh = {x0, y0, x1 - x0, y1 - y0};
     if (det.has_masks()) {
       const auto m = det.mask(q).contiguous();  // [H, W] 0/1
-      pr.mask = datasets::encode(m.data_ptr<uint8_t>(), h, w, datasets::MaskLayout::row_major);
+      pr.mask = datasets::encode(m.data_ptr<uint8_t>(), im.height, im.width, datasets::MaskLayout::row_major);
     }
     preds.push_back(pr);
   }
   return preds;
+}
+
+}  // namespace
+
+std::vector<std::vector<Prediction>> predict_batch(Predictor& p, const std::vector<PreparedImage>& images) {
+  TORCH_CHECK(!images.empty(), "predict_batch: no images");
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> fed;
+  std::vector<int64_t> orig, fed_sizes;  // (h, w) per image
+  for (const auto& im : images) {
+    fed.push_back(im.image);
+    orig.insert(orig.end(), {im.height, im.width});
+    fed_sizes.insert(fed_sizes.end(), {im.image.size(1), im.image.size(2)});
+  }
+  const auto b = static_cast<int64_t>(images.size());
+  auto samples = util::nested_tensor_from_tensor_list(fed).to(p.device);
+  auto out = [&] {
+    AutocastGuard autocast(p.device, p.amp);
+    return p.model.forward(samples);
+  }();
+  if (p.amp != Precision::fp32) out = to_float32(out);
+  const auto orig_sizes = torch::tensor(orig, torch::kLong).view({b, 2});
+  auto dets = models::post_process(out, orig_sizes);
+  if (out.pred_masks.defined())  // fed size: each image after the val transform, before padding
+    models::post_process_segm(dets, out, orig_sizes, torch::tensor(fed_sizes, torch::kLong).view({b, 2}));
+  std::vector<std::vector<Prediction>> all;
+  for (int64_t i = 0; i < b; ++i) all.push_back(keep_detections(p, dets[i], images[i]));
+  return all;
 }
 
 nlohmann::json to_json(const Prediction& p) {

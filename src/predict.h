@@ -50,6 +50,21 @@ std::vector<Prediction> predict_image(Predictor& p, const std::filesystem::path&
 // The same for a decoded image, [H, W, 3] uint8 RGB.
 std::vector<Prediction> predict_rgb(Predictor& p, const torch::Tensor& rgb, float threshold, int64_t topk);
 
+// An image prepared for the model: upstream's val transform applied.
+struct PreparedImage {
+  torch::Tensor image;            // [3, h, w] float, normalised, at the size fed to the model
+  int64_t height = 0, width = 0;  // the original image's
+  float threshold = 0.5f;
+  int64_t topk = 100;
+};
+PreparedImage prepare_image(const Predictor& p, const torch::Tensor& rgb, float threshold, int64_t topk);
+
+// Several prepared images in one forward, padded into one batch as upstream's evaluation pads them;
+// each image's detections as predict_rgb gives them. Images of one fed size are not padded, and each
+// one's detections then equal its own forward's up to float32 rounding; padding (images of different
+// sizes) changes the features near the padded edges, as it does in upstream's batched evaluation.
+std::vector<std::vector<Prediction>> predict_batch(Predictor& p, const std::vector<PreparedImage>& images);
+
 // One prediction as a COCO result entry (without image_id): category_id, category_name when known,
 // bbox (xywh), score, and for masks `segmentation` as compressed RLE {size, counts}.
 nlohmann::json to_json(const Prediction& p);

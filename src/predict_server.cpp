@@ -4,6 +4,13 @@
 #include <opencv2/imgproc.hpp>
 
 #include <algorithm>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
 
 #include "datasets/image_io.h"
 #include "util/base64.h"
@@ -113,47 +120,209 @@ ServeRequest parse_serve_request(const std::string& line, const ServeOptions& o,
   return parse_request(j, o);
 }
 
-std::string answer_request(Predictor& predictor, const std::string& line, const ServeOptions& o) {
-  nlohmann::json id;
-  bool parsed = false;  // after this, a failure is the server's, not the request's
-  try {
-    auto r = parse_serve_request(line, o, id);
-    parsed = true;
-    nlohmann::json dets = nlohmann::json::array();
-    for (const auto& p : predict_rgb(predictor, r.rgb, r.threshold, r.topk)) {
-      auto d = to_json(p);
-      if (p.mask && (r.cvat_masks || r.polygons)) {  // decoded once for both forms
-        const auto bits = datasets::decode(*p.mask, datasets::MaskLayout::row_major);
-        if (r.cvat_masks) d["cvat_mask"] = cvat_mask(*p.mask, bits);
-        if (r.polygons) d["polygon"] = outline(*p.mask, bits);
-      }
-      dets.push_back(std::move(d));
+namespace {
+
+std::string error_answer(const nlohmann::json& id, const std::exception& e, bool internal) {
+  std::string what = e.what();
+  if (auto c = dynamic_cast<const c10::Error*>(&e)) what = c->what_without_backtrace();
+  what = what.substr(0, what.find('\n'));
+  nlohmann::json answer{{"id", id}, {"error", what}};
+  if (internal) answer["internal"] = true;
+  return answer.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+std::string detections_answer(const ServeRequest& r,
+                              int64_t width,
+                              int64_t height,
+                              const std::vector<Prediction>& found) {
+  nlohmann::json dets = nlohmann::json::array();
+  for (const auto& p : found) {
+    auto d = to_json(p);
+    if (p.mask && (r.cvat_masks || r.polygons)) {  // decoded once for both forms
+      const auto bits = datasets::decode(*p.mask, datasets::MaskLayout::row_major);
+      if (r.cvat_masks) d["cvat_mask"] = cvat_mask(*p.mask, bits);
+      if (r.polygons) d["polygon"] = outline(*p.mask, bits);
     }
-    return nlohmann::json{{"id", id}, {"width", r.rgb.size(1)}, {"height", r.rgb.size(0)}, {"detections", dets}}.dump();
-  } catch (const std::exception& e) {
-    std::string what = e.what();
-    if (auto c = dynamic_cast<const c10::Error*>(&e)) what = c->what_without_backtrace();
-    what = what.substr(0, what.find('\n'));
-    nlohmann::json answer{{"id", id}, {"error", what}};
-    if (parsed) answer["internal"] = true;
-    return answer.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    dets.push_back(std::move(d));
+  }
+  return nlohmann::json{{"id", r.id}, {"width", width}, {"height", height}, {"detections", dets}}.dump();
+}
+
+// Requests parsed and prepared for the model; `answers` holds the ones already answered (errors).
+struct PendingBatch {
+  std::vector<ServeRequest> requests;  // images released once prepared
+  std::vector<PreparedImage> images;
+  std::vector<std::optional<std::string>> answers;
+  std::vector<bool> blank;
+  std::map<std::pair<int64_t, int64_t>, std::vector<size_t>> by_fed_size;  // (h, w) -> request indices
+};
+
+PendingBatch prepare_requests(const Predictor& predictor,
+                              const std::vector<std::string>& lines,
+                              const std::vector<bool>& too_long,
+                              const ServeOptions& o) {
+  const size_t n = lines.size();
+  PendingBatch b{std::vector<ServeRequest>(n),
+                 std::vector<PreparedImage>(n),
+                 std::vector<std::optional<std::string>>(n),
+                 std::vector<bool>(n),
+                 {}};
+  for (size_t i = 0; i < n; ++i) {
+    if (too_long[i]) {
+      b.answers[i] = nlohmann::json{{"id", nullptr},
+                                    {"error", "request longer than " + std::to_string(o.max_request_bytes) + " bytes"}}
+                         .dump();
+      continue;
+    }
+    b.blank[i] = lines[i].find_first_not_of(" \t\r") == std::string::npos;
+    if (b.blank[i]) continue;
+    nlohmann::json id;
+    try {
+      b.requests[i] = parse_serve_request(lines[i], o, id);
+    } catch (const std::exception& e) {
+      b.answers[i] = error_answer(id, e, false);
+      continue;
+    }
+    auto& r = b.requests[i];
+    try {  // a well-formed request: a failure from here on is the server's
+      b.images[i] = prepare_image(predictor, r.rgb, r.threshold, r.topk);
+      r.rgb = torch::Tensor();
+      b.by_fed_size[{b.images[i].image.size(1), b.images[i].image.size(2)}].push_back(i);
+    } catch (const std::exception& e) {
+      b.answers[i] = error_answer(r.id, e, true);
+    }
+  }
+  return b;
+}
+
+// One forward per fed size, at most max_batch images each.
+void run_batches(Predictor& predictor, PendingBatch& b, const ServeOptions& o, int64_t& forwards) {
+  const size_t max_batch = static_cast<size_t>(std::max<int64_t>(1, o.max_batch));
+  for (const auto& [size, indices] : b.by_fed_size) {
+    for (size_t start = 0; start < indices.size(); start += max_batch) {
+      const std::vector<size_t> chunk(
+          indices.begin() + static_cast<std::ptrdiff_t>(start),
+          indices.begin() + static_cast<std::ptrdiff_t>(std::min(indices.size(), start + max_batch)));
+      std::vector<PreparedImage> images;
+      for (size_t i : chunk) images.push_back(b.images[i]);
+      try {
+        ++forwards;
+        const auto found = predict_batch(predictor, images);
+        for (size_t k = 0; k < chunk.size(); ++k) {
+          const auto& im = b.images[chunk[k]];
+          b.answers[chunk[k]] = detections_answer(b.requests[chunk[k]], im.width, im.height, found[k]);
+        }
+      } catch (const std::exception& e) {
+        for (size_t i : chunk)
+          if (!b.answers[i]) b.answers[i] = error_answer(b.requests[i].id, e, true);
+      }
+    }
   }
 }
 
-int64_t serve(Predictor& predictor, std::istream& in, std::ostream& out, const ServeOptions& o) {
+// Lines of a stream read on a second thread, at most `capacity` ahead of the reader's taker.
+class LineReader {
+ public:
+  LineReader(std::istream& in, size_t limit, size_t capacity) : state_(std::make_shared<State>()) {
+    state_->capacity = capacity;
+    thread_ = std::thread([state = state_, &in, limit] { read_all(*state, in, limit); });
+  }
+  ~LineReader() {
+    {
+      std::lock_guard<std::mutex> lock(state_->m);
+      state_->stop = true;
+    }
+    state_->cv.notify_all();
+    bool done = false;
+    {
+      std::lock_guard<std::mutex> lock(state_->m);
+      done = state_->done;
+    }
+    if (done)
+      thread_.join();
+    else  // left early (a failure of the server's): the thread may be blocked reading and ends with it
+      thread_.detach();
+  }
+
+  // Blocks until a line is read or the input ends; takes at most `max` lines. False at the end.
+  bool take(size_t max, std::vector<std::string>& lines, std::vector<bool>& too_long) {
+    lines.clear();
+    too_long.clear();
+    std::unique_lock<std::mutex> lock(state_->m);
+    state_->cv.wait(lock, [&] { return !state_->lines.empty() || state_->done; });
+    if (state_->lines.empty()) return false;
+    while (!state_->lines.empty() && lines.size() < max) {
+      lines.push_back(std::move(state_->lines.front().first));
+      too_long.push_back(state_->lines.front().second);
+      state_->lines.pop_front();
+    }
+    state_->cv.notify_all();
+    return true;
+  }
+
+ private:
+  struct State {
+    std::mutex m;
+    std::condition_variable cv;
+    std::deque<std::pair<std::string, bool>> lines;  // (line, cut at the limit)
+    size_t capacity = 1;
+    bool done = false, stop = false;
+  };
+
+  static void read_all(State& s, std::istream& in, size_t limit) {
+    std::string line;
+    bool too_long = false;
+    while (read_line(in, limit, line, too_long)) {
+      std::unique_lock<std::mutex> lock(s.m);
+      s.cv.wait(lock, [&] { return s.lines.size() < s.capacity || s.stop; });
+      if (s.stop) return;
+      s.lines.emplace_back(std::move(line), too_long);
+      s.cv.notify_all();
+    }
+    std::lock_guard<std::mutex> lock(s.m);
+    s.done = true;
+    s.cv.notify_all();
+  }
+
+  std::shared_ptr<State> state_;
+  std::thread thread_;
+};
+
+}  // namespace
+
+std::vector<std::string> answer_requests(Predictor& predictor,
+                                         const std::vector<std::string>& lines,
+                                         const std::vector<bool>& too_long,
+                                         const ServeOptions& o,
+                                         int64_t* forwards) {
+  auto b = prepare_requests(predictor, lines, too_long, o);
+  int64_t ran = 0;
+  run_batches(predictor, b, o, ran);
+  if (forwards) *forwards += ran;
+  std::vector<std::string> out;
+  for (size_t i = 0; i < lines.size(); ++i)
+    if (!b.blank[i]) out.push_back(b.answers[i].value_or(R"({"id":null,"error":"no answer","internal":true})"));
+  return out;
+}
+
+std::string answer_request(Predictor& predictor, const std::string& line, const ServeOptions& o) {
+  const bool blank = line.find_first_not_of(" \t\r") == std::string::npos;
+  return blank ? nlohmann::json{{"id", nullptr}, {"error", "the request is not a JSON object"}}.dump()
+               : answer_requests(predictor, {line}, {false}, o).front();
+}
+
+int64_t serve(Predictor& predictor, std::istream& in, std::ostream& out, const ServeOptions& o, int64_t* forwards) {
+  const size_t max_batch = static_cast<size_t>(std::max<int64_t>(1, o.max_batch));
+  LineReader reader(in, o.max_request_bytes, max_batch);
   int64_t answered = 0;
-  std::string line;
-  bool too_long = false;
-  while (read_line(in, o.max_request_bytes, line, too_long)) {
-    if (line.find_first_not_of(" \t\r") == std::string::npos && !too_long) continue;  // blank lines
-    out << (too_long
-                ? nlohmann::json{{"id", nullptr},
-                                 {"error", "request longer than " + std::to_string(o.max_request_bytes) + " bytes"}}
-                      .dump()
-                : answer_request(predictor, line, o))
-        << "\n"
-        << std::flush;
-    ++answered;
+  std::vector<std::string> lines;
+  std::vector<bool> too_long;
+  while (reader.take(max_batch, lines, too_long)) {
+    for (const auto& answer : answer_requests(predictor, lines, too_long, o, forwards)) {
+      out << answer << "\n";
+      ++answered;
+    }
+    out << std::flush;
   }
   return answered;
 }

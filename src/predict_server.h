@@ -12,12 +12,17 @@
 //                              "polygon": [x1, y1, x2, y2, ...]}]}                        (polygons)
 //   or        {"id": 7, "error": "<one line>"}: a bad request never ends the server; "internal": true
 //             marks a failure of the server's own (inference) on a request that was well formed.
+//
+// Answers come in the order of the requests. Requests that arrive together (read while the model
+// was busy) are answered by one forward per fed size, up to max_batch images: images of one size
+// are not padded, so an answer does not depend on its neighbours beyond float32 rounding.
 #pragma once
 #include <cstdint>
 #include <istream>
 #include <nlohmann/json.hpp>
 #include <ostream>
 #include <string>
+#include <vector>
 
 #include "datasets/image_header.h"
 #include "src/predict.h"
@@ -29,6 +34,7 @@ struct ServeOptions {
   int64_t topk = 100;
   int64_t max_image_pixels = datasets::kDefaultMaxImagePixels;
   size_t max_request_bytes = size_t{256} << 20;  // a longer line is answered with an error and skipped
+  int64_t max_batch = 1;  // images per forward; lines read ahead while the model runs: at most this many
 };
 
 // One request, checked, its image decoded (within max_image_pixels).
@@ -46,10 +52,24 @@ struct ServeRequest {
 // error answer. Nesting is bounded (64 levels) while parsing.
 ServeRequest parse_serve_request(const std::string& line, const ServeOptions& options, nlohmann::json& id);
 
-// Answers every line of `in` on `out` (flushed after each); returns the number of requests answered.
-int64_t serve(Predictor& predictor, std::istream& in, std::ostream& out, const ServeOptions& options);
+// Answers every line of `in` on `out` (flushed after each batch); returns the number of requests
+// answered. `in` is read on a second thread, at most max_batch lines ahead. `forwards`, if given,
+// counts the model's forwards.
+int64_t serve(Predictor& predictor,
+              std::istream& in,
+              std::ostream& out,
+              const ServeOptions& options,
+              int64_t* forwards = nullptr);
 
 // One request line's answer (a JSON object, no newline).
 std::string answer_request(Predictor& predictor, const std::string& line, const ServeOptions& options);
+
+// Request lines read together, answered in order (blank lines get no answer): one JSON object each.
+// `too_long[i]`: line i was cut at max_request_bytes.
+std::vector<std::string> answer_requests(Predictor& predictor,
+                                         const std::vector<std::string>& lines,
+                                         const std::vector<bool>& too_long,
+                                         const ServeOptions& options,
+                                         int64_t* forwards = nullptr);
 
 }  // namespace detr

@@ -108,6 +108,61 @@ TEST(PredictServer, DeepRequestsAndDevicePathsGetOneErrorAndTheServerGoesOn) {
   EXPECT_EQ(answers[3]["detections"].size(), 2u);
 }
 
+// Requests read together: one forward per fed size (at most max_batch images), answers in request
+// order, each equal to the request's answer alone up to float32 rounding.
+TEST(PredictServer, RequestsThatArriveTogetherShareAForwardAndKeepTheirOwnAnswers) {
+  auto predictor = tiny_predictor();
+  const auto rocket = detr::testing::data_dir() / "photos" / "rocket.jpg";
+  const auto cat = detr::testing::data_dir() / "photos" / "chelsea.jpg";
+  const auto request = [](int id, const std::filesystem::path& p, int topk) {
+    return nlohmann::json{{"id", id}, {"path", p.string()}, {"threshold", 0.0}, {"topk", topk}}.dump();
+  };
+  const std::vector<std::string> lines{request(0, rocket, 5), request(1, rocket, 2), "not json", request(3, cat, 5), "",
+                                       request(5, rocket, 5)};
+  const std::vector<bool> too_long(lines.size(), false);
+  detr::ServeOptions o;
+  std::vector<nlohmann::json> alone;
+  for (const auto& line : lines)
+    if (!line.empty()) alone.push_back(nlohmann::json::parse(detr::answer_request(predictor, line, o)));
+  for (const auto& [max_batch, expected_forwards] : std::vector<std::pair<int64_t, int64_t>>{{8, 2}, {2, 3}, {1, 4}}) {
+    o.max_batch = max_batch;
+    int64_t forwards = 0;
+    const auto answers = detr::answer_requests(predictor, lines, too_long, o, &forwards);
+    EXPECT_EQ(forwards, expected_forwards) << "max_batch " << max_batch;
+    ASSERT_EQ(answers.size(), alone.size()) << "the blank line gets no answer";
+    double worst = 0;
+    for (size_t i = 0; i < answers.size(); ++i) {
+      const auto a = nlohmann::json::parse(answers[i]);
+      EXPECT_EQ(a["id"], alone[i]["id"]);
+      if (alone[i].contains("error")) {
+        EXPECT_EQ(a, alone[i]);
+        continue;
+      }
+      ASSERT_EQ(a["detections"].size(), alone[i]["detections"].size()) << a;
+      for (size_t d = 0; d < a["detections"].size(); ++d) {
+        const auto &x = a["detections"][d], &y = alone[i]["detections"][d];
+        EXPECT_EQ(x["category_id"], y["category_id"]);
+        worst = std::max(worst, std::abs(x["score"].get<double>() - y["score"].get<double>()));
+        for (int k = 0; k < 4; ++k)
+          worst = std::max(worst, std::abs(x["bbox"][k].get<double>() - y["bbox"][k].get<double>()) / 100);
+      }
+    }
+    std::printf("max_batch %ld: %ld forwards, largest deviation from one request alone %.3g (scores; boxes / 100 px)\n",
+                static_cast<long>(max_batch), static_cast<long>(forwards), worst);
+    EXPECT_LT(worst, 1e-4);
+  }
+  // serve() reads ahead on its own thread; its answers are the same, in order.
+  std::stringstream in, out;
+  for (const auto& line : lines) in << line << "\n";
+  o.max_batch = 4;
+  int64_t forwards = 0;
+  ASSERT_EQ(detr::serve(predictor, in, out, o, &forwards), static_cast<int64_t>(alone.size()));
+  EXPECT_GE(forwards, 2);
+  EXPECT_LE(forwards, 4);
+  size_t i = 0;
+  for (std::string line; std::getline(out, line); ++i) EXPECT_EQ(nlohmann::json::parse(line)["id"], alone.at(i)["id"]);
+}
+
 TEST(PredictServer, Base64RoundTripsAndRefusesForeignText) {
   for (const std::string& s :
        std::vector<std::string>{"", "f", "fo", "foo", "foob", "fooba", "foobar", std::string("\0\xff\x10", 3)})

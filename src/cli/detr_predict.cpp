@@ -5,6 +5,7 @@
 
 #include <torch/torch.h>
 
+#include <chrono>
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -99,6 +100,7 @@ struct PredictCommand {
   bool skip_bad_images = false, serve = false, dilation = false;
   std::optional<torch::Device> device;  // none: CUDA when available
   int64_t num_threads = 0;
+  int64_t serve_batch = 0;  // 0: by device
   detr::models::ConvAlgorithm conv_algorithm = detr::models::ConvAlgorithm::kWinograd;
   detr::Precision amp = detr::Precision::fp32;
 };
@@ -118,6 +120,8 @@ detr::FlagTable<PredictCommand> flag_table() {
   t.add_switch(g, "serve", "keep the model loaded and answer JSON-line requests on stdin, one JSON line each on stdout, "
                            "until stdin ends: {\"id\", \"image\": base64 | \"path\", \"threshold\", \"topk\"} -> "
                            "{\"id\", \"width\", \"height\", \"detections\"} or {\"id\", \"error\"}", [](C& c) -> bool& { return c.serve; });
+  t.add(g, "serve_batch", "--serve: at most this many requests that arrive together answered by one forward "
+                          "(images of one size; 0: 8 on CUDA, 1 on the CPU, where a batch is no faster per image)", &C::serve_batch);
   t.add(g, detr::run_flags::kDevice, &C::device);
   t.add_switch(g, "dilation", "the upstream checkpoint is a DC5 model (not visible in its weights)", [](C& c) -> bool& { return c.dilation; });
   t.add(g, detr::run_flags::kNumThreads, &C::num_threads);
@@ -135,14 +139,26 @@ void validate(const PredictCommand& c) {
   if (!(c.threshold >= 0 && c.threshold <= 1))
     throw detr::UsageError("--threshold must be in [0, 1], got " + std::to_string(c.threshold));
   if (c.topk < 0) throw detr::UsageError("--topk must be >= 0, got " + std::to_string(c.topk));
+  if (c.serve_batch < 0 || c.serve_batch > 1024)
+    throw detr::UsageError("--serve_batch must be in [0, 1024], got " + std::to_string(c.serve_batch));
   if (!c.output.empty() && fs::is_directory(c.output))
     throw detr::UsageError("--output " + c.output + " is a folder; give the results file's name");
 }
 
 int serve_stdin(detr::Predictor& predictor, const PredictCommand& c, torch::Device device) {
-  std::cerr << "detr_predict: serving " << c.checkpoint << " on " << device << " (JSON lines on stdin)" << std::endl;
-  const auto n = detr::serve(predictor, std::cin, std::cout, {static_cast<float>(c.threshold), c.topk});
-  std::cerr << "detr_predict: answered " << n << " requests" << std::endl;
+  detr::ServeOptions o;
+  o.threshold = static_cast<float>(c.threshold);
+  o.topk = c.topk;
+  o.max_batch = c.serve_batch > 0 ? c.serve_batch : (device.is_cuda() ? 8 : 1);
+  std::cerr << "detr_predict: serving " << c.checkpoint << " on " << device << ", up to " << o.max_batch
+            << " images per forward (JSON lines on stdin)" << std::endl;
+  std::cin.tie(nullptr);  // stdin is read on a second thread: no flush of stdout from there
+  int64_t forwards = 0;
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto n = detr::serve(predictor, std::cin, std::cout, o, &forwards);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::cerr << "detr_predict: answered " << n << " requests with " << forwards << " forwards in " << secs << " s"
+            << std::endl;
   return 0;
 }
 
