@@ -116,7 +116,7 @@ torch::Tensor BottleneckImpl::forward(const torch::Tensor& x) {
   return out.add_(identity_of(downsample, x, kernels_)).relu_();
 }
 
-ResNetBodyImpl::ResNetBodyImpl(const std::string& name, bool dilation) {
+ResNetBodyImpl::ResNetBodyImpl(const std::string& name, bool dilation, bool init_weights) {
   const auto arch = arch_of(name);
   conv1 = register_module("conv1", conv(3, 64, 7, 2, 3));
   bn1 = register_module("bn1", FrozenBatchNorm2d(64));
@@ -127,6 +127,7 @@ ResNetBodyImpl::ResNetBodyImpl(const std::string& name, bool dilation) {
   num_channels = arch.bottleneck ? 2048 : 512;
   for (int64_t planes : {64, 128, 256, 512}) layer_channels.push_back(planes * (arch.bottleneck ? 4 : 1));
   // torchvision's init: kaiming_normal_(fan_out, relu) on every conv; BN buffers are 1/0 already.
+  if (!init_weights) return;
   for (auto& m : modules(/*include_self=*/false)) {
     if (auto* c = m->as<torch::nn::Conv2d>()) {
       torch::NoGradGuard no_grad;
@@ -184,7 +185,7 @@ std::vector<torch::Tensor> ResNetBodyImpl::forward(const torch::Tensor& x, bool 
 }
 
 BackboneImpl::BackboneImpl(BackboneOptions opts) : options(std::move(opts)) {
-  body = register_module("body", ResNetBody(options.name(), options.dilation()));
+  body = register_module("body", ResNetBody(options.name(), options.dilation(), options.init_weights()));
   num_channels = body->num_channels;
   // Upstream: only layer2..layer4 train, and nothing when lr_backbone <= 0. (BN is all buffers.)
   for (auto& p : body->named_parameters()) {

@@ -78,7 +78,7 @@ TORCH_MODULE(Bottleneck);
 // The ResNet trunk up to layer4 (torchvision's resnet without avgpool/fc, as IntermediateLayerGetter).
 class ResNetBodyImpl : public torch::nn::Module {
  public:
-  ResNetBodyImpl(const std::string& name, bool dilation);
+  ResNetBodyImpl(const std::string& name, bool dilation, bool init_weights = true);
   // x: [B, 3, H, W] -> the outputs of layer1..layer4 ([B, C_l, H/s_l, W/s_l]); all four only if
   // return_all, else just layer4's.
   std::vector<torch::Tensor> forward(const torch::Tensor& x, bool return_all = false);
@@ -102,6 +102,9 @@ struct BackboneOptions {
   TORCH_ARG(std::string, name) = "resnet50";
   TORCH_ARG(bool, train_backbone) = true;  // lr_backbone > 0
   TORCH_ARG(bool, dilation) = false;
+  // false: the weights are loaded next, so torchvision's kaiming_normal_ pass is skipped (LibTorch's
+  // own Conv2d init still runs).
+  TORCH_ARG(bool, init_weights) = true;
 };
 
 // Backbone = ResNet body + mask downsampling. Registered as "body".

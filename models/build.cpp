@@ -17,9 +17,9 @@ torch::nn::Module& DetrModel::module() const {
 DETR& DetrModel::detr() { return detr_; }
 const DETR& DetrModel::detr() const { return detr_; }
 
-DetrModel build(const ModelConfig& config, bool freeze_detr) {
-  if (config.masks) return build_segmentation_model(config, freeze_detr);
-  return build_model(config);
+DetrModel build(const ModelConfig& config, bool freeze_detr, bool init_weights) {
+  if (config.masks) return build_segmentation_model(config, freeze_detr, init_weights);
+  return build_model(config, init_weights);
 }
 
 }  // namespace detr::models

@@ -33,7 +33,8 @@ class DetrModel {
 };
 
 // Upstream build(): DETR from the config; with config.masks, DETRsegm around it (freeze_detr: the
-// two-stage recipe, only the mask head trains).
-DetrModel build(const ModelConfig& config, bool freeze_detr = false);
+// two-stage recipe, only the mask head trains). init_weights false: every weight is loaded next
+// (inference), so the backbone's and the transformer's second init passes are skipped.
+DetrModel build(const ModelConfig& config, bool freeze_detr = false, bool init_weights = true);
 
 }  // namespace detr::models

@@ -55,9 +55,13 @@ DetrOutput DETRImpl::predict(const torch::Tensor& hs) {
   return out;
 }
 
-DETR build_model(const ModelConfig& c) {
+DETR build_model(const ModelConfig& c, bool init_weights) {
   c.validate();
-  auto backbone = Backbone(BackboneOptions().name(c.backbone).train_backbone(c.train_backbone).dilation(c.dilation));
+  auto backbone = Backbone(BackboneOptions()
+                               .name(c.backbone)
+                               .train_backbone(c.train_backbone)
+                               .dilation(c.dilation)
+                               .init_weights(init_weights));
   auto joiner = Joiner(backbone, c.position_embedding, c.hidden_dim);
   auto transformer = Transformer(TransformerOptions()
                                      .d_model(c.hidden_dim)
@@ -67,7 +71,8 @@ DETR build_model(const ModelConfig& c) {
                                      .dim_feedforward(c.dim_feedforward)
                                      .dropout(c.dropout)
                                      .normalize_before(c.pre_norm)
-                                     .return_intermediate_dec(true));
+                                     .return_intermediate_dec(true)
+                                     .init_weights(init_weights));
   return DETR(joiner, transformer,
               DETROptions().num_classes(c.num_classes).num_queries(c.num_queries).aux_loss(c.aux_loss));
 }

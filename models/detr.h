@@ -71,7 +71,7 @@ class DETRImpl : public torch::nn::Module {
 TORCH_MODULE(DETR);
 
 // Upstream build(): backbone, position embedding, transformer and head from the config.
-DETR build_model(const ModelConfig& config);
+DETR build_model(const ModelConfig& config, bool init_weights = true);
 
 // Parameters that train (requires_grad), as upstream counts n_parameters.
 int64_t count_trainable_parameters(const torch::nn::Module& model);

@@ -160,11 +160,11 @@ DetrOutput DETRsegmImpl::forward(const util::NestedTensor& samples) {
   return out;
 }
 
-DETRsegm build_segmentation_model(const ModelConfig& config, bool freeze_detr) {
+DETRsegm build_segmentation_model(const ModelConfig& config, bool freeze_detr, bool init_weights) {
   auto c = config;
   c.masks = true;
   c.validate();
-  return DETRsegm(build_model(c), freeze_detr);
+  return DETRsegm(build_model(c, init_weights), freeze_detr);
 }
 
 torch::Tensor dice_loss(const torch::Tensor& inputs_in, const torch::Tensor& targets, double num_boxes) {

@@ -94,7 +94,7 @@ class DETRsegmImpl : public torch::nn::Module {
 TORCH_MODULE(DETRsegm);
 
 // Upstream build() with args.masks: DETR from the config, wrapped in DETRsegm.
-DETRsegm build_segmentation_model(const ModelConfig& config, bool freeze_detr = false);
+DETRsegm build_segmentation_model(const ModelConfig& config, bool freeze_detr = false, bool init_weights = true);
 
 // The DICE loss of mask logits against binary targets, both [N, P]: sum over rows of
 // 1 - (2 |p t| + 1) / (|p| + |t| + 1) with p = sigmoid(inputs), divided by num_boxes.

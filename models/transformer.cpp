@@ -147,6 +147,7 @@ TransformerImpl::TransformerImpl(TransformerOptions o) : options(o) {
   encoder = register_module("encoder", TransformerEncoder(o));
   decoder = register_module("decoder", TransformerDecoder(o));
   // Upstream: xavier_uniform_ on every parameter with dim > 1 (including packed in_proj_weight).
+  if (!o.init_weights()) return;
   torch::NoGradGuard no_grad;
   for (auto& p : parameters())
     if (p.dim() > 1) torch::nn::init::xavier_uniform_(p);

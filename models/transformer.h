@@ -17,6 +17,7 @@ struct TransformerOptions {
   TORCH_ARG(double, dropout) = 0.1;
   TORCH_ARG(bool, normalize_before) = false;
   TORCH_ARG(bool, return_intermediate_dec) = false;
+  TORCH_ARG(bool, init_weights) = true;  // false: loaded next; upstream's xavier_uniform_ pass is skipped
 };
 
 class TransformerEncoderLayerImpl : public torch::nn::Module {

@@ -1,6 +1,7 @@
 #include "src/checkpoint.h"
 
 #include <algorithm>
+#include <cstring>
 #include <cmath>
 #include <set>
 #include <sstream>
@@ -193,9 +194,36 @@ auto with_path(const fs::path& path, Fn fn) -> decltype(fn()) {
 }
 
 // NaN or infinite weights would answer every image with null scores and boxes: refused by name.
+// True when no element's exponent bits are all ones (infinity or NaN): one pass over the bits, no
+// temporary. isfinite().all() took 0.10-0.15 s of a 41M-parameter model's load.
+template <typename Bits>
+bool exponents_finite(const torch::Tensor& t, Bits exponent) {
+  const auto* bytes = static_cast<const unsigned char*>(t.data_ptr());
+  Bits inf_or_nan = 0;
+  for (int64_t i = 0; i < t.numel(); ++i) {
+    Bits bits;
+    std::memcpy(&bits, bytes + sizeof(Bits) * i, sizeof(Bits));
+    inf_or_nan |= static_cast<Bits>((bits & exponent) == exponent);
+  }
+  return inf_or_nan == 0;
+}
+
+bool all_finite(const torch::Tensor& t) {
+  if (t.is_contiguous() && t.device().is_cpu()) {
+    switch (t.scalar_type()) {
+      case torch::kFloat: return exponents_finite<uint32_t>(t, 0x7f800000u);
+      case torch::kDouble: return exponents_finite<uint64_t>(t, 0x7ff0000000000000ull);
+      case torch::kHalf: return exponents_finite<uint16_t>(t, 0x7c00u);
+      case torch::kBFloat16: return exponents_finite<uint16_t>(t, 0x7f80u);
+      default: break;
+    }
+  }
+  return torch::isfinite(t).all().item<bool>();
+}
+
 void check_finite(const fs::path& path, const std::map<std::string, torch::Tensor>& state) {
   for (const auto& [key, t] : state)
-    if (t.is_floating_point() && !torch::isfinite(t).all().item<bool>())
+    if (t.is_floating_point() && !all_finite(t))
       throw std::runtime_error(path.string() + ": weight '" + key + "' holds NaN or infinite values");
 }
 

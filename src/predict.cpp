@@ -24,7 +24,7 @@ Predictor load_predictor(const fs::path& checkpoint,
   p.classes = ck.classes;
   p.val_size = ck.args.val_size.value_or(p.val_size);
   p.max_size = ck.args.max_size.value_or(p.max_size);
-  p.model = models::build(p.config);
+  p.model = models::build(p.config, /*freeze_detr=*/false, /*init_weights=*/false);  // strict load next
   naming_file(ck.path, [&] {
     serialization::load_state_dict(p.model.module(), ck.model, serialization::LoadOptions::strict());
   });

@@ -185,6 +185,38 @@ TEST(Faults, ResumeStateIsValidated) {
   EXPECT_EQ(ok.state->step_in_epoch, 5);
 }
 
+TEST(Faults, NonFiniteWeightsAreRefusedByName) {
+  // A NaN or infinity anywhere in a weight, in float32 (checked in one pass over its bits), a
+  // non-contiguous view, or another float type; finite extremes pass.
+  auto dir = temp_dir("finite");
+  const float inf = std::numeric_limits<float>::infinity(), nan = std::numeric_limits<float>::quiet_NaN();
+  const auto save = [&](const torch::Tensor& w) {
+    std::vector<std::pair<PyValue, PyValue>> model{{PyValue::str("ok"), PyValue::tensor(torch::ones({3}))},
+                                                   {PyValue::str("w"), PyValue::tensor(w)}};
+    const auto path = dir / "checkpoint.pth";
+    serialization::torch_save(PyValue::dict({{PyValue::str("model"), PyValue::dict(model)}}), path);
+    return path;
+  };
+  for (const int64_t at : {0, 1, 16, 999}) {
+    for (const float bad : {inf, -inf, nan}) {
+      auto w = torch::randn({1000});
+      w[at] = bad;
+      expect_error([&] { load_checkpoint(save(w)); }, {"checkpoint.pth", "weight 'w'", "NaN or infinite"});
+    }
+  }
+  auto strided = torch::ones({4, 6});
+  strided[3][1] = nan;
+  expect_error([&] { load_checkpoint(save(strided.t())); }, {"weight 'w'", "NaN or infinite"});
+  for (const auto dtype : {torch::kDouble, torch::kHalf, torch::kBFloat16}) {
+    auto w = torch::ones({5}, dtype);
+    w[4] = inf;
+    expect_error([&] { load_checkpoint(save(w)); }, {"weight 'w'", "NaN or infinite"});
+  }
+  const auto extremes = torch::tensor({std::numeric_limits<float>::max(), -std::numeric_limits<float>::max(),
+                                       std::numeric_limits<float>::denorm_min(), -0.0f});
+  EXPECT_NO_THROW(load_checkpoint(save(extremes)));
+}
+
 TEST(Faults, InferredConfigRefusesTensorsOfTheWrongRank) {
   // A crafted file whose query embedding is a vector: its shape was indexed past its end before.
   std::map<std::string, torch::Tensor> state{{"query_embed.weight", torch::zeros({4})},

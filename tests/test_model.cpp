@@ -116,6 +116,39 @@ TEST(Model, DefaultR50ParameterCountsEqualUpstream) {
   EXPECT_EQ(frozen_backbone, 11);
 }
 
+TEST(Model, BuiltForLoadingSkipsOnlyTheSecondInitAndLoadsTheSameModel) {
+  // init_weights false (detr_predict: every weight is loaded next) skips torchvision's kaiming_normal_
+  // and upstream's xavier_uniform_ passes; the weights keep LibTorch's own init, and the loaded model
+  // computes what the fully initialised one does.
+  const auto c = tiny_config();
+  torch::manual_seed(3);
+  auto full = build_model(c);
+  torch::manual_seed(3);
+  auto lean = build_model(c, /*init_weights=*/false);
+  const auto full_params = full->named_parameters(), lean_params = lean->named_parameters();
+  ASSERT_EQ(full_params.size(), lean_params.size());
+  int64_t differ = 0;
+  for (const auto& p : lean_params) {
+    EXPECT_TRUE(torch::isfinite(p.value()).all().item<bool>()) << p.key();
+    differ += !torch::equal(p.value(), full_params[p.key()]);
+  }
+  EXPECT_GT(differ, 0) << "the second init pass was not skipped";
+  {
+    torch::NoGradGuard no_grad;
+    for (const auto& p : full->named_parameters()) lean_params[p.key()].copy_(p.value());
+    for (const auto& b : full->named_buffers()) lean->named_buffers()[b.key()].copy_(b.value());
+  }
+  full->eval();
+  lean->eval();
+  const auto x = detr::util::nested_tensor_from_tensor_list({torch::rand({3, 64, 80})});
+  const auto a = full->forward(x), b = lean->forward(x);
+  const double d = (a.pred_logits - b.pred_logits).abs().max().item<double>() +
+                   (a.pred_boxes - b.pred_boxes).abs().max().item<double>();
+  std::printf("%ld of %zu parameters differ before loading; outputs after loading differ by %g\n",
+              static_cast<long>(differ), lean_params.size(), d);
+  EXPECT_EQ(d, 0);
+}
+
 TEST(Model, VariantsAddUpstreamKeys) {
   ModelConfig c;
   c.pre_norm = true;

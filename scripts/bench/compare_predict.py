@@ -11,7 +11,8 @@ the same weights. BUILD_DIR/src/cli/detr_make_dataset writes --images generated 
   their order alternating from round to round, after one untimed run that warms the page cache);
   the marginal time per image is (t_all - t_one) / (images - 1), which leaves out process start-up and
   the model load; the model load is the one-image run less that marginal time.
-- upstream: this script's python3-torch builds upstream's model (models.build_model with main.py's
+- upstream: this script's python3-torch (its start-up, from the spawn to torch and upstream's modules
+  imported, timed separately) builds upstream's model (models.build_model with main.py's
   defaults, the checkpoint's class count), loads the weights (timed: the model load), then per image
   PIL decode, upstream's val transform (T.RandomResize([800], max_size=1333), ToTensor, Normalize),
   the forward at batch 1 and PostProcess to the original size, under torch.no_grad(); the first image
@@ -49,6 +50,7 @@ def parse_args(argv):
     p.add_argument("--amp", default="off", choices=["off", "bf16"])
     p.add_argument("--json", type=Path)
     p.add_argument("--upstream_worker", nargs=2, metavar=("LIST", "OUT"), help=argparse.SUPPRESS)
+    p.add_argument("--spawned_at", type=float, default=0.0, help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
 
@@ -89,6 +91,7 @@ def upstream_worker(a, lst, result_file):
     from models.detr import PostProcess
     torch.set_num_threads(a.threads)
     models.backbone.is_main_process = lambda: False
+    start_s = time.time() - a.spawned_at  # Python, torch and upstream's modules imported
     t0 = time.perf_counter()
     state = torch.load(str(a.checkpoint), map_location="cpu")
     state = state.get("model", state)
@@ -117,7 +120,7 @@ def upstream_worker(a, lst, result_file):
             outputs = model(x.unsqueeze(0))
             post(outputs, torch.tensor([[img.height, img.width]]))
             per_image.append(time.perf_counter() - t)
-    Path(result_file).write_text(json.dumps({"load_s": load_s, "per_image_s": per_image}))
+    Path(result_file).write_text(json.dumps({"start_s": start_s, "load_s": load_s, "per_image_s": per_image}))
 
 
 def upstream(a, lst, kernels):
@@ -127,7 +130,8 @@ def upstream(a, lst, kernels):
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "u.json"
         r = subprocess.run([PYTHON, __file__, str(a.build_dir), str(a.checkpoint), "--threads", str(a.threads),
-                            "--upstream_worker", str(lst), str(out)], env=env, stderr=subprocess.PIPE, text=True)
+                            "--upstream_worker", str(lst), str(out), "--spawned_at", repr(time.time())],
+                           env=env, stderr=subprocess.PIPE, text=True)
         if r.returncode != 0:
             sys.exit(f"compare_predict: upstream failed: {r.stderr[-2000:]}")
         return json.loads(out.read_text())
@@ -138,7 +142,8 @@ def main(argv):
     if a.upstream_worker:
         return upstream_worker(a, *a.upstream_worker)
     kernels = blas_kernels(a)
-    rows = {"ours_per_image_s": [], "ours_load_s": [], "upstream_per_image_s": [], "upstream_load_s": []}
+    rows = {"ours_per_image_s": [], "ours_load_s": [], "upstream_per_image_s": [], "upstream_load_s": [],
+            "upstream_start_s": []}
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "data"
         subprocess.run([str(a.build_dir / "src" / "cli" / "detr_make_dataset"), "--out", str(data), "--images",
@@ -158,9 +163,10 @@ def main(argv):
             u = upstream(a, lists["all"], kernels)
             rows["upstream_per_image_s"].append(statistics.mean(u["per_image_s"][1:]))
             rows["upstream_load_s"].append(u["load_s"])
+            rows["upstream_start_s"].append(u["start_s"])
             print(f"round {i + 1}: ours {marginal:.3f} s/image (process start + model load {t['one'] - marginal:.2f} s), "
-                  f"upstream {rows['upstream_per_image_s'][-1]:.3f} s/image (model load {u['load_s']:.2f} s)",
-                  flush=True)
+                  f"upstream {rows['upstream_per_image_s'][-1]:.3f} s/image (Python start and imports "
+                  f"{u['start_s']:.2f} s + model load {u['load_s']:.2f} s)", flush=True)
     med = {k: statistics.median(v) for k, v in rows.items()}
     speedup = med["upstream_per_image_s"] / med["ours_per_image_s"]
     print(f"{n} images {a.width}x{a.height} (resized to 800 on the short side), batch 1, {a.threads} threads, "

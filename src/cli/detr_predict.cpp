@@ -208,7 +208,10 @@ int main(int argc, char** argv) {
     const detr::RunContext ctx(ro, detr::Launch::local());
     const torch::Device device = ctx.device();
     detr::check_precision(c.amp, device);
+    const auto t0 = std::chrono::steady_clock::now();
     auto predictor = detr::load_predictor(c.checkpoint, device, ctx.conv_kernels(), c.dilation);
+    std::cerr << "detr_predict: model loaded in "
+              << std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() << " s" << std::endl;
     predictor.amp = c.amp;
     return c.serve ? serve_stdin(predictor, c, device) : predict_files(predictor, c, device);
   });

@@ -173,8 +173,15 @@ PyValue load_zip(caffe2::serialize::PyTorchStreamReader& reader, LoadInfo& info)
     if (n < nbytes)
       fail("record " + record + " has " + std::to_string(n) + " bytes but its storage needs " + std::to_string(nbytes) +
            " (" + std::to_string(ref.numel) + " x " + dtype_name(ref.dtype) + ")");
-    auto t = torch::empty({ref.numel}, torch::TensorOptions().dtype(ref.dtype));
-    if (nbytes) std::memcpy(t.data_ptr(), ptr.get(), nbytes);
+    // The record's buffer (the reader's CPU allocation, CRC-checked) becomes the storage: no second copy.
+    torch::Tensor t;
+    if (nbytes) {
+      auto owner = std::make_shared<at::DataPtr>(std::move(ptr));
+      t = torch::from_blob(
+          owner->get(), {ref.numel}, [owner](void*) {}, torch::TensorOptions().dtype(ref.dtype));
+    } else {
+      t = torch::empty({ref.numel}, torch::TensorOptions().dtype(ref.dtype));
+    }
     if (big_endian) byteswap(t);
     storages.emplace(ref.key, t);
     return PyValue::storage(t);
