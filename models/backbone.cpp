@@ -43,17 +43,29 @@ std::pair<torch::Tensor, torch::Tensor> FrozenBatchNorm2dImpl::scale_shift() con
   return {scale, bias - running_mean * scale};
 }
 
+namespace {
+// Every backbone conv is "same"-padded: padding = dilation * (kernel - 1) / 2 (7x7: 3, 3x3: dilation).
+ConvGeometry geometry_of(const torch::nn::Conv2d& conv) {
+  const auto& o = conv->options;
+  const auto k = o.kernel_size(), d = o.dilation(), s = o.stride();
+  return {{s->at(0), s->at(1)}, {d->at(0) * (k->at(0) - 1) / 2, d->at(1) * (k->at(1) - 1) / 2}, {d->at(0), d->at(1)}};
+}
+
+// The conv weight with the frozen affine map folded in, and the bias: [O, C, kh, kw], [O].
+std::pair<torch::Tensor, torch::Tensor> folded(const torch::nn::Conv2d& conv, const FrozenBatchNorm2d& bn) {
+  auto [scale, shift] = bn->scale_shift();
+  return {conv->weight * scale.reshape({-1, 1, 1, 1}), shift};
+}
+}  // namespace
+
 torch::Tensor conv_bn(const torch::nn::Conv2d& conv,
                       const FrozenBatchNorm2d& bn,
                       const torch::Tensor& x,
                       ConvAlgorithm algorithm) {
-  auto [scale, shift] = bn->scale_shift();
-  const auto& o = conv->options;
-  // Every backbone conv is "same"-padded: padding = dilation * (kernel - 1) / 2 (7x7: 3, 3x3: dilation).
-  const auto k = o.kernel_size(), d = o.dilation();
-  const std::vector<int64_t> padding{d->at(0) * (k->at(0) - 1) / 2, d->at(1) * (k->at(1) - 1) / 2};
-  auto w = conv->weight * scale.reshape({-1, 1, 1, 1});
-  return conv2d(x, w, shift, o.stride(), padding, o.dilation(), o.groups(), algorithm);  // Winograd where it applies
+  const auto [w, shift] = folded(conv, bn);
+  const auto g = geometry_of(conv);
+  return conv2d(x, w, shift, g.stride, g.padding, g.dilation, conv->options.groups(),
+                algorithm);  // Winograd where it applies
 }
 
 torch::Tensor FrozenBatchNorm2dImpl::forward(const torch::Tensor& x) {
@@ -78,23 +90,42 @@ BasicBlockImpl::BasicBlockImpl(
 }
 
 namespace {
-// downsample = Sequential(conv 1x1, FrozenBatchNorm2d), folded like the others.
-torch::Tensor conv_then_bn(torch::nn::Conv2d conv, FrozenBatchNorm2d bn, const torch::Tensor& x, const ConvKernels& k) {
-  return k.fold_bn ? conv_bn(conv, bn, x, k.algorithm) : bn(conv->forward(x));
+// bn(conv(x)), then + residual (if defined) and ReLU (if relu): at inference on the CPU one fused
+// oneDNN primitive (fused_conv.h); else conv_bn (or upstream's exact order) and a pass for each.
+torch::Tensor conv_bn_act(const torch::nn::Conv2d& conv,
+                          const FrozenBatchNorm2d& bn,
+                          FusedConv& fused,
+                          const torch::Tensor& x,
+                          const ConvKernels& k,
+                          const torch::Tensor& residual = {},
+                          bool relu = false) {
+  if (k.fold_bn) {
+    auto y = fused.forward(
+        x, residual, relu, {conv->weight, bn->weight, bn->bias, bn->running_mean, bn->running_var},
+        [&] { return folded(conv, bn); }, geometry_of(conv), k.algorithm);
+    if (y.defined()) return y;
+  }
+  auto y = k.fold_bn ? conv_bn(conv, bn, x, k.algorithm) : bn.ptr()->forward(conv.ptr()->forward(x));
+  if (residual.defined()) y.add_(residual);
+  return relu ? y.relu_() : y;
 }
 
-torch::Tensor identity_of(const torch::nn::Sequential& downsample, const torch::Tensor& x, const ConvKernels& k) {
+// downsample = Sequential(conv 1x1, FrozenBatchNorm2d), folded like the others.
+torch::Tensor identity_of(const torch::nn::Sequential& downsample,
+                          FusedConv& fused,
+                          const torch::Tensor& x,
+                          const ConvKernels& k) {
   if (!downsample) return x;
   auto conv = std::dynamic_pointer_cast<torch::nn::Conv2dImpl>(downsample->ptr(0));
   FrozenBatchNorm2d bn(std::dynamic_pointer_cast<FrozenBatchNorm2dImpl>(downsample->ptr(1)));
-  return conv_then_bn(torch::nn::Conv2d(conv), bn, x, k);
+  return conv_bn_act(torch::nn::Conv2d(conv), bn, fused, x, k);
 }
 }  // namespace
 
 torch::Tensor BasicBlockImpl::forward(const torch::Tensor& x) {
-  auto out = conv_then_bn(conv1, bn1, x, kernels_).relu_();
-  out = conv_then_bn(conv2, bn2, out, kernels_);
-  return out.add_(identity_of(downsample, x, kernels_)).relu_();
+  auto out = conv_bn_act(conv1, bn1, *fused1, x, kernels_, {}, /*relu=*/true);
+  const auto identity = identity_of(downsample, *fused_downsample, x, kernels_);
+  return conv_bn_act(conv2, bn2, *fused2, out, kernels_, identity, /*relu=*/true);
 }
 
 BottleneckImpl::BottleneckImpl(
@@ -110,10 +141,10 @@ BottleneckImpl::BottleneckImpl(
 }
 
 torch::Tensor BottleneckImpl::forward(const torch::Tensor& x) {
-  auto out = conv_then_bn(conv1, bn1, x, kernels_).relu_();
-  out = conv_then_bn(conv2, bn2, out, kernels_).relu_();
-  out = conv_then_bn(conv3, bn3, out, kernels_);
-  return out.add_(identity_of(downsample, x, kernels_)).relu_();
+  auto out = conv_bn_act(conv1, bn1, *fused1, x, kernels_, {}, /*relu=*/true);
+  out = conv_bn_act(conv2, bn2, *fused2, out, kernels_, {}, /*relu=*/true);
+  const auto identity = identity_of(downsample, *fused_downsample, x, kernels_);
+  return conv_bn_act(conv3, bn3, *fused3, out, kernels_, identity, /*relu=*/true);
 }
 
 ResNetBodyImpl::ResNetBodyImpl(const std::string& name, bool dilation, bool init_weights) {
@@ -173,7 +204,7 @@ void ResNetBodyImpl::set_kernels(const ConvKernels& kernels) {
 }
 
 std::vector<torch::Tensor> ResNetBodyImpl::forward(const torch::Tensor& x, bool return_all) {
-  auto y = conv_then_bn(conv1, bn1, x, kernels_).relu_();
+  auto y = conv_bn_act(conv1, bn1, *fused1, x, kernels_, {}, /*relu=*/true);
   y = F::max_pool2d(y, F::MaxPool2dFuncOptions(3).stride(2).padding(1));
   std::vector<torch::Tensor> outs;
   for (auto* layer : {&layer1, &layer2, &layer3, &layer4}) {

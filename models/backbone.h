@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "models/fused_conv.h"
 #include "models/winograd_conv.h"
 #include "util/misc.h"
 
@@ -53,6 +54,9 @@ class BasicBlockImpl : public torch::nn::Module {
   FrozenBatchNorm2d bn1{nullptr}, bn2{nullptr};
   torch::nn::Sequential downsample{nullptr};
   void set_kernels(const ConvKernels& kernels) { kernels_ = kernels; }
+  // Inference kernels of conv1, conv2 and the downsample (fused_conv.h); not parameters.
+  std::shared_ptr<FusedConv> fused1 = std::make_shared<FusedConv>(), fused2 = std::make_shared<FusedConv>(),
+                             fused_downsample = std::make_shared<FusedConv>();
 
  private:
   ConvKernels kernels_;
@@ -69,6 +73,9 @@ class BottleneckImpl : public torch::nn::Module {
   FrozenBatchNorm2d bn1{nullptr}, bn2{nullptr}, bn3{nullptr};
   torch::nn::Sequential downsample{nullptr};
   void set_kernels(const ConvKernels& kernels) { kernels_ = kernels; }
+  // Inference kernels of conv1..conv3 and the downsample (fused_conv.h); not parameters.
+  std::shared_ptr<FusedConv> fused1 = std::make_shared<FusedConv>(), fused2 = std::make_shared<FusedConv>(),
+                             fused3 = std::make_shared<FusedConv>(), fused_downsample = std::make_shared<FusedConv>();
 
  private:
   ConvKernels kernels_;
@@ -85,6 +92,7 @@ class ResNetBodyImpl : public torch::nn::Module {
 
   torch::nn::Conv2d conv1{nullptr};
   FrozenBatchNorm2d bn1{nullptr};
+  std::shared_ptr<FusedConv> fused1 = std::make_shared<FusedConv>();  // the stem's inference kernel
   torch::nn::Sequential layer1{nullptr}, layer2{nullptr}, layer3{nullptr}, layer4{nullptr};
   int64_t num_channels = 0;                      // layer4's: 512 (resnet18/34) or 2048
   std::vector<int64_t> layer_channels;           // layer1..layer4's: 64..512 (resnet18/34) or 256..2048

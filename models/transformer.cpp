@@ -162,6 +162,9 @@ std::pair<torch::Tensor, torch::Tensor> TransformerImpl::forward(const torch::Te
   auto pos_seq = pos_embed.flatten(2).permute({2, 0, 1});        // [HW, B, C]
   auto query_pos = query_embed.unsqueeze(1).repeat({1, bs, 1});  // [Q, B, C]
   auto key_padding_mask = mask.flatten(1);                       // [B, HW]
+  // Nothing padded (one image, or images of one size): the attention's -inf fill would change
+  // nothing, and is skipped. Checked where that costs no device synchronisation.
+  if (key_padding_mask.is_cpu() && !key_padding_mask.any().item<bool>()) key_padding_mask = torch::Tensor();
   auto tgt = torch::zeros_like(query_pos);
   auto memory = encoder->forward(src_seq, key_padding_mask, pos_seq);
   auto hs = decoder->forward(tgt, memory, key_padding_mask, pos_seq, query_pos);

@@ -1,38 +1,24 @@
 #include "models/winograd_conv.h"
 
-#include <ATen/autocast_mode.h>
-#include <torch/version.h>
-
 #include <atomic>
 #include <stdexcept>
 
-#ifdef DETR_WITH_ONEDNN
-#include <dnnl.hpp>
-#endif
+#include "models/onednn_support.h"
 
 namespace detr::models {
 
 namespace {
 
-bool cpu_autocast_enabled() {
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
-  return at::autocast::is_autocast_enabled(torch::kCPU);
-#else
-  return at::autocast::is_cpu_enabled();
-#endif
-}
+using onednn::cpu_autocast_enabled;
 
 #ifdef DETR_WITH_ONEDNN
 
+using onednn::Buffer;
+using onednn::cpu_engine;
 using dims = dnnl::memory::dims;
 using tag = dnnl::memory::format_tag;
 constexpr auto f32 = dnnl::memory::data_type::f32;
 constexpr auto kWino = dnnl::algorithm::convolution_winograd;
-
-const dnnl::engine& cpu_engine() {
-  static const dnnl::engine engine(dnnl::engine::kind::cpu, 0);
-  return engine;
-}
 
 // The problem of one 3x3, stride-1, padding-1 convolution: x [B, C, H, W] -> y [B, O, H, W].
 struct Problem {
@@ -62,49 +48,6 @@ dnnl::convolution_forward::primitive_desc forward_pd(const Problem& p) {
                                     {p.bias, f32, tag::x}, p.any(p.dst), p.strides, p.padding, p.padding);
   return {d, user_scratchpad(), cpu_engine()};
 }
-
-// A dnnl::memory backed by a tensor: the user's own, or a buffer this owns (a reordered copy,
-// a primitive's output in its blocked layout, or its scratchpad), freed by release() as soon as it
-// is no longer needed so that the transient copies of one convolution do not add up.
-struct Buffer {
-  dnnl::memory mem;
-  torch::Tensor owned;
-
-  static Buffer wrap(const dnnl::memory::desc& desc, const torch::Tensor& t) {
-    return {dnnl::memory(desc, cpu_engine(), t.data_ptr()), {}};
-  }
-  static Buffer allocate(const dnnl::memory::desc& desc) {
-    auto t = torch::empty({static_cast<int64_t>(desc.get_size()) + 1}, torch::kUInt8);
-    return {dnnl::memory(desc, cpu_engine(), t.data_ptr()), t};
-  }
-  // `t` (laid out as `user`) in the layout `want`: t itself, or a reordered copy.
-  static Buffer in_layout(const torch::Tensor& t,
-                          const dnnl::memory::desc& user,
-                          const dnnl::memory::desc& want,
-                          const dnnl::stream& s) {
-    auto b = wrap(user, t);
-    if (user == want) return b;
-    auto copy = allocate(want);
-    dnnl::reorder(b.mem, copy.mem).execute(s, b.mem, copy.mem);
-    return copy;
-  }
-  // A new tensor of `sizes` (laid out as `user`) holding this memory's values.
-  torch::Tensor to_tensor(torch::IntArrayRef sizes,
-                          torch::TensorOptions options,
-                          const dnnl::memory::desc& user,
-                          dnnl::stream& s) {
-    auto t = torch::empty(sizes, options);
-    auto out = wrap(user, t);
-    dnnl::reorder(mem, out.mem).execute(s, mem, out.mem);
-    s.wait();
-    release();
-    return t;
-  }
-  void release() {
-    mem = dnnl::memory();
-    owned = torch::Tensor();
-  }
-};
 
 torch::Tensor forward_conv(const torch::Tensor& x,
                            const torch::Tensor& w,
