@@ -71,10 +71,23 @@ dnnl::convolution_forward::primitive_desc make_pd(const Problem& p) {
   return {d, attr, cpu_engine()};
 }
 
-// Identity and version of each source tensor: a kept copy is stale once any of them differs.
-std::vector<std::pair<const void*, int64_t>> key_of(const std::vector<torch::Tensor>& sources) {
-  std::vector<std::pair<const void*, int64_t>> key;
-  for (const auto& t : sources) key.emplace_back(t.unsafeGetTensorImpl(), t._version());
+// What a source tensor held when the kept copy was made: its storage (held, so that its address is
+// never another storage's while the copy is kept), where in it, its type and its version (bumped by
+// every in-place update, copy_ and load_state_dict included). set_data (Module::to) swaps the storage.
+struct SourceKey {
+  c10::Storage storage;
+  int64_t offset = 0, version = 0;
+  torch::Dtype dtype = torch::kFloat;
+
+  bool operator==(const SourceKey& o) const {
+    return storage.unsafeGetStorageImpl() == o.storage.unsafeGetStorageImpl() && offset == o.offset &&
+           version == o.version && dtype == o.dtype;
+  }
+};
+
+std::vector<SourceKey> key_of(const std::vector<torch::Tensor>& sources) {
+  std::vector<SourceKey> key;
+  for (const auto& t : sources) key.push_back({t.storage(), t.storage_offset(), t._version(), t.scalar_type()});
   return key;
 }
 
@@ -86,8 +99,8 @@ bool applies(const torch::Tensor& x, const torch::Tensor& residual, const std::v
   if (torch::GradMode::is_enabled() || onednn::cpu_autocast_enabled() || !ok(x) ||
       (residual.defined() && !ok(residual)))
     return false;
-  for (const auto& t : sources)
-    if (t.is_inference()) return false;  // no version counter to tell a stale copy
+  for (const auto& t : sources)  // float32 CPU; not inference tensors (no version counter to tell a stale copy)
+    if (t.is_inference() || !t.device().is_cpu() || t.scalar_type() != torch::kFloat || !t.has_storage()) return false;
   return !sources.empty() && sources[0].dim() == 4 && sources[0].size(1) == x.size(1);
 }
 
@@ -97,7 +110,7 @@ struct FusedConv::State {
   std::optional<Problem> problem, unsupported;  // the last problem made, and the last one oneDNN refused
   dnnl::convolution_forward::primitive_desc pd;
   dnnl::convolution_forward primitive;
-  std::vector<std::pair<const void*, int64_t>> weights_key;
+  std::vector<SourceKey> weights_key;
   dnnl::memory::desc weights_desc;
   Buffer weights;      // folded, in the primitive's layout
   torch::Tensor bias;  // [O] folded
@@ -139,12 +152,17 @@ torch::Tensor FusedConv::forward(const torch::Tensor& x,
     dnnl::stream s(cpu_engine());
     const auto key = key_of(sources);
     if (key != st.weights_key || st.pd.weights_desc() != st.weights_desc) {
-      const auto [w, b] = fold();  // [O, C, kh, kw], [O]
-      auto plain = Buffer::wrap({p.weights, f32, tag::oihw}, w.contiguous());
+      const auto [folded_w, folded_b] = fold();  // [O, C, kh, kw], [O]
+      const auto w = folded_w.contiguous();
+      TORCH_CHECK(w.scalar_type() == torch::kFloat && w.sizes() == torch::IntArrayRef(p.weights) &&
+                      folded_b.scalar_type() == torch::kFloat && folded_b.numel() == p.weights[0],
+                  "FusedConv: folded weights must be float32 ", p.weights, " and ", p.weights[0], ", got ",
+                  w.scalar_type(), " ", w.sizes(), " and ", folded_b.scalar_type(), " ", folded_b.sizes());
+      auto plain = Buffer::wrap({p.weights, f32, tag::oihw}, w);
       st.weights = Buffer::allocate(st.pd.weights_desc());  // a copy even where the layout is the same
       dnnl::reorder(plain.mem, st.weights.mem).execute(s, plain.mem, st.weights.mem);
       s.wait();
-      st.bias = b.contiguous();
+      st.bias = folded_b.contiguous();
       st.weights_key = key;
       st.weights_desc = st.pd.weights_desc();
     }

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <condition_variable>
 #include <deque>
+#include <exception>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -67,10 +68,13 @@ bool read_line(std::istream& in, size_t limit, std::string& line, bool& too_long
   while (in.get(c)) {
     any = true;
     if (c == '\n') return true;
-    if (line.size() < limit)
+    if (too_long) continue;
+    if (line.size() < limit) {
       line.push_back(c);
-    else
+    } else {  // its bytes are not kept: the answer is an error
       too_long = true;
+      std::string().swap(line);
+    }
   }
   return any;
 }
@@ -158,7 +162,7 @@ struct PendingBatch {
 };
 
 PendingBatch prepare_requests(const Predictor& predictor,
-                              const std::vector<std::string>& lines,
+                              std::vector<std::string>& lines,  // each freed once parsed
                               const std::vector<bool>& too_long,
                               const ServeOptions& o) {
   const size_t n = lines.size();
@@ -179,6 +183,7 @@ PendingBatch prepare_requests(const Predictor& predictor,
     nlohmann::json id;
     try {
       b.requests[i] = parse_serve_request(lines[i], o, id);
+      std::string().swap(lines[i]);
     } catch (const std::exception& e) {
       b.answers[i] = error_answer(id, e, false);
       continue;
@@ -195,54 +200,71 @@ PendingBatch prepare_requests(const Predictor& predictor,
   return b;
 }
 
-// One forward per fed size, at most max_batch images each.
+// Answers requests `chunk` with one forward; false if the forward failed.
+bool answer_together(Predictor& predictor, PendingBatch& b, const std::vector<size_t>& chunk, int64_t& forwards) {
+  std::vector<PreparedImage> images;
+  for (size_t i : chunk) images.push_back(b.images[i]);
+  ++forwards;
+  const auto found = predict_batch(predictor, images);
+  for (size_t k = 0; k < chunk.size(); ++k) {
+    const auto& im = b.images[chunk[k]];
+    b.answers[chunk[k]] = detections_answer(b.requests[chunk[k]], im.width, im.height, found[k]);
+  }
+  return true;
+}
+
+// One forward per fed size, at most max_batch images each. A batch whose forward fails (out of
+// memory, say) is tried again one image at a time, so that each request gets its own answer.
 void run_batches(Predictor& predictor, PendingBatch& b, const ServeOptions& o, int64_t& forwards) {
   const size_t max_batch = static_cast<size_t>(std::max<int64_t>(1, o.max_batch));
   for (const auto& [size, indices] : b.by_fed_size) {
     for (size_t start = 0; start < indices.size(); start += max_batch) {
-      const std::vector<size_t> chunk(
-          indices.begin() + static_cast<std::ptrdiff_t>(start),
-          indices.begin() + static_cast<std::ptrdiff_t>(std::min(indices.size(), start + max_batch)));
-      std::vector<PreparedImage> images;
-      for (size_t i : chunk) images.push_back(b.images[i]);
+      const auto first = indices.begin() + static_cast<std::ptrdiff_t>(start);
+      const std::vector<size_t> chunk(first,
+                                      first + static_cast<std::ptrdiff_t>(std::min(max_batch, indices.size() - start)));
       try {
-        ++forwards;
-        const auto found = predict_batch(predictor, images);
-        for (size_t k = 0; k < chunk.size(); ++k) {
-          const auto& im = b.images[chunk[k]];
-          b.answers[chunk[k]] = detections_answer(b.requests[chunk[k]], im.width, im.height, found[k]);
-        }
+        answer_together(predictor, b, chunk, forwards);
+        continue;
       } catch (const std::exception& e) {
-        for (size_t i : chunk)
-          if (!b.answers[i]) b.answers[i] = error_answer(b.requests[i].id, e, true);
+        if (chunk.size() == 1) {
+          b.answers[chunk[0]] = error_answer(b.requests[chunk[0]].id, e, true);
+          continue;
+        }
+      }
+      for (size_t i : chunk) {
+        try {
+          answer_together(predictor, b, {i}, forwards);
+        } catch (const std::exception& e) {
+          b.answers[i] = error_answer(b.requests[i].id, e, true);
+        }
       }
     }
   }
 }
 
-// Lines of a stream read on a second thread, at most `capacity` ahead of the reader's taker.
+// Lines of a stream read on a second thread, ahead of the taker by at most `capacity` lines and
+// `max_bytes` bytes (plus the line being read). A failure of the reading is rethrown by take().
 class LineReader {
  public:
-  LineReader(std::istream& in, size_t limit, size_t capacity) : state_(std::make_shared<State>()) {
+  LineReader(std::istream& in, size_t limit, size_t capacity)
+      : state_(std::make_shared<State>()), in_(in), tie_(in.tie(nullptr)) {  // untied: no flush from the reader
     state_->capacity = capacity;
+    state_->max_bytes = limit;
     thread_ = std::thread([state = state_, &in, limit] { read_all(*state, in, limit); });
   }
+  // Only reached at the end of the input or after a reading failure (serve() answers every batch,
+  // whatever fails in it), so the reader has ended or wakes to `stop`.
   ~LineReader() {
     {
       std::lock_guard<std::mutex> lock(state_->m);
       state_->stop = true;
     }
     state_->cv.notify_all();
-    bool done = false;
-    {
-      std::lock_guard<std::mutex> lock(state_->m);
-      done = state_->done;
-    }
-    if (done)
-      thread_.join();
-    else  // left early (a failure of the server's): the thread may be blocked reading and ends with it
-      thread_.detach();
+    thread_.join();
+    in_.tie(tie_);
   }
+  LineReader(const LineReader&) = delete;
+  LineReader& operator=(const LineReader&) = delete;
 
   // Blocks until a line is read or the input ends; takes at most `max` lines. False at the end.
   bool take(size_t max, std::vector<std::string>& lines, std::vector<bool>& too_long) {
@@ -250,8 +272,12 @@ class LineReader {
     too_long.clear();
     std::unique_lock<std::mutex> lock(state_->m);
     state_->cv.wait(lock, [&] { return !state_->lines.empty() || state_->done; });
-    if (state_->lines.empty()) return false;
+    if (state_->lines.empty()) {
+      if (state_->error) std::rethrow_exception(state_->error);
+      return false;
+    }
     while (!state_->lines.empty() && lines.size() < max) {
+      state_->bytes -= state_->lines.front().first.size();
       lines.push_back(std::move(state_->lines.front().first));
       too_long.push_back(state_->lines.front().second);
       state_->lines.pop_front();
@@ -265,42 +291,53 @@ class LineReader {
     std::mutex m;
     std::condition_variable cv;
     std::deque<std::pair<std::string, bool>> lines;  // (line, cut at the limit)
-    size_t capacity = 1;
+    size_t capacity = 1, max_bytes = 0, bytes = 0;
     bool done = false, stop = false;
+    std::exception_ptr error;
   };
 
   static void read_all(State& s, std::istream& in, size_t limit) {
-    std::string line;
-    bool too_long = false;
-    while (read_line(in, limit, line, too_long)) {
-      std::unique_lock<std::mutex> lock(s.m);
-      s.cv.wait(lock, [&] { return s.lines.size() < s.capacity || s.stop; });
-      if (s.stop) return;
-      s.lines.emplace_back(std::move(line), too_long);
-      s.cv.notify_all();
+    std::exception_ptr error;
+    try {
+      std::string line;
+      bool too_long = false;
+      while (read_line(in, limit, line, too_long)) {
+        std::unique_lock<std::mutex> lock(s.m);
+        s.cv.wait(lock, [&] { return (s.lines.size() < s.capacity && s.bytes < s.max_bytes) || s.stop; });
+        if (s.stop) return;
+        s.bytes += line.size();
+        s.lines.emplace_back(std::move(line), too_long);
+        s.cv.notify_all();
+      }
+    } catch (...) {  // bad_alloc, a stream that throws: ends the server through take()
+      error = std::current_exception();
     }
     std::lock_guard<std::mutex> lock(s.m);
+    s.error = error;
     s.done = true;
     s.cv.notify_all();
   }
 
   std::shared_ptr<State> state_;
+  std::istream& in_;
+  std::ostream* tie_;
   std::thread thread_;
 };
 
 }  // namespace
 
 std::vector<std::string> answer_requests(Predictor& predictor,
-                                         const std::vector<std::string>& lines,
+                                         std::vector<std::string> lines,
                                          const std::vector<bool>& too_long,
                                          const ServeOptions& o,
                                          int64_t* forwards) {
+  const size_t n = lines.size();
   auto b = prepare_requests(predictor, lines, too_long, o);
   int64_t ran = 0;
   run_batches(predictor, b, o, ran);
   if (forwards) *forwards += ran;
   std::vector<std::string> out;
-  for (size_t i = 0; i < lines.size(); ++i)
+  for (size_t i = 0; i < n; ++i)
     if (!b.blank[i]) out.push_back(b.answers[i].value_or(R"({"id":null,"error":"no answer","internal":true})"));
   return out;
 }
@@ -318,7 +355,14 @@ int64_t serve(Predictor& predictor, std::istream& in, std::ostream& out, const S
   std::vector<std::string> lines;
   std::vector<bool> too_long;
   while (reader.take(max_batch, lines, too_long)) {
-    for (const auto& answer : answer_requests(predictor, lines, too_long, o, forwards)) {
+    const size_t n = lines.size();
+    std::vector<std::string> answers;
+    try {
+      answers = answer_requests(predictor, std::move(lines), too_long, o, forwards);
+    } catch (const std::exception& e) {  // out of memory outside any one request: each gets the error
+      answers.assign(n, error_answer(nullptr, e, true));
+    }
+    for (const auto& answer : answers) {
       out << answer << "\n";
       ++answered;
     }

@@ -34,7 +34,8 @@ struct ServeOptions {
   int64_t topk = 100;
   int64_t max_image_pixels = datasets::kDefaultMaxImagePixels;
   size_t max_request_bytes = size_t{256} << 20;  // a longer line is answered with an error and skipped
-  int64_t max_batch = 1;  // images per forward; lines read ahead while the model runs: at most this many
+  int64_t max_batch = 1;  // images per forward; while the model runs, at most this many lines (and
+                          // max_request_bytes) are read ahead
 };
 
 // One request, checked, its image decoded (within max_image_pixels).
@@ -53,8 +54,8 @@ struct ServeRequest {
 ServeRequest parse_serve_request(const std::string& line, const ServeOptions& options, nlohmann::json& id);
 
 // Answers every line of `in` on `out` (flushed after each batch); returns the number of requests
-// answered. `in` is read on a second thread, at most max_batch lines ahead. `forwards`, if given,
-// counts the model's forwards.
+// answered. `in` is read on a second thread (untied from its stream meanwhile), at most max_batch
+// lines and max_request_bytes ahead. `forwards`, if given, counts the model's forwards.
 int64_t serve(Predictor& predictor,
               std::istream& in,
               std::ostream& out,
@@ -67,7 +68,7 @@ std::string answer_request(Predictor& predictor, const std::string& line, const 
 // Request lines read together, answered in order (blank lines get no answer): one JSON object each.
 // `too_long[i]`: line i was cut at max_request_bytes.
 std::vector<std::string> answer_requests(Predictor& predictor,
-                                         const std::vector<std::string>& lines,
+                                         std::vector<std::string> lines,
                                          const std::vector<bool>& too_long,
                                          const ServeOptions& options,
                                          int64_t* forwards = nullptr);

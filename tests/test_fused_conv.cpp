@@ -82,8 +82,8 @@ TEST(FusedConv, BackboneAtInferenceEqualsTheUnfusedPath) {
 }
 
 TEST(FusedConv, GradientsAndOtherInputsTakeTheUnfusedPath) {
-  // Recording gradients, a float64 or contiguous (NCHW) input, or upstream's exact order (fold_bn
-  // off): never fused.
+  // Recording gradients, a contiguous (NCHW) input, float64 weights, or upstream's exact order
+  // (fold_bn off): never fused.
   ResNetBody body("resnet18", /*dilation=*/false);
   body->set_kernels({});
   const auto x = torch::randn({1, 3, 64, 64});
@@ -91,12 +91,37 @@ TEST(FusedConv, GradientsAndOtherInputsTakeTheUnfusedPath) {
   {
     torch::NoGradGuard no_grad;
     body->forward(x);  // NCHW
+    body->to(torch::kDouble);
+    body->forward(x.to(torch::kDouble).contiguous(torch::MemoryFormat::ChannelsLast));
+    body->to(torch::kFloat);
     detr::models::ConvKernels upstream_order;
     upstream_order.fold_bn = false;
     body->set_kernels(upstream_order);
     body->forward(x.contiguous(torch::MemoryFormat::ChannelsLast));
   }
   EXPECT_EQ(fused_runs(body), 0);
+}
+
+TEST(FusedConv, KeptWeightsFollowLoadsAndConversions) {
+  // The folded weights are kept between forwards; a weight loaded in place (copy_, as load_state_dict
+  // does) or a round trip through another dtype (Module::to swaps the storage) must be seen.
+  if (!FusedConv::available()) GTEST_SKIP() << "this build has no oneDNN: the backbone always runs unfused";
+  torch::manual_seed(1);
+  ResNetBody body("resnet50", /*dilation=*/false);
+  body->set_kernels({});
+  const auto x = torch::randn({1, 3, 64, 96}).contiguous(torch::MemoryFormat::ChannelsLast);
+  EXPECT_LT(deviation(body, x, "resnet50"), 1e-5);
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& p : body->parameters()) p.copy_(torch::randn_like(p) * 0.05);
+  }
+  EXPECT_LT(deviation(body, x, "resnet50, weights loaded in place"), 1e-5);
+  {
+    torch::NoGradGuard no_grad;
+    body->to(torch::kHalf);
+    body->to(torch::kFloat);  // values rounded to half: other weights in new storages
+  }
+  EXPECT_LT(deviation(body, x, "resnet50, through float16 and back"), 1e-5);
 }
 
 }  // namespace

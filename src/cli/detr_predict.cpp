@@ -139,8 +139,8 @@ void validate(const PredictCommand& c) {
   if (!(c.threshold >= 0 && c.threshold <= 1))
     throw detr::UsageError("--threshold must be in [0, 1], got " + std::to_string(c.threshold));
   if (c.topk < 0) throw detr::UsageError("--topk must be >= 0, got " + std::to_string(c.topk));
-  if (c.serve_batch < 0 || c.serve_batch > 1024)
-    throw detr::UsageError("--serve_batch must be in [0, 1024], got " + std::to_string(c.serve_batch));
+  if (c.serve_batch < 0 || c.serve_batch > 64)
+    throw detr::UsageError("--serve_batch must be in [0, 64], got " + std::to_string(c.serve_batch));
   if (!c.output.empty() && fs::is_directory(c.output))
     throw detr::UsageError("--output " + c.output + " is a folder; give the results file's name");
 }
@@ -152,7 +152,6 @@ int serve_stdin(detr::Predictor& predictor, const PredictCommand& c, torch::Devi
   o.max_batch = c.serve_batch > 0 ? c.serve_batch : (device.is_cuda() ? 8 : 1);
   std::cerr << "detr_predict: serving " << c.checkpoint << " on " << device << ", up to " << o.max_batch
             << " images per forward (JSON lines on stdin)" << std::endl;
-  std::cin.tie(nullptr);  // stdin is read on a second thread: no flush of stdout from there
   int64_t forwards = 0;
   const auto t0 = std::chrono::steady_clock::now();
   const auto n = detr::serve(predictor, std::cin, std::cout, o, &forwards);
