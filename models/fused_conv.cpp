@@ -121,6 +121,19 @@ FusedConv::FusedConv() : state_(std::make_unique<State>()) {}
 FusedConv::~FusedConv() = default;
 bool FusedConv::available() { return true; }
 
+void FusedConv::release_weights() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (state_->weights_key.empty()) return;
+  state_->weights.release();
+  state_->bias = torch::Tensor();
+  state_->weights_key.clear();
+}
+
+bool FusedConv::holds_weights() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return !state_->weights_key.empty();
+}
+
 int64_t FusedConv::fused_forwards() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return state_->fused_forwards;
@@ -133,7 +146,10 @@ torch::Tensor FusedConv::forward(const torch::Tensor& x,
                                  const FoldedWeights& fold,
                                  const ConvGeometry& geometry,
                                  ConvAlgorithm algorithm) {
-  if (!applies(x, residual, sources)) return {};
+  if (!applies(x, residual, sources)) {
+    if (torch::GradMode::is_enabled()) release_weights();  // training again: the kept copy goes
+    return {};
+  }
   std::lock_guard<std::mutex> lock(mutex_);
   auto& st = *state_;
   try {
@@ -200,6 +216,8 @@ struct FusedConv::State {};
 FusedConv::FusedConv() : state_(std::make_unique<State>()) {}
 FusedConv::~FusedConv() = default;
 int64_t FusedConv::fused_forwards() const { return 0; }
+void FusedConv::release_weights() {}
+bool FusedConv::holds_weights() const { return false; }
 bool FusedConv::available() { return false; }
 torch::Tensor FusedConv::forward(const torch::Tensor&,
                                  const torch::Tensor&,
