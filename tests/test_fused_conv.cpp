@@ -66,7 +66,9 @@ double deviation(
     fused = body->forward(x, /*return_all=*/true);
   }
   const int64_t ran = fused_runs(body) - before;
-  if (FusedConv::available()) EXPECT_GT(ran, 0) << what << ": the fused path never ran";
+  if (FusedConv::available()) {
+    EXPECT_GT(ran, 0) << what << ": the fused path never ran";
+  }
   double worst = 0;
   for (size_t l = 0; l < fused.size(); ++l) {
     EXPECT_TRUE(fused[l].is_contiguous(torch::MemoryFormat::ChannelsLast)) << what << " layer " << l + 1;
