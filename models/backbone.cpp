@@ -99,7 +99,9 @@ torch::Tensor conv_bn_act(const torch::nn::Conv2d& conv,
                           const ConvKernels& k,
                           const torch::Tensor& residual = {},
                           bool relu = false) {
-  if (k.fold_bn) {
+  if (torch::GradMode::is_enabled()) {
+    fused.release_weights();  // training: the kept copy goes, and nothing is fused
+  } else if (k.fold_bn) {
     auto y = fused.forward(
         x, residual, relu, {conv->weight, bn->weight, bn->bias, bn->running_mean, bn->running_var},
         [&] { return folded(conv, bn); }, geometry_of(conv), k.algorithm);

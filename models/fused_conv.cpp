@@ -146,10 +146,7 @@ torch::Tensor FusedConv::forward(const torch::Tensor& x,
                                  const FoldedWeights& fold,
                                  const ConvGeometry& geometry,
                                  ConvAlgorithm algorithm) {
-  if (!applies(x, residual, sources)) {
-    if (torch::GradMode::is_enabled()) release_weights();  // training again: the kept copy goes
-    return {};
-  }
+  if (!applies(x, residual, sources)) return {};
   std::lock_guard<std::mutex> lock(mutex_);
   auto& st = *state_;
   try {

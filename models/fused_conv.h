@@ -53,7 +53,7 @@ class FusedConv {
                         const ConvGeometry& geometry,
                         ConvAlgorithm algorithm);
 
-  // Drops the kept weights; forward() does so itself when it meets recorded gradients (training),
+  // Drops the kept weights: the backbone calls it on every forward that records gradients (training),
   // so that they cost memory only between inferences.
   void release_weights();
   bool holds_weights() const;

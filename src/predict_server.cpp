@@ -126,6 +126,8 @@ ServeRequest parse_serve_request(const std::string& line, const ServeOptions& o,
 
 namespace {
 
+bool is_blank(const std::string& line) { return line.find_first_not_of(" \t\r") == std::string::npos; }
+
 std::string error_answer(const nlohmann::json& id, const std::exception& e, bool internal) {
   std::string what = e.what();
   if (auto c = dynamic_cast<const c10::Error*>(&e)) what = c->what_without_backtrace();
@@ -178,7 +180,7 @@ PendingBatch prepare_requests(const Predictor& predictor,
                          .dump();
       continue;
     }
-    b.blank[i] = lines[i].find_first_not_of(" \t\r") == std::string::npos;
+    b.blank[i] = is_blank(lines[i]);
     if (b.blank[i]) continue;
     nlohmann::json id;
     try {
@@ -200,8 +202,8 @@ PendingBatch prepare_requests(const Predictor& predictor,
   return b;
 }
 
-// Answers requests `chunk` with one forward; false if the forward failed.
-bool answer_together(Predictor& predictor, PendingBatch& b, const std::vector<size_t>& chunk, int64_t& forwards) {
+// Answers requests `chunk` with one forward (throws if it fails).
+void answer_together(Predictor& predictor, PendingBatch& b, const std::vector<size_t>& chunk, int64_t& forwards) {
   std::vector<PreparedImage> images;
   for (size_t i : chunk) images.push_back(b.images[i]);
   ++forwards;
@@ -210,7 +212,6 @@ bool answer_together(Predictor& predictor, PendingBatch& b, const std::vector<si
     const auto& im = b.images[chunk[k]];
     b.answers[chunk[k]] = detections_answer(b.requests[chunk[k]], im.width, im.height, found[k]);
   }
-  return true;
 }
 
 // One forward per fed size, at most max_batch images each. A batch whose forward fails (out of
@@ -222,13 +223,11 @@ void run_batches(Predictor& predictor, PendingBatch& b, const ServeOptions& o, i
       const auto first = indices.begin() + static_cast<std::ptrdiff_t>(start);
       const std::vector<size_t> chunk(first,
                                       first + static_cast<std::ptrdiff_t>(std::min(max_batch, indices.size() - start)));
-      try {
-        answer_together(predictor, b, chunk, forwards);
-        continue;
-      } catch (const std::exception& e) {
-        if (chunk.size() == 1) {
-          b.answers[chunk[0]] = error_answer(b.requests[chunk[0]].id, e, true);
+      if (chunk.size() > 1) {
+        try {
+          answer_together(predictor, b, chunk, forwards);
           continue;
+        } catch (const std::exception&) {  // each image again, alone
         }
       }
       for (size_t i : chunk) {
@@ -343,9 +342,8 @@ std::vector<std::string> answer_requests(Predictor& predictor,
 }
 
 std::string answer_request(Predictor& predictor, const std::string& line, const ServeOptions& o) {
-  const bool blank = line.find_first_not_of(" \t\r") == std::string::npos;
-  return blank ? nlohmann::json{{"id", nullptr}, {"error", "the request is not a JSON object"}}.dump()
-               : answer_requests(predictor, {line}, {false}, o).front();
+  return is_blank(line) ? nlohmann::json{{"id", nullptr}, {"error", "the request is not a JSON object"}}.dump()
+                        : answer_requests(predictor, {line}, {false}, o).front();
 }
 
 int64_t serve(Predictor& predictor, std::istream& in, std::ostream& out, const ServeOptions& o, int64_t* forwards) {
